@@ -1,0 +1,179 @@
+//! Small types that carry meaning through the whole crate: hashes, ids, indexes.
+
+use std::fmt;
+
+/// Error for a hexadecimal or base32 digest that has the wrong length or a bad digit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected} hex digits, found {found:?}")]
+pub struct HexError {
+    /// Digits expected.
+    pub expected: usize,
+    /// What was found (truncated to the first 80 bytes for display).
+    pub found: String,
+}
+
+fn hex_nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes exactly 40 hex digits into 20 bytes.
+pub(crate) fn decode_hex20(s: &str) -> Result<[u8; 20], HexError> {
+    let err = || HexError {
+        expected: 40,
+        found: s.chars().take(80).collect(),
+    };
+    let bytes = s.as_bytes();
+    if bytes.len() != 40 {
+        return Err(err());
+    }
+    let mut out = [0u8; 20];
+    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (hi, lo) = match pair {
+            [hi, lo] => (hex_nibble(*hi), hex_nibble(*lo)),
+            _ => (None, None),
+        };
+        *slot = (hi.ok_or_else(err)? << 4) | lo.ok_or_else(err)?;
+    }
+    Ok(out)
+}
+
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    for b in bytes {
+        write!(f, "{b:02x}")?;
+    }
+    Ok(())
+}
+
+/// The SHA-1 of a torrent's bencoded `info` dictionary, exactly as found in the file.
+///
+/// ```
+/// use bt_proto::InfoHash;
+/// let h: InfoHash = "d2474e86c95b19b8bcfdb92bc12c9d44667cfa36".parse().unwrap();
+/// assert_eq!(h.to_string(), "d2474e86c95b19b8bcfdb92bc12c9d44667cfa36");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfoHash(pub [u8; 20]);
+
+impl InfoHash {
+    /// The 20 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+}
+
+impl fmt::Display for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Debug for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InfoHash({self})")
+    }
+}
+
+impl std::str::FromStr for InfoHash {
+    type Err = HexError;
+    fn from_str(s: &str) -> Result<Self, HexError> {
+        decode_hex20(s).map(InfoHash)
+    }
+}
+
+/// A peer's 20-byte id as sent in the handshake.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub [u8; 20]);
+
+impl PeerId {
+    /// The 20 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Printable ids (most clients) read better as text; others as hex.
+        if self.0.iter().all(|b| b.is_ascii_graphic()) {
+            write!(f, "PeerId({})", String::from_utf8_lossy(&self.0))
+        } else {
+            write!(f, "PeerId(")?;
+            write_hex(f, &self.0)?;
+            write!(f, ")")
+        }
+    }
+}
+
+/// The index of a piece within a torrent (0-based).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct PieceIndex(pub u32);
+
+impl PieceIndex {
+    /// As a `usize`, for indexing local tables.
+    pub fn as_usize(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for PieceIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A SHA-1 digest of one piece, as listed in the metainfo's `pieces`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PieceHash(pub [u8; 20]);
+
+impl fmt::Debug for PieceHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PieceHash(")?;
+        write_hex(f, &self.0)?;
+        write!(f, ")")
+    }
+}
+
+/// SHA-1 of `data`; the one hashing entry point so every caller gets the same implementation.
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    use sha1::Digest;
+    sha1::Sha1::digest(data).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_rejects() {
+        let h: InfoHash = "D2474E86C95B19B8BCFDB92BC12C9D44667CFA36".parse().unwrap();
+        assert_eq!(h.to_string(), "d2474e86c95b19b8bcfdb92bc12c9d44667cfa36");
+        assert!(
+            "d2474e86c95b19b8bcfdb92bc12c9d44667cfa3"
+                .parse::<InfoHash>()
+                .is_err()
+        );
+        assert!(
+            "g2474e86c95b19b8bcfdb92bc12c9d44667cfa36"
+                .parse::<InfoHash>()
+                .is_err()
+        );
+        assert!(
+            "é2474e86c95b19b8bcfdb92bc12c9d44667cfa3"
+                .parse::<InfoHash>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn sha1_known_vector() {
+        assert_eq!(
+            InfoHash(sha1(b"abc")).to_string(),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+    }
+}
