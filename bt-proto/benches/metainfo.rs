@@ -1,0 +1,2 @@
+//! Criterion benches for `metainfo` (being written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion benches for `wire` (being written).
+fn main() {}
