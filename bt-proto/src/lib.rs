@@ -27,6 +27,7 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod choker;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
