@@ -33,6 +33,8 @@ pub mod metainfo;
 pub mod peer_id;
 pub mod rate;
 pub mod rng;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod tracker;
 pub mod types;
 pub mod wire;
