@@ -30,6 +30,7 @@ pub mod bitfield;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
+pub mod picker;
 pub mod rng;
 pub mod tracker;
 pub mod types;
