@@ -31,6 +31,7 @@ pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
 pub mod picker;
+pub mod resume;
 pub mod rng;
 pub mod tracker;
 pub mod types;
