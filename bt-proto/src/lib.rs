@@ -30,9 +30,12 @@ pub mod bitfield;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
+pub mod picker;
+pub mod resume;
+pub mod rng;
 pub mod tracker;
 pub mod types;
 pub mod wire;
 
 pub use bitfield::Bitfield;
-pub use types::{HexError, InfoHash, PeerId, PieceHash, PieceIndex, sha1};
+pub use types::{ConnId, HexError, InfoHash, PeerId, PieceHash, PieceIndex, sha1};
