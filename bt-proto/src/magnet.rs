@@ -31,6 +31,7 @@
 
 use crate::InfoHash;
 use crate::types::decode_hex20;
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -203,6 +204,9 @@ impl Magnet {
         let mut display_name = None;
         let mut trackers: Vec<String> = Vec::new();
         let mut peers: Vec<MagnetPeer> = Vec::new();
+        // Sets for the duplicate checks: a 64 KiB link can hold thousands of parameters.
+        let mut seen_trackers = HashSet::new();
+        let mut seen_peers = HashSet::new();
         let mut offset = prefix.len();
         for pair in query.split('&') {
             let pair_offset = offset;
@@ -233,14 +237,14 @@ impl Magnet {
                 }
                 _ if is_tr(name) => {
                     let url = utf8(percent_decode(raw, value_offset, false)?, "tr")?;
-                    if !url.is_empty() && !trackers.contains(&url) {
+                    if !url.is_empty() && seen_trackers.insert(url.clone()) {
                         trackers.push(url);
                     }
                 }
                 "x.pe" => {
                     let value = utf8(percent_decode(raw, value_offset, false)?, "x.pe")?;
                     let peer: MagnetPeer = value.parse()?;
-                    if !peers.contains(&peer) {
+                    if seen_peers.insert(peer.clone()) {
                         peers.push(peer);
                     }
                 }
