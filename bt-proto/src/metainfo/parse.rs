@@ -117,29 +117,48 @@ fn url_list(root: &Value<'_>) -> Vec<String> {
     out
 }
 
-fn int(dict: &Value<'_>, key: &str, field: &str) -> Result<Option<i64>, MetainfoError> {
+/// Where a field sits, so its name (`info.files[3].length`) is only formatted for an error.
+#[derive(Clone, Copy)]
+enum Scope {
+    Info,
+    File(usize),
+}
+
+impl Scope {
+    fn field(self, key: &str) -> String {
+        match self {
+            Scope::Info => format!("info.{key}"),
+            Scope::File(i) => format!("info.files[{i}].{key}"),
+        }
+    }
+}
+
+fn int(dict: &Value<'_>, key: &str, scope: Scope) -> Result<Option<i64>, MetainfoError> {
     match dict.get(key.as_bytes()) {
         None => Ok(None),
         Some(v) => v
             .as_int()
             .map(Some)
-            .ok_or_else(|| wrong_type(field, "an integer")),
+            .ok_or_else(|| wrong_type(scope.field(key), "an integer")),
     }
 }
 
 /// A file length: a non-negative integer.
-fn length(dict: &Value<'_>, field: String) -> Result<u64, MetainfoError> {
-    let value = int(dict, "length", &field)?.ok_or_else(|| missing(field.clone()))?;
-    u64::try_from(value).map_err(|_| MetainfoError::NegativeLength { field, value })
+fn length(dict: &Value<'_>, scope: Scope) -> Result<u64, MetainfoError> {
+    let value = int(dict, "length", scope)?.ok_or_else(|| missing(scope.field("length")))?;
+    u64::try_from(value).map_err(|_| MetainfoError::NegativeLength {
+        field: scope.field("length"),
+        value,
+    })
 }
 
-fn attr(dict: &Value<'_>, field: &str) -> Result<FileAttr, MetainfoError> {
+fn attr(dict: &Value<'_>, scope: Scope) -> Result<FileAttr, MetainfoError> {
     match dict.get(b"attr") {
         None => Ok(FileAttr::default()),
         Some(v) => v
             .as_bytes()
             .map(FileAttr::from_letters)
-            .ok_or_else(|| wrong_type(field, "a string")),
+            .ok_or_else(|| wrong_type(scope.field("attr"), "a string")),
     }
 }
 
@@ -159,7 +178,8 @@ fn name(info: &Value<'_>) -> Result<Option<String>, MetainfoError> {
 
 /// A file's components: `path.utf-8` when it is a list of UTF-8 strings, else `path`
 /// decoded lossily.
-fn components(file: &Value<'_>, field: &str) -> Result<Vec<String>, MetainfoError> {
+fn components(file: &Value<'_>, scope: Scope) -> Result<Vec<String>, MetainfoError> {
+    let field = || scope.field("path");
     if let Some(list) = file.get(b"path.utf-8").and_then(Value::as_list) {
         let utf8: Option<Vec<String>> =
             list.iter().map(|c| c.as_str().map(str::to_owned)).collect();
@@ -169,14 +189,14 @@ fn components(file: &Value<'_>, field: &str) -> Result<Vec<String>, MetainfoErro
     }
     let list = file
         .get(b"path")
-        .ok_or_else(|| missing(field))?
+        .ok_or_else(|| missing(field()))?
         .as_list()
-        .ok_or_else(|| wrong_type(field, "a list of strings"))?;
+        .ok_or_else(|| wrong_type(field(), "a list of strings"))?;
     list.iter()
         .map(|c| {
             c.as_bytes()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
-                .ok_or_else(|| wrong_type(field, "a list of strings"))
+                .ok_or_else(|| wrong_type(field(), "a list of strings"))
         })
         .collect()
 }
@@ -197,8 +217,8 @@ fn parse_info(info: &Value<'_>) -> Result<Metainfo, MetainfoError> {
         .map_err(MetainfoError::InfoNotCanonical)?;
     let info_hash = InfoHash(sha1(info.raw()));
 
-    let piece_length = int(info, "piece length", "info.piece length")?
-        .ok_or_else(|| missing("info.piece length"))?;
+    let piece_length =
+        int(info, "piece length", Scope::Info)?.ok_or_else(|| missing("info.piece length"))?;
     let piece_length = u32::try_from(piece_length)
         .ok()
         .filter(|&l| l > 0 && l <= super::MAX_PIECE_LENGTH)
@@ -215,7 +235,7 @@ fn parse_info(info: &Value<'_>) -> Result<Metainfo, MetainfoError> {
         return Err(MetainfoError::PiecesNotMultipleOf20 { len: pieces.len() });
     }
 
-    let private = int(info, "private", "info.private")? == Some(1);
+    let private = int(info, "private", Scope::Info)? == Some(1);
 
     let name = name(info)?.unwrap_or_else(|| info_hash.to_string());
     path::check_component(&name)
@@ -227,9 +247,9 @@ fn parse_info(info: &Value<'_>) -> Result<Metainfo, MetainfoError> {
         (Some(_), None) => vec![FileEntry {
             path: FilePath::new([name.clone()])
                 .map_err(|reason| unsafe_path("info.name", std::slice::from_ref(&name), reason))?,
-            length: length(info, "info.length".to_owned())?,
+            length: length(info, Scope::Info)?,
             offset: 0,
-            attr: attr(info, "info.attr")?,
+            attr: attr(info, Scope::Info)?,
         }],
         (None, Some(list)) => multi_files(list, &name)?,
     };
@@ -289,13 +309,21 @@ fn multi_files(list: &Value<'_>, name: &str) -> Result<Vec<FileEntry>, MetainfoE
         if file.as_dict().is_none() {
             return Err(wrong_type(format!("info.files[{i}]"), "a dictionary"));
         }
-        let length = length(file, format!("info.files[{i}].length"))?;
-        let path_field = format!("info.files[{i}].path");
-        let comps = components(file, &path_field)?;
-        let path = FilePath::new(comps.iter().cloned())
-            .map_err(|reason| unsafe_path(&path_field, &comps, reason))?
+        let scope = Scope::File(i);
+        let length = length(file, scope)?;
+        let comps = components(file, scope)?;
+        // Checked here first so the error can show the components as found.
+        if let Err(reason) = comps.iter().try_for_each(|c| path::check_component(c)) {
+            return Err(unsafe_path(&scope.field("path"), &comps, reason));
+        }
+        let path = FilePath::new(comps)
+            .map_err(|reason| MetainfoError::UnsafePath {
+                field: scope.field("path"),
+                path: String::new(),
+                reason,
+            })?
             .under(name);
-        let attr = attr(file, &format!("info.files[{i}].attr"))?;
+        let attr = attr(file, scope)?;
         files.push(FileEntry {
             path,
             length,
