@@ -4,7 +4,8 @@
 //! A client sends a [`ConnectRequest`], gets a [`ConnectionId`] back, then sends announces
 //! and scrapes carrying that id. Every request carries a [`TransactionId`] chosen by the
 //! caller (randomness is an input); [`decode_reply`] checks that a reply answers the request
-//! it is matched against. All integers are big-endian.
+//! it is matched against. All integers are big-endian. [`UdpTrackerClient`] runs the
+//! exchange (connect, request, retransmit, connection-id reuse) as a sans-IO state machine.
 //!
 //! ```
 //! use bt_proto::tracker::udp::{
@@ -30,6 +31,9 @@ use std::time::{Duration, Instant};
 use super::AnnounceEvent;
 use super::scrape::ScrapeStats;
 use crate::{InfoHash, PeerId};
+
+mod client;
+pub use client::{ClientError, Event, Job, UdpTrackerClient};
 
 /// The magic constant that opens a connect request (BEP 15).
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
