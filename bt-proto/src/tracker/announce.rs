@@ -1104,6 +1104,19 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn key_order_is_lenient_duplicates_are_not() {
+        let r = AnnounceResponse::decode(b"d8:intervali60e8:completei1e5:peers0:e").unwrap();
+        assert_eq!((r.interval, r.complete), (Duration::from_secs(60), Some(1)));
+        assert!(matches!(
+            AnnounceResponse::decode(b"d8:intervali60e8:intervali61ee"),
+            Err(ReplyError::Bencode(DecodeError {
+                kind: DecodeErrorKind::DuplicateKey,
+                ..
+            }))
+        ));
+    }
+
     fn arb_request() -> impl Strategy<Value = AnnounceRequest> {
         (
             any::<([u8; 20], [u8; 20], u16)>(),

@@ -32,7 +32,7 @@ use super::AnnounceEvent;
 use super::scrape::ScrapeStats;
 use crate::{InfoHash, PeerId};
 
-mod client;
+pub mod client;
 pub use client::{ClientError, Event, Job, UdpTrackerClient};
 
 /// The magic constant that opens a connect request (BEP 15).
