@@ -31,7 +31,9 @@ pub mod choker;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
+pub mod picker;
 pub mod rate;
+pub mod resume;
 pub mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;
