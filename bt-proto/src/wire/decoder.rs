@@ -1,0 +1,808 @@
+//! The incremental decoder: bytes from a peer in, [`Message`]s out, in any chunking.
+//!
+//! The receive buffer is a [`BytesMut`]. Bodies with payloads (PIECE, BITFIELD, EXTENDED,
+//! unknown) are split off it and frozen into [`Bytes`], so they share the buffer's memory
+//! instead of being copied; fixed-size messages are parsed in place and skipped.
+//!
+//! Every length is judged from the 4-byte prefix and the id before the body is waited for:
+//! an over-long message is an error while at most 5 of its bytes are buffered, so the
+//! unfinished message the decoder holds is never larger than [`Decoder::max_frame_len`].
+
+use bytes::{Buf, Bytes, BytesMut};
+use nom::{IResult, Parser, number::complete::be_u16, number::complete::be_u32};
+
+use super::handshake::{HANDSHAKE_LEN, Handshake, HandshakeError, HandshakePrefix, Progress};
+use super::message::{BlockRequest, Message, id, is_known, message_name};
+use super::{MAX_BITFIELD_LEN_UNKNOWN, MAX_BLOCK_LEN, MAX_EXTENDED_LEN, MAX_UNKNOWN_LEN};
+use crate::{Bitfield, PieceIndex};
+
+/// Free space [`Decoder::read_buf`] makes room for before a read: 64 KiB.
+///
+/// Four full PIECE messages per read keeps system calls per byte low, and a whole PIECE
+/// (16 KiB + 13) always fits, so a block never needs two reads for lack of room.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// What was wrong with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeErrorKind {
+    /// The length prefix is outside what this message may have. `min == max` for fixed-size
+    /// messages (and a bitfield once the piece count is known).
+    #[error(
+        "{} message (id {id}) has length {length}, allowed {min}..={max}",
+        message_name(*.id)
+    )]
+    BadLength {
+        /// The message id.
+        id: u8,
+        /// The length prefix received (id byte included).
+        length: u32,
+        /// Smallest length allowed.
+        min: u32,
+        /// Largest length allowed.
+        max: u32,
+    },
+    /// A REQUEST, CANCEL or REJECT REQUEST for a block of 0 or more than [`MAX_BLOCK_LEN`]
+    /// bytes (BEP 3: peers close connections that request more).
+    #[error(
+        "{} message (id {id}) names a block of {length} bytes, allowed 1..={MAX_BLOCK_LEN}",
+        message_name(*.id)
+    )]
+    InvalidBlockLength {
+        /// The message id.
+        id: u8,
+        /// The block length received.
+        length: u32,
+    },
+}
+
+/// A message the peer should not have sent; the connection should be closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("peer message at stream byte {offset}: {kind}")]
+pub struct DecodeError {
+    /// Where the offending message starts, counting every byte the decoder was given
+    /// (including a handshake it decoded, and a prefix passed to [`Decoder::with_prefix`]).
+    pub offset: u64,
+    /// What was wrong.
+    pub kind: DecodeErrorKind,
+}
+
+/// Turns the byte stream from one peer into messages.
+///
+/// ```
+/// use bt_proto::wire::{Decoder, Handshake, Message, Progress, Reserved};
+/// use bt_proto::{InfoHash, PeerId, PieceIndex};
+///
+/// // A peer sends its handshake and first messages in one go.
+/// let hs = Handshake {
+///     reserved: Reserved::NONE,
+///     info_hash: InfoHash([7; 20]),
+///     peer_id: PeerId([8; 20]),
+/// };
+/// let mut stream = hs.encode().to_vec();
+/// Message::HaveAll.encode(&mut stream).unwrap();
+/// Message::Have(PieceIndex(3)).encode(&mut stream).unwrap();
+///
+/// let mut decoder = Decoder::new(None);
+/// decoder.feed(&stream);
+/// assert_eq!(decoder.decode_handshake(), Ok(Progress::Done(hs)));
+/// decoder.set_piece_count(Some(4)); // the engine found the torrent
+/// assert_eq!(decoder.next_message(), Ok(Some(Message::HaveAll)));
+/// assert_eq!(decoder.next_message(), Ok(Some(Message::Have(PieceIndex(3)))));
+/// assert_eq!(decoder.next_message(), Ok(None));
+/// ```
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: BytesMut,
+    pieces: Option<u32>,
+    /// Stream offset of `buf[0]`.
+    consumed: u64,
+}
+
+fn piece_index(input: &[u8]) -> IResult<&[u8], PieceIndex> {
+    be_u32.map(PieceIndex).parse(input)
+}
+
+fn block_request(input: &[u8]) -> IResult<&[u8], BlockRequest> {
+    (piece_index, be_u32, be_u32)
+        .map(|(piece, offset, length)| BlockRequest {
+            piece,
+            offset,
+            length,
+        })
+        .parse(input)
+}
+
+impl Decoder {
+    /// An empty decoder. `pieces` is the torrent's piece count, or `None` while it is unknown
+    /// (a magnet link before its metadata); it fixes the only length a BITFIELD may have.
+    pub fn new(pieces: Option<u32>) -> Self {
+        Decoder {
+            buf: BytesMut::new(),
+            pieces,
+            consumed: 0,
+        }
+    }
+
+    /// A decoder that starts with bytes already received, e.g. what followed a handshake that
+    /// was decoded elsewhere.
+    pub fn with_prefix(prefix: BytesMut, pieces: Option<u32>) -> Self {
+        Decoder {
+            buf: prefix,
+            pieces,
+            consumed: 0,
+        }
+    }
+
+    /// Sets the piece count once the torrent is known; from then on a BITFIELD must be
+    /// exactly `1 + ceil(pieces / 8)` long.
+    pub fn set_piece_count(&mut self, pieces: Option<u32>) {
+        self.pieces = pieces;
+    }
+
+    /// Appends received bytes. Decode after each call: the buffer holds whatever has not been
+    /// decoded yet, so the caller bounds memory by feeding bounded chunks.
+    pub fn feed(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The receive buffer, with at least [`READ_CHUNK`] bytes (or what the message being
+    /// received still lacks, if more) of free capacity, for reading from a socket straight
+    /// into it (e.g. tokio's `read_buf`). Bytes appended are decoded like fed ones; do not
+    /// remove or change bytes already there.
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        let want = self.bytes_needed().max(READ_CHUNK);
+        if self.buf.capacity() - self.buf.len() < want {
+            self.buf.reserve(want);
+        }
+        &mut self.buf
+    }
+
+    /// Bytes received but not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes still missing before the next message (or its header) is complete: a hint for
+    /// sizing reads. 0 when a message is ready or the next one is invalid.
+    pub fn bytes_needed(&self) -> usize {
+        match self.buf.first_chunk::<4>() {
+            None => 4 - self.buf.len(),
+            Some(prefix) => {
+                let frame = 4 + u32::from_be_bytes(*prefix) as usize;
+                if self.buf.len() >= frame {
+                    0
+                } else if self.buf.len() < 5 {
+                    5 - self.buf.len()
+                } else if self
+                    .buf
+                    .get(4)
+                    .is_some_and(|&i| self.check_length(i, u32::from_be_bytes(*prefix)).is_err())
+                {
+                    0
+                } else {
+                    frame - self.buf.len()
+                }
+            }
+        }
+    }
+
+    /// Largest frame (length prefix included) this decoder accepts with its current piece
+    /// count: the most it ever holds of an unfinished message.
+    pub fn max_frame_len(&self) -> usize {
+        let bitfield = self.bounds(id::BITFIELD).1;
+        let largest = [
+            bitfield,
+            9 + MAX_BLOCK_LEN,
+            MAX_EXTENDED_LEN,
+            MAX_UNKNOWN_LEN,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(MAX_EXTENDED_LEN);
+        4 + largest as usize
+    }
+
+    /// The first 48 bytes of the peer's handshake, without consuming anything: a listener
+    /// routes the connection by its info-hash, then calls [`Decoder::decode_handshake`].
+    pub fn peek_handshake_prefix(&self) -> Result<Progress<HandshakePrefix>, HandshakeError> {
+        HandshakePrefix::decode(&self.buf)
+    }
+
+    /// Decodes and consumes the peer's handshake, which must be the first thing in the stream;
+    /// messages buffered behind it stay for [`Decoder::next_message`].
+    pub fn decode_handshake(&mut self) -> Result<Progress<Handshake>, HandshakeError> {
+        let progress = Handshake::decode(&self.buf)?;
+        if let Progress::Done(_) = progress {
+            self.skip(HANDSHAKE_LEN);
+        }
+        Ok(progress)
+    }
+
+    /// The next complete message, `Ok(None)` if more bytes are needed, or the first invalid
+    /// message's error. Nothing is consumed on error, so calling again gives the same error.
+    pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
+        let Some(&prefix) = self.buf.first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let length = u32::from_be_bytes(prefix);
+        if length == 0 {
+            self.skip(4);
+            return Ok(Some(Message::KeepAlive));
+        }
+        let Some(&message_id) = self.buf.get(4) else {
+            return Ok(None);
+        };
+        if let Err(kind) = self.check_length(message_id, length) {
+            return Err(self.error(kind));
+        }
+        let frame = 4 + length as usize;
+        if self.buf.len() < frame {
+            return Ok(None);
+        }
+        let body = self.buf.get(5..frame).unwrap_or_default();
+        let message = match message_id {
+            id::PIECE => {
+                let Ok((_, (piece, offset))) = (piece_index, be_u32).parse(body) else {
+                    return Err(self.short_body(message_id, length));
+                };
+                let data = self.split_payload(frame, PIECE_BODY_START);
+                Message::Piece {
+                    piece,
+                    offset,
+                    data,
+                }
+            }
+            id::BITFIELD => Message::Bitfield(self.split_payload(frame, 5)),
+            id::EXTENDED => {
+                let Some(&ext) = body.first() else {
+                    return Err(self.short_body(message_id, length));
+                };
+                Message::Extended {
+                    id: ext,
+                    payload: self.split_payload(frame, 6),
+                }
+            }
+            other if !is_known(other) => Message::Unknown {
+                id: other,
+                payload: self.split_payload(frame, 5),
+            },
+            fixed => {
+                let Some(message) = parse_fixed(fixed, body) else {
+                    return Err(self.short_body(message_id, length));
+                };
+                if let Message::Request(r) | Message::Cancel(r) | Message::RejectRequest(r) =
+                    &message
+                    && !r.has_valid_length()
+                {
+                    return Err(self.error(DecodeErrorKind::InvalidBlockLength {
+                        id: fixed,
+                        length: r.length,
+                    }));
+                }
+                self.skip(frame);
+                message
+            }
+        };
+        Ok(Some(message))
+    }
+
+    fn error(&self, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError {
+            offset: self.consumed,
+            kind,
+        }
+    }
+
+    /// A body its parser could not read. The length check makes every body exactly as long
+    /// as its parser reads, so this cannot happen; were it to, it would be a length error.
+    fn short_body(&self, message_id: u8, length: u32) -> DecodeError {
+        let (min, max) = self.bounds(message_id);
+        self.error(DecodeErrorKind::BadLength {
+            id: message_id,
+            length,
+            min,
+            max,
+        })
+    }
+
+    /// Whether `length` is allowed for `message_id`.
+    fn check_length(&self, message_id: u8, length: u32) -> Result<(), DecodeErrorKind> {
+        let (min, max) = self.bounds(message_id);
+        if (min..=max).contains(&length) {
+            Ok(())
+        } else {
+            Err(DecodeErrorKind::BadLength {
+                id: message_id,
+                length,
+                min,
+                max,
+            })
+        }
+    }
+
+    /// Allowed length prefix range for a message id.
+    fn bounds(&self, message_id: u8) -> (u32, u32) {
+        match message_id {
+            id::CHOKE | id::UNCHOKE | id::INTERESTED | id::NOT_INTERESTED => (1, 1),
+            id::HAVE_ALL | id::HAVE_NONE => (1, 1),
+            id::HAVE | id::SUGGEST | id::ALLOWED_FAST => (5, 5),
+            id::REQUEST | id::CANCEL | id::REJECT_REQUEST => (13, 13),
+            id::PORT => (3, 3),
+            id::PIECE => (10, 9 + MAX_BLOCK_LEN),
+            id::BITFIELD => match self.pieces {
+                Some(pieces) => {
+                    // At most 2^29 bytes for u32 pieces, so this fits.
+                    let exact =
+                        1 + u32::try_from(Bitfield::byte_len(pieces)).unwrap_or(u32::MAX - 1);
+                    (exact, exact)
+                }
+                // Every torrent has at least one piece, so at least one byte.
+                None => (2, 1 + MAX_BITFIELD_LEN_UNKNOWN),
+            },
+            id::EXTENDED => (2, MAX_EXTENDED_LEN),
+            _ => (1, MAX_UNKNOWN_LEN),
+        }
+    }
+
+    /// Splits the frame off the buffer and returns its bytes from `start` on, without copying.
+    fn split_payload(&mut self, frame: usize, start: usize) -> Bytes {
+        let mut whole = self.buf.split_to(frame);
+        whole.advance(start);
+        self.consumed += frame as u64;
+        whole.freeze()
+    }
+
+    fn skip(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.consumed += n as u64;
+    }
+}
+
+/// Where a PIECE's block starts within its frame.
+const PIECE_BODY_START: usize = 13;
+
+/// Parses the body of a fixed-size message whose length was already checked; `None` if the
+/// body does not parse (it cannot, once the length is right).
+fn parse_fixed(message_id: u8, body: &[u8]) -> Option<Message> {
+    let index = |make: fn(PieceIndex) -> Message| piece_index(body).ok().map(|(_, p)| make(p));
+    let request =
+        |make: fn(BlockRequest) -> Message| block_request(body).ok().map(|(_, r)| make(r));
+    match message_id {
+        id::CHOKE => Some(Message::Choke),
+        id::UNCHOKE => Some(Message::Unchoke),
+        id::INTERESTED => Some(Message::Interested),
+        id::NOT_INTERESTED => Some(Message::NotInterested),
+        id::HAVE_ALL => Some(Message::HaveAll),
+        id::HAVE_NONE => Some(Message::HaveNone),
+        id::HAVE => index(Message::Have),
+        id::SUGGEST => index(Message::Suggest),
+        id::ALLOWED_FAST => index(Message::AllowedFast),
+        id::REQUEST => request(Message::Request),
+        id::CANCEL => request(Message::Cancel),
+        id::REJECT_REQUEST => request(Message::RejectRequest),
+        id::PORT => be_u16::<_, nom::error::Error<&[u8]>>(body)
+            .ok()
+            .map(|(_, port)| Message::Port(port)),
+        // Only fixed-size ids reach here.
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{PIECE_HEADER_LEN, Reserved};
+    use crate::{InfoHash, PeerId};
+
+    fn frame(length: u32, message_id: u8, body_len: usize) -> Vec<u8> {
+        let mut v = length.to_be_bytes().to_vec();
+        v.push(message_id);
+        v.resize(5 + body_len, 0xAA);
+        v
+    }
+
+    fn first(bytes: &[u8], pieces: Option<u32>) -> Result<Option<Message>, DecodeError> {
+        let mut d = Decoder::new(pieces);
+        d.feed(bytes);
+        d.next_message()
+    }
+
+    fn bad_length(bytes: &[u8], pieces: Option<u32>) -> (u8, u32, u32, u32) {
+        match first(bytes, pieces) {
+            Err(DecodeError {
+                offset: 0,
+                kind:
+                    DecodeErrorKind::BadLength {
+                        id,
+                        length,
+                        min,
+                        max,
+                    },
+            }) => (id, length, min, max),
+            other => panic!("expected a length error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_every_message_from_exact_bytes() {
+        let cases: Vec<(Vec<u8>, Message)> = vec![
+            (vec![0, 0, 0, 0], Message::KeepAlive),
+            (vec![0, 0, 0, 1, 0], Message::Choke),
+            (vec![0, 0, 0, 1, 1], Message::Unchoke),
+            (vec![0, 0, 0, 1, 2], Message::Interested),
+            (vec![0, 0, 0, 1, 3], Message::NotInterested),
+            (
+                vec![0, 0, 0, 5, 4, 0, 0, 1, 0],
+                Message::Have(PieceIndex(256)),
+            ),
+            (
+                vec![0, 0, 0, 3, 5, 0xff, 0xc0],
+                Message::Bitfield(Bytes::from_static(&[0xff, 0xc0])),
+            ),
+            (
+                vec![0, 0, 0, 13, 6, 0, 0, 0, 1, 0, 0, 0x40, 0, 0, 0, 0x40, 0],
+                Message::Request(BlockRequest::new(PieceIndex(1), 16384, 16384)),
+            ),
+            (
+                vec![0, 0, 0, 11, 7, 0, 0, 0, 3, 0, 0, 0, 0, b'h', b'i'],
+                Message::Piece {
+                    piece: PieceIndex(3),
+                    offset: 0,
+                    data: Bytes::from_static(b"hi"),
+                },
+            ),
+            (
+                vec![0, 0, 0, 13, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+                Message::Cancel(BlockRequest::new(PieceIndex(1), 0, 1)),
+            ),
+            (vec![0, 0, 0, 3, 9, 0xc8, 0xd5], Message::Port(51413)),
+            (
+                vec![0, 0, 0, 5, 13, 0, 0, 0, 2],
+                Message::Suggest(PieceIndex(2)),
+            ),
+            (vec![0, 0, 0, 1, 14], Message::HaveAll),
+            (vec![0, 0, 0, 1, 15], Message::HaveNone),
+            (
+                vec![0, 0, 0, 13, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x40, 0],
+                Message::RejectRequest(BlockRequest::new(PieceIndex(1), 0, 16384)),
+            ),
+            (
+                vec![0, 0, 0, 5, 17, 0, 0, 0, 4],
+                Message::AllowedFast(PieceIndex(4)),
+            ),
+            (
+                vec![0, 0, 0, 2, 20, 0],
+                Message::Extended {
+                    id: 0,
+                    payload: Bytes::new(),
+                },
+            ),
+            (
+                vec![0, 0, 0, 5, 20, 3, b'd', b'e', b'!'],
+                Message::Extended {
+                    id: 3,
+                    payload: Bytes::from_static(b"de!"),
+                },
+            ),
+            (
+                vec![0, 0, 0, 2, 10, 9],
+                Message::Unknown {
+                    id: 10,
+                    payload: Bytes::from_static(&[9]),
+                },
+            ),
+            (
+                vec![0, 0, 0, 1, 255],
+                Message::Unknown {
+                    id: 255,
+                    payload: Bytes::new(),
+                },
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let mut d = Decoder::new(Some(10));
+            d.feed(&bytes);
+            assert_eq!(d.next_message(), Ok(Some(expected.clone())), "{bytes:?}");
+            assert_eq!(d.buffered(), 0);
+            assert_eq!(d.next_message(), Ok(None));
+            // Every prefix of the frame is "need more", never an error or a message.
+            for cut in 0..bytes.len() {
+                let mut d = Decoder::new(Some(10));
+                d.feed(&bytes[..cut]);
+                assert_eq!(d.next_message(), Ok(None), "{expected:?} cut at {cut}");
+                assert_eq!(d.buffered(), cut);
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_size_messages_must_have_their_exact_length() {
+        for (message_id, exact) in [
+            (id::CHOKE, 1),
+            (id::UNCHOKE, 1),
+            (id::INTERESTED, 1),
+            (id::NOT_INTERESTED, 1),
+            (id::HAVE, 5),
+            (id::REQUEST, 13),
+            (id::CANCEL, 13),
+            (id::PORT, 3),
+            (id::SUGGEST, 5),
+            (id::HAVE_ALL, 1),
+            (id::HAVE_NONE, 1),
+            (id::REJECT_REQUEST, 13),
+            (id::ALLOWED_FAST, 5),
+        ] {
+            for wrong in [exact - 1, exact + 1, u32::MAX] {
+                if wrong == 0 {
+                    continue; // a zero length is a keep-alive
+                }
+                // Only the prefix and id are present: the error comes before the body.
+                let got = bad_length(&frame(wrong, message_id, 0), Some(8));
+                assert_eq!(got, (message_id, wrong, exact, exact));
+            }
+        }
+    }
+
+    #[test]
+    fn piece_length_is_checked_before_the_block_is_buffered() {
+        assert_eq!(
+            bad_length(&frame(9 + MAX_BLOCK_LEN + 1, id::PIECE, 0), None),
+            (id::PIECE, 16394, 10, 16393)
+        );
+        // A PIECE with no block answers no valid request.
+        assert_eq!(
+            bad_length(&frame(9, id::PIECE, 8), None),
+            (id::PIECE, 9, 10, 16393)
+        );
+        let mut full = frame(9 + MAX_BLOCK_LEN, id::PIECE, 8 + MAX_BLOCK_LEN as usize);
+        let Ok(Some(Message::Piece { data, .. })) = first(&full, None) else {
+            panic!("a 16 KiB block is fine")
+        };
+        assert_eq!(data.len(), MAX_BLOCK_LEN as usize);
+        full.truncate(4 + 9 + 100);
+        assert_eq!(first(&full, None), Ok(None));
+    }
+
+    #[test]
+    fn bitfield_is_exactly_the_torrents_size_once_known() {
+        // 10 pieces: 2 bytes of bitfield, length prefix 3.
+        assert!(
+            first(&frame(3, id::BITFIELD, 2), Some(10))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            bad_length(&frame(2, id::BITFIELD, 1), Some(10)),
+            (id::BITFIELD, 2, 3, 3)
+        );
+        assert_eq!(
+            bad_length(&frame(4, id::BITFIELD, 3), Some(10)),
+            (id::BITFIELD, 4, 3, 3)
+        );
+        assert!(
+            first(&frame(3, id::BITFIELD, 2), Some(16))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            bad_length(&frame(3, id::BITFIELD, 0), Some(17)),
+            (id::BITFIELD, 3, 4, 4)
+        );
+        // Unknown piece count: at least one byte, at most the named cap.
+        assert!(first(&frame(2, id::BITFIELD, 1), None).unwrap().is_some());
+        assert_eq!(
+            bad_length(&frame(1, id::BITFIELD, 0), None),
+            (id::BITFIELD, 1, 2, 1 + MAX_BITFIELD_LEN_UNKNOWN)
+        );
+        assert_eq!(
+            bad_length(&frame(2 + MAX_BITFIELD_LEN_UNKNOWN, id::BITFIELD, 0), None),
+            (
+                id::BITFIELD,
+                2 + MAX_BITFIELD_LEN_UNKNOWN,
+                2,
+                1 + MAX_BITFIELD_LEN_UNKNOWN
+            )
+        );
+    }
+
+    #[test]
+    fn setting_the_piece_count_changes_the_bitfield_rule() {
+        let mut d = Decoder::new(None);
+        d.feed(&frame(101, id::BITFIELD, 100));
+        d.set_piece_count(Some(8));
+        assert!(d.next_message().is_err());
+        d.set_piece_count(None);
+        assert!(matches!(d.next_message(), Ok(Some(Message::Bitfield(b))) if b.len() == 100));
+    }
+
+    #[test]
+    fn extended_and_unknown_messages_have_caps() {
+        assert_eq!(
+            bad_length(&frame(1, id::EXTENDED, 0), None),
+            (id::EXTENDED, 1, 2, MAX_EXTENDED_LEN)
+        );
+        assert_eq!(
+            bad_length(&frame(MAX_EXTENDED_LEN + 1, id::EXTENDED, 0), None),
+            (id::EXTENDED, MAX_EXTENDED_LEN + 1, 2, MAX_EXTENDED_LEN)
+        );
+        let at_cap = frame(
+            MAX_EXTENDED_LEN,
+            id::EXTENDED,
+            MAX_EXTENDED_LEN as usize - 1,
+        );
+        assert!(matches!(
+            first(&at_cap, None),
+            Ok(Some(Message::Extended { id: 0xAA, payload }))
+                if payload.len() == MAX_EXTENDED_LEN as usize - 2
+        ));
+        assert_eq!(
+            bad_length(&frame(MAX_UNKNOWN_LEN + 1, 42, 0), None),
+            (42, MAX_UNKNOWN_LEN + 1, 1, MAX_UNKNOWN_LEN)
+        );
+        let at_cap = frame(MAX_UNKNOWN_LEN, 42, MAX_UNKNOWN_LEN as usize - 1);
+        assert!(matches!(
+            first(&at_cap, None),
+            Ok(Some(Message::Unknown { id: 42, .. }))
+        ));
+    }
+
+    #[test]
+    fn block_requests_of_zero_or_over_16_kib_are_rejected() {
+        for message_id in [id::REQUEST, id::CANCEL, id::REJECT_REQUEST] {
+            for (length, ok) in [(0u32, false), (1, true), (16384, true), (16385, false)] {
+                let mut bytes = vec![0, 0, 0, 13, message_id, 0, 0, 0, 1, 0, 0, 0, 0];
+                bytes.extend_from_slice(&length.to_be_bytes());
+                let got = first(&bytes, None);
+                if ok {
+                    assert!(matches!(got, Ok(Some(_))), "{got:?}");
+                } else {
+                    assert_eq!(
+                        got,
+                        Err(DecodeError {
+                            offset: 0,
+                            kind: DecodeErrorKind::InvalidBlockLength {
+                                id: message_id,
+                                length
+                            }
+                        })
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn errors_say_where_and_are_sticky() {
+        let mut d = Decoder::new(Some(8));
+        let mut stream = Message::Interested.to_vec().unwrap();
+        stream.extend(Message::KeepAlive.to_vec().unwrap());
+        stream.extend(frame(2, id::HAVE, 1));
+        d.feed(&stream);
+        assert_eq!(d.next_message(), Ok(Some(Message::Interested)));
+        assert_eq!(d.next_message(), Ok(Some(Message::KeepAlive)));
+        let err = d.next_message().unwrap_err();
+        assert_eq!(err.offset, 9);
+        assert_eq!(
+            err.to_string(),
+            "peer message at stream byte 9: have message (id 4) has length 2, allowed 5..=5"
+        );
+        assert_eq!(d.next_message(), Err(err));
+        assert_eq!(d.buffered(), 6);
+    }
+
+    #[test]
+    fn piece_payload_is_a_slice_of_the_receive_buffer() {
+        let message = Message::Piece {
+            piece: PieceIndex(1),
+            offset: 0,
+            data: Bytes::from(vec![5u8; 1000]),
+        };
+        let mut buf = BytesMut::new();
+        Message::Have(PieceIndex(0)).encode(&mut buf).unwrap();
+        message.encode(&mut buf).unwrap();
+        let base = buf.as_ptr() as usize;
+        let mut d = Decoder::with_prefix(buf, None);
+        assert_eq!(d.next_message(), Ok(Some(Message::Have(PieceIndex(0)))));
+        let Ok(Some(Message::Piece { data, .. })) = d.next_message() else {
+            panic!("piece")
+        };
+        // No copy: the block sits where it was received, after HAVE (9) and the header (13).
+        assert_eq!(data.as_ptr() as usize, base + 9 + PIECE_HEADER_LEN);
+        assert_eq!(&data[..], &[5u8; 1000][..]);
+    }
+
+    #[test]
+    fn handshake_then_messages_in_one_buffer() {
+        let hs = Handshake {
+            reserved: Reserved::NONE,
+            info_hash: InfoHash([3; 20]),
+            peer_id: PeerId(*b"-TR4060-abcdefghijkl"),
+        };
+        let mut stream = hs.encode().to_vec();
+        Message::Bitfield(Bytes::from_static(&[0xf0]))
+            .encode(&mut stream)
+            .unwrap();
+        Message::Unchoke.encode(&mut stream).unwrap();
+
+        let mut d = Decoder::new(None);
+        d.feed(&stream[..50]);
+        // A listener routes by info-hash before the peer id has arrived; nothing is consumed.
+        assert_eq!(d.peek_handshake_prefix(), Ok(Progress::Done(hs.prefix())));
+        assert_eq!(d.decode_handshake(), Ok(Progress::NeedMore(18)));
+        assert_eq!(d.buffered(), 50);
+        d.feed(&stream[50..]);
+        assert_eq!(d.decode_handshake(), Ok(Progress::Done(hs)));
+        d.set_piece_count(Some(4));
+        assert_eq!(
+            d.next_message(),
+            Ok(Some(Message::Bitfield(Bytes::from_static(&[0xf0]))))
+        );
+        assert_eq!(d.next_message(), Ok(Some(Message::Unchoke)));
+        // Offsets count the handshake too.
+        let mut d2 = Decoder::new(Some(4));
+        let mut bad = hs.encode().to_vec();
+        bad.extend(frame(7, id::HAVE, 0));
+        d2.feed(&bad);
+        assert!(matches!(d2.decode_handshake(), Ok(Progress::Done(_))));
+        assert_eq!(d2.next_message().unwrap_err().offset, HANDSHAKE_LEN as u64);
+    }
+
+    #[test]
+    fn handshake_errors_come_through_the_decoder() {
+        let mut d = Decoder::new(None);
+        d.feed(b"\x13BitTorrent protoXXX");
+        assert!(matches!(
+            d.decode_handshake(),
+            Err(HandshakeError::ProtocolName { offset: 17, .. })
+        ));
+        assert!(d.peek_handshake_prefix().is_err());
+    }
+
+    #[test]
+    fn bytes_needed_tracks_the_current_frame() {
+        let mut d = Decoder::new(None);
+        assert_eq!(d.bytes_needed(), 4);
+        d.feed(&[0, 0]);
+        assert_eq!(d.bytes_needed(), 2);
+        d.feed(&[0x40, 0x09]);
+        assert_eq!(d.bytes_needed(), 1);
+        d.feed(&[id::PIECE]);
+        assert_eq!(d.bytes_needed(), 16392);
+        d.feed(&[0; 100]);
+        assert_eq!(d.bytes_needed(), 16292);
+        let mut bad = Decoder::new(None);
+        bad.feed(&frame(2, id::CHOKE, 0));
+        assert_eq!(bad.bytes_needed(), 0);
+        let mut ready = Decoder::new(None);
+        ready.feed(&[0, 0, 0, 0]);
+        assert_eq!(ready.bytes_needed(), 0);
+    }
+
+    #[test]
+    fn read_buf_has_room_and_its_bytes_are_decoded() {
+        let mut d = Decoder::new(None);
+        let buf = d.read_buf();
+        assert!(buf.capacity() - buf.len() >= READ_CHUNK);
+        buf.extend_from_slice(&[0, 0, 0, 1, 2]);
+        assert_eq!(d.next_message(), Ok(Some(Message::Interested)));
+    }
+
+    #[test]
+    fn max_frame_len_follows_the_largest_cap() {
+        // The extended cap is the largest unless a torrent's bitfield is larger.
+        const { assert!(MAX_BITFIELD_LEN_UNKNOWN < MAX_EXTENDED_LEN) };
+        assert_eq!(
+            Decoder::new(None).max_frame_len(),
+            4 + MAX_EXTENDED_LEN as usize
+        );
+        assert_eq!(
+            Decoder::new(Some(1000)).max_frame_len(),
+            4 + MAX_EXTENDED_LEN as usize
+        );
+        // A huge torrent's bitfield is the largest message.
+        assert_eq!(
+            Decoder::new(Some(u32::MAX)).max_frame_len(),
+            4 + 1 + (u32::MAX as usize).div_ceil(8)
+        );
+    }
+}
