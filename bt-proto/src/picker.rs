@@ -44,16 +44,8 @@ pub const RANDOM_FIRST_PIECES: u32 = 4;
 /// around one slow peer, few enough not to waste the swarm's bandwidth.
 pub const ENDGAME_MAX_REQUESTS_PER_BLOCK: u8 = 3;
 
-/// One block of one piece, as requested on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Block {
-    /// The piece it belongs to.
-    pub piece: PieceIndex,
-    /// Byte offset within the piece.
-    pub offset: u32,
-    /// Length in bytes: [`BLOCK_LEN`], or less for the last block of the torrent.
-    pub length: u32,
-}
+/// One block of one piece, as requested on the wire: the picker speaks the wire's type.
+pub use crate::wire::BlockRequest as Block;
 
 /// Limits the engine sets on a pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
