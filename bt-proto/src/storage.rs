@@ -26,7 +26,12 @@ use bytes::Bytes;
 
 use crate::metainfo::FileEntry;
 use crate::metainfo::piece_map::{PieceMap, RangeError, Segment};
-use crate::{PieceHash, PieceIndex};
+use crate::resume::{FileStamp, ResumeData};
+use crate::{Bitfield, InfoHash, PieceHash, PieceIndex};
+
+/// Directory under a torrent's base directory where adapters keep resume data by default:
+/// hidden, so it does not look like part of the download, and beside the data it describes.
+pub const RESUME_DIR: &str = ".bt";
 
 /// Whether the concatenated blocks hash to `expected`.
 pub fn verify_blocks(blocks: &[Bytes], expected: &PieceHash) -> bool {
@@ -132,6 +137,71 @@ pub fn file_path(base: &Path, file: &FileEntry) -> PathBuf {
     base.join(file.path.to_path_buf())
 }
 
+/// Where an adapter keeps a torrent's resume data by default: `<base>/.bt/<info-hash>.resume`.
+pub fn resume_path(base: &Path, info_hash: &InfoHash) -> PathBuf {
+    base.join(RESUME_DIR).join(format!("{info_hash}.resume"))
+}
+
+/// The files holding bytes of `piece` that live on disk (padding files are skipped: they are
+/// never written, so they have no stamp to compare). Empty for a piece not in the map.
+pub fn piece_files(map: &PieceMap, piece: PieceIndex) -> Vec<usize> {
+    let mut files: Vec<usize> = Vec::new();
+    if let Ok(segments) = map.piece_segments(piece) {
+        for seg in segments.filter(|s| !s.padding) {
+            if files.last() != Some(&seg.file) {
+                files.push(seg.file);
+            }
+        }
+    }
+    files
+}
+
+/// What resume data means at add time, given each file's stamp now (`None` where a file is
+/// missing; padding files may be anything, they are not consulted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePlan {
+    /// Pieces to trust without reading them: verified when saved, files unchanged since.
+    pub trusted: Bitfield,
+    /// Pieces verified when saved whose files changed since: check them again rather than
+    /// trust or forget them.
+    pub recheck: Vec<PieceIndex>,
+}
+
+/// Splits the pieces of `data` into trusted ones and ones to check again.
+pub fn resume_plan(data: &ResumeData, map: &PieceMap, current: &[Option<FileStamp>]) -> ResumePlan {
+    let trusted = data.trusted_pieces(current, |p| piece_files(map, p));
+    let recheck = data
+        .pieces
+        .iter_ones()
+        .filter(|p| !trusted.get(*p))
+        .collect();
+    ResumePlan { trusted, recheck }
+}
+
+/// Assembles a block (or a whole piece) into `out` from its read plan: each file segment is
+/// read with `read(segment, buffer)`, padding segments are zero-filled without reading. `out`
+/// must be exactly the plan's total length; a plan that does not cover `out` exactly leaves
+/// the rest untouched and returns `Ok(false)`.
+pub fn fill_from_plan<E>(
+    plan: &[Segment],
+    out: &mut [u8],
+    mut read: impl FnMut(&Segment, &mut [u8]) -> Result<(), E>,
+) -> Result<bool, E> {
+    let mut rest = out;
+    for seg in plan {
+        let Some((head, tail)) = rest.split_at_mut_checked(seg.len as usize) else {
+            return Ok(false);
+        };
+        if seg.padding {
+            head.fill(0);
+        } else {
+            read(seg, head)?;
+        }
+        rest = tail;
+    }
+    Ok(rest.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +243,74 @@ mod tests {
                 prop_assert!(verify_blocks(&blocks, &PieceHash(crate::sha1(data))));
             }
         }
+    }
+
+    #[test]
+    fn piece_files_skip_padding_and_repeat() {
+        // file 0: 3 bytes, file 1: 1 byte of padding, file 2: 8 bytes; pieces of 4.
+        let map = PieceMap::new(4, [(3, false), (1, true), (8, false)]).unwrap();
+        assert_eq!(piece_files(&map, PieceIndex(0)), vec![0]);
+        assert_eq!(piece_files(&map, PieceIndex(1)), vec![2]);
+        assert_eq!(piece_files(&map, PieceIndex(9)), Vec::<usize>::new());
+        let map = PieceMap::new(4, [(3, false), (0, false), (5, false)]).unwrap();
+        assert_eq!(piece_files(&map, PieceIndex(0)), vec![0, 2]);
+    }
+
+    #[test]
+    fn resume_plan_rechecks_changed_files_only() {
+        let map = PieceMap::new(4, [(6, false), (6, false)]).unwrap();
+        let stamp = |t| FileStamp {
+            length: 6,
+            mtime_secs: t,
+            mtime_nanos: 0,
+        };
+        let data = ResumeData {
+            info_hash: InfoHash([1; 20]),
+            pieces: Bitfield::full(3),
+            files: vec![Some(stamp(1)), Some(stamp(1))],
+            uploaded: 0,
+            downloaded: 0,
+        };
+        // File 1 changed: piece 0 (file 0 only) stays trusted; 1 (both) and 2 (file 1) not.
+        let plan = resume_plan(&data, &map, &[Some(stamp(1)), Some(stamp(2))]);
+        assert!(plan.trusted.get(PieceIndex(0)));
+        assert!(!plan.trusted.get(PieceIndex(1)));
+        assert_eq!(plan.recheck, vec![PieceIndex(1), PieceIndex(2)]);
+        // A vanished file is not trusted either.
+        let plan = resume_plan(&data, &map, &[None, Some(stamp(1))]);
+        assert_eq!(plan.trusted.count(), 1);
+        assert!(plan.trusted.get(PieceIndex(2)));
+    }
+
+    #[test]
+    fn resume_path_names_the_torrent() {
+        let p = resume_path(Path::new("/data"), &InfoHash([0xab; 20]));
+        assert_eq!(
+            p,
+            Path::new("/data/.bt").join(format!("{}.resume", "ab".repeat(20)))
+        );
+    }
+
+    #[test]
+    fn fill_reads_files_and_zeros_padding() {
+        let map = PieceMap::new(8, [(3, false), (2, true), (3, false)]).unwrap();
+        let plan = read_plan(&map, PieceIndex(0), 1, 6).unwrap();
+        let mut out = [9u8; 6];
+        let ok = fill_from_plan(&plan, &mut out, |seg, buf| {
+            buf.fill(b'a' + seg.file as u8 + seg.offset as u8);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert!(ok);
+        // file 0 from offset 1 (2 bytes), padding (2 zeros), file 2 from offset 0 (2 bytes).
+        assert_eq!(out, [b'b', b'b', 0, 0, b'c', b'c']);
+        let mut short = [0u8; 3];
+        assert_eq!(
+            fill_from_plan(&plan, &mut short, |_, _| Ok::<(), ()>(())),
+            Ok(false)
+        );
+        let failing = fill_from_plan(&plan, &mut out, |_, _| Err("disk"));
+        assert_eq!(failing, Err("disk"));
     }
 
     #[test]

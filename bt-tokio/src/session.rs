@@ -1,0 +1,296 @@
+//! The [`Session`]: one listening port, one driver task, many torrents.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bt_proto::PeerId;
+use bt_proto::engine::{self, Config, Event};
+use bt_proto::peer_id::ClientVersion;
+use bt_proto::storage::resume_path;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::disk::Storage;
+use crate::driver::{AddCmd, Command, Driver, Msg};
+use crate::torrent::{Events, Shared, Torrent, TorrentOptions};
+use crate::{Error, resume};
+
+/// Commands queued to the driver: API calls are rare and each waits for its answer.
+const COMMAND_QUEUE: usize = 64;
+
+/// Inputs queued to the driver (reads, disk results, announces). When it is full, readers
+/// stop reading: this is the back-pressure that bounds memory under a fast peer.
+pub const INPUT_QUEUE: usize = 1024;
+
+/// Events buffered per subscriber; a subscriber that falls further behind skips the oldest.
+pub const EVENT_QUEUE: usize = 4096;
+
+/// 64 random bits from the standard library's per-process random keys (seeded by the OS),
+/// mixed with the time and a counter, so no extra dependency is needed for peer ids and seeds.
+pub(crate) fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A fresh peer id of this client (Azureus style, 12 random characters).
+pub(crate) fn random_peer_id() -> PeerId {
+    let a = random_u64().to_le_bytes();
+    let b = random_u64().to_le_bytes();
+    let mut r = [0u8; 12];
+    for (i, slot) in r.iter_mut().enumerate() {
+        *slot = if i < 8 {
+            a.get(i).copied().unwrap_or(0)
+        } else {
+            b.get(i - 8).copied().unwrap_or(0)
+        };
+    }
+    PeerId::generate(r, ClientVersion::CURRENT)
+}
+
+/// A change to the engine's configuration.
+type ConfigFn = Box<dyn FnOnce(&mut Config) + Send>;
+
+/// Configures and starts a [`Session`].
+pub struct SessionBuilder {
+    port: u16,
+    ip: Option<IpAddr>,
+    peer_id: Option<PeerId>,
+    seed: Option<u64>,
+    tune: Vec<ConfigFn>,
+}
+
+impl std::fmt::Debug for SessionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("port", &self.port)
+            .field("ip", &self.ip)
+            .field("peer_id", &self.peer_id)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionBuilder {
+    /// The port to listen on; 0 (the default) lets the OS pick one ([`Session::port`]).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Listen on this address only (default: every address, IPv6 and IPv4).
+    pub fn listen_ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+
+    /// Our peer id (default: a fresh random one of this client).
+    pub fn peer_id(mut self, peer_id: PeerId) -> Self {
+        self.peer_id = Some(peer_id);
+        self
+    }
+
+    /// Seed of the engine's random choices (default: random). Fixing it makes runs easier to
+    /// compare; it does not make a networked run deterministic.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Changes the engine's configuration (limits, timeouts, ...); applied in order.
+    pub fn config(mut self, f: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.tune.push(Box::new(f));
+        self
+    }
+
+    /// Binds the port and starts the driver on the current tokio runtime.
+    pub async fn start(self) -> Result<Session, Error> {
+        let listeners = crate::net::bind(self.ip, self.port)
+            .await
+            .map_err(|source| Error::Listen {
+                port: self.port,
+                source,
+            })?;
+        let port = listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(self.port, |a| a.port());
+        let peer_id = self.peer_id.unwrap_or_else(random_peer_id);
+        let seed = self.seed.unwrap_or_else(random_u64);
+        let mut config = Config::new(peer_id, port, seed);
+        for f in self.tune {
+            f(&mut config);
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (in_tx, in_rx) = mpsc::channel::<Msg>(INPUT_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let accepts = listeners
+            .into_iter()
+            .map(|l| tokio::spawn(crate::net::accept_loop(l, in_tx.clone())).abort_handle())
+            .collect();
+        let driver = Driver::new(
+            engine::Session::new(config),
+            in_tx,
+            events.clone(),
+            accepts,
+            seed ^ 0x9e37_79b9_7f4a_7c15,
+        );
+        let task = tokio::spawn(driver.run(cmd_rx, in_rx));
+        Ok(Session {
+            shared: Arc::new(Shared {
+                commands: cmd_tx,
+                peer_id,
+                port,
+            }),
+            events,
+            driver: Some(task),
+        })
+    }
+}
+
+/// A BitTorrent session: one listening port serving any number of torrents.
+///
+/// Dropping it without [`Session::shutdown`] starts a graceful shutdown in the background
+/// (which needs the runtime to keep running to finish).
+#[derive(Debug)]
+pub struct Session {
+    shared: Arc<Shared>,
+    events: broadcast::Sender<Event>,
+    driver: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Session {
+    /// A builder with the defaults: OS-chosen port, random peer id and seed.
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder {
+            port: 0,
+            ip: None,
+            peer_id: None,
+            seed: None,
+            tune: Vec::new(),
+        }
+    }
+
+    /// The port we listen on.
+    pub fn port(&self) -> u16 {
+        self.shared.port
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.peer_id
+    }
+
+    /// Every event of every torrent of the session.
+    pub fn events(&self) -> Events {
+        Events::new(self.events.subscribe())
+    }
+
+    /// Adds a torrent: reads and validates it, loads its resume data (trusting pieces whose
+    /// files are unchanged, checking again those whose files changed), checks existing files
+    /// when there is no resume data, and starts it in the state asked for (a torrent to be
+    /// started starts once that check is done).
+    pub async fn add_torrent(&self, opts: TorrentOptions) -> Result<Torrent, Error> {
+        let meta = opts.source.load().await?;
+        let base = opts.base_dir.clone().unwrap_or_else(|| ".".into());
+        let storage = Arc::new(Storage::new(base.clone(), &meta));
+        let resume_file = if opts.use_resume {
+            Some(
+                opts.resume_path
+                    .clone()
+                    .unwrap_or_else(|| resume_path(&base, &meta.info_hash())),
+            )
+        } else {
+            None
+        };
+        let (meta, storage, loaded, exists) = {
+            let storage = storage.clone();
+            let path = resume_file.clone();
+            let verify = opts.verify_existing;
+            tokio::task::spawn_blocking(move || {
+                let loaded = path
+                    .as_deref()
+                    .and_then(|p| resume::load(p, &meta, &storage));
+                let exists = loaded.is_none() && verify && storage.any_file_exists();
+                (meta, storage, loaded, exists)
+            })
+            .await
+            .map_err(|_| Error::SessionClosed)?
+        };
+        let mut add = engine::AddTorrent {
+            state: opts.state,
+            file_priorities: opts.file_priorities.clone(),
+            ..Default::default()
+        };
+        let mut check = None;
+        if let Some((data, plan)) = loaded {
+            add.uploaded = data.uploaded;
+            add.downloaded = data.downloaded;
+            if plan.trusted.count() > 0 {
+                add.have = Some(plan.trusted);
+            }
+            if !plan.recheck.is_empty() {
+                check = Some(engine::CheckScope::Pieces(plan.recheck));
+            }
+        } else if exists {
+            check = Some(engine::CheckScope::All);
+        }
+        let (tx, _) = broadcast::channel(EVENT_QUEUE);
+        let meta = Arc::new(meta);
+        let (reply, rx) = oneshot::channel();
+        let cmd = AddCmd {
+            meta: (*meta).clone(),
+            add,
+            storage,
+            check,
+            resume_path: resume_file.clone(),
+            on_pass: opts.on_hash_pass.clone(),
+            on_fail: opts.on_hash_fail.clone(),
+            events: tx.clone(),
+            reply,
+        };
+        self.shared
+            .commands
+            .send(Command::Add(Box::new(cmd)))
+            .await
+            .map_err(|_| Error::SessionClosed)?;
+        let id = rx.await.map_err(|_| Error::SessionClosed)??;
+        Ok(Torrent::new(id, meta, self.shared.clone(), tx, resume_file))
+    }
+
+    /// Stops gracefully: `stopped` announced (within a short deadline), files flushed and
+    /// closed, resume data written for every torrent. Returns when done.
+    pub async fn shutdown(mut self) {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .shared
+            .commands
+            .send(Command::Shutdown { reply: Some(reply) })
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+        if let Some(task) = self.driver.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.driver.is_some() {
+            let _ = self
+                .shared
+                .commands
+                .try_send(Command::Shutdown { reply: None });
+        }
+    }
+}
