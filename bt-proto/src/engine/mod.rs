@@ -9,6 +9,8 @@ mod announce;
 mod config;
 mod io;
 mod peer;
+#[cfg(test)]
+mod tests;
 mod torrent;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -756,17 +758,8 @@ impl Session {
                 p.phase = Phase::Active;
             }
         }
-        if extended {
-            let payload = self.extension_handshake(addr);
-            self.send(
-                now,
-                conn,
-                &Message::Extended {
-                    id: 0,
-                    payload: Bytes::from(payload),
-                },
-            );
-        }
+        // BEP 6: have-all, have-none or the bitfield must be the first message after the
+        // handshake (receivers refuse them later), so the extension handshake comes after.
         let first = if fast && we_are_seed {
             Message::HaveAll
         } else if fast && have_none {
@@ -779,6 +772,17 @@ impl Session {
         };
         if first != Message::KeepAlive {
             self.send(now, conn, &first);
+        }
+        if extended {
+            let payload = self.extension_handshake(addr);
+            self.send(
+                now,
+                conn,
+                &Message::Extended {
+                    id: 0,
+                    payload: Bytes::from(payload),
+                },
+            );
         }
         if let Some(t) = self.torrents.get_mut(&id) {
             t.peers.insert(conn);

@@ -1,0 +1,79 @@
+//! Regression tests of the engine found by the adapters.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::metainfo::create::TorrentBuilder;
+use crate::wire::{Decoder, Extension, Handshake, Reserved};
+
+fn seed_session() -> (Session, InfoHash) {
+    let data = vec![7u8; 40_000];
+    let plan = TorrentBuilder::single_file("f", data.len() as u64)
+        .piece_length(16384)
+        .plan()
+        .unwrap();
+    let mut h = plan.hasher();
+    h.update(&data);
+    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    let info_hash = meta.info_hash();
+    let n = meta.piece_count();
+    let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
+    let opts = AddTorrent {
+        have: Some(Bitfield::full(n)),
+        ..Default::default()
+    };
+    s.add_torrent(Instant::now(), meta, opts);
+    (s, info_hash)
+}
+
+/// What the session sent on `conn`, as messages after the handshake.
+fn sent_messages(s: &mut Session, conn: ConnId, pieces: u32) -> Vec<Message> {
+    let mut bytes = Vec::new();
+    while let Some(o) = s.poll_output() {
+        if let Output::Send { conn: c, bufs } = o
+            && c == conn
+        {
+            for b in bufs {
+                bytes.extend_from_slice(&b);
+            }
+        }
+    }
+    let mut d = Decoder::new(Some(pieces));
+    d.feed(&bytes);
+    assert!(matches!(d.decode_handshake(), Ok(Progress::Done(_))));
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = d.next_message() {
+        out.push(m);
+    }
+    out
+}
+
+#[test]
+fn have_all_comes_before_the_extension_handshake() {
+    let (mut s, info_hash) = seed_session();
+    let now = Instant::now();
+    let conn = s.accept(now, "127.0.0.1:5000".parse().unwrap());
+    let hs = Handshake {
+        reserved: Reserved::NONE
+            .with(Extension::Fast)
+            .with(Extension::ExtensionProtocol),
+        info_hash,
+        peer_id: crate::PeerId([2; 20]),
+    };
+    s.handle(
+        now,
+        Input::Received {
+            conn,
+            data: Bytes::copy_from_slice(&hs.encode()),
+        },
+    );
+    let msgs = sent_messages(&mut s, conn, 3);
+    assert_eq!(msgs.first(), Some(&Message::HaveAll), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, Message::Extended { id: 0, .. })),
+        "{msgs:?}"
+    );
+}
