@@ -271,9 +271,18 @@ impl Session {
             .push_back(Event::StateChanged { torrent: id, state });
     }
 
-    /// Adds a peer address to try for a torrent.
+    /// Adds a peer address to try for a torrent. An address known already (and not
+    /// connected) is tried again now: the user asking overrides the reconnect back-off.
     pub fn add_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
         self.learn_peer(now, id, addr);
+        if let Some(c) = self
+            .torrents
+            .get_mut(&id)
+            .and_then(|t| t.known.get_mut(&addr))
+            .filter(|c| !c.connected)
+        {
+            c.next_attempt = now;
+        }
         self.connect_more(now, id);
     }
 

@@ -77,3 +77,38 @@ fn have_all_comes_before_the_extension_handshake() {
         "{msgs:?}"
     );
 }
+
+fn connects(s: &mut Session) -> Vec<ConnId> {
+    let mut out = Vec::new();
+    while let Some(o) = s.poll_output() {
+        if let Output::Connect { conn, .. } = o {
+            out.push(conn);
+        }
+    }
+    out
+}
+
+#[test]
+fn add_peer_again_retries_at_once() {
+    let data = vec![7u8; 40_000];
+    let plan = TorrentBuilder::single_file("f", data.len() as u64)
+        .piece_length(16384)
+        .plan()
+        .unwrap();
+    let mut h = plan.hasher();
+    h.update(&data);
+    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
+    let now = Instant::now();
+    let id = s.add_torrent(now, meta, AddTorrent::default());
+    let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    s.add_peer(now, id, addr);
+    let first = connects(&mut s);
+    assert_eq!(first.len(), 1);
+    s.handle(now, Input::Closed { conn: first[0] });
+    // The back-off would wait; the user asking again does not.
+    s.handle_timeout(now);
+    assert!(connects(&mut s).is_empty());
+    s.add_peer(now, id, addr);
+    assert_eq!(connects(&mut s).len(), 1);
+}
