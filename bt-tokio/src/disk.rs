@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::UNIX_EPOCH;
 
@@ -59,6 +60,8 @@ pub(crate) struct Storage {
     files: Vec<FileSpec>,
     map: PieceMap,
     cache: Mutex<Cache>,
+    /// Empty files hold no piece, so no write creates them: the first store does.
+    empties_made: AtomicBool,
 }
 
 fn escape_error(path: &Path) -> io::Error {
@@ -88,6 +91,7 @@ impl Storage {
             files,
             map: meta.piece_map().clone(),
             cache: Mutex::new(Cache::default()),
+            empties_made: AtomicBool::new(false),
         }
     }
 
@@ -233,6 +237,9 @@ impl Storage {
             return Ok(false);
         }
         let plan = write_plan(&self.map, piece, blocks).map_err(|e| StorageError(e.to_string()))?;
+        if !self.empties_made.swap(true, Ordering::Relaxed) {
+            self.make_empty_files()?;
+        }
         for w in plan {
             let file = self
                 .open(w.file, true)
@@ -244,6 +251,22 @@ impl Storage {
             }
         }
         Ok(true)
+    }
+
+    /// Creates the torrent's empty files (and their directories).
+    fn make_empty_files(&self) -> Result<(), StorageError> {
+        for (i, spec) in self.files.iter().enumerate() {
+            if spec.length == 0 && !spec.padding {
+                let path = self.resolve(i, true).map_err(|e| self.describe(i, &e))?;
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(|e| self.describe(i, &e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads `len` bytes at `offset` of `piece` (padding as zeros).
@@ -420,7 +443,7 @@ mod tests {
     #[test]
     fn store_then_read_and_check() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = torrent(&[("a", b"hello"), ("d/b", b"world!")], 4);
+        let meta = torrent(&[("a", b"hello"), ("e/empty", b""), ("d/b", b"world!")], 4);
         let s = Storage::new(dir.path().join("base"), &meta);
         assert!(!s.any_file_exists());
         let all = b"helloworld!";
@@ -444,6 +467,7 @@ mod tests {
         s.close().unwrap();
         assert_eq!(fs::read(dir.path().join("base/t/a")).unwrap(), b"hello");
         assert_eq!(fs::read(dir.path().join("base/t/d/b")).unwrap(), b"world!");
+        assert_eq!(fs::read(dir.path().join("base/t/e/empty")).unwrap(), b"");
         let block = Block {
             piece: PieceIndex(1),
             offset: 1,

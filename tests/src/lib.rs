@@ -8,3 +8,6 @@ pub fn fixtures_dir() -> PathBuf {
         .join("fixtures")
         .join("webtorrent")
 }
+
+pub mod tokio_swarm;
+pub mod tracker;

@@ -1,0 +1,139 @@
+//! Helpers for the tokio adapter tests: deterministic payloads on disk, torrents made from
+//! them, sessions on loopback, and comparisons of what ended up on disk.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bt_tokio::create::{CreateOptions, create_torrent};
+use bt_tokio::{Session, Torrent};
+
+/// Every test's bound: a stall fails the test instead of hanging it. Generous, because two
+/// busy cores in debug builds are slow; no test asserts on speed.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `f` with [`TEST_TIMEOUT`], panicking with `what` if it stalls.
+pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(TEST_TIMEOUT, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different for each `seed`.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes files (path relative to `root`, length) of pseudo-random content under `root`.
+pub fn write_payload(root: &Path, files: &[(&str, usize)]) {
+    for (i, (rel, len)) in files.iter().enumerate() {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, pseudo_random(*len, i as u64 + 1)).unwrap();
+    }
+}
+
+/// A multi-file layout: nested folders, a file spanning pieces, an empty file, small files.
+pub fn standard_files(scale: usize) -> Vec<(&'static str, usize)> {
+    vec![
+        ("big.bin", 40 * scale + 123),
+        ("docs/readme.txt", 1000),
+        ("docs/empty", 0),
+        ("docs/deep/nested/data.bin", 13 * scale + 7),
+        ("media/a.bin", 3 * scale),
+        ("media/b.bin", 1),
+    ]
+}
+
+/// Makes the torrent of the directory `content` (named after it).
+pub async fn torrent_of(content: &Path, piece_length: u32, trackers: Vec<String>) -> Vec<u8> {
+    create_torrent(
+        content,
+        CreateOptions {
+            piece_length: Some(piece_length),
+            trackers,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// A session listening on loopback only, on an OS-chosen port.
+pub async fn loopback_session() -> Session {
+    Session::builder()
+        .listen_ip([127, 0, 0, 1].into())
+        .start()
+        .await
+        .unwrap()
+}
+
+/// The loopback address of a session's port.
+pub fn addr_of(session: &Session) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], session.port()))
+}
+
+/// Every regular file under `root`, relative path and content, sorted; `.bt` is skipped.
+pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_name() == ".bt" {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Asserts that the two directories hold the same files with the same bytes.
+pub fn assert_same_tree(expected: &Path, actual: &Path) {
+    let (e, a) = (tree(expected), tree(actual));
+    let names = |t: &[(PathBuf, Vec<u8>)]| t.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&e), names(&a), "file lists differ");
+    for ((p, x), (_, y)) in e.iter().zip(&a) {
+        assert!(x == y, "{} differs", p.display());
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`.
+pub async fn until<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the torrent has at least one connected peer.
+pub async fn until_connected(t: &Torrent) {
+    until(|| async { (!t.peers().await.unwrap().is_empty()).then_some(()) }).await
+}

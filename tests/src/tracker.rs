@@ -1,0 +1,179 @@
+//! A small tracker for tests, HTTP and UDP, built on bt-proto's tracker codecs: it remembers
+//! every announcing peer (source address, announced port) per torrent and answers each
+//! announce with the others.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bt_proto::tracker::udp::{self, CompactPeers, ConnectResponse, ConnectionId, Request};
+use bt_proto::tracker::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
+use bt_proto::{InfoHash, PeerId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+type Swarms = Arc<Mutex<HashMap<InfoHash, Vec<(PeerId, SocketAddr)>>>>;
+
+/// Records the announce and returns the other peers of the torrent.
+fn record(swarms: &Swarms, req: &AnnounceRequest, from: SocketAddr) -> Vec<SocketAddr> {
+    let mut s = swarms.lock().unwrap();
+    let peers = s.entry(req.info_hash).or_default();
+    peers.retain(|(id, _)| *id != req.peer_id);
+    if req.event != Some(AnnounceEvent::Stopped) {
+        peers.push((
+            req.peer_id,
+            SocketAddr::new(from.ip().to_canonical(), req.port),
+        ));
+    }
+    peers
+        .iter()
+        .filter(|(id, _)| *id != req.peer_id)
+        .map(|(_, a)| *a)
+        .collect()
+}
+
+/// A running test tracker; it stops when dropped.
+pub struct TestTracker {
+    /// The announce URL.
+    pub url: String,
+    /// Announces received.
+    pub announces: Arc<Mutex<usize>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestTracker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts an HTTP tracker on loopback.
+pub async fn http_tracker() -> TestTracker {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/announce", listener.local_addr().unwrap());
+    let swarms = Swarms::default();
+    let announces = Arc::new(Mutex::new(0));
+    let count = announces.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, from)) = listener.accept().await else {
+                return;
+            };
+            let swarms = swarms.clone();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let target = line.split(' ').nth(1).unwrap_or("");
+                let query = target.split_once('?').map(|x| x.1).unwrap_or("");
+                let body = match AnnounceRequest::from_query(query) {
+                    Ok(req) => {
+                        *count.lock().unwrap() += 1;
+                        let peers = record(&swarms, &req, from);
+                        AnnounceResponse {
+                            interval: Duration::from_secs(60),
+                            min_interval: None,
+                            warning: None,
+                            tracker_id: None,
+                            complete: None,
+                            incomplete: None,
+                            peers: peers.into_iter().map(Peer::from_addr).collect(),
+                        }
+                        .encode()
+                    }
+                    Err(e) => bt_proto::tracker::TrackerFailure {
+                        reason: e.to_string(),
+                    }
+                    .encode(),
+                };
+                let mut reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                reply.extend_from_slice(&body);
+                let _ = stream.write_all(&reply).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    TestTracker {
+        url,
+        announces,
+        task,
+    }
+}
+
+/// Starts a UDP tracker (BEP 15) on loopback.
+pub async fn udp_tracker() -> TestTracker {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("udp://{}/announce", socket.local_addr().unwrap());
+    let swarms = Swarms::default();
+    let announces = Arc::new(Mutex::new(0));
+    let count = announces.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let reply = match Request::decode(&buf[..n]) {
+                Ok(Request::Connect(c)) => ConnectResponse {
+                    transaction_id: c.transaction_id,
+                    connection_id: ConnectionId(0x1234_5678),
+                }
+                .encode(),
+                Ok(Request::Announce(a)) => {
+                    *count.lock().unwrap() += 1;
+                    let req = AnnounceRequest {
+                        info_hash: a.info_hash,
+                        peer_id: a.peer_id,
+                        port: a.port,
+                        uploaded: a.uploaded,
+                        downloaded: a.downloaded,
+                        left: a.left,
+                        event: a.event,
+                        numwant: a.num_want,
+                        key: Some(a.key),
+                        tracker_id: None,
+                        ip: None,
+                    };
+                    let peers = record(&swarms, &req, from)
+                        .into_iter()
+                        .filter_map(|p| match p {
+                            SocketAddr::V4(v4) => Some(v4),
+                            SocketAddr::V6(_) => None,
+                        })
+                        .collect();
+                    udp::AnnounceResponse {
+                        transaction_id: a.transaction_id,
+                        interval: Duration::from_secs(60),
+                        leechers: 0,
+                        seeders: 0,
+                        peers: CompactPeers::V4(peers),
+                    }
+                    .encode()
+                }
+                _ => continue,
+            };
+            let _ = socket.send_to(&reply, from).await;
+        }
+    });
+    TestTracker {
+        url,
+        announces,
+        task,
+    }
+}
