@@ -339,8 +339,10 @@ impl Driver {
         let target = add.state;
         let after_check = match (&cmd.check, target) {
             (Some(_), TorrentState::Started) => {
-                // Nothing is requested before the check has found what is already there.
-                add.state = TorrentState::Paused;
+                // Nothing is requested or announced before the check has found what is
+                // already there. (Stopped rather than Paused: the engine starts announcing
+                // only on a change from Stopped to Started.)
+                add.state = TorrentState::Stopped;
                 Some(TorrentState::Started)
             }
             _ => None,
