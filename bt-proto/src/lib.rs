@@ -1,12 +1,34 @@
 //! # bt-proto: the sans-IO BitTorrent core
 //!
 //! Everything BitTorrent decides, nothing it does: this crate parses and writes every message
-//! of the protocol and (with the engine) decides what to send, request, verify and store. It
-//! never opens a socket, reads the clock, spawns a thread or touches a file. Time, randomness
-//! and I/O are inputs and outputs, so the same code runs under tokio, smol, a deterministic
-//! simulator and cargo-fuzz.
+//! of the protocol and decides what to send, request, verify and store. It never opens a
+//! socket, reads the clock, spawns a thread or touches a file. Time, randomness and I/O are
+//! inputs and outputs, so the same code runs under tokio, smol, a deterministic simulator and
+//! cargo-fuzz.
 //!
-//! ## Codecs
+//! ## The engine's contract, on one screen
+//!
+//! ```text
+//! let mut s = Session::new(Config::new(peer_id, port, seed));
+//! let t = s.add_torrent(now, metainfo, AddTorrent::default());   // user commands are methods:
+//!                                                                 // set_state, hashcheck, add_peer,
+//!                                                                 // set_file_priority, remove_torrent
+//! let conn = s.accept(now, addr);                                 // an incoming TCP connection
+//! s.handle(now, Input::Received { conn, data });                  // anything that happened:
+//!     // Connected, Received, Closed, BlockRead, PieceStored, PieceChecked, Announced
+//! while let Some(o) = s.poll_output() { /* do it */ }             // Connect, Send, Close, ReadBlock,
+//!     // VerifyAndStore (the piece's bytes: hash once, write once), CheckPiece, Announce, CloseFiles
+//! while let Some(e) = s.poll_event() { /* tell the app */ }       // HashPassed, HashFailed, Complete,
+//!     // StateChanged, PeerConnected/Disconnected, TrackerReply/Warning/Error, StorageFailed, ...
+//! sleep_until(s.poll_timeout()); s.handle_timeout(now);           // the only clock is the caller's
+//! ```
+//!
+//! Connections are [`ConnId`]s the engine hands out (`Output::Connect`, `Session::accept`); one
+//! listening port serves every torrent, routed by the info-hash of the incoming handshake.
+//! Remote input never panics the engine: a peer that breaks the protocol is closed with a
+//! reason.
+//!
+//! ## Modules
 //! - [`bencode`]: strict, non-recursive decoding into borrowed values that keep their raw
 //!   byte span; canonical encoding.
 //! - [`metainfo`]: v1 .torrent files, validated; the piece-to-file map; torrent creation.
@@ -14,6 +36,9 @@
 //! - [`wire`]: the peer handshake, every peer message, an incremental zero-copy decoder.
 //! - [`tracker`]: HTTP announce/scrape (with sans-IO HTTP framing) and UDP trackers (BEP 15).
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.
+//! - [`engine`]: the session state machine; [`picker`], [`choker`], [`rate`] and [`resume`]
+//!   are its parts, usable alone.
+//! - `sim` (feature `sim`): a deterministic swarm simulator on virtual time.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -27,12 +52,21 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod choker;
+pub mod engine;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
+pub mod picker;
+pub mod rate;
+pub mod resume;
+pub mod rng;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod storage;
 pub mod tracker;
 pub mod types;
 pub mod wire;
 
 pub use bitfield::Bitfield;
-pub use types::{HexError, InfoHash, PeerId, PieceHash, PieceIndex, sha1};
+pub use types::{ConnId, HexError, InfoHash, PeerId, PieceHash, PieceIndex, sha1};

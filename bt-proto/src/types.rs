@@ -126,6 +126,16 @@ impl fmt::Display for PieceIndex {
     }
 }
 
+/// The engine's name for one peer connection; the adapter maps it to a socket.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
 /// A SHA-1 digest of one piece, as listed in the metainfo's `pieces`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PieceHash(pub [u8; 20]);

@@ -76,8 +76,8 @@ pub(super) fn is_known(message_id: u8) -> bool {
 /// Bytes before a PIECE's block: length prefix, id, piece index, offset.
 pub const PIECE_HEADER_LEN: usize = 13;
 
-/// A block of a piece, as named by REQUEST, CANCEL and REJECT REQUEST.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A block of a piece, as named by REQUEST, CANCEL and REJECT REQUEST (and by the picker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlockRequest {
     /// The piece.
     pub piece: PieceIndex,

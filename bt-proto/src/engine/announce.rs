@@ -1,0 +1,266 @@
+//! When to announce to which tracker (BEP 12 tiers), and with which event.
+//!
+//! URLs are shuffled within each tier once; a URL that answers moves to the front of its tier;
+//! a failure falls through to the next URL, then the next tier; when every URL failed the
+//! round backs off exponentially. `started` is sent once, `completed` once when the download
+//! finishes (never when the torrent was complete at start: BEP 3 says a client that starts
+//! complete sends no `completed`, and trackers count `completed` as finished downloads),
+//! `stopped` when the torrent stops.
+
+use std::time::{Duration, Instant};
+
+use crate::rng::Rng;
+use crate::tracker::{AnnounceEvent, AnnounceResponse, announce_interval};
+/// First wait after every tracker failed; doubled per failed round.
+pub const RETRY_BASE: Duration = Duration::from_secs(15);
+/// Longest wait after failures.
+pub const RETRY_MAX: Duration = Duration::from_secs(30 * 60);
+
+/// One tracker URL and what it last said.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub url: String,
+    pub seeders: Option<u32>,
+    pub leechers: Option<u32>,
+    pub last_error: Option<String>,
+}
+
+/// The announce schedule of one torrent.
+#[derive(Debug, Clone)]
+pub(crate) struct Announcer {
+    pub tiers: Vec<Vec<Entry>>,
+    /// The tier and index to use next.
+    cursor: (usize, usize),
+    next_at: Option<Instant>,
+    in_flight: bool,
+    /// Event still to be delivered with the next announce.
+    pending: Option<AnnounceEvent>,
+    failed_rounds: u32,
+    pub tracker_id: Option<Vec<u8>>,
+    /// URL that last answered, where `stopped` goes.
+    last_good: Option<String>,
+    started_sent: bool,
+}
+
+impl Announcer {
+    pub fn new(tiers: &[Vec<String>], rng: &mut Rng) -> Self {
+        let tiers = tiers
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                let mut urls: Vec<Entry> = t
+                    .iter()
+                    .map(|url| Entry {
+                        url: url.clone(),
+                        seeders: None,
+                        leechers: None,
+                        last_error: None,
+                    })
+                    .collect();
+                rng.shuffle(&mut urls);
+                urls
+            })
+            .collect();
+        Announcer {
+            tiers,
+            cursor: (0, 0),
+            next_at: None,
+            in_flight: false,
+            pending: None,
+            failed_rounds: 0,
+            tracker_id: None,
+            last_good: None,
+            started_sent: false,
+        }
+    }
+
+    /// The torrent started: announce `started` now.
+    pub fn start(&mut self, now: Instant) {
+        self.pending = Some(AnnounceEvent::Started);
+        self.started_sent = false;
+        self.next_at = Some(now);
+        self.cursor = (0, 0);
+        self.failed_rounds = 0;
+    }
+
+    /// The download finished during this run: announce `completed` now.
+    pub fn completed(&mut self, now: Instant) {
+        // If `started` never got through, `started` still goes first; `completed` then
+        // replaces it, which trackers accept as the first event too.
+        self.pending = Some(AnnounceEvent::Completed);
+        self.next_at = Some(now);
+    }
+
+    /// The torrent stopped: the URL to send `stopped` to, if one ever answered; nothing more
+    /// is scheduled.
+    pub fn stop(&mut self) -> Option<String> {
+        self.next_at = None;
+        self.pending = None;
+        self.in_flight = false;
+        if self.started_sent {
+            self.started_sent = false;
+            self.last_good.clone()
+        } else {
+            None
+        }
+    }
+
+    /// When the next announce is due.
+    pub fn next_at(&self) -> Option<Instant> {
+        if self.in_flight { None } else { self.next_at }
+    }
+
+    /// If an announce is due at `now`: the URL and event to send.
+    pub fn due(&mut self, now: Instant) -> Option<(String, Option<AnnounceEvent>)> {
+        if self.in_flight || self.next_at.is_none_or(|t| t > now) {
+            return None;
+        }
+        let (t, i) = self.cursor;
+        let url = self.tiers.get(t)?.get(i)?.url.clone();
+        self.in_flight = true;
+        Some((url, self.pending))
+    }
+
+    fn find(&self, url: &str) -> Option<(usize, usize)> {
+        self.tiers
+            .iter()
+            .enumerate()
+            .find_map(|(t, tier)| tier.iter().position(|e| e.url == url).map(|i| (t, i)))
+    }
+
+    /// A tracker answered.
+    pub fn succeeded(&mut self, url: &str, reply: &AnnounceResponse, now: Instant) {
+        self.in_flight = false;
+        if let Some((t, i)) = self.find(url)
+            && let Some(tier) = self.tiers.get_mut(t)
+        {
+            if let Some(e) = tier.get_mut(i) {
+                e.seeders = reply.complete;
+                e.leechers = reply.incomplete;
+                e.last_error = None;
+            }
+            // BEP 12: the URL that answered goes to the front of its tier.
+            if i < tier.len() {
+                let e = tier.remove(i);
+                tier.insert(0, e);
+            }
+        }
+        // Any answer means this tracker knows us now, so `stopped` is owed at the end.
+        self.started_sent = true;
+        self.pending = None;
+        self.cursor = (0, 0);
+        self.failed_rounds = 0;
+        self.last_good = Some(url.to_string());
+        if reply.tracker_id.is_some() {
+            self.tracker_id.clone_from(&reply.tracker_id);
+        }
+        self.next_at = Some(now + announce_interval(reply.interval, reply.min_interval));
+    }
+
+    /// A tracker failed; fall through to the next URL, or back off after a failed round.
+    pub fn failed(&mut self, url: &str, error: &str, now: Instant) {
+        self.in_flight = false;
+        if let Some((t, i)) = self.find(url)
+            && let Some(e) = self.tiers.get_mut(t).and_then(|tier| tier.get_mut(i))
+        {
+            e.last_error = Some(error.to_string());
+        }
+        let (t, i) = self.cursor;
+        let tier_len = self.tiers.get(t).map_or(0, Vec::len);
+        if i + 1 < tier_len {
+            self.cursor = (t, i + 1);
+            self.next_at = Some(now);
+        } else if t + 1 < self.tiers.len() {
+            self.cursor = (t + 1, 0);
+            self.next_at = Some(now);
+        } else {
+            self.cursor = (0, 0);
+            let backoff = RETRY_BASE
+                .saturating_mul(1u32 << self.failed_rounds.min(10))
+                .min(RETRY_MAX);
+            self.failed_rounds = self.failed_rounds.saturating_add(1);
+            self.next_at = Some(now + backoff);
+        }
+    }
+
+    /// When the URL in use is next due (for snapshots).
+    pub fn next_announce_of(&self, url: &str) -> Option<Instant> {
+        let (t, i) = self.cursor;
+        let current = self.tiers.get(t).and_then(|tier| tier.get(i))?;
+        (current.url == url).then_some(self.next_at).flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(interval: u64) -> AnnounceResponse {
+        AnnounceResponse {
+            interval: Duration::from_secs(interval),
+            min_interval: None,
+            warning: None,
+            tracker_id: None,
+            complete: Some(3),
+            incomplete: Some(4),
+            peers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tiers_fall_through_promote_and_back_off() {
+        let mut rng = Rng::seed_from_u64(1);
+        let tiers = vec![
+            vec!["http://a/1".to_string(), "http://a/2".to_string()],
+            vec!["udp://b".to_string()],
+        ];
+        let mut a = Announcer::new(&tiers, &mut rng);
+        let t0 = Instant::now();
+        assert_eq!(a.due(t0), None, "nothing before start");
+        a.start(t0);
+        let (first, ev) = a.due(t0).unwrap();
+        assert_eq!(ev, Some(AnnounceEvent::Started));
+        assert_eq!(a.due(t0), None, "one announce in flight at a time");
+        a.failed(&first, "refused", t0);
+        let (second, ev) = a.due(t0).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(ev, Some(AnnounceEvent::Started));
+        a.failed(&second, "timeout", t0);
+        let (third, _) = a.due(t0).unwrap();
+        assert_eq!(third, "udp://b");
+        a.failed(&third, "timeout", t0);
+        // Round failed: back off 15 s.
+        assert_eq!(a.next_at(), Some(t0 + RETRY_BASE));
+        let t1 = t0 + RETRY_BASE;
+        let (url, _) = a.due(t1).unwrap();
+        assert_eq!(url, first);
+        a.failed(&url, "x", t1);
+        let (url, _) = a.due(t1).unwrap();
+        a.succeeded(&url, &reply(1800), t1);
+        assert_eq!(a.tiers[0][0].url, url, "promoted to the front");
+        assert_eq!(a.next_at(), Some(t1 + Duration::from_secs(1800)));
+        // Completed goes out at once, with no event afterwards.
+        a.completed(t1);
+        let (_, ev) = a.due(t1).unwrap();
+        assert_eq!(ev, Some(AnnounceEvent::Completed));
+        a.succeeded(&url, &reply(1), t1);
+        let min = crate::tracker::MIN_ANNOUNCE_INTERVAL;
+        assert_eq!(a.next_at(), Some(t1 + min), "clamped");
+        let (_, ev) = a.due(t1 + min).unwrap();
+        assert_eq!(ev, None);
+        a.succeeded(&url, &reply(100), t1);
+        assert_eq!(a.stop(), Some(url));
+        assert_eq!(a.next_at(), None);
+    }
+
+    #[test]
+    fn no_stopped_when_started_never_got_through() {
+        let mut rng = Rng::seed_from_u64(1);
+        let mut a = Announcer::new(&[vec!["http://x".to_string()]], &mut rng);
+        let t0 = Instant::now();
+        a.start(t0);
+        let (url, _) = a.due(t0).unwrap();
+        a.failed(&url, "down", t0);
+        assert_eq!(a.stop(), None);
+    }
+}

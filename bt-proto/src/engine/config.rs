@@ -1,0 +1,123 @@
+//! Session configuration, with named defaults and the reason for each.
+
+use std::time::Duration;
+
+use crate::PeerId;
+
+/// Connections per session: enough for many torrents, within a default descriptor limit of
+/// 1024 with room for files.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 400;
+/// Connections per torrent: past about 50 peers a torrent gains little and pays in memory.
+pub const DEFAULT_MAX_CONNECTIONS_PER_TORRENT: usize = 60;
+/// Outbound connections being opened at once: many dead addresses from a tracker should not
+/// use up the connection budget while they time out.
+pub const DEFAULT_MAX_HALF_OPEN: usize = 32;
+/// Peers we upload to at once per torrent (plus the optimistic slot): each gets a useful
+/// share of a home uplink.
+pub const DEFAULT_UPLOAD_SLOTS: usize = 8;
+/// Requests we keep in flight to a peer before its rate is known: 16 blocks cover 256 KiB,
+/// the bandwidth-delay product of about 40 Mbit/s at 50 ms.
+pub const DEFAULT_INITIAL_REQUEST_DEPTH: usize = 16;
+/// Most requests in flight to one peer. 500 blocks (8 MiB) cover 1 GB/s at 8 ms: loopback and
+/// LAN speeds; libtorrent's own ceiling is the same.
+pub const DEFAULT_MAX_REQUEST_DEPTH: usize = 500;
+/// Seconds of a peer's measured rate to keep requested ahead, so the pipe never drains
+/// between a block's arrival and the next request's.
+pub const DEFAULT_REQUEST_QUEUE_SECONDS: u64 = 2;
+/// Requests a peer may have queued with us; more are rejected. 500 matches libtorrent's
+/// `max_allowed_in_request_queue`; each costs a few bytes until it is read.
+pub const DEFAULT_MAX_PEER_REQUESTS: usize = 500;
+/// Block reads in flight per peer: enough to keep a fast link busy while bounding the
+/// memory of blocks read but not yet sent.
+pub const DEFAULT_MAX_READS_IN_FLIGHT: usize = 32;
+/// A peer that sent no block for this long while we had requests out is snubbed: its
+/// requests go to other peers and it keeps one request until it delivers again.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// BEP 3 suggests keep-alives every two minutes; peers drop us after about that long.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(110);
+/// Close a connection that sent nothing, not even a keep-alive, for this long.
+pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(240);
+/// A handshake must complete within this time.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Memory held by received blocks of pieces not yet complete, per torrent.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 64 * 1024 * 1024;
+/// Hash failures a peer may take part in before it is banned. One failure can be bad luck
+/// (another peer's block in the same piece); three is a pattern.
+pub const DEFAULT_BAN_STRIKES: u32 = 3;
+/// Peers asked of trackers per announce.
+pub const DEFAULT_NUMWANT: u32 = 50;
+/// Housekeeping runs this often: timeouts, keep-alives, reconnects, choke rounds.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Everything a [`crate::engine::Session`] can be tuned by.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our peer id.
+    pub peer_id: PeerId,
+    /// The port we listen on, announced to trackers and peers.
+    pub listen_port: u16,
+    /// Seed of the engine's random choices: same seed, same inputs, same outputs.
+    pub seed: u64,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`DEFAULT_MAX_CONNECTIONS_PER_TORRENT`].
+    pub max_connections_per_torrent: usize,
+    /// See [`DEFAULT_MAX_HALF_OPEN`].
+    pub max_half_open: usize,
+    /// See [`DEFAULT_UPLOAD_SLOTS`].
+    pub upload_slots: usize,
+    /// See [`DEFAULT_INITIAL_REQUEST_DEPTH`].
+    pub initial_request_depth: usize,
+    /// See [`DEFAULT_MAX_REQUEST_DEPTH`].
+    pub max_request_depth: usize,
+    /// See [`DEFAULT_REQUEST_QUEUE_SECONDS`].
+    pub request_queue_seconds: u64,
+    /// See [`DEFAULT_MAX_PEER_REQUESTS`].
+    pub max_peer_requests: usize,
+    /// See [`DEFAULT_MAX_READS_IN_FLIGHT`].
+    pub max_reads_in_flight: usize,
+    /// See [`DEFAULT_REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
+    /// See [`DEFAULT_KEEPALIVE_INTERVAL`].
+    pub keepalive_interval: Duration,
+    /// See [`DEFAULT_INACTIVITY_TIMEOUT`].
+    pub inactivity_timeout: Duration,
+    /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
+    /// See [`DEFAULT_MAX_INFLIGHT_BYTES`].
+    pub max_inflight_bytes: u64,
+    /// See [`DEFAULT_BAN_STRIKES`].
+    pub ban_strikes: u32,
+    /// See [`DEFAULT_NUMWANT`].
+    pub numwant: u32,
+    /// Client name and version sent in the extension handshake (`v`).
+    pub client_name: String,
+}
+
+impl Config {
+    /// Defaults for everything but our identity and seed.
+    pub fn new(peer_id: PeerId, listen_port: u16, seed: u64) -> Self {
+        Config {
+            peer_id,
+            listen_port,
+            seed,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_torrent: DEFAULT_MAX_CONNECTIONS_PER_TORRENT,
+            max_half_open: DEFAULT_MAX_HALF_OPEN,
+            upload_slots: DEFAULT_UPLOAD_SLOTS,
+            initial_request_depth: DEFAULT_INITIAL_REQUEST_DEPTH,
+            max_request_depth: DEFAULT_MAX_REQUEST_DEPTH,
+            request_queue_seconds: DEFAULT_REQUEST_QUEUE_SECONDS,
+            max_peer_requests: DEFAULT_MAX_PEER_REQUESTS,
+            max_reads_in_flight: DEFAULT_MAX_READS_IN_FLIGHT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            inactivity_timeout: DEFAULT_INACTIVITY_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            ban_strikes: DEFAULT_BAN_STRIKES,
+            numwant: DEFAULT_NUMWANT,
+            client_name: concat!("bt ", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}

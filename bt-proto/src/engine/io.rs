@@ -1,0 +1,375 @@
+//! What goes into the engine and what comes out: the whole contract with an adapter.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::picker::Block;
+use crate::tracker::{AnnounceRequest, AnnounceResponse};
+use crate::{ConnId, PeerId, PieceHash, PieceIndex};
+
+/// The engine's name for one torrent of a session.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct TorrentId(pub u32);
+
+/// A torrent's run state, with the semantics of the parity table in `DESIGN.md`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum TorrentState {
+    /// Connect, request, serve.
+    #[default]
+    Started,
+    /// Connections made and accepted; no requests made or served.
+    Paused,
+    /// `stopped` sent to trackers, every connection closed, new ones refused, files closed.
+    Stopped,
+}
+
+/// Which pieces a hashcheck covers.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum CheckScope {
+    /// Every piece.
+    All,
+    /// These pieces.
+    Pieces(Vec<PieceIndex>),
+}
+
+/// A storage failure reported by the adapter (disk full, permission denied, ...).
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StorageError(pub String);
+
+/// Something that happened, fed to [`crate::engine::Session::handle`].
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// An outbound connection asked for by [`Output::Connect`] is established.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Bytes arrived on a connection.
+    Received {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes, in stream order.
+        data: Bytes,
+    },
+    /// A connection closed, failed to connect, or failed while writing.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A block asked for by [`Output::ReadBlock`] was read.
+    BlockRead {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The connection that asked for it.
+        conn: ConnId,
+        /// The block.
+        block: Block,
+        /// Its bytes, or why they could not be read.
+        data: Result<Bytes, StorageError>,
+    },
+    /// A piece given in [`Output::VerifyAndStore`] was hashed and, if it matched, written.
+    PieceStored {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// `Ok(true)`: hash matched and written; `Ok(false)`: hash mismatch, nothing written;
+        /// `Err`: hash matched but writing failed.
+        result: Result<bool, StorageError>,
+    },
+    /// A piece asked for by [`Output::CheckPiece`] was read and hashed.
+    PieceChecked {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether the data on disk matched (missing or short files do not match).
+        ok: bool,
+    },
+    /// A tracker answered an [`Output::Announce`], or could not be reached.
+    Announced {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker URL announced to.
+        url: String,
+        /// The reply, or why there was none.
+        result: Result<AnnounceResponse, String>,
+    },
+}
+
+/// Something the adapter must do, drained with [`crate::engine::Session::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Open a TCP connection; answer with [`Input::Connected`] or [`Input::Closed`].
+    Connect {
+        /// The id the engine gave it.
+        conn: ConnId,
+        /// Where to.
+        addr: SocketAddr,
+    },
+    /// Write these buffers, in order, to the connection (one vectored write is ideal).
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        bufs: Vec<Bytes>,
+    },
+    /// Close the connection (after flushing what was sent). No [`Input::Closed`] is needed.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for logs.
+        reason: CloseReason,
+    },
+    /// Read a block from the torrent's files; answer with [`Input::BlockRead`].
+    ReadBlock {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The connection that asked.
+        conn: ConnId,
+        /// The block.
+        block: Block,
+    },
+    /// Hash a complete piece and, if it matches, write it; answer with [`Input::PieceStored`].
+    /// The piece's bytes travel here so they are hashed once and written once.
+    VerifyAndStore {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// The expected SHA-1.
+        hash: PieceHash,
+        /// The piece's blocks in order; together exactly the piece's length.
+        blocks: Vec<Bytes>,
+    },
+    /// Read a piece from disk and hash it; answer with [`Input::PieceChecked`].
+    CheckPiece {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// The expected SHA-1.
+        hash: PieceHash,
+    },
+    /// Announce to a tracker; answer with [`Input::Announced`] (not needed for `stopped`).
+    Announce {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker URL (`http://`, `https://` or `udp://`).
+        url: String,
+        /// What to announce.
+        request: AnnounceRequest,
+    },
+    /// Close the torrent's open files (it was stopped or removed).
+    CloseFiles {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+}
+
+/// Why the engine closed a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer broke the protocol; the text says how.
+    Protocol(String),
+    /// The handshake named a torrent this session does not have (or has stopped).
+    UnknownTorrent,
+    /// We connected to ourselves.
+    SelfConnection,
+    /// Already connected to this peer.
+    Duplicate,
+    /// Nothing received for too long.
+    Inactive,
+    /// The peer sent data that failed hash checks too often.
+    Banned,
+    /// The torrent was stopped or removed.
+    TorrentStopped,
+    /// Both sides are seeds: nothing to trade.
+    BothSeeds,
+    /// The connection limit was reached.
+    TooManyConnections,
+}
+
+/// What the application is told, drained with [`crate::engine::Session::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A piece passed its hash check and is stored.
+    HashPassed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+    },
+    /// A piece failed its hash check; it will be downloaded again.
+    HashFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// Addresses of the peers that sent blocks of it.
+        peers: Vec<SocketAddr>,
+    },
+    /// A hashcheck of one piece finished.
+    PieceChecked {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether it matched.
+        ok: bool,
+    },
+    /// A hashcheck finished: this many pieces of the torrent are verified.
+    HashcheckDone {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Pieces verified.
+        verified: u32,
+        /// Pieces in the torrent.
+        total: u32,
+    },
+    /// The torrent's run state changed.
+    StateChanged {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The new state.
+        state: TorrentState,
+    },
+    /// A peer completed the handshake.
+    PeerConnected {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The connection.
+        conn: ConnId,
+        /// The peer's address.
+        addr: SocketAddr,
+        /// The peer's id.
+        peer_id: PeerId,
+    },
+    /// A peer left.
+    PeerDisconnected {
+        /// The torrent, if the handshake got that far.
+        torrent: Option<TorrentId>,
+        /// The connection.
+        conn: ConnId,
+        /// The peer's address.
+        addr: SocketAddr,
+        /// Why; `None` if the other side or the network closed it.
+        reason: Option<CloseReason>,
+    },
+    /// A peer was banned for sending bad data.
+    PeerBanned {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peer's address.
+        addr: SocketAddr,
+    },
+    /// A tracker answered.
+    TrackerReply {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// Peers it gave.
+        peers: usize,
+    },
+    /// A tracker answered with a warning.
+    TrackerWarning {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// The warning.
+        message: String,
+    },
+    /// A tracker failed or refused.
+    TrackerError {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The tracker.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Every wanted piece is verified.
+    Complete {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// Storage failed; the torrent was paused and nothing verified was lost.
+    StorageFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// What failed.
+        error: StorageError,
+    },
+}
+
+/// Options for [`crate::engine::Session::add_torrent`].
+#[derive(Clone, Debug, Default)]
+pub struct AddTorrent {
+    /// The state to start in.
+    pub state: TorrentState,
+    /// Pieces already verified (from trusted resume data), if any.
+    pub have: Option<crate::Bitfield>,
+    /// Priority per file (0 = skip); missing entries are 1.
+    pub file_priorities: Vec<u8>,
+    /// Bytes uploaded and downloaded in earlier runs.
+    pub uploaded: u64,
+    /// See `uploaded`.
+    pub downloaded: u64,
+}
+
+/// One peer's state, as shown by [`crate::engine::Session::peers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The connection.
+    pub conn: ConnId,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The peer's id.
+    pub peer_id: PeerId,
+    /// Client name and version parsed from the id.
+    pub client: String,
+    /// We are choking them.
+    pub am_choking: bool,
+    /// We are interested in them.
+    pub am_interested: bool,
+    /// They are choking us.
+    pub peer_choking: bool,
+    /// They are interested in us.
+    pub peer_interested: bool,
+    /// They connected to us.
+    pub incoming: bool,
+    /// They have not sent a requested block for a long time.
+    pub snubbed: bool,
+    /// Bytes per second from them.
+    pub download_rate: u64,
+    /// Bytes per second to them.
+    pub upload_rate: u64,
+    /// Bytes of blocks received from them.
+    pub downloaded: u64,
+    /// Bytes of blocks sent to them.
+    pub uploaded: u64,
+    /// Pieces they have.
+    pub pieces: u32,
+}
+
+/// One tracker's state, as shown by [`crate::engine::Session::trackers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackerInfo {
+    /// The tier (0 first).
+    pub tier: usize,
+    /// The URL.
+    pub url: String,
+    /// Seeders in its last reply.
+    pub seeders: Option<u32>,
+    /// Leechers in its last reply.
+    pub leechers: Option<u32>,
+    /// Its last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the next regular announce is due (for the tracker in use).
+    pub next_announce: Option<Instant>,
+}

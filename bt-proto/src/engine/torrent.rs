@@ -1,0 +1,128 @@
+//! The state of one torrent in a session.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::announce::Announcer;
+use super::io::{TorrentId, TorrentState};
+use crate::choker::Choker;
+use crate::metainfo::Metainfo;
+use crate::picker::{BLOCK_LEN, Picker};
+use crate::{ConnId, PieceIndex};
+
+/// Addresses remembered per torrent; tracker replies beyond this are dropped, so a hostile
+/// tracker cannot grow memory without bound.
+pub const MAX_KNOWN_PEERS: usize = 2000;
+/// Failed connection attempts after which an address is forgotten.
+pub const MAX_CONNECT_FAILURES: u32 = 5;
+/// Wait before retrying an address after its first failure; doubled per failure.
+pub const RECONNECT_BASE: Duration = Duration::from_secs(10);
+/// Wait before reconnecting to a peer whose working connection closed.
+pub const RECONNECT_AFTER_CLOSE: Duration = Duration::from_secs(60);
+
+/// An address we may connect to.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub next_attempt: Instant,
+    pub failures: u32,
+    pub connected: bool,
+}
+
+/// Received blocks of a piece not yet complete, with who sent each.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PieceBuf {
+    pub blocks: Vec<Option<(Bytes, SocketAddr)>>,
+}
+
+/// A piece that failed once: the hash of each block and who sent it, kept until the piece
+/// passes so the senders of blocks that differ from the good data can be named.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FailedPiece {
+    pub blocks: Vec<([u8; 20], SocketAddr)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Torrent {
+    pub id: TorrentId,
+    pub meta: Metainfo,
+    pub state: TorrentState,
+    pub picker: Picker,
+    pub file_priorities: Vec<u8>,
+    pub buffers: BTreeMap<PieceIndex, PieceBuf>,
+    /// Pieces handed to the adapter to verify and store, with each block and its sender, for
+    /// the comparison with an earlier failed attempt.
+    pub verifying: BTreeMap<PieceIndex, Vec<(Bytes, SocketAddr)>>,
+    pub failed: BTreeMap<PieceIndex, FailedPiece>,
+    pub checking: BTreeSet<PieceIndex>,
+    pub peers: BTreeSet<ConnId>,
+    pub known: BTreeMap<SocketAddr, Candidate>,
+    pub strikes: BTreeMap<IpAddr, u32>,
+    pub banned: BTreeSet<IpAddr>,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub announcer: Announcer,
+    pub choker: Choker,
+    /// Whether every wanted piece was verified when last looked at (to notice completion).
+    pub was_done: bool,
+}
+
+impl Torrent {
+    pub fn piece_count(&self) -> u32 {
+        self.meta.piece_count()
+    }
+
+    pub fn piece_len(&self, p: PieceIndex) -> u32 {
+        self.picker.piece_len(p)
+    }
+
+    pub fn blocks_in(&self, p: PieceIndex) -> usize {
+        self.piece_len(p).div_ceil(BLOCK_LEN) as usize
+    }
+
+    /// Bytes of file `file` inside piece `p`.
+    pub fn file_overlap(&self, file: usize, p: PieceIndex) -> u64 {
+        let map = self.meta.piece_map();
+        let (Some(fstart), Some(flen), Some(pstart)) = (
+            map.file_offset(file),
+            map.file_len(file),
+            map.piece_offset(p),
+        ) else {
+            return 0;
+        };
+        let pend = pstart + u64::from(self.piece_len(p));
+        let fend = fstart + flen;
+        pend.min(fend).saturating_sub(pstart.max(fstart))
+    }
+
+    /// Bytes of wanted pieces not yet verified, the short last piece included.
+    pub fn left(&self) -> u64 {
+        self.picker
+            .needed()
+            .iter_ones()
+            .map(|p| u64::from(self.piece_len(p)))
+            .sum()
+    }
+
+    /// Priority of each piece: the highest of the files it touches, so a piece shared by a
+    /// skipped file and a wanted one is wanted.
+    pub fn piece_priorities(meta: &Metainfo, file_priorities: &[u8]) -> Vec<u8> {
+        let mut prio = vec![0u8; meta.piece_count() as usize];
+        for (i, file) in meta.files().iter().enumerate() {
+            if file.is_padding() {
+                continue;
+            }
+            let fp = file_priorities.get(i).copied().unwrap_or(1);
+            if let Some(range) = meta.piece_map().file_pieces(i) {
+                for p in range.iter() {
+                    if let Some(slot) = prio.get_mut(p.as_usize()) {
+                        *slot = (*slot).max(fp);
+                    }
+                }
+            }
+        }
+        prio
+    }
+}

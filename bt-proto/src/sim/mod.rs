@@ -1,0 +1,10 @@
+//! A deterministic swarm simulator: many engine sessions on one thread, on virtual time.
+//!
+//! Nothing here touches a socket, a file or the clock. [`clock`] keeps virtual time, [`net`]
+//! models hosts and TCP-like stream connections (latency, bandwidth, loss as retransmission
+//! delay, refusals and drops), [`disk`] keeps files in memory with injectable faults. Every
+//! random choice comes from a seeded [`crate::rng::Rng`], so a failing seed replays exactly.
+
+pub mod clock;
+pub mod disk;
+pub mod net;

@@ -1,0 +1,1281 @@
+//! The simulated network: hosts, links and TCP-like stream connections on virtual time.
+//!
+//! Hosts are labelled by `SocketAddr` (say `10.0.0.7:6881`); no real traffic exists. Each
+//! direction between two hosts is a [`LinkConfig`]: one-way latency, an optional bandwidth
+//! cap, a loss rate and an optional random drop of the connections over it. Each host may
+//! also cap its upload ([`HostConfig::upload`]), shared by all its connections, which is
+//! what usually limits a BitTorrent swarm.
+//!
+//! ## The model, segment by segment
+//! A `send` is cut into segments of at most the link's MSS. A segment waits in the sending
+//! host's upload queue, then in the link's queue (each a FIFO that lets bytes out at its rate,
+//! so throughput really is capped), then travels for the link's latency. TCP is reliable, so
+//! loss never loses bytes: a lost segment arrives one retransmission timeout later (twice the
+//! link's latency plus [`MIN_RTO`], doubling per further loss up to [`MAX_RTO`]; bandwidth used
+//! by retransmissions is not modelled), and after [`MAX_RETRANSMITS`] losses of one segment the
+//! connection is reset, as a kernel gives up. Segments of one connection are delivered in
+//! order: one held back by a retransmission holds back those behind it. The queues are FIFO
+//! whatever the connection, so connections sharing an upload interleave at the granularity
+//! of their sends; [`Network::flushed_at`] tells when a connection's bytes have all left, for
+//! a runner that wants socket-like backpressure.
+//!
+//! Connection setup: the initiator's [`NetEventKind::Connected`] comes one RTT after
+//! [`Network::connect`] (SYN, SYN-ACK), the acceptor's half an RTT later (the final ACK),
+//! which is when a real `accept()` returns; so the first bytes the initiator sends never
+//! arrive before the acceptor knows the connection. A refusing host answers with
+//! [`NetEventKind::Refused`] one RTT after the connect; a silent host (or an address no host
+//! has) never answers, so the caller's connect timeout fires. Handshake packets neither queue
+//! behind data nor get lost.
+//!
+//! Closing: [`Network::close`] ends the connection for that side at once (nothing more is
+//! delivered to it) and sends EOF, which the other side receives as
+//! [`CloseKind::Eof`] after every byte sent before it. A drop ([`Network::drop_at`] or
+//! [`LinkConfig::drop_within`]) resets the connection: bytes not delivered by then are lost
+//! and both sides get [`CloseKind::Reset`].
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::rng::Rng;
+
+/// Default maximum segment size: Ethernet's 1500-byte MTU less 40 bytes of IPv4 and TCP
+/// headers, the size real peers' bytes arrive in.
+pub const MSS: usize = 1460;
+
+/// Retransmission timeout floor over the RTT. Linux uses 200 ms as its minimum RTO.
+pub const MIN_RTO: Duration = Duration::from_millis(200);
+
+/// Longest retransmission timeout after backoff: Linux's `TCP_RTO_MAX`.
+pub const MAX_RTO: Duration = Duration::from_secs(120);
+
+/// Losses of one segment after which the connection is reset: Linux's `tcp_retries2`.
+pub const MAX_RETRANSMITS: u32 = 15;
+
+/// A connection's name in the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SimConnId(pub u64);
+
+impl fmt::Display for SimConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "simconn#{}", self.0)
+    }
+}
+
+/// One end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The end that called [`Network::connect`].
+    Initiator,
+    /// The end that accepted.
+    Acceptor,
+}
+
+impl Side {
+    /// The other end.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Initiator => Side::Acceptor,
+            Side::Acceptor => Side::Initiator,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Side::Initiator => 0,
+            Side::Acceptor => 1,
+        }
+    }
+}
+
+/// How a host answers incoming connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Listen {
+    /// Accepts every connection.
+    #[default]
+    Accept,
+    /// Answers with a reset: the initiator sees [`NetEventKind::Refused`].
+    Refuse,
+    /// Never answers (a firewall dropping SYNs, or a host that is gone).
+    Silent,
+}
+
+/// A host's own configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostConfig {
+    /// Upload capacity in bytes per second shared by all the host's connections; `None` is
+    /// unlimited. A cap of 0 is taken as 1 byte/s.
+    pub upload: Option<u64>,
+    /// How incoming connections are answered.
+    pub listen: Listen,
+}
+
+/// One direction of the path between two hosts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkConfig {
+    /// One-way propagation delay.
+    pub latency: Duration,
+    /// Bytes per second through this direction; `None` is unlimited. 0 is taken as 1.
+    pub bandwidth: Option<u64>,
+    /// Probability (0 to 1) that one transmission of a segment is lost.
+    pub loss: f64,
+    /// If set, every connection over this link is reset at a uniformly random time within
+    /// this span after it is established (both directions' spans apply; the earlier wins).
+    pub drop_within: Option<Duration>,
+    /// Largest segment delivered at once; 1 delivers byte by byte (0 is taken as 1).
+    pub mss: usize,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig::new(Duration::ZERO)
+    }
+}
+
+impl LinkConfig {
+    /// A link with this one-way latency, no bandwidth cap, no loss, no drops.
+    pub fn new(latency: Duration) -> Self {
+        LinkConfig {
+            latency,
+            bandwidth: None,
+            loss: 0.0,
+            drop_within: None,
+            mss: MSS,
+        }
+    }
+
+    /// The same link capped at `bytes_per_sec`.
+    pub fn with_bandwidth(self, bytes_per_sec: u64) -> Self {
+        LinkConfig {
+            bandwidth: Some(bytes_per_sec),
+            ..self
+        }
+    }
+
+    /// The same link losing each segment transmission with probability `loss`.
+    pub fn with_loss(self, loss: f64) -> Self {
+        LinkConfig { loss, ..self }
+    }
+
+    /// The same link resetting each connection at a random time within `span`.
+    pub fn with_drop_within(self, span: Duration) -> Self {
+        LinkConfig {
+            drop_within: Some(span),
+            ..self
+        }
+    }
+
+    /// The same link delivering segments of at most `mss` bytes.
+    pub fn with_mss(self, mss: usize) -> Self {
+        LinkConfig { mss, ..self }
+    }
+}
+
+/// How a connection ended for the side receiving the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseKind {
+    /// The other side closed after sending everything it had sent.
+    Eof,
+    /// The connection was dropped; undelivered bytes are gone.
+    Reset,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEventKind {
+    /// The connection is established for this side: it may send.
+    Connected,
+    /// The remote host refused the connection (only to the initiator).
+    Refused,
+    /// Bytes arrived, in order.
+    Data(Bytes),
+    /// The connection ended; nothing more comes for this side.
+    Closed(CloseKind),
+}
+
+/// One delivery to one end of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetEvent {
+    /// When it happens.
+    pub at: Instant,
+    /// The connection.
+    pub conn: SimConnId,
+    /// Which end receives it.
+    pub side: Side,
+    /// The host of that end.
+    pub host: SocketAddr,
+    /// The host at the other end.
+    pub peer: SocketAddr,
+    /// What happened.
+    pub kind: NetEventKind,
+}
+
+/// A call the network cannot carry out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    /// No such connection in this network.
+    #[error("{0} is not a connection of this network")]
+    UnknownConn(SimConnId),
+    /// That end cannot send yet (or ever: refused or unanswered connections).
+    #[error("{conn}: the {side:?} end is not established")]
+    NotEstablished {
+        /// The connection.
+        conn: SimConnId,
+        /// The end that tried.
+        side: Side,
+    },
+    /// That end closed the connection already.
+    #[error("{conn}: the {side:?} end was closed")]
+    Closed {
+        /// The connection.
+        conn: SimConnId,
+        /// The end that tried.
+        side: Side,
+    },
+    /// The other end closed and this end has seen the EOF.
+    #[error("{conn}: the peer of the {side:?} end closed the connection")]
+    PeerClosed {
+        /// The connection.
+        conn: SimConnId,
+        /// The end that tried.
+        side: Side,
+    },
+    /// The connection was reset.
+    #[error("{conn} was reset")]
+    Reset {
+        /// The connection.
+        conn: SimConnId,
+    },
+}
+
+#[derive(Debug)]
+struct Conn {
+    /// Hosts of the initiator and the acceptor.
+    ends: [SocketAddr; 2],
+    /// When each end may send; `None` if it never will.
+    established: [Option<Instant>; 2],
+    /// The end's owner closed it.
+    closed: [bool; 2],
+    /// The end received its `Closed` event.
+    finished: [bool; 2],
+    /// The initiator gave up before the handshake completed: nothing more for either end.
+    aborted: bool,
+    reset_at: Option<Instant>,
+    /// Latest delivery time towards each end, keeping the byte stream in order.
+    last_delivery: [Option<Instant>; 2],
+    /// When the last byte each end sent leaves its host's queues.
+    flushed: [Option<Instant>; 2],
+}
+
+/// The fate of one segment's first transmission.
+#[derive(Debug, Clone, Copy)]
+struct Transmission {
+    /// When its last byte leaves the sender's queues.
+    departed: Instant,
+    /// When it arrives, if not lost.
+    arrival: Instant,
+    lost: bool,
+}
+
+/// An event waiting for its time; ordered so the heap pops the earliest, then the first
+/// scheduled.
+#[derive(Debug)]
+struct Pending {
+    at: Instant,
+    seq: u64,
+    conn: SimConnId,
+    side: Side,
+    kind: NetEventKind,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The whole simulated network.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use bt_proto::sim::net::{HostConfig, LinkConfig, NetEventKind, Network, Side};
+///
+/// let t0 = Instant::now(); // the simulator's base instant
+/// let (a, b) = ("10.0.0.1:6881".parse().unwrap(), "10.0.0.2:6881".parse().unwrap());
+/// let mut net = Network::new(42);
+/// net.add_host(b, HostConfig::default());
+/// net.set_default_link(LinkConfig::new(Duration::from_millis(50)));
+/// let conn = net.connect(a, b, t0);
+/// let ev = net.poll(t0 + Duration::from_secs(1)).unwrap();
+/// assert_eq!((ev.side, ev.kind, ev.at), (Side::Initiator, NetEventKind::Connected, t0 + Duration::from_millis(100)));
+/// net.send(conn, Side::Initiator, &b"hello"[..], ev.at).unwrap();
+/// let ev = net.poll(t0 + Duration::from_secs(1)).unwrap(); // the acceptor learns of it
+/// assert_eq!((ev.side, ev.kind), (Side::Acceptor, NetEventKind::Connected));
+/// let ev = net.poll(t0 + Duration::from_secs(1)).unwrap();
+/// assert_eq!(ev.kind, NetEventKind::Data(bytes::Bytes::from_static(b"hello")));
+/// assert_eq!(ev.at, t0 + Duration::from_millis(150));
+/// ```
+#[derive(Debug)]
+pub struct Network {
+    rng: Rng,
+    hosts: HashMap<SocketAddr, HostConfig>,
+    links: HashMap<(SocketAddr, SocketAddr), LinkConfig>,
+    default_link: LinkConfig,
+    /// When each host's upload queue is next free.
+    upload_free: HashMap<SocketAddr, Instant>,
+    /// When each link direction's queue is next free.
+    link_free: HashMap<(SocketAddr, SocketAddr), Instant>,
+    conns: Vec<Conn>,
+    queue: BinaryHeap<Pending>,
+    seq: u64,
+}
+
+impl Network {
+    /// An empty network whose random choices (loss, random drops) follow `seed`.
+    pub fn new(seed: u64) -> Self {
+        Network {
+            rng: Rng::seed_from_u64(seed),
+            hosts: HashMap::new(),
+            links: HashMap::new(),
+            default_link: LinkConfig::default(),
+            upload_free: HashMap::new(),
+            link_free: HashMap::new(),
+            conns: Vec::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    /// Adds a host (or replaces its configuration). Addresses never added do not answer.
+    pub fn add_host(&mut self, addr: SocketAddr, config: HostConfig) {
+        self.hosts.insert(addr, config);
+    }
+
+    /// A host's configuration, to change it mid-run (e.g. start refusing connections).
+    pub fn host_mut(&mut self, addr: SocketAddr) -> Option<&mut HostConfig> {
+        self.hosts.get_mut(&addr)
+    }
+
+    /// The configuration of every direction without its own.
+    pub fn set_default_link(&mut self, config: LinkConfig) {
+        self.default_link = config;
+    }
+
+    /// Configures the direction `from` → `to`.
+    pub fn set_link(&mut self, from: SocketAddr, to: SocketAddr, config: LinkConfig) {
+        self.links.insert((from, to), config);
+    }
+
+    /// Configures both directions between `a` and `b` alike.
+    pub fn set_path(&mut self, a: SocketAddr, b: SocketAddr, config: LinkConfig) {
+        self.set_link(a, b, config);
+        self.set_link(b, a, config);
+    }
+
+    /// The configuration of the direction `from` → `to`.
+    pub fn link(&self, from: SocketAddr, to: SocketAddr) -> LinkConfig {
+        self.links
+            .get(&(from, to))
+            .copied()
+            .unwrap_or(self.default_link)
+    }
+
+    /// The hosts of a connection's initiator and acceptor.
+    pub fn endpoints(&self, conn: SimConnId) -> Option<(SocketAddr, SocketAddr)> {
+        self.conn(conn).ok().map(|c| (c.ends[0], c.ends[1]))
+    }
+
+    /// Opens a connection from `from` to `to` at `now`. Its fate (connected, refused,
+    /// unanswered) arrives as events; see the module documentation for the timing.
+    pub fn connect(&mut self, from: SocketAddr, to: SocketAddr, now: Instant) -> SimConnId {
+        let id = SimConnId(self.conns.len() as u64);
+        let out = self.link(from, to);
+        let back = self.link(to, from);
+        let rtt = out.latency.saturating_add(back.latency);
+        let answered = after(now, rtt);
+        let listen = self.hosts.get(&to).map_or(Listen::Silent, |h| h.listen);
+        let mut conn = Conn {
+            ends: [from, to],
+            established: [None, None],
+            closed: [false; 2],
+            finished: [false; 2],
+            aborted: false,
+            reset_at: None,
+            last_delivery: [None, None],
+            flushed: [None, None],
+        };
+        match listen {
+            Listen::Accept => {
+                let accepted = after(answered, out.latency);
+                conn.established = [Some(answered), Some(accepted)];
+                self.conns.push(conn);
+                self.schedule(answered, id, Side::Initiator, NetEventKind::Connected);
+                self.schedule(accepted, id, Side::Acceptor, NetEventKind::Connected);
+                let span = match (out.drop_within, back.drop_within) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                if let Some(span) = span {
+                    let nanos = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
+                    let offset = Duration::from_nanos(self.rng.below(nanos));
+                    self.reset(id, after(accepted, offset));
+                }
+            }
+            Listen::Refuse => {
+                self.conns.push(conn);
+                self.schedule(answered, id, Side::Initiator, NetEventKind::Refused);
+            }
+            Listen::Silent => self.conns.push(conn),
+        }
+        id
+    }
+
+    /// Queues `bytes` from `side` of `conn` at `now`; they arrive at the other side as
+    /// [`NetEventKind::Data`] events of at most the link's MSS each.
+    pub fn send(
+        &mut self,
+        conn: SimConnId,
+        side: Side,
+        bytes: impl Into<Bytes>,
+        now: Instant,
+    ) -> Result<(), NetError> {
+        self.check_open(conn, side, now)?;
+        let bytes: Bytes = bytes.into();
+        let (from, to) = self.direction(conn, side)?;
+        let link = self.link(from, to);
+        let mss = link.mss.max(1);
+        let mut offset = 0;
+        while offset < bytes.len() {
+            let end = bytes.len().min(offset + mss);
+            let segment = bytes.slice(offset..end);
+            offset = end;
+            let sent = self.transmit(from, to, &link, segment.len(), now);
+            self.note_flushed(conn, side, sent.departed);
+            let (arrival, given_up) = self.retransmit_delay(sent.arrival, sent.lost, &link);
+            if given_up {
+                // The kernel gives up on this segment: the connection dies when it does.
+                self.reset(conn, arrival);
+                return Ok(());
+            }
+            let at = self.in_order(conn, side.other(), arrival)?;
+            self.schedule(at, conn, side.other(), NetEventKind::Data(segment));
+        }
+        Ok(())
+    }
+
+    /// Closes `side` of `conn` at `now`: nothing more is delivered to it, and the other side
+    /// gets EOF after everything sent before. Closing before the handshake completed abandons
+    /// the connection for both ends. Closing twice does nothing.
+    pub fn close(&mut self, conn: SimConnId, side: Side, now: Instant) -> Result<(), NetError> {
+        let c = self.conn_mut(conn)?;
+        let i = side.index();
+        if c.closed.get(i).copied().unwrap_or(true) {
+            return Ok(());
+        }
+        if let Some(closed) = c.closed.get_mut(i) {
+            *closed = true;
+        }
+        let established = c
+            .established
+            .get(i)
+            .copied()
+            .flatten()
+            .is_some_and(|t| t <= now);
+        if !established {
+            c.aborted = true;
+            return Ok(());
+        }
+        if c.reset_at.is_some_and(|r| r <= now) {
+            return Ok(());
+        }
+        let (from, to) = self.direction(conn, side)?;
+        let link = self.link(from, to);
+        let sent = self.transmit(from, to, &link, 0, now);
+        self.note_flushed(conn, side, sent.departed);
+        let at = self.in_order(conn, side.other(), sent.arrival)?;
+        self.schedule(at, conn, side.other(), NetEventKind::Closed(CloseKind::Eof));
+        Ok(())
+    }
+
+    /// Resets `conn` at `at` (but not before both ends are established): bytes not yet
+    /// delivered then are lost and both ends get [`CloseKind::Reset`]. An earlier reset
+    /// already scheduled stands.
+    pub fn drop_at(&mut self, conn: SimConnId, at: Instant) -> Result<(), NetError> {
+        let c = self.conn(conn)?;
+        let [Some(a), Some(b)] = c.established else {
+            return Err(NetError::NotEstablished {
+                conn,
+                side: Side::Acceptor,
+            });
+        };
+        self.reset(conn, at.max(a).max(b));
+        Ok(())
+    }
+
+    /// When the earliest pending event happens, if any: the simulator advances its clock
+    /// there and calls [`Network::poll`].
+    pub fn next_event_time(&mut self) -> Option<Instant> {
+        while let Some(top) = self.queue.peek() {
+            if self.deliverable(top) {
+                return Some(top.at);
+            }
+            self.queue.pop();
+        }
+        None
+    }
+
+    /// The next event due at or before `now`, earliest first (ties in the order they were
+    /// caused); `None` when nothing more is due.
+    pub fn poll(&mut self, now: Instant) -> Option<NetEvent> {
+        loop {
+            if self.queue.peek()?.at > now {
+                return None;
+            }
+            let p = self.queue.pop()?;
+            if !self.deliverable(&p) {
+                continue;
+            }
+            let c = self.conns.get_mut(index(p.conn))?;
+            if matches!(p.kind, NetEventKind::Closed(_))
+                && let Some(f) = c.finished.get_mut(p.side.index())
+            {
+                *f = true;
+            }
+            let host = *c.ends.get(p.side.index())?;
+            let peer = *c.ends.get(p.side.other().index())?;
+            return Some(NetEvent {
+                at: p.at,
+                conn: p.conn,
+                side: p.side,
+                host,
+                peer,
+                kind: p.kind,
+            });
+        }
+    }
+
+    /// When everything `side` of `conn` has sent so far has left its host's upload queue and
+    /// the link's queue: when a real socket's send buffer would be empty. A runner that wants
+    /// socket-like backpressure feeds a connection more bytes only from then. `None` before
+    /// the first send (or for an unknown connection).
+    pub fn flushed_at(&self, conn: SimConnId, side: Side) -> Option<Instant> {
+        self.conn(conn)
+            .ok()?
+            .flushed
+            .get(side.index())
+            .copied()
+            .flatten()
+    }
+
+    /// Events waiting, including some that will turn out void (for closed ends).
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn conn(&self, id: SimConnId) -> Result<&Conn, NetError> {
+        self.conns.get(index(id)).ok_or(NetError::UnknownConn(id))
+    }
+
+    fn conn_mut(&mut self, id: SimConnId) -> Result<&mut Conn, NetError> {
+        self.conns
+            .get_mut(index(id))
+            .ok_or(NetError::UnknownConn(id))
+    }
+
+    /// The hosts a send from `side` leaves and reaches.
+    fn direction(&self, conn: SimConnId, side: Side) -> Result<(SocketAddr, SocketAddr), NetError> {
+        let [initiator, acceptor] = self.conn(conn)?.ends;
+        Ok(match side {
+            Side::Initiator => (initiator, acceptor),
+            Side::Acceptor => (acceptor, initiator),
+        })
+    }
+
+    fn check_open(&self, conn: SimConnId, side: Side, now: Instant) -> Result<(), NetError> {
+        let c = self.conn(conn)?;
+        let i = side.index();
+        if c.closed.get(i).copied().unwrap_or(true) {
+            return Err(NetError::Closed { conn, side });
+        }
+        if c.reset_at.is_some_and(|r| r <= now) {
+            return Err(NetError::Reset { conn });
+        }
+        if c.finished.get(i).copied().unwrap_or(true) {
+            return Err(NetError::PeerClosed { conn, side });
+        }
+        let established = c.established.get(i).copied().flatten();
+        if c.aborted || established.is_none_or(|t| t > now) {
+            return Err(NetError::NotEstablished { conn, side });
+        }
+        Ok(())
+    }
+
+    /// Passes `len` bytes through the sender's upload queue and the link's queue.
+    fn transmit(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        link: &LinkConfig,
+        len: usize,
+        now: Instant,
+    ) -> Transmission {
+        let mut t = now;
+        if let Some(rate) = self.hosts.get(&from).and_then(|h| h.upload) {
+            t = serialise(self.upload_free.entry(from).or_insert(now), t, len, rate);
+        }
+        if let Some(rate) = link.bandwidth {
+            t = serialise(
+                self.link_free.entry((from, to)).or_insert(now),
+                t,
+                len,
+                rate,
+            );
+        }
+        let lost = len > 0 && link.loss > 0.0 && self.chance(link.loss);
+        Transmission {
+            departed: t,
+            arrival: after(t, link.latency),
+            lost,
+        }
+    }
+
+    /// Adds retransmission timeouts while the segment keeps being lost; `true` if the
+    /// sender gives up (the arrival is then when it does).
+    fn retransmit_delay(
+        &mut self,
+        mut arrival: Instant,
+        lost: bool,
+        link: &LinkConfig,
+    ) -> (Instant, bool) {
+        if !lost {
+            return (arrival, false);
+        }
+        let rtt = link.latency.saturating_mul(2);
+        let mut rto = rtt.saturating_add(MIN_RTO).min(MAX_RTO);
+        for _ in 0..MAX_RETRANSMITS {
+            arrival = after(arrival, rto);
+            if !self.chance(link.loss) {
+                return (arrival, false);
+            }
+            rto = rto.saturating_mul(2).min(MAX_RTO);
+        }
+        (arrival, true)
+    }
+
+    /// Holds a delivery towards `to_side` behind the previous one (TCP's in-order stream).
+    fn in_order(
+        &mut self,
+        conn: SimConnId,
+        to_side: Side,
+        arrival: Instant,
+    ) -> Result<Instant, NetError> {
+        let c = self.conn_mut(conn)?;
+        let slot = c
+            .last_delivery
+            .get_mut(to_side.index())
+            .ok_or(NetError::UnknownConn(conn))?;
+        let at = slot.map_or(arrival, |last| last.max(arrival));
+        *slot = Some(at);
+        Ok(at)
+    }
+
+    fn note_flushed(&mut self, conn: SimConnId, side: Side, departed: Instant) {
+        if let Some(slot) = self
+            .conns
+            .get_mut(index(conn))
+            .and_then(|c| c.flushed.get_mut(side.index()))
+        {
+            *slot = Some(slot.map_or(departed, |t| t.max(departed)));
+        }
+    }
+
+    fn reset(&mut self, conn: SimConnId, at: Instant) {
+        let Some(c) = self.conns.get_mut(index(conn)) else {
+            return;
+        };
+        if c.reset_at.is_some_and(|r| r <= at) {
+            return;
+        }
+        c.reset_at = Some(at);
+        for side in [Side::Initiator, Side::Acceptor] {
+            self.schedule(at, conn, side, NetEventKind::Closed(CloseKind::Reset));
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, conn: SimConnId, side: Side, kind: NetEventKind) {
+        self.seq += 1;
+        self.queue.push(Pending {
+            at,
+            seq: self.seq,
+            conn,
+            side,
+            kind,
+        });
+    }
+
+    fn deliverable(&self, p: &Pending) -> bool {
+        let Some(c) = self.conns.get(index(p.conn)) else {
+            return false;
+        };
+        let i = p.side.index();
+        let gone =
+            c.closed.get(i).copied().unwrap_or(true) || c.finished.get(i).copied().unwrap_or(true);
+        if c.aborted || gone {
+            return false;
+        }
+        match p.kind {
+            NetEventKind::Closed(CloseKind::Reset) => c.reset_at == Some(p.at),
+            NetEventKind::Data(_) | NetEventKind::Closed(CloseKind::Eof) => {
+                c.reset_at.is_none_or(|r| p.at < r)
+            }
+            NetEventKind::Connected | NetEventKind::Refused => true,
+        }
+    }
+
+    /// `true` with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        // 53 random bits make an exactly representable fraction in [0, 1).
+        let x = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        x < p
+    }
+}
+
+fn index(id: SimConnId) -> usize {
+    usize::try_from(id.0).unwrap_or(usize::MAX)
+}
+
+/// `t + d`, or `t` where the sum is past what `Instant` represents (centuries of virtual
+/// time: not a case a simulation reaches).
+fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or(t)
+}
+
+/// Lets `len` bytes through a FIFO that is free from `*free` at `rate` bytes/s, starting no
+/// earlier than `ready`; returns when the last byte leaves.
+fn serialise(free: &mut Instant, ready: Instant, len: usize, rate: u64) -> Instant {
+    let rate = u128::from(rate.max(1));
+    let nanos = (len as u128 * 1_000_000_000).div_ceil(rate);
+    let took = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+    let done = after((*free).max(ready), took);
+    *free = done;
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, n], 6881))
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Every event due up to `until`.
+    fn drain(net: &mut Network, until: Instant) -> Vec<NetEvent> {
+        std::iter::from_fn(|| net.poll(until)).collect()
+    }
+
+    /// Two accepting hosts joined by `link` both ways; the connection established both ends.
+    fn pair(link: LinkConfig, t0: Instant) -> (Network, SimConnId, Instant) {
+        let mut net = Network::new(1);
+        net.add_host(addr(1), HostConfig::default());
+        net.add_host(addr(2), HostConfig::default());
+        net.set_path(addr(1), addr(2), link);
+        let conn = net.connect(addr(1), addr(2), t0);
+        let up = drain(&mut net, t0 + Duration::from_secs(10));
+        assert_eq!(up.len(), 2);
+        (net, conn, up[1].at)
+    }
+
+    fn data_of(events: &[NetEvent], side: Side) -> Vec<u8> {
+        events
+            .iter()
+            .filter(|e| e.side == side)
+            .filter_map(|e| match &e.kind {
+                NetEventKind::Data(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn handshake_takes_one_rtt_for_the_initiator_and_half_more_for_the_acceptor() {
+        let t0 = Instant::now();
+        let mut net = Network::new(1);
+        net.add_host(addr(2), HostConfig::default());
+        net.set_link(addr(1), addr(2), LinkConfig::new(ms(30)));
+        net.set_link(addr(2), addr(1), LinkConfig::new(ms(20)));
+        let conn = net.connect(addr(1), addr(2), t0);
+        assert_eq!(net.next_event_time(), Some(t0 + ms(50)));
+        assert!(net.poll(t0 + ms(49)).is_none());
+        let a = net.poll(t0 + ms(50)).unwrap();
+        assert_eq!(
+            (a.conn, a.side, a.host, a.peer, a.kind),
+            (
+                conn,
+                Side::Initiator,
+                addr(1),
+                addr(2),
+                NetEventKind::Connected
+            )
+        );
+        // The acceptor may not send before its own Connected.
+        assert_eq!(
+            net.send(conn, Side::Acceptor, vec![1], t0 + ms(50)),
+            Err(NetError::NotEstablished {
+                conn,
+                side: Side::Acceptor
+            })
+        );
+        let b = net.poll(t0 + ms(80)).unwrap();
+        assert_eq!(
+            (b.at, b.side, b.host, b.peer),
+            (t0 + ms(80), Side::Acceptor, addr(2), addr(1))
+        );
+        assert_eq!(net.endpoints(conn), Some((addr(1), addr(2))));
+    }
+
+    #[test]
+    fn one_megabyte_over_one_megabyte_per_second_takes_one_second_plus_latency() {
+        let t0 = Instant::now();
+        let link = LinkConfig::new(ms(50)).with_bandwidth(1_000_000);
+        let (mut net, conn, start) = pair(link, t0);
+        let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        net.send(conn, Side::Initiator, payload.clone(), start)
+            .unwrap();
+        let events = drain(&mut net, start + Duration::from_secs(5));
+        assert_eq!(data_of(&events, Side::Acceptor), payload);
+        assert!(events.iter().all(|e| match &e.kind {
+            NetEventKind::Data(b) => b.len() <= MSS,
+            _ => false,
+        }));
+        let first = events.first().unwrap().at - start;
+        let last = events.last().unwrap().at - start;
+        // One segment serialises in 1.46 ms: the first arrives after it plus the latency.
+        assert_eq!(first, Duration::from_nanos(1_460_000) + ms(50));
+        assert_eq!(last, ms(1_050));
+        // The sender's buffer empties when the last byte leaves, one latency earlier.
+        assert_eq!(
+            net.flushed_at(conn, Side::Initiator),
+            Some(start + ms(1_000))
+        );
+        assert_eq!(net.flushed_at(conn, Side::Acceptor), None);
+        // Deliveries are paced by the link, not bunched.
+        let mid = &events[events.len() / 2];
+        let expected = ms(50) + Duration::from_nanos(1_460_000 * (events.len() as u64 / 2 + 1));
+        assert_eq!(mid.at - start, expected);
+    }
+
+    #[test]
+    fn a_host_upload_cap_is_shared_by_its_connections() {
+        let t0 = Instant::now();
+        let mut net = Network::new(1);
+        net.add_host(
+            addr(1),
+            HostConfig {
+                upload: Some(100_000),
+                listen: Listen::Accept,
+            },
+        );
+        net.add_host(addr(2), HostConfig::default());
+        net.add_host(addr(3), HostConfig::default());
+        net.set_default_link(LinkConfig::new(ms(10)));
+        let c2 = net.connect(addr(1), addr(2), t0);
+        let c3 = net.connect(addr(1), addr(3), t0);
+        drain(&mut net, t0 + ms(100));
+        let now = t0 + ms(100);
+        net.send(c2, Side::Initiator, vec![0; 100_000], now)
+            .unwrap();
+        net.send(c3, Side::Initiator, vec![0; 100_000], now)
+            .unwrap();
+        let events = drain(&mut net, now + Duration::from_secs(10));
+        let done = |c| {
+            events
+                .iter()
+                .filter(|e| e.conn == c)
+                .map(|e| e.at)
+                .max()
+                .unwrap()
+        };
+        // 200 kB through a 100 kB/s uplink: the second connection's data waits for the first.
+        assert_eq!(done(c2) - now, Duration::from_secs(1) + ms(10));
+        assert_eq!(done(c3) - now, Duration::from_secs(2) + ms(10));
+    }
+
+    #[test]
+    fn small_mss_delivers_byte_by_byte_in_order() {
+        let t0 = Instant::now();
+        let (mut net, conn, start) = pair(LinkConfig::new(ms(5)).with_mss(1), t0);
+        net.send(conn, Side::Acceptor, &b"abc"[..], start).unwrap();
+        net.send(conn, Side::Acceptor, &b"def"[..], start).unwrap();
+        let events = drain(&mut net, start + ms(10));
+        assert_eq!(events.len(), 6);
+        assert_eq!(data_of(&events, Side::Initiator), b"abcdef");
+        assert!(events.iter().all(|e| e.at == start + ms(5)));
+    }
+
+    #[test]
+    fn loss_delays_but_never_loses_or_reorders() {
+        let t0 = Instant::now();
+        let link = LinkConfig::new(ms(20))
+            .with_bandwidth(1_000_000)
+            .with_loss(0.1);
+        let (mut net, conn, start) = pair(link, t0);
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        net.send(conn, Side::Initiator, payload.clone(), start)
+            .unwrap();
+        let events = drain(&mut net, start + Duration::from_secs(60));
+        assert_eq!(data_of(&events, Side::Acceptor), payload);
+        let last = events.last().unwrap().at - start;
+        // 0.3 s of serialisation + 20 ms, plus at least one retransmission (RTT + 200 ms).
+        assert!(last >= ms(320) + ms(240), "{last:?}");
+        assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
+    }
+
+    #[test]
+    fn total_loss_resets_the_connection() {
+        let t0 = Instant::now();
+        let (mut net, conn, start) = pair(LinkConfig::new(ms(1)).with_loss(1.0), t0);
+        net.send(conn, Side::Initiator, vec![7; 10], start).unwrap();
+        let events = drain(&mut net, start + Duration::from_secs(3_600));
+        let kinds: Vec<_> = events.iter().map(|e| (e.side, e.kind.clone())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Side::Initiator, NetEventKind::Closed(CloseKind::Reset)),
+                (Side::Acceptor, NetEventKind::Closed(CloseKind::Reset)),
+            ]
+        );
+        assert!(events[0].at - start > Duration::from_secs(600));
+    }
+
+    #[test]
+    fn refusing_and_silent_hosts() {
+        let t0 = Instant::now();
+        let mut net = Network::new(1);
+        net.add_host(
+            addr(2),
+            HostConfig {
+                upload: None,
+                listen: Listen::Refuse,
+            },
+        );
+        net.add_host(
+            addr(3),
+            HostConfig {
+                upload: None,
+                listen: Listen::Silent,
+            },
+        );
+        net.set_default_link(LinkConfig::new(ms(25)));
+        let refused = net.connect(addr(1), addr(2), t0);
+        let silent = net.connect(addr(1), addr(3), t0);
+        let nobody = net.connect(addr(1), addr(9), t0);
+        let events = drain(&mut net, t0 + Duration::from_secs(100));
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (
+                events[0].conn,
+                events[0].side,
+                events[0].at,
+                events[0].kind.clone()
+            ),
+            (refused, Side::Initiator, t0 + ms(50), NetEventKind::Refused)
+        );
+        for c in [refused, silent, nobody] {
+            assert_eq!(
+                net.send(c, Side::Initiator, vec![1], t0 + ms(100)),
+                Err(NetError::NotEstablished {
+                    conn: c,
+                    side: Side::Initiator
+                })
+            );
+            assert!(net.drop_at(c, t0).is_err());
+        }
+        // A host can start refusing mid-run.
+        net.add_host(addr(4), HostConfig::default());
+        net.host_mut(addr(4)).unwrap().listen = Listen::Refuse;
+        net.connect(addr(1), addr(4), t0 + ms(200));
+        assert_eq!(net.poll(t0 + ms(250)).unwrap().kind, NetEventKind::Refused);
+    }
+
+    #[test]
+    fn close_delivers_eof_after_the_data() {
+        let t0 = Instant::now();
+        let (mut net, conn, start) = pair(LinkConfig::new(ms(10)).with_bandwidth(10_000), t0);
+        net.send(conn, Side::Initiator, vec![5; 5_000], start)
+            .unwrap();
+        net.close(conn, Side::Initiator, start).unwrap();
+        net.close(conn, Side::Initiator, start).unwrap(); // twice: nothing more
+        assert_eq!(
+            net.send(conn, Side::Initiator, vec![1], start),
+            Err(NetError::Closed {
+                conn,
+                side: Side::Initiator
+            })
+        );
+        // The acceptor's reply towards the closed end is dropped.
+        net.send(conn, Side::Acceptor, vec![9; 10], start).unwrap();
+        let events = drain(&mut net, start + Duration::from_secs(5));
+        assert!(events.iter().all(|e| e.side == Side::Acceptor));
+        let last = events.last().unwrap();
+        assert_eq!(last.kind, NetEventKind::Closed(CloseKind::Eof));
+        assert_eq!(last.at, start + ms(510));
+        assert_eq!(data_of(&events, Side::Acceptor).len(), 5_000);
+        assert_eq!(
+            net.send(conn, Side::Acceptor, vec![1], last.at),
+            Err(NetError::PeerClosed {
+                conn,
+                side: Side::Acceptor
+            })
+        );
+    }
+
+    #[test]
+    fn closing_before_the_handshake_abandons_the_connection() {
+        let t0 = Instant::now();
+        let mut net = Network::new(1);
+        net.add_host(addr(2), HostConfig::default());
+        net.set_default_link(LinkConfig::new(ms(100)));
+        let conn = net.connect(addr(1), addr(2), t0);
+        net.close(conn, Side::Initiator, t0 + ms(150)).unwrap();
+        assert_eq!(net.next_event_time(), None);
+        assert!(drain(&mut net, t0 + Duration::from_secs(1)).is_empty());
+    }
+
+    #[test]
+    fn a_drop_resets_both_ends_and_loses_bytes_in_flight() {
+        let t0 = Instant::now();
+        let (mut net, conn, start) = pair(LinkConfig::new(ms(10)).with_bandwidth(100_000), t0);
+        net.send(conn, Side::Initiator, vec![3; 100_000], start)
+            .unwrap(); // 1 s of data
+        net.drop_at(conn, start + ms(500)).unwrap();
+        let events = drain(&mut net, start + Duration::from_secs(5));
+        let data = data_of(&events, Side::Acceptor).len();
+        assert!((47_000..50_000).contains(&data), "{data}");
+        let resets: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == NetEventKind::Closed(CloseKind::Reset))
+            .map(|e| (e.side, e.at))
+            .collect();
+        assert_eq!(
+            resets,
+            vec![
+                (Side::Initiator, start + ms(500)),
+                (Side::Acceptor, start + ms(500))
+            ]
+        );
+        assert_eq!(
+            events.last().unwrap().kind,
+            NetEventKind::Closed(CloseKind::Reset)
+        );
+        assert_eq!(
+            net.send(conn, Side::Acceptor, vec![1], start + ms(500)),
+            Err(NetError::Reset { conn })
+        );
+        // A drop asked for before the acceptor is established waits for it.
+        let mut net = Network::new(1);
+        net.add_host(addr(2), HostConfig::default());
+        net.set_default_link(LinkConfig::new(ms(10)));
+        let c = net.connect(addr(1), addr(2), t0);
+        net.drop_at(c, t0).unwrap();
+        let kinds: Vec<_> = drain(&mut net, t0 + ms(100))
+            .into_iter()
+            .map(|e| (e.side, e.kind, e.at - t0))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Side::Initiator, NetEventKind::Connected, ms(20)),
+                (Side::Acceptor, NetEventKind::Connected, ms(30)),
+                (
+                    Side::Initiator,
+                    NetEventKind::Closed(CloseKind::Reset),
+                    ms(30)
+                ),
+                (
+                    Side::Acceptor,
+                    NetEventKind::Closed(CloseKind::Reset),
+                    ms(30)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn random_drops_happen_within_the_span() {
+        let t0 = Instant::now();
+        let mut net = Network::new(77);
+        net.add_host(addr(2), HostConfig::default());
+        net.set_default_link(LinkConfig::new(ms(10)).with_drop_within(Duration::from_secs(60)));
+        let conns: Vec<_> = (0..20).map(|_| net.connect(addr(1), addr(2), t0)).collect();
+        let events = drain(&mut net, t0 + Duration::from_secs(120));
+        let mut times = Vec::new();
+        for c in conns {
+            let resets: Vec<_> = events
+                .iter()
+                .filter(|e| e.conn == c && e.kind == NetEventKind::Closed(CloseKind::Reset))
+                .collect();
+            assert_eq!(resets.len(), 2);
+            let at = resets[0].at - t0;
+            assert!(at >= ms(30) && at < ms(30) + Duration::from_secs(60));
+            times.push(at);
+        }
+        times.sort();
+        times.dedup();
+        assert!(times.len() > 15, "drop times should differ: {times:?}");
+    }
+
+    #[test]
+    fn unknown_connections_are_errors() {
+        let mut net = Network::new(1);
+        let t0 = Instant::now();
+        let bogus = SimConnId(9);
+        assert_eq!(
+            net.send(bogus, Side::Initiator, vec![1], t0),
+            Err(NetError::UnknownConn(bogus))
+        );
+        assert_eq!(
+            net.close(bogus, Side::Initiator, t0),
+            Err(NetError::UnknownConn(bogus))
+        );
+        assert_eq!(net.drop_at(bogus, t0), Err(NetError::UnknownConn(bogus)));
+        assert_eq!(net.endpoints(bogus), None);
+    }
+
+    /// A scripted run with several hosts, lossy links and drops; returns every event.
+    fn scripted_run(seed: u64) -> Vec<NetEvent> {
+        let t0 = Instant::now();
+        let mut net = Network::new(seed);
+        for n in 1..=4 {
+            net.add_host(
+                addr(n),
+                HostConfig {
+                    upload: Some(200_000),
+                    listen: Listen::Accept,
+                },
+            );
+        }
+        net.set_default_link(
+            LinkConfig::new(ms(15))
+                .with_bandwidth(150_000)
+                .with_loss(0.05)
+                .with_drop_within(Duration::from_secs(3)),
+        );
+        let mut conns = Vec::new();
+        for a in 1..=4 {
+            for b in (a + 1)..=4 {
+                conns.push(net.connect(addr(a), addr(b), t0));
+            }
+        }
+        let mut out = Vec::new();
+        let mut now = t0;
+        while let Some(t) = net.next_event_time() {
+            now = t;
+            while let Some(ev) = net.poll(now) {
+                if ev.kind == NetEventKind::Connected {
+                    let _ = net.send(ev.conn, ev.side, vec![ev.conn.0 as u8; 40_000], now);
+                }
+                out.push(ev);
+            }
+        }
+        assert!(now > t0);
+        out
+    }
+
+    #[test]
+    fn same_seed_same_events_other_seed_other_events() {
+        let strip = |evs: Vec<NetEvent>| -> Vec<(u64, SimConnId, Side, NetEventKind)> {
+            let base = evs.first().map(|e| e.at).unwrap();
+            evs.into_iter()
+                .map(|e| ((e.at - base).as_nanos() as u64, e.conn, e.side, e.kind))
+                .collect()
+        };
+        let a = strip(scripted_run(5));
+        let b = strip(scripted_run(5));
+        let c = strip(scripted_run(6));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    proptest! {
+        #[test]
+        fn streams_arrive_whole_and_in_order(
+            latency_ms in 0u64..200,
+            bandwidth in proptest::option::of(1_000u64..10_000_000),
+            loss in 0.0f64..0.1,
+            mss in 1usize..3_000,
+            sends in proptest::collection::vec((any::<bool>(), 0usize..5_000, 0u64..50), 1..20),
+            seed: u64,
+        ) {
+            let t0 = Instant::now();
+            let link = LinkConfig::new(ms(latency_ms)).with_loss(loss).with_mss(mss);
+            let link = LinkConfig { bandwidth, ..link };
+            let mut net = Network::new(seed);
+            net.add_host(addr(1), HostConfig::default());
+            net.add_host(addr(2), HostConfig::default());
+            net.set_path(addr(1), addr(2), link);
+            let conn = net.connect(addr(1), addr(2), t0);
+            let mut events = drain(&mut net, t0 + Duration::from_secs(1));
+            let mut now = t0 + Duration::from_secs(1);
+            let mut sent = [Vec::new(), Vec::new()];
+            let mut fill = 0u8;
+            for (from_acceptor, len, gap) in sends {
+                let side = if from_acceptor { Side::Acceptor } else { Side::Initiator };
+                let bytes: Vec<u8> = (0..len).map(|_| { fill = fill.wrapping_add(1); fill }).collect();
+                sent[side.index()].extend_from_slice(&bytes);
+                now += ms(gap);
+                events.extend(drain(&mut net, now));
+                net.send(conn, side, bytes, now).unwrap();
+            }
+            net.close(conn, Side::Initiator, now).unwrap();
+            let mut last = now;
+            while let Some(t) = net.next_event_time() {
+                prop_assert!(t >= last);
+                last = t;
+                events.extend(drain(&mut net, t));
+            }
+            // Events come in time order; every byte arrives once, in order, and the data for
+            // the closed end stops at its close.
+            prop_assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
+            let to_acceptor = data_of(&events, Side::Acceptor);
+            prop_assert_eq!(&to_acceptor, &sent[0]);
+            let to_initiator = data_of(&events, Side::Initiator);
+            prop_assert!(sent[1].starts_with(&to_initiator));
+            let max_seg = mss;
+            let segments_ok = events.iter().all(|e| match &e.kind {
+                NetEventKind::Data(b) => !b.is_empty() && b.len() <= max_seg,
+                _ => true,
+            });
+            prop_assert!(segments_ok);
+            let eof = events.iter().filter(|e| e.kind == NetEventKind::Closed(CloseKind::Eof)).count();
+            // Loss can exhaust retransmissions only with astronomically small odds here.
+            prop_assert_eq!(eof, 1);
+            prop_assert_eq!(&events.last().unwrap().kind, &NetEventKind::Closed(CloseKind::Eof));
+        }
+    }
+}
