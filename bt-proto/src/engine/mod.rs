@@ -253,6 +253,10 @@ impl Session {
             TorrentState::Started => {
                 if old == TorrentState::Stopped {
                     t.announcer.start(now);
+                    // A fresh start tries every known address again at once.
+                    for c in t.known.values_mut() {
+                        c.next_attempt = now;
+                    }
                 }
                 let conns: Vec<ConnId> = self.torrent_conns(id);
                 for c in conns {
@@ -599,7 +603,10 @@ impl Session {
             });
         }
         if let Some(id) = p.torrent {
-            // A freed slot may let another peer in, and the choker may have a slot free.
+            if !p.requests.is_empty() {
+                self.refill(now, id);
+            }
+            // A freed slot may let another peer in.
             self.connect_more(now, id);
         }
     }
@@ -756,17 +763,7 @@ impl Session {
                 p.phase = Phase::Active;
             }
         }
-        if extended {
-            let payload = self.extension_handshake(addr);
-            self.send(
-                now,
-                conn,
-                &Message::Extended {
-                    id: 0,
-                    payload: Bytes::from(payload),
-                },
-            );
-        }
+        // BEP 6: the piece summary must directly follow the handshake.
         let first = if fast && we_are_seed {
             Message::HaveAll
         } else if fast && have_none {
@@ -779,6 +776,17 @@ impl Session {
         };
         if first != Message::KeepAlive {
             self.send(now, conn, &first);
+        }
+        if extended {
+            let payload = self.extension_handshake(addr);
+            self.send(
+                now,
+                conn,
+                &Message::Extended {
+                    id: 0,
+                    payload: Bytes::from(payload),
+                },
+            );
         }
         if let Some(t) = self.torrents.get_mut(&id) {
             t.peers.insert(conn);
@@ -818,7 +826,8 @@ impl Session {
             return;
         };
         let first = !p.sent_first_message;
-        if msg != Message::KeepAlive {
+        // Some clients send their extension handshake before the piece summary; tolerate it.
+        if !matches!(msg, Message::KeepAlive | Message::Extended { .. }) {
             p.sent_first_message = true;
         }
         let fast = p.fast;
@@ -831,9 +840,12 @@ impl Session {
                     // Without BEP 6, a choke silently drops every request we made.
                     let reqs: Vec<Block> = p.requests.drain(..).map(|(b, _)| b).collect();
                     if let Some(t) = self.torrents.get_mut(&id) {
-                        for b in reqs {
-                            t.picker.release(b);
+                        for b in &reqs {
+                            t.picker.release(*b);
                         }
+                    }
+                    if !reqs.is_empty() {
+                        self.refill(now, id);
                     }
                 }
             }
@@ -893,6 +905,7 @@ impl Session {
                     && let Some(t) = self.torrents.get_mut(&id)
                 {
                     t.picker.release(b);
+                    self.refill(now, id);
                 }
             }
             Message::AllowedFast(piece) => {
@@ -1220,11 +1233,7 @@ impl Session {
                         self.ban(now, id, addr);
                     }
                 }
-                let conns = self.torrent_conns(id);
-                for c in conns {
-                    self.fill_requests(now, c);
-                    self.flush(c);
-                }
+                self.refill(now, id);
             }
             Err(error) => {
                 // Verified data could not be written: fetch the piece again later and stop
@@ -1292,7 +1301,25 @@ impl Session {
             }
         }
         if let Some(t) = self.torrents.get_mut(&id) {
-            t.was_done = done;
+            if !done && t.was_done {
+                // Wanting pieces again (a file re-enabled, a piece lost): the seeds we left
+                // as "both seeds" are worth calling back now.
+                for c in t.known.values_mut() {
+                    c.next_attempt = c.next_attempt.min(now);
+                }
+                t.was_done = false;
+                self.connect_more(now, id);
+            } else {
+                t.was_done = done;
+            }
+        }
+    }
+
+    /// Blocks were given back to the picker: every peer of the torrent may take them.
+    fn refill(&mut self, now: Instant, id: TorrentId) {
+        for c in self.torrent_conns(id) {
+            self.fill_requests(now, c);
+            self.flush(c);
         }
     }
 
@@ -1772,15 +1799,8 @@ impl Session {
             // Snubbed: its blocks go to other peers; it keeps a single request.
             p.snubbed = true;
             self.cancel_all_requests(now, conn);
-            let conns = self
-                .peers
-                .get(&conn)
-                .and_then(|p| p.torrent)
-                .map(|id| self.torrent_conns(id))
-                .unwrap_or_default();
-            for c in conns {
-                self.fill_requests(now, c);
-                self.flush(c);
+            if let Some(id) = self.peers.get(&conn).and_then(|p| p.torrent) {
+                self.refill(now, id);
             }
         }
         self.flush(conn);
