@@ -760,3 +760,139 @@ mod random_swarms {
         }
     }
 }
+
+/// A raw peer that connects to `to` and says hello for `meta` with `then` after the handshake.
+fn raw_hello(
+    swarm: &mut Swarm,
+    to: NodeId,
+    meta: &Metainfo,
+    id: &[u8; 20],
+    then: &[Message],
+) -> (NodeId, bt_proto::sim::net::SimConnId) {
+    let raw = swarm.add_raw_node();
+    let addr = swarm.addr(to);
+    let conn = swarm.raw_connect(raw, addr);
+    swarm.run_for(Duration::from_millis(50));
+    let hs = Handshake {
+        reserved: Reserved::NONE.with(Extension::Fast),
+        info_hash: meta.info_hash(),
+        peer_id: PeerId(*id),
+    };
+    let mut hello = hs.encode().to_vec();
+    for m in then {
+        hello.extend(m.to_vec().unwrap());
+    }
+    assert!(swarm.raw_send(conn, hello));
+    (raw, conn)
+}
+
+// Snubbing: a peer that accepts requests and never answers loses them to an honest peer.
+#[test]
+fn black_hole_peer_is_snubbed() {
+    let real = Instant::now();
+    let (meta, content) = make_torrent(&[("f.bin", 4 * MIB)], 32 * 1024, 9).unwrap();
+    let mut swarm = Swarm::new(9);
+    let (l, t) = leech_node(&mut swarm, &meta, NodeOptions::default());
+    let hole_id = *b"-XX0000-black-hole!!";
+    raw_hello(
+        &mut swarm,
+        l,
+        &meta,
+        &hole_id,
+        &[Message::HaveAll, Message::Unchoke],
+    );
+    swarm.run_for(Duration::from_secs(1));
+    // Only now does a slow honest seed appear.
+    let (seed, _) = seed_node(
+        &mut swarm,
+        &meta,
+        &content,
+        NodeOptions {
+            upload: Some(64 * KIB),
+            ..Default::default()
+        },
+    );
+    let seed_addr = swarm.addr(seed);
+    swarm.add_peer(l, t, seed_addr);
+    swarm.run_for(Duration::from_secs(45));
+    assert!(!swarm.is_complete(l, t));
+    let now = swarm.now();
+    let peers = swarm.session(l).unwrap().peers(t, now);
+    let hole = peers
+        .iter()
+        .find(|p| p.peer_id.0 == hole_id)
+        .expect("black hole connected");
+    assert!(hole.snubbed, "a peer that never delivers is snubbed");
+    assert_eq!(hole.downloaded, 0);
+    let took = swarm
+        .run_until(|s| s.is_complete(l, t), Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(swarm.content(l, &meta), content);
+    report("black-hole", took + Duration::from_secs(46), real);
+}
+
+// Keep-alives go out while idle; a peer silent for too long is dropped.
+#[test]
+fn keepalives_and_inactivity_timeout() {
+    let (meta, _) = make_torrent(&[("f.bin", 100 * KIB)], 32 * 1024, 12).unwrap();
+    let mut swarm = Swarm::new(12);
+    let (l, _) = leech_node(&mut swarm, &meta, NodeOptions::default());
+    let (raw, conn) = raw_hello(
+        &mut swarm,
+        l,
+        &meta,
+        b"-XX0000-silent-peer!",
+        &[Message::HaveNone],
+    );
+    swarm.run_for(Duration::from_secs(200));
+    assert!(
+        !swarm.raw_conn(raw, conn).unwrap().closed,
+        "not dropped before the timeout"
+    );
+    swarm.run_for(Duration::from_secs(100));
+    let seen = swarm.raw_conn(raw, conn).unwrap();
+    assert!(seen.closed, "an inactive peer is dropped");
+    let mut dec = Decoder::new(Some(meta.piece_count()));
+    dec.feed(&seen.received);
+    assert!(matches!(
+        dec.decode_handshake(),
+        Ok(bt_proto::wire::Progress::Done(_))
+    ));
+    let mut keepalives = 0;
+    while let Ok(Some(m)) = dec.next_message() {
+        if m == Message::KeepAlive {
+            keepalives += 1;
+        }
+    }
+    assert!(keepalives >= 1, "keep-alives sent while idle");
+    assert!(disconnect_reasons(&swarm, l).contains(&CloseReason::Inactive));
+}
+
+// Connecting to ourselves is noticed and never retried; unknown torrents are refused.
+#[test]
+fn self_connection_and_unknown_torrent() {
+    let (meta, _) = make_torrent(&[("f.bin", 100 * KIB)], 32 * 1024, 10).unwrap();
+    let (other, _) = make_torrent(&[("g.bin", 100 * KIB)], 32 * 1024, 11).unwrap();
+    let mut swarm = Swarm::new(10);
+    let (l, t) = leech_node(&mut swarm, &meta, NodeOptions::default());
+    let me = swarm.addr(l);
+    swarm.add_peer(l, t, me);
+    swarm.run_for(Duration::from_secs(5));
+    let reasons = disconnect_reasons(&swarm, l);
+    assert!(
+        reasons.contains(&CloseReason::SelfConnection),
+        "{reasons:?}"
+    );
+    let before = reasons.len();
+    swarm.add_peer(l, t, me);
+    swarm.run_for(Duration::from_secs(120));
+    assert_eq!(
+        disconnect_reasons(&swarm, l).len(),
+        before,
+        "ourselves, never again"
+    );
+    // A handshake for a torrent the session does not have is refused.
+    let (raw, conn) = hostile(&mut swarm, l, &other, &[]);
+    assert!(swarm.raw_conn(raw, conn).unwrap().closed);
+    assert!(disconnect_reasons(&swarm, l).contains(&CloseReason::UnknownTorrent));
+}

@@ -44,6 +44,10 @@ use crate::{Bitfield, ConnId, InfoHash, PieceIndex};
 /// connection before it is closed: a few happen legitimately around HAVE/choke races.
 pub const MAX_SLIPS: u32 = 64;
 
+/// Longest client name kept from a peer's extension handshake, in characters: enough for
+/// every real client's "name version", short enough that a hostile peer cannot bloat memory.
+pub const MAX_CLIENT_NAME: usize = 64;
+
 /// A whole torrent's view for [`Session::stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentStats {
@@ -405,10 +409,10 @@ impl Session {
                     conn: p.conn,
                     addr: p.addr,
                     peer_id,
-                    client: {
+                    client: p.ext_client.clone().unwrap_or_else(|| {
                         let c = crate::peer_id::identify(&peer_id);
                         format!("{} {}", c.name, c.version).trim().to_string()
-                    },
+                    }),
                     am_choking: p.am_choking,
                     am_interested: p.am_interested,
                     peer_choking: p.peer_choking,
@@ -945,6 +949,10 @@ impl Session {
         }
         if let Some(port) = v.get(b"p").and_then(|x| x.as_int()) {
             p.listen_port = u16::try_from(port).ok().filter(|n| *n > 0);
+        }
+        if let Some(name) = v.get(b"v").and_then(|x| x.as_bytes()) {
+            let name = String::from_utf8_lossy(name);
+            p.ext_client = Some(name.chars().take(MAX_CLIENT_NAME).collect());
         }
     }
 
