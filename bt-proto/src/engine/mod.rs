@@ -1106,6 +1106,8 @@ impl Session {
             }
             None => false,
         };
+        // In endgame others were asked for this block too; they are told to stop below.
+        let duplicates = t.picker.requested_from(block) > u8::from(requested);
         let outcome = t.picker.block_received(block);
         if outcome == BlockReceived::NotWanted {
             if !requested {
@@ -1136,7 +1138,11 @@ impl Session {
             *slot = Some((data, addr));
         }
         // Endgame: whoever else was asked for this block is told not to bother.
-        let others: Vec<ConnId> = t.peers.iter().copied().filter(|c| *c != conn).collect();
+        let others: Vec<ConnId> = if duplicates {
+            t.peers.iter().copied().filter(|c| *c != conn).collect()
+        } else {
+            Vec::new()
+        };
         for c in others {
             if let Some(o) = self.peers.get_mut(&c)
                 && let Some(i) = o.requests.iter().position(|(b, _)| *b == block)
