@@ -896,3 +896,107 @@ fn self_connection_and_unknown_torrent() {
     assert!(swarm.raw_conn(raw, conn).unwrap().closed);
     assert!(disconnect_reasons(&swarm, l).contains(&CloseReason::UnknownTorrent));
 }
+
+/// Messages a raw node received on `conn`, after the handshake.
+fn raw_messages(
+    swarm: &Swarm,
+    raw: NodeId,
+    conn: bt_proto::sim::net::SimConnId,
+    pieces: u32,
+) -> Vec<Message> {
+    let seen = swarm.raw_conn(raw, conn).unwrap();
+    let mut dec = Decoder::new(Some(pieces));
+    dec.feed(&seen.received);
+    assert!(matches!(
+        dec.decode_handshake(),
+        Ok(bt_proto::wire::Progress::Done(_))
+    ));
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = dec.next_message() {
+        out.push(m);
+    }
+    out
+}
+
+// Regressions of the client this API grew from: HAVE goes out for every piece (not only to
+// peers lacking piece 0), and a piece we lack is refused, never served as zeros.
+#[test]
+fn have_for_every_piece_and_no_zeros_served() {
+    let (meta, content) = make_torrent(&[("f.bin", MIB)], 32 * 1024, 13).unwrap();
+    let pieces = meta.piece_count();
+    let mut swarm = Swarm::new(13);
+    let (l, t) = leech_node(&mut swarm, &meta, NodeOptions::default());
+    // A peer with nothing, interested in the leecher, asking for a piece it does not have yet.
+    let ask = Message::Request(bt_proto::wire::BlockRequest::new(
+        PieceIndex(3),
+        0,
+        16 * 1024,
+    ));
+    let (raw, conn) = raw_hello(
+        &mut swarm,
+        l,
+        &meta,
+        b"-XX0000-watching-you",
+        &[Message::HaveNone, Message::Interested, ask.clone()],
+    );
+    swarm.run_for(Duration::from_millis(500));
+    let (seed, _) = seed_node(
+        &mut swarm,
+        &meta,
+        &content,
+        NodeOptions {
+            upload: Some(MIB),
+            ..Default::default()
+        },
+    );
+    let seed_addr = swarm.addr(seed);
+    swarm.add_peer(l, t, seed_addr);
+    swarm
+        .run_until(|s| s.is_complete(l, t), Duration::from_secs(30))
+        .unwrap();
+    swarm.run_for(Duration::from_millis(500));
+    let got = raw_messages(&swarm, raw, conn, pieces);
+    let haves: std::collections::BTreeSet<u32> = got
+        .iter()
+        .filter_map(|m| match m {
+            Message::Have(p) => Some(p.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(haves, (0..pieces).collect(), "a HAVE for every piece");
+    assert!(
+        got.contains(&Message::RejectRequest(bt_proto::wire::BlockRequest::new(
+            PieceIndex(3),
+            0,
+            16 * 1024
+        )))
+    );
+    assert!(
+        !got.iter().any(|m| matches!(m, Message::Piece { .. })),
+        "nothing served before we had it"
+    );
+    // Now that the leecher has it, the same request is served with the real bytes.
+    assert!(swarm.raw_send(conn, ask.to_vec().unwrap()));
+    swarm.run_for(Duration::from_millis(500));
+    let got = raw_messages(&swarm, raw, conn, pieces);
+    let served: Vec<_> = got
+        .iter()
+        .filter_map(|m| match m {
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => Some((*piece, *offset, data.clone())),
+            _ => None,
+        })
+        .collect();
+    let start = 3 * 32 * 1024;
+    assert_eq!(
+        served,
+        vec![(
+            PieceIndex(3),
+            0,
+            bytes::Bytes::copy_from_slice(&content[start..start + 16 * 1024])
+        )]
+    );
+}
