@@ -87,11 +87,24 @@ enum BlockState {
 struct Partial {
     blocks: Vec<BlockState>,
     received: u32,
+    /// Blocks in state `Free`, so "anything left to ask for?" costs nothing.
+    free: u32,
+    /// No block before this index is `Free`: where the next scan starts.
+    scan_from: usize,
 }
 
 impl Partial {
+    fn new(blocks: usize) -> Self {
+        Partial {
+            blocks: vec![BlockState::Free; blocks],
+            received: 0,
+            free: blocks as u32,
+            scan_from: 0,
+        }
+    }
+
     fn has_free(&self) -> bool {
-        self.blocks.contains(&BlockState::Free)
+        self.free > 0
     }
 }
 
@@ -535,14 +548,8 @@ impl Picker {
             if let Some(s) = self.state.get_mut(p.as_usize()) {
                 *s = PieceState::Partial;
             }
-            let blocks = vec![BlockState::Free; self.block_count(p) as usize];
-            self.partial.insert(
-                p,
-                Partial {
-                    blocks,
-                    received: 0,
-                },
-            );
+            let blocks = self.block_count(p) as usize;
+            self.partial.insert(p, Partial::new(blocks));
             self.take_free_blocks(p, max, &mut out);
         }
         if out.len() >= max || !self.in_endgame() {
@@ -590,14 +597,17 @@ impl Picker {
             return;
         };
         let mut taken = Vec::new();
-        for (i, st) in part.blocks.iter_mut().enumerate() {
-            if out.len() + taken.len() >= max {
+        let start = part.scan_from;
+        for (i, st) in part.blocks.iter_mut().enumerate().skip(start) {
+            if out.len() + taken.len() >= max || part.free == 0 {
                 break;
             }
             if *st == BlockState::Free {
                 *st = BlockState::Requested(1);
+                part.free -= 1;
                 taken.push(i as u32);
             }
+            part.scan_from = i + 1;
         }
         out.extend(taken.into_iter().map(|i| self.block(p, i)));
     }
@@ -632,8 +642,10 @@ impl Picker {
             return BlockReceived::NotWanted;
         };
         // A block that was freed again (timeout, choke) is still welcome if it arrives.
-        if *st == BlockState::Received {
-            return BlockReceived::NotWanted;
+        match *st {
+            BlockState::Received => return BlockReceived::NotWanted,
+            BlockState::Free => part.free -= 1,
+            BlockState::Requested(_) => {}
         }
         *st = BlockState::Received;
         part.received += 1;
@@ -651,17 +663,32 @@ impl Picker {
     /// A request for `b` ended without data (cancelled, rejected, timed out, peer gone):
     /// one fewer peer has it in flight; with none left it can be picked again.
     pub fn release(&mut self, b: Block) {
-        if let Some(st) = self
-            .partial
-            .get_mut(&b.piece)
-            .and_then(|part| part.blocks.get_mut((b.offset / BLOCK_LEN) as usize))
+        let index = (b.offset / BLOCK_LEN) as usize;
+        let Some(part) = self.partial.get_mut(&b.piece) else {
+            return;
+        };
+        if let Some(st) = part.blocks.get_mut(index)
             && let BlockState::Requested(n) = st
         {
-            *st = if *n > 1 {
-                BlockState::Requested(*n - 1)
+            if *n > 1 {
+                *n -= 1;
             } else {
-                BlockState::Free
-            };
+                *st = BlockState::Free;
+                part.free += 1;
+                part.scan_from = part.scan_from.min(index);
+            }
+        }
+    }
+
+    /// How many peers block `b` is requested from right now (more than one only in endgame).
+    pub fn requested_from(&self, b: Block) -> u8 {
+        match self
+            .partial
+            .get(&b.piece)
+            .and_then(|part| part.blocks.get((b.offset / BLOCK_LEN) as usize))
+        {
+            Some(BlockState::Requested(n)) => *n,
+            _ => 0,
         }
     }
 
@@ -712,6 +739,24 @@ impl Picker {
                 if i < start || i >= l.group_end(a) {
                     return Err(format!("{p:?} (avail {a}) at {i} outside its group"));
                 }
+            }
+        }
+        for (p, part) in &self.partial {
+            let free = part
+                .blocks
+                .iter()
+                .filter(|b| **b == BlockState::Free)
+                .count();
+            if free != part.free as usize {
+                return Err(format!("{p:?}: {free} free blocks, counted {}", part.free));
+            }
+            if part
+                .blocks
+                .iter()
+                .take(part.scan_from)
+                .any(|b| *b == BlockState::Free)
+            {
+                return Err(format!("{p:?}: a free block before scan_from"));
             }
         }
         let queued = self

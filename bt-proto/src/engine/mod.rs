@@ -46,6 +46,10 @@ use crate::{Bitfield, ConnId, InfoHash, PieceIndex};
 /// connection before it is closed: a few happen legitimately around HAVE/choke races.
 pub const MAX_SLIPS: u32 = 64;
 
+/// Longest client name kept from a peer's extension handshake, in characters: enough for
+/// every real client's "name version", short enough that a hostile peer cannot bloat memory.
+pub const MAX_CLIENT_NAME: usize = 64;
+
 /// A whole torrent's view for [`Session::stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentStats {
@@ -255,6 +259,10 @@ impl Session {
             TorrentState::Started => {
                 if old == TorrentState::Stopped {
                     t.announcer.start(now);
+                    // A fresh start tries every known address again at once.
+                    for c in t.known.values_mut() {
+                        c.next_attempt = now;
+                    }
                 }
                 let conns: Vec<ConnId> = self.torrent_conns(id);
                 for c in conns {
@@ -412,10 +420,10 @@ impl Session {
                     conn: p.conn,
                     addr: p.addr,
                     peer_id,
-                    client: {
+                    client: p.ext_client.clone().unwrap_or_else(|| {
                         let c = crate::peer_id::identify(&peer_id);
                         format!("{} {}", c.name, c.version).trim().to_string()
-                    },
+                    }),
                     am_choking: p.am_choking,
                     am_interested: p.am_interested,
                     peer_choking: p.peer_choking,
@@ -610,7 +618,10 @@ impl Session {
             });
         }
         if let Some(id) = p.torrent {
-            // A freed slot may let another peer in, and the choker may have a slot free.
+            if !p.requests.is_empty() {
+                self.refill(now, id);
+            }
+            // A freed slot may let another peer in.
             self.connect_more(now, id);
         }
     }
@@ -767,8 +778,7 @@ impl Session {
                 p.phase = Phase::Active;
             }
         }
-        // BEP 6: have-all, have-none or the bitfield must be the first message after the
-        // handshake (receivers refuse them later), so the extension handshake comes after.
+        // BEP 6: the piece summary must directly follow the handshake.
         let first = if fast && we_are_seed {
             Message::HaveAll
         } else if fast && have_none {
@@ -831,7 +841,8 @@ impl Session {
             return;
         };
         let first = !p.sent_first_message;
-        if msg != Message::KeepAlive {
+        // Some clients send their extension handshake before the piece summary; tolerate it.
+        if !matches!(msg, Message::KeepAlive | Message::Extended { .. }) {
             p.sent_first_message = true;
         }
         let fast = p.fast;
@@ -844,9 +855,12 @@ impl Session {
                     // Without BEP 6, a choke silently drops every request we made.
                     let reqs: Vec<Block> = p.requests.drain(..).map(|(b, _)| b).collect();
                     if let Some(t) = self.torrents.get_mut(&id) {
-                        for b in reqs {
-                            t.picker.release(b);
+                        for b in &reqs {
+                            t.picker.release(*b);
                         }
+                    }
+                    if !reqs.is_empty() {
+                        self.refill(now, id);
                     }
                 }
             }
@@ -906,6 +920,7 @@ impl Session {
                     && let Some(t) = self.torrents.get_mut(&id)
                 {
                     t.picker.release(b);
+                    self.refill(now, id);
                 }
             }
             Message::AllowedFast(piece) => {
@@ -945,6 +960,10 @@ impl Session {
         }
         if let Some(port) = v.get(b"p").and_then(|x| x.as_int()) {
             p.listen_port = u16::try_from(port).ok().filter(|n| *n > 0);
+        }
+        if let Some(name) = v.get(b"v").and_then(|x| x.as_bytes()) {
+            let name = String::from_utf8_lossy(name);
+            p.ext_client = Some(name.chars().take(MAX_CLIENT_NAME).collect());
         }
     }
 
@@ -1098,6 +1117,8 @@ impl Session {
             }
             None => false,
         };
+        // In endgame others were asked for this block too; they are told to stop below.
+        let duplicates = t.picker.requested_from(block) > u8::from(requested);
         let outcome = t.picker.block_received(block);
         if outcome == BlockReceived::NotWanted {
             if !requested {
@@ -1128,7 +1149,11 @@ impl Session {
             *slot = Some((data, addr));
         }
         // Endgame: whoever else was asked for this block is told not to bother.
-        let others: Vec<ConnId> = t.peers.iter().copied().filter(|c| *c != conn).collect();
+        let others: Vec<ConnId> = if duplicates {
+            t.peers.iter().copied().filter(|c| *c != conn).collect()
+        } else {
+            Vec::new()
+        };
         for c in others {
             if let Some(o) = self.peers.get_mut(&c)
                 && let Some(i) = o.requests.iter().position(|(b, _)| *b == block)
@@ -1233,11 +1258,7 @@ impl Session {
                         self.ban(now, id, addr);
                     }
                 }
-                let conns = self.torrent_conns(id);
-                for c in conns {
-                    self.fill_requests(now, c);
-                    self.flush(c);
-                }
+                self.refill(now, id);
             }
             Err(error) => {
                 // Verified data could not be written: fetch the piece again later and stop
@@ -1305,7 +1326,25 @@ impl Session {
             }
         }
         if let Some(t) = self.torrents.get_mut(&id) {
-            t.was_done = done;
+            if !done && t.was_done {
+                // Wanting pieces again (a file re-enabled, a piece lost): the seeds we left
+                // as "both seeds" are worth calling back now.
+                for c in t.known.values_mut() {
+                    c.next_attempt = c.next_attempt.min(now);
+                }
+                t.was_done = false;
+                self.connect_more(now, id);
+            } else {
+                t.was_done = done;
+            }
+        }
+    }
+
+    /// Blocks were given back to the picker: every peer of the torrent may take them.
+    fn refill(&mut self, now: Instant, id: TorrentId) {
+        for c in self.torrent_conns(id) {
+            self.fill_requests(now, c);
+            self.flush(c);
         }
     }
 
@@ -1785,15 +1824,8 @@ impl Session {
             // Snubbed: its blocks go to other peers; it keeps a single request.
             p.snubbed = true;
             self.cancel_all_requests(now, conn);
-            let conns = self
-                .peers
-                .get(&conn)
-                .and_then(|p| p.torrent)
-                .map(|id| self.torrent_conns(id))
-                .unwrap_or_default();
-            for c in conns {
-                self.fill_requests(now, c);
-                self.flush(c);
+            if let Some(id) = self.peers.get(&conn).and_then(|p| p.torrent) {
+                self.refill(now, id);
             }
         }
         self.flush(conn);

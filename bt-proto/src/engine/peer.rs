@@ -71,6 +71,8 @@ pub(crate) struct Peer {
     pub reqq: Option<usize>,
     /// Its listening port from the extension handshake.
     pub listen_port: Option<u16>,
+    /// Its client name and version from the extension handshake (`v`).
+    pub ext_client: Option<String>,
     /// Messages waiting to be written with the next flush.
     pub out: BytesMut,
     /// Buffers waiting behind `out` (PIECE payloads), flushed in order.
@@ -125,6 +127,7 @@ impl Peer {
             optimistic: false,
             reqq: None,
             listen_port: None,
+            ext_client: None,
             out: BytesMut::new(),
             out_tail: Vec::new(),
             slips: 0,

@@ -67,7 +67,7 @@ impl fmt::Display for SimConnId {
 }
 
 /// One end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Side {
     /// The end that called [`Network::connect`].
     Initiator,

@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use nom::{IResult, Parser, number::complete::be_u16, number::complete::be_u32};
 
 use super::handshake::{HANDSHAKE_LEN, Handshake, HandshakeError, HandshakePrefix, Progress};
-use super::message::{BlockRequest, Message, id, is_known, message_name};
+use super::message::{BlockRequest, Message, PIECE_HEADER_LEN, id, is_known, message_name};
 use super::{MAX_BITFIELD_LEN_UNKNOWN, MAX_BLOCK_LEN, MAX_EXTENDED_LEN, MAX_UNKNOWN_LEN};
 use crate::{Bitfield, PieceIndex};
 
@@ -92,35 +92,26 @@ pub struct DecodeError {
 /// ```
 #[derive(Debug, Default)]
 pub struct Decoder {
+    /// Received bytes; those before `pos` are decoded and only wait to be released.
     buf: BytesMut,
+    /// Read cursor into `buf`. Fixed-size messages just move it; the decoded bytes are
+    /// released in one step when a payload is split off or more bytes are needed.
+    pos: usize,
     pieces: Option<u32>,
     /// Stream offset of `buf[0]`.
     consumed: u64,
 }
 
+#[inline]
 fn piece_index(input: &[u8]) -> IResult<&[u8], PieceIndex> {
     be_u32.map(PieceIndex).parse(input)
-}
-
-fn block_request(input: &[u8]) -> IResult<&[u8], BlockRequest> {
-    (piece_index, be_u32, be_u32)
-        .map(|(piece, offset, length)| BlockRequest {
-            piece,
-            offset,
-            length,
-        })
-        .parse(input)
 }
 
 impl Decoder {
     /// An empty decoder. `pieces` is the torrent's piece count, or `None` while it is unknown
     /// (a magnet link before its metadata); it fixes the only length a BITFIELD may have.
     pub fn new(pieces: Option<u32>) -> Self {
-        Decoder {
-            buf: BytesMut::new(),
-            pieces,
-            consumed: 0,
-        }
+        Decoder::with_prefix(BytesMut::new(), pieces)
     }
 
     /// A decoder that starts with bytes already received, e.g. what followed a handshake that
@@ -128,6 +119,7 @@ impl Decoder {
     pub fn with_prefix(prefix: BytesMut, pieces: Option<u32>) -> Self {
         Decoder {
             buf: prefix,
+            pos: 0,
             pieces,
             consumed: 0,
         }
@@ -142,6 +134,7 @@ impl Decoder {
     /// Appends received bytes. Decode after each call: the buffer holds whatever has not been
     /// decoded yet, so the caller bounds memory by feeding bounded chunks.
     pub fn feed(&mut self, data: &[u8]) {
+        self.release();
         self.buf.extend_from_slice(data);
     }
 
@@ -150,6 +143,7 @@ impl Decoder {
     /// into it (e.g. tokio's `read_buf`). Bytes appended are decoded like fed ones; do not
     /// remove or change bytes already there.
     pub fn read_buf(&mut self) -> &mut BytesMut {
+        self.release();
         let want = self.bytes_needed().max(READ_CHUNK);
         if self.buf.capacity() - self.buf.len() < want {
             self.buf.reserve(want);
@@ -159,28 +153,23 @@ impl Decoder {
 
     /// Bytes received but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.pending().len()
     }
 
     /// Bytes still missing before the next message (or its header) is complete: a hint for
     /// sizing reads. 0 when a message is ready or the next one is invalid.
     pub fn bytes_needed(&self) -> usize {
-        match self.buf.first_chunk::<4>() {
-            None => 4 - self.buf.len(),
-            Some(prefix) => {
-                let frame = 4 + u32::from_be_bytes(*prefix) as usize;
-                if self.buf.len() >= frame {
-                    0
-                } else if self.buf.len() < 5 {
-                    5 - self.buf.len()
-                } else if self
-                    .buf
-                    .get(4)
-                    .is_some_and(|&i| self.check_length(i, u32::from_be_bytes(*prefix)).is_err())
-                {
+        let pending = self.pending();
+        match (pending.first_chunk::<4>(), pending.get(4)) {
+            (None, _) => 4 - pending.len(),
+            (Some(&[0, 0, 0, 0]), _) => 0,
+            (Some(_), None) => 5 - pending.len(),
+            (Some(prefix), Some(&message_id)) => {
+                let length = u32::from_be_bytes(*prefix);
+                if self.check_length(message_id, length).is_err() {
                     0
                 } else {
-                    frame - self.buf.len()
+                    (4 + length as usize).saturating_sub(pending.len())
                 }
             }
         }
@@ -205,47 +194,51 @@ impl Decoder {
     /// The first 48 bytes of the peer's handshake, without consuming anything: a listener
     /// routes the connection by its info-hash, then calls [`Decoder::decode_handshake`].
     pub fn peek_handshake_prefix(&self) -> Result<Progress<HandshakePrefix>, HandshakeError> {
-        HandshakePrefix::decode(&self.buf)
+        HandshakePrefix::decode(self.pending())
     }
 
     /// Decodes and consumes the peer's handshake, which must be the first thing in the stream;
     /// messages buffered behind it stay for [`Decoder::next_message`].
     pub fn decode_handshake(&mut self) -> Result<Progress<Handshake>, HandshakeError> {
-        let progress = Handshake::decode(&self.buf)?;
+        let progress = Handshake::decode(self.pending())?;
         if let Progress::Done(_) = progress {
-            self.skip(HANDSHAKE_LEN);
+            self.pos += HANDSHAKE_LEN;
         }
         Ok(progress)
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed, or the first invalid
     /// message's error. Nothing is consumed on error, so calling again gives the same error.
+    #[inline]
     pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
-        let Some(&prefix) = self.buf.first_chunk::<4>() else {
+        let pending = self.pending();
+        let Some(&prefix) = pending.first_chunk::<4>() else {
+            self.release();
             return Ok(None);
         };
         let length = u32::from_be_bytes(prefix);
         if length == 0 {
-            self.skip(4);
+            self.pos += 4;
             return Ok(Some(Message::KeepAlive));
         }
-        let Some(&message_id) = self.buf.get(4) else {
+        let Some(&message_id) = pending.get(4) else {
+            self.release();
             return Ok(None);
         };
         if let Err(kind) = self.check_length(message_id, length) {
             return Err(self.error(kind));
         }
         let frame = 4 + length as usize;
-        if self.buf.len() < frame {
+        let Some(body) = pending.get(5..frame) else {
+            self.release();
             return Ok(None);
-        }
-        let body = self.buf.get(5..frame).unwrap_or_default();
+        };
         let message = match message_id {
             id::PIECE => {
                 let Ok((_, (piece, offset))) = (piece_index, be_u32).parse(body) else {
                     return Err(self.short_body(message_id, length));
                 };
-                let data = self.split_payload(frame, PIECE_BODY_START);
+                let data = self.split_payload(frame, PIECE_HEADER_LEN);
                 Message::Piece {
                     piece,
                     offset,
@@ -267,28 +260,62 @@ impl Decoder {
                 payload: self.split_payload(frame, 5),
             },
             fixed => {
-                let Some(message) = parse_fixed(fixed, body) else {
-                    return Err(self.short_body(message_id, length));
+                let Ok((_, [a, b, c])) = fixed_fields(body) else {
+                    return Err(self.short_body(fixed, length));
                 };
-                if let Message::Request(r) | Message::Cancel(r) | Message::RejectRequest(r) =
-                    &message
-                    && !r.has_valid_length()
-                {
+                let is_block = matches!(fixed, id::REQUEST | id::CANCEL | id::REJECT_REQUEST);
+                if is_block && !(1..=MAX_BLOCK_LEN).contains(&c) {
                     return Err(self.error(DecodeErrorKind::InvalidBlockLength {
                         id: fixed,
-                        length: r.length,
+                        length: c,
                     }));
                 }
-                self.skip(frame);
-                message
+                let block = BlockRequest::new(PieceIndex(a), b, c);
+                // Built once, straight into the return value, from scalars: building an enum
+                // in pieces and then moving it costs more than the whole parse.
+                let message = match fixed {
+                    id::CHOKE => Message::Choke,
+                    id::UNCHOKE => Message::Unchoke,
+                    id::INTERESTED => Message::Interested,
+                    id::NOT_INTERESTED => Message::NotInterested,
+                    id::HAVE_ALL => Message::HaveAll,
+                    id::HAVE_NONE => Message::HaveNone,
+                    id::HAVE => Message::Have(PieceIndex(a)),
+                    id::SUGGEST => Message::Suggest(PieceIndex(a)),
+                    id::ALLOWED_FAST => Message::AllowedFast(PieceIndex(a)),
+                    id::REQUEST => Message::Request(block),
+                    id::CANCEL => Message::Cancel(block),
+                    id::REJECT_REQUEST => Message::RejectRequest(block),
+                    // The length check made PORT's body 2 bytes, so `a` fits.
+                    id::PORT => Message::Port(u16::try_from(a).unwrap_or(u16::MAX)),
+                    // Every id reaching this arm is one of the above.
+                    _ => return Err(self.short_body(fixed, length)),
+                };
+                self.pos += frame;
+                return Ok(Some(message));
             }
         };
         Ok(Some(message))
     }
 
+    /// The bytes not decoded yet.
+    #[inline]
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Drops the decoded bytes from the buffer (they may still be shared by payloads).
+    fn release(&mut self) {
+        if self.pos > 0 {
+            self.buf.advance(self.pos.min(self.buf.len()));
+            self.consumed += self.pos as u64;
+            self.pos = 0;
+        }
+    }
+
     fn error(&self, kind: DecodeErrorKind) -> DecodeError {
         DecodeError {
-            offset: self.consumed,
+            offset: self.consumed + self.pos as u64,
             kind,
         }
     }
@@ -306,6 +333,7 @@ impl Decoder {
     }
 
     /// Whether `length` is allowed for `message_id`.
+    #[inline]
     fn check_length(&self, message_id: u8, length: u32) -> Result<(), DecodeErrorKind> {
         let (min, max) = self.bounds(message_id);
         if (min..=max).contains(&length) {
@@ -321,6 +349,7 @@ impl Decoder {
     }
 
     /// Allowed length prefix range for a message id.
+    #[inline]
     fn bounds(&self, message_id: u8) -> (u32, u32) {
         match message_id {
             id::CHOKE | id::UNCHOKE | id::INTERESTED | id::NOT_INTERESTED => (1, 1),
@@ -332,9 +361,8 @@ impl Decoder {
             id::BITFIELD => match self.pieces {
                 Some(pieces) => {
                     // At most 2^29 bytes for u32 pieces, so this fits.
-                    let exact =
-                        1 + u32::try_from(Bitfield::byte_len(pieces)).unwrap_or(u32::MAX - 1);
-                    (exact, exact)
+                    let bytes = u32::try_from(Bitfield::byte_len(pieces)).unwrap_or(u32::MAX - 1);
+                    (1 + bytes, 1 + bytes)
                 }
                 // Every torrent has at least one piece, so at least one byte.
                 None => (2, 1 + MAX_BITFIELD_LEN_UNKNOWN),
@@ -344,54 +372,36 @@ impl Decoder {
         }
     }
 
-    /// Splits the frame off the buffer and returns its bytes from `start` on, without copying.
+    /// Splits the next `frame` bytes off the buffer and returns them from `start` on, without
+    /// copying.
     fn split_payload(&mut self, frame: usize, start: usize) -> Bytes {
-        let mut whole = self.buf.split_to(frame);
-        whole.advance(start);
+        self.release();
+        let mut whole = self.buf.split_to(frame.min(self.buf.len()));
+        whole.advance(start.min(whole.len()));
         self.consumed += frame as u64;
         whole.freeze()
     }
-
-    fn skip(&mut self, n: usize) {
-        self.buf.advance(n);
-        self.consumed += n as u64;
-    }
 }
 
-/// Where a PIECE's block starts within its frame.
-const PIECE_BODY_START: usize = 13;
-
-/// Parses the body of a fixed-size message whose length was already checked; `None` if the
-/// body does not parse (it cannot, once the length is right).
-fn parse_fixed(message_id: u8, body: &[u8]) -> Option<Message> {
-    let index = |make: fn(PieceIndex) -> Message| piece_index(body).ok().map(|(_, p)| make(p));
-    let request =
-        |make: fn(BlockRequest) -> Message| block_request(body).ok().map(|(_, r)| make(r));
-    match message_id {
-        id::CHOKE => Some(Message::Choke),
-        id::UNCHOKE => Some(Message::Unchoke),
-        id::INTERESTED => Some(Message::Interested),
-        id::NOT_INTERESTED => Some(Message::NotInterested),
-        id::HAVE_ALL => Some(Message::HaveAll),
-        id::HAVE_NONE => Some(Message::HaveNone),
-        id::HAVE => index(Message::Have),
-        id::SUGGEST => index(Message::Suggest),
-        id::ALLOWED_FAST => index(Message::AllowedFast),
-        id::REQUEST => request(Message::Request),
-        id::CANCEL => request(Message::Cancel),
-        id::REJECT_REQUEST => request(Message::RejectRequest),
-        id::PORT => be_u16::<_, nom::error::Error<&[u8]>>(body)
-            .ok()
-            .map(|(_, port)| Message::Port(port)),
-        // Only fixed-size ids reach here.
-        _ => None,
+/// The integers in the body of a fixed-size message, zero-filled: nothing, a port (2 bytes),
+/// a piece index (4) or a block's index, offset and length (12). The length check has already
+/// matched the body's size to its id.
+#[inline]
+fn fixed_fields(body: &[u8]) -> IResult<&[u8], [u32; 3]> {
+    match body.len() {
+        0 => Ok((body, [0; 3])),
+        2 => be_u16.map(|port| [u32::from(port), 0, 0]).parse(body),
+        4 => be_u32.map(|index| [index, 0, 0]).parse(body),
+        _ => (be_u32, be_u32, be_u32)
+            .map(|(a, b, c)| [a, b, c])
+            .parse(body),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{PIECE_HEADER_LEN, Reserved};
+    use crate::wire::Reserved;
     use crate::{InfoHash, PeerId};
 
     fn frame(length: u32, message_id: u8, body_len: usize) -> Vec<u8> {

@@ -54,12 +54,14 @@ fn message() -> impl Strategy<Value = Message> {
     ]
 }
 
-/// Feeds `stream` in the given chunk sizes (cycled), draining after every chunk.
+/// Feeds `stream` in the given chunk sizes (cycled), draining after every chunk. Chunks go in
+/// alternately through `feed` and through `read_buf`, the two ways an adapter hands bytes over.
 fn decode_chunked(stream: &[u8], chunks: &[usize]) -> (Vec<Message>, Option<DecodeError>, Decoder) {
     let mut d = Decoder::new(None);
     let mut out = Vec::new();
     let mut rest = stream;
     let mut sizes = chunks.iter().cycle();
+    let mut via_read_buf = false;
     while !rest.is_empty() {
         let n = sizes
             .next()
@@ -68,7 +70,12 @@ fn decode_chunked(stream: &[u8], chunks: &[usize]) -> (Vec<Message>, Option<Deco
             .clamp(1, rest.len());
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
-        d.feed(chunk);
+        if via_read_buf {
+            d.read_buf().extend_from_slice(chunk);
+        } else {
+            d.feed(chunk);
+        }
+        via_read_buf = !via_read_buf;
         loop {
             match d.next_message() {
                 Ok(Some(m)) => out.push(m),
