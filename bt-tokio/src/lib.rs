@@ -54,8 +54,8 @@ use std::path::PathBuf;
 
 pub use bt_proto as proto;
 pub use bt_proto::engine::{
-    CheckScope, CloseReason, Config, Event, FileInfo, PeerInfo, StorageError, TorrentId,
-    TorrentState, TorrentStats, TrackerInfo,
+    CheckScope, CloseReason, Config, Event, FileInfo, HashcheckReport, PeerInfo, StorageError,
+    TorrentId, TorrentState, TorrentStats, TrackerInfo,
 };
 pub use bt_proto::resume::ResumeData;
 pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
@@ -63,15 +63,6 @@ pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
 pub use resume::MAX_RESUME_FILE;
 pub use session::{Session, SessionBuilder};
 pub use torrent::{Events, Torrent, TorrentOptions, TorrentSource};
-
-/// The result of a hashcheck.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HashcheckReport {
-    /// Pieces of the torrent verified once the check was done.
-    pub verified: u32,
-    /// Pieces in the torrent.
-    pub total: u32,
-}
 
 /// What can go wrong with the API.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bt_proto::rng::Rng;
 use bt_proto::tracker::http::{MAX_REDIRECTS, Outcome, Progress, ResponseReader, Scheme, Url};
-use bt_proto::tracker::udp::{self, AddressFamily, CompactPeers, Job, UdpTrackerClient};
-use bt_proto::tracker::{AnnounceRequest, AnnounceResponse, Peer};
+use bt_proto::tracker::udp::{self, AddressFamily, Job, UdpTrackerClient};
+use bt_proto::tracker::{AnnounceRequest, AnnounceResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket, lookup_host};
 use tokio::time::{Instant, timeout};
@@ -125,29 +125,6 @@ fn udp_host_port(url: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-/// A UDP announce reply in the transport-independent form the engine takes.
-pub(crate) fn from_udp(reply: udp::AnnounceResponse) -> AnnounceResponse {
-    let peers = match reply.peers {
-        CompactPeers::V4(v) => v
-            .into_iter()
-            .map(|a| Peer::from_addr(SocketAddr::V4(a)))
-            .collect(),
-        CompactPeers::V6(v) => v
-            .into_iter()
-            .map(|a| Peer::from_addr(SocketAddr::V6(a)))
-            .collect(),
-    };
-    AnnounceResponse {
-        interval: reply.interval,
-        min_interval: None,
-        warning: None,
-        tracker_id: None,
-        complete: Some(reply.seeders),
-        incomplete: Some(reply.leechers),
-        peers,
-    }
-}
-
 async fn udp_announce(
     url: &str,
     request: &AnnounceRequest,
@@ -182,7 +159,7 @@ async fn udp_announce(
             socket.send(&packet).await.map_err(|e| e.to_string())?;
         }
         match client.poll_event() {
-            Some(udp::client::Event::Announced(reply)) => return Ok(from_udp(reply)),
+            Some(udp::client::Event::Announced(reply)) => return Ok(reply.into()),
             Some(udp::client::Event::Failed(e)) => return Err(e.to_string()),
             Some(udp::client::Event::Scraped(_)) => return Err("unexpected scrape reply".into()),
             None => {}

@@ -34,6 +34,15 @@ pub enum CheckScope {
     Pieces(Vec<PieceIndex>),
 }
 
+/// The result of a hashcheck, as the adapters' APIs report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashcheckReport {
+    /// Pieces of the torrent verified once the check was done.
+    pub verified: u32,
+    /// Pieces in the torrent.
+    pub total: u32,
+}
+
 /// A storage failure reported by the adapter (disk full, permission denied, ...).
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 #[error("storage error: {0}")]

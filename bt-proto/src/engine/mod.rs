@@ -22,8 +22,8 @@ use bytes::Bytes;
 pub use announce::{RETRY_BASE, RETRY_MAX};
 pub use config::*;
 pub use io::{
-    AddTorrent, CheckScope, CloseReason, Event, Input, Output, PeerInfo, StorageError, TorrentId,
-    TorrentState, TrackerInfo,
+    AddTorrent, CheckScope, CloseReason, Event, HashcheckReport, Input, Output, PeerInfo,
+    StorageError, TorrentId, TorrentState, TrackerInfo,
 };
 pub use peer::MAX_ALLOWED_FAST;
 pub use torrent::{MAX_CONNECT_FAILURES, MAX_KNOWN_PEERS, RECONNECT_AFTER_CLOSE, RECONNECT_BASE};
@@ -224,6 +224,14 @@ impl Session {
             return;
         }
         t.state = state;
+        if old == TorrentState::Stopped {
+            // Paused or started, the torrent is in the swarm again: tell the trackers, and
+            // try every known address at once.
+            t.announcer.start(now);
+            for c in t.known.values_mut() {
+                c.next_attempt = now;
+            }
+        }
         match state {
             TorrentState::Stopped => {
                 if let Some(url) = t.announcer.stop() {
@@ -255,15 +263,11 @@ impl Session {
                     self.update_interest(now, c);
                     self.flush(c);
                 }
+                // Paused torrents still make and accept connections.
+                self.connect_more(now, id);
+                self.announce_due(now, id);
             }
             TorrentState::Started => {
-                if old == TorrentState::Stopped {
-                    t.announcer.start(now);
-                    // A fresh start tries every known address again at once.
-                    for c in t.known.values_mut() {
-                        c.next_attempt = now;
-                    }
-                }
                 let conns: Vec<ConnId> = self.torrent_conns(id);
                 for c in conns {
                     self.update_interest(now, c);

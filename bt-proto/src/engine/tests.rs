@@ -112,3 +112,38 @@ fn add_peer_again_retries_at_once() {
     s.add_peer(now, id, addr);
     assert_eq!(connects(&mut s).len(), 1);
 }
+
+#[test]
+fn a_torrent_added_paused_announces_and_started_later_does_not_announce_twice() {
+    let plan = TorrentBuilder::single_file("f", 20_000)
+        .tracker_tier(["http://tracker.example/announce"])
+        .piece_length(16384)
+        .plan()
+        .unwrap();
+    let mut h = plan.hasher();
+    h.update(&[1u8; 20_000]);
+    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    let mut s = Session::new(Config::new(crate::PeerId([2; 20]), 6881, 1));
+    let now = Instant::now();
+    let opts = AddTorrent {
+        state: TorrentState::Paused,
+        ..Default::default()
+    };
+    let id = s.add_torrent(now, meta, opts);
+    let announces = |s: &mut Session| {
+        let mut events = Vec::new();
+        while let Some(o) = s.poll_output() {
+            if let Output::Announce { request, .. } = o {
+                events.push(request.event);
+            }
+        }
+        events
+    };
+    assert_eq!(
+        announces(&mut s),
+        vec![Some(AnnounceEvent::Started)],
+        "paused torrents are in the swarm: they announce"
+    );
+    s.set_state(now, id, TorrentState::Started);
+    assert_eq!(announces(&mut s), vec![], "the answer is still awaited");
+}

@@ -931,6 +931,31 @@ pub fn decode_reply(
     Ok(reply)
 }
 
+impl From<AnnounceResponse> for super::AnnounceResponse {
+    /// A UDP announce reply in the transport-independent form the engine takes.
+    fn from(reply: AnnounceResponse) -> Self {
+        let peers = match reply.peers {
+            CompactPeers::V4(v) => v
+                .into_iter()
+                .map(|a| super::Peer::from_addr(std::net::SocketAddr::V4(a)))
+                .collect(),
+            CompactPeers::V6(v) => v
+                .into_iter()
+                .map(|a| super::Peer::from_addr(std::net::SocketAddr::V6(a)))
+                .collect(),
+        };
+        super::AnnounceResponse {
+            interval: reply.interval,
+            min_interval: None,
+            warning: None,
+            tracker_id: None,
+            complete: Some(reply.seeders),
+            incomplete: Some(reply.leechers),
+            peers,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
