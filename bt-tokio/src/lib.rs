@@ -61,7 +61,7 @@ pub use bt_proto::resume::ResumeData;
 pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
 pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
 pub use resume::MAX_RESUME_FILE;
-pub use session::{Session, SessionBuilder};
+pub use session::{EVENT_QUEUE, Session, SessionBuilder};
 pub use torrent::{Events, Torrent, TorrentOptions, TorrentSource};
 
 /// What can go wrong with the API.

@@ -161,7 +161,7 @@ impl TorrentOptions {
     }
 }
 
-/// A stream of events; a subscriber that falls more than [`crate::session::EVENT_QUEUE`]
+/// A stream of events; a subscriber that falls more than [`crate::EVENT_QUEUE`]
 /// events behind skips the oldest ones.
 #[derive(Debug)]
 pub struct Events(BroadcastStream<Event>);
