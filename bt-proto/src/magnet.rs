@@ -142,6 +142,11 @@ impl std::str::FromStr for MagnetPeer {
             };
         }
         let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        // Digits only: `u16::from_str` also takes a leading `+`, and `1.2.3.4:+1` would then
+        // become a host name that is written back as the address `1.2.3.4:1`.
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
         let port: u16 = port.parse().map_err(|_| bad())?;
         let host_ok = !host.is_empty()
             && host.len() <= 253
@@ -549,6 +554,40 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Found by the `magnet` fuzz target: `+6881` was read as port 6881, so an IPv4 address
+    /// with it became a host name, and the link written back parsed to a different value.
+    #[test]
+    fn peer_port_is_digits_only() {
+        for value in [
+            "10.0.5.0:+6881",
+            "host:+1",
+            "host:-1",
+            "host: 1",
+            "[::1]:+1",
+        ] {
+            let uri = format!(
+                "magnet:?xt=urn:btih:{HEX}&x.pe={}",
+                value.replace('+', "%2B")
+            );
+            assert_eq!(
+                Magnet::parse(&uri),
+                Err(MagnetError::BadPeer {
+                    value: value.into()
+                }),
+                "{value}"
+            );
+        }
+        let m = Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&x.pe=host:06881")).unwrap();
+        assert_eq!(
+            m.peers,
+            [MagnetPeer::Host {
+                host: "host".into(),
+                port: 6881
+            }]
+        );
+        assert_eq!(Magnet::parse(&m.to_uri()).unwrap(), m);
     }
 
     #[test]
