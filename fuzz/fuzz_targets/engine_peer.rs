@@ -1,0 +1,428 @@
+//! The engine under hostile peers: a session with one small torrent is driven by a
+//! fuzz-chosen sequence of connections, raw bytes, well-formed messages, closes, user commands,
+//! disk and tracker answers and timer advances. After every step: no panic; every byte the
+//! engine sends decodes as valid peer-wire messages; the bitfield holds only verified pieces;
+//! `left` is exactly the wanted, unverified bytes.
+#![no_main]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bt_proto::engine::{
+    AddTorrent, CheckScope, Config, Input, Output, Session, StorageError, TorrentState,
+};
+use bt_proto::metainfo::Metainfo;
+use bt_proto::metainfo::create::TorrentBuilder;
+use bt_proto::storage::verify_blocks;
+use bt_proto::tracker::AnnounceResponse;
+use bt_proto::wire::{BlockRequest, Decoder, Extension, Handshake, Message, Progress, Reserved};
+use bt_proto::{Bitfield, ConnId, PeerId, PieceIndex};
+use bytes::Bytes;
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use libfuzzer_sys::fuzz_target;
+
+const PIECE: u32 = 16 * 1024;
+const SIZE: usize = 3 * PIECE as usize + 5000;
+
+struct World {
+    meta: Metainfo,
+    content: Vec<u8>,
+}
+
+fn world() -> &'static World {
+    static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+    WORLD.get_or_init(|| {
+        let content: Vec<u8> = (0..SIZE).map(|i| (i * 7 % 251) as u8).collect();
+        let plan = TorrentBuilder::multi_file(
+            "t",
+            [
+                bt_proto::metainfo::create::InputFile::new(["a"], 20_000),
+                bt_proto::metainfo::create::InputFile::new(["b"], (SIZE - 20_000) as u64),
+            ],
+        )
+        .tracker_tier(["http://tracker.invalid/announce"])
+        .piece_length(PIECE)
+        .plan()
+        .expect("valid layout");
+        let mut h = plan.hasher();
+        h.update(&content);
+        let bytes = plan.build(&h.finish().expect("all bytes")).expect("builds");
+        World {
+            meta: Metainfo::from_bytes(&bytes).expect("parses"),
+            content,
+        }
+    })
+}
+
+/// What the engine sent on one connection, decoded as it arrives.
+struct Sent {
+    decoder: Decoder,
+    handshake_seen: bool,
+}
+
+struct Harness {
+    s: Session,
+    now: Instant,
+    conns: Vec<ConnId>,
+    pending_connects: Vec<ConnId>,
+    sent: BTreeMap<ConnId, Sent>,
+    verified: BTreeSet<u32>,
+    reads: Vec<Input>,
+}
+
+fn piece_bytes(p: u32) -> &'static [u8] {
+    let w = world();
+    let start = (p * PIECE) as usize;
+    let end = (start + PIECE as usize).min(w.content.len());
+    &w.content[start..end]
+}
+
+impl Harness {
+    fn drain(&mut self, u: &mut Unstructured) -> Result<()> {
+        let t = bt_proto::engine::TorrentId(0);
+        while let Some(o) = self.s.poll_output() {
+            match o {
+                Output::Connect { conn, .. } => self.pending_connects.push(conn),
+                Output::Send { conn, bufs } => {
+                    let sent = self.sent.entry(conn).or_insert_with(|| Sent {
+                        decoder: Decoder::new(None),
+                        handshake_seen: false,
+                    });
+                    for b in &bufs {
+                        sent.decoder.feed(b);
+                    }
+                    if !sent.handshake_seen {
+                        match sent.decoder.decode_handshake() {
+                            Ok(Progress::Done(_)) => {
+                                sent.handshake_seen = true;
+                                sent.decoder
+                                    .set_piece_count(Some(world().meta.piece_count()));
+                            }
+                            Ok(Progress::NeedMore(_)) => continue,
+                            Err(e) => panic!("we sent a bad handshake: {e}"),
+                        }
+                    }
+                    loop {
+                        match sent.decoder.next_message() {
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(e) => panic!("we sent a malformed message: {e}"),
+                        }
+                    }
+                }
+                Output::Close { conn, .. } => {
+                    self.conns.retain(|c| *c != conn);
+                    self.sent.remove(&conn);
+                }
+                Output::ReadBlock {
+                    torrent,
+                    conn,
+                    block,
+                } => {
+                    let bytes = piece_bytes(block.piece.0);
+                    let data = bytes
+                        .get(block.offset as usize..(block.offset + block.length) as usize)
+                        .map(Bytes::copy_from_slice)
+                        .ok_or_else(|| StorageError("out of range".into()));
+                    assert!(
+                        self.verified.contains(&block.piece.0),
+                        "read of a piece we lack"
+                    );
+                    self.reads.push(Input::BlockRead {
+                        torrent,
+                        conn,
+                        block,
+                        data,
+                    });
+                }
+                Output::VerifyAndStore {
+                    torrent,
+                    piece,
+                    hash,
+                    blocks,
+                } => {
+                    let ok = verify_blocks(&blocks, &hash);
+                    assert_eq!(ok, blocks.concat() == piece_bytes(piece.0));
+                    let result = if ok && u.ratio(1, 20)? {
+                        Err(StorageError("disk full".into()))
+                    } else {
+                        Ok(ok)
+                    };
+                    if result == Ok(true) {
+                        self.verified.insert(piece.0);
+                    }
+                    self.reads.push(Input::PieceStored {
+                        torrent,
+                        piece,
+                        result,
+                    });
+                }
+                Output::CheckPiece { torrent, piece, .. } => {
+                    let ok = self.verified.contains(&piece.0);
+                    self.reads.push(Input::PieceChecked { torrent, piece, ok });
+                }
+                Output::Announce { torrent, url, .. } => {
+                    let result = if u.arbitrary()? {
+                        Err("unreachable".to_string())
+                    } else {
+                        Ok(AnnounceResponse {
+                            interval: Duration::from_secs(u.int_in_range(0..=4000)?),
+                            min_interval: None,
+                            warning: None,
+                            tracker_id: None,
+                            complete: None,
+                            incomplete: None,
+                            peers: Vec::new(),
+                        })
+                    };
+                    self.reads.push(Input::Announced {
+                        torrent,
+                        url,
+                        result,
+                    });
+                }
+                Output::CloseFiles { .. } => {}
+            }
+        }
+        // Invariants.
+        let have = self.s.bitfield(t).expect("torrent exists").clone();
+        for p in have.iter_ones() {
+            assert!(
+                self.verified.contains(&p.0),
+                "piece {p} in the bitfield but never verified"
+            );
+        }
+        let wanted = self.s.wanted(t).expect("torrent exists");
+        let left: u64 = wanted
+            .iter_ones()
+            .filter(|p| !have.get(*p))
+            .map(|p| piece_bytes(p.0).len() as u64)
+            .sum();
+        assert_eq!(self.s.stats(t).expect("torrent exists").left, left);
+        Ok(())
+    }
+}
+
+fn message(u: &mut Unstructured, pieces: u32) -> Result<Message> {
+    let piece = |u: &mut Unstructured| -> Result<PieceIndex> {
+        Ok(PieceIndex(if u.ratio(9, 10)? {
+            u.int_in_range(0..=pieces - 1)?
+        } else {
+            u.arbitrary()?
+        }))
+    };
+    let block = |u: &mut Unstructured| -> Result<BlockRequest> {
+        let p = piece(u)?;
+        let offset = if u.ratio(9, 10)? {
+            u.int_in_range(0..=1u32)? * 16384
+        } else {
+            u.arbitrary()?
+        };
+        let length = if u.ratio(9, 10)? {
+            16384
+        } else {
+            u.int_in_range(1..=16384)?
+        };
+        Ok(BlockRequest::new(p, offset, length))
+    };
+    Ok(match u.int_in_range(0..=15)? {
+        0 => Message::KeepAlive,
+        1 => Message::Choke,
+        2 => Message::Unchoke,
+        3 => Message::Interested,
+        4 => Message::NotInterested,
+        5 => Message::Have(piece(u)?),
+        6 => {
+            let len = if u.ratio(9, 10)? {
+                Bitfield::byte_len(pieces)
+            } else {
+                u.int_in_range(0..=4)?
+            };
+            Message::Bitfield(Bytes::from(u.bytes(len)?.to_vec()))
+        }
+        7 => Message::Request(block(u)?),
+        8 => {
+            let b = block(u)?;
+            let good = piece_bytes(b.piece.0 % pieces);
+            let mut data = good
+                .get(b.offset as usize..)
+                .map(|d| d[..d.len().min(b.length as usize)].to_vec())
+                .unwrap_or_default();
+            if data.is_empty() || u.ratio(1, 4)? {
+                let n = u.int_in_range(1..=64)?;
+                data = u.bytes(n)?.to_vec();
+            }
+            Message::Piece {
+                piece: b.piece,
+                offset: b.offset,
+                data: Bytes::from(data),
+            }
+        }
+        9 => Message::Cancel(block(u)?),
+        10 => Message::HaveAll,
+        11 => Message::HaveNone,
+        12 => Message::RejectRequest(block(u)?),
+        13 => Message::AllowedFast(piece(u)?),
+        14 => {
+            let id = u.int_in_range(0..=2)?;
+            let n = u.int_in_range(0..=40)?;
+            Message::Extended {
+                id,
+                payload: Bytes::from(u.bytes(n)?.to_vec()),
+            }
+        }
+        _ => Message::Suggest(piece(u)?),
+    })
+}
+
+fn run(u: &mut Unstructured) -> Result<()> {
+    let w = world();
+    let pieces = w.meta.piece_count();
+    let mut have = Bitfield::new(pieces);
+    let mut verified = BTreeSet::new();
+    for p in 0..pieces {
+        if u.arbitrary()? {
+            have.set(PieceIndex(p), true);
+            verified.insert(p);
+        }
+    }
+    let mut config = Config::new(PeerId(*b"-Sx0001-fuzzfuzzfuzz"), 6881, u.arbitrary()?);
+    config.upload_slots = u.int_in_range(0..=3)?;
+    let mut h = Harness {
+        s: Session::new(config),
+        now: Instant::now(),
+        conns: Vec::new(),
+        pending_connects: Vec::new(),
+        sent: BTreeMap::new(),
+        verified,
+        reads: Vec::new(),
+    };
+    let opts = AddTorrent {
+        have: Some(have),
+        file_priorities: vec![u.int_in_range(0..=2)?, u.int_in_range(0..=2)?],
+        ..Default::default()
+    };
+    let t = h.s.add_torrent(h.now, w.meta.clone(), opts);
+    h.drain(u)?;
+    for _ in 0..u.int_in_range(0..=200)? {
+        let pick = |u: &mut Unstructured, conns: &[ConnId]| -> Result<Option<ConnId>> {
+            if conns.is_empty() {
+                Ok(None)
+            } else {
+                Ok(conns.get(u.choose_index(conns.len())?).copied())
+            }
+        };
+        match u.int_in_range(0..=9)? {
+            0 if h.conns.len() < 3 => {
+                let port: u16 = u.arbitrary()?;
+                let c = h.s.accept(h.now, ([127, 0, 0, 1], port).into());
+                h.conns.push(c);
+            }
+            1 => {
+                if let Some(c) = pick(u, &h.conns)? {
+                    let mut reserved = Reserved::NONE;
+                    if u.arbitrary()? {
+                        reserved = reserved.with(Extension::Fast);
+                    }
+                    if u.arbitrary()? {
+                        reserved = reserved.with(Extension::ExtensionProtocol);
+                    }
+                    let mut id = [0u8; 20];
+                    u.fill_buffer(&mut id)?;
+                    let hs = Handshake {
+                        reserved,
+                        info_hash: w.meta.info_hash(),
+                        peer_id: PeerId(id),
+                    };
+                    h.s.handle(
+                        h.now,
+                        Input::Received {
+                            conn: c,
+                            data: Bytes::copy_from_slice(&hs.encode()),
+                        },
+                    );
+                }
+            }
+            2..=4 => {
+                if let Some(c) = pick(u, &h.conns)? {
+                    let mut data = Vec::new();
+                    for _ in 0..u.int_in_range(1..=4)? {
+                        if let Ok(bytes) = message(u, pieces)?.to_vec() {
+                            data.extend(bytes);
+                        }
+                    }
+                    h.s.handle(
+                        h.now,
+                        Input::Received {
+                            conn: c,
+                            data: Bytes::from(data),
+                        },
+                    );
+                }
+            }
+            5 => {
+                if let Some(c) = pick(u, &h.conns)? {
+                    let n = u.int_in_range(0..=80)?;
+                    let data = u.bytes(n)?.to_vec();
+                    h.s.handle(
+                        h.now,
+                        Input::Received {
+                            conn: c,
+                            data: Bytes::from(data),
+                        },
+                    );
+                }
+            }
+            6 => {
+                if let Some(c) = pick(u, &h.conns)? {
+                    h.conns.retain(|x| *x != c);
+                    h.s.handle(h.now, Input::Closed { conn: c });
+                }
+            }
+            7 => {
+                h.now += Duration::from_millis(u.int_in_range(0..=200_000)?);
+                h.s.handle_timeout(h.now);
+            }
+            8 => match u.int_in_range(0..=5)? {
+                0 => h.s.set_state(h.now, t, TorrentState::Started),
+                1 => h.s.set_state(h.now, t, TorrentState::Paused),
+                2 => h.s.set_state(h.now, t, TorrentState::Stopped),
+                3 => h.s.hashcheck(t, CheckScope::All),
+                4 => {
+                    let f = u.int_in_range(0..=2)?;
+                    let p = u.int_in_range(0..=2)?;
+                    h.s.set_file_priority(h.now, t, f, p)
+                }
+                _ => {
+                    let port: u16 = u.arbitrary()?;
+                    h.s.add_peer(h.now, t, ([10, 0, 0, 1], port).into())
+                }
+            },
+            _ => {
+                // Answer some pending disk, tracker and connect work, in a fuzz-chosen order.
+                for _ in 0..u.int_in_range(0..=8)? {
+                    if !h.reads.is_empty() {
+                        let i = u.choose_index(h.reads.len())?;
+                        let input = h.reads.swap_remove(i);
+                        h.s.handle(h.now, input);
+                    }
+                }
+                if let Some(c) = h.pending_connects.pop() {
+                    if u.arbitrary()? {
+                        h.conns.push(c);
+                        h.s.handle(h.now, Input::Connected { conn: c });
+                    } else {
+                        h.s.handle(h.now, Input::Closed { conn: c });
+                    }
+                }
+            }
+        }
+        h.drain(u)?;
+    }
+    Ok(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let _ = run(&mut u);
+});
