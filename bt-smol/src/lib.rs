@@ -1,8 +1,73 @@
-//! # bt-smol
+//! # bt-smol: BitTorrent on smol
 //!
-//! The smol adapter of the bt workspace: it will give the sans-IO core in `bt-proto` its
-//! sockets, timers and files, and expose the public `Session`/`Torrent` API. Until the engine
-//! lands, this crate only re-exports the core so the workspace layout is in place.
+//! The smol adapter of the `bt` workspace, with the same API as `bt-tokio`: a [`Session`]
+//! (one listening port, many torrents) and a [`Torrent`] handle per torrent, the same
+//! options, events and errors.
+//!
+//! ```no_run
+//! use bt_smol::{Session, TorrentOptions};
+//!
+//! # fn main() -> Result<(), bt_smol::Error> {
+//! smol::block_on(async {
+//!     let session = Session::builder().port(6881).start().await?;
+//!     let torrent = session
+//!         .add_torrent(TorrentOptions::from_path("debian.iso.torrent").base_dir("downloads"))
+//!         .await?;
+//!     println!("{} ({} bytes)", torrent.name(), torrent.size());
+//!     torrent.wait_complete().await?;
+//!     session.shutdown().await; // announces `stopped`, flushes files, saves resume data
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! ## How it is built
+//! Everything but the runtime is [`bt_adapter`]'s, written once for every runtime: the driver
+//! task that owns the engine, the API types, the files. This crate gives it smol's executor,
+//! blocking pool, timer and sockets ([`Smol`]) and names the API's types for it. Tasks run on
+//! smol's global executor, so any `block_on` drives a session; `SMOL_THREADS` sets how many
+//! threads it has.
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
+mod runtime;
+
+pub use bt_adapter::{
+    CheckScope, CloseReason, Config, EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport,
+    INPUT_QUEUE, MAX_CONCURRENT_READS, MAX_RESUME_FILE, PeerInfo, ResumeData, SHUTDOWN_DEADLINE,
+    StorageError, TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats,
+    TrackerInfo, disk, net, tracker,
+};
 pub use bt_proto as proto;
+pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
+pub use runtime::Smol;
+
+/// A BitTorrent session on smol: one listening port serving any number of torrents.
+pub type Session = bt_adapter::Session<Smol>;
+/// Configures and starts a [`Session`].
+pub type SessionBuilder = bt_adapter::SessionBuilder<Smol>;
+/// A handle to one torrent of a [`Session`].
+pub type Torrent = bt_adapter::Torrent<Smol>;
+
+/// Making a `.torrent` from a file or directory on disk, hashing on smol's blocking pool.
+pub mod create {
+    use std::path::Path;
+
+    pub use bt_adapter::create::CreateOptions;
+
+    /// Builds the torrent of `path` (a file or a directory) and returns its bytes.
+    pub async fn create_torrent(
+        path: impl AsRef<Path>,
+        opts: CreateOptions,
+    ) -> Result<Vec<u8>, crate::Error> {
+        bt_adapter::create::create_torrent::<crate::Smol>(path, opts).await
+    }
+}
