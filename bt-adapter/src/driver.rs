@@ -32,6 +32,12 @@ use crate::{Error, HashcheckReport, resume};
 /// amortises the drain without letting one busy peer delay timers for long.
 const MAX_BATCH: usize = 256;
 
+/// The shortest time between two timer wake-ups. A deadline the engine reports but cannot
+/// act on yet stays in the past (an announcer with no tracker keeps one, for instance); this
+/// keeps such a deadline from turning the driver into a busy loop, as tokio's 1 ms timer
+/// wheel does by itself.
+pub const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Block reads for peers in flight at once, per session: enough to keep fast peers fed, few
 /// enough to bound the memory of blocks read but not yet sent.
 pub const MAX_CONCURRENT_READS: usize = 64;
@@ -203,8 +209,12 @@ impl<R: Runtime> Driver<R> {
     /// Runs until shut down (a `Shutdown` command, or every handle dropped).
     pub(crate) async fn run(mut self, commands: Receiver<Command>, inputs: Receiver<Msg<R>>) {
         let mut shutdown_reply = None;
+        let mut last_timer: Option<Instant> = None;
         loop {
-            let deadline = self.session.poll_timeout();
+            let deadline = self
+                .session
+                .poll_timeout()
+                .map(|t| last_timer.map_or(t, |l| t.max(l + MIN_TIMER_INTERVAL)));
             // Commands first, then inputs, then the timer: `or` polls in that order.
             let wake = futures_lite::future::or(
                 async { Wake::Command(commands.recv().await.ok()) },
@@ -241,7 +251,11 @@ impl<R: Runtime> Driver<R> {
                         }
                     }
                 }
-                Wake::Timer => self.session.handle_timeout(Instant::now()),
+                Wake::Timer => {
+                    let now = Instant::now();
+                    last_timer = Some(now);
+                    self.session.handle_timeout(now);
+                }
             }
             self.drain();
         }
