@@ -41,6 +41,7 @@ pub mod tracker;
 use std::path::PathBuf;
 
 pub use bt_proto as proto;
+
 pub use bt_proto::engine::{
     CheckScope, CloseReason, Config, Event, FileInfo, HashcheckReport, PeerInfo, StorageError,
     TorrentId, TorrentState, TorrentStats, TrackerInfo,
@@ -107,4 +108,45 @@ pub enum Error {
     /// The content cannot be made into a torrent.
     #[error("cannot create torrent: {0}")]
     Create(#[from] bt_proto::metainfo::create::CreateError),
+}
+
+/// The public API of an adapter crate for the runtime `$rt`: the shared types re-exported,
+/// `Session`, `SessionBuilder` and `Torrent` named for `$rt`, and `create::create_torrent`
+/// hashing on `$rt`'s blocking pool. Every adapter invokes it once, so every adapter has the
+/// same API.
+#[macro_export]
+macro_rules! adapter_api {
+    ($rt:ty) => {
+        pub use $crate::proto;
+        pub use $crate::{
+            Bitfield, CheckScope, CloseReason, Config, EVENT_QUEUE, Error, Event, Events, FileInfo,
+            HashcheckReport, INPUT_QUEUE, InfoHash, MAX_CONCURRENT_READS, MAX_RESUME_FILE, PeerId,
+            PeerInfo, PieceIndex, ResumeData, SHUTDOWN_DEADLINE, StorageError, TorrentId,
+            TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net,
+            tracker,
+        };
+
+        /// A BitTorrent session: one listening port serving any number of torrents.
+        pub type Session = $crate::Session<$rt>;
+        /// Configures and starts a [`Session`].
+        pub type SessionBuilder = $crate::SessionBuilder<$rt>;
+        /// A handle to one torrent of a [`Session`].
+        pub type Torrent = $crate::Torrent<$rt>;
+
+        /// Making a `.torrent` from a file or directory on disk, hashing on the runtime's
+        /// blocking pool.
+        pub mod create {
+            use std::path::Path;
+
+            pub use $crate::create::CreateOptions;
+
+            /// Builds the torrent of `path` (a file or a directory) and returns its bytes.
+            pub async fn create_torrent(
+                path: impl AsRef<Path>,
+                opts: CreateOptions,
+            ) -> Result<Vec<u8>, $crate::Error> {
+                $crate::create::create_torrent::<$rt>(path, opts).await
+            }
+        }
+    };
 }

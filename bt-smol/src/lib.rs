@@ -40,34 +40,6 @@
 
 mod runtime;
 
-pub use bt_adapter::{
-    CheckScope, CloseReason, Config, EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport,
-    INPUT_QUEUE, MAX_CONCURRENT_READS, MAX_RESUME_FILE, PeerInfo, ResumeData, SHUTDOWN_DEADLINE,
-    StorageError, TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats,
-    TrackerInfo, disk, net, tracker,
-};
-pub use bt_proto as proto;
-pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
 pub use runtime::Smol;
 
-/// A BitTorrent session on smol: one listening port serving any number of torrents.
-pub type Session = bt_adapter::Session<Smol>;
-/// Configures and starts a [`Session`].
-pub type SessionBuilder = bt_adapter::SessionBuilder<Smol>;
-/// A handle to one torrent of a [`Session`].
-pub type Torrent = bt_adapter::Torrent<Smol>;
-
-/// Making a `.torrent` from a file or directory on disk, hashing on smol's blocking pool.
-pub mod create {
-    use std::path::Path;
-
-    pub use bt_adapter::create::CreateOptions;
-
-    /// Builds the torrent of `path` (a file or a directory) and returns its bytes.
-    pub async fn create_torrent(
-        path: impl AsRef<Path>,
-        opts: CreateOptions,
-    ) -> Result<Vec<u8>, crate::Error> {
-        bt_adapter::create::create_torrent::<crate::Smol>(path, opts).await
-    }
-}
+bt_adapter::adapter_api!(crate::Smol);

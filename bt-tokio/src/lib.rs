@@ -37,34 +37,6 @@
 
 mod runtime;
 
-pub use bt_adapter::{
-    CheckScope, CloseReason, Config, EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport,
-    INPUT_QUEUE, MAX_CONCURRENT_READS, MAX_RESUME_FILE, PeerInfo, ResumeData, SHUTDOWN_DEADLINE,
-    StorageError, TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats,
-    TrackerInfo, disk, net, tracker,
-};
-pub use bt_proto as proto;
-pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
 pub use runtime::Tokio;
 
-/// A BitTorrent session on tokio: one listening port serving any number of torrents.
-pub type Session = bt_adapter::Session<Tokio>;
-/// Configures and starts a [`Session`].
-pub type SessionBuilder = bt_adapter::SessionBuilder<Tokio>;
-/// A handle to one torrent of a [`Session`].
-pub type Torrent = bt_adapter::Torrent<Tokio>;
-
-/// Making a `.torrent` from a file or directory on disk, hashing on tokio's blocking pool.
-pub mod create {
-    use std::path::Path;
-
-    pub use bt_adapter::create::CreateOptions;
-
-    /// Builds the torrent of `path` (a file or a directory) and returns its bytes.
-    pub async fn create_torrent(
-        path: impl AsRef<Path>,
-        opts: CreateOptions,
-    ) -> Result<Vec<u8>, crate::Error> {
-        bt_adapter::create::create_torrent::<crate::Tokio>(path, opts).await
-    }
-}
+bt_adapter::adapter_api!(crate::Tokio);
