@@ -20,16 +20,10 @@
 //! ```
 //!
 //! ## How it is built
-//! One driver task owns the engine (`bt_proto::engine::Session`). Connection tasks, disk jobs
-//! (on the blocking pool, hashing spread over all cores) and tracker tasks feed it inputs
-//! through one bounded queue; API handles send it commands; it sleeps until the engine's next
-//! deadline. Queues are bounded, so memory per connection is bounded: see the [`net`] module's
-//! constants for the back-pressure rules, [`disk`] for the file rules (LRU of open files,
-//! paths checked against the base directory where they are opened, sparse files), and
-//! [`tracker`] for HTTP and UDP announces.
-//!
-//! Events, states, statistics and errors of the engine are the shared types of
-//! [`bt_proto::engine`], re-exported here, so every adapter exposes the same API.
+//! Everything but the runtime is [`bt_adapter`]'s, written once for every runtime: the driver
+//! task that owns the engine, the API types, the files. This crate gives it tokio's tasks,
+//! blocking pool, timer and sockets ([`Tokio`]) and names the API's types for it. `bt-smol`
+//! does the same on smol, so the two expose the same API, events and errors.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -41,80 +35,8 @@
     )
 )]
 
-pub mod create;
-pub mod disk;
-mod driver;
-pub mod net;
-mod resume;
-mod session;
-mod torrent;
-pub mod tracker;
+mod runtime;
 
-use std::path::PathBuf;
+pub use runtime::Tokio;
 
-pub use bt_proto as proto;
-pub use bt_proto::engine::{
-    CheckScope, CloseReason, Config, Event, FileInfo, HashcheckReport, PeerInfo, StorageError,
-    TorrentId, TorrentState, TorrentStats, TrackerInfo,
-};
-pub use bt_proto::resume::ResumeData;
-pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
-pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
-pub use resume::MAX_RESUME_FILE;
-pub use session::{EVENT_QUEUE, Session, SessionBuilder};
-pub use torrent::{Events, Torrent, TorrentOptions, TorrentSource};
-
-/// What can go wrong with the API.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The .torrent file could not be read.
-    #[error("cannot read torrent file {path}: {source}")]
-    ReadTorrent {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The .torrent is not a valid torrent.
-    #[error("invalid torrent: {0}")]
-    Metainfo(#[from] bt_proto::metainfo::MetainfoError),
-    /// The torrent is in the session already.
-    #[error("torrent {0} is already in this session")]
-    Duplicate(InfoHash),
-    /// The listening port could not be bound.
-    #[error("cannot listen on port {port}: {source}")]
-    Listen {
-        /// The port asked for.
-        port: u16,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The session has shut down.
-    #[error("the session has shut down")]
-    SessionClosed,
-    /// The torrent was removed from the session.
-    #[error("the torrent is not in the session")]
-    NoSuchTorrent,
-    /// Reading or writing the torrent's files failed.
-    #[error("{0}")]
-    Storage(StorageError),
-    /// Resume data could not be written.
-    #[error("cannot write resume data to {path}: {source}")]
-    Resume {
-        /// The resume file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file or directory to make a torrent of could not be read.
-    #[error("cannot read {path}: {source}")]
-    ReadContent {
-        /// The file or directory.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The content cannot be made into a torrent.
-    #[error("cannot create torrent: {0}")]
-    Create(#[from] bt_proto::metainfo::create::CreateError),
-}
+bt_adapter::adapter_api!(crate::Tokio);

@@ -9,5 +9,6 @@ pub fn fixtures_dir() -> PathBuf {
         .join("webtorrent")
 }
 
-pub mod tokio_swarm;
+pub mod conformance;
+pub mod swarm;
 pub mod tracker;

@@ -1,24 +1,74 @@
-//! Helpers for the tokio adapter tests: deterministic payloads on disk, torrents made from
-//! them, sessions on loopback, and comparisons of what ended up on disk.
+//! Helpers for the adapter tests, generic over the runtime: a way to run a test on each
+//! runtime, deterministic payloads on disk, torrents made from them, sessions on loopback, and
+//! comparisons of what ended up on disk.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bt_tokio::create::{CreateOptions, create_torrent};
-use bt_tokio::{Session, Torrent};
+use bt_adapter::create::{CreateOptions, create_torrent};
+use bt_adapter::runtime::timeout_at;
+use bt_adapter::{Runtime, Session, Torrent};
+use bt_smol::Smol;
+use bt_tokio::Tokio;
+
+/// A runtime a test can run on.
+pub trait TestRuntime: Runtime {
+    /// The runtime's name in messages.
+    const NAME: &'static str;
+    /// Runs `f` to completion on this runtime.
+    fn block_on<T>(f: impl Future<Output = T>) -> T;
+}
+
+/// A tokio runtime as the tests use it: two workers, like the machines the tests run on.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+impl TestRuntime for Tokio {
+    const NAME: &'static str = "tokio";
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        tokio_runtime().block_on(f)
+    }
+}
+
+impl TestRuntime for Smol {
+    const NAME: &'static str = "smol";
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        // The test trackers (and tokio peers in mixed swarms) run on a tokio runtime beside.
+        let rt = tokio_runtime();
+        let _guard = rt.enter();
+        smol::block_on(f)
+    }
+}
+
+/// Runs the test `f` on `R` with [`TEST_TIMEOUT`]; a tokio runtime is entered too, so tokio
+/// sessions and the test trackers can run beside `R`'s.
+pub fn run_on<R: TestRuntime, F: Future<Output = ()> + Send>(what: &str, f: F) {
+    let what = format!("{what} on {}", R::NAME);
+    R::block_on(bounded::<R, _>(&what, f))
+}
 
 /// Every test's bound: a stall fails the test instead of hanging it. Generous, because two
 /// busy cores in debug builds are slow; no test asserts on speed.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Runs `f` with [`TEST_TIMEOUT`], panicking with `what` if it stalls.
-pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(TEST_TIMEOUT, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out: {what}"),
+pub async fn bounded<R: Runtime, T>(what: &str, f: impl Future<Output = T> + Send) -> T {
+    match timeout_at::<R, _>(Instant::now() + TEST_TIMEOUT, f).await {
+        Some(v) => v,
+        None => panic!("timed out: {what}"),
     }
+}
+
+/// Sleeps on `R`'s timer.
+pub async fn sleep<R: Runtime>(d: Duration) {
+    R::sleep_until(Instant::now() + d).await;
 }
 
 /// Deterministic pseudo-random bytes (xorshift), different for each `seed`.
@@ -57,8 +107,12 @@ pub fn standard_files(scale: usize) -> Vec<(&'static str, usize)> {
 }
 
 /// Makes the torrent of the directory `content` (named after it).
-pub async fn torrent_of(content: &Path, piece_length: u32, trackers: Vec<String>) -> Vec<u8> {
-    create_torrent(
+pub async fn torrent_of<R: Runtime>(
+    content: &Path,
+    piece_length: u32,
+    trackers: Vec<String>,
+) -> Vec<u8> {
+    create_torrent::<R>(
         content,
         CreateOptions {
             piece_length: Some(piece_length),
@@ -71,7 +125,7 @@ pub async fn torrent_of(content: &Path, piece_length: u32, trackers: Vec<String>
 }
 
 /// A session listening on loopback only, on an OS-chosen port.
-pub async fn loopback_session() -> Session {
+pub async fn loopback_session<R: Runtime>() -> Session<R> {
     Session::builder()
         .listen_ip([127, 0, 0, 1].into())
         .start()
@@ -80,7 +134,7 @@ pub async fn loopback_session() -> Session {
 }
 
 /// The loopback address of a session's port.
-pub fn addr_of(session: &Session) -> SocketAddr {
+pub fn addr_of<R: Runtime>(session: &Session<R>) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], session.port()))
 }
 
@@ -120,7 +174,7 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
 }
 
 /// Polls `f` every 20 ms until it returns `Some`.
-pub async fn until<T, F, Fut>(mut f: F) -> T
+pub async fn until<R: Runtime, T, F, Fut>(mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -129,11 +183,11 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        sleep::<R>(Duration::from_millis(20)).await;
     }
 }
 
 /// Waits until the torrent has at least one connected peer.
-pub async fn until_connected(t: &Torrent) {
-    until(|| async { (!t.peers().await.unwrap().is_empty()).then_some(()) }).await
+pub async fn until_connected<R: Runtime>(t: &Torrent<R>) {
+    until::<R, _, _, _>(|| async { (!t.peers().await.unwrap().is_empty()).then_some(()) }).await
 }

@@ -1,6 +1,6 @@
 //! Making a `.torrent` from a file or directory on disk: the layout and encoding are
 //! `bt_proto::metainfo::create`'s; this module walks the directory and hashes the pieces on
-//! every core (one range of pieces per blocking task).
+//! every core (one range of pieces per blocking job).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -12,6 +12,7 @@ use bt_proto::metainfo::create::{InputFile, TorrentBuilder, TorrentPlan};
 use bt_proto::storage::fill_from_plan;
 
 use crate::Error;
+use crate::runtime::Runtime;
 
 /// What to put in a new torrent besides the content.
 #[derive(Debug, Clone, Default)]
@@ -61,17 +62,24 @@ fn walk(dir: &Path) -> Result<Vec<(Vec<String>, PathBuf, u64)>, Error> {
     Ok(out)
 }
 
+fn panicked(path: &Path) -> Error {
+    Error::ReadContent {
+        path: path.to_path_buf(),
+        source: io::Error::other("a hashing worker panicked"),
+    }
+}
+
 /// Builds the torrent of `path` (a file or a directory) and returns its bytes.
-pub async fn create_torrent(path: impl AsRef<Path>, opts: CreateOptions) -> Result<Vec<u8>, Error> {
+pub async fn create_torrent<R: Runtime>(
+    path: impl AsRef<Path>,
+    opts: CreateOptions,
+) -> Result<Vec<u8>, Error> {
     let path = path.as_ref().to_path_buf();
     let (plan, sources) = {
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || plan(&path, &opts))
+        let p = path.clone();
+        R::unblock(move || plan(&p, &opts))
             .await
-            .map_err(|e| Error::ReadContent {
-                path: PathBuf::new(),
-                source: io::Error::other(e),
-            })??
+            .ok_or_else(|| panicked(&path))??
     };
     let plan = std::sync::Arc::new(plan);
     let sources = std::sync::Arc::new(sources);
@@ -83,17 +91,14 @@ pub async fn create_torrent(path: impl AsRef<Path>, opts: CreateOptions) -> Resu
     while first < count {
         let n = per.min(count - first);
         let (plan, sources) = (plan.clone(), sources.clone());
-        tasks.push(tokio::task::spawn_blocking(move || {
+        tasks.push(R::unblock(move || {
             hash_range(&plan, &sources, PieceIndex(first), n)
         }));
         first += n;
     }
     let mut hashes = Vec::with_capacity(count as usize);
     for t in tasks {
-        let part = t.await.map_err(|e| Error::ReadContent {
-            path: path.clone(),
-            source: io::Error::other(e),
-        })??;
+        let part = t.await.ok_or_else(|| panicked(&path))??;
         hashes.extend(part);
     }
     Ok(plan.build(&hashes)?)
@@ -209,8 +214,8 @@ mod tests {
     use super::*;
     use bt_proto::metainfo::Metainfo;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn hashes_match_a_single_stream() {
+    #[test]
+    fn hashes_match_a_single_stream() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("content");
         fs::create_dir_all(root.join("sub/deeper")).unwrap();
@@ -225,7 +230,14 @@ mod tests {
             comment: Some("c".into()),
             ..Default::default()
         };
-        let bytes = create_torrent(&root, opts).await.unwrap();
+        // Hashed in two ranges, as two workers would.
+        let (plan, sources) = plan(&root, &opts).unwrap();
+        let half = plan.piece_count() / 2;
+        let mut hashes = hash_range(&plan, &sources, PieceIndex(0), half).unwrap();
+        hashes.extend(
+            hash_range(&plan, &sources, PieceIndex(half), plan.piece_count() - half).unwrap(),
+        );
+        let bytes = plan.build(&hashes).unwrap();
         let m = Metainfo::from_bytes(&bytes).unwrap();
         assert_eq!(m.name(), "content");
         assert!(m.is_private());

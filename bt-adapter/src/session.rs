@@ -2,20 +2,21 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::disk::Storage;
+use crate::driver::{AddCmd, Command, Driver, Msg, reply};
+use crate::events::{Events, Fanout};
+use crate::runtime::Runtime;
+use crate::torrent::{Shared, Torrent, TorrentOptions};
+use crate::{Error, resume};
 use bt_proto::PeerId;
-use bt_proto::engine::{self, Config, Event};
+use bt_proto::engine::{self, Config};
 use bt_proto::peer_id::ClientVersion;
 use bt_proto::storage::resume_path;
-use tokio::sync::{broadcast, mpsc, oneshot};
-
-use crate::disk::Storage;
-use crate::driver::{AddCmd, Command, Driver, Msg};
-use crate::torrent::{Events, Shared, Torrent, TorrentOptions};
-use crate::{Error, resume};
 
 /// Commands queued to the driver: API calls are rare and each waits for its answer.
 const COMMAND_QUEUE: usize = 64;
@@ -23,9 +24,6 @@ const COMMAND_QUEUE: usize = 64;
 /// Inputs queued to the driver (reads, disk results, announces). When it is full, readers
 /// stop reading: this is the back-pressure that bounds memory under a fast peer.
 pub const INPUT_QUEUE: usize = 1024;
-
-/// Events buffered per subscriber; a subscriber that falls further behind skips the oldest.
-pub const EVENT_QUEUE: usize = 4096;
 
 /// 64 random bits from the standard library's per-process random keys (seeded by the OS),
 /// mixed with the time and a counter, so no extra dependency is needed for peer ids and seeds.
@@ -59,15 +57,16 @@ pub(crate) fn random_peer_id() -> PeerId {
 type ConfigFn = Box<dyn FnOnce(&mut Config) + Send>;
 
 /// Configures and starts a [`Session`].
-pub struct SessionBuilder {
+pub struct SessionBuilder<R: Runtime> {
     port: u16,
     ip: Option<IpAddr>,
     peer_id: Option<PeerId>,
     seed: Option<u64>,
     tune: Vec<ConfigFn>,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl std::fmt::Debug for SessionBuilder {
+impl<R: Runtime> std::fmt::Debug for SessionBuilder<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionBuilder")
             .field("port", &self.port)
@@ -78,7 +77,7 @@ impl std::fmt::Debug for SessionBuilder {
     }
 }
 
-impl SessionBuilder {
+impl<R: Runtime> SessionBuilder<R> {
     /// The port to listen on; 0 (the default) lets the OS pick one ([`Session::port`]).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -110,9 +109,9 @@ impl SessionBuilder {
         self
     }
 
-    /// Binds the port and starts the driver on the current tokio runtime.
-    pub async fn start(self) -> Result<Session, Error> {
-        let listeners = crate::net::bind(self.ip, self.port)
+    /// Binds the port and starts the driver on the runtime.
+    pub async fn start(self) -> Result<Session<R>, Error> {
+        let listeners = crate::net::bind::<R>(self.ip, self.port)
             .await
             .map_err(|source| Error::Listen {
                 port: self.port,
@@ -120,7 +119,7 @@ impl SessionBuilder {
             })?;
         let port = listeners
             .first()
-            .and_then(|l| l.local_addr().ok())
+            .and_then(|l| R::local_addr(l).ok())
             .map_or(self.port, |a| a.port());
         let peer_id = self.peer_id.unwrap_or_else(random_peer_id);
         let seed = self.seed.unwrap_or_else(random_u64);
@@ -128,12 +127,12 @@ impl SessionBuilder {
         for f in self.tune {
             f(&mut config);
         }
-        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (in_tx, in_rx) = mpsc::channel::<Msg>(INPUT_QUEUE);
-        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let (cmd_tx, cmd_rx) = async_channel::bounded(COMMAND_QUEUE);
+        let (in_tx, in_rx) = async_channel::bounded::<Msg<R>>(INPUT_QUEUE);
+        let events = Arc::new(Fanout::default());
         let accepts = listeners
             .into_iter()
-            .map(|l| tokio::spawn(crate::net::accept_loop(l, in_tx.clone())).abort_handle())
+            .map(|l| R::spawn(crate::net::accept_loop::<R>(l, in_tx.clone())))
             .collect();
         let driver = Driver::new(
             engine::Session::new(config),
@@ -142,7 +141,7 @@ impl SessionBuilder {
             accepts,
             seed ^ 0x9e37_79b9_7f4a_7c15,
         );
-        let task = tokio::spawn(driver.run(cmd_rx, in_rx));
+        let task = R::spawn(driver.run(cmd_rx, in_rx));
         Ok(Session {
             shared: Arc::new(Shared {
                 commands: cmd_tx,
@@ -159,22 +158,31 @@ impl SessionBuilder {
 ///
 /// Dropping it without [`Session::shutdown`] starts a graceful shutdown in the background
 /// (which needs the runtime to keep running to finish).
-#[derive(Debug)]
-pub struct Session {
+pub struct Session<R: Runtime> {
     shared: Arc<Shared>,
-    events: broadcast::Sender<Event>,
-    driver: Option<tokio::task::JoinHandle<()>>,
+    events: Arc<Fanout>,
+    driver: Option<R::Task>,
 }
 
-impl Session {
+impl<R: Runtime> std::fmt::Debug for Session<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("port", &self.shared.port)
+            .field("peer_id", &self.shared.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Session<R> {
     /// A builder with the defaults: OS-chosen port, random peer id and seed.
-    pub fn builder() -> SessionBuilder {
+    pub fn builder() -> SessionBuilder<R> {
         SessionBuilder {
             port: 0,
             ip: None,
             peer_id: None,
             seed: None,
             tune: Vec::new(),
+            runtime: PhantomData,
         }
     }
 
@@ -190,15 +198,15 @@ impl Session {
 
     /// Every event of every torrent of the session.
     pub fn events(&self) -> Events {
-        Events::new(self.events.subscribe())
+        self.events.subscribe()
     }
 
     /// Adds a torrent: reads and validates it, loads its resume data (trusting pieces whose
     /// files are unchanged, checking again those whose files changed), checks existing files
     /// when there is no resume data, and starts it in the state asked for (a torrent to be
     /// started starts once that check is done).
-    pub async fn add_torrent(&self, opts: TorrentOptions) -> Result<Torrent, Error> {
-        let meta = opts.source.load().await?;
+    pub async fn add_torrent(&self, opts: TorrentOptions) -> Result<Torrent<R>, Error> {
+        let meta = opts.source.load::<R>().await?;
         let base = opts.base_dir.clone().unwrap_or_else(|| ".".into());
         let storage = Arc::new(Storage::new(base.clone(), &meta));
         let resume_file = if opts.use_resume {
@@ -214,7 +222,7 @@ impl Session {
             let storage = storage.clone();
             let path = resume_file.clone();
             let verify = opts.verify_existing;
-            tokio::task::spawn_blocking(move || {
+            R::unblock(move || {
                 let loaded = path
                     .as_deref()
                     .and_then(|p| resume::load(p, &meta, &storage));
@@ -222,7 +230,7 @@ impl Session {
                 (meta, storage, loaded, exists)
             })
             .await
-            .map_err(|_| Error::SessionClosed)?
+            .ok_or(Error::SessionClosed)?
         };
         let mut add = engine::AddTorrent {
             state: opts.state,
@@ -242,9 +250,9 @@ impl Session {
         } else if exists {
             check = Some(engine::CheckScope::All);
         }
-        let (tx, _) = broadcast::channel(EVENT_QUEUE);
+        let tx = Arc::new(Fanout::default());
         let meta = Arc::new(meta);
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply();
         let cmd = AddCmd {
             meta: (*meta).clone(),
             add,
@@ -261,14 +269,14 @@ impl Session {
             .send(Command::Add(Box::new(cmd)))
             .await
             .map_err(|_| Error::SessionClosed)?;
-        let id = rx.await.map_err(|_| Error::SessionClosed)??;
+        let id = rx.recv().await.map_err(|_| Error::SessionClosed)??;
         Ok(Torrent::new(id, meta, self.shared.clone(), tx, resume_file))
     }
 
     /// Stops gracefully: `stopped` announced (within a short deadline), files flushed and
     /// closed, resume data written for every torrent. Returns when done.
     pub async fn shutdown(mut self) {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply();
         if self
             .shared
             .commands
@@ -276,21 +284,23 @@ impl Session {
             .await
             .is_ok()
         {
-            let _ = rx.await;
+            let _ = rx.recv().await;
         }
         if let Some(task) = self.driver.take() {
-            let _ = task.await;
+            R::join(task).await;
         }
+        self.events.close();
     }
 }
 
-impl Drop for Session {
+impl<R: Runtime> Drop for Session<R> {
     fn drop(&mut self) {
-        if self.driver.is_some() {
+        if let Some(task) = self.driver.take() {
             let _ = self
                 .shared
                 .commands
                 .try_send(Command::Shutdown { reply: None });
+            R::detach(task);
         }
     }
 }

@@ -3,14 +3,16 @@
 //! It waits on three things: commands from the API handles, inputs from connection tasks,
 //! disk jobs and tracker tasks (one bounded queue), and a timer set to the engine's
 //! `poll_timeout`. After each wake-up it drains every output and event. The driver never
-//! blocks: disk work runs on the blocking pool, network work in tasks.
+//! blocks: disk work runs on the runtime's blocking pool, network work in tasks.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use async_channel::{Receiver, Sender};
+use async_lock::Semaphore;
 use bt_proto::engine::{
     self, AddTorrent, CheckScope, Event, Input, Output, TorrentId, TorrentState,
 };
@@ -19,18 +21,22 @@ use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::AnnounceEvent;
 use bt_proto::{ConnId, PieceIndex};
-use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
-use tokio::task::{AbortHandle, JoinSet};
-use tokio::time::Instant;
 
 use crate::disk::Storage;
+use crate::events::Fanout;
 use crate::net::{self, ConnHandle, Origin};
+use crate::runtime::Runtime;
 use crate::{Error, HashcheckReport, resume};
 
 /// Inputs taken from the queue before the driver drains the engine's outputs: batching
 /// amortises the drain without letting one busy peer delay timers for long.
 const MAX_BATCH: usize = 256;
+
+/// The shortest time between two timer wake-ups. A deadline the engine reports but cannot
+/// act on yet stays in the past (an announcer with no tracker keeps one, for instance); this
+/// keeps such a deadline from turning the driver into a busy loop, as tokio's 1 ms timer
+/// wheel does by itself.
+pub const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Block reads for peers in flight at once, per session: enough to keep fast peers fed, few
 /// enough to bound the memory of blocks read but not yet sent.
@@ -43,18 +49,35 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 pub(crate) type PieceCallback = Arc<dyn Fn(PieceIndex) + Send + Sync>;
 
 /// A job run on the engine by the driver, for the API's queries and simple commands.
-pub(crate) type Job = Box<dyn FnOnce(&mut engine::Session, std::time::Instant) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&mut engine::Session, Instant) + Send>;
+
+/// The sending end of a one-shot answer (a channel of capacity 1).
+pub(crate) type Reply<T> = Sender<T>;
+
+/// A one-shot answer channel.
+pub(crate) fn reply<T>() -> (Reply<T>, Receiver<T>) {
+    async_channel::bounded(1)
+}
 
 /// What the connection, disk and tracker tasks send the driver.
-pub(crate) enum Msg {
+pub(crate) enum Msg<R: Runtime> {
     /// Something for the engine.
     Input(Input),
     /// A disk job finished with this input for the engine.
     Disk(Input),
     /// A disk job with nothing for the engine (closing files, saving resume data) finished.
     DiskDone,
+    /// A `stopped` announce was sent (or gave up).
+    StopSent,
     /// The listener accepted a connection.
-    Accepted(TcpStream, SocketAddr),
+    Accepted(R::Stream, SocketAddr),
+}
+
+/// What woke the driver.
+enum Wake<R: Runtime> {
+    Command(Option<Command>),
+    Input(Msg<R>),
+    Timer,
 }
 
 /// Everything the driver needs to add a torrent.
@@ -67,8 +90,8 @@ pub(crate) struct AddCmd {
     pub(crate) resume_path: Option<PathBuf>,
     pub(crate) on_pass: Option<PieceCallback>,
     pub(crate) on_fail: Option<PieceCallback>,
-    pub(crate) events: broadcast::Sender<Event>,
-    pub(crate) reply: oneshot::Sender<Result<TorrentId, Error>>,
+    pub(crate) events: Arc<Fanout>,
+    pub(crate) reply: Reply<Result<TorrentId, Error>>,
 }
 
 /// What the API handles ask the driver.
@@ -79,57 +102,58 @@ pub(crate) enum Command {
     SetState {
         id: TorrentId,
         state: TorrentState,
-        reply: oneshot::Sender<bool>,
+        reply: Reply<bool>,
     },
     Hashcheck {
         id: TorrentId,
         scope: CheckScope,
-        reply: oneshot::Sender<HashcheckReport>,
+        reply: Reply<HashcheckReport>,
     },
     WaitComplete {
         id: TorrentId,
-        reply: oneshot::Sender<()>,
+        reply: Reply<()>,
     },
     Resume {
         id: TorrentId,
         save: bool,
-        reply: oneshot::Sender<Result<(ResumeData, Option<PathBuf>), Error>>,
+        reply: Reply<Result<(ResumeData, Option<PathBuf>), Error>>,
     },
     Remove {
         id: TorrentId,
-        reply: oneshot::Sender<()>,
+        reply: Reply<()>,
     },
     Shutdown {
-        reply: Option<oneshot::Sender<()>>,
+        reply: Option<Reply<()>>,
     },
 }
 
 struct TorrentCtx {
     storage: Arc<Storage>,
-    events: broadcast::Sender<Event>,
+    events: Arc<Fanout>,
     on_pass: Option<PieceCallback>,
     on_fail: Option<PieceCallback>,
     resume_path: Option<PathBuf>,
-    hashchecks: Vec<oneshot::Sender<HashcheckReport>>,
-    completes: Vec<oneshot::Sender<()>>,
+    hashchecks: Vec<Reply<HashcheckReport>>,
+    completes: Vec<Reply<()>>,
     /// The state to enter when the check started at add time is done.
     after_check: Option<TorrentState>,
     span: tracing::Span,
 }
 
 /// The driver's state; see the module docs.
-pub(crate) struct Driver {
+pub(crate) struct Driver<R: Runtime> {
     session: engine::Session,
-    conns: HashMap<ConnId, ConnHandle>,
+    conns: HashMap<ConnId, ConnHandle<R>>,
     torrents: HashMap<TorrentId, TorrentCtx>,
-    inputs: mpsc::Sender<Msg>,
-    session_events: broadcast::Sender<Event>,
+    inputs: Sender<Msg<R>>,
+    session_events: Arc<Fanout>,
     check_sem: Arc<Semaphore>,
     store_sem: Arc<Semaphore>,
     read_sem: Arc<Semaphore>,
     pending_disk: usize,
-    stop_announces: JoinSet<()>,
-    listeners: Vec<AbortHandle>,
+    pending_stops: usize,
+    stop_announces: Vec<R::Task>,
+    listeners: Vec<R::Task>,
     deferred: Vec<Input>,
     rng: Rng,
     user_agent: String,
@@ -153,12 +177,12 @@ fn event_torrent(e: &Event) -> Option<TorrentId> {
     }
 }
 
-impl Driver {
+impl<R: Runtime> Driver<R> {
     pub(crate) fn new(
         session: engine::Session,
-        inputs: mpsc::Sender<Msg>,
-        session_events: broadcast::Sender<Event>,
-        listeners: Vec<AbortHandle>,
+        inputs: Sender<Msg<R>>,
+        session_events: Arc<Fanout>,
+        listeners: Vec<R::Task>,
         rng_seed: u64,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -173,7 +197,8 @@ impl Driver {
             store_sem: Arc::new(Semaphore::new(cores)),
             read_sem: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
             pending_disk: 0,
-            stop_announces: JoinSet::new(),
+            pending_stops: 0,
+            stop_announces: Vec::new(),
             listeners,
             deferred: Vec::new(),
             rng: Rng::seed_from_u64(rng_seed),
@@ -182,31 +207,42 @@ impl Driver {
     }
 
     /// Runs until shut down (a `Shutdown` command, or every handle dropped).
-    pub(crate) async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut inputs: mpsc::Receiver<Msg>,
-    ) {
+    pub(crate) async fn run(mut self, commands: Receiver<Command>, inputs: Receiver<Msg<R>>) {
         let mut shutdown_reply = None;
+        let mut last_timer: Option<Instant> = None;
         loop {
-            let deadline = self.session.poll_timeout().map(Instant::from_std);
-            let timer = async {
-                match deadline {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
+            let deadline = self
+                .session
+                .poll_timeout()
+                .map(|t| last_timer.map_or(t, |l| t.max(l + MIN_TIMER_INTERVAL)));
+            // Commands first, then inputs, then the timer: `or` polls in that order.
+            let wake = futures_lite::future::or(
+                async { Wake::Command(commands.recv().await.ok()) },
+                futures_lite::future::or(
+                    async {
+                        match inputs.recv().await {
+                            Ok(m) => Wake::Input(m),
+                            Err(_) => std::future::pending().await,
+                        }
+                    },
+                    async {
+                        match deadline {
+                            Some(t) => R::sleep_until(t).await,
+                            None => std::future::pending().await,
+                        }
+                        Wake::Timer
+                    },
+                ),
+            )
+            .await;
+            match wake {
+                Wake::Command(Some(Command::Shutdown { reply })) => {
+                    shutdown_reply = reply;
+                    break;
                 }
-            };
-            tokio::select! {
-                biased;
-                c = commands.recv() => match c {
-                    Some(Command::Shutdown { reply }) => {
-                        shutdown_reply = reply;
-                        break;
-                    }
-                    Some(c) => self.command(c),
-                    None => break,
-                },
-                Some(m) = inputs.recv() => {
+                Wake::Command(Some(c)) => self.command(c),
+                Wake::Command(None) => break,
+                Wake::Input(m) => {
                     self.msg(m);
                     for _ in 0..MAX_BATCH {
                         match inputs.try_recv() {
@@ -215,25 +251,29 @@ impl Driver {
                         }
                     }
                 }
-                () = timer => self.session.handle_timeout(Instant::now().into_std()),
+                Wake::Timer => {
+                    let now = Instant::now();
+                    last_timer = Some(now);
+                    self.session.handle_timeout(now);
+                }
             }
             self.drain();
         }
-        self.shutdown(&mut inputs).await;
+        self.shutdown(&inputs).await;
         if let Some(r) = shutdown_reply {
-            let _ = r.send(());
+            let _ = r.try_send(());
         }
     }
 
     /// Stops gracefully: lets disk jobs finish, stops every torrent (announcing `stopped`,
     /// closing connections, flushing files and saving resume data), waits for that within
     /// [`SHUTDOWN_DEADLINE`], then drops every connection and the listeners.
-    async fn shutdown(&mut self, inputs: &mut mpsc::Receiver<Msg>) {
-        for l in &self.listeners {
-            l.abort();
+    async fn shutdown(&mut self, inputs: &Receiver<Msg<R>>) {
+        for l in self.listeners.drain(..) {
+            R::abort(l);
         }
         let deadline = Instant::now() + SHUTDOWN_DEADLINE;
-        let now = Instant::now().into_std();
+        let now = Instant::now();
         for id in self.session.torrent_ids() {
             if self
                 .session
@@ -245,7 +285,7 @@ impl Driver {
         }
         self.drain();
         self.wait_idle(inputs, deadline).await;
-        let now = Instant::now().into_std();
+        let now = Instant::now();
         for id in self.session.torrent_ids() {
             self.session.set_state(now, id, TorrentState::Stopped);
         }
@@ -254,23 +294,24 @@ impl Driver {
         for (_, c) in self.conns.drain() {
             c.abort();
         }
-        self.stop_announces.abort_all();
+        for t in self.stop_announces.drain(..) {
+            R::abort(t);
+        }
     }
 
     /// Handles inputs until no disk job or `stopped` announce is in flight, or `deadline`.
-    async fn wait_idle(&mut self, inputs: &mut mpsc::Receiver<Msg>, deadline: Instant) {
-        while self.pending_disk > 0 || !self.stop_announces.is_empty() {
-            tokio::select! {
-                Some(m) = inputs.recv() => self.msg(m),
-                Some(_) = self.stop_announces.join_next(), if !self.stop_announces.is_empty() => {}
-                () = tokio::time::sleep_until(deadline) => return,
+    async fn wait_idle(&mut self, inputs: &Receiver<Msg<R>>, deadline: Instant) {
+        while self.pending_disk > 0 || self.pending_stops > 0 {
+            match crate::runtime::timeout_at::<R, _>(deadline, inputs.recv()).await {
+                Some(Ok(m)) => self.msg(m),
+                Some(Err(_)) | None => return,
             }
             self.drain();
         }
     }
 
-    fn msg(&mut self, m: Msg) {
-        let now = Instant::now().into_std();
+    fn msg(&mut self, m: Msg<R>) {
+        let now = Instant::now();
         match m {
             Msg::Input(input) => self.session.handle(now, input),
             Msg::Disk(input) => {
@@ -278,16 +319,18 @@ impl Driver {
                 self.session.handle(now, input);
             }
             Msg::DiskDone => self.pending_disk = self.pending_disk.saturating_sub(1),
+            Msg::StopSent => self.pending_stops = self.pending_stops.saturating_sub(1),
             Msg::Accepted(stream, addr) => {
                 let conn = self.session.accept(now, addr);
-                let h = net::spawn_conn(conn, addr, Origin::Accepted(stream), self.inputs.clone());
+                let h =
+                    net::spawn_conn::<R>(conn, addr, Origin::Accepted(stream), self.inputs.clone());
                 self.conns.insert(conn, h);
             }
         }
     }
 
     fn command(&mut self, c: Command) {
-        let now = Instant::now().into_std();
+        let now = Instant::now();
         match c {
             Command::Add(add) => self.add(*add),
             Command::Run(job) => job(&mut self.session, now),
@@ -298,7 +341,7 @@ impl Driver {
                     ctx.after_check = None;
                 }
                 self.session.set_state(now, id, state);
-                let _ = reply.send(known);
+                let _ = reply.try_send(known);
             }
             Command::Hashcheck { id, scope, reply } => {
                 if let Some(ctx) = self.torrents.get_mut(&id) {
@@ -309,7 +352,7 @@ impl Driver {
             Command::WaitComplete { id, reply } => {
                 if let Some(ctx) = self.torrents.get_mut(&id) {
                     if self.session.stats(id).is_some_and(|s| s.complete) {
-                        let _ = reply.send(());
+                        let _ = reply.try_send(());
                     } else {
                         ctx.completes.push(reply);
                     }
@@ -321,7 +364,7 @@ impl Driver {
                 self.drain();
                 self.session.remove_torrent(now, id);
                 self.torrents.remove(&id);
-                let _ = reply.send(());
+                let _ = reply.try_send(());
             }
             // Handled by `run`.
             Command::Shutdown { .. } => {}
@@ -331,10 +374,10 @@ impl Driver {
     fn add(&mut self, cmd: AddCmd) {
         let info_hash = cmd.meta.info_hash();
         if self.session.find(&info_hash).is_some() {
-            let _ = cmd.reply.send(Err(Error::Duplicate(info_hash)));
+            let _ = cmd.reply.try_send(Err(Error::Duplicate(info_hash)));
             return;
         }
-        let now = Instant::now().into_std();
+        let now = Instant::now();
         let mut add = cmd.add;
         let target = add.state;
         let after_check = match (&cmd.check, target) {
@@ -366,7 +409,7 @@ impl Driver {
         if let Some(scope) = cmd.check {
             self.session.hashcheck(id, scope);
         }
-        let _ = cmd.reply.send(Ok(id));
+        let _ = cmd.reply.try_send(Ok(id));
     }
 
     /// Flushes the torrent's files, stamps them and hands back (and with `save` writes) its
@@ -375,26 +418,31 @@ impl Driver {
         &mut self,
         id: TorrentId,
         save: bool,
-        reply: oneshot::Sender<Result<(ResumeData, Option<PathBuf>), Error>>,
+        reply: Reply<Result<(ResumeData, Option<PathBuf>), Error>>,
     ) {
         let (Some(ctx), Some(data)) = (
             self.torrents.get(&id),
             self.session.resume_data(id, Vec::new()),
         ) else {
-            let _ = reply.send(Err(Error::NoSuchTorrent));
+            let _ = reply.try_send(Err(Error::NoSuchTorrent));
             return;
         };
         let storage = ctx.storage.clone();
         let path = if save { ctx.resume_path.clone() } else { None };
-        tokio::task::spawn_blocking(move || {
-            let result = resume::snapshot(&storage, data, false).and_then(|data| {
-                if let Some(p) = &path {
-                    resume::write(p, &data)?;
-                }
-                Ok((data, path))
-            });
-            let _ = reply.send(result);
-        });
+        R::detach(R::spawn(async move {
+            let result = R::unblock(move || {
+                resume::snapshot(&storage, data, false).and_then(|data| {
+                    if let Some(p) = &path {
+                        resume::write(p, &data)?;
+                    }
+                    Ok((data, path))
+                })
+            })
+            .await;
+            if let Some(result) = result {
+                let _ = reply.try_send(result);
+            }
+        }));
     }
 
     /// Drains the engine: every output done, every event delivered, until it is quiet.
@@ -411,7 +459,7 @@ impl Driver {
             }
             if !self.deferred.is_empty() {
                 busy = true;
-                let now = Instant::now().into_std();
+                let now = Instant::now();
                 for input in std::mem::take(&mut self.deferred) {
                     self.session.handle(now, input);
                 }
@@ -424,25 +472,24 @@ impl Driver {
 
     fn spawn_disk<F>(&mut self, sem: &Arc<Semaphore>, job: F)
     where
-        F: FnOnce() -> Msg + Send + 'static,
+        F: FnOnce() -> Msg<R> + Send + 'static,
     {
         self.pending_disk += 1;
         let sem = sem.clone();
         let tx = self.inputs.clone();
-        tokio::spawn(async move {
-            let permit = sem.acquire_owned().await;
-            let msg = tokio::task::spawn_blocking(job)
-                .await
-                .unwrap_or(Msg::DiskDone);
+        R::detach(R::spawn(async move {
+            let permit = sem.acquire_arc().await;
+            let msg = R::unblock(job).await.unwrap_or(Msg::DiskDone);
             drop(permit);
             let _ = tx.send(msg).await;
-        });
+        }));
     }
 
     fn output(&mut self, o: Output) {
         match o {
             Output::Connect { conn, addr } => {
-                let h = net::spawn_conn(conn, addr, Origin::Connect(addr), self.inputs.clone());
+                let h =
+                    net::spawn_conn::<R>(conn, addr, Origin::Connect(addr), self.inputs.clone());
                 self.conns.insert(conn, h);
             }
             Output::Send { conn, bufs } => {
@@ -524,19 +571,21 @@ impl Driver {
                 let tx = self.inputs.clone();
                 if request.event == Some(AnnounceEvent::Stopped) {
                     // Nobody waits for the answer; shutdown waits (briefly) for the send.
-                    self.stop_announces.spawn(async move {
-                        let _ = crate::tracker::announce(&url, &request, &ua, seed).await;
-                    });
+                    self.pending_stops += 1;
+                    self.stop_announces.push(R::spawn(async move {
+                        let _ = crate::tracker::announce::<R>(&url, &request, &ua, seed).await;
+                        let _ = tx.send(Msg::StopSent).await;
+                    }));
                 } else {
-                    tokio::spawn(async move {
-                        let result = crate::tracker::announce(&url, &request, &ua, seed).await;
+                    R::detach(R::spawn(async move {
+                        let result = crate::tracker::announce::<R>(&url, &request, &ua, seed).await;
                         let input = Input::Announced {
                             torrent,
                             url,
                             result,
                         };
                         let _ = tx.send(Msg::Input(input)).await;
-                    });
+                    }));
                 }
             }
             Output::CloseFiles { torrent } => {
@@ -566,11 +615,11 @@ impl Driver {
 
     fn event(&mut self, e: Event) {
         let Some(id) = event_torrent(&e) else {
-            let _ = self.session_events.send(e);
+            self.session_events.send(&e);
             return;
         };
         let Some(ctx) = self.torrents.get_mut(&id) else {
-            let _ = self.session_events.send(e);
+            self.session_events.send(&e);
             return;
         };
         let _enter = ctx.span.enter();
@@ -602,13 +651,13 @@ impl Driver {
                     total: *total,
                 };
                 for w in ctx.hashchecks.drain(..) {
-                    let _ = w.send(report);
+                    let _ = w.try_send(report);
                 }
                 start_now = ctx.after_check.take();
             }
             Event::Complete { .. } => {
                 for w in ctx.completes.drain(..) {
-                    let _ = w.send(());
+                    let _ = w.try_send(());
                 }
             }
             Event::StorageFailed { error, .. } => {
@@ -616,11 +665,11 @@ impl Driver {
             }
             _ => {}
         }
-        let _ = ctx.events.send(e.clone());
+        ctx.events.send(&e);
         drop(_enter);
-        let _ = self.session_events.send(e);
+        self.session_events.send(&e);
         if let Some(state) = start_now {
-            self.session.set_state(Instant::now().into_std(), id, state);
+            self.session.set_state(Instant::now(), id, state);
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The files of one torrent: positional reads and writes, run by the driver on tokio's blocking
-//! pool. Every decision about which bytes go where is `bt_proto::storage`'s; this module only
+//! The files of one torrent: positional reads and writes, run by the driver on the runtime's
+//! blocking pool. Every decision about which bytes go where is `bt_proto::storage`'s; this module only
 //! opens files and moves bytes.
 //!
 //! - Files are opened lazily and kept in a small LRU cache ([`MAX_OPEN_FILES`]), so a torrent

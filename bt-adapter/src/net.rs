@@ -12,19 +12,16 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use async_channel::{Receiver, Sender};
 use bt_proto::ConnId;
 use bt_proto::engine::Input;
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::driver::Msg;
+use crate::runtime::{Runtime, timeout_at};
 
 /// An outbound connection that is not established by then is given up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +42,9 @@ pub const MAX_WRITE_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Linux), large enough to send a few hundred KiB per syscall.
 const MAX_IOV: usize = 64;
 
+/// Pause after a failed accept (out of descriptors and the like): wait rather than spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// What the driver tells a connection's writer.
 #[derive(Debug)]
 pub(crate) enum WriterMsg {
@@ -54,121 +54,126 @@ pub(crate) enum WriterMsg {
     Close,
 }
 
-/// The driver's side of one connection.
+/// The writer's queue as the driver sees it: messages plus a count of bytes not yet written.
 #[derive(Debug)]
-pub(crate) struct ConnHandle {
-    tx: mpsc::UnboundedSender<WriterMsg>,
+struct WriteQueue {
+    tx: Sender<WriterMsg>,
     queued: Arc<AtomicUsize>,
-    task: AbortHandle,
 }
 
-impl ConnHandle {
-    /// Queues buffers for writing; `false` if the peer has stalled past the limit (the caller
-    /// then drops the connection).
-    pub(crate) fn send(&self, bufs: Vec<Bytes>) -> bool {
+impl WriteQueue {
+    /// Queues buffers; `false` if the peer has stalled past [`MAX_WRITE_QUEUE_BYTES`].
+    fn send(&self, bufs: Vec<Bytes>) -> bool {
         let n: usize = bufs.iter().map(Bytes::len).sum();
         let before = self.queued.fetch_add(n, Ordering::Relaxed);
         if before.saturating_add(n) > MAX_WRITE_QUEUE_BYTES {
             return false;
         }
-        self.tx.send(WriterMsg::Data(bufs)).is_ok()
+        self.tx.try_send(WriterMsg::Data(bufs)).is_ok()
+    }
+}
+
+/// The driver's side of one connection.
+pub(crate) struct ConnHandle<R: Runtime> {
+    queue: WriteQueue,
+    task: R::Task,
+}
+
+impl<R: Runtime> ConnHandle<R> {
+    /// Queues buffers for writing; `false` if the peer has stalled past the limit (the caller
+    /// then drops the connection).
+    pub(crate) fn send(&self, bufs: Vec<Bytes>) -> bool {
+        self.queue.send(bufs)
     }
 
     /// Flushes and closes the connection; the task ends by itself.
     pub(crate) fn close(self) {
-        let _ = self.tx.send(WriterMsg::Close);
+        let _ = self.queue.tx.try_send(WriterMsg::Close);
+        R::detach(self.task);
     }
 
     /// Drops the connection at once, without flushing.
     pub(crate) fn abort(self) {
-        self.task.abort();
+        R::abort(self.task);
     }
 }
 
 /// Where a connection's socket comes from.
-pub(crate) enum Origin {
+pub(crate) enum Origin<S> {
     /// Accepted by the listener.
-    Accepted(TcpStream),
+    Accepted(S),
     /// To be opened by the task.
     Connect(SocketAddr),
 }
 
 /// Starts the task of one connection and returns the driver's handle to it.
-pub(crate) fn spawn_conn(
+pub(crate) fn spawn_conn<R: Runtime>(
     conn: ConnId,
     addr: SocketAddr,
-    origin: Origin,
-    inputs: mpsc::Sender<Msg>,
-) -> ConnHandle {
-    let (tx, rx) = mpsc::unbounded_channel();
+    origin: Origin<R::Stream>,
+    inputs: Sender<Msg<R>>,
+) -> ConnHandle<R> {
+    let (tx, rx) = async_channel::unbounded();
     let queued = Arc::new(AtomicUsize::new(0));
     let span = tracing::debug_span!("peer", %conn, %addr);
-    let task =
-        tokio::spawn(run_conn(conn, addr, origin, inputs, rx, queued.clone()).instrument(span));
+    let task = R::spawn(run_conn::<R>(conn, origin, inputs, rx, queued.clone()).instrument(span));
     ConnHandle {
-        tx,
-        queued,
-        task: task.abort_handle(),
+        queue: WriteQueue { tx, queued },
+        task,
     }
 }
 
-async fn run_conn(
+async fn run_conn<R: Runtime>(
     conn: ConnId,
-    addr: SocketAddr,
-    origin: Origin,
-    inputs: mpsc::Sender<Msg>,
-    rx: mpsc::UnboundedReceiver<WriterMsg>,
+    origin: Origin<R::Stream>,
+    inputs: Sender<Msg<R>>,
+    rx: Receiver<WriterMsg>,
     queued: Arc<AtomicUsize>,
 ) {
     let stream = match origin {
         Origin::Accepted(s) => s,
         Origin::Connect(addr) => {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => {
-                    if inputs
-                        .send(Msg::Input(Input::Connected { conn }))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    s
-                }
-                Ok(Err(e)) => {
+            let deadline = Instant::now() + CONNECT_TIMEOUT;
+            let result = timeout_at::<R, _>(deadline, R::connect(addr)).await;
+            let input = match &result {
+                Some(Ok(_)) => Input::Connected { conn },
+                Some(Err(e)) => {
                     tracing::debug!("connect failed: {e}");
-                    let _ = inputs.send(Msg::Input(Input::Closed { conn })).await;
-                    return;
+                    Input::Closed { conn }
                 }
-                Err(_) => {
+                None => {
                     tracing::debug!("connect timed out");
-                    let _ = inputs.send(Msg::Input(Input::Closed { conn })).await;
-                    return;
+                    Input::Closed { conn }
                 }
+            };
+            if inputs.send(Msg::Input(input)).await.is_err() {
+                return;
+            }
+            match result {
+                Some(Ok(s)) => s,
+                _ => return,
             }
         }
     };
-    // Small protocol messages (requests, haves) must not wait for Nagle.
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
-    tokio::select! {
-        () = read_loop(rd, conn, inputs.clone()) => {}
-        r = write_loop(wr, rx, queued) => {
-            if let Err(e) = r {
-                tracing::debug!("write failed: {e}");
-                let _ = inputs.send(Msg::Input(Input::Closed { conn })).await;
-            }
+    let (rd, wr) = R::split(stream);
+    let reading = read_loop::<R>(rd, conn, inputs.clone());
+    let writing = async {
+        if let Err(e) = write_loop::<R>(wr, rx, queued).await {
+            tracing::debug!("write failed: {e}");
+            let _ = inputs.send(Msg::Input(Input::Closed { conn })).await;
         }
-    }
-    tracing::trace!(%addr, "connection task ends");
+    };
+    futures_lite::future::or(reading, writing).await;
+    tracing::trace!("connection task ends");
 }
 
-async fn read_loop(mut rd: OwnedReadHalf, conn: ConnId, inputs: mpsc::Sender<Msg>) {
+async fn read_loop<R: Runtime>(mut rd: R::Reader, conn: ConnId, inputs: Sender<Msg<R>>) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     loop {
         if buf.capacity() - buf.len() < MIN_READ_SPACE {
             buf.reserve(READ_BUFFER);
         }
-        match rd.read_buf(&mut buf).await {
+        match R::read_buf(&mut rd, &mut buf).await {
             Ok(0) | Err(_) => {
                 let _ = inputs.send(Msg::Input(Input::Closed { conn })).await;
                 return;
@@ -189,14 +194,14 @@ async fn read_loop(mut rd: OwnedReadHalf, conn: ConnId, inputs: mpsc::Sender<Msg
 }
 
 /// Writes queued buffers until told to close (`Ok`) or the socket fails (`Err`).
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<WriterMsg>,
+async fn write_loop<R: Runtime>(
+    mut wr: R::Writer,
+    rx: Receiver<WriterMsg>,
     queued: Arc<AtomicUsize>,
 ) -> io::Result<()> {
     let mut batch: Vec<Bytes> = Vec::new();
     loop {
-        let Some(first) = rx.recv().await else {
+        let Ok(first) = rx.recv().await else {
             // The driver forgot the connection.
             return Ok(());
         };
@@ -213,18 +218,40 @@ async fn write_loop(
             }
         }
         let n: usize = batch.iter().map(Bytes::len).sum();
-        write_all_vectored(&mut wr, &mut batch).await?;
+        write_all_vectored::<R>(&mut wr, &mut batch).await?;
         queued.fetch_sub(n, Ordering::Relaxed);
         if close {
-            wr.shutdown().await?;
+            R::shutdown(&mut wr).await?;
             return Ok(());
         }
     }
 }
 
+/// Drops the first `n` bytes of `bufs[*first..]`, advancing `first` past emptied buffers.
+fn consume(bufs: &mut [Bytes], first: &mut usize, n: usize) {
+    let mut left = n;
+    while left > 0 {
+        let Some(b) = bufs.get_mut(*first) else { break };
+        if b.len() <= left {
+            left -= b.len();
+            *first += 1;
+        } else {
+            b.advance(left);
+            left = 0;
+        }
+    }
+    while bufs.get(*first).is_some_and(Bytes::is_empty) {
+        *first += 1;
+    }
+}
+
 /// Writes every buffer, in order, with as few syscalls as the socket allows; empties `bufs`.
-async fn write_all_vectored(wr: &mut OwnedWriteHalf, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+pub(crate) async fn write_all_vectored<R: Runtime>(
+    wr: &mut R::Writer,
+    bufs: &mut Vec<Bytes>,
+) -> io::Result<()> {
     let mut first = 0;
+    consume(bufs, &mut first, 0);
     while first < bufs.len() {
         let n = {
             let slices: Vec<IoSlice<'_>> = bufs
@@ -233,34 +260,21 @@ async fn write_all_vectored(wr: &mut OwnedWriteHalf, bufs: &mut Vec<Bytes>) -> i
                 .take(MAX_IOV)
                 .map(|b| IoSlice::new(b))
                 .collect();
-            wr.write_vectored(&slices).await?
+            R::write_vectored(wr, &slices).await?
         };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        let mut left = n;
-        while left > 0 {
-            let Some(b) = bufs.get_mut(first) else { break };
-            if b.len() <= left {
-                left -= b.len();
-                first += 1;
-            } else {
-                b.advance(left);
-                left = 0;
-            }
-        }
-        while bufs.get(first).is_some_and(Bytes::is_empty) {
-            first += 1;
-        }
+        consume(bufs, &mut first, n);
     }
     bufs.clear();
     Ok(())
 }
 
 /// Accepts connections forever and hands them to the driver.
-pub(crate) async fn accept_loop(listener: TcpListener, inputs: mpsc::Sender<Msg>) {
+pub(crate) async fn accept_loop<R: Runtime>(listener: R::Listener, inputs: Sender<Msg<R>>) {
     loop {
-        match listener.accept().await {
+        match R::accept(&listener).await {
             Ok((stream, addr)) => {
                 // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d; the engine
                 // compares addresses, so give it the plain form.
@@ -270,9 +284,8 @@ pub(crate) async fn accept_loop(listener: TcpListener, inputs: mpsc::Sender<Msg>
                 }
             }
             Err(e) => {
-                // Out of descriptors and the like: wait rather than spin.
                 tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                R::sleep_until(Instant::now() + ACCEPT_BACKOFF).await;
             }
         }
     }
@@ -280,22 +293,25 @@ pub(crate) async fn accept_loop(listener: TcpListener, inputs: mpsc::Sender<Msg>
 
 /// Binds the session's listening port: `[::]` (dual-stack where the system allows it) and
 /// `0.0.0.0` on the same port where it does not; IPv4 alone if IPv6 is unavailable.
-pub(crate) async fn bind(ip: Option<std::net::IpAddr>, port: u16) -> io::Result<Vec<TcpListener>> {
+pub(crate) async fn bind<R: Runtime>(
+    ip: Option<std::net::IpAddr>,
+    port: u16,
+) -> io::Result<Vec<R::Listener>> {
     if let Some(ip) = ip {
-        return Ok(vec![TcpListener::bind((ip, port)).await?]);
+        return Ok(vec![R::bind((ip, port).into()).await?]);
     }
-    match TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).await {
+    match R::bind((std::net::Ipv6Addr::UNSPECIFIED, port).into()).await {
         Ok(v6) => {
-            let port = v6.local_addr()?.port();
+            let port = R::local_addr(&v6)?.port();
             let mut out = vec![v6];
             // Fails with "address in use" when the IPv6 socket already takes IPv4.
-            if let Ok(v4) = TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await {
+            if let Ok(v4) = R::bind((std::net::Ipv4Addr::UNSPECIFIED, port).into()).await {
                 out.push(v4);
             }
             Ok(out)
         }
         Err(_) => Ok(vec![
-            TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await?,
+            R::bind((std::net::Ipv4Addr::UNSPECIFIED, port).into()).await?,
         ]),
     }
 }
@@ -304,41 +320,33 @@ pub(crate) async fn bind(ip: Option<std::net::IpAddr>, port: u16) -> io::Result<
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn vectored_writes_arrive_in_order() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::spawn(async move {
-            let s = TcpStream::connect(addr).await.unwrap();
-            let (_rd, mut wr) = s.into_split();
-            let mut bufs: Vec<Bytes> = (0..300u32)
-                .map(|i| Bytes::from(vec![(i % 251) as u8; 1000 + (i as usize % 7) * 3000]))
-                .collect();
-            bufs.insert(5, Bytes::new());
-            let expect: Vec<u8> = bufs.concat();
-            write_all_vectored(&mut wr, &mut bufs).await.unwrap();
-            assert!(bufs.is_empty());
-            wr.shutdown().await.unwrap();
-            expect
-        });
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut got = Vec::new();
-        s.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, client.await.unwrap());
+    #[test]
+    fn consume_advances_across_buffers() {
+        let mut bufs: Vec<Bytes> = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::new(),
+            Bytes::from_static(b"defg"),
+            Bytes::from_static(b"h"),
+        ];
+        let mut first = 0;
+        consume(&mut bufs, &mut first, 2);
+        assert_eq!((first, &bufs[0][..]), (0, &b"c"[..]));
+        consume(&mut bufs, &mut first, 1);
+        assert_eq!(first, 2, "the empty buffer is skipped");
+        consume(&mut bufs, &mut first, 5);
+        assert_eq!(first, 4);
     }
 
-    #[tokio::test]
-    async fn stalled_writer_queue_is_refused() {
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async {});
-        let h = ConnHandle {
+    #[test]
+    fn stalled_writer_queue_is_refused() {
+        let (tx, _rx) = async_channel::unbounded();
+        let q = WriteQueue {
             tx,
             queued: Arc::new(AtomicUsize::new(0)),
-            task: task.abort_handle(),
         };
         let block = Bytes::from(vec![0u8; 16 * 1024]);
         let mut accepted = 0;
-        while h.send(vec![block.clone()]) {
+        while q.send(vec![block.clone()]) {
             accepted += 1;
             assert!(accepted <= MAX_WRITE_QUEUE_BYTES / block.len());
         }

@@ -1,18 +1,18 @@
-//! Announces over the network: HTTP through `bt_proto::tracker::http` (the bytes) and tokio
-//! (DNS, the socket, the timeout), UDP through `bt_proto::tracker::udp::UdpTrackerClient` (its
-//! retransmit schedule) and a tokio `UdpSocket`. Each announce is one task; its result goes
+//! Announces over the network: HTTP through `bt_proto::tracker::http` (the bytes) and the
+//! runtime (DNS, the socket, the timeout), UDP through `bt_proto::tracker::udp::UdpTrackerClient`
+//! (its retransmit schedule) and the runtime's UDP socket. Each announce is one task; its result goes
 //! back to the engine as `Input::Announced`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bt_proto::rng::Rng;
 use bt_proto::tracker::http::{MAX_REDIRECTS, Outcome, Progress, ResponseReader, Scheme, Url};
 use bt_proto::tracker::udp::{self, AddressFamily, Job, UdpTrackerClient};
 use bt_proto::tracker::{AnnounceRequest, AnnounceResponse};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket, lookup_host};
-use tokio::time::{Instant, timeout};
+use bytes::BytesMut;
+
+use crate::runtime::{Runtime, timeout_at};
 
 /// Time for one HTTP request (DNS, connect, request, whole reply); trackers answer in well
 /// under a second when they are up.
@@ -27,23 +27,24 @@ pub const UDP_DEADLINE: Duration = Duration::from_secs(60);
 const UDP_RECV_BUF: usize = 8 * 1024;
 
 /// Announces `request` to `url` and returns the reply or a sentence saying why there is none.
-pub(crate) async fn announce(
+pub(crate) async fn announce<R: Runtime>(
     url: &str,
     request: &AnnounceRequest,
     user_agent: &str,
     seed: u64,
 ) -> Result<AnnounceResponse, String> {
     if url.starts_with("udp://") {
-        udp_announce(url, request, seed).await
+        udp_announce::<R>(url, request, seed).await
     } else {
-        match timeout(HTTP_TIMEOUT, http_announce(url, request, user_agent)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no reply within {} s", HTTP_TIMEOUT.as_secs())),
+        let deadline = Instant::now() + HTTP_TIMEOUT;
+        match timeout_at::<R, _>(deadline, http_announce::<R>(url, request, user_agent)).await {
+            Some(r) => r,
+            None => Err(format!("no reply within {} s", HTTP_TIMEOUT.as_secs())),
         }
     }
 }
 
-async fn http_announce(
+async fn http_announce<R: Runtime>(
     url: &str,
     request: &AnnounceRequest,
     user_agent: &str,
@@ -54,7 +55,7 @@ async fn http_announce(
         if url.scheme == Scheme::Https {
             return Err("https trackers are not supported by this build".into());
         }
-        let response = http_get(&url, user_agent).await?;
+        let response = http_get::<R>(&url, user_agent).await?;
         match response
             .outcome(&url, redirects)
             .map_err(|e| e.to_string())?
@@ -77,26 +78,41 @@ async fn http_announce(
     }
 }
 
-async fn http_get(
+async fn http_get<R: Runtime>(
     url: &Url,
     user_agent: &str,
 ) -> Result<bt_proto::tracker::http::Response, String> {
-    let mut stream = TcpStream::connect((url.host.as_str(), url.port))
+    let connect_err = |e: std::io::Error| format!("connect to {}: {e}", url.authority());
+    let addrs = R::resolve(url.host.clone(), url.port)
         .await
-        .map_err(|e| format!("connect to {}: {e}", url.authority()))?;
-    stream
-        .write_all(&url.get_request(user_agent))
+        .map_err(connect_err)?;
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    let mut stream = None;
+    for addr in addrs {
+        match R::connect(addr).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let stream = stream.ok_or_else(|| connect_err(last))?;
+    let (mut rd, mut wr) = R::split(stream);
+    R::write_all(&mut wr, &url.get_request(user_agent))
         .await
         .map_err(|e| e.to_string())?;
     let mut reader = ResponseReader::new();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
-        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        buf.clear();
+        let n = R::read_buf(&mut rd, &mut buf)
+            .await
+            .map_err(|e| e.to_string())?;
         if n == 0 {
             return reader.finish().map_err(|e| e.to_string());
         }
-        let data = buf.get(..n).unwrap_or_default();
-        if let Progress::Done(r) = reader.feed(data).map_err(|e| e.to_string())? {
+        if let Progress::Done(r) = reader.feed(&buf).map_err(|e| e.to_string())? {
             return Ok(r);
         }
     }
@@ -125,15 +141,16 @@ fn udp_host_port(url: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-async fn udp_announce(
+async fn udp_announce<R: Runtime>(
     url: &str,
     request: &AnnounceRequest,
     seed: u64,
 ) -> Result<AnnounceResponse, String> {
     let (host, port) = udp_host_port(url)?;
-    let addr = lookup_host((host.as_str(), port))
+    let addr = R::resolve(host.clone(), port)
         .await
         .map_err(|e| format!("resolve {host}: {e}"))?
+        .into_iter()
         .next()
         .ok_or_else(|| format!("{host} has no address"))?;
     let (local, family): (SocketAddr, _) = if addr.is_ipv4() {
@@ -144,19 +161,22 @@ async fn udp_announce(
             AddressFamily::V6,
         )
     };
-    let socket = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
-    socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let socket = R::udp_connect(local, addr)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut rng = Rng::seed_from_u64(seed);
     let mut client = UdpTrackerClient::new(family);
     let start = Instant::now();
     let deadline = start + UDP_DEADLINE;
     client
-        .start(Job::Announce(request.clone()), start.into_std(), &mut rng)
+        .start(Job::Announce(request.clone()), start, &mut rng)
         .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; UDP_RECV_BUF];
     loop {
         while let Some(packet) = client.poll_transmit() {
-            socket.send(&packet).await.map_err(|e| e.to_string())?;
+            R::udp_send(&socket, &packet)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         match client.poll_event() {
             Some(udp::client::Event::Announced(reply)) => return Ok(reply.into()),
@@ -164,21 +184,18 @@ async fn udp_announce(
             Some(udp::client::Event::Scraped(_)) => return Err("unexpected scrape reply".into()),
             None => {}
         }
-        let wake = client
-            .poll_timeout()
-            .map(Instant::from_std)
-            .map_or(deadline, |t| t.min(deadline));
-        tokio::select! {
-            r = socket.recv(&mut buf) => {
+        let wake = client.poll_timeout().map_or(deadline, |t| t.min(deadline));
+        match timeout_at::<R, _>(wake, R::udp_recv(&socket, &mut buf)).await {
+            Some(r) => {
                 let n = r.map_err(|e| e.to_string())?;
                 let packet = buf.get(..n).unwrap_or_default();
-                client.handle_datagram(packet, Instant::now().into_std(), &mut rng);
+                client.handle_datagram(packet, Instant::now(), &mut rng);
             }
-            () = tokio::time::sleep_until(wake) => {
+            None => {
                 if Instant::now() >= deadline {
                     return Err(format!("no reply within {} s", UDP_DEADLINE.as_secs()));
                 }
-                client.handle_timeout(Instant::now().into_std(), &mut rng);
+                client.handle_timeout(Instant::now(), &mut rng);
             }
         }
     }

@@ -1,28 +1,28 @@
 //! The [`Torrent`] handle and the [`TorrentOptions`] it is added with.
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::time::Instant;
 
+use async_channel::Sender;
 use bt_proto::engine::{
-    self, CheckScope, Event, FileInfo, PeerInfo, TorrentId, TorrentState, TorrentStats, TrackerInfo,
+    self, CheckScope, FileInfo, PeerInfo, TorrentId, TorrentState, TorrentStats, TrackerInfo,
 };
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
 use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_stream::Stream;
-use tokio_stream::wrappers::BroadcastStream;
 
-use crate::driver::{Command, PieceCallback};
+use crate::driver::{Command, PieceCallback, reply};
+use crate::events::{Events, Fanout};
+use crate::runtime::Runtime;
 use crate::{Error, HashcheckReport};
 
 /// What the handles share: the way to the driver and the session's identity.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) commands: Sender<Command>,
     pub(crate) peer_id: PeerId,
     pub(crate) port: u16,
 }
@@ -39,11 +39,13 @@ pub enum TorrentSource {
 }
 
 impl TorrentSource {
-    pub(crate) async fn load(&self) -> Result<Metainfo, Error> {
+    pub(crate) async fn load<R: Runtime>(&self) -> Result<Metainfo, Error> {
         match self {
             TorrentSource::Path(p) => {
-                let bytes = tokio::fs::read(p)
+                let path = p.clone();
+                let bytes = R::unblock(move || std::fs::read(path))
                     .await
+                    .ok_or(Error::SessionClosed)?
                     .map_err(|source| Error::ReadTorrent {
                         path: p.clone(),
                         source,
@@ -161,48 +163,44 @@ impl TorrentOptions {
     }
 }
 
-/// A stream of events; a subscriber that falls more than [`crate::EVENT_QUEUE`]
-/// events behind skips the oldest ones.
-#[derive(Debug)]
-pub struct Events(BroadcastStream<Event>);
-
-impl Events {
-    pub(crate) fn new(rx: broadcast::Receiver<Event>) -> Self {
-        Events(BroadcastStream::new(rx))
-    }
+/// A handle to one torrent of a session. Cheap to clone; every clone names the same torrent.
+pub struct Torrent<R: Runtime> {
+    id: TorrentId,
+    meta: Arc<Metainfo>,
+    shared: Arc<Shared>,
+    events: Arc<Fanout>,
+    resume_path: Option<PathBuf>,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl Stream for Events {
-    type Item = Event;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        loop {
-            match Pin::new(&mut self.0).poll_next(cx) {
-                Poll::Ready(Some(Ok(e))) => return Poll::Ready(Some(e)),
-                Poll::Ready(Some(Err(_lagged))) => continue,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
+impl<R: Runtime> Clone for Torrent<R> {
+    fn clone(&self) -> Self {
+        Torrent {
+            id: self.id,
+            meta: self.meta.clone(),
+            shared: self.shared.clone(),
+            events: self.events.clone(),
+            resume_path: self.resume_path.clone(),
+            runtime: PhantomData,
         }
     }
 }
 
-/// A handle to one torrent of a session. Cheap to clone; every clone names the same torrent.
-#[derive(Debug, Clone)]
-pub struct Torrent {
-    id: TorrentId,
-    meta: Arc<Metainfo>,
-    shared: Arc<Shared>,
-    events: broadcast::Sender<Event>,
-    resume_path: Option<PathBuf>,
+impl<R: Runtime> std::fmt::Debug for Torrent<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Torrent")
+            .field("id", &self.id)
+            .field("info_hash", &self.meta.info_hash())
+            .finish_non_exhaustive()
+    }
 }
 
-impl Torrent {
+impl<R: Runtime> Torrent<R> {
     pub(crate) fn new(
         id: TorrentId,
         meta: Arc<Metainfo>,
         shared: Arc<Shared>,
-        events: broadcast::Sender<Event>,
+        events: Arc<Fanout>,
         resume_path: Option<PathBuf>,
     ) -> Self {
         Torrent {
@@ -211,6 +209,7 @@ impl Torrent {
             shared,
             events,
             resume_path,
+            runtime: PhantomData,
         }
     }
 
@@ -225,17 +224,16 @@ impl Torrent {
     /// Runs `f` on the engine and returns its answer.
     async fn query<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut engine::Session, TorrentId, std::time::Instant) -> Option<T>
-        + Send
-        + 'static,
+        f: impl FnOnce(&mut engine::Session, TorrentId, Instant) -> Option<T> + Send + 'static,
     ) -> Result<T, Error> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = reply();
         let id = self.id;
         self.send(Command::Run(Box::new(move |s, now| {
-            let _ = tx.send(f(s, id, now));
+            let _ = tx.try_send(f(s, id, now));
         })))
         .await?;
-        rx.await
+        rx.recv()
+            .await
             .map_err(|_| Error::SessionClosed)?
             .ok_or(Error::NoSuchTorrent)
     }
@@ -370,14 +368,14 @@ impl Torrent {
     // ----- commands -----------------------------------------------------------------------
 
     async fn set_state(&self, state: TorrentState) -> Result<(), Error> {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply();
         self.send(Command::SetState {
             id: self.id,
             state,
             reply,
         })
         .await?;
-        match rx.await {
+        match rx.recv().await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::NoSuchTorrent),
             Err(_) => Err(Error::SessionClosed),
@@ -411,14 +409,14 @@ impl Torrent {
     }
 
     async fn check(&self, scope: CheckScope) -> Result<HashcheckReport, Error> {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply();
         self.send(Command::Hashcheck {
             id: self.id,
             scope,
             reply,
         })
         .await?;
-        rx.await.map_err(|_| Error::NoSuchTorrent)
+        rx.recv().await.map_err(|_| Error::NoSuchTorrent)
     }
 
     /// Verifies every piece on disk (on all cores); returns when done.
@@ -451,33 +449,33 @@ impl Torrent {
     }
 
     async fn resume(&self, save: bool) -> Result<(ResumeData, Option<PathBuf>), Error> {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply();
         self.send(Command::Resume {
             id: self.id,
             save,
             reply,
         })
         .await?;
-        rx.await.map_err(|_| Error::SessionClosed)?
+        rx.recv().await.map_err(|_| Error::SessionClosed)?
     }
 
     /// This torrent's events from now on.
     pub fn events(&self) -> Events {
-        Events::new(self.events.subscribe())
+        self.events.subscribe()
     }
 
     /// Returns once every wanted piece is verified (at once if it already is).
     pub async fn wait_complete(&self) -> Result<(), Error> {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply();
         self.send(Command::WaitComplete { id: self.id, reply })
             .await?;
-        rx.await.map_err(|_| Error::NoSuchTorrent)
+        rx.recv().await.map_err(|_| Error::NoSuchTorrent)
     }
 
     /// Stops the torrent (as [`Torrent::stop`]) and removes it from the session.
     pub async fn remove(self) -> Result<(), Error> {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply();
         self.send(Command::Remove { id: self.id, reply }).await?;
-        rx.await.map_err(|_| Error::SessionClosed)
+        rx.recv().await.map_err(|_| Error::SessionClosed)
     }
 }

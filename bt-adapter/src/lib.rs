@@ -1,0 +1,152 @@
+//! # bt-adapter: the runtime-independent half of the adapters
+//!
+//! `bt-tokio` and `bt-smol` expose the same API; this crate is that API and everything behind
+//! it that does not depend on the runtime, written once over the small [`Runtime`] trait
+//! (tasks, blocking pool, timer, sockets). An adapter implements [`Runtime`] and names the
+//! generic types: `type Session = bt_adapter::Session<Tokio>` and so on.
+//!
+//! ## How it is built
+//! One driver task owns the engine (`bt_proto::engine::Session`). Connection tasks, disk jobs
+//! (on the blocking pool, hashing spread over all cores) and tracker tasks feed it inputs
+//! through one bounded queue; API handles send it commands; it sleeps until the engine's next
+//! deadline. Queues are bounded, so memory per connection is bounded: see the [`net`] module's
+//! constants for the back-pressure rules, [`disk`] for the file rules (LRU of open files,
+//! paths checked against the base directory where they are opened, sparse files), and
+//! [`tracker`] for HTTP and UDP announces.
+//!
+//! Events, states, statistics and errors of the engine are the shared types of
+//! [`bt_proto::engine`], re-exported here.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod create;
+pub mod disk;
+mod driver;
+pub mod events;
+pub mod net;
+mod resume;
+pub mod runtime;
+mod session;
+mod torrent;
+pub mod tracker;
+
+use std::path::PathBuf;
+
+pub use bt_proto as proto;
+
+pub use bt_proto::engine::{
+    CheckScope, CloseReason, Config, Event, FileInfo, HashcheckReport, PeerInfo, StorageError,
+    TorrentId, TorrentState, TorrentStats, TrackerInfo,
+};
+pub use bt_proto::resume::ResumeData;
+pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
+pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
+pub use events::{EVENT_QUEUE, Events};
+pub use resume::MAX_RESUME_FILE;
+pub use runtime::Runtime;
+pub use session::{INPUT_QUEUE, Session, SessionBuilder};
+pub use torrent::{Torrent, TorrentOptions, TorrentSource};
+
+/// What can go wrong with the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The .torrent file could not be read.
+    #[error("cannot read torrent file {path}: {source}")]
+    ReadTorrent {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The .torrent is not a valid torrent.
+    #[error("invalid torrent: {0}")]
+    Metainfo(#[from] bt_proto::metainfo::MetainfoError),
+    /// The torrent is in the session already.
+    #[error("torrent {0} is already in this session")]
+    Duplicate(InfoHash),
+    /// The listening port could not be bound.
+    #[error("cannot listen on port {port}: {source}")]
+    Listen {
+        /// The port asked for.
+        port: u16,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The session has shut down.
+    #[error("the session has shut down")]
+    SessionClosed,
+    /// The torrent was removed from the session.
+    #[error("the torrent is not in the session")]
+    NoSuchTorrent,
+    /// Reading or writing the torrent's files failed.
+    #[error("{0}")]
+    Storage(StorageError),
+    /// Resume data could not be written.
+    #[error("cannot write resume data to {path}: {source}")]
+    Resume {
+        /// The resume file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file or directory to make a torrent of could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadContent {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The content cannot be made into a torrent.
+    #[error("cannot create torrent: {0}")]
+    Create(#[from] bt_proto::metainfo::create::CreateError),
+}
+
+/// The public API of an adapter crate for the runtime `$rt`: the shared types re-exported,
+/// `Session`, `SessionBuilder` and `Torrent` named for `$rt`, and `create::create_torrent`
+/// hashing on `$rt`'s blocking pool. Every adapter invokes it once, so every adapter has the
+/// same API.
+#[macro_export]
+macro_rules! adapter_api {
+    ($rt:ty) => {
+        pub use $crate::proto;
+        pub use $crate::{
+            Bitfield, CheckScope, CloseReason, Config, EVENT_QUEUE, Error, Event, Events, FileInfo,
+            HashcheckReport, INPUT_QUEUE, InfoHash, MAX_CONCURRENT_READS, MAX_RESUME_FILE, PeerId,
+            PeerInfo, PieceIndex, ResumeData, SHUTDOWN_DEADLINE, StorageError, TorrentId,
+            TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net,
+            tracker,
+        };
+
+        /// A BitTorrent session: one listening port serving any number of torrents.
+        pub type Session = $crate::Session<$rt>;
+        /// Configures and starts a [`Session`].
+        pub type SessionBuilder = $crate::SessionBuilder<$rt>;
+        /// A handle to one torrent of a [`Session`].
+        pub type Torrent = $crate::Torrent<$rt>;
+
+        /// Making a `.torrent` from a file or directory on disk, hashing on the runtime's
+        /// blocking pool.
+        pub mod create {
+            use std::path::Path;
+
+            pub use $crate::create::CreateOptions;
+
+            /// Builds the torrent of `path` (a file or a directory) and returns its bytes.
+            pub async fn create_torrent(
+                path: impl AsRef<Path>,
+                opts: CreateOptions,
+            ) -> Result<Vec<u8>, $crate::Error> {
+                $crate::create::create_torrent::<$rt>(path, opts).await
+            }
+        }
+    };
+}

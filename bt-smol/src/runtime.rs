@@ -1,0 +1,122 @@
+//! [`Smol`]: the [`Runtime`] primitives on smol (its global executor, `smol::unblock`,
+//! `smol::Timer`, `smol::net`).
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use bt_adapter::Runtime;
+use bytes::BytesMut;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpListener, TcpStream, UdpSocket};
+
+/// The smol runtime, as the adapter sees it: tasks run on smol's global executor (its thread
+/// count is set by `SMOL_THREADS`), blocking work on its blocking pool.
+#[derive(Debug, Clone, Copy)]
+pub enum Smol {}
+
+impl Runtime for Smol {
+    type Task = smol::Task<()>;
+    type Listener = TcpListener;
+    type Stream = TcpStream;
+    // A smol stream is a shared handle: its halves are two clones.
+    type Reader = TcpStream;
+    type Writer = TcpStream;
+    type Udp = UdpSocket;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) -> Self::Task {
+        smol::spawn(f)
+    }
+
+    fn detach(task: Self::Task) {
+        task.detach();
+    }
+
+    fn abort(task: Self::Task) {
+        // A smol task is cancelled when its handle is dropped.
+        drop(task);
+    }
+
+    async fn join(task: Self::Task) {
+        task.await;
+    }
+
+    async fn unblock<T, F>(f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        // smol's pool re-raises a job's panic in the awaiting task; the driver must survive it.
+        smol::unblock(move || std::panic::catch_unwind(AssertUnwindSafe(f)).ok()).await
+    }
+
+    async fn sleep_until(deadline: Instant) {
+        smol::Timer::at(deadline).await;
+    }
+
+    async fn bind(addr: SocketAddr) -> io::Result<Self::Listener> {
+        TcpListener::bind(addr).await
+    }
+
+    fn local_addr(listener: &Self::Listener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+
+    async fn accept(listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
+        listener.accept().await
+    }
+
+    async fn connect(addr: SocketAddr) -> io::Result<Self::Stream> {
+        TcpStream::connect(addr).await
+    }
+
+    async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+        smol::net::resolve((host.as_str(), port)).await
+    }
+
+    fn split(stream: Self::Stream) -> (Self::Reader, Self::Writer) {
+        let _ = stream.set_nodelay(true);
+        (stream.clone(), stream)
+    }
+
+    async fn read_buf(reader: &mut Self::Reader, buf: &mut BytesMut) -> io::Result<usize> {
+        // futures-io reads into initialised memory: zero the spare capacity first.
+        let start = buf.len();
+        buf.resize(buf.capacity().max(start + 1), 0);
+        let result = match buf.get_mut(start..) {
+            Some(spare) => reader.read(spare).await,
+            None => Ok(0),
+        };
+        buf.truncate(start + result.as_ref().map_or(0, |n| *n));
+        result
+    }
+
+    async fn write_vectored(writer: &mut Self::Writer, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        writer.write_vectored(bufs).await
+    }
+
+    async fn write_all(writer: &mut Self::Writer, data: &[u8]) -> io::Result<()> {
+        writer.write_all(data).await
+    }
+
+    async fn shutdown(writer: &mut Self::Writer) -> io::Result<()> {
+        writer.flush().await?;
+        writer.shutdown(Shutdown::Write)
+    }
+
+    async fn udp_connect(local: SocketAddr, remote: SocketAddr) -> io::Result<Self::Udp> {
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect(remote).await?;
+        Ok(socket)
+    }
+
+    async fn udp_send(socket: &Self::Udp, packet: &[u8]) -> io::Result<()> {
+        socket.send(packet).await.map(drop)
+    }
+
+    async fn udp_recv(socket: &Self::Udp, buf: &mut [u8]) -> io::Result<usize> {
+        socket.recv(buf).await
+    }
+}

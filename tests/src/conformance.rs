@@ -1,0 +1,487 @@
+//! The adapter conformance suite, written once: each scenario is generic over the runtime
+//! (and the swarm over two, the seed's and the leechers'), and `tests/tests/conformance.rs`
+//! runs it on tokio, on smol, and on the two mixed. Real loopback sockets and temporary
+//! directories; every scenario is bounded by [`crate::swarm::TEST_TIMEOUT`] and asserts
+//! nothing about speed.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bt_adapter::{Error, Runtime, Session, Torrent, TorrentOptions, TorrentState};
+use bt_proto::PieceIndex;
+use bt_proto::bencode::Bencode;
+use bt_proto::engine::Event;
+use bt_proto::metainfo::MetainfoError;
+use bt_proto::storage::piece_files;
+use futures_lite::StreamExt;
+
+use crate::swarm::*;
+use crate::tracker::TestTracker;
+
+/// Piece length of the swarm and hashcheck scenarios: several pieces per file.
+const PIECE: u32 = 32 * 1024;
+
+/// Piece length of the resume scenario: more, smaller pieces, so a changed file leaves
+/// pieces of other files untouched.
+const RESUME_PIECE: u32 = 16 * 1024;
+
+/// How long "nothing happens" is watched for. Not a speed assertion: on a loopback link the
+/// whole payload would move in a fraction of this if anything were requested.
+const QUIET: Duration = Duration::from_millis(1500);
+
+/// A seed on `S`, three leechers on `L` that also find each other, then a late leecher (on
+/// `L`) served by a former leecher once the seed has left. Every copy is byte-exact.
+pub async fn transfer<S: Runtime, L: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let content = seed_dir.join("payload");
+    write_payload(&content, &standard_files(20_000));
+    let torrent = torrent_of::<S>(&content, PIECE, Vec::new()).await;
+
+    let seed = loopback_session::<S>().await;
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+    assert!(st.seed().await.unwrap());
+
+    let mut leechers = Vec::new();
+    for i in 0..3 {
+        let s = loopback_session::<L>().await;
+        let base = dir.path().join(format!("leecher{i}"));
+        let t = s
+            .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&base))
+            .await
+            .unwrap();
+        assert_eq!(t.left().await.unwrap(), t.size());
+        t.add_peer(addr_of(&seed)).await.unwrap();
+        leechers.push((s, t, base));
+    }
+    // The leechers also find each other.
+    for (_, t, _) in &leechers {
+        for (other, _, _) in &leechers {
+            if other.port() != t.port() {
+                t.add_peer(addr_of(other)).await.unwrap();
+            }
+        }
+    }
+    for (_, t, base) in &leechers {
+        t.wait_complete().await.unwrap();
+        assert_eq!(t.left().await.unwrap(), 0);
+        assert!(t.bitfield().await.unwrap().is_full());
+        assert_same_tree(&seed_dir, base);
+    }
+    assert!(st.uploaded().await.unwrap() > 0);
+
+    // The seed leaves; a later leecher gets everything from a former leecher.
+    seed.shutdown().await;
+    let (first_session, first, _) = &leechers[0];
+    let up_before = first.uploaded().await.unwrap();
+    let late = loopback_session::<L>().await;
+    let late_base = dir.path().join("late");
+    let lt = late
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&late_base))
+        .await
+        .unwrap();
+    lt.add_peer(addr_of(first_session)).await.unwrap();
+    lt.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &late_base);
+    assert!(first.uploaded().await.unwrap() > up_before);
+    for (s, _, _) in leechers {
+        s.shutdown().await;
+    }
+    late.shutdown().await;
+}
+
+/// Paused keeps connections but moves no data, stopped closes connections and refuses new
+/// ones, started resumes.
+pub async fn states<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let content = seed_dir.join("payload");
+    write_payload(&content, &standard_files(5_000));
+    let torrent = torrent_of::<R>(&content, 32 * 1024, Vec::new()).await;
+
+    let seed = loopback_session::<R>().await;
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+
+    // A paused leecher connects but requests nothing.
+    let leecher = loopback_session::<R>().await;
+    let base = dir.path().join("leecher");
+    let lt = leecher
+        .add_torrent(
+            TorrentOptions::from_bytes(torrent.clone())
+                .base_dir(&base)
+                .state(TorrentState::Paused),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lt.state().await.unwrap(), TorrentState::Paused);
+    lt.add_peer(addr_of(&seed)).await.unwrap();
+    until_connected::<R>(&lt).await;
+    sleep::<R>(QUIET).await;
+    assert_eq!(lt.downloaded().await.unwrap(), 0);
+    assert_eq!(st.uploaded().await.unwrap(), 0);
+    assert!(!lt.peers().await.unwrap().is_empty(), "connection kept");
+
+    // Started: it downloads over the same connection.
+    lt.start().await.unwrap();
+    lt.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+
+    // A paused seed keeps a new leecher's connection but serves nothing.
+    st.pause().await.unwrap();
+    let second = loopback_session::<R>().await;
+    let base2 = dir.path().join("second");
+    let t2 = second
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&base2))
+        .await
+        .unwrap();
+    t2.add_peer(addr_of(&seed)).await.unwrap();
+    until_connected::<R>(&t2).await;
+    let served = st.uploaded().await.unwrap();
+    sleep::<R>(QUIET).await;
+    assert_eq!(t2.downloaded().await.unwrap(), 0);
+    assert_eq!(st.uploaded().await.unwrap(), served);
+    assert!(!st.peers().await.unwrap().is_empty(), "connection kept");
+
+    // Stopped: every connection closes and new ones are refused.
+    st.stop().await.unwrap();
+    assert_eq!(st.state().await.unwrap(), TorrentState::Stopped);
+    until::<R, _, _, _>(|| async { st.peers().await.unwrap().is_empty().then_some(()) }).await;
+    until::<R, _, _, _>(|| async { t2.peers().await.unwrap().is_empty().then_some(()) }).await;
+    t2.add_peer(addr_of(&seed)).await.unwrap();
+    sleep::<R>(QUIET).await;
+    assert!(st.peers().await.unwrap().is_empty());
+    assert_eq!(t2.downloaded().await.unwrap(), 0);
+
+    // Started again: it serves.
+    st.start().await.unwrap();
+    t2.add_peer(addr_of(&seed)).await.unwrap();
+    t2.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base2);
+    for s in [seed, leecher, second] {
+        s.shutdown().await;
+    }
+}
+
+/// Hashcheck finds a corrupted byte; only that piece is downloaded again.
+pub async fn hashcheck<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let content = seed_dir.join("payload");
+    write_payload(&content, &standard_files(5_000));
+    let torrent = torrent_of::<R>(&content, PIECE, Vec::new()).await;
+
+    let seed = loopback_session::<R>().await;
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let leecher = loopback_session::<R>().await;
+    let base = dir.path().join("leecher");
+    let passed = Arc::new(Mutex::new(Vec::new()));
+    let (f, ps) = (failed.clone(), passed.clone());
+    let lt = leecher
+        .add_torrent(
+            TorrentOptions::from_bytes(torrent.clone())
+                .base_dir(&base)
+                .on_hash_fail(move |p| f.lock().unwrap().push(p))
+                .on_hash_pass(move |p| ps.lock().unwrap().push(p)),
+        )
+        .await
+        .unwrap();
+    lt.add_peer(addr_of(&seed)).await.unwrap();
+    lt.wait_complete().await.unwrap();
+    assert!(failed.lock().unwrap().is_empty());
+    let report = lt.hashcheck().await.unwrap();
+    assert_eq!(report.verified, report.total);
+
+    // Flip one byte of a file in the middle of the torrent.
+    let meta = lt.metainfo().clone();
+    let (index, file) = meta
+        .files()
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.path.to_string().ends_with("data.bin"))
+        .unwrap();
+    let path = base.join(file.path.to_path_buf());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let piece = PieceIndex(((meta.files()[index].offset + at as u64) / u64::from(PIECE)) as u32);
+
+    // Paused, so the connection still open does not fetch the piece while it is looked at.
+    lt.pause().await.unwrap();
+    let down_before = lt.downloaded().await.unwrap();
+    let report = lt.hashcheck().await.unwrap();
+    assert_eq!(report.verified, report.total - 1);
+    assert_eq!(*failed.lock().unwrap(), vec![piece]);
+    passed.lock().unwrap().clear();
+    assert!(!lt.bitfield().await.unwrap().get(piece));
+    assert!(!lt.complete().await.unwrap());
+    assert_eq!(
+        lt.left().await.unwrap(),
+        u64::from(meta.piece_len(piece).unwrap())
+    );
+
+    // Only that piece comes again (over the connection still open, or a new one).
+    lt.start().await.unwrap();
+    lt.add_peer(addr_of(&seed)).await.unwrap();
+    lt.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    assert_eq!(
+        *passed.lock().unwrap(),
+        vec![piece],
+        "only that piece again"
+    );
+    // At least its bytes; a block re-requested from a slow peer on a busy machine may come
+    // twice, which costs bytes but is not a second download of the piece.
+    assert!(
+        lt.downloaded().await.unwrap() - down_before >= u64::from(meta.piece_len(piece).unwrap())
+    );
+    leecher.shutdown().await;
+    seed.shutdown().await;
+}
+
+fn traversal_torrent(name: &str, path: &[&str]) -> Vec<u8> {
+    let file = Bencode::dict().with("length", 5).with(
+        "path",
+        path.iter().map(|c| Bencode::from(*c)).collect::<Vec<_>>(),
+    );
+    let info = Bencode::dict()
+        .with("files", vec![file])
+        .with("name", name)
+        .with("piece length", 16384)
+        .with("pieces", vec![7u8; 20]);
+    Bencode::dict()
+        .with("announce", "http://127.0.0.1:1/announce")
+        .with("info", info)
+        .encode()
+}
+
+/// A path-traversal torrent is refused before anything touches the disk.
+pub async fn traversal<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = loopback_session::<R>().await;
+    for (name, path) in [
+        ("ok", &["..", "evil"][..]),
+        ("ok", &["a", "..", "..", "evil"][..]),
+        ("..", &["evil"][..]),
+        ("ok", &["/etc", "passwd"][..]),
+    ] {
+        let base = dir.path().join("downloads");
+        let err = session
+            .add_torrent(TorrentOptions::from_bytes(traversal_torrent(name, path)).base_dir(&base))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Metainfo(MetainfoError::UnsafePath { .. })),
+            "{name} {path:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing created"
+        );
+    }
+    session.shutdown().await;
+}
+
+/// Collects the pieces of every `HashPassed` event of a session.
+fn passed_pieces<R: Runtime>(session: &Session<R>) -> Arc<Mutex<BTreeSet<PieceIndex>>> {
+    let out = Arc::new(Mutex::new(BTreeSet::new()));
+    let o = out.clone();
+    let mut events = session.events();
+    R::detach(R::spawn(async move {
+        while let Some(e) = events.next().await {
+            if let Event::HashPassed { piece, .. } = e {
+                o.lock().unwrap().insert(piece);
+            }
+        }
+    }));
+    out
+}
+
+async fn piece_bytes<R: Runtime>(t: &Torrent<R>, pieces: impl Iterator<Item = PieceIndex>) -> u64 {
+    pieces
+        .map(|p| u64::from(t.metainfo().piece_len(p).unwrap()))
+        .sum()
+}
+
+/// A session shut down part-way resumes from its saved resume data without downloading any
+/// verified piece again; a file changed between runs is checked again rather than trusted.
+pub async fn resume<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let content = seed_dir.join("payload");
+    write_payload(&content, &standard_files(5_000));
+    let torrent = torrent_of::<R>(&content, RESUME_PIECE, Vec::new()).await;
+    let seed = loopback_session::<R>().await;
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+    let base = dir.path().join("leecher");
+    let files = st.metainfo().files().len();
+
+    // Run 1: only the first file is wanted, so the session stops part-way through the
+    // torrent, with some pieces verified.
+    let s1 = loopback_session::<R>().await;
+    let mut prio = vec![0u8; files];
+    prio[0] = 1;
+    let t1 = s1
+        .add_torrent(
+            TorrentOptions::from_bytes(torrent.clone())
+                .base_dir(&base)
+                .file_priorities(prio),
+        )
+        .await
+        .unwrap();
+    t1.add_peer(addr_of(&seed)).await.unwrap();
+    t1.wait_complete().await.unwrap();
+    let have1 = t1.bitfield().await.unwrap();
+    assert!(have1.count() > 0 && !have1.is_full());
+    let resume_file = t1.resume_file().unwrap().to_path_buf();
+    s1.shutdown().await;
+    assert!(resume_file.exists());
+
+    // Run 2: a new session trusts those pieces and downloads only the others.
+    let s2 = loopback_session::<R>().await;
+    let passed = passed_pieces::<R>(&s2);
+    let t2 = s2
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&base))
+        .await
+        .unwrap();
+    assert_eq!(t2.bitfield().await.unwrap(), have1);
+    let down_before = t2.downloaded().await.unwrap();
+    t2.add_peer(addr_of(&seed)).await.unwrap();
+    t2.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    // Events reach the collector task a little after completion is reported.
+    let wanted = (have1.len() - have1.count()) as usize;
+    until::<R, _, _, _>(|| async { (passed.lock().unwrap().len() >= wanted).then_some(()) }).await;
+    let again: Vec<_> = passed
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| have1.get(**p))
+        .copied()
+        .collect();
+    assert!(
+        again.is_empty(),
+        "verified pieces downloaded again: {again:?}"
+    );
+    let missing = piece_bytes(
+        &t2,
+        (0..have1.len()).map(PieceIndex).filter(|p| !have1.get(*p)),
+    )
+    .await;
+    assert_eq!(t2.downloaded().await.unwrap() - down_before, missing);
+    let meta = t2.metainfo().clone();
+    s2.shutdown().await;
+
+    // Between runs, one byte of one file changes (with its modification time).
+    let (index, file) = meta
+        .files()
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.path.to_string().ends_with("big.bin"))
+        .unwrap();
+    let path = base.join(file.path.to_path_buf());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    drop(f);
+    let bad = PieceIndex(((file.offset + at as u64) / u64::from(RESUME_PIECE)) as u32);
+
+    // Run 3: the changed file's pieces are checked again; the bad one is downloaded.
+    let checked = Arc::new(Mutex::new(Vec::new()));
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let s3 = loopback_session::<R>().await;
+    let passed = passed_pieces::<R>(&s3);
+    let (c, fl) = (checked.clone(), failed.clone());
+    let t3 = s3
+        .add_torrent(
+            TorrentOptions::from_bytes(torrent.clone())
+                .base_dir(&base)
+                .on_hash_pass(move |p| c.lock().unwrap().push(p))
+                .on_hash_fail(move |p| fl.lock().unwrap().push(p)),
+        )
+        .await
+        .unwrap();
+    t3.add_peer(addr_of(&seed)).await.unwrap();
+    t3.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    assert_eq!(*failed.lock().unwrap(), vec![bad]);
+    until::<R, _, _, _>(|| async { (!passed.lock().unwrap().is_empty()).then_some(()) }).await;
+    assert_eq!(
+        *passed.lock().unwrap(),
+        BTreeSet::from([bad]),
+        "only the bad piece downloaded"
+    );
+    // Every piece checked or downloaded touches the changed file.
+    for p in checked.lock().unwrap().iter() {
+        assert!(
+            piece_files(meta.piece_map(), *p).contains(&index),
+            "{p} rechecked"
+        );
+    }
+    s3.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// A tracker (HTTP or UDP, on tokio) brings a seed and a leecher together without `add_peer`.
+pub async fn swarm_through<R: Runtime>(tracker: TestTracker) {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let content = seed_dir.join("payload");
+    write_payload(&content, &standard_files(3_000));
+    let torrent = torrent_of::<R>(&content, 16 * 1024, vec![tracker.url.clone()]).await;
+
+    let seed = loopback_session::<R>().await;
+    let mut events = seed.events();
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+    // The seed is known to the tracker before the leecher asks.
+    loop {
+        match events.next().await.unwrap() {
+            Event::TrackerReply { url, .. } if url == tracker.url => break,
+            Event::TrackerError { message, .. } => panic!("tracker error: {message}"),
+            _ => {}
+        }
+    }
+
+    let leecher = loopback_session::<R>().await;
+    let base = dir.path().join("leecher");
+    let lt = leecher
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&base))
+        .await
+        .unwrap();
+    lt.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    let trackers = lt.trackers().await.unwrap();
+    assert_eq!(trackers.len(), 1);
+    assert_eq!(trackers[0].last_error, None);
+    assert!(*tracker.announces.lock().unwrap() >= 2);
+    leecher.shutdown().await;
+    seed.shutdown().await;
+}

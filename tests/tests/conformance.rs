@@ -1,0 +1,69 @@
+//! The conformance suite of `bt_tests::conformance`, run on each runtime, and swarms mixing
+//! the two (a tokio seed with smol leechers, and the reverse).
+
+use bt_smol::Smol;
+use bt_tests::conformance as c;
+use bt_tests::swarm::run_on;
+use bt_tests::tracker::{http_tracker, udp_tracker};
+use bt_tokio::Tokio;
+
+/// One `#[test]` per scenario for the runtime `$rt`.
+macro_rules! suite {
+    ($module:ident, $rt:ty) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn transfer() {
+                run_on::<$rt, _>("transfer", c::transfer::<$rt, $rt>());
+            }
+
+            #[test]
+            fn states() {
+                run_on::<$rt, _>("states", c::states::<$rt>());
+            }
+
+            #[test]
+            fn hashcheck_after_corruption() {
+                run_on::<$rt, _>("hashcheck", c::hashcheck::<$rt>());
+            }
+
+            #[test]
+            fn path_traversal_refused() {
+                run_on::<$rt, _>("traversal", c::traversal::<$rt>());
+            }
+
+            #[test]
+            fn restart_from_resume_data() {
+                run_on::<$rt, _>("resume", c::resume::<$rt>());
+            }
+
+            #[test]
+            fn http_tracker_brings_peers_together() {
+                run_on::<$rt, _>("http tracker", async {
+                    c::swarm_through::<$rt>(http_tracker().await).await
+                });
+            }
+
+            #[test]
+            fn udp_tracker_brings_peers_together() {
+                run_on::<$rt, _>("udp tracker", async {
+                    c::swarm_through::<$rt>(udp_tracker().await).await
+                });
+            }
+        }
+    };
+}
+
+suite!(tokio, Tokio);
+suite!(smol, Smol);
+
+#[test]
+fn tokio_seed_smol_leechers() {
+    run_on::<Smol, _>("tokio seed, smol leechers", c::transfer::<Tokio, Smol>());
+}
+
+#[test]
+fn smol_seed_tokio_leechers() {
+    run_on::<Tokio, _>("smol seed, tokio leechers", c::transfer::<Smol, Tokio>());
+}
