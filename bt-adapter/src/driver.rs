@@ -32,10 +32,9 @@ use crate::{Error, HashcheckReport, resume};
 /// amortises the drain without letting one busy peer delay timers for long.
 const MAX_BATCH: usize = 256;
 
-/// The shortest time between two timer wake-ups. A deadline the engine reports but cannot
-/// act on yet stays in the past (an announcer with no tracker keeps one, for instance); this
-/// keeps such a deadline from turning the driver into a busy loop, as tokio's 1 ms timer
-/// wheel does by itself.
+/// The shortest time between two timer wake-ups: a guard, so that a deadline the engine
+/// reports but cannot act on (a past one would be a bug there) never turns the driver into a
+/// busy loop, whatever the runtime's timer resolution.
 pub const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Block reads for peers in flight at once, per session: enough to keep fast peers fed, few

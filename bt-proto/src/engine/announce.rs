@@ -107,7 +107,13 @@ impl Announcer {
 
     /// When the next announce is due.
     pub fn next_at(&self) -> Option<Instant> {
-        if self.in_flight { None } else { self.next_at }
+        // Without trackers nothing is ever due; a deadline here would be a past instant the
+        // adapter wakes for again and again.
+        if self.in_flight || self.tiers.is_empty() {
+            None
+        } else {
+            self.next_at
+        }
     }
 
     /// If an announce is due at `now`: the URL and event to send.
@@ -251,6 +257,16 @@ mod tests {
         a.succeeded(&url, &reply(100), t1);
         assert_eq!(a.stop(), Some(url));
         assert_eq!(a.next_at(), None);
+    }
+
+    #[test]
+    fn no_trackers_no_deadline() {
+        let mut rng = Rng::seed_from_u64(1);
+        let mut a = Announcer::new(&[], &mut rng);
+        let t0 = Instant::now();
+        a.start(t0);
+        assert_eq!(a.next_at(), None);
+        assert_eq!(a.due(t0), None);
     }
 
     #[test]

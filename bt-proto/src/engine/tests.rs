@@ -147,3 +147,14 @@ fn a_torrent_added_paused_announces_and_started_later_does_not_announce_twice() 
     s.set_state(now, id, TorrentState::Started);
     assert_eq!(announces(&mut s), vec![], "the answer is still awaited");
 }
+
+#[test]
+fn a_torrent_without_trackers_sets_no_past_deadline() {
+    let (mut s, _) = seed_session();
+    let start = Instant::now();
+    let later = start + std::time::Duration::from_secs(5);
+    s.handle_timeout(later);
+    while s.poll_output().is_some() {}
+    // Only the housekeeping tick remains, and it lies in the future.
+    assert!(s.poll_timeout().is_some_and(|t| t > later));
+}
