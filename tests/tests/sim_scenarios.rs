@@ -217,20 +217,9 @@ fn hostile(
     meta: &Metainfo,
     after: &[u8],
 ) -> (NodeId, bt_proto::sim::net::SimConnId) {
-    let raw = swarm.add_raw_node();
-    let to = swarm.addr(target);
-    let conn = swarm.raw_connect(raw, to);
-    swarm.run_for(Duration::from_millis(100));
-    let hs = Handshake {
-        reserved: Reserved::NONE.with(Extension::Fast),
-        info_hash: meta.info_hash(),
-        peer_id: PeerId(*b"-XX0000-hostilepeer!"),
-    };
-    let mut bytes = hs.encode().to_vec();
-    bytes.extend_from_slice(after);
-    assert!(swarm.raw_send(conn, bytes));
+    let peer = raw_peer(swarm, target, meta, b"-XX0000-hostilepeer!", after);
     swarm.run_for(Duration::from_millis(200));
-    (raw, conn)
+    peer
 }
 
 fn disconnect_reasons(swarm: &Swarm, n: NodeId) -> Vec<CloseReason> {
@@ -337,21 +326,8 @@ fn hostile_wire_input_is_contained() {
     }
     assert!(swarm.raw_send(conn, flood));
     swarm.run_for(Duration::from_secs(5));
-    let received = swarm.raw_conn(raw, conn).unwrap().received.clone();
-    let mut dec = Decoder::new(None);
-    dec.feed(&received);
-    assert!(matches!(
-        dec.decode_handshake(),
-        Ok(bt_proto::wire::Progress::Done(_))
-    ));
-    dec.set_piece_count(Some(pieces));
     let (mut served, mut rejected) = (0u32, 0u32);
-    loop {
-        let m = match dec.next_message() {
-            Ok(Some(m)) => m,
-            Ok(None) => break,
-            Err(e) => panic!("seed sent an invalid message: {e}"),
-        };
+    for m in raw_messages(&swarm, raw, conn, pieces) {
         match m {
             Message::Piece { .. } => served += 1,
             Message::RejectRequest(_) => rejected += 1,
@@ -761,7 +737,31 @@ mod random_swarms {
     }
 }
 
-/// A raw peer that connects to `to` and says hello for `meta` with `then` after the handshake.
+/// A raw peer that connects to `to` and, once connected, sends a handshake for `meta` with
+/// peer id `id` followed by `after`.
+fn raw_peer(
+    swarm: &mut Swarm,
+    to: NodeId,
+    meta: &Metainfo,
+    id: &[u8; 20],
+    after: &[u8],
+) -> (NodeId, bt_proto::sim::net::SimConnId) {
+    let raw = swarm.add_raw_node();
+    let addr = swarm.addr(to);
+    let conn = swarm.raw_connect(raw, addr);
+    swarm.run_for(Duration::from_millis(100));
+    let hs = Handshake {
+        reserved: Reserved::NONE.with(Extension::Fast),
+        info_hash: meta.info_hash(),
+        peer_id: PeerId(*id),
+    };
+    let mut hello = hs.encode().to_vec();
+    hello.extend_from_slice(after);
+    assert!(swarm.raw_send(conn, hello));
+    (raw, conn)
+}
+
+/// [`raw_peer`] with well-formed messages after the handshake.
 fn raw_hello(
     swarm: &mut Swarm,
     to: NodeId,
@@ -769,21 +769,8 @@ fn raw_hello(
     id: &[u8; 20],
     then: &[Message],
 ) -> (NodeId, bt_proto::sim::net::SimConnId) {
-    let raw = swarm.add_raw_node();
-    let addr = swarm.addr(to);
-    let conn = swarm.raw_connect(raw, addr);
-    swarm.run_for(Duration::from_millis(50));
-    let hs = Handshake {
-        reserved: Reserved::NONE.with(Extension::Fast),
-        info_hash: meta.info_hash(),
-        peer_id: PeerId(*id),
-    };
-    let mut hello = hs.encode().to_vec();
-    for m in then {
-        hello.extend(m.to_vec().unwrap());
-    }
-    assert!(swarm.raw_send(conn, hello));
-    (raw, conn)
+    let after: Vec<u8> = then.iter().flat_map(|m| m.to_vec().unwrap()).collect();
+    raw_peer(swarm, to, meta, id, &after)
 }
 
 // Snubbing: a peer that accepts requests and never answers loses them to an honest peer.
@@ -852,18 +839,10 @@ fn keepalives_and_inactivity_timeout() {
     swarm.run_for(Duration::from_secs(100));
     let seen = swarm.raw_conn(raw, conn).unwrap();
     assert!(seen.closed, "an inactive peer is dropped");
-    let mut dec = Decoder::new(Some(meta.piece_count()));
-    dec.feed(&seen.received);
-    assert!(matches!(
-        dec.decode_handshake(),
-        Ok(bt_proto::wire::Progress::Done(_))
-    ));
-    let mut keepalives = 0;
-    while let Ok(Some(m)) = dec.next_message() {
-        if m == Message::KeepAlive {
-            keepalives += 1;
-        }
-    }
+    let keepalives = raw_messages(&swarm, raw, conn, meta.piece_count())
+        .iter()
+        .filter(|m| **m == Message::KeepAlive)
+        .count();
     assert!(keepalives >= 1, "keep-alives sent while idle");
     assert!(disconnect_reasons(&swarm, l).contains(&CloseReason::Inactive));
 }
@@ -912,10 +891,13 @@ fn raw_messages(
         Ok(bt_proto::wire::Progress::Done(_))
     ));
     let mut out = Vec::new();
-    while let Ok(Some(m)) = dec.next_message() {
-        out.push(m);
+    loop {
+        match dec.next_message() {
+            Ok(Some(m)) => out.push(m),
+            Ok(None) => return out,
+            Err(e) => panic!("the engine sent an invalid message: {e}"),
+        }
     }
-    out
 }
 
 // Regressions of the client this API grew from: HAVE goes out for every piece (not only to

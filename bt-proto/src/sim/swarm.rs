@@ -41,7 +41,7 @@ use crate::metainfo::Metainfo;
 use crate::metainfo::create::{InputFile, TorrentBuilder};
 use crate::peer_id::ClientVersion;
 use crate::rng::Rng;
-use crate::storage::{read_plan, verify_blocks, write_plan};
+use crate::storage::{fill_from_plan, read_plan, verify_blocks, write_plan};
 use crate::tracker::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
 use crate::{ConnId, PeerId, PieceIndex};
 
@@ -296,7 +296,7 @@ impl Swarm {
             let start = usize::try_from(f.offset).unwrap_or(usize::MAX);
             let end = start.saturating_add(usize::try_from(f.length).unwrap_or(usize::MAX));
             let bytes = content.get(start..end).unwrap_or_default().to_vec();
-            let _ = self.disk.insert(addr, &node_path(meta, f), bytes);
+            let _ = self.disk.insert(addr, &node_path(f), bytes);
         }
     }
 
@@ -310,7 +310,7 @@ impl Swarm {
                 Vec::new()
             } else {
                 self.disk
-                    .read(addr, &node_path(meta, f), 0, len)
+                    .read(addr, &node_path(f), 0, len)
                     .unwrap_or_default()
             };
             bytes.resize(len, 0);
@@ -712,8 +712,7 @@ pub struct Stalled {
     pub at: Duration,
 }
 
-fn node_path(meta: &Metainfo, f: &crate::metainfo::FileEntry) -> PathBuf {
-    let _ = meta;
+fn node_path(f: &crate::metainfo::FileEntry) -> PathBuf {
     crate::storage::file_path(Path::new(DATA_DIR), f)
 }
 
@@ -727,23 +726,23 @@ fn read_bytes(
 ) -> Result<Vec<u8>, StorageError> {
     let segs = read_plan(meta.piece_map(), piece, offset, length)
         .map_err(|e| StorageError(e.to_string()))?;
-    let mut out = Vec::with_capacity(length as usize);
-    for seg in segs {
-        if seg.padding {
-            out.resize(out.len() + seg.len as usize, 0);
-            continue;
-        }
+    let mut out = vec![0u8; length as usize];
+    let complete = fill_from_plan(&segs, &mut out, |seg, buf| {
         let f = meta
             .files()
             .get(seg.file)
             .ok_or_else(|| StorageError("no such file".into()))?;
         let bytes = disk
-            .read(host, &node_path(meta, f), seg.offset, seg.len as usize)
+            .read(host, &node_path(f), seg.offset, buf.len())
             .map_err(|e| StorageError(e.to_string()))?;
-        if bytes.len() != seg.len as usize {
+        if bytes.len() != buf.len() {
             return Err(StorageError("short read".into()));
         }
-        out.extend_from_slice(&bytes);
+        buf.copy_from_slice(&bytes);
+        Ok(())
+    })?;
+    if !complete {
+        return Err(StorageError("read plan does not cover the block".into()));
     }
     Ok(out)
 }
@@ -763,7 +762,7 @@ fn write_piece(
             .get(w.file)
             .ok_or_else(|| StorageError("no such file".into()))?;
         let data: Vec<u8> = w.bufs.concat();
-        disk.write(host, &node_path(meta, f), w.offset, &data)
+        disk.write(host, &node_path(f), w.offset, &data)
             .map_err(|e| StorageError(e.to_string()))?;
     }
     Ok(())
