@@ -35,16 +35,7 @@ const QUIET: Duration = Duration::from_millis(1500);
 pub async fn transfer<S: Runtime, L: Runtime>() {
     let dir = tempfile::tempdir().unwrap();
     let seed_dir = dir.path().join("seed");
-    let content = seed_dir.join("payload");
-    write_payload(&content, &standard_files(20_000));
-    let torrent = torrent_of::<S>(&content, PIECE, Vec::new()).await;
-
-    let seed = loopback_session::<S>().await;
-    let st = seed
-        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
-        .await
-        .unwrap();
-    st.wait_complete().await.unwrap();
+    let (torrent, seed, st) = running_seed::<S>(&seed_dir, 20_000, PIECE).await;
     assert!(st.seed().await.unwrap());
 
     let mut leechers = Vec::new();
@@ -175,16 +166,7 @@ pub async fn states<R: Runtime>() {
 pub async fn hashcheck<R: Runtime>() {
     let dir = tempfile::tempdir().unwrap();
     let seed_dir = dir.path().join("seed");
-    let content = seed_dir.join("payload");
-    write_payload(&content, &standard_files(5_000));
-    let torrent = torrent_of::<R>(&content, PIECE, Vec::new()).await;
-
-    let seed = loopback_session::<R>().await;
-    let st = seed
-        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
-        .await
-        .unwrap();
-    st.wait_complete().await.unwrap();
+    let (torrent, seed, _st) = running_seed::<R>(&seed_dir, 5_000, PIECE).await;
 
     let failed = Arc::new(Mutex::new(Vec::new()));
     let leecher = loopback_session::<R>().await;
@@ -324,15 +306,7 @@ async fn piece_bytes<R: Runtime>(t: &Torrent<R>, pieces: impl Iterator<Item = Pi
 pub async fn resume<R: Runtime>() {
     let dir = tempfile::tempdir().unwrap();
     let seed_dir = dir.path().join("seed");
-    let content = seed_dir.join("payload");
-    write_payload(&content, &standard_files(5_000));
-    let torrent = torrent_of::<R>(&content, RESUME_PIECE, Vec::new()).await;
-    let seed = loopback_session::<R>().await;
-    let st = seed
-        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
-        .await
-        .unwrap();
-    st.wait_complete().await.unwrap();
+    let (torrent, seed, st) = running_seed::<R>(&seed_dir, 5_000, RESUME_PIECE).await;
     let base = dir.path().join("leecher");
     let files = st.metainfo().files().len();
 
@@ -484,4 +458,23 @@ pub async fn swarm_through<R: Runtime>(tracker: TestTracker) {
     assert!(*tracker.announces.lock().unwrap() >= 2);
     leecher.shutdown().await;
     seed.shutdown().await;
+}
+
+/// A session seeding a fresh payload (`standard_files(size)` under `seed_dir/payload`) in
+/// pieces of `piece` bytes: the torrent's bytes, the session and the torrent, complete.
+async fn running_seed<R: Runtime>(
+    seed_dir: &std::path::Path,
+    size: usize,
+    piece: u32,
+) -> (Vec<u8>, Session<R>, Torrent<R>) {
+    let content = seed_dir.join("payload");
+    write_payload(&content, &standard_files(size));
+    let torrent = torrent_of::<R>(&content, piece, Vec::new()).await;
+    let seed = loopback_session::<R>().await;
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+    (torrent, seed, st)
 }
