@@ -409,14 +409,13 @@ fn churn_without_stall() {
         },
     );
     let rest = &leechers[2..];
-    let took = swarm
+    swarm
         .run_until(|s| all_complete(s, rest), Duration::from_secs(120))
         .unwrap();
     for (l, _) in rest {
         assert_eq!(swarm.content(*l, &meta), content);
     }
     report("churn", swarm.elapsed(), real);
-    let _ = took;
 }
 
 // 6. Pause, stop, start, hashcheck, file priorities and restart from resume data, mid-download.
