@@ -25,6 +25,7 @@ use bt_proto::{ConnId, PieceIndex};
 use crate::disk::Storage;
 use crate::events::Fanout;
 use crate::net::{self, ConnHandle, Origin};
+use crate::resume::ResumeFile;
 use crate::runtime::Runtime;
 use crate::{Error, HashcheckReport, resume};
 
@@ -131,7 +132,9 @@ struct TorrentCtx {
     events: Arc<Fanout>,
     on_pass: Option<PieceCallback>,
     on_fail: Option<PieceCallback>,
-    resume_path: Option<PathBuf>,
+    resume: Option<Arc<ResumeFile>>,
+    /// Pieces were verified (or lost) since the last resume save was started.
+    dirty: bool,
     hashchecks: Vec<Reply<HashcheckReport>>,
     completes: Vec<Reply<()>>,
     /// The state to enter when the check started at add time is done.
@@ -156,6 +159,11 @@ pub(crate) struct Driver<R: Runtime> {
     deferred: Vec<Input>,
     rng: Rng,
     user_agent: String,
+    /// Time between periodic resume saves (`None`: only on completion and stop).
+    resume_interval: Option<Duration>,
+    next_resume_save: Option<Instant>,
+    /// Numbers resume snapshots in the order they are taken; see [`ResumeFile`].
+    resume_generation: u64,
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
@@ -183,6 +191,7 @@ impl<R: Runtime> Driver<R> {
         session_events: Arc<Fanout>,
         listeners: Vec<R::Task>,
         rng_seed: u64,
+        resume_interval: Option<Duration>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let user_agent = session.config().client_name.replace(' ', "/");
@@ -202,6 +211,9 @@ impl<R: Runtime> Driver<R> {
             deferred: Vec::new(),
             rng: Rng::seed_from_u64(rng_seed),
             user_agent,
+            resume_interval,
+            next_resume_save: resume_interval.and_then(|d| Instant::now().checked_add(d)),
+            resume_generation: 0,
         }
     }
 
@@ -210,10 +222,14 @@ impl<R: Runtime> Driver<R> {
         let mut shutdown_reply = None;
         let mut last_timer: Option<Instant> = None;
         loop {
-            let deadline = self
+            let engine_deadline = self
                 .session
                 .poll_timeout()
                 .map(|t| last_timer.map_or(t, |l| t.max(l + MIN_TIMER_INTERVAL)));
+            let deadline = match (engine_deadline, self.next_resume_save) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             // Commands first, then inputs, then the timer: `or` polls in that order.
             let wake = futures_lite::future::or(
                 async { Wake::Command(commands.recv().await.ok()) },
@@ -255,6 +271,13 @@ impl<R: Runtime> Driver<R> {
                     last_timer = Some(now);
                     self.session.handle_timeout(now);
                 }
+            }
+            // Checked on every wake-up: a busy driver is woken by inputs, not by its timer.
+            if self
+                .next_resume_save
+                .is_some_and(|due| due <= Instant::now())
+            {
+                self.periodic_resume_saves(Instant::now());
             }
             self.drain();
         }
@@ -398,7 +421,8 @@ impl<R: Runtime> Driver<R> {
                 events: cmd.events,
                 on_pass: cmd.on_pass,
                 on_fail: cmd.on_fail,
-                resume_path: cmd.resume_path,
+                resume: cmd.resume_path.map(|p| Arc::new(ResumeFile::new(p))),
+                dirty: false,
                 hashchecks: Vec::new(),
                 completes: Vec::new(),
                 after_check,
@@ -427,14 +451,15 @@ impl<R: Runtime> Driver<R> {
             return;
         };
         let storage = ctx.storage.clone();
-        let path = if save { ctx.resume_path.clone() } else { None };
+        let file = if save { ctx.resume.clone() } else { None };
+        let generation = self.next_resume_generation();
         R::detach(R::spawn(async move {
             let result = R::unblock(move || {
                 resume::snapshot(&storage, data, false).and_then(|data| {
-                    if let Some(p) = &path {
-                        resume::write(p, &data)?;
+                    if let Some(f) = &file {
+                        f.write(generation, &data)?;
                     }
-                    Ok((data, path))
+                    Ok((data, file.map(|f| f.path().to_path_buf())))
                 })
             })
             .await;
@@ -442,6 +467,58 @@ impl<R: Runtime> Driver<R> {
                 let _ = reply.try_send(result);
             }
         }));
+    }
+
+    fn next_resume_generation(&mut self) -> u64 {
+        self.resume_generation += 1;
+        self.resume_generation
+    }
+
+    /// Starts the periodic resume saves that are due at `now`: one per torrent that verified
+    /// pieces since its last save.
+    fn periodic_resume_saves(&mut self, now: Instant) {
+        let (Some(due), Some(every)) = (self.next_resume_save, self.resume_interval) else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        self.next_resume_save = now.checked_add(every);
+        let dirty: Vec<TorrentId> = self
+            .torrents
+            .iter()
+            .filter(|(_, ctx)| ctx.dirty)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dirty {
+            self.save_resume(id);
+        }
+    }
+
+    /// Flushes the torrent's files and writes its resume data, on the blocking pool. Saves
+    /// of one torrent may overlap; [`ResumeFile`] keeps the newest.
+    fn save_resume(&mut self, id: TorrentId) {
+        let Some(ctx) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let Some(file) = ctx.resume.clone() else {
+            return;
+        };
+        let Some(data) = self.session.resume_data(id, Vec::new()) else {
+            return;
+        };
+        ctx.dirty = false;
+        let storage = ctx.storage.clone();
+        let generation = self.next_resume_generation();
+        let sem = self.store_sem.clone();
+        self.spawn_disk(&sem, move || {
+            let saved =
+                resume::snapshot(&storage, data, false).and_then(|d| file.write(generation, &d));
+            if let Err(e) = saved {
+                tracing::warn!("saving resume data: {e}");
+            }
+            Msg::DiskDone
+        });
     }
 
     /// Drains the engine: every output done, every event delivered, until it is quiet.
@@ -592,16 +669,17 @@ impl<R: Runtime> Driver<R> {
                     return;
                 };
                 let storage = ctx.storage.clone();
-                let path = ctx.resume_path.clone();
+                let file = ctx.resume.clone();
                 let data = self.session.resume_data(torrent, Vec::new());
+                let generation = self.next_resume_generation();
                 let sem = self.store_sem.clone();
                 self.spawn_disk(&sem, move || {
                     if let Err(e) = storage.close() {
                         tracing::warn!("closing files: {e}");
                     }
-                    if let (Some(path), Some(data)) = (path, data) {
+                    if let (Some(file), Some(data)) = (file, data) {
                         let saved = resume::snapshot(&storage, data, true)
-                            .and_then(|d| resume::write(&path, &d));
+                            .and_then(|d| file.write(generation, &d));
                         if let Err(e) = saved {
                             tracing::warn!("saving resume data: {e}");
                         }
@@ -625,11 +703,13 @@ impl<R: Runtime> Driver<R> {
         tracing::debug!(event = ?e);
         let (pass, fail) = (ctx.on_pass.clone(), ctx.on_fail.clone());
         let mut start_now = None;
+        let mut save_now = false;
         match &e {
             Event::HashPassed { piece, .. }
             | Event::PieceChecked {
                 piece, ok: true, ..
             } => {
+                ctx.dirty = true;
                 if let Some(f) = pass {
                     f(*piece);
                 }
@@ -638,6 +718,7 @@ impl<R: Runtime> Driver<R> {
             | Event::PieceChecked {
                 piece, ok: false, ..
             } => {
+                ctx.dirty = true;
                 if let Some(f) = fail {
                     f(*piece);
                 }
@@ -658,6 +739,9 @@ impl<R: Runtime> Driver<R> {
                 for w in ctx.completes.drain(..) {
                     let _ = w.try_send(());
                 }
+                // A finished download is worth keeping at once: a crash now would otherwise
+                // cost a full check at the next start.
+                save_now = ctx.dirty;
             }
             Event::StorageFailed { error, .. } => {
                 tracing::warn!("storage failed: {error}");
@@ -669,6 +753,9 @@ impl<R: Runtime> Driver<R> {
         self.session_events.send(&e);
         if let Some(state) = start_now {
             self.session.set_state(Instant::now(), id, state);
+        }
+        if save_now {
+            self.save_resume(id);
         }
     }
 }

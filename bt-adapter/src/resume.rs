@@ -1,10 +1,16 @@
 //! Resume data on disk: written atomically (a temporary file, synced, then renamed over the
 //! old one), stamped after the torrent's files are flushed, and read back at add time through
 //! `bt_proto::storage::resume_plan`, which decides what to trust and what to check again.
+//!
+//! The driver saves it when a torrent stops, when it completes, and every
+//! [`RESUME_SAVE_INTERVAL`] while pieces are being verified, so a crash loses at most that
+//! interval's pieces (they are downloaded again; nothing unverified is ever trusted).
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
@@ -16,6 +22,49 @@ use crate::disk::Storage;
 /// Resume files larger than this are not read: real ones are a few hundred bytes plus one
 /// bit per piece and a few dozen bytes per file.
 pub const MAX_RESUME_FILE: u64 = 64 * 1024 * 1024;
+
+/// How often the driver saves the resume data of a torrent that verified pieces since its
+/// last save. A crash loses at most this long of downloading (those pieces come again);
+/// each save flushes the torrent's files to the device, which costs a few syncs, so saving
+/// much more often would trade throughput for little. Configurable per session
+/// (`SessionBuilder::resume_save_interval`).
+pub const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A torrent's resume file. Saves run on the blocking pool and may finish out of order (a
+/// periodic save still running when the torrent stops): each carries a generation number
+/// and the file only ever moves forward, so an older snapshot never replaces a newer one.
+#[derive(Debug)]
+pub(crate) struct ResumeFile {
+    path: PathBuf,
+    /// The generation last written; the lock also keeps two writes from sharing the
+    /// temporary file.
+    written: Mutex<u64>,
+}
+
+impl ResumeFile {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        ResumeFile {
+            path,
+            written: Mutex::new(0),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `data`, snapshot number `generation`, unless a later one is there already.
+    pub(crate) fn write(&self, generation: u64, data: &ResumeData) -> Result<(), Error> {
+        // A panic elsewhere while holding the lock leaves the number intact: keep going.
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if generation <= *written {
+            return Ok(());
+        }
+        write(&self.path, data)?;
+        *written = generation;
+        Ok(())
+    }
+}
 
 /// `data` with each file's stamp taken now, after flushing the files so the stamps describe
 /// what is on the device (`closed`: the caller already flushed them).
@@ -32,7 +81,7 @@ pub(crate) fn snapshot(
 }
 
 /// Writes `data` to `path` atomically, creating its directory.
-pub(crate) fn write(path: &Path, data: &ResumeData) -> Result<(), Error> {
+fn write(path: &Path, data: &ResumeData) -> Result<(), Error> {
     let io_err = |source: io::Error| Error::Resume {
         path: path.to_path_buf(),
         source,
@@ -78,4 +127,36 @@ pub(crate) fn load(
     };
     let plan = resume_plan(&data, meta.piece_map(), &storage.stamps());
     Some((data, plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bt_proto::{Bitfield, InfoHash};
+
+    fn data(downloaded: u64) -> ResumeData {
+        ResumeData {
+            info_hash: InfoHash([7; 20]),
+            pieces: Bitfield::new(8),
+            files: vec![None],
+            uploaded: 0,
+            downloaded,
+        }
+    }
+
+    fn on_disk(path: &Path) -> ResumeData {
+        ResumeData::decode(&fs::read(path).unwrap(), InfoHash([7; 20]), 8, 1).unwrap()
+    }
+
+    #[test]
+    fn a_later_snapshot_is_never_replaced_by_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = ResumeFile::new(dir.path().join("sub").join("x.resume"));
+        file.write(2, &data(200)).unwrap();
+        // The earlier snapshot's job finishes last: it is dropped.
+        file.write(1, &data(100)).unwrap();
+        assert_eq!(on_disk(file.path()), data(200));
+        file.write(3, &data(300)).unwrap();
+        assert_eq!(on_disk(file.path()), data(300));
+    }
 }

@@ -6,10 +6,12 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::disk::Storage;
 use crate::driver::{AddCmd, Command, Driver, Msg, reply};
 use crate::events::{Events, Fanout};
+use crate::resume::RESUME_SAVE_INTERVAL;
 use crate::runtime::Runtime;
 use crate::torrent::{Shared, Torrent, TorrentOptions};
 use crate::{Error, resume};
@@ -63,6 +65,7 @@ pub struct SessionBuilder<R: Runtime> {
     peer_id: Option<PeerId>,
     seed: Option<u64>,
     tune: Vec<ConfigFn>,
+    resume_interval: Option<Duration>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -73,6 +76,7 @@ impl<R: Runtime> std::fmt::Debug for SessionBuilder<R> {
             .field("ip", &self.ip)
             .field("peer_id", &self.peer_id)
             .field("seed", &self.seed)
+            .field("resume_interval", &self.resume_interval)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +113,14 @@ impl<R: Runtime> SessionBuilder<R> {
         self
     }
 
+    /// How often each torrent's resume data is saved while pieces are being verified
+    /// (default [`RESUME_SAVE_INTERVAL`]); `None` saves only when a torrent completes or
+    /// stops. What a crash loses is at most this long of downloading.
+    pub fn resume_save_interval(mut self, every: Option<Duration>) -> Self {
+        self.resume_interval = every;
+        self
+    }
+
     /// Binds the port and starts the driver on the runtime.
     pub async fn start(self) -> Result<Session<R>, Error> {
         let listeners = crate::net::bind::<R>(self.ip, self.port)
@@ -140,6 +152,7 @@ impl<R: Runtime> SessionBuilder<R> {
             events.clone(),
             accepts,
             seed ^ 0x9e37_79b9_7f4a_7c15,
+            self.resume_interval,
         );
         let task = R::spawn(driver.run(cmd_rx, in_rx));
         Ok(Session {
@@ -182,6 +195,7 @@ impl<R: Runtime> Session<R> {
             peer_id: None,
             seed: None,
             tune: Vec::new(),
+            resume_interval: Some(RESUME_SAVE_INTERVAL),
             runtime: PhantomData,
         }
     }

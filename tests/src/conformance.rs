@@ -8,12 +8,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bt_adapter::{Error, Runtime, Session, Torrent, TorrentOptions, TorrentState};
+use bt_adapter::{Error, ResumeData, Runtime, Session, Torrent, TorrentOptions, TorrentState};
 use bt_proto::PieceIndex;
 use bt_proto::bencode::Bencode;
 use bt_proto::engine::Event;
 use bt_proto::metainfo::MetainfoError;
-use bt_proto::storage::piece_files;
+use bt_proto::storage::{piece_files, resume_path};
 use futures_lite::StreamExt;
 
 use crate::swarm::*;
@@ -364,6 +364,13 @@ pub async fn resume<R: Runtime>() {
     .await;
     assert_eq!(t2.downloaded().await.unwrap() - down_before, missing);
     let meta = t2.metainfo().clone();
+    // Completion saves the resume data at once, long before the periodic save is due.
+    until::<R, _, _, _>(|| async {
+        saved_resume(&base, &meta)
+            .is_some_and(|d| d.pieces.is_full())
+            .then_some(())
+    })
+    .await;
     s2.shutdown().await;
 
     // Between runs, one byte of one file changes (with its modification time).
@@ -477,4 +484,152 @@ async fn running_seed<R: Runtime>(
         .unwrap();
     st.wait_complete().await.unwrap();
     (torrent, seed, st)
+}
+
+/// Time between resume saves in the crash scenario's leecher: many saves within its run.
+const CRASH_SAVE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long the crash scenario's leecher sleeps on each verified piece. It makes the download
+/// last seconds instead of a blink on loopback, so the kill lands while pieces are still
+/// coming in (some of them verified after the last save).
+const CRASH_PIECE_PAUSE: Duration = Duration::from_millis(20);
+
+/// The leecher of [`crash_restart`], run in its own process (the `crash_leecher` binary):
+/// downloads from `peer`, saving resume data every [`CRASH_SAVE_INTERVAL`], pausing
+/// `pause` on each verified piece, and waits to be killed.
+pub async fn crash_leecher<R: Runtime>(
+    torrent: std::path::PathBuf,
+    base: std::path::PathBuf,
+    peer: std::net::SocketAddr,
+    save: Duration,
+    pause: Duration,
+) {
+    let session = Session::<R>::builder()
+        .listen_ip([127, 0, 0, 1].into())
+        .resume_save_interval(Some(save))
+        .start()
+        .await
+        .unwrap();
+    let t = session
+        .add_torrent(
+            TorrentOptions::from_path(torrent)
+                .base_dir(base)
+                .on_hash_pass(move |_| std::thread::sleep(pause)),
+        )
+        .await
+        .unwrap();
+    t.add_peer(peer).await.unwrap();
+    t.wait_complete().await.unwrap();
+    // Only the test ends this process, and never gracefully.
+    std::future::pending::<()>().await;
+}
+
+/// The resume data the leecher last saved under `base`, if it saved any yet.
+fn saved_resume(base: &std::path::Path, meta: &bt_proto::metainfo::Metainfo) -> Option<ResumeData> {
+    let bytes = std::fs::read(resume_path(base, &meta.info_hash())).ok()?;
+    let data = ResumeData::decode(
+        &bytes,
+        meta.info_hash(),
+        meta.piece_count(),
+        meta.files().len(),
+    )
+    .unwrap();
+    Some(data)
+}
+
+/// A leecher killed mid-download (SIGKILL: no shutdown, no final save) restarts from its
+/// last periodic save: no piece that save knew is downloaded again, the pieces verified after
+/// it are (the only loss a crash may cost), a file changed on disk after it is checked again
+/// rather than trusted, and the result is byte-exact. `leecher_exe` is the `crash_leecher`
+/// binary.
+pub async fn crash_restart<R: TestRuntime>(leecher_exe: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    // About 160 pieces: with CRASH_PIECE_PAUSE the leecher needs over 3 s for them all.
+    let (torrent, seed, st) = running_seed::<R>(&seed_dir, 47_000, RESUME_PIECE).await;
+    let meta = st.metainfo().clone();
+    let total = meta.piece_count();
+    let torrent_file = dir.path().join("t.torrent");
+    std::fs::write(&torrent_file, &torrent).unwrap();
+    let base = dir.path().join("leecher");
+
+    // Run 1, in another process, killed once its saves show a quarter of the pieces.
+    let mut child = std::process::Command::new(leecher_exe)
+        .arg(R::NAME)
+        .arg(&torrent_file)
+        .arg(&base)
+        .arg(addr_of(&seed).to_string())
+        .arg(CRASH_SAVE_INTERVAL.as_millis().to_string())
+        .arg(CRASH_PIECE_PAUSE.as_millis().to_string())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the leecher exited by itself: {status}");
+        }
+        if saved_resume(&base, &meta).is_some_and(|d| d.pieces.count() >= total / 4) {
+            break;
+        }
+        sleep::<R>(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let saved = saved_resume(&base, &meta).unwrap();
+    assert!(
+        saved.pieces.count() < total,
+        "the kill must come mid-download"
+    );
+
+    // After the crash, one byte of a piece the save vouched for changes on disk.
+    let bad = (0..total)
+        .map(PieceIndex)
+        .find(|p| saved.pieces.get(*p) && piece_files(meta.piece_map(), *p) == [0])
+        .unwrap();
+    let path = base.join(meta.files()[0].path.to_path_buf());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = (u64::from(bad.0) * u64::from(RESUME_PIECE)) as usize + 5;
+    bytes[at] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    drop(f);
+
+    // Run 2: a new session from the saved resume data.
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let s2 = loopback_session::<R>().await;
+    let passed = passed_pieces::<R>(&s2);
+    let fl = failed.clone();
+    let t2 = s2
+        .add_torrent(
+            TorrentOptions::from_bytes(torrent.clone())
+                .base_dir(&base)
+                .on_hash_fail(move |p| fl.lock().unwrap().push(p)),
+        )
+        .await
+        .unwrap();
+    let down_before = t2.downloaded().await.unwrap();
+    t2.add_peer(addr_of(&seed)).await.unwrap();
+    t2.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    assert_eq!(
+        *failed.lock().unwrap(),
+        vec![bad],
+        "the changed piece is caught"
+    );
+
+    // Downloaded again: exactly what the save did not vouch for, plus the changed piece.
+    let expected: BTreeSet<PieceIndex> = (0..total)
+        .map(PieceIndex)
+        .filter(|p| !saved.pieces.get(*p) || *p == bad)
+        .collect();
+    until::<R, _, _, _>(|| async {
+        (passed.lock().unwrap().len() >= expected.len()).then_some(())
+    })
+    .await;
+    assert_eq!(*passed.lock().unwrap(), expected);
+    let bound = piece_bytes(&t2, expected.iter().copied()).await;
+    assert_eq!(t2.downloaded().await.unwrap() - down_before, bound);
+    s2.shutdown().await;
+    seed.shutdown().await;
 }

@@ -39,6 +39,14 @@ macro_rules! suite {
             }
 
             #[test]
+            fn restart_after_crash() {
+                run_on::<$rt, _>(
+                    "crash",
+                    c::crash_restart::<$rt>(env!("CARGO_BIN_EXE_crash_leecher")),
+                );
+            }
+
+            #[test]
             fn http_tracker_brings_peers_together() {
                 run_on::<$rt, _>("http tracker", async {
                     c::swarm_through::<$rt>(http_tracker().await).await
