@@ -137,6 +137,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let quiet = cli.quiet;
     let result = match cli.command.unwrap_or(Cmd::Demo {

@@ -1,0 +1,357 @@
+//! The `bt` command (bt-tokio's example, built here as the `bt` binary of this crate): each
+//! subcommand run as a process on small payloads, its exit code, output and files checked.
+//! Output goes to pipes, so these runs also show that nothing is drawn when stdout and
+//! stderr are not terminals.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bt_adapter::create::CreateOptions;
+use bt_proto::metainfo::Metainfo;
+use bt_tests::swarm::{assert_same_tree, standard_files, tokio_runtime, write_payload};
+use bt_tokio::Tokio;
+
+const BT: &str = env!("CARGO_BIN_EXE_bt");
+
+/// Bound on one command: a stall fails the test instead of hanging it. Generous for two busy
+/// cores; no test asserts on speed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Piece length of the test payloads: a few dozen pieces.
+const PIECE: u32 = 16 * 1024;
+
+/// What a finished command left.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Its one JSON object.
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {:?}", self.stdout))
+    }
+
+    /// The value of the `key: value` line of stdout.
+    fn field(&self, key: &str) -> &str {
+        let prefix = format!("{key}: ");
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no `{key}:` line in {:?}", self.stdout))
+    }
+}
+
+/// Asserts that text written to a pipe holds no terminal drawing: no cursor moves, colours
+/// or carriage returns (what progress bars are made of).
+fn assert_plain(what: &str, text: &str) {
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\r'),
+        "{what} has terminal control characters: {text:?}"
+    );
+}
+
+/// Runs `bt ARGS` to the end (within [`COMMAND_TIMEOUT`]).
+fn bt(args: &[&str]) -> Run {
+    let child = Command::new(BT)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(COMMAND_TIMEOUT) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("bt {args:?} did not finish");
+        }
+    };
+    let run = Run {
+        status: out.status,
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    assert_plain("stdout", &run.stdout);
+    assert_plain("stderr", &run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run
+}
+
+/// Makes `dir/payload` (the standard layout at `scale`) and its torrent with the library.
+fn payload_and_torrent(dir: &Path, scale: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let content = dir.join("payload");
+    write_payload(&content, &standard_files(scale));
+    let torrent = library_torrent(&content, CreateOptions::default());
+    (content, torrent)
+}
+
+fn library_torrent(content: &Path, opts: CreateOptions) -> Vec<u8> {
+    tokio_runtime()
+        .block_on(bt_adapter::create::create_torrent::<Tokio>(
+            content,
+            CreateOptions {
+                piece_length: Some(PIECE),
+                ..opts
+            },
+        ))
+        .unwrap()
+}
+
+#[test]
+fn info_prints_the_fields_and_refuses_a_bad_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bytes) = payload_and_torrent(dir.path(), 2_000);
+    let meta = Metainfo::from_bytes(&bytes).unwrap();
+    let file = dir.path().join("t.torrent");
+    std::fs::write(&file, &bytes).unwrap();
+    let file = file.to_str().unwrap();
+
+    let run = bt(&["info", file]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.field("name"), "payload");
+    assert_eq!(run.field("size"), format!("{} bytes", meta.size()));
+    assert_eq!(run.field("piece_length"), PIECE.to_string());
+    assert_eq!(run.field("pieces"), meta.piece_count().to_string());
+    assert_eq!(run.field("private"), "false");
+    assert_eq!(run.field("files"), "6");
+    let hash = run.field("info_hash");
+    assert_eq!(hash, meta.info_hash().to_string());
+    assert!(hash.len() == 40 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+
+    let json = bt(&["info", file, "--json"]).json();
+    assert_eq!(json["info_hash"], meta.info_hash().to_string());
+    assert_eq!(json["size"], meta.size());
+    assert_eq!(json["pieces"], meta.piece_count());
+    assert_eq!(json["files"].as_array().unwrap().len(), 6);
+
+    // Not a torrent: a non-zero exit and one sentence saying why, nothing on stdout.
+    let bad = dir.path().join("bad.torrent");
+    std::fs::write(&bad, b"d4:infoi3ee").unwrap();
+    let run = bt(&["info", bad.to_str().unwrap()]);
+    assert!(!run.status.success());
+    assert!(run.stdout.is_empty());
+    let line = run.stderr.trim();
+    assert!(
+        line.starts_with("error: ")
+            && line.contains("is not a valid torrent")
+            && !line.contains('\n'),
+        "{line}"
+    );
+    let missing = bt(&["info", dir.path().join("nothing").to_str().unwrap()]);
+    assert!(!missing.status.success());
+    assert!(missing.stderr.contains("cannot read"), "{}", missing.stderr);
+}
+
+#[test]
+fn create_makes_the_torrent_the_library_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("payload");
+    write_payload(&content, &standard_files(2_000));
+    let out = dir.path().join("made.torrent");
+    let run = bt(&[
+        "create",
+        content.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-t",
+        "http://tracker.example/announce",
+        "--piece-length",
+        &PIECE.to_string(),
+        "--private",
+        "--comment",
+        "made by the test",
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let made = Metainfo::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(run.field("info_hash"), made.info_hash().to_string());
+    assert!(made.is_private());
+    assert_eq!(made.comment(), Some("made by the test"));
+    assert_eq!(made.piece_length(), PIECE);
+    assert_eq!(
+        made.trackers(),
+        vec![vec!["http://tracker.example/announce".to_string()]]
+    );
+    // The info dictionary (what the hash covers) is the library's, byte for byte.
+    let library = library_torrent(
+        &content,
+        CreateOptions {
+            private: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        made.info_hash(),
+        Metainfo::from_bytes(&library).unwrap().info_hash()
+    );
+}
+
+/// A `bt seed` process; killed when dropped.
+struct Seeder {
+    child: Option<Child>,
+    port: u16,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Seeder {
+    fn start(torrent: &str, dir: &Path) -> Seeder {
+        let mut child = Command::new(BT)
+            .args(["seed", torrent, dir.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It says its port once it has checked its data and started; the rest of its
+        // output is collected for the end.
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let (port_tx, port_rx) = mpsc::channel();
+        let (rest_tx, rest_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            let mut line = String::new();
+            while err.read_line(&mut line).unwrap_or(0) > 0 {
+                if let Some(p) = line
+                    .trim()
+                    .strip_prefix("seeding on port ")
+                    .and_then(|r| r.split(' ').next())
+                {
+                    let _ = port_tx.send(p.parse::<u16>().unwrap());
+                }
+                seen.push_str(&line);
+                line.clear();
+            }
+            let _ = err.read_to_string(&mut seen);
+            let _ = rest_tx.send(seen);
+        });
+        let Ok(port) = port_rx.recv_timeout(COMMAND_TIMEOUT) else {
+            let _ = child.kill();
+            panic!("bt seed did not start");
+        };
+        Seeder {
+            child: Some(child),
+            port,
+            stderr: rest_rx,
+        }
+    }
+
+    /// Stops it as Ctrl-C would; returns its exit status, stdout and stderr.
+    fn interrupt(mut self) -> Run {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            if let Some(mut o) = child.stdout.take() {
+                let _ = o.read_to_string(&mut out);
+            }
+            let _ = tx.send((child.wait(), out));
+        });
+        let (status, stdout) = rx
+            .recv_timeout(COMMAND_TIMEOUT)
+            .unwrap_or_else(|_| panic!("bt seed did not stop on SIGINT"));
+        let stderr = self.stderr.recv_timeout(COMMAND_TIMEOUT).unwrap();
+        Run {
+            status: status.unwrap(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Seeder {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn seed_download_resume_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, bytes) = payload_and_torrent(dir.path(), 5_000);
+    let meta = Metainfo::from_bytes(&bytes).unwrap();
+    let torrent = dir.path().join("t.torrent");
+    std::fs::write(&torrent, &bytes).unwrap();
+    let torrent = torrent.to_str().unwrap();
+    let down = dir.path().join("down");
+    let down_str = down.to_str().unwrap();
+
+    let seeder = Seeder::start(torrent, dir.path());
+    let peer = format!("127.0.0.1:{}", seeder.port);
+
+    // First run: everything comes, byte-exact, exit 0.
+    let run = bt(&[
+        "download", torrent, "-o", down_str, "--peer", &peer, "--json",
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["info_hash"], meta.info_hash().to_string());
+    assert_eq!(json["pieces_verified"], meta.piece_count());
+    assert_eq!(json["pieces_total"], meta.piece_count());
+    assert_eq!(json["downloaded"], meta.size());
+    assert!(json["seconds"].as_f64().unwrap() > 0.0);
+    assert_same_tree(&content, &down.join("payload"));
+
+    // Second run: resumes from what the first saved; nothing comes again.
+    let run = bt(&[
+        "download", torrent, "-o", down_str, "--peer", &peer, "--json",
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["downloaded"], 0);
+    assert_eq!(json["pieces_verified"], meta.piece_count());
+
+    // The seed served it all and stops cleanly on Ctrl-C.
+    let seed_run = seeder.interrupt();
+    assert!(seed_run.status.success(), "{}", seed_run.stderr);
+    let total = meta.piece_count();
+    assert!(
+        seed_run
+            .stdout
+            .contains(&format!("payload: {total}/{total} pieces verified")),
+        "{}",
+        seed_run.stdout
+    );
+    assert_plain("seed stderr", &seed_run.stderr);
+
+    // Check: complete, then one flipped byte.
+    let run = bt(&["check", torrent, down_str]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("{total}/{total} pieces verified")),
+        "{}",
+        run.stdout
+    );
+    let victim = down.join("payload").join("big.bin");
+    let mut data = std::fs::read(&victim).unwrap();
+    data[1000] ^= 0x40;
+    std::fs::write(&victim, &data).unwrap();
+    let run = bt(&["check", torrent, down_str, "--json"]);
+    assert!(!run.status.success());
+    let json = run.json();
+    assert_eq!(json["pieces_total"], total);
+    assert_eq!(json["pieces_verified"], total - 1);
+}
