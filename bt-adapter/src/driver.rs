@@ -27,6 +27,7 @@ use crate::events::Fanout;
 use crate::net::{self, ConnHandle, Origin};
 use crate::resume::ResumeFile;
 use crate::runtime::Runtime;
+use crate::tracker::HttpClient;
 use crate::{Error, HashcheckReport, resume};
 
 /// Inputs taken from the queue before the driver drains the engine's outputs: batching
@@ -158,7 +159,7 @@ pub(crate) struct Driver<R: Runtime> {
     listeners: Vec<R::Task>,
     deferred: Vec<Input>,
     rng: Rng,
-    user_agent: String,
+    http: Arc<HttpClient>,
     /// Time between periodic resume saves (`None`: only on completion and stop).
     resume_interval: Option<Duration>,
     next_resume_save: Option<Instant>,
@@ -192,9 +193,9 @@ impl<R: Runtime> Driver<R> {
         listeners: Vec<R::Task>,
         rng_seed: u64,
         resume_interval: Option<Duration>,
+        http: Arc<HttpClient>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let user_agent = session.config().client_name.replace(' ', "/");
         Driver {
             session,
             conns: HashMap::new(),
@@ -210,7 +211,7 @@ impl<R: Runtime> Driver<R> {
             listeners,
             deferred: Vec::new(),
             rng: Rng::seed_from_u64(rng_seed),
-            user_agent,
+            http,
             resume_interval,
             next_resume_save: resume_interval.and_then(|d| Instant::now().checked_add(d)),
             resume_generation: 0,
@@ -643,18 +644,20 @@ impl<R: Runtime> Driver<R> {
                 request,
             } => {
                 let seed = self.rng.next_u64();
-                let ua = self.user_agent.clone();
+                let http = self.http.clone();
                 let tx = self.inputs.clone();
                 if request.event == Some(AnnounceEvent::Stopped) {
                     // Nobody waits for the answer; shutdown waits (briefly) for the send.
                     self.pending_stops += 1;
                     self.stop_announces.push(R::spawn(async move {
-                        let _ = crate::tracker::announce::<R>(&url, &request, &ua, seed).await;
+                        let _ = crate::tracker::announce::<R>(http, &url, &request, seed).await;
                         let _ = tx.send(Msg::StopSent).await;
                     }));
                 } else {
                     R::detach(R::spawn(async move {
-                        let result = crate::tracker::announce::<R>(&url, &request, &ua, seed).await;
+                        let result = crate::tracker::announce::<R>(http, &url, &request, seed)
+                            .await
+                            .map_err(|e| e.to_string());
                         let input = Input::Announced {
                             torrent,
                             url,

@@ -12,7 +12,7 @@
 //! deadline. Queues are bounded, so memory per connection is bounded: see the [`net`] module's
 //! constants for the back-pressure rules, [`disk`] for the file rules (LRU of open files,
 //! paths checked against the base directory where they are opened, sparse files), and
-//! [`tracker`] for HTTP and UDP announces.
+//! [`tracker`] for HTTP, HTTPS (the `https` feature) and UDP announces.
 //!
 //! Events, states, statistics and errors of the engine are the shared types of
 //! [`bt_proto::engine`], re-exported here.
@@ -35,6 +35,8 @@ pub mod net;
 mod resume;
 pub mod runtime;
 mod session;
+#[cfg(feature = "https")]
+mod tls;
 mod torrent;
 pub mod tracker;
 
@@ -105,6 +107,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A root certificate given for https trackers is not a valid certificate.
+    #[error("invalid tracker root certificate: {0}")]
+    Certificate(String),
     /// The content cannot be made into a torrent.
     #[error("cannot create torrent: {0}")]
     Create(#[from] bt_proto::metainfo::create::CreateError),

@@ -14,6 +14,7 @@ use crate::events::{Events, Fanout};
 use crate::resume::RESUME_SAVE_INTERVAL;
 use crate::runtime::Runtime;
 use crate::torrent::{Shared, Torrent, TorrentOptions};
+use crate::tracker::HttpClient;
 use crate::{Error, resume};
 use bt_proto::PeerId;
 use bt_proto::engine::{self, Config};
@@ -66,6 +67,8 @@ pub struct SessionBuilder<R: Runtime> {
     seed: Option<u64>,
     tune: Vec<ConfigFn>,
     resume_interval: Option<Duration>,
+    #[cfg(feature = "https")]
+    tracker_roots: Vec<Vec<u8>>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -121,8 +124,20 @@ impl<R: Runtime> SessionBuilder<R> {
         self
     }
 
+    /// Also trusts this root certificate (DER) for `https://` trackers, besides the
+    /// webpki-roots list: for a private tracker with its own certificate authority, or a
+    /// test tracker with a self-signed certificate. A certificate that does not parse makes
+    /// [`SessionBuilder::start`] fail with [`Error::Certificate`].
+    #[cfg(feature = "https")]
+    pub fn tracker_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.tracker_roots.push(der.into());
+        self
+    }
+
     /// Binds the port and starts the driver on the runtime.
     pub async fn start(self) -> Result<Session<R>, Error> {
+        #[cfg(feature = "https")]
+        let tls = crate::tls::client_config(&self.tracker_roots).map_err(Error::Certificate)?;
         let listeners = crate::net::bind::<R>(self.ip, self.port)
             .await
             .map_err(|source| Error::Listen {
@@ -139,6 +154,11 @@ impl<R: Runtime> SessionBuilder<R> {
         for f in self.tune {
             f(&mut config);
         }
+        let http = Arc::new(HttpClient {
+            user_agent: config.client_name.replace(' ', "/"),
+            #[cfg(feature = "https")]
+            tls,
+        });
         let (cmd_tx, cmd_rx) = async_channel::bounded(COMMAND_QUEUE);
         let (in_tx, in_rx) = async_channel::bounded::<Msg<R>>(INPUT_QUEUE);
         let events = Arc::new(Fanout::default());
@@ -153,6 +173,7 @@ impl<R: Runtime> SessionBuilder<R> {
             accepts,
             seed ^ 0x9e37_79b9_7f4a_7c15,
             self.resume_interval,
+            http,
         );
         let task = R::spawn(driver.run(cmd_rx, in_rx));
         Ok(Session {
@@ -196,6 +217,8 @@ impl<R: Runtime> Session<R> {
             seed: None,
             tune: Vec::new(),
             resume_interval: Some(RESUME_SAVE_INTERVAL),
+            #[cfg(feature = "https")]
+            tracker_roots: Vec::new(),
             runtime: PhantomData,
         }
     }

@@ -1,9 +1,11 @@
 //! Announces over the network: HTTP through `bt_proto::tracker::http` (the bytes) and the
-//! runtime (DNS, the socket, the timeout), UDP through `bt_proto::tracker::udp::UdpTrackerClient`
+//! runtime (DNS, the socket, the timeout), HTTPS the same over rustls (the `https` feature),
+//! UDP through `bt_proto::tracker::udp::UdpTrackerClient`
 //! (its retransmit schedule) and the runtime's UDP socket. Each announce is one task; its result goes
 //! back to the engine as `Input::Announced`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bt_proto::rng::Rng;
@@ -26,42 +28,67 @@ pub const UDP_DEADLINE: Duration = Duration::from_secs(60);
 /// Largest datagram read from a UDP tracker: a reply with 200 IPv6 peers is under 4 KiB.
 const UDP_RECV_BUF: usize = 8 * 1024;
 
-/// Announces `request` to `url` and returns the reply or a sentence saying why there is none.
+/// Why an announce got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnounceError {
+    /// An `https://` tracker, in a build without the `https` feature.
+    #[error("https trackers need the `https` feature")]
+    HttpsNeedsFeature,
+    /// Anything else: the network, the tracker's reply, its refusal.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for AnnounceError {
+    fn from(s: String) -> Self {
+        AnnounceError::Failed(s)
+    }
+}
+
+/// What HTTP(S) announces of a session share.
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    pub(crate) user_agent: String,
+    #[cfg(feature = "https")]
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+}
+
+/// Announces `request` to `url` and returns the reply or why there is none.
 pub(crate) async fn announce<R: Runtime>(
+    client: Arc<HttpClient>,
     url: &str,
     request: &AnnounceRequest,
-    user_agent: &str,
     seed: u64,
-) -> Result<AnnounceResponse, String> {
+) -> Result<AnnounceResponse, AnnounceError> {
     if url.starts_with("udp://") {
-        udp_announce::<R>(url, request, seed).await
+        Ok(udp_announce::<R>(url, request, seed).await?)
     } else {
         let deadline = Instant::now() + HTTP_TIMEOUT;
-        match timeout_at::<R, _>(deadline, http_announce::<R>(url, request, user_agent)).await {
+        match timeout_at::<R, _>(deadline, http_announce::<R>(&client, url, request)).await {
             Some(r) => r,
-            None => Err(format!("no reply within {} s", HTTP_TIMEOUT.as_secs())),
+            None => Err(format!("no reply within {} s", HTTP_TIMEOUT.as_secs()).into()),
         }
     }
 }
 
 async fn http_announce<R: Runtime>(
+    client: &HttpClient,
     url: &str,
     request: &AnnounceRequest,
-    user_agent: &str,
-) -> Result<AnnounceResponse, String> {
+) -> Result<AnnounceResponse, AnnounceError> {
     let mut url = Url::parse(&request.to_url(url)).map_err(|e| e.to_string())?;
     let mut redirects = 0u8;
     loop {
-        if url.scheme == Scheme::Https {
-            return Err("https trackers are not supported by this build".into());
+        if url.scheme == Scheme::Https && cfg!(not(feature = "https")) {
+            return Err(AnnounceError::HttpsNeedsFeature);
         }
-        let response = http_get::<R>(&url, user_agent).await?;
+        let response = http_get::<R>(client, &url).await?;
         match response
             .outcome(&url, redirects)
             .map_err(|e| e.to_string())?
         {
             Outcome::Body(body) => {
-                return AnnounceResponse::decode(&body).map_err(|e| e.to_string());
+                return Ok(AnnounceResponse::decode(&body).map_err(|e| e.to_string())?);
             }
             Outcome::Redirect(next) => {
                 url = next;
@@ -72,15 +99,41 @@ async fn http_announce<R: Runtime>(
                 return Err(match AnnounceResponse::decode(&body) {
                     Err(e @ bt_proto::tracker::announce::ReplyError::Failure(_)) => e.to_string(),
                     _ => format!("HTTP status {status}"),
-                });
+                }
+                .into());
             }
         }
     }
 }
 
+/// One HTTP exchange's connection: plain TCP, or TLS over it.
+enum Conn<R: Runtime> {
+    Plain(R::Reader, R::Writer),
+    #[cfg(feature = "https")]
+    Tls(Box<crate::tls::TlsStream<R>>),
+}
+
+impl<R: Runtime> Conn<R> {
+    async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(_, wr) => R::write_all(wr, data).await,
+            #[cfg(feature = "https")]
+            Conn::Tls(t) => t.send(data).await,
+        }
+    }
+
+    async fn recv(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(rd, _) => R::read_buf(rd, buf).await,
+            #[cfg(feature = "https")]
+            Conn::Tls(t) => t.recv(buf).await,
+        }
+    }
+}
+
 async fn http_get<R: Runtime>(
+    client: &HttpClient,
     url: &Url,
-    user_agent: &str,
 ) -> Result<bt_proto::tracker::http::Response, String> {
     let connect_err = |e: std::io::Error| format!("connect to {}: {e}", url.authority());
     let addrs = R::resolve(url.host.clone(), url.port)
@@ -98,17 +151,29 @@ async fn http_get<R: Runtime>(
         }
     }
     let stream = stream.ok_or_else(|| connect_err(last))?;
-    let (mut rd, mut wr) = R::split(stream);
-    R::write_all(&mut wr, &url.get_request(user_agent))
+    let (rd, wr) = R::split(stream);
+    let mut conn = match url.scheme {
+        Scheme::Http => Conn::<R>::Plain(rd, wr),
+        #[cfg(feature = "https")]
+        Scheme::Https => Conn::Tls(Box::new(
+            crate::tls::TlsStream::new(rd, wr, client.tls.clone(), &url.host)
+                .map_err(|e| format!("TLS with {}: {e}", url.authority()))?,
+        )),
+        #[cfg(not(feature = "https"))]
+        Scheme::Https => return Err(AnnounceError::HttpsNeedsFeature.to_string()),
+    };
+    let io_err = |e: std::io::Error| match url.scheme {
+        Scheme::Https => format!("TLS with {}: {e}", url.authority()),
+        Scheme::Http => e.to_string(),
+    };
+    conn.send(&url.get_request(&client.user_agent))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(io_err)?;
     let mut reader = ResponseReader::new();
     let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
         buf.clear();
-        let n = R::read_buf(&mut rd, &mut buf)
-            .await
-            .map_err(|e| e.to_string())?;
+        let n = conn.recv(&mut buf).await.map_err(io_err)?;
         if n == 0 {
             return reader.finish().map_err(|e| e.to_string());
         }

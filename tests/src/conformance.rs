@@ -427,7 +427,21 @@ pub async fn resume<R: Runtime>() {
     seed.shutdown().await;
 }
 
-/// A tracker (HTTP or UDP, on tokio) brings a seed and a leecher together without `add_peer`.
+/// A loopback session that trusts `tracker`'s certificate, if it has one.
+async fn session_for<R: Runtime>(tracker: &TestTracker) -> Session<R> {
+    #[allow(unused_mut)]
+    let mut builder = loopback_builder::<R>();
+    #[cfg(feature = "https")]
+    if let Some(der) = &tracker.root_certificate {
+        builder = builder.tracker_root_certificate(der.clone());
+    }
+    #[cfg(not(feature = "https"))]
+    assert!(tracker.root_certificate.is_none());
+    builder.start().await.unwrap()
+}
+
+/// A tracker (HTTP, HTTPS or UDP, on tokio) brings a seed and a leecher together without
+/// `add_peer`.
 pub async fn swarm_through<R: Runtime>(tracker: TestTracker) {
     let dir = tempfile::tempdir().unwrap();
     let seed_dir = dir.path().join("seed");
@@ -435,7 +449,7 @@ pub async fn swarm_through<R: Runtime>(tracker: TestTracker) {
     write_payload(&content, &standard_files(3_000));
     let torrent = torrent_of::<R>(&content, 16 * 1024, vec![tracker.url.clone()]).await;
 
-    let seed = loopback_session::<R>().await;
+    let seed = session_for::<R>(&tracker).await;
     let mut events = seed.events();
     let st = seed
         .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
@@ -451,7 +465,7 @@ pub async fn swarm_through<R: Runtime>(tracker: TestTracker) {
         }
     }
 
-    let leecher = loopback_session::<R>().await;
+    let leecher = session_for::<R>(&tracker).await;
     let base = dir.path().join("leecher");
     let lt = leecher
         .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&base))
@@ -495,8 +509,8 @@ const CRASH_SAVE_INTERVAL: Duration = Duration::from_millis(100);
 const CRASH_PIECE_PAUSE: Duration = Duration::from_millis(20);
 
 /// The leecher of [`crash_restart`], run in its own process (the `crash_leecher` binary):
-/// downloads from `peer`, saving resume data every [`CRASH_SAVE_INTERVAL`], pausing
-/// `pause` on each verified piece, and waits to be killed.
+/// downloads from `peer`, saving resume data every `save`, pausing `pause` on each
+/// verified piece, and waits to be killed.
 pub async fn crash_leecher<R: Runtime>(
     torrent: std::path::PathBuf,
     base: std::path::PathBuf,
@@ -632,4 +646,27 @@ pub async fn crash_restart<R: TestRuntime>(leecher_exe: &str) {
     assert_eq!(t2.downloaded().await.unwrap() - down_before, bound);
     s2.shutdown().await;
     seed.shutdown().await;
+}
+
+/// The first tracker error `session` reports for a small torrent announcing to `url`.
+pub async fn first_tracker_error<R: Runtime>(session: Session<R>, url: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("payload");
+    write_payload(&content, &[("a.bin", 1000)]);
+    let torrent = torrent_of::<R>(&content, 16 * 1024, vec![url.to_string()]).await;
+    let mut events = session.events();
+    // Started without data: it announces at once.
+    let _t = session
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(dir.path().join("dl")))
+        .await
+        .unwrap();
+    let message = loop {
+        match events.next().await.unwrap() {
+            Event::TrackerError { message, .. } => break message,
+            Event::TrackerReply { url, .. } => panic!("{url} answered"),
+            _ => {}
+        }
+    };
+    session.shutdown().await;
+    message
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bt_adapter::create::{CreateOptions, create_torrent};
 use bt_adapter::runtime::timeout_at;
-use bt_adapter::{Runtime, Session, Torrent};
+use bt_adapter::{Runtime, Session, SessionBuilder, Torrent};
 use bt_smol::Smol;
 use bt_tokio::Tokio;
 
@@ -126,11 +126,12 @@ pub async fn torrent_of<R: Runtime>(
 
 /// A session listening on loopback only, on an OS-chosen port.
 pub async fn loopback_session<R: Runtime>() -> Session<R> {
-    Session::builder()
-        .listen_ip([127, 0, 0, 1].into())
-        .start()
-        .await
-        .unwrap()
+    loopback_builder::<R>().start().await.unwrap()
+}
+
+/// The builder of [`loopback_session`], for tests that configure more.
+pub fn loopback_builder<R: Runtime>() -> SessionBuilder<R> {
+    Session::builder().listen_ip([127, 0, 0, 1].into())
 }
 
 /// The loopback address of a session's port.

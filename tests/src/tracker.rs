@@ -33,12 +33,58 @@ fn record(swarms: &Swarms, req: &AnnounceRequest, from: SocketAddr) -> Vec<Socke
         .collect()
 }
 
+/// Whether `head` holds a whole request head (or more than a test tracker reads).
+fn head_done(head: &[u8]) -> bool {
+    head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= 16384
+}
+
+/// The HTTP reply to the request whose head is `head`, from `from`: the announce recorded
+/// and answered with the other peers, or a tracker failure.
+fn http_reply(head: &[u8], from: SocketAddr, swarms: &Swarms, count: &Mutex<usize>) -> Vec<u8> {
+    let line = String::from_utf8_lossy(head)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let target = line.split(' ').nth(1).unwrap_or("");
+    let query = target.split_once('?').map(|x| x.1).unwrap_or("");
+    let body = match AnnounceRequest::from_query(query) {
+        Ok(req) => {
+            *count.lock().unwrap() += 1;
+            let peers = record(swarms, &req, from);
+            AnnounceResponse {
+                interval: Duration::from_secs(60),
+                min_interval: None,
+                warning: None,
+                tracker_id: None,
+                complete: None,
+                incomplete: None,
+                peers: peers.into_iter().map(Peer::from_addr).collect(),
+            }
+            .encode()
+        }
+        Err(e) => bt_proto::tracker::TrackerFailure {
+            reason: e.to_string(),
+        }
+        .encode(),
+    };
+    let mut reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    reply.extend_from_slice(&body);
+    reply
+}
+
 /// A running test tracker; it stops when dropped.
 pub struct TestTracker {
     /// The announce URL.
     pub url: String,
     /// Announces received.
     pub announces: Arc<Mutex<usize>>,
+    /// The root certificate (DER) a client must trust to reach it, for an https tracker.
+    pub root_certificate: Option<Vec<u8>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -65,45 +111,13 @@ pub async fn http_tracker() -> TestTracker {
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+                while !head_done(&head) {
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let line = String::from_utf8_lossy(&head)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let target = line.split(' ').nth(1).unwrap_or("");
-                let query = target.split_once('?').map(|x| x.1).unwrap_or("");
-                let body = match AnnounceRequest::from_query(query) {
-                    Ok(req) => {
-                        *count.lock().unwrap() += 1;
-                        let peers = record(&swarms, &req, from);
-                        AnnounceResponse {
-                            interval: Duration::from_secs(60),
-                            min_interval: None,
-                            warning: None,
-                            tracker_id: None,
-                            complete: None,
-                            incomplete: None,
-                            peers: peers.into_iter().map(Peer::from_addr).collect(),
-                        }
-                        .encode()
-                    }
-                    Err(e) => bt_proto::tracker::TrackerFailure {
-                        reason: e.to_string(),
-                    }
-                    .encode(),
-                };
-                let mut reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
-                reply.extend_from_slice(&body);
+                let reply = http_reply(&head, from, &swarms, &count);
                 let _ = stream.write_all(&reply).await;
                 let _ = stream.shutdown().await;
             });
@@ -112,6 +126,7 @@ pub async fn http_tracker() -> TestTracker {
     TestTracker {
         url,
         announces,
+        root_certificate: None,
         task,
     }
 }
@@ -174,6 +189,75 @@ pub async fn udp_tracker() -> TestTracker {
     TestTracker {
         url,
         announces,
+        root_certificate: None,
+        task,
+    }
+}
+
+/// Starts an HTTPS tracker on loopback, `https://localhost:PORT/announce`, with a fresh
+/// self-signed certificate for `localhost` ([`TestTracker::root_certificate`]). Connections
+/// are served by rustls over blocking sockets on tokio's blocking pool.
+#[cfg(feature = "https")]
+pub async fn https_tracker() -> TestTracker {
+    use std::io::{Read, Write};
+
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_der = cert.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone().into()], key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/announce",
+        listener.local_addr().unwrap().port()
+    );
+    let swarms = Swarms::default();
+    let announces = Arc::new(Mutex::new(0));
+    let count = announces.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, from)) = listener.accept().await else {
+                return;
+            };
+            let Ok(stream) = stream.into_std() else {
+                continue;
+            };
+            let (swarms, count, config) = (swarms.clone(), count.clone(), config.clone());
+            tokio::task::spawn_blocking(move || {
+                stream.set_nonblocking(false).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head_done(&head) {
+                    match tls.read(&mut buf) {
+                        // A client that refused the certificate ends here.
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = http_reply(&head, from, &swarms, &count);
+                let _ = tls.write_all(&reply);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    TestTracker {
+        url,
+        announces,
+        root_certificate: Some(cert_der),
         task,
     }
 }
