@@ -301,6 +301,17 @@ async fn piece_bytes<R: Runtime>(t: &Torrent<R>, pieces: impl Iterator<Item = Pi
         .sum()
 }
 
+/// Flips the byte at `at` of the file at `path` and dates the file an hour back, so its
+/// stamp differs from any saved one whatever the file system's time resolution.
+fn change_byte(path: &std::path::Path, at: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at as usize] ^= 1;
+    std::fs::write(path, &bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+}
+
 /// A session shut down part-way resumes from its saved resume data without downloading any
 /// verified piece again; a file changed between runs is checked again rather than trusted.
 pub async fn resume<R: Runtime>() {
@@ -380,16 +391,9 @@ pub async fn resume<R: Runtime>() {
         .enumerate()
         .find(|(_, f)| f.path.to_string().ends_with("big.bin"))
         .unwrap();
-    let path = base.join(file.path.to_path_buf());
-    let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes.len() / 3;
-    bytes[at] ^= 1;
-    std::fs::write(&path, &bytes).unwrap();
-    let f = std::fs::File::options().write(true).open(&path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
-    drop(f);
-    let bad = PieceIndex(((file.offset + at as u64) / u64::from(RESUME_PIECE)) as u32);
+    let at = file.length / 3;
+    change_byte(&base.join(file.path.to_path_buf()), at);
+    let bad = PieceIndex(((file.offset + at) / u64::from(RESUME_PIECE)) as u32);
 
     // Run 3: the changed file's pieces are checked again; the bad one is downloaded.
     let checked = Arc::new(Mutex::new(Vec::new()));
@@ -599,15 +603,10 @@ pub async fn crash_restart<R: TestRuntime>(leecher_exe: &str) {
         .map(PieceIndex)
         .find(|p| saved.pieces.get(*p) && piece_files(meta.piece_map(), *p) == [0])
         .unwrap();
-    let path = base.join(meta.files()[0].path.to_path_buf());
-    let mut bytes = std::fs::read(&path).unwrap();
-    let at = (u64::from(bad.0) * u64::from(RESUME_PIECE)) as usize + 5;
-    bytes[at] ^= 1;
-    std::fs::write(&path, &bytes).unwrap();
-    let f = std::fs::File::options().write(true).open(&path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
-    drop(f);
+    change_byte(
+        &base.join(meta.files()[0].path.to_path_buf()),
+        u64::from(bad.0) * u64::from(RESUME_PIECE) + 5,
+    );
 
     // Run 2: a new session from the saved resume data.
     let failed = Arc::new(Mutex::new(Vec::new()));

@@ -4,7 +4,7 @@
 //! stderr are not terminals.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -56,15 +56,20 @@ fn assert_plain(what: &str, text: &str) {
     );
 }
 
-/// Runs `bt ARGS` to the end (within [`COMMAND_TIMEOUT`]).
-fn bt(args: &[&str]) -> Run {
-    let child = Command::new(BT)
+/// Starts `bt ARGS` with its output to pipes.
+fn spawn_bt(args: &[&str]) -> Child {
+    Command::new(BT)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `bt ARGS` to the end (within [`COMMAND_TIMEOUT`]).
+fn bt(args: &[&str]) -> Run {
+    let child = spawn_bt(args);
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -90,12 +95,16 @@ fn bt(args: &[&str]) -> Run {
     run
 }
 
-/// Makes `dir/payload` (the standard layout at `scale`) and its torrent with the library.
-fn payload_and_torrent(dir: &Path, scale: usize) -> (std::path::PathBuf, Vec<u8>) {
+/// Makes `dir/payload` (the standard layout at `scale`) and its torrent with the library,
+/// written to `dir/t.torrent`: the payload, the torrent file, its metainfo.
+fn payload_and_torrent(dir: &Path, scale: usize) -> (PathBuf, String, Metainfo) {
     let content = dir.join("payload");
     write_payload(&content, &standard_files(scale));
-    let torrent = library_torrent(&content, CreateOptions::default());
-    (content, torrent)
+    let bytes = library_torrent(&content, CreateOptions::default());
+    let file = dir.join("t.torrent");
+    std::fs::write(&file, &bytes).unwrap();
+    let meta = Metainfo::from_bytes(&bytes).unwrap();
+    (content, file.to_str().unwrap().to_string(), meta)
 }
 
 fn library_torrent(content: &Path, opts: CreateOptions) -> Vec<u8> {
@@ -113,11 +122,8 @@ fn library_torrent(content: &Path, opts: CreateOptions) -> Vec<u8> {
 #[test]
 fn info_prints_the_fields_and_refuses_a_bad_torrent() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, bytes) = payload_and_torrent(dir.path(), 2_000);
-    let meta = Metainfo::from_bytes(&bytes).unwrap();
-    let file = dir.path().join("t.torrent");
-    std::fs::write(&file, &bytes).unwrap();
-    let file = file.to_str().unwrap();
+    let (_, file, meta) = payload_and_torrent(dir.path(), 2_000);
+    let file = file.as_str();
 
     let run = bt(&["info", file]);
     assert!(run.status.success(), "{}", run.stderr);
@@ -207,13 +213,7 @@ struct Seeder {
 
 impl Seeder {
     fn start(torrent: &str, dir: &Path) -> Seeder {
-        let mut child = Command::new(BT)
-            .args(["seed", torrent, dir.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_bt(&["seed", torrent, dir.to_str().unwrap()]);
         // It says its port once it has checked its data and started; the rest of its
         // output is collected for the end.
         let mut err = BufReader::new(child.stderr.take().unwrap());
@@ -290,11 +290,8 @@ impl Drop for Seeder {
 #[test]
 fn seed_download_resume_and_check() {
     let dir = tempfile::tempdir().unwrap();
-    let (content, bytes) = payload_and_torrent(dir.path(), 5_000);
-    let meta = Metainfo::from_bytes(&bytes).unwrap();
-    let torrent = dir.path().join("t.torrent");
-    std::fs::write(&torrent, &bytes).unwrap();
-    let torrent = torrent.to_str().unwrap();
+    let (content, torrent, meta) = payload_and_torrent(dir.path(), 5_000);
+    let torrent = torrent.as_str();
     let down = dir.path().join("down");
     let down_str = down.to_str().unwrap();
 
