@@ -668,9 +668,11 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Output::CloseFiles { torrent } => {
-                let Some(ctx) = self.torrents.get(&torrent) else {
+                let Some(ctx) = self.torrents.get_mut(&torrent) else {
                     return;
                 };
+                // This save covers everything so far.
+                ctx.dirty = false;
                 let storage = ctx.storage.clone();
                 let file = ctx.resume.clone();
                 let data = self.session.resume_data(torrent, Vec::new());
