@@ -17,6 +17,7 @@ Exit codes: 0 done (or stopped by SIGTERM), 2 bad arguments, 3 torrent error,
 """
 
 import argparse
+import re
 import signal
 import sys
 import time
@@ -29,6 +30,7 @@ STATUS_EVERY = 0.25
 # Peer-log message types that only exist with the fast extension (BEP 6), plus the
 # handshake, so a test can see the extension was negotiated and used.
 FAST_TYPES = {"HAVE_ALL", "HAVE_NONE", "ALLOWED_FAST", "REJECT_PIECE", "SUGGEST_PIECE"}
+PEER_LOG = re.compile(r"(<==|==>) ([A-Z_]+)(.*)")
 
 
 def out(line):
@@ -133,10 +135,12 @@ def main():
                 out("ERROR %s" % a.message())
                 code = 3
             elif args.peer_log and isinstance(a, lt.peer_log_alert):
-                kind = a.event_type
-                if kind in FAST_TYPES or kind == "HANDSHAKE":
-                    d = "in" if a.direction == lt.peer_log_alert.direction_t.incoming_message else "out"
-                    out("PEERLOG %s %s %s" % (d, kind, a.log_message()))
+                # The binding exposes neither the direction nor the event type, only the
+                # formatted message: "... [ip:port] <== TYPE [ details ]" ("==>" outgoing).
+                m = PEER_LOG.search(a.message())
+                if m and (m.group(2) in FAST_TYPES or m.group(2) == "HANDSHAKE"):
+                    d = "in" if m.group(1) == "<==" else "out"
+                    out("PEERLOG %s %s %s" % (d, m.group(2), m.group(3).strip()))
         if code:
             break
         now = time.monotonic()

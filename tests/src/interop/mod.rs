@@ -13,7 +13,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -29,7 +29,7 @@ use bt_proto::{InfoHash, PieceIndex};
 use futures_lite::StreamExt;
 use sha1::{Digest, Sha1};
 
-use crate::swarm::{loopback_session, pseudo_random, sleep, standard_files};
+use crate::swarm::{pseudo_random, sleep, standard_files};
 
 /// True when `CI=true`: a missing client is then a failure, never a skip.
 pub fn in_ci() -> bool {
@@ -665,13 +665,29 @@ pub struct Ours<R: Runtime> {
     pub torrent: Torrent<R>,
     seen: Arc<Mutex<Seen>>,
     started: Instant,
+    ip: Ipv4Addr,
 }
 
 impl<R: Runtime> Ours<R> {
     /// A loopback session with `payload` added, its data under `dir` (checked if present),
     /// announcing to the torrent's tracker; `peers` are added directly as well.
     pub async fn start(payload: &Payload, dir: &Path, peers: &[SocketAddr]) -> Ours<R> {
-        let session = loopback_session::<R>().await;
+        Ours::start_at(Ipv4Addr::LOCALHOST, payload, dir, peers).await
+    }
+
+    /// [`Ours::start`] listening on another loopback address (any of 127.0.0.0/8): peers are
+    /// banned by IP, so a peer that should be told apart from the others needs its own.
+    pub async fn start_at(
+        ip: Ipv4Addr,
+        payload: &Payload,
+        dir: &Path,
+        peers: &[SocketAddr],
+    ) -> Ours<R> {
+        let session = Session::builder()
+            .listen_ip(ip.into())
+            .start()
+            .await
+            .unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let s = seen.clone();
         let mut events = session.events();
@@ -697,12 +713,13 @@ impl<R: Runtime> Ours<R> {
             torrent,
             seen,
             started,
+            ip,
         }
     }
 
-    /// The loopback address our session listens on.
+    /// The address our session listens on.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.session.port()))
+        SocketAddr::from((self.ip, self.session.port()))
     }
 
     /// Waits (up to [`TRANSFER_TIMEOUT`]) until every piece is verified; `None` on timeout.
@@ -717,6 +734,11 @@ impl<R: Runtime> Ours<R> {
             None => return None,
         }
         Some(self.report().await)
+    }
+
+    /// Pieces that failed their hash check so far.
+    pub fn hash_failures(&self) -> Vec<PieceIndex> {
+        self.seen.lock().unwrap().hash_failures.clone()
     }
 
     /// The figures so far.
