@@ -10,5 +10,6 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 pub mod conformance;
+pub mod interop;
 pub mod swarm;
 pub mod tracker;
