@@ -879,13 +879,10 @@ impl Session {
             Message::NotInterested => p.peer_interested = false,
             Message::Have(piece) => self.on_have(now, conn, id, piece),
             Message::Bitfield(bytes) => {
-                if !first {
-                    self.protocol_error(now, conn, "bitfield after other messages");
-                    return;
-                }
                 let n = p.has.len();
                 match Bitfield::from_bytes(&bytes, n) {
-                    Ok(b) => self.set_peer_pieces(now, conn, id, b),
+                    Ok(b) if first => self.set_peer_pieces(now, conn, id, b),
+                    Ok(b) => self.on_late_bitfield(now, conn, id, &b),
                     Err(e) => self.protocol_error(now, conn, e.to_string()),
                 }
             }
@@ -983,6 +980,26 @@ impl Session {
             && let Some(t) = self.torrents.get_mut(&id)
         {
             t.picker.peer_has(piece);
+        }
+        self.update_interest(now, conn);
+        self.fill_requests(now, conn);
+        self.close_if_both_seeds(now, conn, id);
+    }
+
+    /// A BITFIELD after the first message. BEP 3 allows it only first, but aria2 sends one in
+    /// place of a run of HAVEs whenever it is the shorter message (and libtorrent and
+    /// transmission accept that), so it adds the pieces it lists, as those HAVEs would. Bits
+    /// it leaves clear are ignored: a peer does not lose pieces.
+    fn on_late_bitfield(&mut self, now: Instant, conn: ConnId, id: TorrentId, b: &Bitfield) {
+        let Some(p) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        for piece in b.iter_ones() {
+            if p.has.set(piece, true)
+                && let Some(t) = self.torrents.get_mut(&id)
+            {
+                t.picker.peer_has(piece);
+            }
         }
         self.update_interest(now, conn);
         self.fill_requests(now, conn);
