@@ -7,7 +7,12 @@
 //! is stopped by PID when dropped. Figures are printed as `INTEROP ...` lines by [`report`],
 //! never asserted.
 
+pub mod aria2;
+pub mod clients;
 pub mod libtorrent;
+pub mod qbittorrent;
+pub mod rtorrent;
+pub mod transmission;
 
 use std::fmt;
 use std::fs::{self, File};
