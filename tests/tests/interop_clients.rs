@@ -9,7 +9,7 @@
 //! Multi-file payloads have nested folders, a file spanning pieces and an empty file
 //! ([`Layout::Multi`]). Every file is compared by length and SHA-1 with the source.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bt_tests::interop::clients::{Client, Role, verify_written};
@@ -25,24 +25,49 @@ const PIECE: u32 = 256 * 1024;
 /// on two busy cores.
 const TRACKER_WAIT: Duration = Duration::from_secs(30);
 
+/// What every test starts from: a temporary directory, the tracker, and the payload under
+/// `tmp/<seed>` with the tracker allowing it.
+struct Setup {
+    tmp: tempfile::TempDir,
+    logs: PathBuf,
+    tracker: Tracker,
+    seed_dir: PathBuf,
+    p: Payload,
+}
+
+impl Setup {
+    /// `None` when opentracker is missing outside CI (the test is skipped).
+    fn new(seed: &str, announce: Announce, layout: Layout) -> Option<Setup> {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let tracker = Tracker::start(&logs)?;
+        let seed_dir = tmp.path().join(seed);
+        let url = tracker.url(announce);
+        let p = make_payload(&seed_dir, "payload", layout, SIZE, PIECE, &url);
+        tracker.allow(p.info_hash());
+        Some(Setup {
+            tmp,
+            logs,
+            tracker,
+            seed_dir,
+            p,
+        })
+    }
+}
+
 /// The client seeds `layout` announced over `announce`; our session downloads it.
 fn client_seeds(client: Client, announce: Announce, layout: Layout) {
     run_tokio(async move {
-        let tmp = tempfile::tempdir().unwrap();
-        let logs = tmp.path().join("logs");
-        let Some(tracker) = Tracker::start(&logs) else {
+        let Some(Setup {
+            tmp,
+            logs,
+            tracker,
+            seed_dir,
+            p,
+        }) = Setup::new("theirs", announce, layout)
+        else {
             return;
         };
-        let seed_dir = tmp.path().join("theirs");
-        let p = make_payload(
-            &seed_dir,
-            "payload",
-            layout,
-            SIZE,
-            PIECE,
-            &tracker.url(announce),
-        );
-        tracker.allow(p.info_hash());
         let Some(c) = client.start(Role::Seed, &p, &seed_dir, tmp.path(), &logs) else {
             return;
         };
@@ -64,21 +89,16 @@ fn client_seeds(client: Client, announce: Announce, layout: Layout) {
 /// Our session seeds `layout` announced over `announce`; the client downloads it.
 fn client_downloads(client: Client, announce: Announce, layout: Layout) {
     run_tokio(async move {
-        let tmp = tempfile::tempdir().unwrap();
-        let logs = tmp.path().join("logs");
-        let Some(tracker) = Tracker::start(&logs) else {
+        let Some(Setup {
+            tmp,
+            logs,
+            tracker,
+            seed_dir,
+            p,
+        }) = Setup::new("ours", announce, layout)
+        else {
             return;
         };
-        let seed_dir = tmp.path().join("ours");
-        let p = make_payload(
-            &seed_dir,
-            "payload",
-            layout,
-            SIZE,
-            PIECE,
-            &tracker.url(announce),
-        );
-        tracker.allow(p.info_hash());
         let theirs = tmp.path().join("theirs");
         let start = || client.start(Role::Download, &p, &theirs, tmp.path(), &logs);
         let started = Instant::now();

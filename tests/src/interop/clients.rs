@@ -1,7 +1,8 @@
 //! What the drivers of transmission, aria2, rtorrent and qBittorrent share: which client, a
 //! running instance with its completion probe, and the byte-exact check of what it wrote.
 //!
-//! Every client runs with DHT, local peer discovery, PEX, UPnP and NAT-PMP off, so the only
+//! Every client runs with DHT, local peer discovery, PEX, UPnP and NAT-PMP off (except aria2's
+//! DHT socket for a UDP announce, which never finds a node; see [`super::aria2`]), so the only
 //! ways peers meet are the tracker and the wire; each gets a free listening port on a loopback
 //! address of its own (see [`Client::ip`]).
 
@@ -145,12 +146,15 @@ impl Role {
 pub(crate) struct Start<'a> {
     /// The program, as found on PATH.
     pub bin: PathBuf,
+    /// Seed or download.
     pub role: Role,
+    /// What to seed or download.
     pub payload: &'a Payload,
     /// Holds (or will hold) `payload.name`.
     pub data_dir: &'a Path,
     /// The client's own directory: configuration, session state, the completion marker.
     pub work: &'a Path,
+    /// Where the process's output goes.
     pub log_dir: &'a Path,
     /// The loopback address the client uses ([`Client::ip`]).
     pub ip: Ipv4Addr,
