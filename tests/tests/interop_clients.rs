@@ -58,29 +58,23 @@ impl Setup {
 /// The client seeds `layout` announced over `announce`; our session downloads it.
 fn client_seeds(client: Client, announce: Announce, layout: Layout) {
     run_tokio(async move {
-        let Some(Setup {
-            tmp,
-            logs,
-            tracker,
-            seed_dir,
-            p,
-        }) = Setup::new("theirs", announce, layout)
-        else {
+        let Some(s) = Setup::new("theirs", announce, layout) else {
             return;
         };
-        let Some(c) = client.start(Role::Seed, &p, &seed_dir, tmp.path(), &logs) else {
+        let Some(c) = client.start(Role::Seed, &s.p, &s.seed_dir, s.tmp.path(), &s.logs) else {
             return;
         };
         // Clients announce once at start (opentracker's interval is ~30 minutes), after
         // checking their data; our download must find the client already registered.
-        if !tracker.wait_seeders::<Tokio>(p.info_hash(), 1).await {
+        if !s.tracker.wait_seeders::<Tokio>(s.p.info_hash(), 1).await {
             c.fail(
                 "the tracker never counted the client as a seeder",
-                &[tracker.proc()],
+                &[s.tracker.proc()],
             );
         }
-        let ours = tmp.path().join("ours");
-        let r = our_download::<Tokio>(&p, &ours, &[], &[&c.proc, tracker.proc()]).await;
+        let ours = s.tmp.path().join("ours");
+        let procs = [&c.proc, s.tracker.proc()];
+        let r = our_download::<Tokio>(&s.p, &ours, &[], &procs).await;
         let direction = format!("{}->bt", client.name());
         report(client.name(), &direction, announce, layout, &r);
     });
@@ -89,22 +83,15 @@ fn client_seeds(client: Client, announce: Announce, layout: Layout) {
 /// Our session seeds `layout` announced over `announce`; the client downloads it.
 fn client_downloads(client: Client, announce: Announce, layout: Layout) {
     run_tokio(async move {
-        let Some(Setup {
-            tmp,
-            logs,
-            tracker,
-            seed_dir,
-            p,
-        }) = Setup::new("ours", announce, layout)
-        else {
+        let Some(s) = Setup::new("ours", announce, layout) else {
             return;
         };
-        let theirs = tmp.path().join("theirs");
-        let start = || client.start(Role::Download, &p, &theirs, tmp.path(), &logs);
+        let theirs = s.tmp.path().join("theirs");
+        let start = || client.start(Role::Download, &s.p, &theirs, s.tmp.path(), &s.logs);
         let started = Instant::now();
         let (ours, mut c) = if client.dials_loopback_peers() {
             // We seed first; the client finds us through the tracker and connects.
-            let ours = our_seed::<Tokio>(&p, &seed_dir, &[tracker.proc()]).await;
+            let ours = our_seed::<Tokio>(&s.p, &s.seed_dir, &[s.tracker.proc()]).await;
             let Some(c) = start() else {
                 return;
             };
@@ -115,9 +102,9 @@ fn client_downloads(client: Client, announce: Announce, layout: Layout) {
             let Some(c) = start() else {
                 return;
             };
-            let ih = p.info_hash();
+            let ih = s.p.info_hash();
             let registered = poll_until::<Tokio>(TRACKER_WAIT, || {
-                tracker
+                s.tracker
                     .scrape(ih)
                     .is_some_and(|(_, leechers)| leechers >= 1)
             })
@@ -125,26 +112,27 @@ fn client_downloads(client: Client, announce: Announce, layout: Layout) {
             if !registered {
                 c.fail(
                     "the tracker never counted the client as a leecher",
-                    &[tracker.proc()],
+                    &[s.tracker.proc()],
                 );
             }
-            let ours = our_seed::<Tokio>(&p, &seed_dir, &[&c.proc, tracker.proc()]).await;
+            let procs = [&c.proc, s.tracker.proc()];
+            let ours = our_seed::<Tokio>(&s.p, &s.seed_dir, &procs).await;
             (ours, c)
         };
-        c.wait_finished::<Tokio>(TRANSFER_TIMEOUT, &[tracker.proc()])
+        c.wait_finished::<Tokio>(TRANSFER_TIMEOUT, &[s.tracker.proc()])
             .await;
         let secs = started.elapsed().as_secs_f64();
-        check_written(client, &p, &theirs, &c);
+        check_written(client, &s.p, &theirs, &c);
         // The data can only have come from us; the counter shows our side served all of it.
         let uploaded = ours.torrent.uploaded().await.unwrap();
-        if uploaded < p.size() {
+        if uploaded < s.p.size() {
             c.fail(
-                &format!("we uploaded {uploaded} bytes of {}", p.size()),
-                &[tracker.proc()],
+                &format!("we uploaded {uploaded} bytes of {}", s.p.size()),
+                &[s.tracker.proc()],
             );
         }
         let r = TransferReport {
-            bytes: p.size(),
+            bytes: s.p.size(),
             secs,
             ..Default::default()
         };
