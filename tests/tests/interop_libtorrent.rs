@@ -276,9 +276,9 @@ fn corrupted_seed_hash_failure_good_lt_seed_finishes() {
         let failed =
             poll_until::<Tokio>(TRANSFER_TIMEOUT, || ours.hash_failures().contains(&piece)).await;
         if !failed {
-            let stats = ours.torrent.stats().await;
+            let state = ours.describe().await;
             fail(
-                &format!("no hash failure for {piece} from the corrupted seed: {stats:?}"),
+                &format!("no hash failure for {piece} from the corrupted seed: {state}"),
                 &[tracker.proc()],
             );
         }
@@ -288,8 +288,8 @@ fn corrupted_seed_hash_failure_good_lt_seed_finishes() {
         };
         let procs = [&lt.proc, tracker.proc()];
         let Some(r) = ours.wait_complete().await else {
-            let stats = ours.torrent.stats().await;
-            fail(&format!("our download did not complete: {stats:?}"), &procs)
+            let state = ours.describe().await;
+            fail(&format!("our download did not complete: {state}"), &procs)
         };
         if let Err(e) = verify(&p, &leech_dir) {
             fail(&format!("our copy differs: {e}"), &procs);

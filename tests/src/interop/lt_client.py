@@ -37,6 +37,17 @@ def out(line):
     print(line, flush=True)
 
 
+def status_line(st):
+    # Quirk: all_time_upload/download move only on libtorrent's one-second tick, so bytes
+    # sent in the last second before exit would be missing; the total_payload_* counters
+    # move with every block.
+    out(
+        "STATUS state=%s progress=%.4f down=%d up=%d peers=%d pieces=%d"
+        % (st.state, st.progress, st.total_payload_download, st.total_payload_upload,
+           st.num_peers, st.num_pieces)
+    )
+
+
 def settings(args):
     s = {
         "listen_interfaces": "127.0.0.1:0",
@@ -147,11 +158,7 @@ def main():
         st = h.status()
         if now - last_status >= STATUS_EVERY:
             last_status = now
-            out(
-                "STATUS state=%s progress=%.4f down=%d up=%d peers=%d pieces=%d"
-                % (st.state, st.progress, st.all_time_download, st.all_time_upload,
-                   st.num_peers, st.num_pieces)
-            )
+            status_line(st)
         if not done and st.is_seeding and st.state == lt.torrent_status.seeding:
             done = True
             out("DONE %.3f" % (now - started))
@@ -162,12 +169,7 @@ def main():
             code = 5
             break
 
-    st = h.status()
-    out(
-        "STATUS state=%s progress=%.4f down=%d up=%d peers=%d pieces=%d"
-        % (st.state, st.progress, st.all_time_download, st.all_time_upload, st.num_peers,
-           st.num_pieces)
-    )
+    status_line(h.status())
     for pi in h.get_peer_info():
         out(
             "PEER %s:%d client=%s down=%d up=%d seed=%d"

@@ -793,6 +793,18 @@ impl<R: Runtime> Ours<R> {
         false
     }
 
+    /// Our torrent's stats, trackers and peers, for a failure message.
+    pub async fn describe(&self) -> String {
+        let t = &self.torrent;
+        format!(
+            "stats {:?}\ntrackers {:?}\npeers {:?}\nhash failures {:?}",
+            t.stats().await,
+            t.trackers().await,
+            t.peers().await,
+            self.hash_failures()
+        )
+    }
+
     /// Shuts the session down.
     pub async fn shutdown(self) {
         self.session.shutdown().await;
@@ -822,8 +834,10 @@ pub async fn our_download<R: Runtime>(
 ) -> TransferReport {
     let ours = Ours::<R>::start(payload, dir, peers).await;
     let Some(r) = ours.wait_complete().await else {
-        let s = ours.torrent.stats().await;
-        fail(&format!("our download did not complete: {s:?}"), procs)
+        fail(
+            &format!("our download did not complete: {}", ours.describe().await),
+            procs,
+        )
     };
     if let Err(e) = verify(payload, dir) {
         fail(&format!("our download differs: {e}"), procs);
