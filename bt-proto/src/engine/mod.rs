@@ -879,13 +879,14 @@ impl Session {
             Message::NotInterested => p.peer_interested = false,
             Message::Have(piece) => self.on_have(now, conn, id, piece),
             Message::Bitfield(bytes) => {
-                if !first {
-                    self.protocol_error(now, conn, "bitfield after other messages");
-                    return;
-                }
                 let n = p.has.len();
                 match Bitfield::from_bytes(&bytes, n) {
-                    Ok(b) => self.set_peer_pieces(now, conn, id, b),
+                    Ok(b) if first => self.set_peer_pieces(now, conn, id, b),
+                    // BEP 3 allows a bitfield only first, but aria2 sends one in place of a
+                    // run of HAVEs whenever it is the shorter message (libtorrent and
+                    // transmission accept that): it adds the pieces it lists, as those HAVEs
+                    // would. Bits it leaves clear are ignored: a peer does not lose pieces.
+                    Ok(b) => self.add_peer_pieces(now, conn, id, b.iter_ones()),
                     Err(e) => self.protocol_error(now, conn, e.to_string()),
                 }
             }
@@ -979,10 +980,26 @@ impl Session {
             self.protocol_error(now, conn, format!("have for piece {piece} out of range"));
             return;
         }
-        if p.has.set(piece, true)
-            && let Some(t) = self.torrents.get_mut(&id)
-        {
-            t.picker.peer_has(piece);
+        self.add_peer_pieces(now, conn, id, [piece]);
+    }
+
+    /// Records `pieces` (in range) as the peer's, from a HAVE or a later BITFIELD.
+    fn add_peer_pieces(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        id: TorrentId,
+        pieces: impl IntoIterator<Item = PieceIndex>,
+    ) {
+        let Some(p) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        for piece in pieces {
+            if p.has.set(piece, true)
+                && let Some(t) = self.torrents.get_mut(&id)
+            {
+                t.picker.peer_has(piece);
+            }
         }
         self.update_interest(now, conn);
         self.fill_requests(now, conn);

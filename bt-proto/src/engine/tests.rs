@@ -158,3 +158,51 @@ fn a_torrent_without_trackers_sets_no_past_deadline() {
     // Only the housekeeping tick remains, and it lies in the future.
     assert!(s.poll_timeout().is_some_and(|t| t > later));
 }
+
+/// aria2 sends a BITFIELD instead of several HAVEs mid-connection; dropping it for that cut
+/// every aria2 download short.
+#[test]
+fn a_late_bitfield_adds_pieces_like_haves() {
+    let (mut s, info_hash) = seed_session();
+    let id = s.torrent_ids()[0];
+    let now = Instant::now();
+    let conn = s.accept(now, "127.0.0.1:5000".parse().unwrap());
+    let hs = Handshake {
+        reserved: Reserved::NONE.with(Extension::Fast),
+        info_hash,
+        peer_id: crate::PeerId([2; 20]),
+    };
+    let send = |s: &mut Session, bytes: Vec<u8>| {
+        s.handle(
+            now,
+            Input::Received {
+                conn,
+                data: Bytes::from(bytes),
+            },
+        )
+    };
+    send(&mut s, hs.encode().to_vec());
+    send(&mut s, Message::HaveNone.to_vec().unwrap());
+    let pieces = |s: &Session| s.peers(id, now).first().map(|p| p.pieces);
+    assert_eq!(pieces(&s), Some(0));
+    // Pieces 0 and 2 of 3.
+    send(
+        &mut s,
+        Message::Bitfield(vec![0b1010_0000].into())
+            .to_vec()
+            .unwrap(),
+    );
+    assert_eq!(
+        pieces(&s),
+        Some(2),
+        "the peer was dropped or the bitfield ignored"
+    );
+    // Piece 0 only: the bits left clear do not take piece 2 away.
+    send(
+        &mut s,
+        Message::Bitfield(vec![0b1000_0000].into())
+            .to_vec()
+            .unwrap(),
+    );
+    assert_eq!(pieces(&s), Some(2));
+}

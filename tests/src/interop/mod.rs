@@ -7,7 +7,12 @@
 //! is stopped by PID when dropped. Figures are printed as `INTEROP ...` lines by [`report`],
 //! never asserted.
 
+pub mod aria2;
+pub mod clients;
 pub mod libtorrent;
+pub mod qbittorrent;
+pub mod rtorrent;
+pub mod transmission;
 
 use std::fmt;
 use std::fs::{self, File};
@@ -96,6 +101,8 @@ pub struct Proc {
     child: Child,
     log_path: PathBuf,
     status: Option<ExitStatus>,
+    /// Logs the program writes itself (not to stdout/stderr), quoted beside its output.
+    own_logs: Vec<PathBuf>,
 }
 
 /// Sends `signal` (a name such as `TERM`) to `pid` through the shell's `kill` builtin, which
@@ -130,7 +137,14 @@ impl Proc {
             child,
             log_path,
             status: None,
+            own_logs: Vec::new(),
         }
+    }
+
+    /// Quotes the log file `path`, which the program writes itself, beside its output in
+    /// failure messages.
+    pub fn also_log(&mut self, path: PathBuf) {
+        self.own_logs.push(path);
     }
 
     /// The name given at spawn.
@@ -177,20 +191,27 @@ impl Proc {
         self.status
     }
 
-    /// The last [`LOG_TAIL_LINES`] lines of the log, headed by the name and path.
+    /// The last [`LOG_TAIL_LINES`] lines of the log and of each of the program's own logs,
+    /// headed by the name and path.
     fn tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        let from = lines.len().saturating_sub(LOG_TAIL_LINES);
-        format!(
-            "----- {} (pid {}, log {}, last {} of {} lines) -----\n{}",
-            self.name,
-            self.pid(),
-            self.log_path.display(),
-            lines.len() - from,
-            lines.len(),
-            lines.get(from..).unwrap_or_default().join("\n")
-        )
+        std::iter::once(&self.log_path)
+            .chain(&self.own_logs)
+            .map(|path| {
+                let log = String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
+                let lines: Vec<&str> = log.lines().collect();
+                let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+                format!(
+                    "----- {} (pid {}, log {}, last {} of {} lines) -----\n{}",
+                    self.name,
+                    self.pid(),
+                    path.display(),
+                    lines.len() - from,
+                    lines.len(),
+                    lines.get(from..).unwrap_or_default().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

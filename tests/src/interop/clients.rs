@@ -1,0 +1,272 @@
+//! What the drivers of transmission, aria2, rtorrent and qBittorrent share: which client, a
+//! running instance with its completion probe, and the byte-exact check of what it wrote.
+//!
+//! Every client runs with DHT, local peer discovery, PEX, UPnP and NAT-PMP off (except aria2's
+//! DHT socket for a UDP announce, which never finds a node; see [`super::aria2`]), so the only
+//! ways peers meet are the tracker and the wire; each gets a free listening port on a loopback
+//! address of its own (see [`Client::ip`]).
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bt_adapter::Runtime;
+
+use super::{Payload, Proc, fail, poll_until, verify};
+use super::{aria2, qbittorrent, rtorrent, transmission};
+
+/// A third-party client driven as a child process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    /// `transmission-cli` 3.00.
+    Transmission,
+    /// `aria2c` 1.36.
+    Aria2,
+    /// `rtorrent` 0.9.8 (libtorrent 0.13.8, not rasterbar's).
+    Rtorrent,
+    /// `qbittorrent-nox` 4.5 (libtorrent-rasterbar 2.0).
+    Qbittorrent,
+}
+
+/// What the client does with the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// It has the data and seeds it.
+    Seed,
+    /// It downloads into an empty directory.
+    Download,
+}
+
+impl Client {
+    /// The name in `INTEROP` lines and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Transmission => "transmission",
+            Client::Aria2 => "aria2",
+            Client::Rtorrent => "rtorrent",
+            Client::Qbittorrent => "qbittorrent",
+        }
+    }
+
+    /// The program on PATH.
+    pub fn program(self) -> &'static str {
+        match self {
+            Client::Transmission => "transmission-cli",
+            Client::Aria2 => "aria2c",
+            Client::Rtorrent => "rtorrent",
+            Client::Qbittorrent => "qbittorrent-nox",
+        }
+    }
+
+    /// The loopback address the client listens and announces from; ours is 127.0.0.1.
+    ///
+    /// rtorrent (libtorrent 0.13) keeps one peer per IP address: the tracker lists the
+    /// client itself beside us, both on 127.0.0.1, so the two collapse into one entry and,
+    /// once the connection to itself fails ("is self"), it never tries us. A second loopback
+    /// address keeps them apart. Linux routes all of 127.0.0.0/8 to `lo`, and the tracker
+    /// sees the source address of the announce, so nothing else is needed. The others get
+    /// addresses of their own too, so every test sees the client at an address that is not
+    /// ours, as on a real network.
+    pub fn ip(self) -> Ipv4Addr {
+        match self {
+            Client::Transmission => Ipv4Addr::new(127, 0, 0, 3),
+            Client::Aria2 => Ipv4Addr::new(127, 0, 0, 4),
+            Client::Rtorrent => Ipv4Addr::new(127, 0, 0, 2),
+            Client::Qbittorrent => Ipv4Addr::new(127, 0, 0, 5),
+        }
+    }
+
+    /// Whether the client connects to the peers a tracker gives it when they are on loopback.
+    ///
+    /// transmission 3.00 drops every such peer in 127.0.0.0/8 as a "martian" address (newer
+    /// versions allow loopback, but only for incoming peers), so on loopback it only ever
+    /// gets incoming connections: to download from us, we must dial it.
+    pub fn dials_loopback_peers(self) -> bool {
+        self != Client::Transmission
+    }
+
+    /// Whether the client creates the zero-length files of a torrent when it downloads.
+    ///
+    /// transmission 3.00, rtorrent 0.9.8 and qBittorrent 4.5 (libtorrent 2.0) create a file
+    /// on its first write, and an empty file has none, so it never appears.
+    pub fn creates_empty_files(self) -> bool {
+        match self {
+            Client::Transmission | Client::Rtorrent | Client::Qbittorrent => false,
+            Client::Aria2 => true,
+        }
+    }
+
+    /// Starts the client in `role` for `payload`, whose data is (or goes) under `data_dir`,
+    /// with its configuration under `work` and its log in `log_dir`. `None` means skipped
+    /// (the program is missing outside CI; see [`super::require`]).
+    pub fn start(
+        self,
+        role: Role,
+        payload: &Payload,
+        data_dir: &Path,
+        work: &Path,
+        log_dir: &Path,
+    ) -> Option<Running> {
+        let bin = super::require(self.program())?;
+        let work = work.join(format!("{}-{}", self.name(), role.name()));
+        fs::create_dir_all(&work).unwrap();
+        fs::create_dir_all(data_dir).unwrap();
+        let listen = SocketAddr::from((self.ip(), free_port(self.ip())));
+        let start = Start {
+            bin,
+            role,
+            payload,
+            data_dir,
+            work: &work,
+            log_dir,
+            ip: self.ip(),
+            listen,
+            name: format!("{}-{}", self.name(), role.name()),
+        };
+        Some(match self {
+            Client::Transmission => transmission::start(start),
+            Client::Aria2 => aria2::start(start),
+            Client::Rtorrent => rtorrent::start(start),
+            Client::Qbittorrent => qbittorrent::start(start),
+        })
+    }
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Seed => "seed",
+            Role::Download => "download",
+        }
+    }
+}
+
+/// Everything a driver needs to start its client.
+pub(crate) struct Start<'a> {
+    /// The program, as found on PATH.
+    pub bin: PathBuf,
+    /// Seed or download.
+    pub role: Role,
+    /// What to seed or download.
+    pub payload: &'a Payload,
+    /// Holds (or will hold) `payload.name`.
+    pub data_dir: &'a Path,
+    /// The client's own directory: configuration, session state, the completion marker.
+    pub work: &'a Path,
+    /// Where the process's output goes.
+    pub log_dir: &'a Path,
+    /// The loopback address the client uses ([`Client::ip`]).
+    pub ip: Ipv4Addr,
+    /// Where the client listens for peers: `ip` and a free port.
+    pub listen: SocketAddr,
+    /// The process name, for its log.
+    pub name: String,
+}
+
+impl Start<'_> {
+    /// The file a client's completion hook creates.
+    pub fn marker(&self) -> PathBuf {
+        self.work.join("finished")
+    }
+}
+
+/// How a running client says it has finished downloading.
+pub(crate) enum Done {
+    /// A hook of the client creates this file.
+    Marker(PathBuf),
+    /// The process exits with success.
+    Exit,
+    /// Never: the client seeds until stopped.
+    Never,
+}
+
+/// A client running as a child process, stopped by PID when dropped.
+pub struct Running {
+    /// The process (its own log files, if any, are quoted with its output).
+    pub proc: Proc,
+    done: Done,
+}
+
+impl Running {
+    pub(crate) fn new(mut proc: Proc, done: Done, own_logs: Vec<PathBuf>) -> Self {
+        for log in own_logs {
+            proc.also_log(log);
+        }
+        Running { proc, done }
+    }
+
+    /// Whether the client reports its download finished; an error if it exited otherwise
+    /// (a seed never exits on its own).
+    pub fn finished(&mut self) -> Result<bool, String> {
+        if let Done::Marker(p) = &self.done
+            && p.exists()
+        {
+            return Ok(true);
+        }
+        match self.proc.exited() {
+            None => Ok(false),
+            Some(s) if s.success() && matches!(self.done, Done::Exit) => Ok(true),
+            Some(s) => Err(format!("{} exited: {s}", self.proc.name())),
+        }
+    }
+
+    /// Waits up to `deadline` for [`Running::finished`], on `R`'s timer; fails the test (with
+    /// the logs of the client and of `others`) on an early exit or at the deadline.
+    pub async fn wait_finished<R: Runtime>(&mut self, deadline: Duration, others: &[&Proc]) {
+        let mut err = None;
+        let ok = poll_until::<R>(deadline, || match self.finished() {
+            Ok(done) => done,
+            Err(e) => {
+                err = Some(e);
+                true
+            }
+        })
+        .await;
+        if let Some(e) = err {
+            self.fail(&e, others);
+        }
+        if !ok {
+            let what = format!("{} did not finish within {deadline:?}", self.proc.name());
+            self.fail(&what, others);
+        }
+    }
+
+    /// Fails the test with `what` and the logs of the client and of `others`.
+    pub fn fail(&self, what: &str, others: &[&Proc]) -> ! {
+        let mut procs = vec![&self.proc];
+        procs.extend_from_slice(others);
+        fail(what, &procs)
+    }
+
+    /// Stops the client now (it is also stopped on drop).
+    pub fn stop(&mut self) {
+        self.proc.stop();
+    }
+}
+
+/// A port free for both TCP and UDP on `ip` right now (the OS picks it for TCP); clients
+/// that open a UDP socket beside (transmission, qBittorrent) use the same number.
+pub fn free_port(ip: Ipv4Addr) -> u16 {
+    loop {
+        let tcp = TcpListener::bind((ip, 0)).unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Byte-exact check of what `client` downloaded under `dir`: every file by length and
+/// SHA-1, except that an empty file may be missing where the client does not create them
+/// ([`Client::creates_empty_files`]); if present it must be empty.
+pub fn verify_written(client: Client, payload: &Payload, dir: &Path) -> Result<(), String> {
+    if client.creates_empty_files() {
+        return verify(payload, dir);
+    }
+    let mut written = payload.clone();
+    written
+        .files
+        .retain(|(rel, len, _)| *len > 0 || fs::metadata(dir.join(rel)).is_ok());
+    verify(&written, dir)
+}

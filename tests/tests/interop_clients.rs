@@ -1,0 +1,231 @@
+//! Interop with transmission, aria2, rtorrent and qBittorrent through opentracker: each
+//! client seeds while our `bt` (tokio) downloads, and downloads while we seed.
+//!
+//! The matrix is the smallest that covers, for every client and direction, both announce
+//! kinds and both layouts, and for every client all four announce × layout pairs: when the
+//! client seeds, HTTP + single file and UDP + multi-file; when it downloads, HTTP +
+//! multi-file and UDP + single file. 16 tests of 64 MiB each.
+//!
+//! Multi-file payloads have nested folders, a file spanning pieces and an empty file
+//! ([`Layout::Multi`]). Every file is compared by length and SHA-1 with the source.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bt_tests::interop::clients::{Client, Role, verify_written};
+use bt_tests::interop::*;
+use bt_tokio::Tokio;
+
+const MIB: u64 = 1024 * 1024;
+/// The payload size: big enough for many pieces in flight and a throughput figure.
+const SIZE: u64 = 64 * MIB;
+/// A common piece length for this size (256 pieces).
+const PIECE: u32 = 256 * 1024;
+/// How long a client gets to check its (absent) data and announce: a few seconds at most
+/// on two busy cores.
+const TRACKER_WAIT: Duration = Duration::from_secs(30);
+
+/// What every test starts from: a temporary directory, the tracker, and the payload under
+/// `tmp/<seed>` with the tracker allowing it.
+struct Setup {
+    tmp: tempfile::TempDir,
+    logs: PathBuf,
+    tracker: Tracker,
+    seed_dir: PathBuf,
+    p: Payload,
+}
+
+impl Setup {
+    /// `None` when opentracker is missing outside CI (the test is skipped).
+    fn new(seed: &str, announce: Announce, layout: Layout) -> Option<Setup> {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let tracker = Tracker::start(&logs)?;
+        let seed_dir = tmp.path().join(seed);
+        let url = tracker.url(announce);
+        let p = make_payload(&seed_dir, "payload", layout, SIZE, PIECE, &url);
+        tracker.allow(p.info_hash());
+        Some(Setup {
+            tmp,
+            logs,
+            tracker,
+            seed_dir,
+            p,
+        })
+    }
+}
+
+/// The client seeds `layout` announced over `announce`; our session downloads it.
+fn client_seeds(client: Client, announce: Announce, layout: Layout) {
+    run_tokio(async move {
+        let Some(s) = Setup::new("theirs", announce, layout) else {
+            return;
+        };
+        let Some(c) = client.start(Role::Seed, &s.p, &s.seed_dir, s.tmp.path(), &s.logs) else {
+            return;
+        };
+        // Clients announce once at start (opentracker's interval is ~30 minutes), after
+        // checking their data; our download must find the client already registered.
+        if !s.tracker.wait_seeders::<Tokio>(s.p.info_hash(), 1).await {
+            c.fail(
+                "the tracker never counted the client as a seeder",
+                &[s.tracker.proc()],
+            );
+        }
+        let ours = s.tmp.path().join("ours");
+        let procs = [&c.proc, s.tracker.proc()];
+        let r = our_download::<Tokio>(&s.p, &ours, &[], &procs).await;
+        let direction = format!("{}->bt", client.name());
+        report(client.name(), &direction, announce, layout, &r);
+    });
+}
+
+/// Our session seeds `layout` announced over `announce`; the client downloads it.
+fn client_downloads(client: Client, announce: Announce, layout: Layout) {
+    run_tokio(async move {
+        let Some(s) = Setup::new("ours", announce, layout) else {
+            return;
+        };
+        let theirs = s.tmp.path().join("theirs");
+        let start = || client.start(Role::Download, &s.p, &theirs, s.tmp.path(), &s.logs);
+        let started = Instant::now();
+        let (ours, mut c) = if client.dials_loopback_peers() {
+            // We seed first; the client finds us through the tracker and connects.
+            let ours = our_seed::<Tokio>(&s.p, &s.seed_dir, &[s.tracker.proc()]).await;
+            let Some(c) = start() else {
+                return;
+            };
+            (ours, c)
+        } else {
+            // The client registers as a leecher first; our seed's announce returns it, and
+            // we connect to it.
+            let Some(c) = start() else {
+                return;
+            };
+            let ih = s.p.info_hash();
+            let registered = poll_until::<Tokio>(TRACKER_WAIT, || {
+                s.tracker
+                    .scrape(ih)
+                    .is_some_and(|(_, leechers)| leechers >= 1)
+            })
+            .await;
+            if !registered {
+                c.fail(
+                    "the tracker never counted the client as a leecher",
+                    &[s.tracker.proc()],
+                );
+            }
+            let procs = [&c.proc, s.tracker.proc()];
+            let ours = our_seed::<Tokio>(&s.p, &s.seed_dir, &procs).await;
+            (ours, c)
+        };
+        c.wait_finished::<Tokio>(TRANSFER_TIMEOUT, &[s.tracker.proc()])
+            .await;
+        let secs = started.elapsed().as_secs_f64();
+        check_written(client, &s.p, &theirs, &c);
+        // The data can only have come from us; the counter shows our side served all of it.
+        let uploaded = ours.torrent.uploaded().await.unwrap();
+        if uploaded < s.p.size() {
+            c.fail(
+                &format!("we uploaded {uploaded} bytes of {}", s.p.size()),
+                &[s.tracker.proc()],
+            );
+        }
+        let r = TransferReport {
+            bytes: s.p.size(),
+            secs,
+            ..Default::default()
+        };
+        let direction = format!("bt->{}", client.name());
+        report(client.name(), &direction, announce, layout, &r);
+        c.stop();
+        ours.shutdown().await;
+    });
+}
+
+/// Fails the test unless what `c` wrote under `dir` is `p`, byte for byte.
+fn check_written(client: Client, p: &Payload, dir: &Path, c: &clients::Running) {
+    if let Err(e) = verify_written(client, p, dir) {
+        c.fail(&format!("the client's download differs: {e}"), &[]);
+    }
+}
+
+#[test]
+fn transmission_seeds_http_single() {
+    client_seeds(Client::Transmission, Announce::Http, Layout::Single);
+}
+
+#[test]
+fn transmission_seeds_udp_multi() {
+    client_seeds(Client::Transmission, Announce::Udp, Layout::Multi);
+}
+
+#[test]
+fn transmission_downloads_http_multi() {
+    client_downloads(Client::Transmission, Announce::Http, Layout::Multi);
+}
+
+#[test]
+fn transmission_downloads_udp_single() {
+    client_downloads(Client::Transmission, Announce::Udp, Layout::Single);
+}
+
+#[test]
+fn aria2_seeds_http_single() {
+    client_seeds(Client::Aria2, Announce::Http, Layout::Single);
+}
+
+#[test]
+fn aria2_seeds_udp_multi() {
+    client_seeds(Client::Aria2, Announce::Udp, Layout::Multi);
+}
+
+#[test]
+fn aria2_downloads_http_multi() {
+    client_downloads(Client::Aria2, Announce::Http, Layout::Multi);
+}
+
+#[test]
+fn aria2_downloads_udp_single() {
+    client_downloads(Client::Aria2, Announce::Udp, Layout::Single);
+}
+
+#[test]
+fn rtorrent_seeds_http_single() {
+    client_seeds(Client::Rtorrent, Announce::Http, Layout::Single);
+}
+
+#[test]
+fn rtorrent_seeds_udp_multi() {
+    client_seeds(Client::Rtorrent, Announce::Udp, Layout::Multi);
+}
+
+#[test]
+fn rtorrent_downloads_http_multi() {
+    client_downloads(Client::Rtorrent, Announce::Http, Layout::Multi);
+}
+
+#[test]
+fn rtorrent_downloads_udp_single() {
+    client_downloads(Client::Rtorrent, Announce::Udp, Layout::Single);
+}
+
+#[test]
+fn qbittorrent_seeds_http_single() {
+    client_seeds(Client::Qbittorrent, Announce::Http, Layout::Single);
+}
+
+#[test]
+fn qbittorrent_seeds_udp_multi() {
+    client_seeds(Client::Qbittorrent, Announce::Udp, Layout::Multi);
+}
+
+#[test]
+fn qbittorrent_downloads_http_multi() {
+    client_downloads(Client::Qbittorrent, Announce::Http, Layout::Multi);
+}
+
+#[test]
+fn qbittorrent_downloads_udp_single() {
+    client_downloads(Client::Qbittorrent, Announce::Udp, Layout::Single);
+}
