@@ -267,11 +267,16 @@ impl<R: Runtime> Driver<R> {
                         }
                     }
                 }
-                Wake::Timer => {
-                    let now = Instant::now();
-                    last_timer = Some(now);
-                    self.session.handle_timeout(now);
-                }
+                Wake::Timer => {}
+            }
+            // The engine's deadline is checked on every wake-up, not only when the timer won
+            // the race: under a steady stream of inputs the timer branch may never be polled
+            // first, and request timeouts, choking rounds and keep-alives must not wait for a
+            // quiet moment.
+            if engine_deadline.is_some_and(|t| t <= Instant::now()) {
+                let now = Instant::now();
+                last_timer = Some(now);
+                self.session.handle_timeout(now);
             }
             // Checked on every wake-up: a busy driver is woken by inputs, not by its timer.
             if self
