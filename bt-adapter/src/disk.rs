@@ -22,7 +22,6 @@ use std::time::UNIX_EPOCH;
 use bt_proto::engine::StorageError;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::metainfo::piece_map::PieceMap;
-use bt_proto::picker::Block;
 use bt_proto::resume::FileStamp;
 use bt_proto::storage::{fill_from_plan, read_plan, verify_blocks, write_plan};
 use bt_proto::{PieceHash, PieceIndex};
@@ -288,10 +287,15 @@ impl Storage {
         Ok(out)
     }
 
-    /// Reads a block to serve to a peer.
-    pub(crate) fn read_block(&self, block: &Block) -> Result<Bytes, StorageError> {
-        self.read(block.piece, block.offset, block.length)
-            .map(Bytes::from)
+    /// Reads `len` bytes at `offset` of `piece` to serve to peers: several consecutive blocks
+    /// in one read.
+    pub(crate) fn read_run(
+        &self,
+        piece: PieceIndex,
+        offset: u32,
+        len: u32,
+    ) -> Result<Bytes, StorageError> {
+        self.read(piece, offset, len).map(Bytes::from)
     }
 
     /// Whether the piece on disk hashes to `hash`; any read failure (missing or short file)
@@ -468,12 +472,7 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("base/t/a")).unwrap(), b"hello");
         assert_eq!(fs::read(dir.path().join("base/t/d/b")).unwrap(), b"world!");
         assert_eq!(fs::read(dir.path().join("base/t/e/empty")).unwrap(), b"");
-        let block = Block {
-            piece: PieceIndex(1),
-            offset: 1,
-            length: 3,
-        };
-        assert_eq!(&s.read_block(&block).unwrap()[..], b"wor");
+        assert_eq!(&s.read_run(PieceIndex(1), 1, 3).unwrap()[..], b"wor");
         assert!(s.stamps().iter().all(Option::is_some));
     }
 
