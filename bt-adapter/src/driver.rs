@@ -69,6 +69,9 @@ pub(crate) fn reply<T>() -> (Reply<T>, Receiver<T>) {
 pub(crate) enum Msg<R: Runtime> {
     /// Something for the engine.
     Input(Input),
+    /// Bytes a connection read, with its credit for one more queued read (released once the
+    /// engine has handled them: see `net::MAX_QUEUED_READS`).
+    Received(Input, async_lock::SemaphoreGuardArc),
     /// A disk job finished with this input for the engine.
     Disk(Input),
     /// A disk job finished with these inputs for the engine (a run of block reads).
@@ -325,6 +328,10 @@ impl<R: Runtime> Driver<R> {
         let now = Instant::now();
         match m {
             Msg::Input(input) => self.session.handle(now, input),
+            Msg::Received(input, credit) => {
+                self.session.handle(now, input);
+                drop(credit);
+            }
             Msg::Disk(input) => {
                 self.pending_disk = self.pending_disk.saturating_sub(1);
                 self.session.handle(now, input);
