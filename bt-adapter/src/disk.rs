@@ -26,6 +26,11 @@ use bt_proto::resume::FileStamp;
 use bt_proto::storage::{fill_from_plan, read_plan, verify_blocks, write_plan};
 use bt_proto::{PieceHash, PieceIndex};
 use bytes::Bytes;
+use sha1::{Digest, Sha1};
+
+/// Bytes a piece check reads and hashes at a time: fits a core's L2 cache, so each byte read
+/// is hashed from cache rather than memory, and a 16 MiB piece needs no 16 MiB buffer.
+const CHECK_CHUNK: usize = 256 * 1024;
 
 /// Files of one torrent held open at once. Descriptor limits are commonly 1024 per process;
 /// 128 per torrent leaves room for sockets and several busy torrents.
@@ -270,10 +275,22 @@ impl Storage {
 
     /// Reads `len` bytes at `offset` of `piece` (padding as zeros).
     fn read(&self, piece: PieceIndex, offset: u32, len: u32) -> Result<Vec<u8>, StorageError> {
+        let mut out = vec![0u8; len as usize];
+        self.read_into(piece, offset, &mut out)?;
+        Ok(out)
+    }
+
+    /// Fills `out` from `offset` of `piece` (padding as zeros).
+    fn read_into(
+        &self,
+        piece: PieceIndex,
+        offset: u32,
+        out: &mut [u8],
+    ) -> Result<(), StorageError> {
+        let len = u32::try_from(out.len()).map_err(|e| StorageError(e.to_string()))?;
         let plan =
             read_plan(&self.map, piece, offset, len).map_err(|e| StorageError(e.to_string()))?;
-        let mut out = vec![0u8; len as usize];
-        let complete = fill_from_plan(&plan, &mut out, |seg, buf| {
+        let complete = fill_from_plan(&plan, out, |seg, buf| {
             let file = self
                 .open(seg.file, false)
                 .map_err(|e| self.describe(seg.file, &e))?;
@@ -284,7 +301,7 @@ impl Storage {
                 "piece {piece}: the files do not cover {len} bytes at {offset}"
             )));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Reads `len` bytes at `offset` of `piece` to serve to peers: several consecutive blocks
@@ -304,10 +321,23 @@ impl Storage {
         let Some(len) = self.map.piece_len(piece) else {
             return false;
         };
-        match self.read(piece, 0, len) {
-            Ok(data) => bt_proto::sha1(&data) == hash.0,
-            Err(_) => false,
+        // Read and hash a chunk at a time: the chunk is hashed while still in the core's
+        // cache, and the buffer is small whatever the piece length.
+        let mut buf = vec![0u8; (len as usize).min(CHECK_CHUNK)];
+        let mut hasher = Sha1::new();
+        let mut offset = 0u32;
+        while offset < len {
+            let n = (len - offset).min(CHECK_CHUNK as u32);
+            let Some(chunk) = buf.get_mut(..n as usize) else {
+                return false;
+            };
+            if self.read_into(piece, offset, chunk).is_err() {
+                return false;
+            }
+            hasher.update(&*chunk);
+            offset += n;
         }
+        <[u8; 20]>::from(hasher.finalize()) == hash.0
     }
 
     /// Flushes every file open for writing to the device.

@@ -314,13 +314,29 @@ fn warm(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A payload file `name` of `len` bytes in `seed_dir`, and its torrent; the torrent is made
-/// (and timed) on `rt`'s blocking pool by the adapter's `create_torrent`.
+/// A payload file `name` of `len` bytes in `seed_dir`, and its torrent, made by the
+/// adapter's `create_torrent`.
 struct Payload {
     torrent: PathBuf,
     file: PathBuf,
-    create_secs: f64,
     info_hash: InfoHash,
+}
+
+/// Makes the torrent of `file` on tokio's blocking pool; returns it and the seconds taken.
+fn create(file: &Path, piece_length: u32) -> Result<(Vec<u8>, f64), String> {
+    let opts = bt_tokio::create::CreateOptions {
+        piece_length: Some(piece_length),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(err)?;
+    let t = Instant::now();
+    let bytes = rt
+        .block_on(bt_tokio::create::create_torrent(file, opts))
+        .map_err(err)?;
+    Ok((bytes, t.elapsed().as_secs_f64()))
 }
 
 fn make_payload(
@@ -333,26 +349,13 @@ fn make_payload(
     let file = seed_dir.join(name);
     write_payload(&file, len)?;
     warm(&file)?;
-    let opts = bt_tokio::create::CreateOptions {
-        piece_length: Some(piece_length),
-        ..Default::default()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(err)?;
-    let t = Instant::now();
-    let bytes = rt
-        .block_on(bt_tokio::create::create_torrent(&file, opts))
-        .map_err(err)?;
-    let create_secs = t.elapsed().as_secs_f64();
+    let (bytes, _) = create(&file, piece_length)?;
     let meta = bt_proto::metainfo::Metainfo::from_bytes(&bytes).map_err(err)?;
     let torrent = seed_dir.join(format!("{name}.torrent"));
     fs::write(&torrent, &bytes).map_err(err)?;
     Ok(Payload {
         torrent,
         file,
-        create_secs,
         info_hash: meta.info_hash(),
     })
 }
@@ -629,6 +632,12 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             let size = p_size(&p)?;
             let secs = hashcheck(Rt::Tokio, &p)?;
             let rate = size as f64 / secs;
+            // Creation again, timed, on the warm file (median of three).
+            let mut creates = Vec::new();
+            for _ in 0..3 {
+                creates.push(create(&p.file, PIECE_LENGTH)?.1);
+            }
+            let create_secs = median(creates);
             row(
                 "sha1 single core (MB/s)".into(),
                 format!("{:.0}", sha / 1e6),
@@ -645,7 +654,7 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             );
             row(
                 format!("create torrent {} MiB (s)", size / MIB),
-                format!("{:.3}", p.create_secs),
+                format!("{create_secs:.3}"),
                 "≤ 0.45 s per GiB",
             );
             out["hashcheck"] = json!({
@@ -653,7 +662,7 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
                 "sha1_single_core_mb_s": sha / 1e6, "cores": cores,
                 "fraction_of_cores_x_sha1": rate / (sha * cores as f64),
             });
-            out["create"] = json!({"bytes": size, "secs": p.create_secs});
+            out["create"] = json!({"bytes": size, "secs": create_secs});
         }
         if want("loopback") {
             let mut all = Vec::new();
