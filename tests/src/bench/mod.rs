@@ -788,3 +788,40 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
     println!("JSON written to {}", opts.json.display());
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_are_read_in_bytes() {
+        let status = "Name:\tbench\nVmHWM:\t   30512 kB\nVmRSS:\t    1024 kB\n";
+        assert_eq!(status_kb(status, "VmHWM:"), Some(30512 * 1024));
+        assert_eq!(status_kb(status, "VmRSS:"), Some(1024 * 1024));
+        assert_eq!(status_kb(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn own_usage_grows_with_work() {
+        let before = Usage::of_self().unwrap();
+        let mut x = 0u64;
+        let t = Instant::now();
+        // Busy until the CPU time moves (a clock tick is 10 ms), however loaded the machine;
+        // 10 s without a tick would mean the counters are not read.
+        let mut after = before;
+        while after.cpu() <= before.cpu() && t.elapsed() < Duration::from_secs(10) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            after = Usage::of_self().unwrap();
+        }
+        assert!(after.cpu() > before.cpu(), "{before:?} -> {after:?}");
+        assert!(after.max_rss > 0);
+    }
+
+    #[test]
+    fn median_is_the_middle_run() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![5.0]), 5.0);
+    }
+}
