@@ -102,25 +102,38 @@ pub async fn create_torrent<R: Runtime>(
         .max(1);
     let ranges = count.div_ceil(per);
     let next = Arc::new(AtomicU32::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..workers.min(ranges as usize) {
-        let (plan, sources, next) = (plan.clone(), sources.clone(), next.clone());
-        tasks.push(R::unblock(move || {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= ranges {
-                    return Ok(done);
+    let workers = workers.min(ranges as usize);
+    // Each worker is a task of its own, so that all start now (an `unblock` future does
+    // nothing until polled: awaiting them in turn would hash on one core at a time).
+    let (tx, rx) = async_channel::bounded(workers.max(1));
+    for _ in 0..workers {
+        let (plan, sources, next, tx) = (plan.clone(), sources.clone(), next.clone(), tx.clone());
+        R::detach(R::spawn(async move {
+            let done = R::unblock(move || {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= ranges {
+                        return Ok(done);
+                    }
+                    let first = i * per;
+                    let n = per.min(count - first);
+                    done.push((i, hash_range(&plan, &sources, PieceIndex(first), n)?));
                 }
-                let first = i * per;
-                let n = per.min(count - first);
-                done.push((i, hash_range(&plan, &sources, PieceIndex(first), n)?));
-            }
+            })
+            .await;
+            let _ = tx.send(done).await;
         }));
     }
+    drop(tx);
     let mut parts: Vec<(u32, Vec<bt_proto::PieceHash>)> = Vec::new();
-    for t in tasks {
-        let done: Result<_, Error> = t.await.ok_or_else(|| panicked(&path))?;
+    for _ in 0..workers {
+        let done: Result<_, Error> = rx
+            .recv()
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| panicked(&path))?;
         parts.extend(done?);
     }
     parts.sort_by_key(|(i, _)| *i);
