@@ -6,12 +6,22 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bt_proto::PieceIndex;
 use bt_proto::metainfo::create::{InputFile, TorrentBuilder, TorrentPlan};
 use bt_proto::storage::fill_from_plan;
 
 use crate::Error;
+
+/// Bytes of pieces a hashing worker takes at a time: large enough that taking one costs
+/// nothing, small enough that the workers finish together.
+const RANGE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Bytes read and hashed at a time: fits a core's L2 cache, so each byte read is hashed from
+/// cache rather than memory.
+const HASH_CHUNK: usize = 256 * 1024;
 use crate::runtime::Runtime;
 
 /// What to put in a new torrent besides the content.
@@ -81,26 +91,53 @@ pub async fn create_torrent<R: Runtime>(
             .await
             .ok_or_else(|| panicked(&path))??
     };
-    let plan = std::sync::Arc::new(plan);
-    let sources = std::sync::Arc::new(sources);
+    let plan = Arc::new(plan);
+    let sources = Arc::new(sources);
     let count = plan.piece_count();
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
-    let per = count.div_ceil(workers.max(1)).max(1);
-    let mut tasks = Vec::new();
-    let mut first = 0;
-    while first < count {
-        let n = per.min(count - first);
-        let (plan, sources) = (plan.clone(), sources.clone());
-        tasks.push(R::unblock(move || {
-            hash_range(&plan, &sources, PieceIndex(first), n)
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // One worker per core, each taking the next range of pieces until none is left: a core
+    // that is busy elsewhere hashes fewer ranges instead of holding up the end.
+    let per = u32::try_from(RANGE_BYTES / u64::from(plan.piece_length().max(1)))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let ranges = count.div_ceil(per);
+    let next = Arc::new(AtomicU32::new(0));
+    let workers = workers.min(ranges as usize);
+    // Each worker is a task of its own, so that all start now (an `unblock` future does
+    // nothing until polled: awaiting them in turn would hash on one core at a time).
+    let (tx, rx) = async_channel::bounded(workers.max(1));
+    for _ in 0..workers {
+        let (plan, sources, next, tx) = (plan.clone(), sources.clone(), next.clone(), tx.clone());
+        R::detach(R::spawn(async move {
+            let done = R::unblock(move || {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= ranges {
+                        return Ok(done);
+                    }
+                    let first = i * per;
+                    let n = per.min(count - first);
+                    done.push((i, hash_range(&plan, &sources, PieceIndex(first), n)?));
+                }
+            })
+            .await;
+            let _ = tx.send(done).await;
         }));
-        first += n;
     }
-    let mut hashes = Vec::with_capacity(count as usize);
-    for t in tasks {
-        let part = t.await.ok_or_else(|| panicked(&path))??;
-        hashes.extend(part);
+    drop(tx);
+    let mut parts: Vec<(u32, Vec<bt_proto::PieceHash>)> = Vec::new();
+    for _ in 0..workers {
+        let done: Result<_, Error> = rx
+            .recv()
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| panicked(&path))?;
+        parts.extend(done?);
     }
+    parts.sort_by_key(|(i, _)| *i);
+    let hashes: Vec<_> = parts.into_iter().flat_map(|(_, h)| h).collect();
     Ok(plan.build(&hashes)?)
 }
 
@@ -154,15 +191,20 @@ fn hash_range(
         })?;
     let map = plan.piece_map();
     let mut open: HashMap<usize, File> = HashMap::new();
-    let mut buf = vec![0u8; plan.piece_length() as usize];
-    for p in first.0..first.0 + count {
-        let piece = PieceIndex(p);
-        let len = map.piece_len(piece).unwrap_or(0) as usize;
-        let Some(out) = buf.get_mut(..len) else {
+    let mut buf = vec![0u8; (plan.piece_length() as usize).min(HASH_CHUNK)];
+    // Each piece is read and hashed a chunk at a time, so that the hashing reads from cache.
+    let chunks = (first.0..first.0 + count).flat_map(|p| {
+        let len = map.piece_len(PieceIndex(p)).unwrap_or(0);
+        (0..len)
+            .step_by(HASH_CHUNK)
+            .map(move |off| (PieceIndex(p), off, (len - off).min(HASH_CHUNK as u32)))
+    });
+    for (piece, offset, len) in chunks {
+        let Some(out) = buf.get_mut(..len as usize) else {
             continue;
         };
         let segs: Vec<_> = map
-            .piece_segments(piece)
+            .block_segments(piece, offset, len)
             .map(Iterator::collect)
             .unwrap_or_default();
         let complete = fill_from_plan(&segs, out, |seg, dst| {

@@ -22,11 +22,15 @@ use std::time::UNIX_EPOCH;
 use bt_proto::engine::StorageError;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::metainfo::piece_map::PieceMap;
-use bt_proto::picker::Block;
 use bt_proto::resume::FileStamp;
 use bt_proto::storage::{fill_from_plan, read_plan, verify_blocks, write_plan};
 use bt_proto::{PieceHash, PieceIndex};
 use bytes::Bytes;
+use sha1::{Digest, Sha1};
+
+/// Bytes a piece check reads and hashes at a time: fits a core's L2 cache, so each byte read
+/// is hashed from cache rather than memory, and a 16 MiB piece needs no 16 MiB buffer.
+const CHECK_CHUNK: usize = 256 * 1024;
 
 /// Files of one torrent held open at once. Descriptor limits are commonly 1024 per process;
 /// 128 per torrent leaves room for sockets and several busy torrents.
@@ -271,10 +275,22 @@ impl Storage {
 
     /// Reads `len` bytes at `offset` of `piece` (padding as zeros).
     fn read(&self, piece: PieceIndex, offset: u32, len: u32) -> Result<Vec<u8>, StorageError> {
+        let mut out = vec![0u8; len as usize];
+        self.read_into(piece, offset, &mut out)?;
+        Ok(out)
+    }
+
+    /// Fills `out` from `offset` of `piece` (padding as zeros).
+    fn read_into(
+        &self,
+        piece: PieceIndex,
+        offset: u32,
+        out: &mut [u8],
+    ) -> Result<(), StorageError> {
+        let len = u32::try_from(out.len()).map_err(|e| StorageError(e.to_string()))?;
         let plan =
             read_plan(&self.map, piece, offset, len).map_err(|e| StorageError(e.to_string()))?;
-        let mut out = vec![0u8; len as usize];
-        let complete = fill_from_plan(&plan, &mut out, |seg, buf| {
+        let complete = fill_from_plan(&plan, out, |seg, buf| {
             let file = self
                 .open(seg.file, false)
                 .map_err(|e| self.describe(seg.file, &e))?;
@@ -285,13 +301,18 @@ impl Storage {
                 "piece {piece}: the files do not cover {len} bytes at {offset}"
             )));
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// Reads a block to serve to a peer.
-    pub(crate) fn read_block(&self, block: &Block) -> Result<Bytes, StorageError> {
-        self.read(block.piece, block.offset, block.length)
-            .map(Bytes::from)
+    /// Reads `len` bytes at `offset` of `piece` to serve to peers: several consecutive blocks
+    /// in one read.
+    pub(crate) fn read_run(
+        &self,
+        piece: PieceIndex,
+        offset: u32,
+        len: u32,
+    ) -> Result<Bytes, StorageError> {
+        self.read(piece, offset, len).map(Bytes::from)
     }
 
     /// Whether the piece on disk hashes to `hash`; any read failure (missing or short file)
@@ -300,10 +321,23 @@ impl Storage {
         let Some(len) = self.map.piece_len(piece) else {
             return false;
         };
-        match self.read(piece, 0, len) {
-            Ok(data) => bt_proto::sha1(&data) == hash.0,
-            Err(_) => false,
+        // Read and hash a chunk at a time: the chunk is hashed while still in the core's
+        // cache, and the buffer is small whatever the piece length.
+        let mut buf = vec![0u8; (len as usize).min(CHECK_CHUNK)];
+        let mut hasher = Sha1::new();
+        let mut offset = 0u32;
+        while offset < len {
+            let n = (len - offset).min(CHECK_CHUNK as u32);
+            let Some(chunk) = buf.get_mut(..n as usize) else {
+                return false;
+            };
+            if self.read_into(piece, offset, chunk).is_err() {
+                return false;
+            }
+            hasher.update(&*chunk);
+            offset += n;
         }
+        <[u8; 20]>::from(hasher.finalize()) == hash.0
     }
 
     /// Flushes every file open for writing to the device.
@@ -468,12 +502,7 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("base/t/a")).unwrap(), b"hello");
         assert_eq!(fs::read(dir.path().join("base/t/d/b")).unwrap(), b"world!");
         assert_eq!(fs::read(dir.path().join("base/t/e/empty")).unwrap(), b"");
-        let block = Block {
-            piece: PieceIndex(1),
-            offset: 1,
-            length: 3,
-        };
-        assert_eq!(&s.read_block(&block).unwrap()[..], b"wor");
+        assert_eq!(&s.read_run(PieceIndex(1), 1, 3).unwrap()[..], b"wor");
         assert!(s.stamps().iter().all(Option::is_some));
     }
 

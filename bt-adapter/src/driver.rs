@@ -17,6 +17,7 @@ use bt_proto::engine::{
     self, AddTorrent, CheckScope, Event, Input, Output, TorrentId, TorrentState,
 };
 use bt_proto::metainfo::Metainfo;
+use bt_proto::picker::Block;
 use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::AnnounceEvent;
@@ -39,9 +40,15 @@ const MAX_BATCH: usize = 256;
 /// busy loop, whatever the runtime's timer resolution.
 pub const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Block reads for peers in flight at once, per session: enough to keep fast peers fed, few
-/// enough to bound the memory of blocks read but not yet sent.
-pub const MAX_CONCURRENT_READS: usize = 64;
+/// Disk reads for peers in flight at once, per session, each of at most [`MAX_READ_RUN`]
+/// bytes: enough to keep fast peers fed (and the disk queue busy), few enough to bound the
+/// memory of blocks read but not yet sent to 16 × 512 KiB = 8 MiB.
+pub const MAX_CONCURRENT_READS: usize = 16;
+
+/// Bytes read by one disk job for one peer: consecutive blocks it asked for are read with one
+/// call on the blocking pool, not one each. 512 KiB is the engine's default of 32 block reads
+/// in flight per peer, so a fast peer's whole batch is usually one job.
+pub const MAX_READ_RUN: u32 = 512 * 1024;
 
 /// Time a shutdown waits for disk jobs in flight and for `stopped` announces.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -64,8 +71,13 @@ pub(crate) fn reply<T>() -> (Reply<T>, Receiver<T>) {
 pub(crate) enum Msg<R: Runtime> {
     /// Something for the engine.
     Input(Input),
+    /// Bytes a connection read, with its credit for one more queued read (released once the
+    /// engine has handled them: see `net::MAX_QUEUED_READS`).
+    Received(Input, async_lock::SemaphoreGuardArc),
     /// A disk job finished with this input for the engine.
     Disk(Input),
+    /// A disk job finished with these inputs for the engine (a run of block reads).
+    DiskMany(Vec<Input>),
     /// A disk job with nothing for the engine (closing files, saving resume data) finished.
     DiskDone,
     /// A `stopped` announce was sent (or gave up).
@@ -158,6 +170,8 @@ pub(crate) struct Driver<R: Runtime> {
     stop_announces: Vec<R::Task>,
     listeners: Vec<R::Task>,
     deferred: Vec<Input>,
+    /// Block reads the engine asked for during this drain, grouped into runs at its end.
+    reads: Vec<(TorrentId, ConnId, Block)>,
     rng: Rng,
     http: Arc<HttpClient>,
     /// Time between periodic resume saves (`None`: only on completion and stop).
@@ -210,6 +224,7 @@ impl<R: Runtime> Driver<R> {
             stop_announces: Vec::new(),
             listeners,
             deferred: Vec::new(),
+            reads: Vec::new(),
             rng: Rng::seed_from_u64(rng_seed),
             http,
             resume_interval,
@@ -342,9 +357,19 @@ impl<R: Runtime> Driver<R> {
         let now = Instant::now();
         match m {
             Msg::Input(input) => self.session.handle(now, input),
+            Msg::Received(input, credit) => {
+                self.session.handle(now, input);
+                drop(credit);
+            }
             Msg::Disk(input) => {
                 self.pending_disk = self.pending_disk.saturating_sub(1);
                 self.session.handle(now, input);
+            }
+            Msg::DiskMany(inputs) => {
+                self.pending_disk = self.pending_disk.saturating_sub(1);
+                for input in inputs {
+                    self.session.handle(now, input);
+                }
             }
             Msg::DiskDone => self.pending_disk = self.pending_disk.saturating_sub(1),
             Msg::StopSent => self.pending_stops = self.pending_stops.saturating_sub(1),
@@ -535,6 +560,7 @@ impl<R: Runtime> Driver<R> {
                 busy = true;
                 self.output(o);
             }
+            self.start_reads();
             while let Some(e) = self.session.poll_event() {
                 busy = true;
                 self.event(e);
@@ -567,6 +593,66 @@ impl<R: Runtime> Driver<R> {
         }));
     }
 
+    /// Starts the block reads gathered in this drain: one disk job per run of consecutive
+    /// blocks of one piece for one peer (at most [`MAX_READ_RUN`] bytes), each block then a
+    /// slice of the run's buffer.
+    fn start_reads(&mut self) {
+        let reads = std::mem::take(&mut self.reads);
+        let mut rest = reads.as_slice();
+        while let Some(&(torrent, conn, first)) = rest.first() {
+            let mut len = first.length;
+            let mut n = 1;
+            for &(t, c, b) in rest.iter().skip(1) {
+                let next = first.offset.checked_add(len);
+                if t != torrent
+                    || c != conn
+                    || b.piece != first.piece
+                    || next != Some(b.offset)
+                    || len.saturating_add(b.length) > MAX_READ_RUN
+                {
+                    break;
+                }
+                len += b.length;
+                n += 1;
+            }
+            let (run, tail) = rest.split_at(n.min(rest.len()));
+            rest = tail;
+            let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
+                continue;
+            };
+            let blocks: Vec<Block> = run.iter().map(|&(_, _, b)| b).collect();
+            let sem = self.read_sem.clone();
+            self.spawn_disk(&sem, move || {
+                let data = storage.read_run(first.piece, first.offset, len);
+                let inputs = blocks
+                    .into_iter()
+                    .map(|block| {
+                        let data = data.clone().and_then(|d| {
+                            let start = block.offset.saturating_sub(first.offset) as usize;
+                            let end = start + block.length as usize;
+                            if end > d.len() {
+                                return Err(bt_proto::engine::StorageError(
+                                    "short read".to_string(),
+                                ));
+                            }
+                            Ok(d.slice(start..end))
+                        });
+                        Input::BlockRead {
+                            torrent,
+                            conn,
+                            block,
+                            data,
+                        }
+                    })
+                    .collect();
+                Msg::DiskMany(inputs)
+            });
+        }
+        // Keep the allocation for the next drain.
+        self.reads = reads;
+        self.reads.clear();
+    }
+
     fn output(&mut self, o: Output) {
         match o {
             Output::Connect { conn, addr } => {
@@ -595,21 +681,7 @@ impl<R: Runtime> Driver<R> {
                 torrent,
                 conn,
                 block,
-            } => {
-                let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
-                    return;
-                };
-                let sem = self.read_sem.clone();
-                self.spawn_disk(&sem, move || {
-                    let data = storage.read_block(&block);
-                    Msg::Disk(Input::BlockRead {
-                        torrent,
-                        conn,
-                        block,
-                        data,
-                    })
-                });
-            }
+            } => self.reads.push((torrent, conn, block)),
             Output::VerifyAndStore {
                 torrent,
                 piece,

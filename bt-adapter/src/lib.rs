@@ -50,7 +50,7 @@ pub use bt_proto::engine::{
 };
 pub use bt_proto::resume::ResumeData;
 pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
-pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
+pub use driver::{MAX_CONCURRENT_READS, MAX_READ_RUN, SHUTDOWN_DEADLINE};
 pub use events::{EVENT_QUEUE, Events};
 pub use resume::{MAX_RESUME_FILE, RESUME_SAVE_INTERVAL};
 pub use runtime::Runtime;
@@ -125,10 +125,10 @@ macro_rules! adapter_api {
         pub use $crate::proto;
         pub use $crate::{
             Bitfield, CheckScope, CloseReason, Config, EVENT_QUEUE, Error, Event, Events, FileInfo,
-            HashcheckReport, INPUT_QUEUE, InfoHash, MAX_CONCURRENT_READS, MAX_RESUME_FILE, PeerId,
-            PeerInfo, PieceIndex, RESUME_SAVE_INTERVAL, ResumeData, SHUTDOWN_DEADLINE,
-            StorageError, TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats,
-            TrackerInfo, disk, net, tracker,
+            HashcheckReport, INPUT_QUEUE, InfoHash, MAX_CONCURRENT_READS, MAX_READ_RUN,
+            MAX_RESUME_FILE, PeerId, PeerInfo, PieceIndex, RESUME_SAVE_INTERVAL, ResumeData,
+            SHUTDOWN_DEADLINE, StorageError, TorrentId, TorrentOptions, TorrentSource,
+            TorrentState, TorrentStats, TrackerInfo, disk, net, tracker,
         };
 
         /// A BitTorrent session: one listening port serving any number of torrents.

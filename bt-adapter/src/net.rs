@@ -26,12 +26,24 @@ use crate::runtime::{Runtime, timeout_at};
 /// An outbound connection that is not established by then is given up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Receive buffer allocated at a time; each read has at least [`MIN_READ_SPACE`] free. Large
-/// reads amortise the syscall and the driver's per-input cost at gigabit rates.
+/// Receive buffer allocated at a time once a connection is busy; each read has at least
+/// [`MIN_READ_SPACE`] free. Large reads amortise the syscall and the driver's per-input cost
+/// at gigabit rates.
 pub const READ_BUFFER: usize = 256 * 1024;
 
-/// Free space a read is given (a new buffer is allocated below it).
+/// Receive buffer of a connection that has not yet filled one: a handshake and the small
+/// messages of an idle peer fit, so a thousand idle connections hold 4 MiB, not 256 MiB.
+/// A read that fills the free space marks the connection busy ([`READ_BUFFER`] from then on).
+pub const FIRST_READ_BUFFER: usize = 4 * 1024;
+
+/// Free space a read is given once busy (a new buffer is allocated below it).
 pub const MIN_READ_SPACE: usize = 64 * 1024;
+
+/// Reads of one connection handed to the driver and not yet handled by the engine. The
+/// driver's queue is shared by every connection and bounded in messages; this bounds it in
+/// bytes too (4 × [`READ_BUFFER`] = 1 MiB per connection), so a driver that falls behind
+/// (a loaded machine) slows the readers instead of buffering hundreds of MiB.
+pub const MAX_QUEUED_READS: usize = 4;
 
 /// Bytes queued to one connection's writer before the peer is considered stalled and is
 /// disconnected. Twice what a peer can legitimately have in flight: 500 queued requests of
@@ -168,24 +180,27 @@ async fn run_conn<R: Runtime>(
 }
 
 async fn read_loop<R: Runtime>(mut rd: R::Reader, conn: ConnId, inputs: Sender<Msg<R>>) {
-    let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let mut size = FIRST_READ_BUFFER;
+    let mut buf = BytesMut::with_capacity(size);
+    let credit = Arc::new(async_lock::Semaphore::new(MAX_QUEUED_READS));
     loop {
-        if buf.capacity() - buf.len() < MIN_READ_SPACE {
-            buf.reserve(READ_BUFFER);
+        if buf.capacity() - buf.len() < MIN_READ_SPACE.min(size) {
+            buf.reserve(size);
         }
+        let space = buf.capacity() - buf.len();
+        let permit = credit.acquire_arc().await;
         match R::read_buf(&mut rd, &mut buf).await {
             Ok(0) | Err(_) => {
                 let _ = inputs.send(Msg::Input(Input::Closed { conn })).await;
                 return;
             }
-            Ok(_) => {
-                // The engine keeps slices of this (piece payloads) without copying.
+            Ok(n) => {
+                if n >= space {
+                    size = READ_BUFFER;
+                }
                 let data = buf.split().freeze();
-                if inputs
-                    .send(Msg::Input(Input::Received { conn, data }))
-                    .await
-                    .is_err()
-                {
+                let input = Input::Received { conn, data };
+                if inputs.send(Msg::Received(input, permit)).await.is_err() {
                     return;
                 }
             }

@@ -50,9 +50,9 @@ pub use crate::wire::BlockRequest as Block;
 /// Limits the engine sets on a pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PickLimits {
-    /// Most pieces started but not complete at once; each one holds its received blocks in
-    /// memory until verified, so this is the engine's in-flight memory cap divided by the
-    /// piece length.
+    /// Most pieces started but not yet verified and stored at once (being downloaded or being
+    /// verified); each one holds its received blocks in memory until stored, so this is the
+    /// engine's in-flight memory cap divided by the piece length.
     pub max_partial_pieces: usize,
 }
 
@@ -161,6 +161,9 @@ pub struct Picker {
     /// Index = priority - 1.
     lists: Vec<OrderList>,
     partial: BTreeMap<PieceIndex, Partial>,
+    /// Pieces in [`PieceState::Verifying`]: their blocks are still held (being hashed and
+    /// written), so they count against [`PickLimits::max_partial_pieces`] with `partial`.
+    verifying: usize,
     have: Bitfield,
     /// Wanted and not verified: what makes a peer interesting.
     needed: Bitfield,
@@ -189,6 +192,7 @@ impl Picker {
             pos: vec![0; piece_count as usize],
             lists: vec![OrderList::default(); MAX_PRIORITY as usize],
             partial: BTreeMap::new(),
+            verifying: 0,
             have: have.clone(),
             needed: Bitfield::new(piece_count),
         };
@@ -540,7 +544,7 @@ impl Picker {
             }
         }
         // 2. Start new pieces: random while we have almost nothing, else rarest first.
-        while out.len() < max && self.partial.len() < limits.max_partial_pieces {
+        while out.len() < max && self.partial.len() + self.verifying < limits.max_partial_pieces {
             let Some(p) = self.next_new_piece(has, rng) else {
                 break;
             };
@@ -653,6 +657,7 @@ impl Picker {
             self.partial.remove(&b.piece);
             if let Some(s) = self.state.get_mut(b.piece.as_usize()) {
                 *s = PieceState::Verifying;
+                self.verifying += 1;
             }
             BlockReceived::PieceComplete
         } else {
@@ -694,6 +699,7 @@ impl Picker {
 
     /// Piece `p` passed its hash check and is stored.
     pub fn piece_passed(&mut self, p: PieceIndex) {
+        self.leave_verifying(p);
         self.unqueue(p);
         self.partial.remove(&p);
         if let Some(s) = self.state.get_mut(p.as_usize()) {
@@ -708,9 +714,17 @@ impl Picker {
         if self.have.get(p) || p.0 >= self.piece_count {
             return;
         }
+        self.leave_verifying(p);
         self.unqueue(p);
         self.partial.remove(&p);
         self.enqueue(p);
+    }
+
+    /// Counts `p` out of the verifying pieces if it was one (its state changes next).
+    fn leave_verifying(&mut self, p: PieceIndex) {
+        if self.state.get(p.as_usize()) == Some(&PieceState::Verifying) {
+            self.verifying = self.verifying.saturating_sub(1);
+        }
     }
 
     /// We lost piece `p` (a hashcheck found it bad on disk): it is needed again if wanted.
@@ -726,6 +740,17 @@ impl Picker {
     /// Checks the internal invariants; for tests and fuzzing.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
+        let verifying = self
+            .state
+            .iter()
+            .filter(|s| **s == PieceState::Verifying)
+            .count();
+        if verifying != self.verifying {
+            return Err(format!(
+                "{verifying} pieces verifying, counted {}",
+                self.verifying
+            ));
+        }
         for (li, l) in self.lists.iter().enumerate() {
             for (i, p) in l.order.iter().enumerate() {
                 if self.pos.get(p.as_usize()).copied() != Some(i as u32) {

@@ -12,6 +12,9 @@ use bytes::BytesMut;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream, UdpSocket};
 
+/// Most bytes one read asks for: a few PIECE messages' worth, as `bt_proto::wire::READ_CHUNK`.
+const MAX_READ: usize = 64 * 1024;
+
 /// The smol runtime, as the adapter sees it: tasks run on smol's global executor (its thread
 /// count is set by `SMOL_THREADS`), blocking work on its blocking pool.
 #[derive(Debug, Clone, Copy)]
@@ -82,9 +85,11 @@ impl Runtime for Smol {
     }
 
     async fn read_buf(reader: &mut Self::Reader, buf: &mut BytesMut) -> io::Result<usize> {
-        // futures-io reads into initialised memory: zero the spare capacity first.
+        // futures-io reads into initialised memory: zero the space first, but no more than
+        // MAX_READ of it, since it is zeroed again on every read, however few bytes come.
         let start = buf.len();
-        buf.resize(buf.capacity().max(start + 1), 0);
+        let space = (buf.capacity() - start).clamp(1, MAX_READ);
+        buf.resize(start + space, 0);
         let result = match buf.get_mut(start..) {
             Some(spare) => reader.read(spare).await,
             None => Ok(0),

@@ -9,6 +9,7 @@ pub fn fixtures_dir() -> PathBuf {
         .join("webtorrent")
 }
 
+pub mod bench;
 pub mod conformance;
 pub mod interop;
 pub mod swarm;

@@ -39,8 +39,11 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(110);
 pub const DEFAULT_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(240);
 /// A handshake must complete within this time.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Memory held by received blocks of pieces not yet complete, per torrent.
-pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 64 * 1024 * 1024;
+/// Memory held by received blocks of pieces not yet stored (downloading, or being hashed and
+/// written), per torrent. 16 MiB covers the 8 MiB of [`DEFAULT_MAX_REQUEST_DEPTH`] blocks in
+/// flight plus as much again waiting for the disk, and keeps a leecher's memory small (the
+/// picker always allows two pieces, whatever their length).
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 16 * 1024 * 1024;
 /// Hash failures a peer may take part in before it is banned. One failure can be bad luck
 /// (another peer's block in the same piece); three is a pattern.
 pub const DEFAULT_BAN_STRIKES: u32 = 3;

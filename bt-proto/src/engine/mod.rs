@@ -1097,8 +1097,19 @@ impl Session {
             .max(2),
         };
         let requests = &p.requests;
+        // Asked in endgame only, once per block in flight: sorted on first use, the peer's
+        // requests answer each with a binary search instead of a scan of up to
+        // `max_request_depth` of them.
+        let asked: std::cell::OnceCell<Vec<Block>> = std::cell::OnceCell::new();
         let picked = t.picker.pick(has, want, limits, &mut self.rng, |b| {
-            requests.iter().any(|(r, _)| *r == b)
+            asked
+                .get_or_init(|| {
+                    let mut v: Vec<Block> = requests.iter().map(|(r, _)| *r).collect();
+                    v.sort_unstable();
+                    v
+                })
+                .binary_search(&b)
+                .is_ok()
         });
         if p.requests.is_empty() && !picked.is_empty() {
             // The snub clock starts when requests go out after a quiet spell.

@@ -1,0 +1,157 @@
+//! The seeding and leeching processes of the bench: one session each, on the runtime named on
+//! the command line, driven by lines on stdin and reporting lines on stdout.
+//!
+//! Protocol (one line each):
+//! - the child prints `port N` once its session listens and its torrent is ready (a seeder:
+//!   checked and seeding);
+//! - stdin `peer ADDR` adds a peer to the torrent (a leecher's clock starts at the first);
+//! - a leecher prints `first T` when its first piece has passed its hash check (T: seconds
+//!   since the process started) and `done T` when it is complete (T: seconds since the first
+//!   peer line);
+//! - stdin `stop` (or end of input) shuts the session down; the child then prints
+//!   `usage {json}` with its CPU time and peak RSS, and exits.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bt_adapter::{Event, Runtime, Session, TorrentOptions, TorrentState};
+use futures_lite::StreamExt;
+
+use super::{Usage, err};
+
+/// What a child process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Checks the data, then serves it.
+    Seed,
+    /// Downloads into an empty directory, then serves what it has.
+    Leech,
+}
+
+/// A child's command line.
+#[derive(Debug, Clone)]
+pub struct ChildArgs {
+    /// Seeder or leecher.
+    pub role: Role,
+    /// The `.torrent` file.
+    pub torrent: PathBuf,
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Connections the session accepts (the idle-connections bench needs more than the
+    /// default).
+    pub max_connections: Option<usize>,
+}
+
+enum Line {
+    Peer(SocketAddr),
+    Stop,
+}
+
+/// Lines from stdin, read on a thread of their own (stdin has no async form in std).
+fn stdin_lines() -> async_channel::Receiver<Line> {
+    let (tx, rx) = async_channel::unbounded();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match std::io::stdin().read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let l = line.trim();
+            let msg = match l.strip_prefix("peer ") {
+                Some(a) => match a.parse() {
+                    Ok(addr) => Line::Peer(addr),
+                    Err(_) => continue,
+                },
+                None if l == "stop" => Line::Stop,
+                None => continue,
+            };
+            if tx.send_blocking(msg).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send_blocking(Line::Stop);
+    });
+    rx
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs one child to the end; `started` is when the process started.
+pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), String> {
+    let max = args.max_connections;
+    let session = Session::<R>::builder()
+        .listen_ip(Ipv4Addr::LOCALHOST.into())
+        .config(move |c| {
+            if let Some(n) = max {
+                c.max_connections = n;
+                c.max_connections_per_torrent = n;
+            }
+        })
+        .start()
+        .await
+        .map_err(err)?;
+    let mut events = session.events();
+    let opts = TorrentOptions::from_path(&args.torrent)
+        .base_dir(&args.dir)
+        .resume(false)
+        .verify_existing(false)
+        .state(match args.role {
+            Role::Seed => TorrentState::Stopped,
+            Role::Leech => TorrentState::Started,
+        });
+    let torrent = session.add_torrent(opts).await.map_err(err)?;
+    if args.role == Role::Seed {
+        let report = torrent.hashcheck().await.map_err(err)?;
+        if report.verified != report.total {
+            return Err(format!(
+                "seeder: {} of {} pieces verified",
+                report.verified, report.total
+            ));
+        }
+        torrent.start().await.map_err(err)?;
+    }
+    say(&format!("port {}", session.port()));
+    let lines = stdin_lines();
+    let mut clock: Option<Instant> = None;
+    let mut first_said = args.role == Role::Seed;
+    let mut done_said = args.role == Role::Seed;
+    loop {
+        let next = futures_lite::future::or(async { Ok(lines.recv().await) }, async {
+            Err(events.next().await)
+        })
+        .await;
+        match next {
+            Ok(Ok(Line::Peer(addr))) => {
+                clock.get_or_insert_with(Instant::now);
+                torrent.add_peer(addr).await.map_err(err)?;
+            }
+            Ok(Ok(Line::Stop)) | Ok(Err(_)) => break,
+            Err(Some(Event::HashPassed { .. })) if !first_said => {
+                first_said = true;
+                say(&format!("first {}", started.elapsed().as_secs_f64()));
+            }
+            Err(Some(Event::Complete { .. })) if !done_said => {
+                done_said = true;
+                let t = clock.map_or(0.0, |c| c.elapsed().as_secs_f64());
+                say(&format!("done {t}"));
+            }
+            Err(Some(Event::HashFailed { piece, .. })) => {
+                return Err(format!("piece {piece} failed its hash check"));
+            }
+            Err(Some(_)) => {}
+            Err(None) => break,
+        }
+    }
+    session.shutdown().await;
+    let usage = Usage::of_self().map_err(err)?;
+    say(&format!("usage {}", usage.to_json()));
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! `bench`: the performance suite (see `bt_tests::bench`).
+//!
+//! ```text
+//! cargo run --release -p bt-tests --bin bench -- [--quick] [--json OUT.json] [--dir WORK]
+//!     [--only loopback,swarm,hashcheck,idle,first] [--runtime tokio,smol]
+//! ```
+//!
+//! `--quick` runs small payloads once each (about a minute); the default is the issue's
+//! sizes (1 GiB loopback, three runs each on tokio and smol; several minutes). The work
+//! directory (default: `bench-work` under the system temp dir) holds payloads of a few GiB
+//! and is removed at the end.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use bt_tests::bench::{self, Options, Rt, Sizes, child};
+
+fn usage() -> String {
+    "usage: bench [--quick] [--json OUT] [--dir WORK] [--only a,b] [--runtime tokio,smol]\n       \
+     bench child seed|leech tokio|smol TORRENT DIR [--max-connections N]"
+        .to_string()
+}
+
+fn child_main(args: &[String], started: Instant) -> Result<(), String> {
+    let [role, rt, torrent, dir, rest @ ..] = args else {
+        return Err(usage());
+    };
+    let role = match role.as_str() {
+        "seed" => child::Role::Seed,
+        "leech" => child::Role::Leech,
+        _ => return Err(usage()),
+    };
+    let rt = Rt::parse(rt).ok_or_else(usage)?;
+    let max_connections = match rest {
+        [] => None,
+        [flag, n] if flag == "--max-connections" => Some(n.parse().map_err(|_| usage())?),
+        _ => return Err(usage()),
+    };
+    let args = child::ChildArgs {
+        role,
+        torrent: PathBuf::from(torrent),
+        dir: PathBuf::from(dir),
+        max_connections,
+    };
+    bench::run_child(rt, args, started)
+}
+
+fn suite_main(args: &[String]) -> Result<(), String> {
+    let mut opts = Options {
+        sizes: Sizes::FULL,
+        work: std::env::temp_dir().join("bench-work"),
+        json: PathBuf::from("bench.json"),
+        only: Vec::new(),
+        runtimes: vec![Rt::Tokio, Rt::Smol],
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(usage);
+        match a.as_str() {
+            "--quick" => opts.sizes = Sizes::QUICK,
+            "--json" => opts.json = PathBuf::from(value()?),
+            "--dir" => opts.work = PathBuf::from(value()?),
+            "--only" => opts.only = value()?.split(',').map(str::to_string).collect(),
+            "--runtime" => {
+                opts.runtimes = value()?
+                    .split(',')
+                    .map(|r| Rt::parse(r).ok_or_else(usage))
+                    .collect::<Result<_, _>>()?;
+            }
+            _ => return Err(usage()),
+        }
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let result = bench::run(&exe, &opts);
+    let _ = std::fs::remove_dir_all(&opts.work);
+    result.map(drop)
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.split_first() {
+        Some((first, rest)) if first == "child" => child_main(rest, started),
+        _ => suite_main(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
