@@ -510,7 +510,7 @@ impl Session {
     pub fn handle(&mut self, now: Instant, input: Input) {
         match input {
             Input::Connected { conn } => self.on_connected(now, conn),
-            Input::Received { conn, data } => self.on_received(now, conn, &data),
+            Input::Received { conn, data } => self.on_received(now, conn, data),
             Input::Closed { conn } => {
                 if self.peers.contains_key(&conn) {
                     self.remove_peer(now, conn, None);
@@ -649,11 +649,11 @@ impl Session {
         self.close(now, conn, Some(CloseReason::Protocol(why.into())));
     }
 
-    fn on_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+    fn on_received(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         let Some(p) = self.peers.get_mut(&conn) else {
             return;
         };
-        p.decoder.feed(data);
+        p.decoder.feed_bytes(data);
         p.last_received = now;
         if let Phase::Handshaking { .. } = p.phase {
             self.on_handshake_bytes(now, conn);

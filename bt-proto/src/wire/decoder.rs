@@ -1,8 +1,11 @@
 //! The incremental decoder: bytes from a peer in, [`Message`]s out, in any chunking.
 //!
-//! The receive buffer is a [`BytesMut`]. Bodies with payloads (PIECE, BITFIELD, EXTENDED,
-//! unknown) are split off it and frozen into [`Bytes`], so they share the buffer's memory
-//! instead of being copied; fixed-size messages are parsed in place and skipped.
+//! Received buffers given as [`Bytes`] ([`Decoder::feed_bytes`]) are decoded in place: bodies
+//! with payloads (PIECE, BITFIELD, EXTENDED, unknown) are slices of them, sharing their memory
+//! instead of being copied, and fixed-size messages are parsed where they lie. Only a message
+//! cut by the end of a read is copied, into the decoder's own [`BytesMut`], and only its own
+//! bytes, so the bytes copied per read are at most one message. Bytes given as slices
+//! ([`Decoder::feed`]) are appended to that buffer, and payloads are split off it.
 //!
 //! Every length is judged from the 4-byte prefix and the id before the body is waited for:
 //! an over-long message is an error while at most 5 of its bytes are buffered, so the
@@ -92,10 +95,16 @@ pub struct DecodeError {
 /// ```
 #[derive(Debug, Default)]
 pub struct Decoder {
-    /// Received bytes; those before `pos` are decoded and only wait to be released.
+    /// Received bytes that are not decoded in place: a message cut by the end of a read, and
+    /// whatever was fed as slices. When not empty, these bytes come before `chunk` in the
+    /// stream; those before `pos` are decoded and only wait to be released.
     buf: BytesMut,
-    /// Read cursor into `buf`. Fixed-size messages just move it; the decoded bytes are
-    /// released in one step when a payload is split off or more bytes are needed.
+    /// A received buffer decoded in place (payloads are slices of it). Its bytes follow
+    /// `buf`'s, and it is read only once `buf` is empty.
+    chunk: Bytes,
+    /// Read cursor into `buf` when it is not empty, else into `chunk`. Fixed-size messages
+    /// just move it; the decoded bytes are released in one step when a payload is split off
+    /// or more bytes are needed.
     pos: usize,
     pieces: Option<u32>,
     /// Stream offset of `buf[0]`.
@@ -119,6 +128,7 @@ impl Decoder {
     pub fn with_prefix(prefix: BytesMut, pieces: Option<u32>) -> Self {
         Decoder {
             buf: prefix,
+            chunk: Bytes::new(),
             pos: 0,
             pieces,
             consumed: 0,
@@ -135,7 +145,18 @@ impl Decoder {
     /// decoded yet, so the caller bounds memory by feeding bounded chunks.
     pub fn feed(&mut self, data: &[u8]) {
         self.release();
+        self.spill();
         self.buf.extend_from_slice(data);
+    }
+
+    /// Appends a received buffer without copying it: messages are decoded where they lie and
+    /// payloads are slices of `data`. Only a message cut by the start or end of `data` is
+    /// copied (its own bytes alone). Decode after each call, as with [`Decoder::feed`].
+    pub fn feed_bytes(&mut self, data: Bytes) {
+        self.release();
+        self.spill();
+        self.chunk = data;
+        self.top_up();
     }
 
     /// The receive buffer, with at least [`READ_CHUNK`] bytes (or what the message being
@@ -144,6 +165,7 @@ impl Decoder {
     /// remove or change bytes already there.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         self.release();
+        self.spill();
         let want = self.bytes_needed().max(READ_CHUNK);
         if self.buf.capacity() - self.buf.len() < want {
             self.buf.reserve(want);
@@ -153,25 +175,107 @@ impl Decoder {
 
     /// Bytes received but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.pending().len()
+        if self.buf.is_empty() {
+            self.chunk.len().saturating_sub(self.pos)
+        } else {
+            self.buf.len().saturating_sub(self.pos) + self.chunk.len()
+        }
     }
 
     /// Bytes still missing before the next message (or its header) is complete: a hint for
     /// sizing reads. 0 when a message is ready or the next one is invalid.
     pub fn bytes_needed(&self) -> usize {
+        match self.front_frame() {
+            Frame::Needs(n) => {
+                let ahead = if self.buf.is_empty() {
+                    0
+                } else {
+                    self.chunk.len()
+                };
+                n.saturating_sub(ahead)
+            }
+            Frame::Complete | Frame::Invalid => 0,
+        }
+    }
+
+    /// The state of the message at the front of the pending bytes (of `buf` if it has any).
+    fn front_frame(&self) -> Frame {
         let pending = self.pending();
         match (pending.first_chunk::<4>(), pending.get(4)) {
-            (None, _) => 4 - pending.len(),
-            (Some(&[0, 0, 0, 0]), _) => 0,
-            (Some(_), None) => 5 - pending.len(),
+            (None, _) => Frame::Needs(4 - pending.len()),
+            (Some(&[0, 0, 0, 0]), _) => Frame::Complete,
+            (Some(_), None) => Frame::Needs(5 - pending.len()),
             (Some(prefix), Some(&message_id)) => {
                 let length = u32::from_be_bytes(*prefix);
                 if self.check_length(message_id, length).is_err() {
-                    0
+                    Frame::Invalid
                 } else {
-                    (4 + length as usize).saturating_sub(pending.len())
+                    match (4 + length as usize).saturating_sub(pending.len()) {
+                        0 => Frame::Complete,
+                        n => Frame::Needs(n),
+                    }
                 }
             }
+        }
+    }
+
+    /// Moves what is left of `chunk` to the end of `buf` (a copy), so that the pending bytes
+    /// are contiguous again. Call after [`Decoder::release`].
+    fn spill(&mut self) {
+        if !self.chunk.is_empty() {
+            let rest = std::mem::take(&mut self.chunk);
+            let start = if self.buf.is_empty() { self.pos } else { 0 };
+            if self.buf.is_empty() {
+                self.consumed += start as u64;
+                self.pos = 0;
+            }
+            self.buf
+                .extend_from_slice(rest.get(start..).unwrap_or_default());
+        }
+    }
+
+    /// Completes the unfinished message at the front of `buf` from `chunk`, copying only the
+    /// bytes it lacks, so that the rest of `chunk` is decoded in place. Bytes that are not a
+    /// valid message (a handshake, or an error to report) are all moved to `buf`, where they
+    /// are decoded as fed bytes are. Call after [`Decoder::release`].
+    fn top_up(&mut self) {
+        while !self.buf.is_empty() && !self.chunk.is_empty() {
+            match self.front_frame() {
+                Frame::Needs(n) => {
+                    let n = n.min(self.chunk.len());
+                    self.buf
+                        .extend_from_slice(self.chunk.get(..n).unwrap_or_default());
+                    self.chunk.advance(n);
+                }
+                Frame::Complete => break,
+                Frame::Invalid => self.spill(),
+            }
+        }
+    }
+
+    /// Called when the pending bytes end inside a message: `true` if more bytes were made
+    /// available to decode it (from `chunk`), `false` if the caller must wait for a read.
+    /// A message cut by the end of `chunk` is kept in `buf`.
+    fn need_more(&mut self) -> bool {
+        self.release();
+        if self.buf.is_empty() {
+            // Only the unfinished message is left of the chunk: at most one frame is copied.
+            self.spill();
+            false
+        } else if self.chunk.is_empty() {
+            false
+        } else {
+            self.top_up();
+            true
+        }
+    }
+
+    /// Moves the read cursor past `n` decoded bytes; leaving `buf` once it is all decoded.
+    #[inline]
+    fn skip(&mut self, n: usize) {
+        self.pos += n;
+        if !self.buf.is_empty() && self.pos >= self.buf.len() {
+            self.release();
         }
     }
 
@@ -202,7 +306,7 @@ impl Decoder {
     pub fn decode_handshake(&mut self) -> Result<Progress<Handshake>, HandshakeError> {
         let progress = Handshake::decode(self.pending())?;
         if let Progress::Done(_) = progress {
-            self.pos += HANDSHAKE_LEN;
+            self.skip(HANDSHAKE_LEN);
         }
         Ok(progress)
     }
@@ -211,32 +315,44 @@ impl Decoder {
     /// message's error. Nothing is consumed on error, so calling again gives the same error.
     #[inline]
     pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
+        loop {
+            match self.decode_one() {
+                Err(NeedMore) => {
+                    if !self.need_more() {
+                        return Ok(None);
+                    }
+                }
+                Ok(result) => return result,
+            }
+        }
+    }
+
+    /// The next message from the pending bytes, or `Err(NeedMore)` if they end inside it.
+    #[inline]
+    fn decode_one(&mut self) -> Result<Result<Option<Message>, DecodeError>, NeedMore> {
         let pending = self.pending();
         let Some(&prefix) = pending.first_chunk::<4>() else {
-            self.release();
-            return Ok(None);
+            return Err(NeedMore);
         };
         let length = u32::from_be_bytes(prefix);
         if length == 0 {
-            self.pos += 4;
-            return Ok(Some(Message::KeepAlive));
+            self.skip(4);
+            return Ok(Ok(Some(Message::KeepAlive)));
         }
         let Some(&message_id) = pending.get(4) else {
-            self.release();
-            return Ok(None);
+            return Err(NeedMore);
         };
         if let Err(kind) = self.check_length(message_id, length) {
-            return Err(self.error(kind));
+            return Ok(Err(self.error(kind)));
         }
         let frame = 4 + length as usize;
         let Some(body) = pending.get(5..frame) else {
-            self.release();
-            return Ok(None);
+            return Err(NeedMore);
         };
         let message = match message_id {
             id::PIECE => {
                 let Ok((_, (piece, offset))) = (piece_index, be_u32).parse(body) else {
-                    return Err(self.short_body(message_id, length));
+                    return Ok(Err(self.short_body(message_id, length)));
                 };
                 let data = self.split_payload(frame, PIECE_HEADER_LEN);
                 Message::Piece {
@@ -248,7 +364,7 @@ impl Decoder {
             id::BITFIELD => Message::Bitfield(self.split_payload(frame, 5)),
             id::EXTENDED => {
                 let Some(&ext) = body.first() else {
-                    return Err(self.short_body(message_id, length));
+                    return Ok(Err(self.short_body(message_id, length)));
                 };
                 Message::Extended {
                     id: ext,
@@ -261,14 +377,14 @@ impl Decoder {
             },
             fixed => {
                 let Ok((_, [a, b, c])) = fixed_fields(body) else {
-                    return Err(self.short_body(fixed, length));
+                    return Ok(Err(self.short_body(fixed, length)));
                 };
                 let is_block = matches!(fixed, id::REQUEST | id::CANCEL | id::REJECT_REQUEST);
                 if is_block && !(1..=MAX_BLOCK_LEN).contains(&c) {
-                    return Err(self.error(DecodeErrorKind::InvalidBlockLength {
+                    return Ok(Err(self.error(DecodeErrorKind::InvalidBlockLength {
                         id: fixed,
                         length: c,
-                    }));
+                    })));
                 }
                 let block = BlockRequest::new(PieceIndex(a), b, c);
                 // Built once, straight into the return value, from scalars: building an enum
@@ -289,25 +405,36 @@ impl Decoder {
                     // The length check made PORT's body 2 bytes, so `a` fits.
                     id::PORT => Message::Port(u16::try_from(a).unwrap_or(u16::MAX)),
                     // Every id reaching this arm is one of the above.
-                    _ => return Err(self.short_body(fixed, length)),
+                    _ => return Ok(Err(self.short_body(fixed, length))),
                 };
-                self.pos += frame;
-                return Ok(Some(message));
+                self.skip(frame);
+                return Ok(Ok(Some(message)));
             }
         };
-        Ok(Some(message))
+        Ok(Ok(Some(message)))
     }
 
-    /// The bytes not decoded yet.
+    /// The bytes not decoded yet, up to the end of the buffer being read (`buf`, else
+    /// `chunk`).
     #[inline]
     fn pending(&self) -> &[u8] {
-        self.buf.get(self.pos..).unwrap_or_default()
+        let from = if self.buf.is_empty() {
+            &self.chunk[..]
+        } else {
+            &self.buf[..]
+        };
+        from.get(self.pos..).unwrap_or_default()
     }
 
-    /// Drops the decoded bytes from the buffer (they may still be shared by payloads).
+    /// Drops the decoded bytes from the buffer being read (they may still be shared by
+    /// payloads).
     fn release(&mut self) {
         if self.pos > 0 {
-            self.buf.advance(self.pos.min(self.buf.len()));
+            if self.buf.is_empty() {
+                self.chunk.advance(self.pos.min(self.chunk.len()));
+            } else {
+                self.buf.advance(self.pos.min(self.buf.len()));
+            }
             self.consumed += self.pos as u64;
             self.pos = 0;
         }
@@ -372,15 +499,35 @@ impl Decoder {
         }
     }
 
-    /// Splits the next `frame` bytes off the buffer and returns them from `start` on, without
+    /// Takes the next `frame` pending bytes and returns them from `start` on, without
     /// copying.
     fn split_payload(&mut self, frame: usize, start: usize) -> Bytes {
+        if self.buf.is_empty() {
+            let end = self.pos.saturating_add(frame).min(self.chunk.len());
+            let begin = self.pos.saturating_add(start).min(end);
+            let payload = self.chunk.slice(begin..end);
+            self.pos = end;
+            return payload;
+        }
         self.release();
         let mut whole = self.buf.split_to(frame.min(self.buf.len()));
         whole.advance(start.min(whole.len()));
         self.consumed += frame as u64;
         whole.freeze()
     }
+}
+
+/// The pending bytes end inside a message.
+struct NeedMore;
+
+/// The message at the front of the pending bytes.
+enum Frame {
+    /// Complete: it can be decoded.
+    Complete,
+    /// This many more bytes are needed (of its header, then of its body).
+    Needs(usize),
+    /// Its length is not allowed (or the bytes are not a message, e.g. a handshake).
+    Invalid,
 }
 
 /// The integers in the body of a fixed-size message, zero-filled: nothing, a port (2 bytes),
@@ -719,6 +866,156 @@ mod tests {
         // No copy: the block sits where it was received, after HAVE (9) and the header (13).
         assert_eq!(data.as_ptr() as usize, base + 9 + PIECE_HEADER_LEN);
         assert_eq!(&data[..], &[5u8; 1000][..]);
+    }
+
+    /// A handshake, then messages of every shape, as one stream.
+    fn mixed_stream() -> (Handshake, Vec<u8>, Vec<Message>) {
+        let hs = Handshake {
+            reserved: Reserved::NONE,
+            info_hash: InfoHash([3; 20]),
+            peer_id: PeerId([4; 20]),
+        };
+        let messages = vec![
+            Message::Bitfield(Bytes::from_static(&[0xF0])),
+            Message::Unchoke,
+            Message::Piece {
+                piece: PieceIndex(2),
+                offset: 16384,
+                data: Bytes::from((0..3000u32).map(|i| i as u8).collect::<Vec<u8>>()),
+            },
+            Message::KeepAlive,
+            Message::Have(PieceIndex(1)),
+            Message::Piece {
+                piece: PieceIndex(0),
+                offset: 0,
+                data: Bytes::from(vec![9u8; 700]),
+            },
+            Message::Request(BlockRequest::new(PieceIndex(3), 0, 16384)),
+            Message::Extended {
+                id: 1,
+                payload: Bytes::from_static(b"d1:ai1ee"),
+            },
+        ];
+        let mut stream = hs.encode().to_vec();
+        for m in &messages {
+            stream.extend(m.to_vec().unwrap());
+        }
+        (hs, stream, messages)
+    }
+
+    /// Everything `d` decodes from `reads` given as received buffers, decoding after each.
+    fn decode_reads(reads: &[&[u8]]) -> (Handshake, Vec<Message>) {
+        let mut d = Decoder::new(Some(4));
+        let mut hs = None;
+        let mut out = Vec::new();
+        for read in reads {
+            d.feed_bytes(Bytes::copy_from_slice(read));
+            if hs.is_none() {
+                match d.decode_handshake().unwrap() {
+                    Progress::Done(h) => hs = Some(h),
+                    Progress::NeedMore(_) => continue,
+                }
+            }
+            while let Some(m) = d.next_message().unwrap() {
+                out.push(m);
+            }
+        }
+        assert_eq!(d.buffered(), 0);
+        (hs.unwrap(), out)
+    }
+
+    #[test]
+    fn received_buffers_decode_alike_in_any_chunking() {
+        let (hs, stream, messages) = mixed_stream();
+        for size in [1, 2, 3, 5, 7, 13, 64, 68, 69, 100, 1000, 4096, stream.len()] {
+            let reads: Vec<&[u8]> = stream.chunks(size).collect();
+            assert_eq!(
+                decode_reads(&reads),
+                (hs, messages.clone()),
+                "reads of {size}"
+            );
+        }
+        // Every place one cut can fall.
+        for cut in 0..=stream.len() {
+            let (a, b) = stream.split_at(cut);
+            assert_eq!(
+                decode_reads(&[a, b]),
+                (hs, messages.clone()),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn received_blocks_are_not_copied_unless_cut_by_a_read() {
+        let block = |fill: u8| Message::Piece {
+            piece: PieceIndex(0),
+            offset: 0,
+            data: Bytes::from(vec![fill; 1000]),
+        };
+        let mut stream = Vec::new();
+        for fill in 0..3 {
+            stream.extend(block(fill).to_vec().unwrap());
+        }
+        // The second block is cut by the end of the first read.
+        let cut = 1013 + 500;
+        let first = Bytes::copy_from_slice(&stream[..cut]);
+        let second = Bytes::copy_from_slice(&stream[cut..]);
+        let (first_at, second_at) = (first.as_ptr() as usize, second.as_ptr() as usize);
+        let mut d = Decoder::new(None);
+        d.feed_bytes(first);
+        let Ok(Some(Message::Piece { data, .. })) = d.next_message() else {
+            panic!("first block")
+        };
+        assert_eq!(data.as_ptr() as usize, first_at + PIECE_HEADER_LEN);
+        assert_eq!(d.next_message(), Ok(None));
+        assert_eq!(d.bytes_needed(), 513);
+        d.feed_bytes(second);
+        let Ok(Some(Message::Piece { data, .. })) = d.next_message() else {
+            panic!("second block")
+        };
+        assert_eq!(&data[..], &[1u8; 1000][..], "the cut block is joined");
+        let Ok(Some(Message::Piece { data, .. })) = d.next_message() else {
+            panic!("third block")
+        };
+        // After the cut block, the second read is decoded in place again.
+        assert_eq!(data.as_ptr() as usize, second_at + 513 + PIECE_HEADER_LEN);
+        assert_eq!(&data[..], &[2u8; 1000][..]);
+        assert_eq!(d.next_message(), Ok(None));
+    }
+
+    #[test]
+    fn errors_in_received_buffers_say_where() {
+        let mut stream = Message::Interested.to_vec().unwrap();
+        stream.extend(frame(2, id::HAVE, 1));
+        for cut in 0..=stream.len() {
+            let mut d = Decoder::new(Some(8));
+            d.feed_bytes(Bytes::copy_from_slice(&stream[..cut]));
+            let mut got = Vec::new();
+            let mut err = None;
+            for _ in 0..2 {
+                match d.next_message() {
+                    Ok(Some(m)) => got.push(m),
+                    Ok(None) => break,
+                    Err(e) => err = Some(e),
+                }
+            }
+            if err.is_none() {
+                d.feed_bytes(Bytes::copy_from_slice(&stream[cut..]));
+                loop {
+                    match d.next_message() {
+                        Ok(Some(m)) => got.push(m),
+                        Ok(None) => break,
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            assert_eq!(got, vec![Message::Interested], "cut at {cut}");
+            assert_eq!(err.map(|e| e.offset), Some(5), "cut at {cut}");
+        }
     }
 
     #[test]
