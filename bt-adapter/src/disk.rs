@@ -66,6 +66,11 @@ pub(crate) struct Storage {
     cache: Mutex<Cache>,
     /// Empty files hold no piece, so no write creates them: the first store does.
     empties_made: AtomicBool,
+    /// Held while a verified piece is written. The kernel lets one write into a file at a
+    /// time and makes the others spin on the file's lock while the writer runs: measured on
+    /// the loopback bench, two store jobs writing one file spent a third of the leecher's
+    /// CPU spinning. Pieces are still hashed in parallel; waiting here sleeps instead.
+    write_lock: Mutex<()>,
 }
 
 fn escape_error(path: &Path) -> io::Error {
@@ -96,6 +101,7 @@ impl Storage {
             map: meta.piece_map().clone(),
             cache: Mutex::new(Cache::default()),
             empties_made: AtomicBool::new(false),
+            write_lock: Mutex::new(()),
         }
     }
 
@@ -244,6 +250,8 @@ impl Storage {
         if !self.empties_made.swap(true, Ordering::Relaxed) {
             self.make_empty_files()?;
         }
+        // Nothing the lock guards can be left half-changed by a panic, so poison is ignored.
+        let _writing = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         for w in plan {
             let file = self
                 .open(w.file, true)
