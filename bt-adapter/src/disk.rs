@@ -515,6 +515,30 @@ mod tests {
     }
 
     #[test]
+    fn pieces_of_many_blocks_are_written_in_place_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: Vec<u8> = (0..100u8).collect();
+        let b: Vec<u8> = (100..=255u8).collect();
+        let meta = torrent(&[("a", &a), ("b", &b)], 32);
+        let s = Storage::new(dir.path().to_path_buf(), &meta);
+        let all: Vec<u8> = a.iter().chain(&b).copied().collect();
+        for p in (0..meta.piece_count()).rev() {
+            let piece = PieceIndex(p);
+            let start = p as usize * 32;
+            let data = &all[start..(start + 32).min(all.len())];
+            // Blocks of 5 bytes (the last shorter) and an empty one: each byte must land where it
+            // belongs, across the file boundary too.
+            let mut blocks: Vec<Bytes> = data.chunks(5).map(Bytes::copy_from_slice).collect();
+            blocks.insert(1, Bytes::new());
+            let hash = meta.piece_hash(piece).unwrap();
+            assert!(s.store(piece, &hash, &blocks).unwrap(), "piece {p}");
+        }
+        s.close().unwrap();
+        assert_eq!(fs::read(dir.path().join("t/a")).unwrap(), a);
+        assert_eq!(fs::read(dir.path().join("t/b")).unwrap(), b);
+    }
+
+    #[test]
     fn short_file_fails_check() {
         let dir = tempfile::tempdir().unwrap();
         let meta = torrent(&[("a", b"abcdefgh")], 4);
