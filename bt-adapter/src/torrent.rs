@@ -356,6 +356,12 @@ impl<R: Runtime> Torrent<R> {
         .await
     }
 
+    /// The engine's view of the download, several lines of text for diagnosing a stall
+    /// (see [`engine::Session::debug_state`]).
+    pub async fn debug_state(&self) -> Result<String, Error> {
+        self.query(|s, id, now| s.debug_state(id, now)).await
+    }
+
     /// Trackers, by tier.
     pub async fn trackers(&self) -> Result<Vec<TrackerInfo>, Error> {
         self.query(|s, id, _| {

@@ -328,6 +328,24 @@ impl Picker {
         self.partial.len()
     }
 
+    /// Started pieces with their blocks counted by state (free, requested, received), and
+    /// the number of pieces being verified: what a stall dump shows of the picker.
+    pub fn partial_progress(&self) -> (Vec<(PieceIndex, u32, u32, u32)>, usize) {
+        let pieces = self
+            .partial
+            .iter()
+            .map(|(p, part)| {
+                let requested = part
+                    .blocks
+                    .iter()
+                    .filter(|b| matches!(b, BlockState::Requested(_)))
+                    .count() as u32;
+                (*p, part.free, requested, part.received)
+            })
+            .collect();
+        (pieces, self.verifying)
+    }
+
     /// A peer joined with the pieces in `has`.
     pub fn peer_added(&mut self, has: &Bitfield) {
         for p in has.iter_ones() {

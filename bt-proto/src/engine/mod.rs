@@ -444,6 +444,79 @@ impl Session {
             .collect()
     }
 
+    /// A multi-line description of a torrent's download state for diagnosing stalls: the
+    /// picker's started pieces, the pieces being verified, and per peer its choke and
+    /// interest state, requests in flight and how long ago it last sent a block.
+    pub fn debug_state(&self, id: TorrentId, now: Instant) -> Option<String> {
+        use std::fmt::Write;
+        let t = self.torrents.get(&id)?;
+        let ago = |at: Instant| now.saturating_duration_since(at).as_secs_f32();
+        let mut s = String::new();
+        let (partial, verifying) = t.picker.partial_progress();
+        let _ = writeln!(
+            s,
+            "state {:?} have {}/{} endgame {} verifying {} (engine {:?}) checking {} buffers {} \
+             next tick in {:?} choke round in {:?}",
+            t.state,
+            t.picker.have().count(),
+            t.piece_count(),
+            t.picker.in_endgame(),
+            verifying,
+            t.verifying.keys().collect::<Vec<_>>(),
+            t.checking.len(),
+            t.buffers.len(),
+            self.next_tick.map(|n| n.saturating_duration_since(now)),
+            t.choker.next_round(now).saturating_duration_since(now),
+        );
+        for (p, free, requested, received) in partial {
+            let _ = writeln!(
+                s,
+                "  partial {p}: free {free} requested {requested} received {received} \
+                 (availability {})",
+                t.picker.availability(p)
+            );
+        }
+        for p in t.peers.iter().filter_map(|c| self.peers.get(c)) {
+            let oldest = p.requests.front().map(|(_, at)| ago(*at));
+            let _ = writeln!(
+                s,
+                "  peer {} {} {:?} fast {} am_choking {} am_interested {} peer_choking {} \
+                 peer_interested {} snubbed {} has {} requests {} (oldest {:?}s) depth {} \
+                 last block {:.1}s ago, last received {:.1}s ago, their requests {} reading {} \
+                 down {} B/s up {} B/s",
+                p.conn,
+                p.addr,
+                p.phase,
+                p.fast,
+                p.am_choking,
+                p.am_interested,
+                p.peer_choking,
+                p.peer_interested,
+                p.snubbed,
+                p.has.count(),
+                p.requests.len(),
+                oldest,
+                p.queue_depth,
+                ago(p.last_block),
+                ago(p.last_received),
+                p.their_requests.len(),
+                p.reading.len(),
+                p.down.rate(now),
+                p.up.rate(now),
+            );
+        }
+        for (addr, c) in &t.known {
+            let _ = writeln!(
+                s,
+                "  known {addr} connected {} failures {} next attempt in {:?}",
+                c.connected,
+                c.failures,
+                c.next_attempt.saturating_duration_since(now)
+            );
+        }
+        Some(s)
+    }
+
     /// Trackers of a torrent, by tier.
     pub fn trackers(&self, id: TorrentId) -> Vec<TrackerInfo> {
         let Some(t) = self.torrents.get(&id) else {
@@ -858,6 +931,9 @@ impl Session {
                 if !fast {
                     // Without BEP 6, a choke silently drops every request we made.
                     let reqs: Vec<Block> = p.requests.drain(..).map(|(b, _)| b).collect();
+                    for b in &reqs {
+                        p.withdraw(*b, self.config.max_request_depth);
+                    }
                     if let Some(t) = self.torrents.get_mut(&id) {
                         for b in &reqs {
                             t.picker.release(*b);
@@ -921,9 +997,10 @@ impl Session {
                 let b = r;
                 let before = p.requests.len();
                 p.requests.retain(|(x, _)| *x != b);
-                if p.requests.len() != before
-                    && let Some(t) = self.torrents.get_mut(&id)
-                {
+                if p.requests.len() == before {
+                    // The answer to a cancel (BEP 6): that block will not come.
+                    p.was_withdrawn(b);
+                } else if let Some(t) = self.torrents.get_mut(&id) {
                     t.picker.release(b);
                     self.refill(now, id);
                 }
@@ -1149,11 +1226,12 @@ impl Session {
             }
             None => false,
         };
+        let withdrawn = !requested && p.was_withdrawn(block);
         // In endgame others were asked for this block too; they are told to stop below.
         let duplicates = t.picker.requested_from(block) > u8::from(requested);
         let outcome = t.picker.block_received(block);
         if outcome == BlockReceived::NotWanted {
-            if !requested {
+            if !requested && !withdrawn {
                 p.slips += 1;
                 if p.slips > MAX_SLIPS {
                     self.protocol_error(now, conn, "too many unrequested blocks");
@@ -1191,6 +1269,7 @@ impl Session {
                 && let Some(i) = o.requests.iter().position(|(b, _)| *b == block)
             {
                 o.requests.remove(i);
+                o.withdraw(block, self.config.max_request_depth);
                 o.send(&Message::Cancel(block), now);
                 self.flush(c);
             }
@@ -1387,6 +1466,7 @@ impl Session {
         let reqs: Vec<Block> = p.requests.drain(..).map(|(b, _)| b).collect();
         for b in &reqs {
             p.send(&Message::Cancel(*b), now);
+            p.withdraw(*b, self.config.max_request_depth);
         }
         if let Some(t) = p.torrent.and_then(|id| self.torrents.get_mut(&id)) {
             for b in reqs {

@@ -79,9 +79,35 @@ pub(crate) struct Peer {
     pub out_tail: Vec<Bytes>,
     /// Protocol slips tolerated so far (requests for pieces we lack, ...).
     pub slips: u32,
+    /// Blocks we stopped waiting for (cancelled, or dropped by a choke without BEP 6), newest
+    /// last, at most [`super::Config::max_request_depth`]: their data may already be on the
+    /// wire, so its arrival is not a slip. Without this, an endgame that cancels a deep
+    /// pipeline counted every block still in flight against [`super::MAX_SLIPS`] and closed
+    /// a good peer (often the only seed), which is then not redialled for a minute.
+    pub withdrawn: VecDeque<Block>,
 }
 
 impl Peer {
+    /// Remembers that we stopped waiting for `b`, forgetting the oldest beyond `max`: a peer
+    /// never has more than the request depth of ours in flight.
+    pub fn withdraw(&mut self, b: Block, max: usize) {
+        if self.withdrawn.len() >= max {
+            self.withdrawn.pop_front();
+        }
+        self.withdrawn.push_back(b);
+    }
+
+    /// Whether `b` is a block we withdrew (forgetting it: each arrives once).
+    pub fn was_withdrawn(&mut self, b: Block) -> bool {
+        match self.withdrawn.iter().position(|x| *x == b) {
+            Some(i) => {
+                self.withdrawn.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn new(
         conn: ConnId,
         addr: SocketAddr,
@@ -131,6 +157,7 @@ impl Peer {
             out: BytesMut::new(),
             out_tail: Vec::new(),
             slips: 0,
+            withdrawn: VecDeque::new(),
         }
     }
 

@@ -206,3 +206,111 @@ fn a_late_bitfield_adds_pieces_like_haves() {
     );
     assert_eq!(pieces(&s), Some(2));
 }
+
+/// Requests sent on `conn` since the last call (other outputs are dropped).
+fn requests_sent(s: &mut Session, conn: ConnId, handshake_seen: &mut bool) -> Vec<Block> {
+    let mut bytes = Vec::new();
+    while let Some(o) = s.poll_output() {
+        if let Output::Send { conn: c, bufs } = o
+            && c == conn
+        {
+            for b in bufs {
+                bytes.extend_from_slice(&b);
+            }
+        }
+    }
+    let mut d = Decoder::new(Some(1));
+    d.feed(&bytes);
+    if !*handshake_seen {
+        assert!(matches!(d.decode_handshake(), Ok(Progress::Done(_))));
+        *handshake_seen = true;
+    }
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = d.next_message() {
+        if let Message::Request(b) = m {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The swarm bench stalled for a minute: in endgame a leecher cancels, at every other peer,
+/// each block that one peer delivered, but a deep pipeline still has those blocks on the
+/// wire. Each was counted as an unrequested block (a protocol slip), so past `MAX_SLIPS`
+/// the leecher closed good peers, the seed among them, and redialled them only after
+/// `RECONNECT_AFTER_CLOSE`. Blocks we cancelled are not slips; blocks never asked for are.
+#[test]
+fn cancelled_blocks_still_in_flight_do_not_close_the_peer() {
+    const BLOCKS: u32 = 128;
+    let len = BLOCKS * BLOCK_LEN;
+    let plan = TorrentBuilder::single_file("f", u64::from(len))
+        .piece_length(len)
+        .plan()
+        .unwrap();
+    let mut h = plan.hasher();
+    h.update(&vec![3u8; len as usize]);
+    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    let info_hash = meta.info_hash();
+    let mut config = Config::new(crate::PeerId([1; 20]), 6881, 1);
+    // The whole piece in one pipeline, as a fast peer's measured rate would allow.
+    config.initial_request_depth = BLOCKS as usize;
+    let mut s = Session::new(config);
+    let now = Instant::now();
+    let id = s.add_torrent(now, meta, AddTorrent::default());
+    let feed = |s: &mut Session, conn: ConnId, msg: Message| {
+        s.handle(
+            now,
+            Input::Received {
+                conn,
+                data: Bytes::from(msg.to_vec().unwrap()),
+            },
+        )
+    };
+    // Two seeds, A then B, both unchoking us: A is asked for every block, then B for every
+    // block again (endgame).
+    let seed = |s: &mut Session, port: u16, n: u8| {
+        let conn = s.accept(now, SocketAddr::from(([127, 0, 0, 1], port)));
+        let hs = Handshake {
+            reserved: Reserved::NONE.with(Extension::Fast),
+            info_hash,
+            peer_id: crate::PeerId([n; 20]),
+        };
+        s.handle(
+            now,
+            Input::Received {
+                conn,
+                data: Bytes::copy_from_slice(&hs.encode()),
+            },
+        );
+        feed(s, conn, Message::HaveAll);
+        feed(s, conn, Message::Unchoke);
+        let mut seen = false;
+        (conn, requests_sent(s, conn, &mut seen))
+    };
+    let (a, asked_a) = seed(&mut s, 5001, 2);
+    assert_eq!(asked_a.len(), BLOCKS as usize);
+    let (b, asked_b) = seed(&mut s, 5002, 3);
+    assert_eq!(asked_b.len(), BLOCKS as usize, "endgame asks B too");
+    let block = |i: u32| Message::Piece {
+        piece: PieceIndex(0),
+        offset: i * BLOCK_LEN,
+        data: Bytes::from(vec![3u8; BLOCK_LEN as usize]),
+    };
+    // A delivers all but the last block; B is told to cancel each, but had sent them already.
+    let late = BLOCKS - 1;
+    assert!(late > MAX_SLIPS);
+    for i in 0..late {
+        feed(&mut s, a, block(i));
+    }
+    for i in 0..late {
+        feed(&mut s, b, block(i));
+    }
+    let connected = |s: &Session, c: ConnId| s.peers(id, now).iter().any(|p| p.conn == c);
+    assert!(connected(&s, b), "B was closed for blocks we had cancelled");
+    assert!(connected(&s, a));
+    // The same blocks again were asked of nobody: those are slips, and a flood of them closes.
+    for i in 0..=MAX_SLIPS {
+        feed(&mut s, b, block(i));
+    }
+    assert!(!connected(&s, b), "unrequested blocks are still slips");
+}

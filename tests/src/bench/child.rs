@@ -13,12 +13,19 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bt_adapter::{Event, Runtime, Session, TorrentOptions, TorrentState};
 use futures_lite::StreamExt;
 
 use super::{Usage, err};
+
+/// A leecher still downloading this long after its first peer (the swarm takes about ten
+/// seconds) prints the engine's state to stderr, so a rare stall explains itself.
+const STALL_DUMP_AFTER: Duration = Duration::from_secs(20);
+
+/// How often a stalled leecher prints its state again.
+const STALL_DUMP_EVERY: Duration = Duration::from_secs(5);
 
 /// What a child process does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,10 +131,28 @@ pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), St
     let mut first_said = args.role == Role::Seed;
     let mut done_said = args.role == Role::Seed;
     loop {
-        let next = futures_lite::future::or(async { Ok(lines.recv().await) }, async {
-            Err(events.next().await)
-        })
+        let next = futures_lite::future::or(
+            async { Some(Ok(lines.recv().await)) },
+            futures_lite::future::or(async { Some(Err(events.next().await)) }, async {
+                R::sleep_until(Instant::now() + STALL_DUMP_EVERY).await;
+                None
+            }),
+        )
         .await;
+        let Some(next) = next else {
+            if let Some(c) = clock
+                && !done_said
+                && c.elapsed() >= STALL_DUMP_AFTER
+            {
+                eprintln!(
+                    "STALL {} at {:.1}s:\n{}",
+                    std::process::id(),
+                    c.elapsed().as_secs_f64(),
+                    torrent.debug_state().await.unwrap_or_default()
+                );
+            }
+            continue;
+        };
         match next {
             Ok(Ok(Line::Peer(addr))) => {
                 clock.get_or_insert_with(Instant::now);

@@ -797,11 +797,12 @@ impl<R: Runtime> Ours<R> {
     pub async fn describe(&self) -> String {
         let t = &self.torrent;
         format!(
-            "stats {:?}\ntrackers {:?}\npeers {:?}\nhash failures {:?}",
+            "stats {:?}\ntrackers {:?}\npeers {:?}\nhash failures {:?}\nengine {}",
             t.stats().await,
             t.trackers().await,
             t.peers().await,
-            self.hash_failures()
+            self.hash_failures(),
+            t.debug_state().await.unwrap_or_default()
         )
     }
 
