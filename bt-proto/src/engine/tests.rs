@@ -30,6 +30,15 @@ fn seed_session() -> (Session, InfoHash) {
 
 /// What the session sent on `conn`, as messages after the handshake.
 fn sent_messages(s: &mut Session, conn: ConnId, pieces: u32) -> Vec<Message> {
+    let bytes = bytes_sent(s, conn);
+    let mut d = Decoder::new(Some(pieces));
+    d.feed(&bytes);
+    assert!(matches!(d.decode_handshake(), Ok(Progress::Done(_))));
+    messages(&mut d)
+}
+
+/// The bytes the session sent on `conn` since the last call (other outputs are dropped).
+fn bytes_sent(s: &mut Session, conn: ConnId) -> Vec<u8> {
     let mut bytes = Vec::new();
     while let Some(o) = s.poll_output() {
         if let Output::Send { conn: c, bufs } = o
@@ -40,11 +49,16 @@ fn sent_messages(s: &mut Session, conn: ConnId, pieces: u32) -> Vec<Message> {
             }
         }
     }
-    let mut d = Decoder::new(Some(pieces));
-    d.feed(&bytes);
-    assert!(matches!(d.decode_handshake(), Ok(Progress::Done(_))));
+    bytes
+}
+
+/// Every whole message in `d`; a malformed one fails the test instead of ending the list.
+fn messages(d: &mut Decoder) -> Vec<Message> {
     let mut out = Vec::new();
-    while let Ok(Some(m)) = d.next_message() {
+    while let Some(m) = d
+        .next_message()
+        .expect("the session sent a malformed message")
+    {
         out.push(m);
     }
     out
@@ -209,29 +223,20 @@ fn a_late_bitfield_adds_pieces_like_haves() {
 
 /// Requests sent on `conn` since the last call (other outputs are dropped).
 fn requests_sent(s: &mut Session, conn: ConnId, handshake_seen: &mut bool) -> Vec<Block> {
-    let mut bytes = Vec::new();
-    while let Some(o) = s.poll_output() {
-        if let Output::Send { conn: c, bufs } = o
-            && c == conn
-        {
-            for b in bufs {
-                bytes.extend_from_slice(&b);
-            }
-        }
-    }
+    let bytes = bytes_sent(s, conn);
     let mut d = Decoder::new(Some(1));
     d.feed(&bytes);
     if !*handshake_seen {
         assert!(matches!(d.decode_handshake(), Ok(Progress::Done(_))));
         *handshake_seen = true;
     }
-    let mut out = Vec::new();
-    while let Ok(Some(m)) = d.next_message() {
-        if let Message::Request(b) = m {
-            out.push(b);
-        }
-    }
-    out
+    messages(&mut d)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(b) => Some(b),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The swarm bench stalled for a minute: in endgame a leecher cancels, at every other peer,
