@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use async_lock::Semaphore;
 use bt_proto::engine::{
     self, AddTorrent, CheckScope, Event, Input, Output, TorrentId, TorrentState,
 };
@@ -24,6 +23,7 @@ use bt_proto::tracker::AnnounceEvent;
 use bt_proto::{ConnId, PieceIndex};
 
 use crate::disk::Storage;
+use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
 use crate::net::{self, ConnHandle, Origin};
 use crate::resume::ResumeFile;
@@ -162,9 +162,9 @@ pub(crate) struct Driver<R: Runtime> {
     torrents: HashMap<TorrentId, TorrentCtx>,
     inputs: Sender<Msg<R>>,
     session_events: Arc<Fanout>,
-    check_sem: Arc<Semaphore>,
-    store_sem: Arc<Semaphore>,
-    read_sem: Arc<Semaphore>,
+    checks: Arc<DiskQueue<R>>,
+    stores: Arc<DiskQueue<R>>,
+    reads_queue: Arc<DiskQueue<R>>,
     pending_disk: usize,
     pending_stops: usize,
     stop_announces: Vec<R::Task>,
@@ -214,11 +214,11 @@ impl<R: Runtime> Driver<R> {
             session,
             conns: HashMap::new(),
             torrents: HashMap::new(),
+            checks: DiskQueue::new(cores, inputs.clone()),
+            stores: DiskQueue::new(cores, inputs.clone()),
+            reads_queue: DiskQueue::new(MAX_CONCURRENT_READS, inputs.clone()),
             inputs,
             session_events,
-            check_sem: Arc::new(Semaphore::new(cores)),
-            store_sem: Arc::new(Semaphore::new(cores)),
-            read_sem: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
             pending_disk: 0,
             pending_stops: 0,
             stop_announces: Vec::new(),
@@ -541,8 +541,8 @@ impl<R: Runtime> Driver<R> {
         ctx.dirty = false;
         let storage = ctx.storage.clone();
         let generation = self.next_resume_generation();
-        let sem = self.store_sem.clone();
-        self.spawn_disk(&sem, move || {
+        let queue = self.stores.clone();
+        self.spawn_disk(&queue, move || {
             let saved =
                 resume::snapshot(&storage, data, false).and_then(|d| file.write(generation, &d));
             if let Err(e) = saved {
@@ -578,19 +578,12 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn spawn_disk<F>(&mut self, sem: &Arc<Semaphore>, job: F)
+    fn spawn_disk<F>(&mut self, queue: &Arc<DiskQueue<R>>, job: F)
     where
         F: FnOnce() -> Msg<R> + Send + 'static,
     {
         self.pending_disk += 1;
-        let sem = sem.clone();
-        let tx = self.inputs.clone();
-        R::detach(R::spawn(async move {
-            let permit = sem.acquire_arc().await;
-            let msg = R::unblock(job).await.unwrap_or(Msg::DiskDone);
-            drop(permit);
-            let _ = tx.send(msg).await;
-        }));
+        queue.push(Box::new(job));
     }
 
     /// Starts the block reads gathered in this drain: one disk job per run of consecutive
@@ -621,8 +614,8 @@ impl<R: Runtime> Driver<R> {
                 continue;
             };
             let blocks: Vec<Block> = run.iter().map(|&(_, _, b)| b).collect();
-            let sem = self.read_sem.clone();
-            self.spawn_disk(&sem, move || {
+            let queue = self.reads_queue.clone();
+            self.spawn_disk(&queue, move || {
                 let data = storage.read_run(first.piece, first.offset, len);
                 let inputs = blocks
                     .into_iter()
@@ -691,8 +684,8 @@ impl<R: Runtime> Driver<R> {
                 let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
                     return;
                 };
-                let sem = self.store_sem.clone();
-                self.spawn_disk(&sem, move || {
+                let queue = self.stores.clone();
+                self.spawn_disk(&queue, move || {
                     let result = storage.store(piece, &hash, &blocks);
                     Msg::Disk(Input::PieceStored {
                         torrent,
@@ -709,8 +702,8 @@ impl<R: Runtime> Driver<R> {
                 let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
                     return;
                 };
-                let sem = self.check_sem.clone();
-                self.spawn_disk(&sem, move || {
+                let queue = self.checks.clone();
+                self.spawn_disk(&queue, move || {
                     let ok = storage.check(piece, &hash);
                     Msg::Disk(Input::PieceChecked { torrent, piece, ok })
                 });
@@ -754,8 +747,8 @@ impl<R: Runtime> Driver<R> {
                 let file = ctx.resume.clone();
                 let data = self.session.resume_data(torrent, Vec::new());
                 let generation = self.next_resume_generation();
-                let sem = self.store_sem.clone();
-                self.spawn_disk(&sem, move || {
+                let queue = self.stores.clone();
+                self.spawn_disk(&queue, move || {
                     if let Err(e) = storage.close() {
                         tracing::warn!("closing files: {e}");
                     }

@@ -29,6 +29,7 @@
 
 pub mod create;
 pub mod disk;
+mod disk_queue;
 mod driver;
 pub mod events;
 pub mod net;
