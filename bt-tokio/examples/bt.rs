@@ -318,18 +318,19 @@ async fn download(
             session.port()
         );
     }
+    let mut interrupt = Interrupt::new()?;
     add_peers(&t, &peers).await?;
     let multi = MultiProgress::new();
     let pb = bar(&multi, &t, "download", quiet || json);
     let done = tokio::select! {
         () = follow(t.clone(), pb) => true,
-        _ = tokio::signal::ctrl_c() => false,
+        () = interrupt.wait() => false,
     };
     if done && keep_seeding {
         if !quiet {
             eprintln!("complete; seeding until Ctrl-C");
         }
-        let _ = tokio::signal::ctrl_c().await;
+        interrupt.wait().await;
     }
     let last = t.stats().await?;
     session.shutdown().await;
@@ -379,6 +380,31 @@ fn report(
     }
 }
 
+/// Ctrl-C, caught from the moment this is made. `tokio::signal::ctrl_c()` installs its handler
+/// only when first polled, so a SIGINT arriving just after we print "until Ctrl-C" would still
+/// kill the process without a clean shutdown.
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    signal: tokio::signal::windows::CtrlC,
+}
+
+impl Interrupt {
+    fn new() -> Result<Self> {
+        #[cfg(unix)]
+        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        #[cfg(windows)]
+        let signal = tokio::signal::windows::ctrl_c()?;
+        Ok(Interrupt { signal })
+    }
+
+    /// Completes at the next Ctrl-C.
+    async fn wait(&mut self) {
+        self.signal.recv().await;
+    }
+}
+
 async fn seed(file: &Path, dir: &Path, port: u16, quiet: bool) -> Result<ExitCode> {
     let session = Session::builder().port(port).start().await?;
     let opts = TorrentOptions::from_path(file)
@@ -388,11 +414,12 @@ async fn seed(file: &Path, dir: &Path, port: u16, quiet: bool) -> Result<ExitCod
     let t = session.add_torrent(opts).await?;
     let r = t.hashcheck().await?;
     println!("{}: {}/{} pieces verified", t.name(), r.verified, r.total);
+    let mut interrupt = Interrupt::new()?;
     t.start().await?;
     if !quiet {
         eprintln!("seeding on port {} until Ctrl-C", session.port());
     }
-    let _ = tokio::signal::ctrl_c().await;
+    interrupt.wait().await;
     session.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -452,6 +479,8 @@ fn demo_files(total: u64) -> Vec<(String, u64)> {
 }
 
 async fn demo(size_mib: u64, leechers: usize, quiet: bool) -> Result<ExitCode> {
+    // From the start, so that Ctrl-C while the files are made still removes them.
+    let mut interrupt = Interrupt::new()?;
     let tmp = tempfile::tempdir()?;
     let seed_dir = tmp.path().join("seed");
     let content = seed_dir.join("demo");
@@ -547,7 +576,7 @@ async fn demo(size_mib: u64, leechers: usize, quiet: bool) -> Result<ExitCode> {
     };
     tokio::select! {
         r = all => r?,
-        _ = tokio::signal::ctrl_c() => return Err("interrupted".into()),
+        () = interrupt.wait() => return Err("interrupted".into()),
     }
     let secs = start.elapsed().as_secs_f64();
     for b in bars {
