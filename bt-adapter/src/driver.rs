@@ -162,9 +162,9 @@ pub(crate) struct Driver<R: Runtime> {
     torrents: HashMap<TorrentId, TorrentCtx>,
     inputs: Sender<Msg<R>>,
     session_events: Arc<Fanout>,
-    checks: Arc<DiskQueue<R>>,
-    stores: Arc<DiskQueue<R>>,
-    reads_queue: Arc<DiskQueue<R>>,
+    checks: Arc<DiskQueue<Msg<R>>>,
+    stores: Arc<DiskQueue<Msg<R>>>,
+    reads_queue: Arc<DiskQueue<Msg<R>>>,
     pending_disk: usize,
     pending_stops: usize,
     stop_announces: Vec<R::Task>,
@@ -294,12 +294,7 @@ impl<R: Runtime> Driver<R> {
                 self.session.handle_timeout(now);
             }
             // Checked on every wake-up: a busy driver is woken by inputs, not by its timer.
-            if self
-                .next_resume_save
-                .is_some_and(|due| due <= Instant::now())
-            {
-                self.periodic_resume_saves(Instant::now());
-            }
+            self.periodic_resume_saves(Instant::now());
             self.drain();
         }
         self.shutdown(&inputs).await;
@@ -578,12 +573,12 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn spawn_disk<F>(&mut self, queue: &Arc<DiskQueue<R>>, job: F)
+    fn spawn_disk<F>(&mut self, queue: &Arc<DiskQueue<Msg<R>>>, job: F)
     where
         F: FnOnce() -> Msg<R> + Send + 'static,
     {
         self.pending_disk += 1;
-        queue.push(Box::new(job));
+        queue.spawn(Box::new(job));
     }
 
     /// Starts the block reads gathered in this drain: one disk job per run of consecutive

@@ -525,6 +525,11 @@ pub async fn crash_leecher<R: Runtime>(
     let session = Session::<R>::builder()
         .listen_ip([127, 0, 0, 1].into())
         .resume_save_interval(Some(save))
+        // One piece in flight: the pause on each verified piece (which runs in the driver)
+        // then paces the download itself. With more, the disk stores pieces far ahead of the
+        // events that pause, the saves record them, and the kill meant to land mid-download
+        // may find everything saved.
+        .config(|c| c.max_inflight_bytes = u64::from(RESUME_PIECE))
         .start()
         .await
         .unwrap();
