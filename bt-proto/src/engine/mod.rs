@@ -685,6 +685,7 @@ impl Session {
                         now,
                         EndedConnection {
                             lasted: now.saturating_duration_since(p.connected_at),
+                            delivered: p.downloaded > 0,
                             misbehaved: matches!(reason, Some(CloseReason::Protocol(_))),
                             useless: p.snubbed || reason == Some(CloseReason::Inactive),
                             torrent_done,

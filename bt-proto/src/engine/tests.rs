@@ -436,6 +436,53 @@ fn a_peer_that_keeps_closing_is_backed_off() {
     remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
     now += CONNECTION_PROVEN_AFTER;
     s.handle(now, Input::Closed { conn });
+    let (wait, next) = time_to_redial(&mut s, now).expect("never redialled");
+    assert!(
+        wait <= RECONNECT_AFTER_CLOSE + TICK,
+        "not forgiven: {wait:?}"
+    );
+    now += wait;
+
+    // Back off again, then a short connection that delivers a block is forgiven too.
+    let mut conn = next;
+    for _ in 0..3 {
+        s.handle(now, Input::Connected { conn });
+        remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+        s.handle(now, Input::Closed { conn });
+        let (wait, next) = time_to_redial(&mut s, now).expect("never redialled");
+        now += wait;
+        conn = next;
+    }
+    s.handle(now, Input::Connected { conn });
+    remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+    let mut remote = Remote {
+        conn,
+        decoder: Decoder::new(Some(4)),
+    };
+    let _ = drain(&mut s, &mut remote);
+    s.handle(
+        now,
+        Input::Received {
+            conn,
+            data: Bytes::from(Message::Unchoke.to_vec().unwrap()),
+        },
+    );
+    let (asked, _) = drain(&mut s, &mut remote);
+    let first = asked.first().expect("nothing requested");
+    let block = Message::Piece {
+        piece: first.piece,
+        offset: first.offset,
+        data: Bytes::from(vec![5u8; first.length as usize]),
+    };
+    s.handle(
+        now,
+        Input::Received {
+            conn,
+            data: Bytes::from(block.to_vec().unwrap()),
+        },
+    );
+    now += TICK;
+    s.handle(now, Input::Closed { conn });
     let (wait, _) = time_to_redial(&mut s, now).expect("never redialled");
     assert!(
         wait <= RECONNECT_AFTER_CLOSE + TICK,

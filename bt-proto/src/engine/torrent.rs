@@ -30,10 +30,10 @@ pub const RECONNECT_AFTER_CLOSE: Duration = Duration::from_secs(5);
 /// keeps dropping us (full, or it does not want us) costs a handshake every half hour at
 /// worst: it must not be hammered, yet a peer that changes its mind is not lost for good.
 pub const RECONNECT_AFTER_CLOSE_MAX: Duration = Duration::from_secs(30 * 60);
-/// A connection that lasted this long, snubbed by nobody and closed by us for no fault of the
-/// peer's, worked: its close forgives the address's earlier closes, so the next redial is
-/// [`RECONNECT_AFTER_CLOSE`] again. A minute is far beyond what a peer that drops us on
-/// sight (a full client) or a failing link gives.
+/// A connection that lasted this long (or delivered blocks), not snubbed and not closed by us
+/// for the peer's fault, worked: its close forgives the address's earlier closes, so the
+/// next redial is [`RECONNECT_AFTER_CLOSE`] again. A minute is far beyond what a peer that
+/// drops us on sight (a full client, or one that does not want us) gives.
 pub const CONNECTION_PROVEN_AFTER: Duration = Duration::from_secs(60);
 /// Closes counted when we closed a connection for breaking the protocol (a malformed message,
 /// the slip limit): such a peer will likely do it again, so it starts three doublings up the
@@ -60,6 +60,9 @@ pub(crate) struct Candidate {
 pub(crate) struct EndedConnection {
     /// How long it was open.
     pub lasted: Duration,
+    /// Whether it delivered blocks we wanted: a peer serving us is worth calling back
+    /// soon however short its connections (a flaky link, a client that rotates them).
+    pub delivered: bool,
     /// We closed it because the peer broke the protocol.
     pub misbehaved: bool,
     /// Whether it delivered nothing when asked (snubbed) or went silent (inactive), so it
@@ -73,7 +76,8 @@ impl Candidate {
     /// Records the close of a working connection to this address and schedules the next
     /// dial: soon after a connection that worked or a first close, then doubling per close.
     pub fn closed(&mut self, now: Instant, how: EndedConnection) {
-        if how.lasted >= CONNECTION_PROVEN_AFTER && !how.misbehaved && !how.useless {
+        let worked = how.lasted >= CONNECTION_PROVEN_AFTER || how.delivered;
+        if worked && !how.misbehaved && !how.useless {
             self.closes = 0;
         }
         let weight = if how.misbehaved {
