@@ -511,9 +511,10 @@ impl Session {
         for (addr, c) in &t.known {
             let _ = writeln!(
                 s,
-                "  known {addr} connected {} failures {} next attempt in {:?}",
+                "  known {addr} connected {} failures {} closes {} next attempt in {:?}",
                 c.connected,
                 c.failures,
+                c.closes,
                 c.next_attempt.saturating_duration_since(now)
             );
         }

@@ -221,24 +221,6 @@ fn a_late_bitfield_adds_pieces_like_haves() {
     assert_eq!(pieces(&s), Some(2));
 }
 
-/// Requests sent on `conn` since the last call (other outputs are dropped).
-fn requests_sent(s: &mut Session, conn: ConnId, handshake_seen: &mut bool) -> Vec<Block> {
-    let bytes = bytes_sent(s, conn);
-    let mut d = Decoder::new(Some(1));
-    d.feed(&bytes);
-    if !*handshake_seen {
-        assert!(matches!(d.decode_handshake(), Ok(Progress::Done(_))));
-        *handshake_seen = true;
-    }
-    messages(&mut d)
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Request(b) => Some(b),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The swarm bench stalled for a minute: in endgame a leecher cancels, at every other peer,
 /// each block that one peer delivered, but a deep pipeline still has those blocks on the
 /// wire. Each was counted as an unrequested block (a protocol slip), so past `MAX_SLIPS`
@@ -247,93 +229,85 @@ fn requests_sent(s: &mut Session, conn: ConnId, handshake_seen: &mut bool) -> Ve
 #[test]
 fn cancelled_blocks_still_in_flight_do_not_close_the_peer() {
     const BLOCKS: u32 = 128;
-    let len = BLOCKS * BLOCK_LEN;
-    let plan = TorrentBuilder::single_file("f", u64::from(len))
-        .piece_length(len)
-        .plan()
-        .unwrap();
-    let mut h = plan.hasher();
-    h.update(&vec![3u8; len as usize]);
-    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
-    let info_hash = meta.info_hash();
-    let mut config = Config::new(crate::PeerId([1; 20]), 6881, 1);
     // The whole piece in one pipeline, as a fast peer's measured rate would allow.
-    config.initial_request_depth = BLOCKS as usize;
-    let mut s = Session::new(config);
+    let (mut s, id, info_hash) = leech_session(1, BLOCKS * BLOCK_LEN, |c| {
+        c.initial_request_depth = BLOCKS as usize
+    });
     let now = Instant::now();
-    let id = s.add_torrent(now, meta, AddTorrent::default());
-    let feed = |s: &mut Session, conn: ConnId, msg: Message| {
-        s.handle(
-            now,
-            Input::Received {
-                conn,
-                data: Bytes::from(msg.to_vec().unwrap()),
-            },
-        )
-    };
     // Two seeds, A then B, both unchoking us: A is asked for every block, then B for every
     // block again (endgame).
-    let seed = |s: &mut Session, port: u16, n: u8| {
-        let conn = s.accept(now, SocketAddr::from(([127, 0, 0, 1], port)));
-        let hs = Handshake {
-            reserved: Reserved::NONE.with(Extension::Fast),
-            info_hash,
-            peer_id: crate::PeerId([n; 20]),
-        };
-        s.handle(
-            now,
-            Input::Received {
-                conn,
-                data: Bytes::copy_from_slice(&hs.encode()),
-            },
-        );
-        feed(s, conn, Message::HaveAll);
-        feed(s, conn, Message::Unchoke);
-        let mut seen = false;
-        (conn, requests_sent(s, conn, &mut seen))
-    };
-    let (a, asked_a) = seed(&mut s, 5001, 2);
+    let mut a = accept_remote(&mut s, now, 5001, info_hash, 1, &Message::HaveAll);
+    let (asked_a, _) = drain(&mut s, &mut a);
     assert_eq!(asked_a.len(), BLOCKS as usize);
-    let (b, asked_b) = seed(&mut s, 5002, 3);
+    let mut b = accept_remote(&mut s, now, 5002, info_hash, 1, &Message::HaveAll);
+    let (asked_b, _) = drain(&mut s, &mut b);
     assert_eq!(asked_b.len(), BLOCKS as usize, "endgame asks B too");
-    let block = |i: u32| Message::Piece {
+    let (a, b) = (a.conn, b.conn);
+    let block = |i: u32| Block {
         piece: PieceIndex(0),
         offset: i * BLOCK_LEN,
-        data: Bytes::from(vec![3u8; BLOCK_LEN as usize]),
+        length: BLOCK_LEN,
     };
     // A delivers all but the last block; B is told to cancel each, but had sent them already.
     let late = BLOCKS - 1;
     assert!(late > MAX_SLIPS);
     for i in 0..late {
-        feed(&mut s, a, block(i));
+        deliver(&mut s, now, a, block(i));
     }
     for i in 0..late {
-        feed(&mut s, b, block(i));
+        deliver(&mut s, now, b, block(i));
     }
     let connected = |s: &Session, c: ConnId| s.peers(id, now).iter().any(|p| p.conn == c);
     assert!(connected(&s, b), "B was closed for blocks we had cancelled");
     assert!(connected(&s, a));
     // The same blocks again were asked of nobody: those are slips, and a flood of them closes.
     for i in 0..=MAX_SLIPS {
-        feed(&mut s, b, block(i));
+        deliver(&mut s, now, b, block(i));
     }
     assert!(!connected(&s, b), "unrequested blocks are still slips");
 }
 
-/// Length of the pieces of [`leech_session`]'s torrent: two blocks, so a piece can be left
-/// half done.
+/// A piece length of two blocks, so a piece can be left half done.
 const TWO_BLOCKS: u32 = 2 * BLOCK_LEN;
 
-/// A session downloading a torrent of `pieces` pieces of [`TWO_BLOCKS`], with `tune` applied
-/// to the configuration.
-fn leech_session(pieces: u32, tune: impl FnOnce(&mut Config)) -> (Session, TorrentId, InfoHash) {
-    let len = u64::from(pieces * TWO_BLOCKS);
+/// Every byte of [`leech_session`]'s content.
+const CONTENT: u8 = 5;
+
+/// The remote side of `conn` sends `msg`.
+fn feed(s: &mut Session, now: Instant, conn: ConnId, msg: &Message) {
+    s.handle(
+        now,
+        Input::Received {
+            conn,
+            data: Bytes::from(msg.to_vec().unwrap()),
+        },
+    );
+}
+
+/// The remote side of `conn` sends block `b` of the content.
+fn deliver(s: &mut Session, now: Instant, conn: ConnId, b: Block) {
+    let msg = Message::Piece {
+        piece: b.piece,
+        offset: b.offset,
+        data: Bytes::from(vec![CONTENT; b.length as usize]),
+    };
+    feed(s, now, conn, &msg);
+}
+
+/// A session downloading a torrent of `pieces` pieces of `piece_len` bytes, all [`CONTENT`],
+/// with `tune` applied to the configuration.
+fn leech_session(
+    pieces: u32,
+    piece_len: u32,
+    tune: impl FnOnce(&mut Config),
+) -> (Session, TorrentId, InfoHash) {
+    let len = u64::from(pieces) * u64::from(piece_len);
     let plan = TorrentBuilder::single_file("f", len)
-        .piece_length(TWO_BLOCKS)
+        .piece_length(piece_len)
         .plan()
         .unwrap();
     let mut h = plan.hasher();
-    h.update(&vec![5u8; len as usize]);
+    h.update(&vec![CONTENT; len as usize]);
     let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
     let info_hash = meta.info_hash();
     let mut config = Config::new(crate::PeerId([1; 20]), 6881, 1);
@@ -382,7 +356,7 @@ fn time_to_redial(s: &mut Session, from: Instant) -> Option<(Duration, ConnId)> 
 /// minute with no peer at all (`RECONNECT_AFTER_CLOSE` was a flat 60 s).
 #[test]
 fn a_lone_peer_whose_connection_closed_is_redialled_within_seconds() {
-    let (mut s, id, info_hash) = leech_session(4, |_| {});
+    let (mut s, id, info_hash) = leech_session(4, TWO_BLOCKS, |_| {});
     let start = Instant::now();
     let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     s.add_peer(start, id, addr);
@@ -407,7 +381,7 @@ fn a_lone_peer_whose_connection_closed_is_redialled_within_seconds() {
 /// for a protocol error waits longer from the start.
 #[test]
 fn a_peer_that_keeps_closing_is_backed_off() {
-    let (mut s, id, info_hash) = leech_session(4, |_| {});
+    let (mut s, id, info_hash) = leech_session(4, TWO_BLOCKS, |_| {});
     let mut now = Instant::now();
     let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     s.add_peer(now, id, addr);
@@ -460,26 +434,13 @@ fn a_peer_that_keeps_closing_is_backed_off() {
         decoder: Decoder::new(Some(4)),
     };
     let _ = drain(&mut s, &mut remote);
-    s.handle(
-        now,
-        Input::Received {
-            conn,
-            data: Bytes::from(Message::Unchoke.to_vec().unwrap()),
-        },
-    );
+    feed(&mut s, now, conn, &Message::Unchoke);
     let (asked, _) = drain(&mut s, &mut remote);
-    let first = asked.first().expect("nothing requested");
-    let block = Message::Piece {
-        piece: first.piece,
-        offset: first.offset,
-        data: Bytes::from(vec![5u8; first.length as usize]),
-    };
-    s.handle(
+    deliver(
+        &mut s,
         now,
-        Input::Received {
-            conn,
-            data: Bytes::from(block.to_vec().unwrap()),
-        },
+        conn,
+        *asked.first().expect("nothing requested"),
     );
     now += TICK;
     s.handle(now, Input::Closed { conn });
@@ -496,13 +457,7 @@ fn a_peer_that_keeps_closing_is_backed_off() {
     let conn = connects(&mut s)[0];
     s.handle(now, Input::Connected { conn });
     remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
-    s.handle(
-        now,
-        Input::Received {
-            conn,
-            data: Bytes::from(Message::HaveAll.to_vec().unwrap()),
-        },
-    );
+    feed(&mut s, now, conn, &Message::HaveAll);
     assert_eq!(
         s.stats(id).unwrap().peers,
         0,
@@ -531,13 +486,7 @@ fn accept_remote(
 ) -> Remote {
     let conn = s.accept(now, SocketAddr::from(([127, 0, 0, 1], port)));
     remote_hello(s, now, conn, info_hash, first);
-    s.handle(
-        now,
-        Input::Received {
-            conn,
-            data: Bytes::from(Message::Unchoke.to_vec().unwrap()),
-        },
-    );
+    feed(s, now, conn, &Message::Unchoke);
     Remote {
         conn,
         decoder: Decoder::new(Some(pieces)),
@@ -588,18 +537,7 @@ fn serve_all(s: &mut Session, now: Instant, id: TorrentId, remote: &mut Remote) 
             );
         }
         for b in requests {
-            let msg = Message::Piece {
-                piece: b.piece,
-                offset: b.offset,
-                data: Bytes::from(vec![5u8; b.length as usize]),
-            };
-            s.handle(
-                now,
-                Input::Received {
-                    conn: remote.conn,
-                    data: Bytes::from(msg.to_vec().unwrap()),
-                },
-            );
+            deliver(s, now, remote.conn, b);
         }
     }
 }
@@ -610,7 +548,7 @@ fn serve_all(s: &mut Session, now: Instant, id: TorrentId, remote: &mut Remote) 
 fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     const PIECES: u32 = 8;
     const LIMIT: u32 = 4;
-    let (mut s, id, info_hash) = leech_session(PIECES, |c| {
+    let (mut s, id, info_hash) = leech_session(PIECES, TWO_BLOCKS, |c| {
         c.max_inflight_bytes = u64::from(LIMIT * TWO_BLOCKS);
     });
     let now = Instant::now();
@@ -625,19 +563,8 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     );
     let (asked, _) = drain(&mut s, &mut a);
     assert_eq!(asked.len(), (LIMIT * 2) as usize, "{asked:?}");
-    for piece in 0..LIMIT {
-        let msg = Message::Piece {
-            piece: PieceIndex(piece),
-            offset: 0,
-            data: Bytes::from(vec![5u8; BLOCK_LEN as usize]),
-        };
-        s.handle(
-            now,
-            Input::Received {
-                conn: a.conn,
-                data: Bytes::from(msg.to_vec().unwrap()),
-            },
-        );
+    for b in asked.iter().filter(|b| b.offset == 0) {
+        deliver(&mut s, now, a.conn, *b);
     }
     s.handle(now, Input::Closed { conn: a.conn });
     // B has every other piece: it must be asked for them all.
