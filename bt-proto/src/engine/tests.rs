@@ -225,7 +225,8 @@ fn a_late_bitfield_adds_pieces_like_haves() {
 /// each block that one peer delivered, but a deep pipeline still has those blocks on the
 /// wire. Each was counted as an unrequested block (a protocol slip), so past `MAX_SLIPS`
 /// the leecher closed good peers, the seed among them, and redialled them only after
-/// `RECONNECT_AFTER_CLOSE`. Blocks we cancelled are not slips; blocks never asked for are.
+/// `RECONNECT_AFTER_CLOSE` (a minute then). Blocks we cancelled are not slips; blocks never
+/// asked for are.
 #[test]
 fn cancelled_blocks_still_in_flight_do_not_close_the_peer() {
     const BLOCKS: u32 = 128;
