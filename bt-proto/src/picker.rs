@@ -164,6 +164,9 @@ pub struct Picker {
     /// Pieces in [`PieceState::Verifying`]: their blocks are still held (being hashed and
     /// written), so they count against [`PickLimits::max_partial_pieces`] with `partial`.
     verifying: usize,
+    /// Started pieces given up to make room (see [`Picker::take_abandoned`]), not yet
+    /// collected by the owner of their received blocks.
+    abandoned: Vec<PieceIndex>,
     have: Bitfield,
     /// Wanted and not verified: what makes a peer interesting.
     needed: Bitfield,
@@ -193,6 +196,7 @@ impl Picker {
             lists: vec![OrderList::default(); MAX_PRIORITY as usize],
             partial: BTreeMap::new(),
             verifying: 0,
+            abandoned: Vec::new(),
             have: have.clone(),
             needed: Bitfield::new(piece_count),
         };
@@ -562,10 +566,18 @@ impl Picker {
             }
         }
         // 2. Start new pieces: random while we have almost nothing, else rarest first.
-        while out.len() < max && self.partial.len() + self.verifying < limits.max_partial_pieces {
+        while out.len() < max {
+            let full = self.partial.len() + self.verifying >= limits.max_partial_pieces;
+            // At the limit, only a started piece that no connected peer has can make room.
+            if full && self.stranded_piece().is_none() {
+                break;
+            }
             let Some(p) = self.next_new_piece(has, rng) else {
                 break;
             };
+            if full && !self.abandon_stranded() {
+                break;
+            }
             self.unqueue(p);
             if let Some(s) = self.state.get_mut(p.as_usize()) {
                 *s = PieceState::Partial;
@@ -606,6 +618,44 @@ impl Picker {
             out.push(b);
         }
         out
+    }
+
+    /// The started piece to give up first when the partial-piece limit blocks progress: one
+    /// that no connected peer has (its senders left) and with no request in flight, so it
+    /// cannot be finished now; of those, the one with the fewest blocks received.
+    fn stranded_piece(&self) -> Option<PieceIndex> {
+        self.partial
+            .iter()
+            .filter(|(p, part)| {
+                self.availability(**p) == 0
+                    && part
+                        .blocks
+                        .iter()
+                        .all(|b| !matches!(b, BlockState::Requested(_)))
+            })
+            .min_by_key(|(_, part)| part.received)
+            .map(|(p, _)| *p)
+    }
+
+    /// Gives up the [`Picker::stranded_piece`], if any: it is queued again (rarest, so it is
+    /// taken up first when a peer with it comes) and reported by [`Picker::take_abandoned`].
+    fn abandon_stranded(&mut self) -> bool {
+        let Some(p) = self.stranded_piece() else {
+            return false;
+        };
+        self.partial.remove(&p);
+        self.enqueue(p);
+        self.abandoned.push(p);
+        true
+    }
+
+    /// Started pieces the picker gave up since the last call, their blocks to be requested
+    /// again: whoever holds their received blocks drops them. Without this, pieces begun
+    /// with peers that then left would fill [`PickLimits::max_partial_pieces`] for good,
+    /// and the peers still there could not be asked for anything else; giving them up keeps
+    /// memory within the limit and loses only unverified blocks.
+    pub fn take_abandoned(&mut self) -> Vec<PieceIndex> {
+        std::mem::take(&mut self.abandoned)
     }
 
     /// True when no wanted block is left unrequested: the last blocks are in flight.
@@ -1029,6 +1079,53 @@ mod tests {
     }
 
     #[test]
+    fn pieces_no_peer_has_make_room_at_the_partial_limit() {
+        let (mut p, mut rng) = picker(4);
+        let limits = PickLimits {
+            max_partial_pieces: 2,
+        };
+        // A peer with pieces 0 and 1 gets one block of each, then leaves with the others
+        // still requested: those come back free.
+        let a = bits(4, &[0, 1]);
+        p.peer_added(&a);
+        let asked = p.pick(&a, 100, limits, &mut rng, |_| false);
+        assert_eq!(asked.len(), 4);
+        for b in asked.iter().filter(|b| b.offset == 0) {
+            assert_eq!(p.block_received(*b), BlockReceived::Accepted);
+        }
+        // While it is connected, its pieces are not given up: a peer with 2 and 3 waits.
+        let b = bits(4, &[2, 3]);
+        p.peer_added(&b);
+        assert!(p.pick(&b, 100, limits, &mut rng, |_| false).is_empty());
+        assert!(p.take_abandoned().is_empty());
+        for blk in asked.iter().filter(|b| b.offset != 0) {
+            p.release(*blk);
+        }
+        p.peer_removed(&a);
+        let got = p.pick(&b, 100, limits, &mut rng, |_| false);
+        let mut pieces: Vec<u32> = got.iter().map(|b| b.piece.0).collect();
+        pieces.sort();
+        pieces.dedup();
+        assert_eq!(pieces, vec![2, 3], "{got:?}");
+        let mut gone = p.take_abandoned();
+        gone.sort();
+        assert_eq!(gone, vec![PieceIndex(0), PieceIndex(1)]);
+        assert!(p.take_abandoned().is_empty());
+        assert_eq!(p.partial_count(), 2, "the limit still holds");
+        p.check_invariants().unwrap();
+        // The pieces given up are fetched whole from a peer that has them.
+        for blk in got {
+            p.block_received(blk);
+        }
+        p.piece_passed(PieceIndex(2));
+        p.piece_passed(PieceIndex(3));
+        p.peer_added(&a);
+        let again = p.pick(&a, 100, limits, &mut rng, |_| false);
+        assert_eq!(again.len(), 4, "{again:?}");
+        p.check_invariants().unwrap();
+    }
+
+    #[test]
     fn random_first_pieces_spread() {
         // Different seeds start on different pieces while we have nothing.
         let firsts: std::collections::HashSet<u32> = (0..20)
@@ -1084,6 +1181,11 @@ mod tests {
                         let has = peers[k].clone();
                         let got = p.pick(&has, (r % 6) as usize, PickLimits { max_partial_pieces: 3 }, &mut rng, |_| false);
                         for b in &got { prop_assert!(has.get(b.piece)); prop_assert!(!p.have().get(b.piece)); }
+                        // Memory stays bounded, and only pieces no peer has are given up.
+                        prop_assert!(p.partial_count() <= 3);
+                        for gone in p.take_abandoned() {
+                            prop_assert_eq!(p.availability(gone), 0);
+                        }
                         in_flight.extend(got);
                     },
                     4 => if !in_flight.is_empty() {

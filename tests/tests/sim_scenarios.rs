@@ -419,6 +419,39 @@ fn churn_without_stall() {
     report("churn", swarm.elapsed(), real);
 }
 
+// 5b. The only seed's connections reset within seconds (a flaky link, a NAT that forgets):
+// the leecher redials a peer that was serving it at once, where a flat minute's wait after
+// every close left it idle most of the time (the interop stall at 255 of 256 pieces).
+#[test]
+fn lone_seed_on_a_flaky_link_is_redialled_at_once() {
+    let real = Instant::now();
+    let (meta, content) = make_torrent(&[("f.bin", 2 * MIB)], 64 * 1024, 11).unwrap();
+    let mut swarm = Swarm::new(11);
+    swarm.set_default_link(
+        LinkConfig::new(Duration::from_millis(20)).with_drop_within(Duration::from_secs(5)),
+    );
+    // 2 MiB at 256 KiB/s take 8 s: several connections at least.
+    seed_node(
+        &mut swarm,
+        &meta,
+        &content,
+        NodeOptions {
+            upload: Some(256 * KIB),
+            ..Default::default()
+        },
+    );
+    let leecher = leech_node(&mut swarm, &meta, NodeOptions::default());
+    let took = swarm
+        .run_until(|s| all_complete(s, &[leecher]), Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(swarm.content(leecher.0, &meta), content);
+    let resets = count_events(&swarm, leecher.0, |e| {
+        matches!(e, Event::PeerDisconnected { .. })
+    });
+    assert!(resets >= 2, "only {resets} connections reset in {took:?}");
+    report("flaky-lone-seed", swarm.elapsed(), real);
+}
+
 // 6. Pause, stop, start, hashcheck, file priorities and restart from resume data, mid-download.
 #[test]
 fn states_priorities_hashcheck_and_resume() {

@@ -26,11 +26,14 @@ pub use io::{
     StorageError, TorrentId, TorrentState, TrackerInfo,
 };
 pub use peer::MAX_ALLOWED_FAST;
-pub use torrent::{MAX_CONNECT_FAILURES, MAX_KNOWN_PEERS, RECONNECT_AFTER_CLOSE, RECONNECT_BASE};
+pub use torrent::{
+    CONNECTION_PROVEN_AFTER, MAX_CONNECT_FAILURES, MAX_KNOWN_PEERS, PROTOCOL_ERROR_CLOSES,
+    RECONNECT_AFTER_CLOSE, RECONNECT_AFTER_CLOSE_MAX, RECONNECT_BASE, RECONNECT_WHEN_DONE,
+};
 
 use announce::Announcer;
 use peer::{Peer, Phase};
-use torrent::{Candidate, FailedPiece, PieceBuf, Torrent};
+use torrent::{Candidate, EndedConnection, FailedPiece, PieceBuf, Torrent};
 
 use crate::bencode::{self, Bencode};
 use crate::choker::{ChokeChange, Choker, Mode as ChokeMode, PeerSnapshot};
@@ -508,9 +511,10 @@ impl Session {
         for (addr, c) in &t.known {
             let _ = writeln!(
                 s,
-                "  known {addr} connected {} failures {} next attempt in {:?}",
+                "  known {addr} connected {} failures {} closes {} next attempt in {:?}",
                 c.connected,
                 c.failures,
+                c.closes,
                 c.next_attempt.saturating_duration_since(now)
             );
         }
@@ -671,13 +675,24 @@ impl Session {
                 t.picker.peer_removed(&p.has);
             }
             t.peers.remove(&conn);
+            let torrent_done = t.picker.is_done();
             if !p.incoming
                 && let Some(c) = t.known.get_mut(&p.addr)
             {
                 c.connected = false;
-                if active {
-                    c.next_attempt = now + RECONNECT_AFTER_CLOSE;
-                } else {
+                if active && reason != Some(CloseReason::TorrentStopped) {
+                    // Stopping says nothing about the peer; starting again redials everyone.
+                    c.closed(
+                        now,
+                        EndedConnection {
+                            lasted: now.saturating_duration_since(p.connected_at),
+                            delivered: p.downloaded > 0,
+                            misbehaved: matches!(reason, Some(CloseReason::Protocol(_))),
+                            useless: p.snubbed || reason == Some(CloseReason::Inactive),
+                            torrent_done,
+                        },
+                    );
+                } else if !active {
                     c.failures += 1;
                     c.next_attempt = now + RECONNECT_BASE * (1u32 << c.failures.min(8));
                     if c.failures >= MAX_CONNECT_FAILURES {
@@ -849,6 +864,7 @@ impl Session {
         let sent = matches!(p.phase, Phase::Handshaking { sent: true });
         p.phase = Phase::Active;
         let addr = p.addr;
+        let incoming = p.incoming;
         if !sent {
             self.send_handshake(now, conn);
             if let Some(p) = self.peers.get_mut(&conn) {
@@ -882,6 +898,11 @@ impl Session {
         }
         if let Some(t) = self.torrents.get_mut(&id) {
             t.peers.insert(conn);
+            // It answered: earlier failed dials (a restart, a busy moment) are forgotten, so
+            // a later one does not count towards forgetting a peer that works.
+            if !incoming && let Some(c) = t.known.get_mut(&addr) {
+                c.failures = 0;
+            }
         }
         self.events.push_back(Event::PeerConnected {
             torrent: id,
@@ -1188,6 +1209,9 @@ impl Session {
                 .binary_search(&b)
                 .is_ok()
         });
+        for piece in t.picker.take_abandoned() {
+            t.buffers.remove(&piece);
+        }
         if p.requests.is_empty() && !picked.is_empty() {
             // The snub clock starts when requests go out after a quiet spell.
             p.last_block = now;
@@ -1706,6 +1730,7 @@ impl Session {
             Candidate {
                 next_attempt: now,
                 failures: 0,
+                closes: 0,
                 connected: false,
             },
         );

@@ -1,6 +1,6 @@
 //! Regression tests of the engine found by the adapters.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -221,101 +221,374 @@ fn a_late_bitfield_adds_pieces_like_haves() {
     assert_eq!(pieces(&s), Some(2));
 }
 
-/// Requests sent on `conn` since the last call (other outputs are dropped).
-fn requests_sent(s: &mut Session, conn: ConnId, handshake_seen: &mut bool) -> Vec<Block> {
-    let bytes = bytes_sent(s, conn);
-    let mut d = Decoder::new(Some(1));
-    d.feed(&bytes);
-    if !*handshake_seen {
-        assert!(matches!(d.decode_handshake(), Ok(Progress::Done(_))));
-        *handshake_seen = true;
-    }
-    messages(&mut d)
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Request(b) => Some(b),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The swarm bench stalled for a minute: in endgame a leecher cancels, at every other peer,
 /// each block that one peer delivered, but a deep pipeline still has those blocks on the
 /// wire. Each was counted as an unrequested block (a protocol slip), so past `MAX_SLIPS`
 /// the leecher closed good peers, the seed among them, and redialled them only after
-/// `RECONNECT_AFTER_CLOSE`. Blocks we cancelled are not slips; blocks never asked for are.
+/// `RECONNECT_AFTER_CLOSE` (a minute then). Blocks we cancelled are not slips; blocks never
+/// asked for are.
 #[test]
 fn cancelled_blocks_still_in_flight_do_not_close_the_peer() {
     const BLOCKS: u32 = 128;
-    let len = BLOCKS * BLOCK_LEN;
-    let plan = TorrentBuilder::single_file("f", u64::from(len))
-        .piece_length(len)
-        .plan()
-        .unwrap();
-    let mut h = plan.hasher();
-    h.update(&vec![3u8; len as usize]);
-    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
-    let info_hash = meta.info_hash();
-    let mut config = Config::new(crate::PeerId([1; 20]), 6881, 1);
     // The whole piece in one pipeline, as a fast peer's measured rate would allow.
-    config.initial_request_depth = BLOCKS as usize;
-    let mut s = Session::new(config);
+    let (mut s, id, info_hash) = leech_session(1, BLOCKS * BLOCK_LEN, |c| {
+        c.initial_request_depth = BLOCKS as usize
+    });
     let now = Instant::now();
-    let id = s.add_torrent(now, meta, AddTorrent::default());
-    let feed = |s: &mut Session, conn: ConnId, msg: Message| {
-        s.handle(
-            now,
-            Input::Received {
-                conn,
-                data: Bytes::from(msg.to_vec().unwrap()),
-            },
-        )
-    };
     // Two seeds, A then B, both unchoking us: A is asked for every block, then B for every
     // block again (endgame).
-    let seed = |s: &mut Session, port: u16, n: u8| {
-        let conn = s.accept(now, SocketAddr::from(([127, 0, 0, 1], port)));
-        let hs = Handshake {
-            reserved: Reserved::NONE.with(Extension::Fast),
-            info_hash,
-            peer_id: crate::PeerId([n; 20]),
-        };
-        s.handle(
-            now,
-            Input::Received {
-                conn,
-                data: Bytes::copy_from_slice(&hs.encode()),
-            },
-        );
-        feed(s, conn, Message::HaveAll);
-        feed(s, conn, Message::Unchoke);
-        let mut seen = false;
-        (conn, requests_sent(s, conn, &mut seen))
-    };
-    let (a, asked_a) = seed(&mut s, 5001, 2);
+    let mut a = accept_remote(&mut s, now, 5001, info_hash, 1, &Message::HaveAll);
+    let (asked_a, _) = drain(&mut s, &mut a);
     assert_eq!(asked_a.len(), BLOCKS as usize);
-    let (b, asked_b) = seed(&mut s, 5002, 3);
+    let mut b = accept_remote(&mut s, now, 5002, info_hash, 1, &Message::HaveAll);
+    let (asked_b, _) = drain(&mut s, &mut b);
     assert_eq!(asked_b.len(), BLOCKS as usize, "endgame asks B too");
-    let block = |i: u32| Message::Piece {
+    let (a, b) = (a.conn, b.conn);
+    let block = |i: u32| Block {
         piece: PieceIndex(0),
         offset: i * BLOCK_LEN,
-        data: Bytes::from(vec![3u8; BLOCK_LEN as usize]),
+        length: BLOCK_LEN,
     };
     // A delivers all but the last block; B is told to cancel each, but had sent them already.
     let late = BLOCKS - 1;
     assert!(late > MAX_SLIPS);
     for i in 0..late {
-        feed(&mut s, a, block(i));
+        deliver(&mut s, now, a, block(i));
     }
     for i in 0..late {
-        feed(&mut s, b, block(i));
+        deliver(&mut s, now, b, block(i));
     }
     let connected = |s: &Session, c: ConnId| s.peers(id, now).iter().any(|p| p.conn == c);
     assert!(connected(&s, b), "B was closed for blocks we had cancelled");
     assert!(connected(&s, a));
     // The same blocks again were asked of nobody: those are slips, and a flood of them closes.
     for i in 0..=MAX_SLIPS {
-        feed(&mut s, b, block(i));
+        deliver(&mut s, now, b, block(i));
     }
     assert!(!connected(&s, b), "unrequested blocks are still slips");
+}
+
+/// A piece length of two blocks, so a piece can be left half done.
+const TWO_BLOCKS: u32 = 2 * BLOCK_LEN;
+
+/// Every byte of [`leech_session`]'s content.
+const CONTENT: u8 = 5;
+
+/// The remote side of `conn` sends `msg`.
+fn feed(s: &mut Session, now: Instant, conn: ConnId, msg: &Message) {
+    s.handle(
+        now,
+        Input::Received {
+            conn,
+            data: Bytes::from(msg.to_vec().unwrap()),
+        },
+    );
+}
+
+/// The remote side of `conn` sends block `b` of the content.
+fn deliver(s: &mut Session, now: Instant, conn: ConnId, b: Block) {
+    let msg = Message::Piece {
+        piece: b.piece,
+        offset: b.offset,
+        data: Bytes::from(vec![CONTENT; b.length as usize]),
+    };
+    feed(s, now, conn, &msg);
+}
+
+/// A session downloading a torrent of `pieces` pieces of `piece_len` bytes, all [`CONTENT`],
+/// with `tune` applied to the configuration.
+fn leech_session(
+    pieces: u32,
+    piece_len: u32,
+    tune: impl FnOnce(&mut Config),
+) -> (Session, TorrentId, InfoHash) {
+    let len = u64::from(pieces) * u64::from(piece_len);
+    let plan = TorrentBuilder::single_file("f", len)
+        .piece_length(piece_len)
+        .plan()
+        .unwrap();
+    let mut h = plan.hasher();
+    h.update(&vec![CONTENT; len as usize]);
+    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    let info_hash = meta.info_hash();
+    let mut config = Config::new(crate::PeerId([1; 20]), 6881, 1);
+    tune(&mut config);
+    let mut s = Session::new(config);
+    let id = s.add_torrent(Instant::now(), meta, AddTorrent::default());
+    (s, id, info_hash)
+}
+
+/// Feeds the remote side's handshake (with the fast extension) and `first` on `conn`; the
+/// peer id is told by the connection's number, as peers connected at once differ.
+fn remote_hello(s: &mut Session, now: Instant, conn: ConnId, info_hash: InfoHash, first: &Message) {
+    let mut peer_id = [9; 20];
+    peer_id[..8].copy_from_slice(&conn.0.to_be_bytes());
+    let hs = Handshake {
+        reserved: Reserved::NONE.with(Extension::Fast),
+        info_hash,
+        peer_id: crate::PeerId(peer_id),
+    };
+    let mut data = hs.encode().to_vec();
+    data.extend_from_slice(&first.to_vec().unwrap());
+    s.handle(
+        now,
+        Input::Received {
+            conn,
+            data: Bytes::from(data),
+        },
+    );
+}
+
+/// Steps virtual time a second at a time from `from` until the session dials again; the
+/// wait and the new connection. Gives up after two hours.
+fn time_to_redial(s: &mut Session, from: Instant) -> Option<(Duration, ConnId)> {
+    let mut t = from;
+    while t < from + Duration::from_secs(2 * 3600) {
+        t += TICK;
+        s.handle_timeout(t);
+        if let Some(conn) = connects(s).first() {
+            return Some((t - from, *conn));
+        }
+    }
+    None
+}
+
+/// The interop stall: a leecher at 255 of 256 pieces whose only peer closed sat for a
+/// minute with no peer at all (`RECONNECT_AFTER_CLOSE` was a flat 60 s).
+#[test]
+fn a_lone_peer_whose_connection_closed_is_redialled_within_seconds() {
+    let (mut s, id, info_hash) = leech_session(4, TWO_BLOCKS, |_| {});
+    let start = Instant::now();
+    let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    s.add_peer(start, id, addr);
+    let conn = connects(&mut s)[0];
+    s.handle(start, Input::Connected { conn });
+    remote_hello(&mut s, start, conn, info_hash, &Message::HaveAll);
+    assert_eq!(s.stats(id).unwrap().peers, 1);
+    let closed_at = start + Duration::from_secs(3);
+    s.handle(closed_at, Input::Closed { conn });
+    assert_eq!(s.stats(id).unwrap().peers, 0);
+    let (wait, _) = time_to_redial(&mut s, closed_at).expect("never redialled");
+    assert!(
+        wait <= RECONNECT_AFTER_CLOSE + TICK,
+        "redialled after {wait:?} with no other peer"
+    );
+    assert!(wait >= RECONNECT_AFTER_CLOSE, "redialled at once: {wait:?}");
+    assert!(RECONNECT_AFTER_CLOSE <= Duration::from_secs(10));
+}
+
+/// A peer that drops every connection right after the handshake is tried less and less
+/// often; one whose connection worked for a while is redialled soon again; one we closed
+/// for a protocol error waits longer from the start.
+#[test]
+fn a_peer_that_keeps_closing_is_backed_off() {
+    let (mut s, id, info_hash) = leech_session(4, TWO_BLOCKS, |_| {});
+    let mut now = Instant::now();
+    let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    s.add_peer(now, id, addr);
+    let mut conn = connects(&mut s)[0];
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        s.handle(now, Input::Connected { conn });
+        remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+        s.handle(now, Input::Closed { conn });
+        let (wait, next) = time_to_redial(&mut s, now).expect("never redialled");
+        waits.push(wait);
+        now += wait;
+        conn = next;
+    }
+    for pair in waits.windows(2) {
+        assert!(pair[1] >= pair[0] * 2, "no back-off: {waits:?}");
+    }
+    assert!(waits[0] <= RECONNECT_AFTER_CLOSE + TICK, "{waits:?}");
+    assert!(
+        *waits.last().unwrap() >= Duration::from_secs(5 * 60),
+        "{waits:?}"
+    );
+
+    // This time the connection stays up: it worked, so its close is forgiven.
+    s.handle(now, Input::Connected { conn });
+    remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+    now += CONNECTION_PROVEN_AFTER;
+    s.handle(now, Input::Closed { conn });
+    let (wait, next) = time_to_redial(&mut s, now).expect("never redialled");
+    assert!(
+        wait <= RECONNECT_AFTER_CLOSE + TICK,
+        "not forgiven: {wait:?}"
+    );
+    now += wait;
+
+    // Back off again, then a short connection that delivers a block is forgiven too.
+    let mut conn = next;
+    for _ in 0..3 {
+        s.handle(now, Input::Connected { conn });
+        remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+        s.handle(now, Input::Closed { conn });
+        let (wait, next) = time_to_redial(&mut s, now).expect("never redialled");
+        now += wait;
+        conn = next;
+    }
+    s.handle(now, Input::Connected { conn });
+    remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+    let mut remote = Remote {
+        conn,
+        decoder: Decoder::new(Some(4)),
+    };
+    let _ = drain(&mut s, &mut remote);
+    feed(&mut s, now, conn, &Message::Unchoke);
+    let (asked, _) = drain(&mut s, &mut remote);
+    deliver(
+        &mut s,
+        now,
+        conn,
+        *asked.first().expect("nothing requested"),
+    );
+    now += TICK;
+    s.handle(now, Input::Closed { conn });
+    let (wait, _) = time_to_redial(&mut s, now).expect("never redialled");
+    assert!(
+        wait <= RECONNECT_AFTER_CLOSE + TICK,
+        "not forgiven: {wait:?}"
+    );
+
+    // A second peer breaks the protocol (HAVE ALL twice): we close it and wait longer than
+    // after a first plain close.
+    let rude: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+    s.add_peer(now, id, rude);
+    let conn = connects(&mut s)[0];
+    s.handle(now, Input::Connected { conn });
+    remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+    feed(&mut s, now, conn, &Message::HaveAll);
+    assert_eq!(
+        s.stats(id).unwrap().peers,
+        0,
+        "the protocol error did not close"
+    );
+    let (wait, _) = time_to_redial(&mut s, now).expect("never redialled");
+    assert!(wait >= RECONNECT_AFTER_CLOSE * 4, "{wait:?}");
+    assert!(wait <= RECONNECT_AFTER_CLOSE_MAX, "{wait:?}");
+}
+
+/// A remote peer on an accepted connection, as the session's output shows it.
+struct Remote {
+    conn: ConnId,
+    decoder: Decoder,
+}
+
+/// Accepts a connection from `port` whose peer has the fast extension, sends `first` and
+/// unchokes us.
+fn accept_remote(
+    s: &mut Session,
+    now: Instant,
+    port: u16,
+    info_hash: InfoHash,
+    pieces: u32,
+    first: &Message,
+) -> Remote {
+    let conn = s.accept(now, SocketAddr::from(([127, 0, 0, 1], port)));
+    remote_hello(s, now, conn, info_hash, first);
+    feed(s, now, conn, &Message::Unchoke);
+    Remote {
+        conn,
+        decoder: Decoder::new(Some(pieces)),
+    }
+}
+
+/// Drains the session's output: requests sent to `remote` (handshake skipped once), and the
+/// pieces handed over to verify and store.
+fn drain(s: &mut Session, remote: &mut Remote) -> (Vec<Block>, Vec<PieceIndex>) {
+    let mut stored = Vec::new();
+    while let Some(o) = s.poll_output() {
+        match o {
+            Output::Send { conn, bufs } if conn == remote.conn => {
+                for b in bufs {
+                    remote.decoder.feed(&b);
+                }
+            }
+            Output::VerifyAndStore { piece, .. } => stored.push(piece),
+            _ => {}
+        }
+    }
+    let _ = remote.decoder.decode_handshake();
+    let requests = messages(&mut remote.decoder)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    (requests, stored)
+}
+
+/// `remote` answers every request and every piece passes, until nothing more is asked.
+fn serve_all(s: &mut Session, now: Instant, id: TorrentId, remote: &mut Remote) {
+    loop {
+        let (requests, stored) = drain(s, remote);
+        if requests.is_empty() && stored.is_empty() {
+            return;
+        }
+        for piece in stored {
+            s.handle(
+                now,
+                Input::PieceStored {
+                    torrent: id,
+                    piece,
+                    result: Ok(true),
+                },
+            );
+        }
+        for b in requests {
+            deliver(s, now, remote.conn, b);
+        }
+    }
+}
+
+/// Pieces begun with a peer that then left count against the in-flight memory limit; with
+/// the limit full of them, the peers still there were asked for nothing, for good.
+#[test]
+fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
+    const PIECES: u32 = 8;
+    const LIMIT: u32 = 4;
+    let (mut s, id, info_hash) = leech_session(PIECES, TWO_BLOCKS, |c| {
+        c.max_inflight_bytes = u64::from(LIMIT * TWO_BLOCKS);
+    });
+    let now = Instant::now();
+    // A has pieces 0..4: the leecher starts all four (the limit) and gets half of each.
+    let mut a = accept_remote(
+        &mut s,
+        now,
+        5001,
+        info_hash,
+        PIECES,
+        &Message::Bitfield(vec![0b1111_0000].into()),
+    );
+    let (asked, _) = drain(&mut s, &mut a);
+    assert_eq!(asked.len(), (LIMIT * 2) as usize, "{asked:?}");
+    for b in asked.iter().filter(|b| b.offset == 0) {
+        deliver(&mut s, now, a.conn, *b);
+    }
+    s.handle(now, Input::Closed { conn: a.conn });
+    // B has every other piece: it must be asked for them all.
+    let mut b = accept_remote(
+        &mut s,
+        now,
+        5002,
+        info_hash,
+        PIECES,
+        &Message::Bitfield(vec![0b0000_1111].into()),
+    );
+    serve_all(&mut s, now, id, &mut b);
+    let have = s.bitfield(id).unwrap().clone();
+    let got: Vec<u32> = have.iter_ones().map(|p| p.0).collect();
+    assert_eq!(got, vec![4, 5, 6, 7], "B's pieces were not all fetched");
+    // A seed comes: the pieces given up are fetched whole, and memory stayed bounded.
+    assert!(s.torrents[&id].buffers.len() <= LIMIT as usize);
+    let mut c = accept_remote(&mut s, now, 5003, info_hash, PIECES, &Message::HaveAll);
+    serve_all(&mut s, now, id, &mut c);
+    assert!(
+        s.stats(id).unwrap().complete,
+        "{}",
+        s.debug_state(id, now).unwrap()
+    );
+    assert!(s.torrents[&id].buffers.is_empty());
 }

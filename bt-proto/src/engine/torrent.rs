@@ -20,15 +20,82 @@ pub const MAX_KNOWN_PEERS: usize = 2000;
 pub const MAX_CONNECT_FAILURES: u32 = 5;
 /// Wait before retrying an address after its first failure; doubled per failure.
 pub const RECONNECT_BASE: Duration = Duration::from_secs(10);
-/// Wait before reconnecting to a peer whose working connection closed.
-pub const RECONNECT_AFTER_CLOSE: Duration = Duration::from_secs(60);
+/// Wait before redialling an address after the first close of a working (handshaken)
+/// connection to it. A flat minute here once left a leecher at 255 of 256 pieces idle with
+/// no peer at all after its only seed dropped it; a few seconds brings back a peer that
+/// restarted or lost a NAT mapping at once, and is still no load on one that closed on
+/// purpose, since repeated closes back off (see [`RECONNECT_AFTER_CLOSE_MAX`]).
+pub const RECONNECT_AFTER_CLOSE: Duration = Duration::from_secs(5);
+/// Each further close of an address's connections doubles its wait, up to this. A peer that
+/// keeps dropping us (full, or it does not want us) costs a handshake every half hour at
+/// worst: it must not be hammered, yet a peer that changes its mind is not lost for good.
+pub const RECONNECT_AFTER_CLOSE_MAX: Duration = Duration::from_secs(30 * 60);
+/// A connection that lasted this long (or delivered blocks), not snubbed and not closed by us
+/// for the peer's fault, worked: its close forgives the address's earlier closes, so the
+/// next redial is [`RECONNECT_AFTER_CLOSE`] again. A minute is far beyond what a peer that
+/// drops us on sight (a full client, or one that does not want us) gives.
+pub const CONNECTION_PROVEN_AFTER: Duration = Duration::from_secs(60);
+/// Closes counted when we closed a connection for breaking the protocol (a malformed message,
+/// the slip limit): such a peer will likely do it again, so it starts three doublings up the
+/// back-off (40 s), while a one-off race still gets another chance within a minute.
+pub const PROTOCOL_ERROR_CLOSES: u32 = 4;
+/// A torrent with every wanted piece needs nothing from its peers (leechers dial it), so it
+/// redials a closed peer after at least this long; it calls every known peer back at once
+/// when it wants pieces again.
+pub const RECONNECT_WHEN_DONE: Duration = Duration::from_secs(60);
 
 /// An address we may connect to.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
     pub next_attempt: Instant,
     pub failures: u32,
+    /// Closes of working connections since the last one that proved itself, each doubling the
+    /// wait before the next dial (see [`RECONNECT_AFTER_CLOSE`]).
+    pub closes: u32,
     pub connected: bool,
+}
+
+/// How an established connection to a known address ended, for [`Candidate::closed`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EndedConnection {
+    /// How long it was open.
+    pub lasted: Duration,
+    /// Whether it delivered blocks we wanted: a peer serving us is worth calling back
+    /// soon however short its connections (a flaky link, a client that rotates them).
+    pub delivered: bool,
+    /// We closed it because the peer broke the protocol.
+    pub misbehaved: bool,
+    /// Whether it delivered nothing when asked (snubbed) or went silent (inactive), so it
+    /// did not work however long it lasted.
+    pub useless: bool,
+    /// Whether the torrent has every wanted piece.
+    pub torrent_done: bool,
+}
+
+impl Candidate {
+    /// Records the close of a working connection to this address and schedules the next
+    /// dial: soon after a connection that worked or a first close, then doubling per close.
+    pub fn closed(&mut self, now: Instant, how: EndedConnection) {
+        let worked = how.lasted >= CONNECTION_PROVEN_AFTER || how.delivered;
+        if worked && !how.misbehaved && !how.useless {
+            self.closes = 0;
+        }
+        let weight = if how.misbehaved {
+            PROTOCOL_ERROR_CLOSES
+        } else {
+            1
+        };
+        self.closes = self.closes.saturating_add(weight);
+        // 2^20 times the base is far past the cap; the shift stays in range.
+        let doublings = self.closes.saturating_sub(1).min(20);
+        let mut wait = RECONNECT_AFTER_CLOSE
+            .saturating_mul(1 << doublings)
+            .min(RECONNECT_AFTER_CLOSE_MAX);
+        if how.torrent_done {
+            wait = wait.max(RECONNECT_WHEN_DONE);
+        }
+        self.next_attempt = now + wait;
+    }
 }
 
 /// Received blocks of a piece not yet complete, with who sent each.
