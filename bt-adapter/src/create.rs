@@ -14,6 +14,7 @@ use bt_proto::metainfo::create::{InputFile, TorrentBuilder, TorrentPlan};
 use bt_proto::storage::fill_from_plan;
 
 use crate::Error;
+use crate::disk::read_append_at;
 
 /// Bytes of pieces a hashing worker takes at a time: large enough that taking one costs
 /// nothing, small enough that the workers finish together.
@@ -191,7 +192,7 @@ fn hash_range(
         })?;
     let map = plan.piece_map();
     let mut open: HashMap<usize, File> = HashMap::new();
-    let mut buf = vec![0u8; (plan.piece_length() as usize).min(HASH_CHUNK)];
+    let mut buf = Vec::with_capacity((plan.piece_length() as usize).min(HASH_CHUNK));
     // Each piece is read and hashed a chunk at a time, so that the hashing reads from cache.
     let chunks = (first.0..first.0 + count).flat_map(|p| {
         let len = map.piece_len(PieceIndex(p)).unwrap_or(0);
@@ -200,14 +201,12 @@ fn hash_range(
             .map(move |off| (PieceIndex(p), off, (len - off).min(HASH_CHUNK as u32)))
     });
     for (piece, offset, len) in chunks {
-        let Some(out) = buf.get_mut(..len as usize) else {
-            continue;
-        };
+        buf.clear();
         let segs: Vec<_> = map
             .block_segments(piece, offset, len)
             .map(Iterator::collect)
             .unwrap_or_default();
-        let complete = fill_from_plan(&segs, out, |seg, dst| {
+        let complete = fill_from_plan(&segs, &mut buf, |seg, dst| {
             let src = plan
                 .files()
                 .get(seg.file)
@@ -224,31 +223,19 @@ fn hash_range(
                     v.insert(File::open(src).map_err(read_err(src))?)
                 }
             };
-            read_exact_at(file, dst, seg.offset).map_err(read_err(src))?;
+            read_append_at(file, dst, seg.len as usize, seg.offset).map_err(read_err(src))?;
             Ok::<(), Error>(())
         })?;
-        if !complete {
+        if !complete || buf.len() != len as usize {
             return Err(Error::ReadContent {
                 path: PathBuf::new(),
                 source: io::Error::other("piece layout does not cover the piece"),
             });
         }
         open.retain(|f, _| segs.last().is_some_and(|s| s.file == *f));
-        hasher.update(out);
+        hasher.update(&buf);
     }
     Ok(hasher.finish()?)
-}
-
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(not(unix))]
-fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(buf)
 }
 
 #[cfg(test)]

@@ -281,30 +281,25 @@ impl Storage {
         Ok(())
     }
 
-    /// Reads `len` bytes at `offset` of `piece` (padding as zeros).
-    fn read(&self, piece: PieceIndex, offset: u32, len: u32) -> Result<Vec<u8>, StorageError> {
-        let mut out = vec![0u8; len as usize];
-        self.read_into(piece, offset, &mut out)?;
-        Ok(out)
-    }
-
-    /// Fills `out` from `offset` of `piece` (padding as zeros).
+    /// Appends `len` bytes at `offset` of `piece` to `out` (padding as zeros).
     fn read_into(
         &self,
         piece: PieceIndex,
         offset: u32,
-        out: &mut [u8],
+        len: u32,
+        out: &mut Vec<u8>,
     ) -> Result<(), StorageError> {
-        let len = u32::try_from(out.len()).map_err(|e| StorageError(e.to_string()))?;
         let plan =
             read_plan(&self.map, piece, offset, len).map_err(|e| StorageError(e.to_string()))?;
+        let start = out.len();
         let complete = fill_from_plan(&plan, out, |seg, buf| {
             let file = self
                 .open(seg.file, false)
                 .map_err(|e| self.describe(seg.file, &e))?;
-            read_exact_at(&file, buf, seg.offset).map_err(|e| self.describe(seg.file, &e))
+            read_append_at(&file, buf, seg.len as usize, seg.offset)
+                .map_err(|e| self.describe(seg.file, &e))
         })?;
-        if !complete {
+        if !complete || out.len() - start != len as usize {
             return Err(StorageError(format!(
                 "piece {piece}: the files do not cover {len} bytes at {offset}"
             )));
@@ -313,14 +308,16 @@ impl Storage {
     }
 
     /// Reads `len` bytes at `offset` of `piece` to serve to peers: several consecutive blocks
-    /// in one read.
+    /// in one read, into a buffer of exactly that size that is never zeroed first.
     pub(crate) fn read_run(
         &self,
         piece: PieceIndex,
         offset: u32,
         len: u32,
     ) -> Result<Bytes, StorageError> {
-        self.read(piece, offset, len).map(Bytes::from)
+        let mut out = Vec::with_capacity(len as usize);
+        self.read_into(piece, offset, len, &mut out)?;
+        Ok(Bytes::from(out))
     }
 
     /// Whether the piece on disk hashes to `hash`; any read failure (missing or short file)
@@ -331,18 +328,16 @@ impl Storage {
         };
         // Read and hash a chunk at a time: the chunk is hashed while still in the core's
         // cache, and the buffer is small whatever the piece length.
-        let mut buf = vec![0u8; (len as usize).min(CHECK_CHUNK)];
+        let mut buf = Vec::with_capacity((len as usize).min(CHECK_CHUNK));
         let mut hasher = Sha1::new();
         let mut offset = 0u32;
         while offset < len {
             let n = (len - offset).min(CHECK_CHUNK as u32);
-            let Some(chunk) = buf.get_mut(..n as usize) else {
-                return false;
-            };
-            if self.read_into(piece, offset, chunk).is_err() {
+            buf.clear();
+            if self.read_into(piece, offset, n, &mut buf).is_err() {
                 return false;
             }
-            hasher.update(&*chunk);
+            hasher.update(&buf);
             offset += n;
         }
         <[u8; 20]>::from(hasher.finalize()) == hash.0
@@ -401,9 +396,55 @@ fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
 }
 
+/// Appends `len` bytes at `offset` of `file` to `out`, read straight into its spare
+/// capacity (never zeroed first). Bytes the read brings beyond `len` (when `out` has more
+/// room and the file goes on) are dropped again. The end of the file before `len` bytes is
+/// an error, and leaves `out` as it was.
 #[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+pub(crate) fn read_append_at(
+    file: &File,
+    out: &mut Vec<u8>,
+    len: usize,
+    mut offset: u64,
+) -> io::Result<()> {
+    let start = out.len();
+    let end = start.saturating_add(len);
+    out.reserve(len);
+    while out.len() < end {
+        let n = match rustix::io::pread(file, rustix::buffer::spare_capacity(out), offset) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => Ok(n),
+            Err(rustix::io::Errno::INTR) => Ok(0),
+            Err(e) => Err(io::Error::from(e)),
+        };
+        match n {
+            Ok(n) => offset += n as u64,
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    out.truncate(end);
+    Ok(())
+}
+
+/// Appends `len` bytes at `offset` of `file` to `out`; the end of the file first is an
+/// error.
+#[cfg(not(unix))]
+pub(crate) fn read_append_at(
+    file: &File,
+    out: &mut Vec<u8>,
+    len: usize,
+    offset: u64,
+) -> io::Result<()> {
+    let start = out.len();
+    out.resize(start.saturating_add(len), 0);
+    let result = read_exact_at(file, out.get_mut(start..).unwrap_or_default(), offset);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
 #[cfg(windows)]
@@ -536,6 +577,22 @@ mod tests {
         s.close().unwrap();
         assert_eq!(fs::read(dir.path().join("t/a")).unwrap(), a);
         assert_eq!(fs::read(dir.path().join("t/b")).unwrap(), b);
+    }
+
+    #[test]
+    fn reads_append_exactly_the_bytes_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        // Room for far more than asked: the bytes after the range must not be appended.
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(b"ab");
+        read_append_at(&file, &mut out, 3, 4).unwrap();
+        assert_eq!(out, b"ab456");
+        let err = read_append_at(&file, &mut out, 5, 8).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(out, b"ab456", "a failed read appends nothing");
     }
 
     #[test]

@@ -292,6 +292,7 @@ impl<R: Runtime> Driver<R> {
                 let now = Instant::now();
                 last_timer = Some(now);
                 self.session.handle_timeout(now);
+                net::release_free_buffers(now);
             }
             // Checked on every wake-up: a busy driver is woken by inputs, not by its timer.
             self.periodic_resume_saves(Instant::now());

@@ -178,28 +178,28 @@ pub fn resume_plan(data: &ResumeData, map: &PieceMap, current: &[Option<FileStam
     ResumePlan { trusted, recheck }
 }
 
-/// Assembles a block (or a whole piece) into `out` from its read plan: each file segment is
-/// read with `read(segment, buffer)`, padding segments are zero-filled without reading. `out`
-/// must be exactly the plan's total length; a plan that does not cover `out` exactly leaves
-/// the rest untouched and returns `Ok(false)`.
+/// Appends a block (or a whole piece) to `out` from its read plan: each file segment is read
+/// with `read(segment, out)`, which appends the segment's bytes; padding segments are
+/// appended as zeros without reading. Appending lets an adapter read straight into a
+/// buffer's spare capacity, with no zeroing first. `Ok(false)` if a read appended another
+/// length than its segment's (what was appended stays).
 pub fn fill_from_plan<E>(
     plan: &[Segment],
-    out: &mut [u8],
-    mut read: impl FnMut(&Segment, &mut [u8]) -> Result<(), E>,
+    out: &mut Vec<u8>,
+    mut read: impl FnMut(&Segment, &mut Vec<u8>) -> Result<(), E>,
 ) -> Result<bool, E> {
-    let mut rest = out;
     for seg in plan {
-        let Some((head, tail)) = rest.split_at_mut_checked(seg.len as usize) else {
-            return Ok(false);
-        };
+        let end = out.len().saturating_add(seg.len as usize);
         if seg.padding {
-            head.fill(0);
+            out.resize(end, 0);
         } else {
-            read(seg, head)?;
+            read(seg, out)?;
+            if out.len() != end {
+                return Ok(false);
+            }
         }
-        rest = tail;
     }
-    Ok(rest.is_empty())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -295,19 +295,25 @@ mod tests {
     fn fill_reads_files_and_zeros_padding() {
         let map = PieceMap::new(8, [(3, false), (2, true), (3, false)]).unwrap();
         let plan = read_plan(&map, PieceIndex(0), 1, 6).unwrap();
-        let mut out = [9u8; 6];
+        let mut out = b"head".to_vec();
         let ok = fill_from_plan(&plan, &mut out, |seg, buf| {
-            buf.fill(b'a' + seg.file as u8 + seg.offset as u8);
+            let byte = b'a' + seg.file as u8 + seg.offset as u8;
+            buf.extend(std::iter::repeat_n(byte, seg.len as usize));
             Ok::<(), ()>(())
         })
         .unwrap();
         assert!(ok);
-        // file 0 from offset 1 (2 bytes), padding (2 zeros), file 2 from offset 0 (2 bytes).
-        assert_eq!(out, [b'b', b'b', 0, 0, b'c', b'c']);
-        let mut short = [0u8; 3];
+        // After what was there: file 0 from offset 1 (2 bytes), padding (2 zeros), file 2
+        // from offset 0 (2 bytes).
+        assert_eq!(out, b"headbb\0\0cc");
+        let mut short = Vec::new();
         assert_eq!(
-            fill_from_plan(&plan, &mut short, |_, _| Ok::<(), ()>(())),
-            Ok(false)
+            fill_from_plan(&plan, &mut short, |_, buf| {
+                buf.push(1);
+                Ok::<(), ()>(())
+            }),
+            Ok(false),
+            "a read that appends less than its segment"
         );
         let failing = fill_from_plan(&plan, &mut out, |_, _| Err("disk"));
         assert_eq!(failing, Err("disk"));

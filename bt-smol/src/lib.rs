@@ -40,6 +40,6 @@
 
 mod runtime;
 
-pub use runtime::Smol;
+pub use runtime::{Smol, SmolReader};
 
 bt_adapter::adapter_api!(crate::Smol);

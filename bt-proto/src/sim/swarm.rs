@@ -726,22 +726,22 @@ fn read_bytes(
 ) -> Result<Vec<u8>, StorageError> {
     let segs = read_plan(meta.piece_map(), piece, offset, length)
         .map_err(|e| StorageError(e.to_string()))?;
-    let mut out = vec![0u8; length as usize];
+    let mut out = Vec::with_capacity(length as usize);
     let complete = fill_from_plan(&segs, &mut out, |seg, buf| {
         let f = meta
             .files()
             .get(seg.file)
             .ok_or_else(|| StorageError("no such file".into()))?;
         let bytes = disk
-            .read(host, &node_path(f), seg.offset, buf.len())
+            .read(host, &node_path(f), seg.offset, seg.len as usize)
             .map_err(|e| StorageError(e.to_string()))?;
-        if bytes.len() != buf.len() {
-            return Err(StorageError("short read".into()));
-        }
-        buf.copy_from_slice(&bytes);
+        buf.extend_from_slice(&bytes);
         Ok(())
     })?;
     if !complete {
+        return Err(StorageError("short read".into()));
+    }
+    if out.len() != length as usize {
         return Err(StorageError("read plan does not cover the block".into()));
     }
     Ok(out)
