@@ -206,7 +206,7 @@ fn hash_range(
             .block_segments(piece, offset, len)
             .map(Iterator::collect)
             .unwrap_or_default();
-        let complete = fill_from_plan(&segs, &mut buf, |seg, dst| {
+        let complete = fill_from_plan(&segs, len as usize, &mut buf, |seg, dst| {
             let src = plan
                 .files()
                 .get(seg.file)
@@ -226,7 +226,7 @@ fn hash_range(
             read_append_at(file, dst, seg.len as usize, seg.offset).map_err(read_err(src))?;
             Ok::<(), Error>(())
         })?;
-        if !complete || buf.len() != len as usize {
+        if !complete {
             return Err(Error::ReadContent {
                 path: PathBuf::new(),
                 source: io::Error::other("piece layout does not cover the piece"),

@@ -291,15 +291,14 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let plan =
             read_plan(&self.map, piece, offset, len).map_err(|e| StorageError(e.to_string()))?;
-        let start = out.len();
-        let complete = fill_from_plan(&plan, out, |seg, buf| {
+        let complete = fill_from_plan(&plan, len as usize, out, |seg, buf| {
             let file = self
                 .open(seg.file, false)
                 .map_err(|e| self.describe(seg.file, &e))?;
             read_append_at(&file, buf, seg.len as usize, seg.offset)
                 .map_err(|e| self.describe(seg.file, &e))
         })?;
-        if !complete || out.len() - start != len as usize {
+        if !complete {
             return Err(StorageError(format!(
                 "piece {piece}: the files do not cover {len} bytes at {offset}"
             )));

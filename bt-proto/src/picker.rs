@@ -567,16 +567,20 @@ impl Picker {
         }
         // 2. Start new pieces: random while we have almost nothing, else rarest first.
         while out.len() < max {
-            let full = self.partial.len() + self.verifying >= limits.max_partial_pieces;
             // At the limit, only a started piece that no connected peer has can make room.
-            if full && self.stranded_piece().is_none() {
-                break;
-            }
+            let make_room = if self.partial.len() + self.verifying >= limits.max_partial_pieces {
+                let Some(stranded) = self.stranded_piece() else {
+                    break;
+                };
+                Some(stranded)
+            } else {
+                None
+            };
             let Some(p) = self.next_new_piece(has, rng) else {
                 break;
             };
-            if full && !self.abandon_stranded() {
-                break;
+            if let Some(stranded) = make_room {
+                self.abandon(stranded);
             }
             self.unqueue(p);
             if let Some(s) = self.state.get_mut(p.as_usize()) {
@@ -637,16 +641,13 @@ impl Picker {
             .map(|(p, _)| *p)
     }
 
-    /// Gives up the [`Picker::stranded_piece`], if any: it is queued again (rarest, so it is
-    /// taken up first when a peer with it comes) and reported by [`Picker::take_abandoned`].
-    fn abandon_stranded(&mut self) -> bool {
-        let Some(p) = self.stranded_piece() else {
-            return false;
-        };
+    /// Gives up the started piece `p` (a [`Picker::stranded_piece`]): it is queued again
+    /// (rarest, so it is taken up first when a peer with it comes) and reported by
+    /// [`Picker::take_abandoned`].
+    fn abandon(&mut self, p: PieceIndex) {
         self.partial.remove(&p);
         self.enqueue(p);
         self.abandoned.push(p);
-        true
     }
 
     /// Started pieces the picker gave up since the last call, their blocks to be requested

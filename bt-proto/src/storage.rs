@@ -178,16 +178,19 @@ pub fn resume_plan(data: &ResumeData, map: &PieceMap, current: &[Option<FileStam
     ResumePlan { trusted, recheck }
 }
 
-/// Appends a block (or a whole piece) to `out` from its read plan: each file segment is read
-/// with `read(segment, out)`, which appends the segment's bytes; padding segments are
-/// appended as zeros without reading. Appending lets an adapter read straight into a
-/// buffer's spare capacity, with no zeroing first. `Ok(false)` if a read appended another
-/// length than its segment's (what was appended stays).
+/// Appends a block (or a whole piece) of `len` bytes to `out` from its read plan: each file
+/// segment is read with `read(segment, out)`, which appends the segment's bytes; padding
+/// segments are appended as zeros without reading. Appending lets an adapter read straight
+/// into a buffer's spare capacity, with no zeroing first. `Ok(false)` if a read appended
+/// another length than its segment's, or the plan does not cover exactly `len` bytes (what
+/// was appended stays).
 pub fn fill_from_plan<E>(
     plan: &[Segment],
+    len: usize,
     out: &mut Vec<u8>,
     mut read: impl FnMut(&Segment, &mut Vec<u8>) -> Result<(), E>,
 ) -> Result<bool, E> {
+    let start = out.len();
     for seg in plan {
         let end = out.len().saturating_add(seg.len as usize);
         if seg.padding {
@@ -199,7 +202,7 @@ pub fn fill_from_plan<E>(
             }
         }
     }
-    Ok(true)
+    Ok(out.len() - start == len)
 }
 
 #[cfg(test)]
@@ -296,7 +299,7 @@ mod tests {
         let map = PieceMap::new(8, [(3, false), (2, true), (3, false)]).unwrap();
         let plan = read_plan(&map, PieceIndex(0), 1, 6).unwrap();
         let mut out = b"head".to_vec();
-        let ok = fill_from_plan(&plan, &mut out, |seg, buf| {
+        let ok = fill_from_plan(&plan, 6, &mut out, |seg, buf| {
             let byte = b'a' + seg.file as u8 + seg.offset as u8;
             buf.extend(std::iter::repeat_n(byte, seg.len as usize));
             Ok::<(), ()>(())
@@ -308,14 +311,23 @@ mod tests {
         assert_eq!(out, b"headbb\0\0cc");
         let mut short = Vec::new();
         assert_eq!(
-            fill_from_plan(&plan, &mut short, |_, buf| {
+            fill_from_plan(&plan, 6, &mut short, |_, buf| {
                 buf.push(1);
                 Ok::<(), ()>(())
             }),
             Ok(false),
             "a read that appends less than its segment"
         );
-        let failing = fill_from_plan(&plan, &mut out, |_, _| Err("disk"));
+        let mut longer = Vec::new();
+        assert_eq!(
+            fill_from_plan(&plan, 7, &mut longer, |seg, buf| {
+                buf.resize(buf.len() + seg.len as usize, 1);
+                Ok::<(), ()>(())
+            }),
+            Ok(false),
+            "a plan that does not cover the length asked for"
+        );
+        let failing = fill_from_plan(&plan, 6, &mut out, |_, _| Err("disk"));
         assert_eq!(failing, Err("disk"));
     }
 
