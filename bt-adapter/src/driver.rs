@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use bt_proto::engine::{
-    self, AddTorrent, CheckScope, Event, Input, Output, TorrentId, TorrentState,
+    self, AddTorrent, CheckScope, Event, Input, Output, ResumeSave, TorrentId, TorrentState,
 };
 use bt_proto::metainfo::Metainfo;
 use bt_proto::picker::Block;
@@ -98,8 +98,6 @@ pub(crate) struct AddCmd {
     pub(crate) meta: Metainfo,
     pub(crate) add: AddTorrent,
     pub(crate) storage: Arc<Storage>,
-    /// Pieces to check once added; the torrent starts (if it is to) after the check.
-    pub(crate) check: Option<CheckScope>,
     pub(crate) resume_path: Option<PathBuf>,
     pub(crate) on_pass: Option<PieceCallback>,
     pub(crate) on_fail: Option<PieceCallback>,
@@ -146,12 +144,8 @@ struct TorrentCtx {
     on_pass: Option<PieceCallback>,
     on_fail: Option<PieceCallback>,
     resume: Option<Arc<ResumeFile>>,
-    /// Pieces were verified (or lost) since the last resume save was started.
-    dirty: bool,
     hashchecks: Vec<Reply<HashcheckReport>>,
     completes: Vec<Reply<()>>,
-    /// The state to enter when the check started at add time is done.
-    after_check: Option<TorrentState>,
     span: tracing::Span,
 }
 
@@ -174,11 +168,6 @@ pub(crate) struct Driver<R: Runtime> {
     reads: Vec<(TorrentId, ConnId, Block)>,
     rng: Rng,
     http: Arc<HttpClient>,
-    /// Time between periodic resume saves (`None`: only on completion and stop).
-    resume_interval: Option<Duration>,
-    next_resume_save: Option<Instant>,
-    /// Numbers resume snapshots in the order they are taken; see [`ResumeFile`].
-    resume_generation: u64,
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
@@ -206,7 +195,6 @@ impl<R: Runtime> Driver<R> {
         session_events: Arc<Fanout>,
         listeners: Vec<R::Task>,
         rng_seed: u64,
-        resume_interval: Option<Duration>,
         http: Arc<HttpClient>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -227,9 +215,6 @@ impl<R: Runtime> Driver<R> {
             reads: Vec::new(),
             rng: Rng::seed_from_u64(rng_seed),
             http,
-            resume_interval,
-            next_resume_save: resume_interval.and_then(|d| Instant::now().checked_add(d)),
-            resume_generation: 0,
         }
     }
 
@@ -238,14 +223,10 @@ impl<R: Runtime> Driver<R> {
         let mut shutdown_reply = None;
         let mut last_timer: Option<Instant> = None;
         loop {
-            let engine_deadline = self
+            let deadline = self
                 .session
                 .poll_timeout()
                 .map(|t| last_timer.map_or(t, |l| t.max(l + MIN_TIMER_INTERVAL)));
-            let deadline = match (engine_deadline, self.next_resume_save) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
             // Commands first, then inputs, then the timer: `or` polls in that order.
             let wake = futures_lite::future::or(
                 async { Wake::Command(commands.recv().await.ok()) },
@@ -288,14 +269,12 @@ impl<R: Runtime> Driver<R> {
             // the race: under a steady stream of inputs the timer branch may never be polled
             // first, and request timeouts, choking rounds and keep-alives must not wait for a
             // quiet moment.
-            if engine_deadline.is_some_and(|t| t <= Instant::now()) {
+            if deadline.is_some_and(|t| t <= Instant::now()) {
                 let now = Instant::now();
                 last_timer = Some(now);
                 self.session.handle_timeout(now);
                 net::release_free_buffers(now);
             }
-            // Checked on every wake-up: a busy driver is woken by inputs, not by its timer.
-            self.periodic_resume_saves(Instant::now());
             self.drain();
         }
         self.shutdown(&inputs).await;
@@ -385,17 +364,13 @@ impl<R: Runtime> Driver<R> {
             Command::Run(job) => job(&mut self.session, now),
             Command::SetState { id, state, reply } => {
                 let known = self.session.stats(id).is_some();
-                if let Some(ctx) = self.torrents.get_mut(&id) {
-                    // The user decides now, not the check started at add time.
-                    ctx.after_check = None;
-                }
                 self.session.set_state(now, id, state);
                 let _ = reply.try_send(known);
             }
             Command::Hashcheck { id, scope, reply } => {
                 if let Some(ctx) = self.torrents.get_mut(&id) {
                     ctx.hashchecks.push(reply);
-                    self.session.hashcheck(id, scope);
+                    self.session.hashcheck(now, id, scope);
                 }
             }
             Command::WaitComplete { id, reply } => {
@@ -422,25 +397,14 @@ impl<R: Runtime> Driver<R> {
 
     fn add(&mut self, cmd: AddCmd) {
         let info_hash = cmd.meta.info_hash();
-        if self.session.find(&info_hash).is_some() {
+        if self.session.torrent_by_info_hash(&info_hash).is_some() {
             let _ = cmd.reply.try_send(Err(Error::Duplicate(info_hash)));
             return;
         }
-        let now = Instant::now();
-        let mut add = cmd.add;
-        let target = add.state;
-        let after_check = match (&cmd.check, target) {
-            (Some(_), TorrentState::Started) => {
-                // Nothing is requested or announced before the check has found what is
-                // already there. (Stopped rather than Paused: the engine starts announcing
-                // only on a change from Stopped to Started.)
-                add.state = TorrentState::Stopped;
-                Some(TorrentState::Started)
-            }
-            _ => None,
-        };
         let span = tracing::info_span!("torrent", %info_hash);
-        let id = self.session.add_torrent(now, cmd.meta, add);
+        // Its outputs (the add-time check) wait in the engine until the next drain, when the
+        // context below is in place.
+        let id = self.session.add_torrent(Instant::now(), cmd.meta, cmd.add);
         self.torrents.insert(
             id,
             TorrentCtx {
@@ -449,16 +413,11 @@ impl<R: Runtime> Driver<R> {
                 on_pass: cmd.on_pass,
                 on_fail: cmd.on_fail,
                 resume: cmd.resume_path.map(|p| Arc::new(ResumeFile::new(p))),
-                dirty: false,
                 hashchecks: Vec::new(),
                 completes: Vec::new(),
-                after_check,
                 span,
             },
         );
-        if let Some(scope) = cmd.check {
-            self.session.hashcheck(id, scope);
-        }
         let _ = cmd.reply.try_send(Ok(id));
     }
 
@@ -470,16 +429,18 @@ impl<R: Runtime> Driver<R> {
         save: bool,
         reply: Reply<Result<(ResumeData, Option<PathBuf>), Error>>,
     ) {
-        let (Some(ctx), Some(data)) = (
-            self.torrents.get(&id),
-            self.session.resume_data(id, Vec::new()),
-        ) else {
+        let (
+            Some(ctx),
+            Some(ResumeSave {
+                data, generation, ..
+            }),
+        ) = (self.torrents.get(&id), self.session.resume_snapshot(id))
+        else {
             let _ = reply.try_send(Err(Error::NoSuchTorrent));
             return;
         };
         let storage = ctx.storage.clone();
         let file = if save { ctx.resume.clone() } else { None };
-        let generation = self.next_resume_generation();
         R::detach(R::spawn(async move {
             let result = R::unblock(move || {
                 resume::snapshot(&storage, data, false).and_then(|data| {
@@ -496,53 +457,29 @@ impl<R: Runtime> Driver<R> {
         }));
     }
 
-    fn next_resume_generation(&mut self) -> u64 {
-        self.resume_generation += 1;
-        self.resume_generation
-    }
-
-    /// Starts the periodic resume saves that are due at `now`: one per torrent that verified
-    /// pieces since its last save.
-    fn periodic_resume_saves(&mut self, now: Instant) {
-        let (Some(due), Some(every)) = (self.next_resume_save, self.resume_interval) else {
+    /// Writes a resume snapshot the engine asked for, on the disk queue: after closing (and
+    /// so syncing) the torrent's files when `close_files`, after flushing them otherwise.
+    /// Saves of one torrent may overlap; [`ResumeFile`] keeps the newest.
+    fn save_resume(&mut self, save: ResumeSave, close_files: bool) {
+        let Some(ctx) = self.torrents.get(&save.torrent) else {
             return;
         };
-        if now < due {
-            return;
-        }
-        self.next_resume_save = now.checked_add(every);
-        let dirty: Vec<TorrentId> = self
-            .torrents
-            .iter()
-            .filter(|(_, ctx)| ctx.dirty)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in dirty {
-            self.save_resume(id);
-        }
-    }
-
-    /// Flushes the torrent's files and writes its resume data, on the blocking pool. Saves
-    /// of one torrent may overlap; [`ResumeFile`] keeps the newest.
-    fn save_resume(&mut self, id: TorrentId) {
-        let Some(ctx) = self.torrents.get_mut(&id) else {
-            return;
-        };
-        let Some(file) = ctx.resume.clone() else {
-            return;
-        };
-        let Some(data) = self.session.resume_data(id, Vec::new()) else {
-            return;
-        };
-        ctx.dirty = false;
         let storage = ctx.storage.clone();
-        let generation = self.next_resume_generation();
+        let file = ctx.resume.clone();
+        if file.is_none() && !close_files {
+            return;
+        }
         let queue = self.stores.clone();
         self.spawn_disk(&queue, move || {
-            let saved =
-                resume::snapshot(&storage, data, false).and_then(|d| file.write(generation, &d));
-            if let Err(e) = saved {
-                tracing::warn!("saving resume data: {e}");
+            if close_files && let Err(e) = storage.close() {
+                tracing::warn!("closing files: {e}");
+            }
+            if let Some(file) = file {
+                let saved = resume::snapshot(&storage, save.data, close_files)
+                    .and_then(|d| file.write(save.generation, &d));
+                if let Err(e) = saved {
+                    tracing::warn!("saving resume data: {e}");
+                }
             }
             Msg::DiskDone
         });
@@ -733,31 +670,8 @@ impl<R: Runtime> Driver<R> {
                     }));
                 }
             }
-            Output::CloseFiles { torrent } => {
-                let Some(ctx) = self.torrents.get_mut(&torrent) else {
-                    return;
-                };
-                // This save covers everything so far.
-                ctx.dirty = false;
-                let storage = ctx.storage.clone();
-                let file = ctx.resume.clone();
-                let data = self.session.resume_data(torrent, Vec::new());
-                let generation = self.next_resume_generation();
-                let queue = self.stores.clone();
-                self.spawn_disk(&queue, move || {
-                    if let Err(e) = storage.close() {
-                        tracing::warn!("closing files: {e}");
-                    }
-                    if let (Some(file), Some(data)) = (file, data) {
-                        let saved = resume::snapshot(&storage, data, true)
-                            .and_then(|d| file.write(generation, &d));
-                        if let Err(e) = saved {
-                            tracing::warn!("saving resume data: {e}");
-                        }
-                    }
-                    Msg::DiskDone
-                });
-            }
+            Output::SaveResume(save) => self.save_resume(save, false),
+            Output::CloseFiles { resume, .. } => self.save_resume(resume, true),
         }
     }
 
@@ -773,14 +687,11 @@ impl<R: Runtime> Driver<R> {
         let _enter = ctx.span.enter();
         tracing::debug!(event = ?e);
         let (pass, fail) = (ctx.on_pass.clone(), ctx.on_fail.clone());
-        let mut start_now = None;
-        let mut save_now = false;
         match &e {
             Event::HashPassed { piece, .. }
             | Event::PieceChecked {
                 piece, ok: true, ..
             } => {
-                ctx.dirty = true;
                 if let Some(f) = pass {
                     f(*piece);
                 }
@@ -789,7 +700,6 @@ impl<R: Runtime> Driver<R> {
             | Event::PieceChecked {
                 piece, ok: false, ..
             } => {
-                ctx.dirty = true;
                 if let Some(f) = fail {
                     f(*piece);
                 }
@@ -804,15 +714,11 @@ impl<R: Runtime> Driver<R> {
                 for w in ctx.hashchecks.drain(..) {
                     let _ = w.try_send(report);
                 }
-                start_now = ctx.after_check.take();
             }
             Event::Complete { .. } => {
                 for w in ctx.completes.drain(..) {
                     let _ = w.try_send(());
                 }
-                // A finished download is worth keeping at once: a crash now would otherwise
-                // cost a full check at the next start.
-                save_now = ctx.dirty;
             }
             Event::StorageFailed { error, .. } => {
                 tracing::warn!("storage failed: {error}");
@@ -822,11 +728,5 @@ impl<R: Runtime> Driver<R> {
         ctx.events.send(&e);
         drop(_enter);
         self.session_events.send(&e);
-        if let Some(state) = start_now {
-            self.session.set_state(Instant::now(), id, state);
-        }
-        if save_now {
-            self.save_resume(id);
-        }
     }
 }

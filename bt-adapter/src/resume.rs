@@ -2,15 +2,15 @@
 //! old one), stamped after the torrent's files are flushed, and read back at add time through
 //! `bt_proto::storage::resume_plan`, which decides what to trust and what to check again.
 //!
-//! The driver saves it when a torrent stops, when it completes, and every
-//! [`RESUME_SAVE_INTERVAL`] while pieces are being verified, so a crash loses at most that
-//! interval's pieces (they are downloaded again; nothing unverified is ever trusted).
+//! The engine decides when to save (when a torrent stops, when it completes, and within
+//! `Config::resume_save_interval` of verifying pieces: see `bt_proto::engine`), so a crash
+//! loses at most that interval's pieces (they are downloaded again; nothing unverified is ever
+//! trusted); the driver writes what it is given.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
@@ -22,13 +22,6 @@ use crate::disk::Storage;
 /// Resume files larger than this are not read: real ones are a few hundred bytes plus one
 /// bit per piece and a few dozen bytes per file.
 pub const MAX_RESUME_FILE: u64 = 64 * 1024 * 1024;
-
-/// How often the driver saves the resume data of a torrent that verified pieces since its
-/// last save. A crash loses at most this long of downloading (those pieces come again);
-/// each save flushes the torrent's files to the device, which costs a few syncs, so saving
-/// much more often would trade throughput for little. Configurable per session
-/// (`SessionBuilder::resume_save_interval`).
-pub const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A torrent's resume file. Saves run on the blocking pool and may finish out of order (a
 /// periodic save still running when the torrent stops): each carries a generation number

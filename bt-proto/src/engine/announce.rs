@@ -9,8 +9,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::timers::{Timer, TorrentTimer};
+use super::{Event, Output, Session, TorrentId, TorrentState};
 use crate::rng::Rng;
-use crate::tracker::{AnnounceEvent, AnnounceResponse, announce_interval};
+use crate::tracker::{
+    AnnounceEvent, AnnounceRequest, AnnounceResponse, PeerAddr, announce_interval,
+};
 /// First wait after every tracker failed; doubled per failed round.
 pub const RETRY_BASE: Duration = Duration::from_secs(15);
 /// Longest wait after failures.
@@ -194,6 +198,125 @@ impl Announcer {
         let (t, i) = self.cursor;
         let current = self.tiers.get(t).and_then(|tier| tier.get(i))?;
         (current.url == url).then_some(self.next_at).flatten()
+    }
+}
+
+impl Session {
+    /// What to announce for a torrent now, with `event`.
+    fn announce_request(
+        &self,
+        id: TorrentId,
+        event: Option<AnnounceEvent>,
+    ) -> Option<AnnounceRequest> {
+        let t = self.torrents.get(&id)?;
+        Some(AnnounceRequest {
+            info_hash: t.meta.info_hash(),
+            peer_id: self.config.peer_id,
+            port: self.config.listen_port,
+            uploaded: t.uploaded,
+            downloaded: t.downloaded,
+            left: t.left(),
+            event,
+            numwant: (event != Some(AnnounceEvent::Stopped)).then_some(self.config.numwant),
+            key: Some(self.key),
+            tracker_id: t.announcer.tracker_id.clone(),
+            ip: None,
+        })
+    }
+
+    /// Sends the announce that is due, if one is, and sets the torrent's announce deadline.
+    pub(super) fn announce_due(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.state != TorrentState::Stopped
+            && let Some((url, event)) = t.announcer.due(now)
+            && let Some(request) = self.announce_request(id, event)
+        {
+            self.outputs.push_back(Output::Announce {
+                torrent: id,
+                url,
+                request,
+            });
+        }
+        self.schedule_announce(id);
+    }
+
+    /// Sets (or clears) the torrent's announce deadline from its announcer.
+    fn schedule_announce(&mut self, id: TorrentId) {
+        let timer = Timer::Torrent(id, TorrentTimer::Announce);
+        match self.torrents.get(&id).and_then(|t| t.announcer.next_at()) {
+            Some(at) => self.timers.set(timer, at),
+            None => self.timers.stop(timer),
+        }
+    }
+
+    /// The torrent stops: `stopped` goes to the tracker that last answered, and nothing more
+    /// is announced.
+    pub(super) fn announce_stopped(&mut self, id: TorrentId) {
+        let Some(url) = self.torrents.get_mut(&id).and_then(|t| t.announcer.stop()) else {
+            self.schedule_announce(id);
+            return;
+        };
+        if let Some(request) = self.announce_request(id, Some(AnnounceEvent::Stopped)) {
+            self.outputs.push_back(Output::Announce {
+                torrent: id,
+                url,
+                request,
+            });
+        }
+        self.schedule_announce(id);
+    }
+
+    pub(super) fn on_announced(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        url: &str,
+        result: Result<AnnounceResponse, String>,
+    ) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.state == TorrentState::Stopped {
+            return;
+        }
+        match result {
+            Ok(reply) => {
+                t.announcer.succeeded(url, &reply, now);
+                self.schedule_announce(id);
+                if let Some(w) = &reply.warning {
+                    self.events.push_back(Event::TrackerWarning {
+                        torrent: id,
+                        url: url.to_string(),
+                        message: w.clone(),
+                    });
+                }
+                self.events.push_back(Event::TrackerReply {
+                    torrent: id,
+                    url: url.to_string(),
+                    peers: reply.peers.len(),
+                });
+                for peer in reply.peers {
+                    // Host names would need DNS, which is the adapter's; trackers in
+                    // practice send addresses.
+                    if let PeerAddr::Ip(addr) = peer.addr {
+                        self.learn_peer(now, id, addr);
+                    }
+                }
+                self.connect_more(now, id);
+            }
+            Err(message) => {
+                t.announcer.failed(url, &message, now);
+                self.events.push_back(Event::TrackerError {
+                    torrent: id,
+                    url: url.to_string(),
+                    message,
+                });
+                // The next URL is tried at once; after a failed round, a back-off.
+                self.announce_due(now, id);
+            }
+        }
     }
 }
 

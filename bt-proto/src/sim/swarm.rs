@@ -666,7 +666,7 @@ impl Swarm {
                         );
                     }
                 }
-                Output::CloseFiles { .. } => {}
+                Output::CloseFiles { .. } | Output::SaveResume(_) => {}
             }
         }
     }
