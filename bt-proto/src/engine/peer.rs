@@ -109,8 +109,8 @@ pub(crate) struct Peer {
     slips: u32,
     /// Blocks we stopped waiting for (cancelled, or dropped by a choke without BEP 6), newest
     /// last, at most [`super::Config::max_request_depth`]: their data may already be on the
-    /// wire, so its arrival is not a slip (counting them once closed good peers, often the
-    /// only seed, at the end of a download).
+    /// wire, so its arrival is not a slip. An endgame cancels whole pipelines; counting what
+    /// was in flight would close good peers, often the only seed.
     withdrawn: VecDeque<Block>,
     /// Queued in [`super::peers::Peers`] for a flush.
     pub(super) flush_queued: bool,
