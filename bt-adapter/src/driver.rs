@@ -57,7 +57,7 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 pub(crate) type PieceCallback = Arc<dyn Fn(PieceIndex) + Send + Sync>;
 
 /// A job run on the engine by the driver, for the API's queries and simple commands.
-pub(crate) type Job = Box<dyn FnOnce(&mut engine::Session, Instant) + Send>;
+pub(crate) type EngineJob = Box<dyn FnOnce(&mut engine::Session, Instant) + Send>;
 
 /// The sending end of a one-shot answer (a channel of capacity 1).
 pub(crate) type Reply<T> = Sender<T>;
@@ -109,7 +109,7 @@ pub(crate) struct AddCmd {
 pub(crate) enum Command {
     Add(Box<AddCmd>),
     /// Run a job on the engine (it replies itself).
-    Run(Job),
+    Run(EngineJob),
     SetState {
         id: TorrentId,
         state: TorrentState,

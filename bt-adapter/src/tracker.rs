@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bt_proto::rng::Rng;
 use bt_proto::tracker::http::{MAX_REDIRECTS, Outcome, Progress, ResponseReader, Scheme, Url};
-use bt_proto::tracker::udp::{self, AddressFamily, Job, UdpTrackerClient};
+use bt_proto::tracker::udp::{self, AddressFamily, UdpJob, UdpTrackerClient};
 use bt_proto::tracker::{AnnounceRequest, AnnounceResponse};
 use bytes::BytesMut;
 
@@ -234,7 +234,7 @@ async fn udp_announce<R: Runtime>(
     let start = Instant::now();
     let deadline = start + UDP_DEADLINE;
     client
-        .start(Job::Announce(request.clone()), start, &mut rng)
+        .start(UdpJob::Announce(request.clone()), start, &mut rng)
         .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; UDP_RECV_BUF];
     loop {

@@ -33,7 +33,7 @@ use super::scrape::ScrapeStats;
 use crate::{InfoHash, PeerId};
 
 pub mod client;
-pub use client::{ClientError, Event, Job, UdpTrackerClient};
+pub use client::{ClientError, Event, UdpJob, UdpTrackerClient};
 
 /// The magic constant that opens a connect request (BEP 15).
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
