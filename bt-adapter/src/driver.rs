@@ -6,25 +6,22 @@
 //! blocks: disk work runs on the runtime's blocking pool, network work in tasks.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use bt_proto::engine::{
-    self, AddTorrent, CheckScope, Event, Input, Output, ResumeSave, TorrentId, TorrentState,
-};
-use bt_proto::metainfo::Metainfo;
+use bt_proto::ConnId;
+use bt_proto::engine::{self, Event, Input, Output, ResumeSave, TorrentId, TorrentState};
 use bt_proto::picker::Block;
 use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::AnnounceEvent;
-use bt_proto::{ConnId, PieceIndex};
 
 use crate::disk::Storage;
 use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
+use crate::messages::{AddCmd, Command, Msg, PieceCallback, Reply};
 use crate::net::{self, ConnHandle, Origin};
 use crate::resume::ResumeFile;
 use crate::runtime::Runtime;
@@ -53,89 +50,11 @@ pub const MAX_READ_RUN: u32 = 512 * 1024;
 /// Time a shutdown waits for disk jobs in flight and for `stopped` announces.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// A callback taking a piece index.
-pub(crate) type PieceCallback = Arc<dyn Fn(PieceIndex) + Send + Sync>;
-
-/// A job run on the engine by the driver, for the API's queries and simple commands.
-pub(crate) type EngineJob = Box<dyn FnOnce(&mut engine::Session, Instant) + Send>;
-
-/// The sending end of a one-shot answer (a channel of capacity 1).
-pub(crate) type Reply<T> = Sender<T>;
-
-/// A one-shot answer channel.
-pub(crate) fn reply<T>() -> (Reply<T>, Receiver<T>) {
-    async_channel::bounded(1)
-}
-
-/// What the connection, disk and tracker tasks send the driver.
-pub(crate) enum Msg<R: Runtime> {
-    /// Something for the engine.
-    Input(Input),
-    /// Bytes a connection read, with its credit for one more queued read (released once the
-    /// engine has handled them: see `net::MAX_QUEUED_READS`).
-    Received(Input, async_lock::SemaphoreGuardArc),
-    /// A disk job finished with this input for the engine.
-    Disk(Input),
-    /// A disk job finished with these inputs for the engine (a run of block reads).
-    DiskMany(Vec<Input>),
-    /// A disk job with nothing for the engine (closing files, saving resume data) finished.
-    DiskDone,
-    /// A `stopped` announce was sent (or gave up).
-    StopSent,
-    /// The listener accepted a connection.
-    Accepted(R::Stream, SocketAddr),
-}
-
 /// What woke the driver.
 enum Wake<R: Runtime> {
     Command(Option<Command>),
     Input(Msg<R>),
     Timer,
-}
-
-/// Everything the driver needs to add a torrent.
-pub(crate) struct AddCmd {
-    pub(crate) meta: Metainfo,
-    pub(crate) add: AddTorrent,
-    pub(crate) storage: Arc<Storage>,
-    pub(crate) resume_path: Option<PathBuf>,
-    pub(crate) on_pass: Option<PieceCallback>,
-    pub(crate) on_fail: Option<PieceCallback>,
-    pub(crate) events: Arc<Fanout>,
-    pub(crate) reply: Reply<Result<TorrentId, Error>>,
-}
-
-/// What the API handles ask the driver.
-pub(crate) enum Command {
-    Add(Box<AddCmd>),
-    /// Run a job on the engine (it replies itself).
-    Run(EngineJob),
-    SetState {
-        id: TorrentId,
-        state: TorrentState,
-        reply: Reply<bool>,
-    },
-    Hashcheck {
-        id: TorrentId,
-        scope: CheckScope,
-        reply: Reply<HashcheckReport>,
-    },
-    WaitComplete {
-        id: TorrentId,
-        reply: Reply<()>,
-    },
-    Resume {
-        id: TorrentId,
-        save: bool,
-        reply: Reply<Result<(ResumeData, Option<PathBuf>), Error>>,
-    },
-    Remove {
-        id: TorrentId,
-        reply: Reply<()>,
-    },
-    Shutdown {
-        reply: Option<Reply<()>>,
-    },
 }
 
 struct TorrentCtx {
@@ -202,9 +121,9 @@ impl<R: Runtime> Driver<R> {
             session,
             conns: HashMap::new(),
             torrents: HashMap::new(),
-            checks: DiskQueue::new(cores, inputs.clone()),
-            stores: DiskQueue::new(cores, inputs.clone()),
-            reads_queue: DiskQueue::new(MAX_CONCURRENT_READS, inputs.clone()),
+            checks: DiskQueue::new(cores, inputs.clone(), || Msg::DiskDone),
+            stores: DiskQueue::new(cores, inputs.clone(), || Msg::DiskDone),
+            reads_queue: DiskQueue::new(MAX_CONCURRENT_READS, inputs.clone(), || Msg::DiskDone),
             inputs,
             session_events,
             pending_disk: 0,
@@ -516,7 +435,7 @@ impl<R: Runtime> Driver<R> {
         F: FnOnce() -> Msg<R> + Send + 'static,
     {
         self.pending_disk += 1;
-        queue.spawn(Box::new(job));
+        queue.spawn::<R>(Box::new(job));
     }
 
     /// Starts the block reads gathered in this drain: one disk job per run of consecutive

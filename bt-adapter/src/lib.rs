@@ -32,6 +32,7 @@ pub mod disk;
 mod disk_queue;
 mod driver;
 pub mod events;
+mod messages;
 pub mod net;
 mod resume;
 pub mod runtime;

@@ -21,7 +21,7 @@ use bt_proto::engine::Input;
 use bytes::{Buf, Bytes, BytesMut};
 use tracing::Instrument;
 
-use crate::driver::Msg;
+use crate::messages::Msg;
 use crate::runtime::{Runtime, timeout_at};
 
 /// An outbound connection that is not established by then is given up.
