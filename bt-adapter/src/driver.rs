@@ -188,8 +188,8 @@ impl<R: Runtime> Driver<R> {
             // the race: under a steady stream of inputs the timer branch may never be polled
             // first, and request timeouts, choking rounds and keep-alives must not wait for a
             // quiet moment.
-            if deadline.is_some_and(|t| t <= Instant::now()) {
-                let now = Instant::now();
+            if deadline.is_some_and(|t| t <= R::now()) {
+                let now = R::now();
                 last_timer = Some(now);
                 self.session.handle_timeout(now);
                 net::release_free_buffers(now);
@@ -209,8 +209,8 @@ impl<R: Runtime> Driver<R> {
         for l in self.listeners.drain(..) {
             R::abort(l);
         }
-        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
-        let now = Instant::now();
+        let deadline = R::now() + SHUTDOWN_DEADLINE;
+        let now = R::now();
         for id in self.session.torrent_ids() {
             if self
                 .session
@@ -222,7 +222,7 @@ impl<R: Runtime> Driver<R> {
         }
         self.drain();
         self.wait_idle(inputs, deadline).await;
-        let now = Instant::now();
+        let now = R::now();
         for id in self.session.torrent_ids() {
             self.session.set_state(now, id, TorrentState::Stopped);
         }
@@ -248,7 +248,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn msg(&mut self, m: Msg<R>) {
-        let now = Instant::now();
+        let now = R::now();
         match m {
             Msg::Input(input) => self.session.handle(now, input),
             Msg::Received(input, credit) => {
@@ -277,7 +277,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn command(&mut self, c: Command) {
-        let now = Instant::now();
+        let now = R::now();
         match c {
             Command::Add(add) => self.add(*add),
             Command::Run(job) => job(&mut self.session, now),
@@ -323,7 +323,7 @@ impl<R: Runtime> Driver<R> {
         let span = tracing::info_span!("torrent", %info_hash);
         // Its outputs (the add-time check) wait in the engine until the next drain, when the
         // context below is in place.
-        let id = self.session.add_torrent(Instant::now(), cmd.meta, cmd.add);
+        let id = self.session.add_torrent(R::now(), cmd.meta, cmd.add);
         self.torrents.insert(
             id,
             TorrentCtx {
@@ -419,7 +419,7 @@ impl<R: Runtime> Driver<R> {
             }
             if !self.deferred.is_empty() {
                 busy = true;
-                let now = Instant::now();
+                let now = R::now();
                 for input in std::mem::take(&mut self.deferred) {
                     self.session.handle(now, input);
                 }

@@ -271,7 +271,7 @@ async fn run_conn<R: Runtime>(
     let stream = match origin {
         Origin::Accepted(s) => s,
         Origin::Connect(addr) => {
-            let deadline = Instant::now() + CONNECT_TIMEOUT;
+            let deadline = R::now() + CONNECT_TIMEOUT;
             let result = timeout_at::<R, _>(deadline, R::connect(addr)).await;
             let input = match &result {
                 Some(Ok(_)) => Input::Connected { conn },
@@ -427,7 +427,7 @@ pub(crate) async fn accept_loop<R: Runtime>(listener: R::Listener, inputs: Sende
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
-                R::sleep_until(Instant::now() + ACCEPT_BACKOFF).await;
+                R::sleep_until(R::now() + ACCEPT_BACKOFF).await;
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bt_proto::rng::Rng;
 use bt_proto::tracker::http::{MAX_REDIRECTS, Outcome, Progress, ResponseReader, Scheme, Url};
@@ -63,7 +63,7 @@ pub(crate) async fn announce<R: Runtime>(
     if url.starts_with("udp://") {
         Ok(udp_announce::<R>(url, request, seed).await?)
     } else {
-        let deadline = Instant::now() + HTTP_TIMEOUT;
+        let deadline = R::now() + HTTP_TIMEOUT;
         match timeout_at::<R, _>(deadline, http_announce::<R>(&client, url, request)).await {
             Some(r) => r,
             None => Err(format!("no reply within {} s", HTTP_TIMEOUT.as_secs()).into()),
@@ -231,7 +231,7 @@ async fn udp_announce<R: Runtime>(
         .map_err(|e| e.to_string())?;
     let mut rng = Rng::seed_from_u64(seed);
     let mut client = UdpTrackerClient::new(family);
-    let start = Instant::now();
+    let start = R::now();
     let deadline = start + UDP_DEADLINE;
     client
         .start(UdpJob::Announce(request.clone()), start, &mut rng)
@@ -254,13 +254,13 @@ async fn udp_announce<R: Runtime>(
             Some(r) => {
                 let n = r.map_err(|e| e.to_string())?;
                 let packet = buf.get(..n).unwrap_or_default();
-                client.handle_datagram(packet, Instant::now(), &mut rng);
+                client.handle_datagram(packet, R::now(), &mut rng);
             }
             None => {
-                if Instant::now() >= deadline {
+                if R::now() >= deadline {
                     return Err(format!("no reply within {} s", UDP_DEADLINE.as_secs()));
                 }
-                client.handle_timeout(Instant::now(), &mut rng);
+                client.handle_timeout(R::now(), &mut rng);
             }
         }
     }

@@ -70,6 +70,10 @@ impl Runtime for Smol {
         smol::unblock(move || std::panic::catch_unwind(AssertUnwindSafe(f)).ok()).await
     }
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     async fn sleep_until(deadline: Instant) {
         smol::Timer::at(deadline).await;
     }
