@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use bt_proto::ConnId;
-use bt_proto::engine::{self, Event, Input, Output, ResumeSave, TorrentId, TorrentState};
-use bt_proto::picker::Block;
+use bt_proto::engine::{
+    self, Event, Input, Output, ResumeSave, StorageError, TorrentId, TorrentState,
+};
+use bt_proto::read_runs::{ReadRequest, read_runs};
 use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::AnnounceEvent;
@@ -37,15 +39,10 @@ const MAX_BATCH: usize = 256;
 /// busy loop, whatever the runtime's timer resolution.
 pub const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Disk reads for peers in flight at once, per session, each of at most [`MAX_READ_RUN`]
-/// bytes: enough to keep fast peers fed (and the disk queue busy), few enough to bound the
+/// Disk reads for peers in flight at once, per session, each of at most
+/// [`MAX_READ_RUN`](bt_proto::read_runs::MAX_READ_RUN) bytes: enough to keep fast peers fed (and the disk queue busy), few enough to bound the
 /// memory of blocks read but not yet sent to 16 × 512 KiB = 8 MiB.
 pub const MAX_CONCURRENT_READS: usize = 16;
-
-/// Bytes read by one disk job for one peer: consecutive blocks it asked for are read with one
-/// call on the blocking pool, not one each. 512 KiB is the engine's default of 32 block reads
-/// in flight per peer, so a fast peer's whole batch is usually one job.
-pub const MAX_READ_RUN: u32 = 512 * 1024;
 
 /// Time a shutdown waits for disk jobs in flight and for `stopped` announces.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
@@ -84,7 +81,7 @@ pub(crate) struct Driver<R: Runtime> {
     listeners: Vec<R::Task>,
     deferred: Vec<Input>,
     /// Block reads the engine asked for during this drain, grouped into runs at its end.
-    reads: Vec<(TorrentId, ConnId, Block)>,
+    reads: Vec<ReadRequest>,
     rng: Rng,
     http: Arc<HttpClient>,
 }
@@ -439,63 +436,42 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// Starts the block reads gathered in this drain: one disk job per run of consecutive
-    /// blocks of one piece for one peer (at most [`MAX_READ_RUN`] bytes), each block then a
+    /// blocks of one piece for one peer (see [`read_runs`]), each block then a
     /// slice of the run's buffer.
     fn start_reads(&mut self) {
-        let reads = std::mem::take(&mut self.reads);
-        let mut rest = reads.as_slice();
-        while let Some(&(torrent, conn, first)) = rest.first() {
-            let mut len = first.length;
-            let mut n = 1;
-            for &(t, c, b) in rest.iter().skip(1) {
-                let next = first.offset.checked_add(len);
-                if t != torrent
-                    || c != conn
-                    || b.piece != first.piece
-                    || next != Some(b.offset)
-                    || len.saturating_add(b.length) > MAX_READ_RUN
-                {
-                    break;
-                }
-                len += b.length;
-                n += 1;
-            }
-            let (run, tail) = rest.split_at(n.min(rest.len()));
-            rest = tail;
-            let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
+        let runs = read_runs(&self.reads);
+        self.reads.clear();
+        for run in runs {
+            let Some(storage) = self.torrents.get(&run.torrent).map(|t| t.storage.clone()) else {
                 continue;
             };
-            let blocks: Vec<Block> = run.iter().map(|&(_, _, b)| b).collect();
             let queue = self.reads_queue.clone();
             self.spawn_disk(&queue, move || {
-                let data = storage.read_run(first.piece, first.offset, len);
-                let inputs = blocks
-                    .into_iter()
-                    .map(|block| {
-                        let data = data.clone().and_then(|d| {
-                            let start = block.offset.saturating_sub(first.offset) as usize;
-                            let end = start + block.length as usize;
-                            if end > d.len() {
-                                return Err(bt_proto::engine::StorageError(
-                                    "short read".to_string(),
-                                ));
-                            }
-                            Ok(d.slice(start..end))
-                        });
-                        Input::BlockRead {
-                            torrent,
-                            conn,
+                let read = storage.read_run(run.piece, run.offset, run.len);
+                let inputs = match read {
+                    Ok(d) => run
+                        .split(&d)
+                        .map(|(block, bytes)| Input::BlockRead {
+                            torrent: run.torrent,
+                            conn: run.conn,
                             block,
-                            data,
-                        }
-                    })
-                    .collect();
+                            data: bytes.ok_or_else(|| StorageError("short read".to_string())),
+                        })
+                        .collect(),
+                    Err(e) => run
+                        .blocks
+                        .iter()
+                        .map(|&block| Input::BlockRead {
+                            torrent: run.torrent,
+                            conn: run.conn,
+                            block,
+                            data: Err(e.clone()),
+                        })
+                        .collect(),
+                };
                 Msg::DiskMany(inputs)
             });
         }
-        // Keep the allocation for the next drain.
-        self.reads = reads;
-        self.reads.clear();
     }
 
     fn output(&mut self, o: Output) {
@@ -526,7 +502,11 @@ impl<R: Runtime> Driver<R> {
                 torrent,
                 conn,
                 block,
-            } => self.reads.push((torrent, conn, block)),
+            } => self.reads.push(ReadRequest {
+                torrent,
+                conn,
+                block,
+            }),
             Output::VerifyAndStore {
                 torrent,
                 piece,

@@ -51,9 +51,10 @@ pub use bt_proto::engine::{
     HashcheckReport, PeerInfo, ProtocolViolation, StorageError, TorrentId, TorrentState,
     TorrentStats, TrackerInfo,
 };
+pub use bt_proto::read_runs::MAX_READ_RUN;
 pub use bt_proto::resume::ResumeData;
 pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
-pub use driver::{MAX_CONCURRENT_READS, MAX_READ_RUN, SHUTDOWN_DEADLINE};
+pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
 pub use events::{EVENT_QUEUE, Events};
 pub use resume::MAX_RESUME_FILE;
 pub use runtime::Runtime;

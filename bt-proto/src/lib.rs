@@ -38,6 +38,8 @@
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.
 //! - [`engine`]: the session state machine; [`picker`], [`choker`], [`rate`] and [`resume`]
 //!   are its parts, usable alone.
+//! - [`storage`] and [`read_runs`]: which file bytes a piece or block is, and how block reads
+//!   merge into disk reads.
 //! - `sim` (feature `sim`): a deterministic swarm simulator on virtual time.
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -59,6 +61,7 @@ pub mod metainfo;
 pub mod peer_id;
 pub mod picker;
 pub mod rate;
+pub mod read_runs;
 pub mod resume;
 pub mod rng;
 #[cfg(feature = "sim")]
