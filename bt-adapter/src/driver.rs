@@ -25,6 +25,7 @@ use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
 use crate::messages::{AddCmd, Command, Msg, PieceCallback, Reply};
 use crate::net::{self, ConnHandle, Origin};
+use crate::resume::BeforeStamp::{self, Close, Flush};
 use crate::resume::ResumeFile;
 use crate::runtime::Runtime;
 use crate::tracker::HttpClient;
@@ -359,12 +360,8 @@ impl<R: Runtime> Driver<R> {
         let file = if save { ctx.resume.clone() } else { None };
         R::detach(R::spawn(async move {
             let result = R::unblock(move || {
-                resume::snapshot(&storage, data, false).and_then(|data| {
-                    if let Some(f) = &file {
-                        f.write(generation, &data)?;
-                    }
-                    Ok((data, file.map(|f| f.path().to_path_buf())))
-                })
+                resume::save(&storage, data, generation, Flush, file.as_deref())
+                    .map(|data| (data, file.map(|f| f.path().to_path_buf())))
             })
             .await;
             if let Some(result) = result {
@@ -373,29 +370,31 @@ impl<R: Runtime> Driver<R> {
         }));
     }
 
-    /// Writes a resume snapshot the engine asked for, on the disk queue: after closing (and
-    /// so syncing) the torrent's files when `close_files`, after flushing them otherwise.
-    /// Saves of one torrent may overlap; [`ResumeFile`] keeps the newest.
-    fn save_resume(&mut self, save: ResumeSave, close_files: bool) {
+    /// Writes a resume snapshot the engine asked for, on the store queue (see
+    /// [`resume::save`]): after flushing the torrent's files, or closing them (and so syncing
+    /// them) when it stopped. Saves of one torrent may overlap; [`ResumeFile`] keeps the
+    /// newest.
+    fn save_resume(&mut self, save: ResumeSave, before: BeforeStamp) {
         let Some(ctx) = self.torrents.get(&save.torrent) else {
             return;
         };
         let storage = ctx.storage.clone();
         let file = ctx.resume.clone();
-        if file.is_none() && !close_files {
+        if file.is_none() && before == Flush {
+            // Nothing to write, and nothing else asks for the flush.
             return;
         }
         let queue = self.stores.clone();
         self.spawn_disk(&queue, move || {
-            if close_files && let Err(e) = storage.close() {
-                tracing::warn!("closing files: {e}");
-            }
-            if let Some(file) = file {
-                let saved = resume::snapshot(&storage, save.data, close_files)
-                    .and_then(|d| file.write(save.generation, &d));
-                if let Err(e) = saved {
-                    tracing::warn!("saving resume data: {e}");
-                }
+            let saved = resume::save(
+                &storage,
+                save.data,
+                save.generation,
+                before,
+                file.as_deref(),
+            );
+            if let Err(e) = saved {
+                tracing::warn!("saving resume data: {e}");
             }
             Msg::DiskDone
         });
@@ -569,8 +568,8 @@ impl<R: Runtime> Driver<R> {
                     }));
                 }
             }
-            Output::SaveResume(save) => self.save_resume(save, false),
-            Output::CloseFiles { resume, .. } => self.save_resume(resume, true),
+            Output::SaveResume(save) => self.save_resume(save, Flush),
+            Output::CloseFiles { resume, .. } => self.save_resume(resume, Close),
         }
     }
 
