@@ -33,6 +33,7 @@
 //!   byte span; canonical encoding.
 //! - [`metainfo`]: v1 .torrent files, validated; the piece-to-file map; torrent creation.
 //! - [`magnet`]: `magnet:?xt=urn:btih:` links.
+//! - [`encoding`]: hex, base32 and percent-encoding, written once for every parser.
 //! - [`wire`]: the peer handshake, every peer message, an incremental zero-copy decoder.
 //! - [`tracker`]: HTTP announce/scrape (with sans-IO HTTP framing) and UDP trackers (BEP 15).
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.
@@ -55,6 +56,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+pub mod encoding;
 pub mod engine;
 pub mod magnet;
 pub mod metainfo;

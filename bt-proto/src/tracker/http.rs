@@ -22,6 +22,8 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
+use crate::encoding::percent;
+
 /// Redirects a caller follows for one request before giving up: enough for an `http` to
 /// `https` hop plus a load balancer or two, few enough that a redirect loop ends quickly.
 pub const MAX_REDIRECTS: u8 = 5;
@@ -122,18 +124,10 @@ fn is_host_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Appends `s`, percent-encoding bytes that may not appear in a request target.
+/// Appends `s`, percent-encoding the bytes that may not appear in a request target
+/// (controls, space, non-ASCII); a URL's own escapes and delimiters stay as they are.
 fn push_request_target(out: &mut String, s: &str) {
-    for c in s.chars() {
-        if c.is_ascii_graphic() {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
+    percent::encode_into(s.as_bytes(), |b| b.is_ascii_graphic(), out);
 }
 
 /// RFC 3986 section 5.2.4 for an absolute path: resolves `.` and `..` segments.
