@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bt_proto::rng::Rng;
-use bt_proto::tracker::http::{MAX_REDIRECTS, Outcome, Progress, ResponseReader, Scheme, Url};
+use bt_proto::tracker::http::{MAX_REDIRECTS, Outcome, Progress, ResponseReader};
 use bt_proto::tracker::udp::{self, AddressFamily, UdpJob, UdpTrackerClient};
+use bt_proto::tracker::url::{Scheme, Url, UrlError};
 use bt_proto::tracker::{AnnounceRequest, AnnounceResponse};
 use bytes::BytesMut;
 
@@ -60,13 +61,15 @@ pub(crate) async fn announce<R: Runtime>(
     request: &AnnounceRequest,
     seed: u64,
 ) -> Result<AnnounceResponse, AnnounceError> {
-    if url.starts_with("udp://") {
-        Ok(udp_announce::<R>(url, request, seed).await?)
-    } else {
-        let deadline = R::now() + HTTP_TIMEOUT;
-        match timeout_at::<R, _>(deadline, http_announce::<R>(&client, url, request)).await {
-            Some(r) => r,
-            None => Err(format!("no reply within {} s", HTTP_TIMEOUT.as_secs()).into()),
+    let parsed = Url::parse(url).map_err(|e| e.to_string())?;
+    match parsed.scheme {
+        Scheme::Udp => Ok(udp_announce::<R>(&parsed, request, seed).await?),
+        Scheme::Http | Scheme::Https => {
+            let deadline = R::now() + HTTP_TIMEOUT;
+            match timeout_at::<R, _>(deadline, http_announce::<R>(&client, url, request)).await {
+                Some(r) => r,
+                None => Err(format!("no reply within {} s", HTTP_TIMEOUT.as_secs()).into()),
+            }
         }
     }
 }
@@ -161,10 +164,12 @@ async fn http_get<R: Runtime>(
         )),
         #[cfg(not(feature = "https"))]
         Scheme::Https => return Err(AnnounceError::HttpsNeedsFeature.to_string()),
+        // Not reached: only HTTP(S) URLs are announced to over HTTP, and redirects stay there.
+        Scheme::Udp => return Err(UrlError::UnsupportedScheme("udp".into()).to_string()),
     };
     let io_err = |e: std::io::Error| match url.scheme {
         Scheme::Https => format!("TLS with {}: {e}", url.authority()),
-        Scheme::Http => e.to_string(),
+        Scheme::Http | Scheme::Udp => e.to_string(),
     };
     conn.send(&url.get_request(&client.user_agent))
         .await
@@ -183,36 +188,13 @@ async fn http_get<R: Runtime>(
     }
 }
 
-/// `udp://host:port[/path]` → host and port.
-fn udp_host_port(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("udp://").unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("bad UDP tracker URL {url}"))?;
-        (host, after.strip_prefix(':').unwrap_or_default())
-    } else {
-        authority
-            .rsplit_once(':')
-            .ok_or_else(|| format!("UDP tracker URL {url} has no port"))?
-    };
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("bad port in UDP tracker URL {url}"))?;
-    if host.is_empty() {
-        return Err(format!("UDP tracker URL {url} has no host"));
-    }
-    Ok((host.to_string(), port))
-}
-
 async fn udp_announce<R: Runtime>(
-    url: &str,
+    url: &Url,
     request: &AnnounceRequest,
     seed: u64,
 ) -> Result<AnnounceResponse, String> {
-    let (host, port) = udp_host_port(url)?;
-    let addr = R::resolve(host.clone(), port)
+    let host = &url.host;
+    let addr = R::resolve(host.clone(), url.port)
         .await
         .map_err(|e| format!("resolve {host}: {e}"))?
         .into_iter()
@@ -263,25 +245,5 @@ async fn udp_announce<R: Runtime>(
                 client.handle_timeout(R::now(), &mut rng);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn udp_urls() {
-        assert_eq!(
-            udp_host_port("udp://tracker.example:1337/announce").unwrap(),
-            ("tracker.example".to_string(), 1337)
-        );
-        assert_eq!(
-            udp_host_port("udp://[::1]:80").unwrap(),
-            ("::1".to_string(), 80)
-        );
-        assert!(udp_host_port("udp://tracker.example/announce").is_err());
-        assert!(udp_host_port("udp://:80").is_err());
-        assert!(udp_host_port("udp://h:99999").is_err());
     }
 }
