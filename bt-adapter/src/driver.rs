@@ -556,9 +556,8 @@ impl<R: Runtime> Driver<R> {
                     }));
                 } else {
                     R::detach(R::spawn(async move {
-                        let result = crate::tracker::announce::<R>(http, &url, &request, seed)
-                            .await
-                            .map_err(|e| e.to_string());
+                        let result =
+                            crate::tracker::announce::<R>(http, &url, &request, seed).await;
                         let input = Input::Announced {
                             torrent,
                             url,

@@ -74,4 +74,4 @@ pub mod types;
 pub mod wire;
 
 pub use bitfield::Bitfield;
-pub use types::{ConnId, HexError, InfoHash, PeerId, PieceHash, PieceIndex, sha1};
+pub use types::{ConnId, HexError, InfoHash, IoFailure, PeerId, PieceHash, PieceIndex, sha1};

@@ -123,6 +123,46 @@ pub fn sha1(data: &[u8]) -> [u8; 20] {
     sha1::Sha1::digest(data).into()
 }
 
+/// An I/O error as a value that can be cloned and compared (`std::io::Error` can be neither,
+/// and the inputs and events that report one must be both): its kind and the system's words.
+///
+/// ```
+/// use bt_proto::IoFailure;
+/// let e = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+/// let f = IoFailure::from(&e);
+/// assert_eq!((f.kind, f.to_string()), (std::io::ErrorKind::StorageFull, "disk full".to_string()));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct IoFailure {
+    /// What kind of failure it was.
+    pub kind: std::io::ErrorKind,
+    /// What the system said (the error's `Display`).
+    pub message: String,
+}
+
+impl IoFailure {
+    /// A failure of `kind` with these words.
+    pub fn new(kind: std::io::ErrorKind, message: impl Into<String>) -> Self {
+        IoFailure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&std::io::Error> for IoFailure {
+    fn from(e: &std::io::Error) -> Self {
+        IoFailure::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<std::io::Error> for IoFailure {
+    fn from(e: std::io::Error) -> Self {
+        IoFailure::from(&e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use bt_proto::engine::{
 use bt_proto::metainfo::Metainfo;
 use bt_proto::metainfo::create::TorrentBuilder;
 use bt_proto::storage::verify_blocks;
-use bt_proto::tracker::AnnounceResponse;
+use bt_proto::tracker::{AnnounceError, AnnounceResponse};
 use bt_proto::wire::{BlockRequest, Decoder, Extension, Handshake, Message, Progress, Reserved};
 use bt_proto::{Bitfield, ConnId, PeerId, PieceIndex};
 use bytes::Bytes;
@@ -163,7 +163,7 @@ impl Harness {
                 }
                 Output::Announce { torrent, url, .. } => {
                     let result = if u.arbitrary()? {
-                        Err("unreachable".to_string())
+                        Err(AnnounceError::Timeout(Duration::from_secs(30)))
                     } else {
                         Ok(AnnounceResponse {
                             interval: Duration::from_secs(u.int_in_range(0..=4000)?),

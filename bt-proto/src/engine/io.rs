@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::violation::ProtocolViolation;
 use crate::picker::Block;
 use crate::resume::ResumeData;
-use crate::tracker::{AnnounceRequest, AnnounceResponse};
+use crate::tracker::{AnnounceError, AnnounceRequest, AnnounceResponse};
 use crate::{ConnId, PeerId, PieceHash, PieceIndex};
 
 /// The engine's name for one torrent of a session.
@@ -106,7 +106,7 @@ pub enum Input {
         /// The tracker URL announced to.
         url: String,
         /// The reply, or why there was none.
-        result: Result<AnnounceResponse, String>,
+        result: Result<AnnounceResponse, AnnounceError>,
     },
 }
 
@@ -319,7 +319,7 @@ pub enum Event {
         /// The tracker.
         url: String,
         /// What went wrong.
-        message: String,
+        error: AnnounceError,
     },
     /// Every wanted piece is verified.
     Complete {

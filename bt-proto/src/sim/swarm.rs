@@ -649,7 +649,13 @@ impl Swarm {
                     let result = if url == TRACKER_URL {
                         Ok(self.tracker_reply(addr, &request))
                     } else {
-                        Err(format!("no tracker at {url}"))
+                        Err(crate::tracker::AnnounceError::Connect {
+                            host: url.clone(),
+                            error: crate::IoFailure::new(
+                                std::io::ErrorKind::ConnectionRefused,
+                                "no tracker there",
+                            ),
+                        })
                     };
                     if request.event != Some(AnnounceEvent::Stopped) {
                         let at = now + self.tracker_latency;

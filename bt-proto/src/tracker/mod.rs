@@ -4,8 +4,8 @@
 //! Nothing here opens a socket or reads the clock. The caller parses the tracker's [`Url`] and
 //! dispatches on its scheme. For HTTP(S) it turns an [`AnnounceRequest`] into a URL
 //! ([`AnnounceRequest::to_url`]), that URL into request bytes ([`Url::get_request`]), feeds
-//! the bytes it reads into an [`http::ResponseReader`], and parses the body with
-//! [`AnnounceResponse::decode`]. For `udp://` trackers the [`udp`] module gives the packets,
+//! the bytes it reads into an [`http::ResponseReader`], and reads the response with
+//! [`read_http_reply`] (a reply, a redirect, or a typed [`AnnounceError`]). For `udp://` trackers the [`udp`] module gives the packets,
 //! the retransmit schedule and a small client state machine.
 //!
 //! ```
@@ -33,12 +33,14 @@
 use std::time::Duration;
 
 pub mod announce;
+pub mod exchange;
 pub mod http;
 pub mod scrape;
 pub mod udp;
 pub mod url;
 
 pub use announce::{AnnounceRequest, AnnounceResponse, Peer, PeerAddr, ReplyError, TrackerFailure};
+pub use exchange::{AnnounceError, HttpReply, read_http_reply};
 pub use scrape::{ScrapeResponse, ScrapeStats, scrape_url};
 pub use url::{Scheme, Url, UrlError};
 
