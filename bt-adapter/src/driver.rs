@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use bt_proto::ConnId;
-use bt_proto::engine::{
-    self, Event, Input, Output, ResumeSave, StorageError, TorrentId, TorrentState,
-};
+use bt_proto::engine::{self, Event, Input, Output, ResumeSave, TorrentId, TorrentState};
 use bt_proto::read_runs::{ReadRequest, read_runs};
 use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
@@ -447,27 +445,15 @@ impl<R: Runtime> Driver<R> {
             let queue = self.reads_queue.clone();
             self.spawn_disk(&queue, move || {
                 let read = storage.read_run(run.piece, run.offset, run.len);
-                let inputs = match read {
-                    Ok(d) => run
-                        .split(&d)
-                        .map(|(block, bytes)| Input::BlockRead {
-                            torrent: run.torrent,
-                            conn: run.conn,
-                            block,
-                            data: bytes.ok_or_else(|| StorageError("short read".to_string())),
-                        })
-                        .collect(),
-                    Err(e) => run
-                        .blocks
-                        .iter()
-                        .map(|&block| Input::BlockRead {
-                            torrent: run.torrent,
-                            conn: run.conn,
-                            block,
-                            data: Err(e.clone()),
-                        })
-                        .collect(),
-                };
+                let inputs = run
+                    .split(&read)
+                    .map(|(block, data)| Input::BlockRead {
+                        torrent: run.torrent,
+                        conn: run.conn,
+                        block,
+                        data,
+                    })
+                    .collect();
                 Msg::DiskMany(inputs)
             });
         }

@@ -22,6 +22,7 @@ use bytes::Bytes;
 
 use crate::engine::TorrentId;
 use crate::picker::Block;
+use crate::storage::StorageError;
 use crate::{ConnId, PieceIndex};
 
 /// Bytes read by one disk job for one peer: consecutive blocks it asked for are read with one
@@ -64,16 +65,27 @@ impl ReadRun {
         start..start.saturating_add(block.length as usize)
     }
 
-    /// Each block with its bytes, sliced from `data` (the run's bytes, as read); `None` for a
-    /// block that `data` is too short to hold (a short read).
+    /// Each block with its part of the run's read: its bytes, sliced from the run's (no
+    /// copy); [`StorageError::ShortRead`] where the run's bytes end before the block's do;
+    /// the run's error for every block if the read failed.
     pub fn split<'a>(
         &'a self,
-        data: &'a Bytes,
-    ) -> impl Iterator<Item = (Block, Option<Bytes>)> + 'a {
+        read: &'a Result<Bytes, StorageError>,
+    ) -> impl Iterator<Item = (Block, Result<Bytes, StorageError>)> + 'a {
         self.blocks.iter().map(move |block| {
-            let range = self.range_of(block);
-            let bytes = (range.end <= data.len()).then(|| data.slice(range));
-            (*block, bytes)
+            let data = read.as_ref().map_err(Clone::clone).and_then(|data| {
+                let range = self.range_of(block);
+                if range.end > data.len() {
+                    return Err(StorageError::ShortRead {
+                        piece: block.piece,
+                        offset: block.offset,
+                        wanted: block.length,
+                        got: data.len().saturating_sub(range.start),
+                    });
+                }
+                Ok(data.slice(range))
+            });
+            (*block, data)
         })
     }
 
@@ -214,12 +226,28 @@ mod tests {
         let reads = [read(0, 1, 2, BLOCK), read(0, 1, 2, 2 * BLOCK)];
         let run = read_runs(&reads).remove(0);
         let data = Bytes::from((0..2 * BLOCK).map(|i| i as u8).collect::<Vec<u8>>());
-        let parts: Vec<_> = run.split(&data).collect();
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].1.as_deref(), Some(&data[..BLOCK as usize]));
-        assert_eq!(parts[1].1.as_deref(), Some(&data[BLOCK as usize..]));
-        let short = data.slice(..BLOCK as usize + 1);
-        let parts: Vec<_> = run.split(&short).map(|(b, d)| (b, d.is_some())).collect();
-        assert_eq!(parts, vec![(reads[0].block, true), (reads[1].block, false)]);
+        let whole = Ok(data.clone());
+        let parts: Vec<_> = run.split(&whole).collect();
+        assert_eq!(
+            parts,
+            vec![
+                (reads[0].block, Ok(data.slice(..BLOCK as usize))),
+                (reads[1].block, Ok(data.slice(BLOCK as usize..))),
+            ]
+        );
+        let short = Ok(data.slice(..BLOCK as usize + 1));
+        let parts: Vec<_> = run.split(&short).collect();
+        assert_eq!(parts[0], (reads[0].block, Ok(data.slice(..BLOCK as usize))));
+        assert_eq!(
+            parts[1].1,
+            Err(StorageError::ShortRead {
+                piece: PieceIndex(2),
+                offset: 2 * BLOCK,
+                wanted: BLOCK,
+                got: 1,
+            })
+        );
+        let failed = Err(StorageError::Backend("gone".into()));
+        assert!(run.split(&failed).all(|(_, d)| d == failed));
     }
 }

@@ -123,7 +123,7 @@ impl Harness {
                     let data = bytes
                         .get(block.offset as usize..(block.offset + block.length) as usize)
                         .map(Bytes::copy_from_slice)
-                        .ok_or_else(|| StorageError("out of range".into()));
+                        .ok_or_else(|| StorageError::Backend("out of range".into()));
                     assert!(
                         self.verified.contains(&block.piece.0),
                         "read of a piece we lack"
@@ -144,7 +144,7 @@ impl Harness {
                     let ok = verify_blocks(&blocks, &hash);
                     assert_eq!(ok, blocks.concat() == piece_bytes(piece.0));
                     let result = if ok && u.ratio(1, 20)? {
-                        Err(StorageError("disk full".into()))
+                        Err(StorageError::Backend("disk full".into()))
                     } else {
                         Ok(ok)
                     };

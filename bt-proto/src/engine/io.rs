@@ -10,6 +10,9 @@ use crate::resume::ResumeData;
 use crate::tracker::{AnnounceError, AnnounceRequest, AnnounceResponse};
 use crate::{ConnId, PeerId, PieceHash, PieceIndex};
 
+// Part of this contract, defined with the rest of storage.
+pub use crate::storage::StorageError;
+
 /// The engine's name for one torrent of a session.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct TorrentId(pub u32);
@@ -43,11 +46,6 @@ pub struct HashcheckReport {
     /// Pieces in the torrent.
     pub total: u32,
 }
-
-/// A storage failure reported by the adapter (disk full, permission denied, ...).
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StorageError(pub String);
 
 /// Something that happened, fed to [`crate::engine::Session::handle`].
 #[derive(Clone, Debug)]
