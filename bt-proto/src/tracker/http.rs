@@ -205,6 +205,10 @@ enum State {
     Done,
 }
 
+/// What one step of [`ResponseReader::feed`] gives: `Some` progress to return, or `None`
+/// when the state moved on and reading goes on with the bytes left.
+type Step = Result<Option<Progress>, HttpError>;
+
 /// Reads one HTTP/1.x response from bytes fed as they arrive.
 #[derive(Debug)]
 pub struct ResponseReader {
@@ -360,119 +364,135 @@ impl ResponseReader {
         }
         self.buf.extend_from_slice(data);
         loop {
-            match self.state {
+            let step = match self.state {
                 State::Done => return Err(HttpError::Finished),
-                State::Head => {
-                    let Some((len, head)) = parse_head(&self.buf)? else {
-                        return Ok(Progress::NeedMore);
-                    };
-                    self.consume(len);
-                    if (100..=199).contains(&head.status) {
-                        // An interim response (100 Continue): the real one follows.
-                        continue;
-                    }
-                    self.status = head.status;
-                    self.location = head.location;
-                    self.state = head.framing;
-                    if self.state == State::Done {
-                        return Ok(self.done());
-                    }
-                }
-                State::Length { remaining } => {
-                    let n = remaining.min(self.buf.len());
-                    self.take_body(n)?;
-                    if n == remaining {
-                        return Ok(self.done());
-                    }
-                    self.state = State::Length {
-                        remaining: remaining - n,
-                    };
-                    return Ok(Progress::NeedMore);
-                }
-                State::ChunkSize => match httparse::parse_chunk_size(&self.buf) {
-                    Ok(httparse::Status::Complete((len, size))) => {
-                        if len > MAX_CHUNK_LINE_LEN {
-                            return Err(HttpError::BadChunkSize {
-                                offset: self.consumed,
-                            });
-                        }
-                        let size = usize::try_from(size)
-                            .ok()
-                            .filter(|s| self.body.len().saturating_add(*s) <= MAX_BODY_LEN)
-                            .ok_or(HttpError::BodyTooLarge)?;
-                        self.consume(len);
-                        self.state = if size == 0 {
-                            State::Trailers { seen: 0 }
-                        } else {
-                            State::ChunkData { remaining: size }
-                        };
-                    }
-                    Ok(httparse::Status::Partial) => {
-                        if self.buf.len() > MAX_CHUNK_LINE_LEN {
-                            return Err(HttpError::BadChunkSize {
-                                offset: self.consumed,
-                            });
-                        }
-                        return Ok(Progress::NeedMore);
-                    }
-                    Err(httparse::InvalidChunkSize) => {
-                        return Err(HttpError::BadChunkSize {
-                            offset: self.consumed,
-                        });
-                    }
-                },
-                State::ChunkData { remaining } => {
-                    let n = remaining.min(self.buf.len());
-                    self.take_body(n)?;
-                    if n < remaining {
-                        self.state = State::ChunkData {
-                            remaining: remaining - n,
-                        };
-                        return Ok(Progress::NeedMore);
-                    }
-                    self.state = State::ChunkEnd;
-                }
-                State::ChunkEnd => {
-                    // CRLF, or a bare LF from lenient servers.
-                    let len = match self.buf.as_slice() {
-                        [b'\n', ..] => 1,
-                        [b'\r', b'\n', ..] => 2,
-                        [] | [b'\r'] => return Ok(Progress::NeedMore),
-                        _ => {
-                            return Err(HttpError::BadChunkEnd {
-                                offset: self.consumed,
-                            });
-                        }
-                    };
-                    self.consume(len);
-                    self.state = State::ChunkSize;
-                }
-                State::Trailers { seen } => {
-                    let Some(eol) = self.buf.iter().position(|&b| b == b'\n') else {
-                        if seen + self.buf.len() > MAX_HEAD_LEN {
-                            return Err(HttpError::TrailersTooLarge);
-                        }
-                        return Ok(Progress::NeedMore);
-                    };
-                    let line_len = eol + 1;
-                    let empty = matches!(self.buf.get(..eol), Some([] | [b'\r']));
-                    self.consume(line_len);
-                    if empty {
-                        return Ok(self.done());
-                    }
-                    let seen = seen + line_len;
-                    if seen > MAX_HEAD_LEN {
-                        return Err(HttpError::TrailersTooLarge);
-                    }
-                    self.state = State::Trailers { seen };
-                }
+                State::Head => self.read_head()?,
+                State::Length { remaining } => self.read_length(remaining)?,
+                State::ChunkSize => self.read_chunk_size()?,
+                State::ChunkData { remaining } => self.read_chunk_data(remaining)?,
+                State::ChunkEnd => self.read_chunk_end()?,
+                State::Trailers { seen } => self.read_trailer(seen)?,
                 State::UntilClose => {
                     let n = self.buf.len();
                     self.take_body(n)?;
-                    return Ok(Progress::NeedMore);
+                    Some(Progress::NeedMore)
                 }
+            };
+            if let Some(progress) = step {
+                return Ok(progress);
             }
         }
+    }
+
+    /// The status line and headers; an interim (1xx) response is skipped.
+    fn read_head(&mut self) -> Step {
+        let Some((len, head)) = parse_head(&self.buf)? else {
+            return Ok(Some(Progress::NeedMore));
+        };
+        self.consume(len);
+        if (100..=199).contains(&head.status) {
+            // An interim response (100 Continue): the real one follows.
+            return Ok(None);
+        }
+        self.status = head.status;
+        self.location = head.location;
+        self.state = head.framing;
+        Ok((self.state == State::Done).then(|| self.done()))
+    }
+
+    /// Body bytes up to a `Content-Length`.
+    fn read_length(&mut self, remaining: usize) -> Step {
+        let n = remaining.min(self.buf.len());
+        self.take_body(n)?;
+        if n == remaining {
+            return Ok(Some(self.done()));
+        }
+        self.state = State::Length {
+            remaining: remaining - n,
+        };
+        Ok(Some(Progress::NeedMore))
+    }
+
+    /// A chunk-size line (at most [`MAX_CHUNK_LINE_LEN`]); size 0 starts the trailers.
+    fn read_chunk_size(&mut self) -> Step {
+        let bad_size = HttpError::BadChunkSize {
+            offset: self.consumed,
+        };
+        match httparse::parse_chunk_size(&self.buf) {
+            Ok(httparse::Status::Complete((len, size))) => {
+                if len > MAX_CHUNK_LINE_LEN {
+                    return Err(bad_size);
+                }
+                let size = usize::try_from(size)
+                    .ok()
+                    .filter(|s| self.body.len().saturating_add(*s) <= MAX_BODY_LEN)
+                    .ok_or(HttpError::BodyTooLarge)?;
+                self.consume(len);
+                self.state = if size == 0 {
+                    State::Trailers { seen: 0 }
+                } else {
+                    State::ChunkData { remaining: size }
+                };
+                Ok(None)
+            }
+            Ok(httparse::Status::Partial) if self.buf.len() > MAX_CHUNK_LINE_LEN => Err(bad_size),
+            Ok(httparse::Status::Partial) => Ok(Some(Progress::NeedMore)),
+            Err(httparse::InvalidChunkSize) => Err(bad_size),
+        }
+    }
+
+    /// A chunk's data.
+    fn read_chunk_data(&mut self, remaining: usize) -> Step {
+        let n = remaining.min(self.buf.len());
+        self.take_body(n)?;
+        if n < remaining {
+            self.state = State::ChunkData {
+                remaining: remaining - n,
+            };
+            return Ok(Some(Progress::NeedMore));
+        }
+        self.state = State::ChunkEnd;
+        Ok(None)
+    }
+
+    /// The line end after a chunk's data: CRLF, or a bare LF from lenient servers.
+    fn read_chunk_end(&mut self) -> Step {
+        let len = match self.buf.as_slice() {
+            [b'\n', ..] => 1,
+            [b'\r', b'\n', ..] => 2,
+            [] | [b'\r'] => return Ok(Some(Progress::NeedMore)),
+            _ => {
+                return Err(HttpError::BadChunkEnd {
+                    offset: self.consumed,
+                });
+            }
+        };
+        self.consume(len);
+        self.state = State::ChunkSize;
+        Ok(None)
+    }
+
+    /// One trailer line (ignored, at most [`MAX_HEAD_LEN`] in all); an empty one ends the
+    /// response.
+    fn read_trailer(&mut self, seen: usize) -> Step {
+        let Some(eol) = self.buf.iter().position(|&b| b == b'\n') else {
+            if seen + self.buf.len() > MAX_HEAD_LEN {
+                return Err(HttpError::TrailersTooLarge);
+            }
+            return Ok(Some(Progress::NeedMore));
+        };
+        let line_len = eol + 1;
+        let empty = matches!(self.buf.get(..eol), Some([] | [b'\r']));
+        self.consume(line_len);
+        if empty {
+            return Ok(Some(self.done()));
+        }
+        let seen = seen + line_len;
+        if seen > MAX_HEAD_LEN {
+            return Err(HttpError::TrailersTooLarge);
+        }
+        self.state = State::Trailers { seen };
+        Ok(None)
     }
 
     /// Signals end of stream: completes a close-delimited body; anything else unfinished is
