@@ -67,10 +67,9 @@ pub(crate) struct Storage {
     cache: Mutex<Cache>,
     /// Empty files hold no piece, so no write creates them: the first store does.
     empties_made: AtomicBool,
-    /// Held while a verified piece is written. The kernel lets one write into a file at a
-    /// time and makes the others spin on the file's lock while the writer runs: measured on
-    /// the loopback bench, two store jobs writing one file spent a third of the leecher's
-    /// CPU spinning. Pieces are still hashed in parallel; waiting here sleeps instead.
+    /// Held while a verified piece is written: the kernel lets one write into a file at a
+    /// time and makes the others spin on its lock, so a second store waits here asleep
+    /// instead (PERF.md, "One piece written at a time"). Pieces are still hashed in parallel.
     write_lock: Mutex<()>,
 }
 

@@ -1,10 +1,8 @@
 //! Disk jobs run in order by a bounded number of workers on the runtime's blocking pool.
 //!
 //! A worker takes jobs from the queue until it is empty and sends each job's message to the
-//! driver itself. Handing every job to the pool on its own (a task waiting for a permit, then
-//! a hand-off to a pool thread, then the permit passed on) cost a thread wake-up or two per
-//! job; on this project's 2-core test machine that left the cores idle for a third of a
-//! hashcheck of 4 MiB pieces (measured with `perf record -e cpu-clock`: 70 % busy).
+//! driver itself: handing every job to the pool on its own cost a thread wake-up or two per
+//! job, which left the cores idle during hashchecks (PERF.md, "Disk jobs").
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
