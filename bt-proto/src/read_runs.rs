@@ -169,25 +169,29 @@ mod tests {
     }
 
     #[test]
-    fn a_run_ends_at_another_torrent_conn_or_piece() {
-        let reads = [
+    fn a_run_ends_at_another_torrent_conn_or_piece_a_gap_or_a_step_back() {
+        let other_torrent_conn_piece = [
             read(0, 1, 2, 0),
             read(9, 1, 2, BLOCK),
             read(9, 7, 2, 2 * BLOCK),
             read(9, 7, 3, 3 * BLOCK),
         ];
-        assert_eq!(shape(&reads), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
-    }
-
-    #[test]
-    fn a_run_ends_at_a_gap_or_a_step_back() {
-        let reads = [
+        let gap_then_step_back = [
             read(0, 1, 2, 0),
             read(0, 1, 2, BLOCK),
             read(0, 1, 2, 3 * BLOCK),
             read(0, 1, 2, 2 * BLOCK),
         ];
-        assert_eq!(shape(&reads), vec![(0, 2), (3, 1), (2, 1)]);
+        let cases = [
+            (
+                &other_torrent_conn_piece[..],
+                vec![(0, 1), (1, 1), (2, 1), (3, 1)],
+            ),
+            (&gap_then_step_back[..], vec![(0, 2), (3, 1), (2, 1)]),
+        ];
+        for (reads, runs) in cases {
+            assert_eq!(shape(reads), runs, "{reads:?}");
+        }
     }
 
     #[test]

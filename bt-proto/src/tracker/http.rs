@@ -736,29 +736,19 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(resp.outcome(&base, 0), Err(HttpError::MissingLocation(302)));
-        let resp =
-            read(&[b"HTTP/1.1 301 Moved\r\nLocation: gopher://x/\r\nContent-Length: 0\r\n\r\n"])
-                .unwrap()
-                .unwrap();
-        assert_eq!(
-            resp.outcome(&base, 0),
-            Err(HttpError::BadLocation {
-                location: "gopher://x/".into(),
-                error: UrlError::UnsupportedScheme("gopher".into())
-            })
-        );
         // A UDP tracker's URL parses, but a GET cannot follow it there.
-        let resp =
-            read(&[b"HTTP/1.1 302 Found\r\nLocation: udp://x:1/\r\nContent-Length: 0\r\n\r\n"])
-                .unwrap()
-                .unwrap();
-        assert_eq!(
-            resp.outcome(&base, 0),
-            Err(HttpError::BadLocation {
-                location: "udp://x:1/".into(),
-                error: UrlError::UnsupportedScheme("udp".into())
-            })
-        );
+        for (location, scheme) in [("gopher://x/", "gopher"), ("udp://x:1/", "udp")] {
+            let head =
+                format!("HTTP/1.1 301 Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+            let resp = read(&[head.as_bytes()]).unwrap().unwrap();
+            assert_eq!(
+                resp.outcome(&base, 0),
+                Err(HttpError::BadLocation {
+                    location: location.into(),
+                    error: UrlError::UnsupportedScheme(scheme.into())
+                })
+            );
+        }
         let resp = read(&[b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop"])
             .unwrap()
             .unwrap();
