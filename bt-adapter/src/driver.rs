@@ -6,26 +6,24 @@
 //! blocks: disk work runs on the runtime's blocking pool, network work in tasks.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use bt_proto::engine::{
-    self, AddTorrent, CheckScope, Event, Input, Output, ResumeSave, TorrentId, TorrentState,
-};
-use bt_proto::metainfo::Metainfo;
-use bt_proto::picker::Block;
+use bt_proto::ConnId;
+use bt_proto::engine::{self, Event, Input, Output, ResumeSave, TorrentId, TorrentState};
+use bt_proto::read_runs::{ReadRequest, read_runs};
 use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::AnnounceEvent;
-use bt_proto::{ConnId, PieceIndex};
 
 use crate::disk::Storage;
 use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
+use crate::messages::{AddCmd, Command, Msg, PieceCallback, Reply};
 use crate::net::{self, ConnHandle, Origin};
+use crate::resume::BeforeStamp::{self, Close, Flush};
 use crate::resume::ResumeFile;
 use crate::runtime::Runtime;
 use crate::tracker::HttpClient;
@@ -40,102 +38,19 @@ const MAX_BATCH: usize = 256;
 /// busy loop, whatever the runtime's timer resolution.
 pub const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Disk reads for peers in flight at once, per session, each of at most [`MAX_READ_RUN`]
-/// bytes: enough to keep fast peers fed (and the disk queue busy), few enough to bound the
+/// Disk reads for peers in flight at once, per session, each of at most
+/// [`MAX_READ_RUN`](bt_proto::read_runs::MAX_READ_RUN) bytes: enough to keep fast peers fed (and the disk queue busy), few enough to bound the
 /// memory of blocks read but not yet sent to 16 × 512 KiB = 8 MiB.
 pub const MAX_CONCURRENT_READS: usize = 16;
 
-/// Bytes read by one disk job for one peer: consecutive blocks it asked for are read with one
-/// call on the blocking pool, not one each. 512 KiB is the engine's default of 32 block reads
-/// in flight per peer, so a fast peer's whole batch is usually one job.
-pub const MAX_READ_RUN: u32 = 512 * 1024;
-
 /// Time a shutdown waits for disk jobs in flight and for `stopped` announces.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
-
-/// A callback taking a piece index.
-pub(crate) type PieceCallback = Arc<dyn Fn(PieceIndex) + Send + Sync>;
-
-/// A job run on the engine by the driver, for the API's queries and simple commands.
-pub(crate) type Job = Box<dyn FnOnce(&mut engine::Session, Instant) + Send>;
-
-/// The sending end of a one-shot answer (a channel of capacity 1).
-pub(crate) type Reply<T> = Sender<T>;
-
-/// A one-shot answer channel.
-pub(crate) fn reply<T>() -> (Reply<T>, Receiver<T>) {
-    async_channel::bounded(1)
-}
-
-/// What the connection, disk and tracker tasks send the driver.
-pub(crate) enum Msg<R: Runtime> {
-    /// Something for the engine.
-    Input(Input),
-    /// Bytes a connection read, with its credit for one more queued read (released once the
-    /// engine has handled them: see `net::MAX_QUEUED_READS`).
-    Received(Input, async_lock::SemaphoreGuardArc),
-    /// A disk job finished with this input for the engine.
-    Disk(Input),
-    /// A disk job finished with these inputs for the engine (a run of block reads).
-    DiskMany(Vec<Input>),
-    /// A disk job with nothing for the engine (closing files, saving resume data) finished.
-    DiskDone,
-    /// A `stopped` announce was sent (or gave up).
-    StopSent,
-    /// The listener accepted a connection.
-    Accepted(R::Stream, SocketAddr),
-}
 
 /// What woke the driver.
 enum Wake<R: Runtime> {
     Command(Option<Command>),
     Input(Msg<R>),
     Timer,
-}
-
-/// Everything the driver needs to add a torrent.
-pub(crate) struct AddCmd {
-    pub(crate) meta: Metainfo,
-    pub(crate) add: AddTorrent,
-    pub(crate) storage: Arc<Storage>,
-    pub(crate) resume_path: Option<PathBuf>,
-    pub(crate) on_pass: Option<PieceCallback>,
-    pub(crate) on_fail: Option<PieceCallback>,
-    pub(crate) events: Arc<Fanout>,
-    pub(crate) reply: Reply<Result<TorrentId, Error>>,
-}
-
-/// What the API handles ask the driver.
-pub(crate) enum Command {
-    Add(Box<AddCmd>),
-    /// Run a job on the engine (it replies itself).
-    Run(Job),
-    SetState {
-        id: TorrentId,
-        state: TorrentState,
-        reply: Reply<bool>,
-    },
-    Hashcheck {
-        id: TorrentId,
-        scope: CheckScope,
-        reply: Reply<HashcheckReport>,
-    },
-    WaitComplete {
-        id: TorrentId,
-        reply: Reply<()>,
-    },
-    Resume {
-        id: TorrentId,
-        save: bool,
-        reply: Reply<Result<(ResumeData, Option<PathBuf>), Error>>,
-    },
-    Remove {
-        id: TorrentId,
-        reply: Reply<()>,
-    },
-    Shutdown {
-        reply: Option<Reply<()>>,
-    },
 }
 
 struct TorrentCtx {
@@ -165,7 +80,7 @@ pub(crate) struct Driver<R: Runtime> {
     listeners: Vec<R::Task>,
     deferred: Vec<Input>,
     /// Block reads the engine asked for during this drain, grouped into runs at its end.
-    reads: Vec<(TorrentId, ConnId, Block)>,
+    reads: Vec<ReadRequest>,
     rng: Rng,
     http: Arc<HttpClient>,
 }
@@ -202,9 +117,9 @@ impl<R: Runtime> Driver<R> {
             session,
             conns: HashMap::new(),
             torrents: HashMap::new(),
-            checks: DiskQueue::new(cores, inputs.clone()),
-            stores: DiskQueue::new(cores, inputs.clone()),
-            reads_queue: DiskQueue::new(MAX_CONCURRENT_READS, inputs.clone()),
+            checks: DiskQueue::new(cores, inputs.clone(), || Msg::DiskDone),
+            stores: DiskQueue::new(cores, inputs.clone(), || Msg::DiskDone),
+            reads_queue: DiskQueue::new(MAX_CONCURRENT_READS, inputs.clone(), || Msg::DiskDone),
             inputs,
             session_events,
             pending_disk: 0,
@@ -269,8 +184,8 @@ impl<R: Runtime> Driver<R> {
             // the race: under a steady stream of inputs the timer branch may never be polled
             // first, and request timeouts, choking rounds and keep-alives must not wait for a
             // quiet moment.
-            if deadline.is_some_and(|t| t <= Instant::now()) {
-                let now = Instant::now();
+            if deadline.is_some_and(|t| t <= R::now()) {
+                let now = R::now();
                 last_timer = Some(now);
                 self.session.handle_timeout(now);
                 net::release_free_buffers(now);
@@ -290,8 +205,8 @@ impl<R: Runtime> Driver<R> {
         for l in self.listeners.drain(..) {
             R::abort(l);
         }
-        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
-        let now = Instant::now();
+        let deadline = R::now() + SHUTDOWN_DEADLINE;
+        let now = R::now();
         for id in self.session.torrent_ids() {
             if self
                 .session
@@ -303,7 +218,7 @@ impl<R: Runtime> Driver<R> {
         }
         self.drain();
         self.wait_idle(inputs, deadline).await;
-        let now = Instant::now();
+        let now = R::now();
         for id in self.session.torrent_ids() {
             self.session.set_state(now, id, TorrentState::Stopped);
         }
@@ -329,7 +244,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn msg(&mut self, m: Msg<R>) {
-        let now = Instant::now();
+        let now = R::now();
         match m {
             Msg::Input(input) => self.session.handle(now, input),
             Msg::Received(input, credit) => {
@@ -358,7 +273,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn command(&mut self, c: Command) {
-        let now = Instant::now();
+        let now = R::now();
         match c {
             Command::Add(add) => self.add(*add),
             Command::Run(job) => job(&mut self.session, now),
@@ -404,7 +319,7 @@ impl<R: Runtime> Driver<R> {
         let span = tracing::info_span!("torrent", %info_hash);
         // Its outputs (the add-time check) wait in the engine until the next drain, when the
         // context below is in place.
-        let id = self.session.add_torrent(Instant::now(), cmd.meta, cmd.add);
+        let id = self.session.add_torrent(R::now(), cmd.meta, cmd.add);
         self.torrents.insert(
             id,
             TorrentCtx {
@@ -443,12 +358,8 @@ impl<R: Runtime> Driver<R> {
         let file = if save { ctx.resume.clone() } else { None };
         R::detach(R::spawn(async move {
             let result = R::unblock(move || {
-                resume::snapshot(&storage, data, false).and_then(|data| {
-                    if let Some(f) = &file {
-                        f.write(generation, &data)?;
-                    }
-                    Ok((data, file.map(|f| f.path().to_path_buf())))
-                })
+                resume::save(&storage, data, generation, Flush, file.as_deref())
+                    .map(|data| (data, file.map(|f| f.path().to_path_buf())))
             })
             .await;
             if let Some(result) = result {
@@ -457,29 +368,31 @@ impl<R: Runtime> Driver<R> {
         }));
     }
 
-    /// Writes a resume snapshot the engine asked for, on the disk queue: after closing (and
-    /// so syncing) the torrent's files when `close_files`, after flushing them otherwise.
-    /// Saves of one torrent may overlap; [`ResumeFile`] keeps the newest.
-    fn save_resume(&mut self, save: ResumeSave, close_files: bool) {
+    /// Writes a resume snapshot the engine asked for, on the store queue (see
+    /// [`resume::save`]): after flushing the torrent's files, or closing them (and so syncing
+    /// them) when it stopped. Saves of one torrent may overlap; [`ResumeFile`] keeps the
+    /// newest.
+    fn save_resume(&mut self, save: ResumeSave, before: BeforeStamp) {
         let Some(ctx) = self.torrents.get(&save.torrent) else {
             return;
         };
         let storage = ctx.storage.clone();
         let file = ctx.resume.clone();
-        if file.is_none() && !close_files {
+        if file.is_none() && before == Flush {
+            // Nothing to write, and nothing else asks for the flush.
             return;
         }
         let queue = self.stores.clone();
         self.spawn_disk(&queue, move || {
-            if close_files && let Err(e) = storage.close() {
-                tracing::warn!("closing files: {e}");
-            }
-            if let Some(file) = file {
-                let saved = resume::snapshot(&storage, save.data, close_files)
-                    .and_then(|d| file.write(save.generation, &d));
-                if let Err(e) = saved {
-                    tracing::warn!("saving resume data: {e}");
-                }
+            let saved = resume::save(
+                &storage,
+                save.data,
+                save.generation,
+                before,
+                file.as_deref(),
+            );
+            if let Err(e) = saved {
+                tracing::warn!("saving resume data: {e}");
             }
             Msg::DiskDone
         });
@@ -500,7 +413,7 @@ impl<R: Runtime> Driver<R> {
             }
             if !self.deferred.is_empty() {
                 busy = true;
-                let now = Instant::now();
+                let now = R::now();
                 for input in std::mem::take(&mut self.deferred) {
                     self.session.handle(now, input);
                 }
@@ -516,67 +429,34 @@ impl<R: Runtime> Driver<R> {
         F: FnOnce() -> Msg<R> + Send + 'static,
     {
         self.pending_disk += 1;
-        queue.spawn(Box::new(job));
+        queue.spawn::<R>(Box::new(job));
     }
 
     /// Starts the block reads gathered in this drain: one disk job per run of consecutive
-    /// blocks of one piece for one peer (at most [`MAX_READ_RUN`] bytes), each block then a
+    /// blocks of one piece for one peer (see [`read_runs`]), each block then a
     /// slice of the run's buffer.
     fn start_reads(&mut self) {
-        let reads = std::mem::take(&mut self.reads);
-        let mut rest = reads.as_slice();
-        while let Some(&(torrent, conn, first)) = rest.first() {
-            let mut len = first.length;
-            let mut n = 1;
-            for &(t, c, b) in rest.iter().skip(1) {
-                let next = first.offset.checked_add(len);
-                if t != torrent
-                    || c != conn
-                    || b.piece != first.piece
-                    || next != Some(b.offset)
-                    || len.saturating_add(b.length) > MAX_READ_RUN
-                {
-                    break;
-                }
-                len += b.length;
-                n += 1;
-            }
-            let (run, tail) = rest.split_at(n.min(rest.len()));
-            rest = tail;
-            let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
+        let runs = read_runs(&self.reads);
+        self.reads.clear();
+        for run in runs {
+            let Some(storage) = self.torrents.get(&run.torrent).map(|t| t.storage.clone()) else {
                 continue;
             };
-            let blocks: Vec<Block> = run.iter().map(|&(_, _, b)| b).collect();
             let queue = self.reads_queue.clone();
             self.spawn_disk(&queue, move || {
-                let data = storage.read_run(first.piece, first.offset, len);
-                let inputs = blocks
-                    .into_iter()
-                    .map(|block| {
-                        let data = data.clone().and_then(|d| {
-                            let start = block.offset.saturating_sub(first.offset) as usize;
-                            let end = start + block.length as usize;
-                            if end > d.len() {
-                                return Err(bt_proto::engine::StorageError(
-                                    "short read".to_string(),
-                                ));
-                            }
-                            Ok(d.slice(start..end))
-                        });
-                        Input::BlockRead {
-                            torrent,
-                            conn,
-                            block,
-                            data,
-                        }
+                let read = storage.read_run(run.piece, run.offset, run.len);
+                let inputs = run
+                    .split(&read)
+                    .map(|(block, data)| Input::BlockRead {
+                        torrent: run.torrent,
+                        conn: run.conn,
+                        block,
+                        data,
                     })
                     .collect();
                 Msg::DiskMany(inputs)
             });
         }
-        // Keep the allocation for the next drain.
-        self.reads = reads;
-        self.reads.clear();
     }
 
     fn output(&mut self, o: Output) {
@@ -607,7 +487,11 @@ impl<R: Runtime> Driver<R> {
                 torrent,
                 conn,
                 block,
-            } => self.reads.push((torrent, conn, block)),
+            } => self.reads.push(ReadRequest {
+                torrent,
+                conn,
+                block,
+            }),
             Output::VerifyAndStore {
                 torrent,
                 piece,
@@ -658,9 +542,8 @@ impl<R: Runtime> Driver<R> {
                     }));
                 } else {
                     R::detach(R::spawn(async move {
-                        let result = crate::tracker::announce::<R>(http, &url, &request, seed)
-                            .await
-                            .map_err(|e| e.to_string());
+                        let result =
+                            crate::tracker::announce::<R>(http, &url, &request, seed).await;
                         let input = Input::Announced {
                             torrent,
                             url,
@@ -670,8 +553,8 @@ impl<R: Runtime> Driver<R> {
                     }));
                 }
             }
-            Output::SaveResume(save) => self.save_resume(save, false),
-            Output::CloseFiles { resume, .. } => self.save_resume(resume, true),
+            Output::SaveResume(save) => self.save_resume(save, Flush),
+            Output::CloseFiles { resume, .. } => self.save_resume(resume, Close),
         }
     }
 

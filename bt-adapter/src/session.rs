@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::disk::Storage;
-use crate::driver::{AddCmd, Command, Driver, Msg, reply};
+use crate::driver::Driver;
 use crate::events::{Events, Fanout};
+use crate::messages::{AddCmd, Command, Msg, reply};
 use crate::runtime::Runtime;
 use crate::torrent::{Shared, Torrent, TorrentOptions};
 use crate::tracker::HttpClient;

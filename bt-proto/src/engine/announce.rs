@@ -13,7 +13,7 @@ use super::timers::{Timer, TorrentTimer};
 use super::{Event, Output, Session, TorrentId, TorrentState};
 use crate::rng::Rng;
 use crate::tracker::{
-    AnnounceEvent, AnnounceRequest, AnnounceResponse, PeerAddr, announce_interval,
+    AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, PeerAddr, announce_interval,
 };
 /// First wait after every tracker failed; doubled per failed round.
 pub const RETRY_BASE: Duration = Duration::from_secs(15);
@@ -26,7 +26,7 @@ pub(crate) struct Entry {
     pub url: String,
     pub seeders: Option<u32>,
     pub leechers: Option<u32>,
-    pub last_error: Option<String>,
+    pub last_error: Option<AnnounceError>,
 }
 
 /// The announce schedule of one torrent.
@@ -168,12 +168,12 @@ impl Announcer {
     }
 
     /// A tracker failed; fall through to the next URL, or back off after a failed round.
-    pub fn failed(&mut self, url: &str, error: &str, now: Instant) {
+    pub fn failed(&mut self, url: &str, error: &AnnounceError, now: Instant) {
         self.in_flight = false;
         if let Some((t, i)) = self.find(url)
             && let Some(e) = self.tiers.get_mut(t).and_then(|tier| tier.get_mut(i))
         {
-            e.last_error = Some(error.to_string());
+            e.last_error = Some(error.clone());
         }
         let (t, i) = self.cursor;
         let tier_len = self.tiers.get(t).map_or(0, Vec::len);
@@ -273,7 +273,7 @@ impl Session {
         now: Instant,
         id: TorrentId,
         url: &str,
-        result: Result<AnnounceResponse, String>,
+        result: Result<AnnounceResponse, AnnounceError>,
     ) {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
@@ -306,12 +306,12 @@ impl Session {
                 }
                 self.connect_more(now, id);
             }
-            Err(message) => {
-                t.announcer.failed(url, &message, now);
+            Err(error) => {
+                t.announcer.failed(url, &error, now);
                 self.events.push_back(Event::TrackerError {
                     torrent: id,
                     url: url.to_string(),
-                    message,
+                    error,
                 });
                 // The next URL is tried at once; after a failed round, a back-off.
                 self.announce_due(now, id);
@@ -323,6 +323,11 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tracker that did not answer.
+    fn down() -> AnnounceError {
+        AnnounceError::Timeout(Duration::from_secs(30))
+    }
 
     fn reply(interval: u64) -> AnnounceResponse {
         AnnounceResponse {
@@ -350,20 +355,20 @@ mod tests {
         let (first, ev) = a.due(t0).unwrap();
         assert_eq!(ev, Some(AnnounceEvent::Started));
         assert_eq!(a.due(t0), None, "one announce in flight at a time");
-        a.failed(&first, "refused", t0);
+        a.failed(&first, &down(), t0);
         let (second, ev) = a.due(t0).unwrap();
         assert_ne!(first, second);
         assert_eq!(ev, Some(AnnounceEvent::Started));
-        a.failed(&second, "timeout", t0);
+        a.failed(&second, &down(), t0);
         let (third, _) = a.due(t0).unwrap();
         assert_eq!(third, "udp://b");
-        a.failed(&third, "timeout", t0);
+        a.failed(&third, &down(), t0);
         // Round failed: back off 15 s.
         assert_eq!(a.next_at(), Some(t0 + RETRY_BASE));
         let t1 = t0 + RETRY_BASE;
         let (url, _) = a.due(t1).unwrap();
         assert_eq!(url, first);
-        a.failed(&url, "x", t1);
+        a.failed(&url, &down(), t1);
         let (url, _) = a.due(t1).unwrap();
         a.succeeded(&url, &reply(1800), t1);
         assert_eq!(a.tiers[0][0].url, url, "promoted to the front");
@@ -399,7 +404,7 @@ mod tests {
         let t0 = Instant::now();
         a.start(t0);
         let (url, _) = a.due(t0).unwrap();
-        a.failed(&url, "down", t0);
+        a.failed(&url, &down(), t0);
         assert_eq!(a.stop(), None);
     }
 }

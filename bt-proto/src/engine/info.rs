@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::io::TorrentState;
+use crate::tracker::AnnounceError;
 use crate::{ConnId, PeerId};
 
 /// A whole torrent's view for [`crate::engine::Session::stats`].
@@ -91,7 +92,7 @@ pub struct TrackerInfo {
     /// Leechers in its last reply.
     pub leechers: Option<u32>,
     /// Its last error, if the last attempt failed.
-    pub last_error: Option<String>,
+    pub last_error: Option<AnnounceError>,
     /// When the next regular announce is due (for the tracker in use).
     pub next_announce: Option<Instant>,
 }

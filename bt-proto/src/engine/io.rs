@@ -7,8 +7,11 @@ use bytes::Bytes;
 use super::violation::ProtocolViolation;
 use crate::picker::Block;
 use crate::resume::ResumeData;
-use crate::tracker::{AnnounceRequest, AnnounceResponse};
+use crate::tracker::{AnnounceError, AnnounceRequest, AnnounceResponse};
 use crate::{ConnId, PeerId, PieceHash, PieceIndex};
+
+// Part of this contract, defined with the rest of storage.
+pub use crate::storage::StorageError;
 
 /// The engine's name for one torrent of a session.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -43,11 +46,6 @@ pub struct HashcheckReport {
     /// Pieces in the torrent.
     pub total: u32,
 }
-
-/// A storage failure reported by the adapter (disk full, permission denied, ...).
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StorageError(pub String);
 
 /// Something that happened, fed to [`crate::engine::Session::handle`].
 #[derive(Clone, Debug)]
@@ -106,7 +104,7 @@ pub enum Input {
         /// The tracker URL announced to.
         url: String,
         /// The reply, or why there was none.
-        result: Result<AnnounceResponse, String>,
+        result: Result<AnnounceResponse, AnnounceError>,
     },
 }
 
@@ -319,7 +317,7 @@ pub enum Event {
         /// The tracker.
         url: String,
         /// What went wrong.
-        message: String,
+        error: AnnounceError,
     },
     /// Every wanted piece is verified.
     Complete {

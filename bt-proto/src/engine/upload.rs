@@ -105,13 +105,12 @@ impl Session {
                 p.reject(block, now);
                 self.events.push_back(Event::StorageFailed {
                     torrent: id,
-                    error: StorageError(format!(
-                        "short read of piece {} at {}: {} of {} bytes",
-                        block.piece,
-                        block.offset,
-                        data.len(),
-                        block.length
-                    )),
+                    error: StorageError::ShortRead {
+                        piece: block.piece,
+                        offset: block.offset,
+                        wanted: block.length,
+                        got: data.len(),
+                    },
                 });
             }
             Ok(_) => p.reject(block, now),
