@@ -39,7 +39,8 @@ impl Session {
         let announcer = Announcer::new(meta.trackers(), &mut self.rng);
         let was_done = picker.is_done();
         self.by_info_hash.entry(meta.info_hash()).or_insert(id);
-        let start_after_check = opts.check.is_some() && opts.state == TorrentState::Started;
+        let state = opts.state.requested();
+        let start_after_check = opts.check.is_some() && state == TorrentState::Started;
         let torrent = Torrent {
             id,
             meta,
@@ -60,10 +61,11 @@ impl Session {
             // Nothing is requested or announced before the check found what is there.
             after_check: start_after_check.then_some(TorrentState::Started),
             resume_dirty: false,
+            error: None,
         };
         self.torrents.insert(id, torrent);
         if !start_after_check {
-            self.change_state(now, id, opts.state);
+            self.change_state(now, id, state);
         }
         if let Some(scope) = opts.check {
             self.hashcheck(now, id, scope);
@@ -93,11 +95,12 @@ impl Session {
     }
 
     /// Changes a torrent's run state; this overrides a start waiting for the add-time check.
+    /// Leaving [`TorrentState::Failed`] clears its error; `Started` tries the disk again.
     pub fn set_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
         if let Some(t) = self.torrents.get_mut(&id) {
             t.after_check = None;
         }
-        self.change_state(now, id, state);
+        self.change_state(now, id, state.requested());
     }
 
     pub(super) fn change_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
@@ -107,6 +110,9 @@ impl Session {
         let old = std::mem::replace(&mut t.state, state);
         if old == state {
             return;
+        }
+        if state != TorrentState::Failed {
+            t.error = None;
         }
         if old == TorrentState::Stopped {
             // Paused or started, the torrent is in the swarm again: tell the trackers, and
@@ -130,7 +136,7 @@ impl Session {
                 // A stopped torrent has nothing to wake for.
                 self.timers.stop_torrent(id);
             }
-            TorrentState::Paused => {
+            TorrentState::Paused | TorrentState::Failed => {
                 for c in conns {
                     self.withdraw_requests(now, c, true);
                     self.set_choking(now, c, true);

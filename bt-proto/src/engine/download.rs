@@ -281,12 +281,10 @@ impl Session {
                 self.refill(now, id);
             }
             Err(error) => {
-                // Verified data could not be written: fetch the piece again later and stop
-                // touching the disk until the user has looked.
+                // Verified data could not be written: the piece is fetched again once the
+                // torrent is started again.
                 t.picker.piece_failed(piece);
-                self.events
-                    .push_back(Event::StorageFailed { torrent: id, error });
-                self.change_state(now, id, TorrentState::Paused);
+                self.storage_failed(now, id, error);
             }
         }
     }

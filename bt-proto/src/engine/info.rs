@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::io::TorrentState;
+use super::io::{StorageError, TorrentState};
 use crate::tracker::AnnounceError;
 use crate::{ConnId, PeerId};
 
@@ -28,6 +28,9 @@ pub struct TorrentStats {
     pub seed: bool,
     /// Connected peers (handshake done).
     pub peers: usize,
+    /// Why the torrent is [`TorrentState::Failed`]: the storage error that put it there (the
+    /// file and what the system said). `Some` exactly when the state is `Failed`.
+    pub error: Option<StorageError>,
 }
 
 /// One file's state for [`crate::engine::Session::files`].

@@ -27,6 +27,24 @@ pub enum TorrentState {
     Paused,
     /// `stopped` sent to trackers, every connection closed, new ones refused, files closed.
     Stopped,
+    /// Storage failed: a verified piece could not be written, or a block not read, and
+    /// [`TorrentStats::error`](super::TorrentStats::error) says which file and why. The torrent
+    /// does what `Paused` does (connections kept, no requests made or served) until another
+    /// state is set; `Started` tries the disk again. Verified pieces stay verified. Only the
+    /// engine enters it: asking for it ([`crate::engine::Session::set_state`],
+    /// [`AddTorrent::state`]) is taken as `Paused`.
+    Failed,
+}
+
+impl TorrentState {
+    /// The state a user's request for `self` means: `Failed` is the engine's to enter, so a
+    /// request for it is a request to pause.
+    pub(super) fn requested(self) -> TorrentState {
+        match self {
+            TorrentState::Failed => TorrentState::Paused,
+            other => other,
+        }
+    }
 }
 
 /// Which pieces a hashcheck covers.
@@ -324,7 +342,9 @@ pub enum Event {
         /// The torrent.
         torrent: TorrentId,
     },
-    /// Storage failed; the torrent was paused and nothing verified was lost.
+    /// Storage failed; nothing verified was lost. A torrent started or paused enters
+    /// [`TorrentState::Failed`] with the first such error ([`Event::StateChanged`] follows);
+    /// a stopped one stays stopped.
     StorageFailed {
         /// The torrent.
         torrent: TorrentId,

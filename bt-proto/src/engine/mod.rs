@@ -37,7 +37,7 @@
 //! announcer, and one `timers` table of named deadlines, so that
 //! [`Session::handle_timeout`] touches only what is due. The modules follow a connection's
 //! life: `connection` (accept, connect, close), `handshake` (route, admit, activate),
-//! `messages`, `download`, `upload`, `hashcheck`, then `dialing`, `announce` and
+//! `messages`, `download`, `upload`, `hashcheck`, `failure`, then `dialing`, `announce` and
 //! `resume_saves`; `commands` and `queries` are the user's side.
 
 mod announce;
@@ -47,6 +47,7 @@ mod connection;
 mod dialing;
 mod download;
 mod extension;
+mod failure;
 mod handshake;
 mod hashcheck;
 mod info;

@@ -42,6 +42,7 @@ impl Session {
             complete: t.picker.is_done(),
             seed: t.picker.have().is_full(),
             peers,
+            error: t.error.clone(),
         })
     }
 

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::announce::Announcer;
 use super::dialing::Candidates;
-use super::io::{TorrentId, TorrentState};
+use super::io::{StorageError, TorrentId, TorrentState};
 use super::smart_ban::SmartBan;
 use crate::choker::Choker;
 use crate::metainfo::Metainfo;
@@ -49,6 +49,8 @@ pub(crate) struct Torrent {
     pub after_check: Option<TorrentState>,
     /// Verified pieces changed since the last resume save.
     pub resume_dirty: bool,
+    /// The storage error that made the torrent [`TorrentState::Failed`]; `Some` exactly then.
+    pub error: Option<StorageError>,
 }
 
 impl Torrent {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::timers::{Timer, TorrentTimer};
-use super::{Event, Output, ProtocolViolation, Session, StorageError, TorrentId, TorrentState};
+use super::{Output, ProtocolViolation, Session, StorageError, TorrentId, TorrentState};
 use crate::ConnId;
 use crate::choker::{ChokeChange, Mode as ChokeMode, PeerSnapshot};
 use crate::picker::{BLOCK_LEN, Block};
@@ -103,21 +103,18 @@ impl Session {
             }
             Ok(data) if data.len() != block.length as usize => {
                 p.reject(block, now);
-                self.events.push_back(Event::StorageFailed {
-                    torrent: id,
-                    error: StorageError::ShortRead {
-                        piece: block.piece,
-                        offset: block.offset,
-                        wanted: block.length,
-                        got: data.len(),
-                    },
-                });
+                let error = StorageError::ShortRead {
+                    piece: block.piece,
+                    offset: block.offset,
+                    wanted: block.length,
+                    got: data.len(),
+                };
+                self.storage_failed(now, id, error);
             }
             Ok(_) => p.reject(block, now),
             Err(error) => {
                 p.reject(block, now);
-                self.events
-                    .push_back(Event::StorageFailed { torrent: id, error });
+                self.storage_failed(now, id, error);
             }
         }
         self.pump_reads(id, conn);
