@@ -7,7 +7,7 @@ use std::time::Duration;
 use bt_proto::engine::{AddTorrent, Event, StorageError, TorrentId, TorrentState, TorrentStats};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::sim::disk::FaultScope;
-use bt_proto::sim::swarm::{NodeId, Swarm, make_torrent};
+use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_torrent};
 use bt_proto::{Bitfield, PieceIndex};
 
 /// Virtual time any step of these scenarios may take: a small torrent on a fast link moves in
@@ -26,12 +26,12 @@ fn have(swarm: &Swarm, n: NodeId, t: TorrentId) -> Bitfield {
         .unwrap()
 }
 
-/// A seed and a leecher of a two-file torrent of 40 pieces, connected.
-fn pair(seed: u64) -> (Swarm, Metainfo, Vec<u8>, [(NodeId, TorrentId); 2]) {
+/// A seed (with `options`) and a leecher of a two-file torrent of 40 pieces, connected.
+fn pair(seed: u64, options: NodeOptions) -> (Swarm, Metainfo, Vec<u8>, [(NodeId, TorrentId); 2]) {
     let (meta, content) =
         make_torrent(&[("a.bin", 300_000), ("b/c.bin", 355_000)], 16 * 1024, seed).unwrap();
     let mut swarm = Swarm::new(seed);
-    let s = swarm.add_node(Default::default());
+    let s = swarm.add_node(options);
     swarm.put_content(s, &meta, &content);
     let st = swarm.add_torrent(
         s,
@@ -75,7 +75,7 @@ fn passed_pieces(swarm: &Swarm, n: NodeId) -> Vec<PieceIndex> {
 
 #[test]
 fn a_failed_write_fails_the_torrent_until_it_is_started_again() {
-    let (mut swarm, meta, content, [_, (l, lt)]) = pair(11);
+    let (mut swarm, meta, content, [_, (l, lt)]) = pair(11, NodeOptions::default());
     swarm
         .run_until(|s| have(s, l, lt).count() >= 5, LIMIT)
         .unwrap();
@@ -126,7 +126,7 @@ fn a_failed_write_fails_the_torrent_until_it_is_started_again() {
 
 #[test]
 fn a_failed_read_fails_the_seeding_torrent() {
-    let (mut swarm, meta, content, [(s, st), (l, lt)]) = pair(12);
+    let (mut swarm, meta, content, [(s, st), (l, lt)]) = pair(12, NodeOptions::default());
     let seed = swarm.addr(s);
     swarm.disk_mut().fail_reads(FaultScope::Host(seed), None);
     swarm
@@ -156,8 +156,38 @@ fn a_failed_read_fails_the_seeding_torrent() {
 
 #[test]
 fn failed_is_the_engines_to_enter() {
-    let (mut swarm, _, _, [_, (l, lt)]) = pair(13);
+    let (mut swarm, _, _, [_, (l, lt)]) = pair(13, NodeOptions::default());
     swarm.with_session(l, |s, now| s.set_state(now, lt, TorrentState::Failed));
     let st = stats(&swarm, l, lt);
     assert_eq!((st.state, st.error), (TorrentState::Paused, None));
+}
+
+#[test]
+fn a_retry_is_not_failed_by_stores_made_before_it() {
+    // A slow disk behind a slow link: pieces complete one by one, and several stores are in
+    // flight whenever one of them fails.
+    let slow = NodeOptions {
+        upload: Some(200_000),
+        ..Default::default()
+    };
+    let (mut swarm, meta, content, [_, (l, lt)]) = pair(14, slow);
+    swarm.disk_latency = Duration::from_millis(300);
+    let leecher = swarm.addr(l);
+    swarm
+        .disk_mut()
+        .fail_writes(FaultScope::Host(leecher), None);
+    swarm
+        .run_until(|s| stats(s, l, lt).state == TorrentState::Failed, LIMIT)
+        .unwrap();
+    // Retried at once, on a disk that works now: the failures of the stores made before
+    // (still on their way back) do not fail it again.
+    swarm.disk_mut().clear_faults();
+    swarm.with_session(l, |s, now| s.set_state(now, lt, TorrentState::Started));
+    swarm
+        .run_until(|s| s.is_complete(l, lt), LIMIT)
+        .expect("the retry completes");
+    assert_eq!(swarm.content(l, &meta), content);
+    let (_, states) = failures_and_states(&swarm, l);
+    let failed = states.iter().filter(|s| **s == TorrentState::Failed);
+    assert_eq!(failed.count(), 1, "{states:?}");
 }

@@ -111,8 +111,14 @@ impl Session {
         if old == state {
             return;
         }
-        if state != TorrentState::Failed {
+        if old == TorrentState::Failed {
             t.error = None;
+            // Stores still in flight were made before this retry: a failure among them would
+            // fail it at once, whatever the disk is like now. Their results are not waited
+            // for (they are ignored when they come) and their pieces are fetched again.
+            for piece in std::mem::take(&mut t.verifying).into_keys() {
+                t.picker.piece_failed(piece);
+            }
         }
         if old == TorrentState::Stopped {
             // Paused or started, the torrent is in the swarm again: tell the trackers, and
