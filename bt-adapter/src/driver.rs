@@ -60,7 +60,8 @@ struct TorrentCtx {
     on_fail: Option<PieceCallback>,
     resume: Option<Arc<ResumeFile>>,
     hashchecks: Vec<Reply<HashcheckReport>>,
-    completes: Vec<Reply<()>>,
+    /// `wait_complete` calls waiting for the torrent to complete, or to fail.
+    completes: Vec<Reply<Result<(), Error>>>,
     span: tracing::Span,
 }
 
@@ -299,12 +300,16 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Command::WaitComplete { id, reply } => {
-                if let Some(ctx) = self.torrents.get_mut(&id) {
-                    if self.session.stats(id).is_some_and(|s| s.complete) {
-                        let _ = reply.try_send(());
-                    } else {
-                        ctx.completes.push(reply);
-                    }
+                let (Some(ctx), Some(stats)) = (self.torrents.get_mut(&id), self.session.stats(id))
+                else {
+                    return;
+                };
+                if stats.complete {
+                    let _ = reply.try_send(Ok(()));
+                } else if let Some(error) = stats.error {
+                    let _ = reply.try_send(Err(Error::Storage(error)));
+                } else {
+                    ctx.completes.push(reply);
                 }
             }
             Command::Resume { id, save, reply } => self.resume(id, save, reply),
@@ -610,11 +615,20 @@ impl<R: Runtime> Driver<R> {
             }
             Event::Complete { .. } => {
                 for w in ctx.completes.drain(..) {
-                    let _ = w.try_send(());
+                    let _ = w.try_send(Ok(()));
                 }
             }
-            Event::StorageFailed { error, .. } => {
-                tracing::warn!("storage failed: {error}");
+            // The torrent will not complete until it is started again: the waits end with
+            // the error that put it there.
+            Event::StateChanged {
+                state: TorrentState::Failed,
+                ..
+            } => {
+                if let Some(error) = self.session.stats(id).and_then(|s| s.error) {
+                    for w in ctx.completes.drain(..) {
+                        let _ = w.try_send(Err(Error::Storage(error.clone())));
+                    }
+                }
             }
             _ => {}
         }

@@ -94,7 +94,8 @@ pub enum Error {
     /// The torrent was removed from the session.
     #[error("the torrent is not in the session")]
     NoSuchTorrent,
-    /// Reading or writing the torrent's files failed.
+    /// Reading or writing the torrent's files failed: the torrent is
+    /// [`TorrentState::Failed`] until it is started again (see [`Torrent::wait_complete`]).
     #[error("{0}")]
     Storage(StorageError),
     /// Resume data could not be written.

@@ -82,7 +82,7 @@ pub(crate) enum Command {
     },
     WaitComplete {
         id: TorrentId,
-        reply: Reply<()>,
+        reply: Reply<Result<(), Error>>,
     },
     Resume {
         id: TorrentId,

@@ -388,7 +388,7 @@ impl<R: Runtime> Torrent<R> {
         }
     }
 
-    /// Connect, request and serve.
+    /// Connect, request and serve. From [`TorrentState::Failed`], this tries the disk again.
     pub async fn start(&self) -> Result<(), Error> {
         self.set_state(TorrentState::Started).await
     }
@@ -470,12 +470,15 @@ impl<R: Runtime> Torrent<R> {
         self.events.subscribe()
     }
 
-    /// Returns once every wanted piece is verified (at once if it already is).
+    /// Returns once every wanted piece is verified (at once if it already is), or with
+    /// [`Error::Storage`] once the torrent is [`TorrentState::Failed`] (at once if it is): a
+    /// torrent whose disk fails does not complete until it is started again
+    /// ([`Torrent::start`]), after which a new wait may follow.
     pub async fn wait_complete(&self) -> Result<(), Error> {
         let (reply, rx) = reply();
         self.send(Command::WaitComplete { id: self.id, reply })
             .await?;
-        rx.recv().await.map_err(|_| Error::NoSuchTorrent)
+        rx.recv().await.map_err(|_| Error::NoSuchTorrent)?
     }
 
     /// Stops the torrent (as [`Torrent::stop`]) and removes it from the session.

@@ -266,7 +266,7 @@ fn bar(multi: &MultiProgress, t: &Torrent, label: &str, quiet: bool) -> Progress
     pb
 }
 
-/// Updates a bar from the torrent's stats until it is complete.
+/// Updates a bar from the torrent's stats until it is complete (or has failed).
 async fn follow(t: Torrent, pb: ProgressBar) {
     loop {
         if let Ok(s) = t.stats().await {
@@ -274,6 +274,10 @@ async fn follow(t: Torrent, pb: ProgressBar) {
             pb.set_message(format!("{} peers", s.peers));
             if s.complete {
                 pb.finish_with_message("complete");
+                return;
+            }
+            if s.state == TorrentState::Failed {
+                pb.abandon_with_message("failed");
                 return;
             }
         } else {
@@ -323,7 +327,14 @@ async fn download(
     let multi = MultiProgress::new();
     let pb = bar(&multi, &t, "download", quiet || json);
     let done = tokio::select! {
-        () = follow(t.clone(), pb) => true,
+        (finished, ()) = async { tokio::join!(t.wait_complete(), follow(t.clone(), pb)) } => {
+            if let Err(e) = finished {
+                // The verified pieces are kept: shutting down saves them for the next run.
+                session.shutdown().await;
+                return Err(e.into());
+            }
+            true
+        }
         () = interrupt.wait() => false,
     };
     if done && keep_seeding {

@@ -282,7 +282,7 @@ pub async fn traversal<R: Runtime>() {
 }
 
 /// Collects the pieces of every `HashPassed` event of a session.
-fn passed_pieces<R: Runtime>(session: &Session<R>) -> Arc<Mutex<BTreeSet<PieceIndex>>> {
+pub(crate) fn passed_pieces<R: Runtime>(session: &Session<R>) -> Arc<Mutex<BTreeSet<PieceIndex>>> {
     let out = Arc::new(Mutex::new(BTreeSet::new()));
     let o = out.clone();
     let mut events = session.events();
@@ -488,7 +488,7 @@ pub async fn swarm_through<R: Runtime>(tracker: TestTracker) {
 
 /// A session seeding a fresh payload (`standard_files(size)` under `seed_dir/payload`) in
 /// pieces of `piece` bytes: the torrent's bytes, the session and the torrent, complete.
-async fn running_seed<R: Runtime>(
+pub(crate) async fn running_seed<R: Runtime>(
     seed_dir: &std::path::Path,
     size: usize,
     piece: u32,

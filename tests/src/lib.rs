@@ -10,7 +10,9 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 pub mod bench;
+pub mod child;
 pub mod conformance;
+pub mod hostile_disk;
 pub mod interop;
 pub mod swarm;
 pub mod tracker;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bt_adapter::create::CreateOptions;
 use bt_proto::metainfo::Metainfo;
+use bt_tests::child::on_full_disk;
 use bt_tests::swarm::{assert_same_tree, standard_files, tokio_runtime, write_payload};
 use bt_tokio::Tokio;
 
@@ -69,7 +70,11 @@ fn spawn_bt(args: &[&str]) -> Child {
 
 /// Runs `bt ARGS` to the end (within [`COMMAND_TIMEOUT`]).
 fn bt(args: &[&str]) -> Run {
-    let child = spawn_bt(args);
+    finish(spawn_bt(args), args)
+}
+
+/// Waits for the `bt ARGS` process `child` to end (within [`COMMAND_TIMEOUT`]).
+fn finish(child: Child, args: &[&str]) -> Run {
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -351,4 +356,50 @@ fn seed_download_resume_and_check() {
     let json = run.json();
     assert_eq!(json["pieces_total"], total);
     assert_eq!(json["pieces_verified"], total - 1);
+}
+
+/// A download onto a disk too small for one of its files ends, instead of waiting for ever,
+/// with a non-zero exit and one sentence naming the file and the system's error; run again
+/// with room, it finishes.
+#[test]
+fn download_onto_a_full_disk_names_the_file_and_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent, _) = payload_and_torrent(dir.path(), 5_000);
+    let torrent = torrent.as_str();
+    let down = dir.path().join("down");
+    let down_str = down.to_str().unwrap();
+    let seeder = Seeder::start(torrent, dir.path());
+    let peer = format!("127.0.0.1:{}", seeder.port);
+    let args = ["download", torrent, "-o", down_str, "--peer", &peer];
+
+    // Room for every file but big.bin (200,123 bytes).
+    let full = on_full_disk(BT, 128 * 1024)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = finish(full, &args);
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let big = down.join("payload").join("big.bin");
+    let said: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("File too large"))
+        .collect();
+    let efbig = std::io::Error::from(rustix::io::Errno::FBIG);
+    assert_eq!(
+        said,
+        [format!(
+            "error: storage error: cannot create {}: {efbig}",
+            big.display()
+        )],
+        "{}",
+        run.stderr
+    );
+
+    let run = bt(&args);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_same_tree(&content, &down.join("payload"));
 }

@@ -1,8 +1,10 @@
-//! The conformance suite of `bt_tests::conformance`, run on each runtime, and swarms mixing
-//! the two (a tokio seed with smol leechers, and the reverse).
+//! The conformance suite of `bt_tests::conformance` and the hostile-disk scenarios of
+//! `bt_tests::hostile_disk`, run on each runtime, and swarms mixing the two (a tokio seed with
+//! smol leechers, and the reverse).
 
 use bt_smol::Smol;
 use bt_tests::conformance as c;
+use bt_tests::hostile_disk as hd;
 use bt_tests::swarm::run_on;
 use bt_tests::tracker::{http_tracker, udp_tracker};
 use bt_tokio::Tokio;
@@ -43,6 +45,14 @@ macro_rules! suite {
                 run_on::<$rt, _>(
                     "crash",
                     c::crash_restart::<$rt>(env!("CARGO_BIN_EXE_crash_leecher")),
+                );
+            }
+
+            #[test]
+            fn full_disk_fails_the_torrent_until_room_is_made() {
+                run_on::<$rt, _>(
+                    "full disk",
+                    hd::full_disk::<$rt>(env!("CARGO_BIN_EXE_full_disk_leecher")),
                 );
             }
 

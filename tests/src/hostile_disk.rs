@@ -1,0 +1,132 @@
+//! Adapter scenarios where the disk works against the download, generic over the runtime
+//! like the conformance suite (`tests/tests/conformance.rs` runs them on tokio and smol): a
+//! disk too small for the torrent.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bt_adapter::{Error, Runtime, StorageError, TorrentOptions, TorrentState};
+use bt_proto::engine::Event;
+use futures_lite::StreamExt;
+
+use crate::child::{ChildGuard, on_full_disk};
+use crate::conformance::running_seed;
+use crate::swarm::*;
+
+/// Piece length of these scenarios: a few dozen pieces.
+const PIECE: u32 = 16 * 1024;
+
+/// Bytes per file the full disk of [`full_disk`] holds: more than every file of
+/// `standard_files(5_000)` but `big.bin` (200,123 bytes) needs.
+pub const FULL_DISK_LIMIT: u64 = 128 * 1024;
+
+/// A leecher on a disk too small for one file of the torrent (another process, whose file
+/// size limit the disk is): its download fails with a typed error naming that file and the
+/// system's `EFBIG`, the torrent is `Failed` rather than waiting for ever, nothing verified
+/// is lost, and once room is made, starting it again finishes the download byte-exact.
+/// `leecher_exe` is the `full_disk_leecher` binary, which checks the library's side.
+pub async fn full_disk<R: TestRuntime>(leecher_exe: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let (torrent, seed, _st) = running_seed::<R>(&seed_dir, 5_000, PIECE).await;
+    let torrent_file = dir.path().join("t.torrent");
+    std::fs::write(&torrent_file, &torrent).unwrap();
+    let base = dir.path().join("leecher");
+    let mut child = ChildGuard::spawn(
+        on_full_disk(leecher_exe, FULL_DISK_LIMIT)
+            .arg(R::NAME)
+            .arg(&torrent_file)
+            .arg(&base)
+            .arg(addr_of(&seed).to_string()),
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait() {
+            break status;
+        }
+        sleep::<R>(std::time::Duration::from_millis(20)).await;
+    };
+    let (_, stderr) = child.output();
+    assert!(status.success(), "the leecher failed ({status}):\n{stderr}");
+    assert_same_tree(&seed_dir, &base);
+    seed.shutdown().await;
+}
+
+/// The leecher of [`full_disk`], in its own process on a disk that holds
+/// [`FULL_DISK_LIMIT`] bytes per file: downloads from `peer` into `base`, checks what the
+/// failure looks like through the API, then makes room and finishes.
+pub async fn full_disk_leecher<R: Runtime>(torrent: PathBuf, base: PathBuf, peer: SocketAddr) {
+    let session = loopback_session::<R>().await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let mut stream = session.events();
+    R::detach(R::spawn(async move {
+        while let Some(e) = stream.next().await {
+            seen.lock().unwrap().push(e);
+        }
+    }));
+    let t = session
+        .add_torrent(TorrentOptions::from_path(torrent).base_dir(&base))
+        .await
+        .unwrap();
+    t.add_peer(peer).await.unwrap();
+
+    let err = t.wait_complete().await.expect_err("a full disk fails it");
+    let Error::Storage(error) = err else {
+        panic!("not a storage error: {err}");
+    };
+    assert!(
+        matches!(&error, StorageError::Io { path, error, .. }
+            if path.ends_with("big.bin") && error.kind == ErrorKind::FileTooLarge),
+        "{error:?}"
+    );
+    let stats = t.stats().await.unwrap();
+    assert_eq!(stats.state, TorrentState::Failed);
+    assert_eq!(stats.error.as_ref(), Some(&error));
+    match t.wait_complete().await {
+        Err(Error::Storage(again)) => assert_eq!(again, error, "a later wait ends at once"),
+        other => panic!("a later wait: {other:?}"),
+    }
+
+    crate::child::make_room();
+    t.start().await.unwrap();
+    t.wait_complete().await.unwrap();
+    assert_eq!(t.stats().await.unwrap().error, None);
+
+    // Every piece passed exactly once: none verified before the failure was lost.
+    let total = t.metainfo().piece_count() as usize;
+    let passed = || {
+        let mut p: Vec<_> = events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::HashPassed { piece, .. } => Some(*piece),
+                _ => None,
+            })
+            .collect();
+        p.sort();
+        p
+    };
+    until::<R, _, _, _>(|| async { (passed().len() >= total).then_some(()) }).await;
+    let passed = passed();
+    let mut distinct = passed.clone();
+    distinct.dedup();
+    assert_eq!(passed, distinct, "a verified piece was downloaded again");
+    // The error was reported, then the state it put the torrent in.
+    let events = events.lock().unwrap().clone();
+    let position = |f: &dyn Fn(&Event) -> bool| events.iter().position(f);
+    let failed = position(&|e| matches!(e, Event::StorageFailed { .. }));
+    let state = position(&|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                state: TorrentState::Failed,
+                ..
+            }
+        )
+    });
+    assert!(failed.is_some() && failed < state, "{events:?}");
+    session.shutdown().await;
+}
