@@ -6,15 +6,16 @@
 //!   of thousands of files does not exhaust descriptors.
 //! - A file opened for writing is created sparse and sized to its final length at once, so
 //!   a later read of a piece never comes up short.
-//! - Every path is resolved again here, component by component, against the base directory:
-//!   a directory or file that is a symlink leading outside the base is refused, whatever the
-//!   metainfo said.
+//! - Every file is opened beneath the base directory (on Linux by `openat2` with
+//!   `RESOLVE_BENEATH`, elsewhere one component at a time with `O_NOFOLLOW`): a symbolic link
+//!   in the download tree that leads outside it is refused, whatever the metainfo said and
+//!   whenever the link was made.
 //! - Missing or short files make a check fail; they are never read as zeros.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::UNIX_EPOCH;
@@ -28,6 +29,8 @@ use bt_proto::storage::{
 use bt_proto::{PieceHash, PieceIndex};
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
+
+use crate::beneath::{self, Access, OpenError};
 
 /// Bytes a piece check reads and hashes at a time: fits a core's L2 cache, so each byte read
 /// is hashed from cache rather than memory, and a 16 MiB piece needs no 16 MiB buffer.
@@ -73,16 +76,6 @@ pub(crate) struct Storage {
     write_lock: Mutex<()>,
 }
 
-fn escape_error(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!(
-            "{} leads outside the download directory; refused",
-            path.display()
-        ),
-    )
-}
-
 impl Storage {
     /// The storage of `meta`'s files under `base`. Touches nothing on disk.
     pub(crate) fn new(base: PathBuf, meta: &Metainfo) -> Self {
@@ -117,67 +110,9 @@ impl Storage {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file in torrent"))
     }
 
-    /// The path of file `index`, checked against the base directory; with `create`, missing
-    /// directories (the base included) are created one by one.
-    fn resolve(&self, index: usize, create: bool) -> io::Result<PathBuf> {
-        let spec = self.spec(index)?;
-        if create {
-            fs::create_dir_all(&self.base)?;
-        }
-        let base = fs::canonicalize(&self.base)?;
-        let mut comps: Vec<&std::ffi::OsStr> = Vec::new();
-        for c in spec.rel.components() {
-            match c {
-                Component::Normal(s) => comps.push(s),
-                // The metainfo parser already refused these; refuse again rather than trust.
-                _ => return Err(escape_error(&spec.rel)),
-            }
-        }
-        let Some((name, dirs)) = comps.split_last() else {
-            return Err(escape_error(&spec.rel));
-        };
-        let mut dir = base.clone();
-        for d in dirs {
-            dir.push(d);
-            match fs::symlink_metadata(&dir) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    let real = fs::canonicalize(&dir)?;
-                    if !real.starts_with(&base) || !real.is_dir() {
-                        return Err(escape_error(&dir));
-                    }
-                    dir = real;
-                }
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        format!("{} exists and is not a directory", dir.display()),
-                    ));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    match fs::create_dir(&dir) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let path = dir.join(name);
-        if let Ok(m) = fs::symlink_metadata(&path)
-            && m.file_type().is_symlink()
-        {
-            let real = fs::canonicalize(&path)?;
-            if !real.starts_with(&base) {
-                return Err(escape_error(&path));
-            }
-        }
-        Ok(path)
-    }
-
-    /// An open handle to file `index`, from the cache or opened now.
-    fn open(&self, index: usize, write: bool) -> io::Result<Arc<File>> {
+    /// An open handle to file `index`, from the cache or opened now (beneath the base
+    /// directory: see `beneath`).
+    fn open(&self, index: usize, write: bool) -> Result<Arc<File>, OpenError> {
         let mut cache = self.cache();
         cache.clock += 1;
         let now = cache.clock;
@@ -187,22 +122,16 @@ impl Storage {
             o.used = now;
             return Ok(o.file.clone());
         }
-        let path = self.resolve(index, write)?;
+        let spec = self.spec(index)?;
         let file = if write {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)?;
-            let length = self.spec(index)?.length;
-            if f.metadata()?.len() < length {
+            let f = beneath::open(&self.base, &spec.rel, Access::Write)?;
+            if f.metadata()?.len() < spec.length {
                 // Sparse: no blocks are allocated until written.
-                f.set_len(length)?;
+                f.set_len(spec.length)?;
             }
             f
         } else {
-            File::open(&path)?
+            beneath::open(&self.base, &spec.rel, Access::Read)?
         };
         if cache.open.len() >= MAX_OPEN_FILES
             && !cache.open.contains_key(&index)
@@ -227,15 +156,18 @@ impl Storage {
     }
 
     /// The error of `op` on file `file` failing with `e`.
-    fn failed(&self, op: StorageOp, file: usize, e: &io::Error) -> StorageError {
+    fn failed(&self, op: StorageOp, file: usize, e: impl Into<OpenError>) -> StorageError {
         let path = self
             .files
             .get(file)
             .map_or_else(|| self.base.clone(), |s| self.base.join(&s.rel));
-        StorageError::Io {
-            op,
-            path,
-            error: e.into(),
+        match e.into() {
+            OpenError::Outside => StorageError::OutsideBase { op, path },
+            OpenError::Io(e) => StorageError::Io {
+                op,
+                path,
+                error: e.into(),
+            },
         }
     }
 
@@ -259,11 +191,11 @@ impl Storage {
         for w in plan {
             let file = self
                 .open(w.file, true)
-                .map_err(|e| self.failed(StorageOp::Create, w.file, &e))?;
+                .map_err(|e| self.failed(StorageOp::Create, w.file, e))?;
             let mut offset = w.offset;
             for buf in &w.bufs {
                 write_all_at(&file, buf, offset)
-                    .map_err(|e| self.failed(StorageOp::Write, w.file, &e))?;
+                    .map_err(|e| self.failed(StorageOp::Write, w.file, e))?;
                 offset += buf.len() as u64;
             }
         }
@@ -274,14 +206,8 @@ impl Storage {
     fn make_empty_files(&self) -> Result<(), StorageError> {
         for (i, spec) in self.files.iter().enumerate() {
             if spec.length == 0 && !spec.padding {
-                let create = |e| self.failed(StorageOp::Create, i, &e);
-                let path = self.resolve(i, true).map_err(create)?;
-                OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-                    .map_err(create)?;
+                beneath::open(&self.base, &spec.rel, Access::Write)
+                    .map_err(|e| self.failed(StorageOp::Create, i, e))?;
             }
         }
         Ok(())
@@ -301,9 +227,9 @@ impl Storage {
         let complete = fill_from_plan(&plan, len as usize, out, |seg, buf| {
             let file = self
                 .open(seg.file, false)
-                .map_err(|e| self.failed(StorageOp::Open, seg.file, &e))?;
+                .map_err(|e| self.failed(StorageOp::Open, seg.file, e))?;
             read_append_at(&file, buf, seg.len as usize, seg.offset)
-                .map_err(|e| self.failed(StorageOp::Read, seg.file, &e))
+                .map_err(|e| self.failed(StorageOp::Read, seg.file, e))
         })?;
         if !complete {
             return Err(StorageError::ShortRead {
@@ -363,7 +289,7 @@ impl Storage {
             .collect();
         for (i, f) in files {
             f.sync_data()
-                .map_err(|e| self.failed(StorageOp::Flush, i, &e))?;
+                .map_err(|e| self.failed(StorageOp::Flush, i, e))?;
         }
         Ok(())
     }
@@ -380,11 +306,11 @@ impl Storage {
     pub(crate) fn stamps(&self) -> Vec<Option<FileStamp>> {
         (0..self.files.len())
             .map(|i| {
-                if self.files.get(i).is_none_or(|s| s.padding) {
-                    return None;
-                }
-                let path = self.resolve(i, false).ok()?;
-                let m = fs::metadata(path).ok()?;
+                let spec = self.files.get(i).filter(|s| !s.padding)?;
+                let m = beneath::open(&self.base, &spec.rel, Access::Read)
+                    .ok()?
+                    .metadata()
+                    .ok()?;
                 let mtime = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
                 Some(FileStamp {
                     length: m.len(),
@@ -516,6 +442,7 @@ fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()>
 mod tests {
     use super::*;
     use bt_proto::metainfo::create::{InputFile, TorrentBuilder};
+    use std::fs;
 
     fn torrent(files: &[(&str, &[u8])], piece_length: u32) -> Metainfo {
         let inputs = files
@@ -616,30 +543,91 @@ mod tests {
         assert!(!s.check(PieceIndex(1), &meta.piece_hash(PieceIndex(1)).unwrap()));
     }
 
+    /// A symlinked directory and a symlinked file in the download tree, both leading
+    /// outside: every write, read, check and stamp through them is refused with a typed
+    /// error, and nothing outside is touched.
     #[cfg(unix)]
     #[test]
-    fn symlink_out_of_base_is_refused() {
+    fn symlinks_leading_outside_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let meta = torrent(&[("d/x", b"abcd")], 4);
+        let secret = outside.path().join("secret");
+        fs::write(&secret, b"SECRET!!").unwrap();
+        let meta = torrent(&[("d/x", b"abcd"), ("f", b"efghijkl")], 4);
         let base = dir.path().join("base");
         fs::create_dir_all(base.join("t")).unwrap();
         std::os::unix::fs::symlink(outside.path(), base.join("t/d")).unwrap();
-        let s = Storage::new(base, &meta);
+        std::os::unix::fs::symlink(&secret, base.join("t/f")).unwrap();
+        let s = Storage::new(base.clone(), &meta);
+        let outside_base = |e: &StorageError, file: &str, want: StorageOp| {
+            assert!(
+                matches!(e, StorageError::OutsideBase { op, path }
+                    if *op == want && *path == base.join(file)),
+                "{e:?}"
+            );
+        };
         let hash = meta.piece_hash(PieceIndex(0)).unwrap();
         let err = s
             .store(PieceIndex(0), &hash, &[Bytes::from_static(b"abcd")])
             .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                StorageError::Io { op: StorageOp::Create, error, .. }
-                    if error.kind == io::ErrorKind::PermissionDenied
-            ),
-            "{err:?}"
-        );
+        outside_base(&err, "t/d/x", StorageOp::Create);
         assert!(err.to_string().contains("outside"), "{err}");
-        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        let hash = meta.piece_hash(PieceIndex(1)).unwrap();
+        let err = s
+            .store(PieceIndex(1), &hash, &[Bytes::from_static(b"efgh")])
+            .unwrap_err();
+        outside_base(&err, "t/f", StorageOp::Create);
+        let err = s.read_run(PieceIndex(1), 0, 4).unwrap_err();
+        outside_base(&err, "t/f", StorageOp::Open);
+        assert!(!s.check(PieceIndex(2), &meta.piece_hash(PieceIndex(2)).unwrap()));
+        assert_eq!(s.stamps(), vec![None, None]);
+        assert_eq!(fs::read(&secret).unwrap(), b"SECRET!!");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+    }
+
+    /// A directory of the download swapped back and forth with a symbolic link to another
+    /// directory while files are opened in it: no write ever lands in the other directory,
+    /// however the swaps and the opens interleave.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_directory_swapped_for_a_symlink_never_leads_a_write_outside() {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use std::sync::atomic::AtomicBool;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..64).map(|i| format!("d/f{i:02}")).collect();
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        let meta = torrent(&files, 1);
+        let base = dir.path().join("base");
+        fs::create_dir_all(base.join("t/d")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), base.join("t/link")).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (done, d, link) = (done.clone(), base.join("t/d"), base.join("t/link"));
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
+                }
+            })
+        };
+        let s = Storage::new(base, &meta);
+        for _ in 0..20 {
+            for p in 0..meta.piece_count() {
+                let piece = PieceIndex(p);
+                let hash = meta.piece_hash(piece).unwrap();
+                let _ = s.store(piece, &hash, &[Bytes::from_static(b"x")]);
+            }
+            // Closed, so every store opens its file again.
+            let _ = s.close();
+        }
+        done.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        let escaped: Vec<_> = fs::read_dir(outside.path()).unwrap().collect();
+        assert!(
+            escaped.is_empty(),
+            "{} files written outside",
+            escaped.len()
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@
     )
 )]
 
+mod beneath;
 pub mod create;
 pub mod disk;
 mod disk_queue;

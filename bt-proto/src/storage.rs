@@ -88,8 +88,7 @@ impl std::fmt::Display for StorageOp {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
-    /// A file operation failed: disk full, permission denied, a path that leads outside the
-    /// download directory, ...
+    /// A file operation failed: disk full, file too large, permission denied, ...
     #[error("storage error: cannot {op} {}: {error}", path.display())]
     Io {
         /// What was being done.
@@ -98,6 +97,19 @@ pub enum StorageError {
         path: PathBuf,
         /// What the system said.
         error: IoFailure,
+    },
+    /// A file was not opened because its path leads outside the torrent's base directory
+    /// through a symbolic link (where the system cannot tell where a link leads: because it
+    /// passes through one at all). Nothing outside was read or written.
+    #[error(
+        "storage error: cannot {op} {}: a symbolic link on its path leads outside the download directory",
+        path.display()
+    )]
+    OutsideBase {
+        /// What was being done.
+        op: StorageOp,
+        /// The file, as the torrent places it under the base directory.
+        path: PathBuf,
     },
     /// Fewer bytes than asked for: the files are shorter than the torrent says.
     #[error("storage error: short read of piece {piece} at {offset}: {got} of {wanted} bytes")]

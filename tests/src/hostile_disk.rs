@@ -1,13 +1,13 @@
 //! Adapter scenarios where the disk works against the download, generic over the runtime
 //! like the conformance suite (`tests/tests/conformance.rs` runs them on tokio and smol): a
-//! disk too small for the torrent.
+//! disk too small for the torrent, and symbolic links planted in the download tree.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use bt_adapter::{Error, Runtime, StorageError, TorrentOptions, TorrentState};
+use bt_adapter::{Error, Runtime, StorageError, Torrent, TorrentOptions, TorrentState};
 use bt_proto::engine::Event;
 use futures_lite::StreamExt;
 
@@ -129,4 +129,71 @@ pub async fn full_disk_leecher<R: Runtime>(torrent: PathBuf, base: PathBuf, peer
     });
     assert!(failed.is_some() && failed < state, "{events:?}");
     session.shutdown().await;
+}
+
+/// Waits until `t` is `Failed`, and returns its error.
+async fn failure<R: Runtime>(t: &Torrent<R>) -> StorageError {
+    until::<R, _, _, _>(|| async { t.stats().await.unwrap().error }).await
+}
+
+/// Symbolic links planted in the download tree that lead outside it: a leecher whose
+/// directory `docs` is one writes nothing through it, and a seed whose file is swapped for one
+/// while it runs reads nothing through it; each torrent fails with the typed error naming the
+/// file, and what is outside is untouched.
+pub async fn planted_symlinks<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = outside.join("readme.txt");
+    std::fs::write(&secret, b"not the torrent's").unwrap();
+    let seed_dir = dir.path().join("seed");
+    let (torrent, seed, _) = running_seed::<R>(&seed_dir, 3_000, PIECE).await;
+
+    // The leecher's `payload/docs` leads to `outside`.
+    let base = dir.path().join("leecher");
+    std::fs::create_dir_all(base.join("payload")).unwrap();
+    std::os::unix::fs::symlink(&outside, base.join("payload/docs")).unwrap();
+    let leecher = loopback_session::<R>().await;
+    let lt = leecher
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&base))
+        .await
+        .unwrap();
+    lt.add_peer(addr_of(&seed)).await.unwrap();
+    match lt.wait_complete().await {
+        Err(Error::Storage(StorageError::OutsideBase { path, .. })) => {
+            assert!(path.starts_with(base.join("payload/docs")), "{path:?}")
+        }
+        other => panic!("the leecher: {other:?}"),
+    }
+    assert_eq!(lt.stats().await.unwrap().state, TorrentState::Failed);
+    assert_eq!(std::fs::read(&secret).unwrap(), b"not the torrent's");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+    leecher.shutdown().await;
+
+    // The seed, restarted from its resume data (so it has read nothing yet), finds
+    // `media/a.bin` swapped for a link to `outside` once it runs.
+    seed.shutdown().await;
+    let seed = loopback_session::<R>().await;
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    assert!(st.seed().await.unwrap(), "the seed trusts its resume data");
+    let victim = seed_dir.join("payload/media/a.bin");
+    std::fs::remove_file(&victim).unwrap();
+    std::os::unix::fs::symlink(&secret, &victim).unwrap();
+    let leecher = loopback_session::<R>().await;
+    let lt = leecher
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(dir.path().join("second")))
+        .await
+        .unwrap();
+    lt.add_peer(addr_of(&seed)).await.unwrap();
+    let error = failure(&st).await;
+    assert!(
+        matches!(&error, StorageError::OutsideBase { path, .. } if *path == victim),
+        "{error:?}"
+    );
+    assert!(!lt.complete().await.unwrap());
+    leecher.shutdown().await;
+    seed.shutdown().await;
 }

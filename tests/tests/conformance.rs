@@ -57,6 +57,11 @@ macro_rules! suite {
             }
 
             #[test]
+            fn planted_symlinks_lead_nowhere_outside() {
+                run_on::<$rt, _>("planted symlinks", hd::planted_symlinks::<$rt>());
+            }
+
+            #[test]
             fn http_tracker_brings_peers_together() {
                 run_on::<$rt, _>("http tracker", async {
                     c::swarm_through::<$rt>(http_tracker().await).await
