@@ -1,5 +1,6 @@
-//! Resume data on disk: written atomically (a temporary file, synced, then renamed over the
-//! old one), stamped after the torrent's files are flushed, and read back at add time through
+//! Resume data on disk: written atomically (a temporary file made anew, synced, renamed over
+//! the old one, and the rename synced), stamped after the torrent's files are flushed, and
+//! read back at add time through
 //! `bt_proto::storage::resume_plan`, which decides what to trust and what to check again.
 //!
 //! The engine decides when to save (when a torrent stops, when it completes, and within
@@ -102,17 +103,46 @@ fn write(path: &Path, data: &ResumeData) -> Result<(), Error> {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io_err)?;
-    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err)?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let mut f = fs::File::create(&tmp).map_err(io_err)?;
+    let tmp = PathBuf::from(tmp);
+    let mut f = create_new(&tmp).map_err(io_err)?;
     f.write_all(&data.encode()).map_err(io_err)?;
     f.sync_all().map_err(io_err)?;
     drop(f);
-    fs::rename(&tmp, path).map_err(io_err)
+    fs::rename(&tmp, path).map_err(io_err)?;
+    // The rename is durable once the directory is: until then a crash may bring the old file
+    // back, though the torrent's files were flushed for the new one.
+    sync_dir(dir).map_err(io_err)
+}
+
+/// A new file at `tmp`, never an existing one or what a symbolic link there points at: what
+/// is in the way (the temporary file of a save a crash cut short, or anything put there) is
+/// removed first (a link itself, not its target), and the file made anew.
+fn create_new(tmp: &Path) -> io::Result<fs::File> {
+    let new = || fs::File::options().write(true).create_new(true).open(tmp);
+    match new() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(tmp)?;
+            new()
+        }
+        made => made,
+    }
+}
+
+/// Syncs the directory `dir`, making the names made or renamed in it durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Elsewhere a directory cannot be opened to be synced; a rename there is as durable as
+/// the file system makes it.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// Reads the resume data at `path` for `meta` and decides, from the files as they are now,
@@ -174,6 +204,34 @@ mod tests {
         assert_eq!(on_disk(file.path()), data(200));
         file.write(3, &data(300)).unwrap();
         assert_eq!(on_disk(file.path()), data(300));
+    }
+
+    /// A symbolic link planted at the temporary path is replaced, not followed: what it
+    /// points at is untouched, and the resume file is a file of its own.
+    #[cfg(unix)]
+    #[test]
+    fn a_link_at_the_temporary_path_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"not resume data").unwrap();
+        let path = dir.path().join("bt").join("x.resume");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("bt/x.resume.tmp")).unwrap();
+        ResumeFile::new(path.clone()).write(1, &data(100)).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"not resume data");
+        assert!(!fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(on_disk(&path), data(100));
+    }
+
+    /// The temporary file of a save that a crash cut short does not stop later saves.
+    #[test]
+    fn a_stale_temporary_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.resume");
+        fs::write(dir.path().join("x.resume.tmp"), b"half a save").unwrap();
+        ResumeFile::new(path.clone()).write(1, &data(100)).unwrap();
+        assert_eq!(on_disk(&path), data(100));
+        assert!(!dir.path().join("x.resume.tmp").exists());
     }
 
     #[test]
