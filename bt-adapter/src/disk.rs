@@ -3,7 +3,9 @@
 //! opens files and moves bytes.
 //!
 //! - Files are opened lazily and kept in a small LRU cache ([`MAX_OPEN_FILES`]), so a torrent
-//!   of thousands of files does not exhaust descriptors.
+//!   of thousands of files does not exhaust descriptors. A flush syncs the files written since
+//!   the last one; a file evicted with unsynced writes is synced before it is closed, since
+//!   the next flush (which resume data trusts) will not see it.
 //! - A file opened for writing is created sparse and sized to its final length at once, so
 //!   a later read of a piece never comes up short.
 //! - Every file is opened beneath the base directory (on Linux by `openat2` with
@@ -53,12 +55,20 @@ struct Open {
     file: Arc<File>,
     writable: bool,
     used: u64,
+    /// Written since it was last synced.
+    dirty: bool,
 }
 
 #[derive(Debug, Default)]
 struct Cache {
     open: HashMap<usize, Open>,
     clock: u64,
+    /// The first failure to sync a file evicted with unsynced writes: the next flush reports
+    /// it, so resume data never vouches for writes that may not be on the device.
+    evicted_unsynced: Option<StorageError>,
+    /// Which files were synced, in order: the tests check that evicted files are.
+    #[cfg(test)]
+    synced: Vec<usize>,
 }
 
 /// One torrent's files under a base directory.
@@ -68,7 +78,10 @@ pub(crate) struct Storage {
     files: Vec<FileSpec>,
     map: PieceMap,
     cache: Mutex<Cache>,
-    /// Empty files hold no piece, so no write creates them: the first store does.
+    /// Files held open at once: [`MAX_OPEN_FILES`] (the tests make it small).
+    max_open: usize,
+    /// Empty files hold no piece, so no write creates them: the first store that succeeds in
+    /// making them does.
     empties_made: AtomicBool,
     /// Held while a verified piece is written: the kernel lets one write into a file at a
     /// time and makes the others spin on its lock, so a second store waits here asleep
@@ -93,6 +106,7 @@ impl Storage {
             files,
             map: meta.piece_map().clone(),
             cache: Mutex::new(Cache::default()),
+            max_open: MAX_OPEN_FILES,
             empties_made: AtomicBool::new(false),
             write_lock: Mutex::new(()),
         }
@@ -133,7 +147,8 @@ impl Storage {
         } else {
             beneath::open(&self.base, &spec.rel, Access::Read)?
         };
-        if cache.open.len() >= MAX_OPEN_FILES
+        let mut evicted = None;
+        if cache.open.len() >= self.max_open
             && !cache.open.contains_key(&index)
             && let Some(oldest) = cache
                 .open
@@ -141,7 +156,7 @@ impl Storage {
                 .min_by_key(|(_, o)| o.used)
                 .map(|(k, _)| *k)
         {
-            cache.open.remove(&oldest);
+            evicted = cache.open.remove(&oldest).map(|o| (oldest, o));
         }
         let file = Arc::new(file);
         cache.open.insert(
@@ -150,9 +165,39 @@ impl Storage {
                 file: file.clone(),
                 writable: write,
                 used: now,
+                dirty: false,
             },
         );
+        drop(cache);
+        if let Some((i, o)) = evicted
+            && o.dirty
+            && let Err(e) = self.sync(i, &o.file)
+        {
+            // No flush will see this file again; the next one reports the failure instead.
+            self.cache().evicted_unsynced.get_or_insert(e);
+        }
         Ok(file)
+    }
+
+    /// Syncs file `index`'s data to the device. Not with the cache locked: it may take long.
+    fn sync(&self, index: usize, file: &File) -> Result<(), StorageError> {
+        file.sync_data()
+            .map_err(|e| self.failed(StorageOp::Flush, index, e))?;
+        #[cfg(test)]
+        self.cache().synced.push(index);
+        Ok(())
+    }
+
+    /// File `index` (the handle `file`) was written: it is marked for the next flush, or, if
+    /// it was evicted from the cache meanwhile (so no flush will see it), synced now.
+    fn written(&self, index: usize, file: &Arc<File>) -> Result<(), StorageError> {
+        if let Some(o) = self.cache().open.get_mut(&index)
+            && Arc::ptr_eq(&o.file, file)
+        {
+            o.dirty = true;
+            return Ok(());
+        }
+        self.sync(index, file)
     }
 
     /// The error of `op` on file `file` failing with `e`.
@@ -183,8 +228,9 @@ impl Storage {
             return Ok(false);
         }
         let plan = write_plan(&self.map, piece, blocks).map_err(StorageError::Plan)?;
-        if !self.empties_made.swap(true, Ordering::Relaxed) {
+        if !self.empties_made.load(Ordering::Relaxed) {
             self.make_empty_files()?;
+            self.empties_made.store(true, Ordering::Relaxed);
         }
         // Nothing the lock guards can be left half-changed by a panic, so poison is ignored.
         let _writing = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -198,6 +244,7 @@ impl Storage {
                     .map_err(|e| self.failed(StorageOp::Write, w.file, e))?;
                 offset += buf.len() as u64;
             }
+            self.written(w.file, &file)?;
         }
         Ok(true)
     }
@@ -278,20 +325,32 @@ impl Storage {
         <[u8; 20]>::from(hasher.finalize()) == hash.0
     }
 
-    /// Flushes every file open for writing to the device.
+    /// Flushes every file written since it was last synced to the device; the first failure
+    /// (of these, or of a file evicted from the cache since the last flush) is returned.
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
-        let files: Vec<(usize, Arc<File>)> = self
-            .cache()
-            .open
-            .iter()
-            .filter(|(_, o)| o.writable)
-            .map(|(i, o)| (*i, o.file.clone()))
-            .collect();
+        let (mut result, files) = {
+            let mut cache = self.cache();
+            let files: Vec<(usize, Arc<File>)> = cache
+                .open
+                .iter_mut()
+                .filter(|(_, o)| o.dirty)
+                .map(|(i, o)| {
+                    // Cleared first: a write during the sync marks it again.
+                    o.dirty = false;
+                    (*i, o.file.clone())
+                })
+                .collect();
+            (cache.evicted_unsynced.take().map_or(Ok(()), Err), files)
+        };
         for (i, f) in files {
-            f.sync_data()
-                .map_err(|e| self.failed(StorageOp::Flush, i, e))?;
+            if let Err(e) = self.sync(i, &f) {
+                if let Some(o) = self.cache().open.get_mut(&i) {
+                    o.dirty = true;
+                }
+                result = result.and(Err(e));
+            }
         }
-        Ok(())
+        result
     }
 
     /// Flushes and closes every open file.
@@ -628,6 +687,64 @@ mod tests {
             "{} files written outside",
             escaped.len()
         );
+    }
+
+    /// A file evicted from the open-file cache while it holds unsynced writes is synced
+    /// before it is closed: the flush of the next resume save no longer sees it, and that
+    /// save then vouches for its pieces.
+    #[test]
+    fn files_evicted_with_unsynced_writes_are_synced_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = torrent(&[("a", b"x"), ("b", b"y"), ("c", b"z")], 1);
+        let mut s = Storage::new(dir.path().to_path_buf(), &meta);
+        s.max_open = 2;
+        let store = |p: u32, data: &'static [u8]| {
+            let hash = meta.piece_hash(PieceIndex(p)).unwrap();
+            assert!(
+                s.store(PieceIndex(p), &hash, &[Bytes::from_static(data)])
+                    .unwrap()
+            );
+        };
+        store(0, b"x");
+        store(1, b"y");
+        assert!(s.cache().synced.is_empty());
+        // File 2 takes the place of file 0, the least recently used, unsynced.
+        store(2, b"z");
+        assert_eq!(s.cache().synced, [0]);
+        // What a resume save does before it stamps the files.
+        s.flush().unwrap();
+        let mut synced = s.cache().synced.clone();
+        synced.sort();
+        assert_eq!(synced, [0, 1, 2]);
+        s.flush().unwrap();
+        assert_eq!(
+            s.cache().synced.len(),
+            3,
+            "nothing written since, nothing synced"
+        );
+    }
+
+    /// The empty files are made by the first store that manages to: one that fails (a file
+    /// in the way of their directory) leaves the next store to try again.
+    #[test]
+    fn empty_files_are_made_by_the_first_store_that_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = torrent(&[("a", b"abcd"), ("e/empty", b"")], 4);
+        let base = dir.path().to_path_buf();
+        fs::create_dir_all(base.join("t")).unwrap();
+        fs::write(base.join("t/e"), b"in the way").unwrap();
+        let s = Storage::new(base.clone(), &meta);
+        let hash = meta.piece_hash(PieceIndex(0)).unwrap();
+        let piece = [Bytes::from_static(b"abcd")];
+        let err = s.store(PieceIndex(0), &hash, &piece).unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Io { op: StorageOp::Create, path, .. }
+                if *path == base.join("t/e/empty")),
+            "{err:?}"
+        );
+        fs::remove_file(base.join("t/e")).unwrap();
+        assert!(s.store(PieceIndex(0), &hash, &piece).unwrap());
+        assert!(base.join("t/e/empty").is_file());
     }
 
     #[test]
