@@ -33,6 +33,7 @@ pub mod disk;
 mod disk_queue;
 mod driver;
 pub mod events;
+mod layout;
 mod messages;
 pub mod net;
 mod resume;
@@ -54,7 +55,7 @@ pub use bt_proto::engine::{
 };
 pub use bt_proto::read_runs::MAX_READ_RUN;
 pub use bt_proto::resume::ResumeData;
-pub use bt_proto::storage::StorageOp;
+pub use bt_proto::storage::{LayoutError, StorageOp};
 pub use bt_proto::tracker::AnnounceError;
 pub use bt_proto::{Bitfield, InfoHash, IoFailure, PeerId, PieceIndex};
 pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
@@ -81,6 +82,16 @@ pub enum Error {
     /// The torrent is in the session already.
     #[error("torrent {0} is already in this session")]
     Duplicate(InfoHash),
+    /// The torrent's files cannot be laid out under its base directory: one would be
+    /// written where resume data is kept, or two would be one file on a file system that
+    /// ignores case. Nothing was written.
+    #[error("torrent refused for {}: {source}", base.display())]
+    Layout {
+        /// The base directory.
+        base: PathBuf,
+        /// What is wrong.
+        source: LayoutError,
+    },
     /// The listening port could not be bound.
     #[error("cannot listen on port {port}: {source}")]
     Listen {
@@ -134,10 +145,10 @@ macro_rules! adapter_api {
         pub use $crate::{
             AnnounceError, Bitfield, CheckScope, CloseReason, Config, DEFAULT_RESUME_SAVE_INTERVAL,
             EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash,
-            IoFailure, MAX_CONCURRENT_READS, MAX_READ_RUN, MAX_RESUME_FILE, PeerId, PeerInfo,
-            PieceIndex, ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp,
-            TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo,
-            disk, net, tracker,
+            IoFailure, LayoutError, MAX_CONCURRENT_READS, MAX_READ_RUN, MAX_RESUME_FILE, PeerId,
+            PeerInfo, PieceIndex, ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError,
+            StorageOp, TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats,
+            TrackerInfo, disk, net, tracker,
         };
 
         /// A BitTorrent session: one listening port serving any number of torrents.

@@ -15,7 +15,7 @@ use crate::messages::{AddCmd, Command, Msg, reply};
 use crate::runtime::Runtime;
 use crate::torrent::{Shared, Torrent, TorrentOptions};
 use crate::tracker::HttpClient;
-use crate::{Error, resume};
+use crate::{Error, layout, resume};
 use bt_proto::PeerId;
 use bt_proto::engine::DEFAULT_RESUME_SAVE_INTERVAL;
 use bt_proto::engine::{self, Config};
@@ -239,10 +239,11 @@ impl<R: Runtime> Session<R> {
         self.events.subscribe()
     }
 
-    /// Adds a torrent: reads and validates it, loads its resume data (trusting pieces whose
-    /// files are unchanged, checking again those whose files changed), checks existing files
-    /// when there is no resume data, and starts it in the state asked for (a torrent to be
-    /// started starts once that check is done).
+    /// Adds a torrent: reads and validates it, refuses a layout its base directory cannot
+    /// hold ([`Error::Layout`]), loads its resume data (trusting pieces whose files are
+    /// unchanged, checking again those whose files changed), checks existing files when there
+    /// is no resume data, and starts it in the state asked for (a torrent to be started starts
+    /// once that check is done).
     pub async fn add_torrent(&self, opts: TorrentOptions) -> Result<Torrent<R>, Error> {
         let meta = opts.source.load::<R>().await?;
         let base = opts.base_dir.clone().unwrap_or_else(|| ".".into());
@@ -260,15 +261,17 @@ impl<R: Runtime> Session<R> {
             let storage = storage.clone();
             let path = resume_file.clone();
             let verify = opts.verify_existing;
+            let base = base.clone();
             R::unblock(move || {
+                layout::check(&base, &meta)?;
                 let loaded = path
                     .as_deref()
                     .and_then(|p| resume::load(p, &meta, &storage));
                 let exists = loaded.is_none() && verify && storage.any_file_exists();
-                (meta, storage, loaded, exists)
+                Ok::<_, Error>((meta, storage, loaded, exists))
             })
             .await
-            .ok_or(Error::SessionClosed)?
+            .ok_or(Error::SessionClosed)??
         };
         let mut add = engine::AddTorrent {
             state: opts.state,

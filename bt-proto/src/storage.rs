@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::metainfo::FileEntry;
+use crate::metainfo::path::{FilePath, PathClash, check_unique_ignoring_case};
 use crate::metainfo::piece_map::{PieceMap, RangeError, Segment};
+use crate::metainfo::{FileEntry, Metainfo};
 use crate::resume::{FileStamp, ResumeData};
 use crate::{Bitfield, InfoHash, IoFailure, PieceHash, PieceIndex};
 
@@ -225,6 +226,42 @@ pub fn file_path(base: &Path, file: &FileEntry) -> PathBuf {
     base.join(file.path.to_path_buf())
 }
 
+/// Why a torrent's files cannot be laid out under a base directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// A file would be written in [`RESUME_DIR`], where resume data is kept: a torrent named
+    /// `.bt` could overwrite another torrent's resume file.
+    #[error("file {0} would be written in {RESUME_DIR}, where resume data is kept")]
+    ResumeDir(FilePath),
+    /// Two files would be one (or one a directory of the other), because the file system of
+    /// the base directory ignores case.
+    #[error("{0}, and the file system ignores case")]
+    CaseClash(PathClash),
+}
+
+/// Checks that `meta`'s files can be laid out under a base directory whose file system
+/// ignores case or not, before anything is written: no file in [`RESUME_DIR`] (compared
+/// ignoring case where the file system does) and, where case is ignored, no two files that
+/// would be one. Padding files are never written and are left out.
+pub fn check_layout(meta: &Metainfo, ignores_case: bool) -> Result<(), LayoutError> {
+    let files = meta.files().iter().filter(|f| !f.is_padding());
+    for f in files.clone() {
+        let first = f.path.components().first().map_or("", String::as_str);
+        let reserved = if ignores_case {
+            first.to_lowercase() == RESUME_DIR
+        } else {
+            first == RESUME_DIR
+        };
+        if reserved {
+            return Err(LayoutError::ResumeDir(f.path.clone()));
+        }
+    }
+    if ignores_case {
+        check_unique_ignoring_case(files.map(|f| &f.path)).map_err(LayoutError::CaseClash)?;
+    }
+    Ok(())
+}
+
 /// Where an adapter keeps a torrent's resume data by default: `<base>/.bt/<info-hash>.resume`.
 pub fn resume_path(base: &Path, info_hash: &InfoHash) -> PathBuf {
     base.join(RESUME_DIR).join(format!("{info_hash}.resume"))
@@ -371,6 +408,45 @@ mod tests {
         let plan = resume_plan(&data, &map, &[None, Some(stamp(1))]);
         assert_eq!(plan.trusted.count(), 1);
         assert!(plan.trusted.get(PieceIndex(2)));
+    }
+
+    fn made(builder: crate::metainfo::create::TorrentBuilder) -> Metainfo {
+        let plan = builder.piece_length(16 * 1024).plan().unwrap();
+        let mut h = plan.hasher();
+        for f in plan.files() {
+            h.update(&vec![0; f.length as usize]);
+        }
+        Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap()
+    }
+
+    fn multi(name: &str, files: &[&str]) -> Metainfo {
+        use crate::metainfo::create::{InputFile, TorrentBuilder};
+        let inputs = files.iter().map(|f| InputFile::new(f.split('/'), 3));
+        made(TorrentBuilder::multi_file(name, inputs))
+    }
+
+    #[test]
+    fn layout_keeps_out_of_the_resume_dir_and_apart_in_case() {
+        use crate::metainfo::create::TorrentBuilder;
+        let resume_dir = |r: Result<(), LayoutError>| matches!(r, Err(LayoutError::ResumeDir(_)));
+        let hostile = multi(".bt", &[&format!("{}.resume", "ab".repeat(20))]);
+        assert!(resume_dir(check_layout(&hostile, false)));
+        assert!(resume_dir(check_layout(&hostile, true)));
+        let single = made(TorrentBuilder::single_file(".bt", 3));
+        assert!(resume_dir(check_layout(&single, false)));
+        // Another case of the name is the resume directory only where case is ignored.
+        let upper = multi(".BT", &["x"]);
+        assert_eq!(check_layout(&upper, false), Ok(()));
+        assert!(resume_dir(check_layout(&upper, true)));
+        // Deeper down, `.bt` is an ordinary name.
+        assert_eq!(check_layout(&multi("t", &[".bt/x"]), true), Ok(()));
+
+        let twins = multi("t", &["A.txt", "a.txt"]);
+        assert_eq!(check_layout(&twins, false), Ok(()));
+        assert!(matches!(
+            check_layout(&twins, true),
+            Err(LayoutError::CaseClash(PathClash::SameIgnoringCase { .. }))
+        ));
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! Adapter scenarios where the disk works against the download, generic over the runtime
 //! like the conformance suite (`tests/tests/conformance.rs` runs them on tokio and smol): a
-//! disk too small for the torrent, and symbolic links planted in the download tree.
+//! disk too small for the torrent, symbolic links planted in the download tree, and torrents
+//! laid out to write where they must not.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use bt_adapter::{Error, Runtime, StorageError, Torrent, TorrentOptions, TorrentState};
+use bt_adapter::{
+    Error, LayoutError, Runtime, StorageError, Torrent, TorrentOptions, TorrentState,
+};
+use bt_proto::bencode::Bencode;
 use bt_proto::engine::Event;
 use futures_lite::StreamExt;
 
@@ -196,4 +200,72 @@ pub async fn planted_symlinks<R: Runtime>() {
     assert!(!lt.complete().await.unwrap());
     leecher.shutdown().await;
     seed.shutdown().await;
+}
+
+/// A torrent named `name` of files of 5 bytes at `paths` (its piece hashes are not the
+/// content's: these torrents are only added, never downloaded).
+fn torrent_of_paths(name: &str, paths: &[&[&str]]) -> Vec<u8> {
+    let files: Vec<Bencode> = paths
+        .iter()
+        .map(|p| {
+            Bencode::dict().with("length", 5).with(
+                "path",
+                p.iter().map(|c| Bencode::from(*c)).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let info = Bencode::dict()
+        .with("files", files)
+        .with("name", name)
+        .with("piece length", 16384)
+        .with("pieces", vec![7u8; 20]);
+    Bencode::dict()
+        .with("announce", "http://127.0.0.1:1/announce")
+        .with("info", info)
+        .encode()
+}
+
+/// A torrent named `.bt`, whose files would land in the resume directory (one named after
+/// another torrent's resume file), is refused when added, and that resume file is untouched.
+/// Files that differ only in case are accepted where case counts (Linux here; where it is
+/// ignored, `bt_proto::storage::check_layout` refuses them, tested there).
+pub async fn hostile_layouts<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("downloads");
+    let session = loopback_session::<R>().await;
+    let victim = session
+        .add_torrent(
+            TorrentOptions::from_bytes(torrent_of_paths("victim", &[&["a"]]))
+                .base_dir(&base)
+                .state(TorrentState::Stopped),
+        )
+        .await
+        .unwrap();
+    let resume = victim.save_resume().await.unwrap().unwrap();
+    let saved = std::fs::read(&resume).unwrap();
+    let name = resume.file_name().unwrap().to_str().unwrap();
+
+    let hostile = torrent_of_paths(".bt", &[&[name]]);
+    match session
+        .add_torrent(TorrentOptions::from_bytes(hostile).base_dir(&base))
+        .await
+    {
+        Err(Error::Layout {
+            source: LayoutError::ResumeDir(path),
+            ..
+        }) => assert_eq!(path.to_string(), format!(".bt/{name}")),
+        other => panic!("a torrent named .bt: {other:?}"),
+    }
+    assert_eq!(std::fs::read(&resume).unwrap(), saved);
+
+    let twins = torrent_of_paths("twins", &[&["A.txt"], &["a.txt"]]);
+    session
+        .add_torrent(
+            TorrentOptions::from_bytes(twins)
+                .base_dir(&base)
+                .state(TorrentState::Stopped),
+        )
+        .await
+        .unwrap();
+    session.shutdown().await;
 }

@@ -62,6 +62,11 @@ macro_rules! suite {
             }
 
             #[test]
+            fn hostile_layouts_refused() {
+                run_on::<$rt, _>("hostile layouts", hd::hostile_layouts::<$rt>());
+            }
+
+            #[test]
             fn http_tracker_brings_peers_together() {
                 run_on::<$rt, _>("http tracker", async {
                     c::swarm_through::<$rt>(http_tracker().await).await

@@ -28,8 +28,8 @@
 //!
 //! Beyond single components, a set of paths is checked by [`check_unique`]: no two files may
 //! have the same path, and no file may be a directory on another file's path (`a` and `a/b`).
-//! Both comparisons are exact (case-sensitive, no Unicode normalisation beyond decoding), so
-//! an adapter on a case-insensitive file system still checks each path where it opens it.
+//! Both comparisons are exact (case-sensitive, no Unicode normalisation beyond decoding); an
+//! adapter whose file system ignores case checks again with [`check_unique_ignoring_case`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -209,21 +209,56 @@ pub enum PathClash {
         /// A file inside it.
         inside: FilePath,
     },
+    /// Two paths that differ only in case: one file where case is ignored.
+    #[error("files {first} and {second} differ only in case")]
+    SameIgnoringCase {
+        /// One of them.
+        first: FilePath,
+        /// The other.
+        second: FilePath,
+    },
 }
 
 /// Checks that no two paths are equal and none is a directory of another.
+pub fn check_unique<'a>(paths: impl IntoIterator<Item = &'a FilePath>) -> Result<(), PathClash> {
+    find_clash(paths, |c| c.as_str())
+}
+
+/// [`check_unique`] for a file system that ignores case, where `A.txt` and `a.txt` are one
+/// file and `Docs/x` lies in the directory of a file `docs`: names are compared lowercased
+/// (Unicode's default mapping, which case-insensitive file systems follow for nearly every
+/// name; none of them normalises forms the same way, so normalisation is not attempted).
+pub fn check_unique_ignoring_case<'a>(
+    paths: impl IntoIterator<Item = &'a FilePath>,
+) -> Result<(), PathClash> {
+    find_clash(paths, |c| c.to_lowercase())
+}
+
+/// The first clash between `paths` whose components are compared as `key` makes them.
 ///
 /// Sorting puts a path right before the paths inside it, so comparing neighbours finds every
 /// clash in O(n log n).
-pub fn check_unique<'a>(paths: impl IntoIterator<Item = &'a FilePath>) -> Result<(), PathClash> {
-    let mut sorted: Vec<&FilePath> = paths.into_iter().collect();
-    sorted.sort_unstable();
+fn find_clash<'a, K: Ord>(
+    paths: impl IntoIterator<Item = &'a FilePath>,
+    key: impl Fn(&'a String) -> K,
+) -> Result<(), PathClash> {
+    let mut sorted: Vec<(Vec<K>, &FilePath)> = paths
+        .into_iter()
+        .map(|p| (p.0.iter().map(&key).collect(), p))
+        .collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for pair in sorted.windows(2) {
-        if let [a, b] = pair {
-            if a == b {
+        if let [(ka, a), (kb, b)] = pair {
+            if ka == kb && a == b {
                 return Err(PathClash::Duplicate((*a).clone()));
             }
-            if a.is_ancestor_of(b) {
+            if ka == kb {
+                return Err(PathClash::SameIgnoringCase {
+                    first: (*a).clone(),
+                    second: (*b).clone(),
+                });
+            }
+            if kb.starts_with(ka) {
                 return Err(PathClash::FileIsDirectory {
                     file: (*a).clone(),
                     inside: (*b).clone(),
@@ -352,6 +387,35 @@ mod tests {
         assert_eq!(check_unique(&[p(&["a"]), p(&["ab", "c"])]), Ok(()));
         // Case matters.
         assert_eq!(check_unique(&[p(&["A"]), p(&["a"])]), Ok(()));
+    }
+
+    #[test]
+    fn clashes_ignoring_case() {
+        let p = |s: &[&str]| FilePath::new(s.iter().copied()).unwrap();
+        assert_eq!(
+            check_unique_ignoring_case(&[p(&["t", "A.txt"]), p(&["t", "b"]), p(&["t", "a.TXT"])]),
+            Err(PathClash::SameIgnoringCase {
+                first: p(&["t", "A.txt"]),
+                second: p(&["t", "a.TXT"]),
+            })
+        );
+        assert_eq!(
+            check_unique_ignoring_case(&[p(&["t", "Docs", "x"]), p(&["t", "docs"])]),
+            Err(PathClash::FileIsDirectory {
+                file: p(&["t", "docs"]),
+                inside: p(&["t", "Docs", "x"]),
+            })
+        );
+        // Beyond ASCII too; and directories that differ in case are one directory, no clash.
+        assert!(check_unique_ignoring_case(&[p(&["Ärger"]), p(&["ärger"])]).is_err());
+        assert_eq!(
+            check_unique_ignoring_case(&[p(&["D", "a"]), p(&["d", "b"]), p(&["x"])]),
+            Ok(())
+        );
+        assert_eq!(
+            check_unique_ignoring_case(&[p(&["a"]), p(&["a"])]),
+            Err(PathClash::Duplicate(p(&["a"])))
+        );
     }
 
     proptest! {
