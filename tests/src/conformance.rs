@@ -432,7 +432,9 @@ pub async fn resume<R: Runtime>() {
     seed.shutdown().await;
 }
 
-/// A loopback session that trusts `tracker`'s certificate, if it has one.
+/// A loopback session that trusts `tracker`'s certificate, if it has one (only https
+/// trackers do, and they exist only with the `https` feature).
+#[cfg_attr(not(feature = "https"), allow(unused_variables))]
 async fn session_for<R: Runtime>(tracker: &TestTracker) -> Session<R> {
     #[allow(unused_mut)]
     let mut builder = loopback_builder::<R>();
@@ -440,8 +442,6 @@ async fn session_for<R: Runtime>(tracker: &TestTracker) -> Session<R> {
     if let Some(der) = &tracker.root_certificate {
         builder = builder.tracker_root_certificate(der.clone());
     }
-    #[cfg(not(feature = "https"))]
-    assert!(tracker.root_certificate.is_none());
     builder.start().await.unwrap()
 }
 

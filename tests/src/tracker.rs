@@ -83,7 +83,9 @@ pub struct TestTracker {
     pub url: String,
     /// Announces received.
     pub announces: Arc<Mutex<usize>>,
-    /// The root certificate (DER) a client must trust to reach it, for an https tracker.
+    /// The root certificate (DER) a client must trust to reach it, for an https tracker
+    /// (which exists only with the `https` feature, like the field).
+    #[cfg(feature = "https")]
     pub root_certificate: Option<Vec<u8>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -126,6 +128,7 @@ pub async fn http_tracker() -> TestTracker {
     TestTracker {
         url,
         announces,
+        #[cfg(feature = "https")]
         root_certificate: None,
         task,
     }
@@ -189,6 +192,7 @@ pub async fn udp_tracker() -> TestTracker {
     TestTracker {
         url,
         announces,
+        #[cfg(feature = "https")]
         root_certificate: None,
         task,
     }
