@@ -385,29 +385,33 @@ impl<R: Runtime> Driver<R> {
 
     /// Writes a resume snapshot the engine asked for, on the store queue (see
     /// [`resume::save`]): after flushing the torrent's files, or closing them (and so syncing
-    /// them) when it stopped. Saves of one torrent may overlap; [`ResumeFile`] keeps the
-    /// newest.
-    fn save_resume(&mut self, save: ResumeSave, before: BeforeStamp) {
-        let Some(ctx) = self.torrents.get(&save.torrent) else {
+    /// them) when it stopped; with no snapshot, only closes them. Saves of one torrent may
+    /// overlap; [`ResumeFile`] keeps the newest.
+    fn save_resume(&mut self, torrent: TorrentId, save: Option<ResumeSave>, before: BeforeStamp) {
+        let Some(ctx) = self.torrents.get(&torrent) else {
             return;
         };
         let storage = ctx.storage.clone();
         let file = ctx.resume.clone();
-        if file.is_none() && before == Flush {
+        if (file.is_none() || save.is_none()) && before == Flush {
             // Nothing to write, and nothing else asks for the flush.
             return;
         }
         let queue = self.stores.clone();
         self.spawn_disk(&queue, move || {
-            let saved = resume::save(
-                &storage,
-                save.data,
-                save.generation,
-                before,
-                file.as_deref(),
-            );
+            let saved = match save {
+                Some(save) => resume::save(
+                    &storage,
+                    save.data,
+                    save.generation,
+                    before,
+                    file.as_deref(),
+                )
+                .map(drop),
+                None => storage.close().map_err(Error::Storage),
+            };
             if let Err(e) = saved {
-                tracing::warn!("saving resume data: {e}");
+                tracing::warn!("saving resume data or closing files: {e}");
             }
             Msg::DiskDone
         });
@@ -568,8 +572,8 @@ impl<R: Runtime> Driver<R> {
                     }));
                 }
             }
-            Output::SaveResume(save) => self.save_resume(save, Flush),
-            Output::CloseFiles { resume, .. } => self.save_resume(resume, Close),
+            Output::SaveResume(save) => self.save_resume(save.torrent, Some(save), Flush),
+            Output::CloseFiles { torrent, resume } => self.save_resume(torrent, resume, Close),
         }
     }
 

@@ -133,12 +133,11 @@ impl Session {
                 for c in conns {
                     self.close(now, c, CloseReason::TorrentStopped);
                 }
-                if let Some(resume) = self.take_resume_save(id) {
-                    self.outputs.push_back(Output::CloseFiles {
-                        torrent: id,
-                        resume,
-                    });
-                }
+                let resume = self.take_resume_save(id);
+                self.outputs.push_back(Output::CloseFiles {
+                    torrent: id,
+                    resume,
+                });
                 // A stopped torrent has nothing to wake for.
                 self.timers.stop_torrent(id);
             }

@@ -82,7 +82,10 @@ impl Session {
             verified: t.picker.have().count(),
             total: t.piece_count(),
         });
-        if let Some(state) = t.after_check.take() {
+        let state = t.after_check.take();
+        // Saves waited for the check (see `resume_saves`); what it found is worth keeping.
+        self.save_resume_if_dirty(id);
+        if let Some(state) = state {
             self.change_state(now, id, state);
         }
     }

@@ -193,12 +193,14 @@ pub enum Output {
     /// higher generation was written already. Ignore it for a torrent without a resume file.
     SaveResume(ResumeSave),
     /// Close the torrent's open files (it was stopped or removed), syncing them, then write
-    /// its resume data as [`Output::SaveResume`] does.
+    /// its resume data, if any, as [`Output::SaveResume`] does.
     CloseFiles {
         /// The torrent.
         torrent: TorrentId,
-        /// Its resume data as it stopped.
-        resume: ResumeSave,
+        /// Its resume data as it stopped; `None` while a hashcheck is still running, whose
+        /// pieces not yet answered the resume file already on disk must keep vouching for
+        /// (see [`crate::engine::Session::resume_snapshot`]).
+        resume: Option<ResumeSave>,
     },
 }
 
