@@ -17,6 +17,7 @@ use bt_proto::storage::{piece_files, resume_path};
 use bt_proto::tracker::AnnounceError;
 use futures_lite::StreamExt;
 
+use crate::child::ChildGuard;
 use crate::swarm::*;
 use crate::tracker::TestTracker;
 
@@ -25,7 +26,7 @@ const PIECE: u32 = 32 * 1024;
 
 /// Piece length of the resume scenario: more, smaller pieces, so a changed file leaves
 /// pieces of other files untouched.
-const RESUME_PIECE: u32 = 16 * 1024;
+pub(crate) const RESUME_PIECE: u32 = 16 * 1024;
 
 /// How long "nothing happens" is watched for. Not a speed assertion: on a loopback link the
 /// whole payload would move in a fraction of this if anything were requested.
@@ -506,16 +507,20 @@ pub(crate) async fn running_seed<R: Runtime>(
 }
 
 /// Time between resume saves in the crash scenario's leecher: many saves within its run.
-const CRASH_SAVE_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const CRASH_SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long the crash scenario's leecher sleeps on each verified piece. It makes the download
 /// last seconds instead of a blink on loopback, so the kill lands while pieces are still
 /// coming in (some of them verified after the last save).
-const CRASH_PIECE_PAUSE: Duration = Duration::from_millis(20);
+pub(crate) const CRASH_PIECE_PAUSE: Duration = Duration::from_millis(20);
+
+/// The line the crash scenario's leecher prints for each piece it downloads and verifies.
+pub(crate) const PASSED: &str = "passed";
 
 /// The leecher of [`crash_restart`], run in its own process (the `crash_leecher` binary):
 /// downloads from `peer`, saving resume data every `save`, pausing `pause` on each
-/// verified piece, and waits to be killed.
+/// verified piece, prints `passed <piece>` for each piece it downloads and verifies, and
+/// waits to be killed.
 pub async fn crash_leecher<R: Runtime>(
     torrent: std::path::PathBuf,
     base: std::path::PathBuf,
@@ -534,6 +539,14 @@ pub async fn crash_leecher<R: Runtime>(
         .start()
         .await
         .unwrap();
+    let mut events = session.events();
+    R::detach(R::spawn(async move {
+        while let Some(e) = events.next().await {
+            if let Event::HashPassed { piece, .. } = e {
+                println!("{PASSED} {piece}");
+            }
+        }
+    }));
     let t = session
         .add_torrent(
             TorrentOptions::from_path(torrent)
@@ -549,7 +562,10 @@ pub async fn crash_leecher<R: Runtime>(
 }
 
 /// The resume data the leecher last saved under `base`, if it saved any yet.
-fn saved_resume(base: &std::path::Path, meta: &bt_proto::metainfo::Metainfo) -> Option<ResumeData> {
+pub(crate) fn saved_resume(
+    base: &std::path::Path,
+    meta: &bt_proto::metainfo::Metainfo,
+) -> Option<ResumeData> {
     let bytes = std::fs::read(resume_path(base, &meta.info_hash())).ok()?;
     let data = ResumeData::decode(
         &bytes,
@@ -578,26 +594,28 @@ pub async fn crash_restart<R: TestRuntime>(leecher_exe: &str) {
     let base = dir.path().join("leecher");
 
     // Run 1, in another process, killed once its saves show a quarter of the pieces.
-    let mut child = std::process::Command::new(leecher_exe)
-        .arg(R::NAME)
-        .arg(&torrent_file)
-        .arg(&base)
-        .arg(addr_of(&seed).to_string())
-        .arg(CRASH_SAVE_INTERVAL.as_millis().to_string())
-        .arg(CRASH_PIECE_PAUSE.as_millis().to_string())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::spawn(
+        std::process::Command::new(leecher_exe)
+            .arg(R::NAME)
+            .arg(&torrent_file)
+            .arg(&base)
+            .arg(addr_of(&seed).to_string())
+            .arg(CRASH_SAVE_INTERVAL.as_millis().to_string())
+            .arg(CRASH_PIECE_PAUSE.as_millis().to_string()),
+    );
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the leecher exited by itself: {status}");
+        if let Some(status) = child.try_wait() {
+            panic!(
+                "the leecher exited by itself ({status}): {:?}",
+                child.output()
+            );
         }
         if saved_resume(&base, &meta).is_some_and(|d| d.pieces.count() >= total / 4) {
             break;
         }
         sleep::<R>(Duration::from_millis(10)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let saved = saved_resume(&base, &meta).unwrap();
     assert!(
         saved.pieces.count() < total,

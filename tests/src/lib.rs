@@ -12,6 +12,8 @@ pub fn fixtures_dir() -> PathBuf {
 pub mod bench;
 pub mod child;
 pub mod conformance;
+#[cfg(unix)]
+pub mod crash_loop;
 pub mod hostile_disk;
 pub mod interop;
 pub mod swarm;

@@ -86,6 +86,15 @@ macro_rules! suite {
 suite!(tokio, Tokio);
 suite!(smol, Smol);
 
+/// Twenty kills in a row, the leecher alternately on tokio and smol.
+#[test]
+fn twenty_crashes_in_a_row() {
+    run_on::<Tokio, _>(
+        "crash loop",
+        bt_tests::crash_loop::crash_loop::<Tokio>(env!("CARGO_BIN_EXE_crash_leecher")),
+    );
+}
+
 #[test]
 fn tokio_seed_smol_leechers() {
     run_on::<Smol, _>("tokio seed, smol leechers", c::transfer::<Tokio, Smol>());
