@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 
 use bt_adapter::{Error, ResumeData, Runtime, Session, Torrent, TorrentOptions, TorrentState};
 use bt_proto::PieceIndex;
-use bt_proto::bencode::Bencode;
 use bt_proto::engine::Event;
 use bt_proto::metainfo::MetainfoError;
 use bt_proto::storage::{piece_files, resume_path};
@@ -238,22 +237,6 @@ pub async fn hashcheck<R: Runtime>() {
     seed.shutdown().await;
 }
 
-fn traversal_torrent(name: &str, path: &[&str]) -> Vec<u8> {
-    let file = Bencode::dict().with("length", 5).with(
-        "path",
-        path.iter().map(|c| Bencode::from(*c)).collect::<Vec<_>>(),
-    );
-    let info = Bencode::dict()
-        .with("files", vec![file])
-        .with("name", name)
-        .with("piece length", 16384)
-        .with("pieces", vec![7u8; 20]);
-    Bencode::dict()
-        .with("announce", "http://127.0.0.1:1/announce")
-        .with("info", info)
-        .encode()
-}
-
 /// A path-traversal torrent is refused before anything touches the disk.
 pub async fn traversal<R: Runtime>() {
     let dir = tempfile::tempdir().unwrap();
@@ -266,7 +249,9 @@ pub async fn traversal<R: Runtime>() {
     ] {
         let base = dir.path().join("downloads");
         let err = session
-            .add_torrent(TorrentOptions::from_bytes(traversal_torrent(name, path)).base_dir(&base))
+            .add_torrent(
+                TorrentOptions::from_bytes(torrent_of_paths(name, &[path])).base_dir(&base),
+            )
             .await
             .unwrap_err();
         assert!(

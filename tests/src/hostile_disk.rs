@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use bt_adapter::{
     Error, LayoutError, Runtime, StorageError, Torrent, TorrentOptions, TorrentState,
 };
-use bt_proto::bencode::Bencode;
 use bt_proto::engine::Event;
 use futures_lite::StreamExt;
 
@@ -200,29 +199,6 @@ pub async fn planted_symlinks<R: Runtime>() {
     assert!(!lt.complete().await.unwrap());
     leecher.shutdown().await;
     seed.shutdown().await;
-}
-
-/// A torrent named `name` of files of 5 bytes at `paths` (its piece hashes are not the
-/// content's: these torrents are only added, never downloaded).
-fn torrent_of_paths(name: &str, paths: &[&[&str]]) -> Vec<u8> {
-    let files: Vec<Bencode> = paths
-        .iter()
-        .map(|p| {
-            Bencode::dict().with("length", 5).with(
-                "path",
-                p.iter().map(|c| Bencode::from(*c)).collect::<Vec<_>>(),
-            )
-        })
-        .collect();
-    let info = Bencode::dict()
-        .with("files", files)
-        .with("name", name)
-        .with("piece length", 16384)
-        .with("pieces", vec![7u8; 20]);
-    Bencode::dict()
-        .with("announce", "http://127.0.0.1:1/announce")
-        .with("info", info)
-        .encode()
 }
 
 /// A torrent named `.bt`, whose files would land in the resume directory (one named after

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bt_adapter::create::{CreateOptions, create_torrent};
 use bt_adapter::runtime::timeout_at;
 use bt_adapter::{Runtime, Session, SessionBuilder, Torrent};
+use bt_proto::bencode::Bencode;
 use bt_smol::Smol;
 use bt_tokio::Tokio;
 
@@ -122,6 +123,30 @@ pub async fn torrent_of<R: Runtime>(
     )
     .await
     .unwrap()
+}
+
+/// The bytes of a torrent named `name` of files of 5 bytes at `paths`, built by hand so that
+/// it may hold what the library would never make (its piece hashes are not of any content:
+/// these torrents are added to be refused or looked at, never downloaded).
+pub fn torrent_of_paths(name: &str, paths: &[&[&str]]) -> Vec<u8> {
+    let files: Vec<Bencode> = paths
+        .iter()
+        .map(|p| {
+            Bencode::dict().with("length", 5).with(
+                "path",
+                p.iter().map(|c| Bencode::from(*c)).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let info = Bencode::dict()
+        .with("files", files)
+        .with("name", name)
+        .with("piece length", 16384)
+        .with("pieces", vec![7u8; 20]);
+    Bencode::dict()
+        .with("announce", "http://127.0.0.1:1/announce")
+        .with("info", info)
+        .encode()
 }
 
 /// A session listening on loopback only, on an OS-chosen port.

@@ -62,6 +62,15 @@ fn failures_and_states(swarm: &Swarm, n: NodeId) -> (Vec<StorageError>, Vec<Torr
     (errors, states)
 }
 
+/// Makes every write of node `n` fail, and runs until its torrent `t` is `Failed`.
+fn fail_writes_until_failed(swarm: &mut Swarm, n: NodeId, t: TorrentId) {
+    let host = swarm.addr(n);
+    swarm.disk_mut().fail_writes(FaultScope::Host(host), None);
+    swarm
+        .run_until(|s| stats(s, n, t).state == TorrentState::Failed, LIMIT)
+        .expect("a failed write fails the torrent");
+}
+
 fn passed_pieces(swarm: &Swarm, n: NodeId) -> Vec<PieceIndex> {
     swarm
         .events(n)
@@ -79,13 +88,7 @@ fn a_failed_write_fails_the_torrent_until_it_is_started_again() {
     swarm
         .run_until(|s| have(s, l, lt).count() >= 5, LIMIT)
         .unwrap();
-    let leecher = swarm.addr(l);
-    swarm
-        .disk_mut()
-        .fail_writes(FaultScope::Host(leecher), None);
-    swarm
-        .run_until(|s| stats(s, l, lt).state == TorrentState::Failed, LIMIT)
-        .expect("a failed write fails the torrent");
+    fail_writes_until_failed(&mut swarm, l, lt);
 
     let st = stats(&swarm, l, lt);
     let (errors, states) = failures_and_states(&swarm, l);
@@ -172,13 +175,7 @@ fn a_retry_is_not_failed_by_stores_made_before_it() {
     };
     let (mut swarm, meta, content, [_, (l, lt)]) = pair(14, slow);
     swarm.disk_latency = Duration::from_millis(300);
-    let leecher = swarm.addr(l);
-    swarm
-        .disk_mut()
-        .fail_writes(FaultScope::Host(leecher), None);
-    swarm
-        .run_until(|s| stats(s, l, lt).state == TorrentState::Failed, LIMIT)
-        .unwrap();
+    fail_writes_until_failed(&mut swarm, l, lt);
     // Retried at once, on a disk that works now: the failures of the stores made before
     // (still on their way back) do not fail it again.
     swarm.disk_mut().clear_faults();
