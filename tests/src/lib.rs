@@ -1,4 +1,12 @@
 //! Helpers shared by the cross-crate tests in `tests/tests/`.
+// Test support, not library code: a setup step that fails (a file, a socket, a client) should
+// stop the test on that line, so unwrap, expect, indexing and panics are fine here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::PathBuf;
 

@@ -1,5 +1,7 @@
 //! Whole swarms on the deterministic simulator: every scenario checks byte-exact content and a
 //! bound on virtual time. Each prints its virtual and real time (`--nocapture` shows them).
+// Test code: helpers that fail should fail the test on their line.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
