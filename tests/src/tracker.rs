@@ -1,36 +1,22 @@
-//! A small tracker for tests, HTTP and UDP, built on bt-proto's tracker codecs: it remembers
-//! every announcing peer (source address, announced port) per torrent and answers each
-//! announce with the others.
+//! A small tracker for tests, HTTP, UDP and HTTPS, built on bt-proto's tracker codecs: it
+//! remembers every announcing peer (source address, announced port) per torrent in the
+//! simulator's [`TrackerRegistry`] and answers each announce with the others.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bt_proto::sim::tracker::TrackerRegistry;
 use bt_proto::tracker::udp::{self, CompactPeers, ConnectResponse, ConnectionId, Request};
-use bt_proto::tracker::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
-use bt_proto::{InfoHash, PeerId};
+use bt_proto::tracker::{AnnounceRequest, AnnounceResponse, Peer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
-type Swarms = Arc<Mutex<HashMap<InfoHash, Vec<(PeerId, SocketAddr)>>>>;
+type Swarms = Arc<Mutex<TrackerRegistry>>;
 
 /// Records the announce and returns the other peers of the torrent.
 fn record(swarms: &Swarms, req: &AnnounceRequest, from: SocketAddr) -> Vec<SocketAddr> {
-    let mut s = swarms.lock().unwrap();
-    let peers = s.entry(req.info_hash).or_default();
-    peers.retain(|(id, _)| *id != req.peer_id);
-    if req.event != Some(AnnounceEvent::Stopped) {
-        peers.push((
-            req.peer_id,
-            SocketAddr::new(from.ip().to_canonical(), req.port),
-        ));
-    }
-    peers
-        .iter()
-        .filter(|(id, _)| *id != req.peer_id)
-        .map(|(_, a)| *a)
-        .collect()
+    swarms.lock().unwrap().announce(from, req).peers
 }
 
 /// Whether `head` holds a whole request head (or more than a test tracker reads).

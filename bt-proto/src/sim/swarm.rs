@@ -36,6 +36,7 @@ use bytes::Bytes;
 use super::clock::VirtualClock;
 use super::disk::MemDisk;
 use super::net::{HostConfig, LinkConfig, Listen, NetEventKind, Network, Side, SimConnId};
+use super::tracker::TrackerRegistry;
 use crate::engine::{AddTorrent, Config, Event, Input, Output, Session, StorageError, TorrentId};
 use crate::metainfo::Metainfo;
 use crate::metainfo::create::{InputFile, TorrentBuilder};
@@ -116,8 +117,8 @@ pub struct Swarm {
     delayed: BinaryHeap<Reverse<(Instant, u64)>>,
     delayed_items: BTreeMap<u64, Delayed>,
     seq: u64,
-    /// The tracker's view: info-hash → address → bytes left.
-    tracker: BTreeMap<[u8; 20], BTreeMap<SocketAddr, u64>>,
+    /// The tracker at [`TRACKER_URL`].
+    tracker: TrackerRegistry,
     /// Latency of a disk operation.
     pub disk_latency: Duration,
     /// Latency of a tracker answer.
@@ -143,7 +144,7 @@ impl Swarm {
             delayed: BinaryHeap::new(),
             delayed_items: BTreeMap::new(),
             seq: 0,
-            tracker: BTreeMap::new(),
+            tracker: TrackerRegistry::default(),
             disk_latency: Duration::from_micros(200),
             tracker_latency: Duration::from_millis(20),
             announces: Vec::new(),
@@ -673,28 +674,15 @@ impl Swarm {
 
     fn tracker_reply(&mut self, from: SocketAddr, req: &AnnounceRequest) -> AnnounceResponse {
         self.announces.push((from, req.event));
-        let swarm = self.tracker.entry(req.info_hash.0).or_default();
-        let me = SocketAddr::new(from.ip(), req.port);
-        if req.event == Some(AnnounceEvent::Stopped) {
-            swarm.remove(&me);
-        } else {
-            swarm.insert(me, req.left);
-        }
-        let want = req.numwant.unwrap_or(50) as usize;
-        let peers: Vec<Peer> = swarm
-            .keys()
-            .filter(|a| **a != me)
-            .take(want)
-            .map(|a| Peer::from_addr(*a))
-            .collect();
+        let view = self.tracker.announce(from, req);
         AnnounceResponse {
             interval: Duration::from_secs(1800),
             min_interval: None,
             warning: None,
             tracker_id: None,
-            complete: Some(swarm.values().filter(|l| **l == 0).count() as u32),
-            incomplete: Some(swarm.values().filter(|l| **l > 0).count() as u32),
-            peers,
+            complete: Some(view.complete),
+            incomplete: Some(view.incomplete),
+            peers: view.peers.into_iter().map(Peer::from_addr).collect(),
         }
     }
 
