@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use bt_proto::engine::{AddTorrent, CheckScope, CloseReason, Event, TorrentId, TorrentState};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::FileStamp;
-use bt_proto::sim::net::LinkConfig;
+use bt_proto::sim::net::{LinkConfig, SimConnId};
+use bt_proto::sim::remote::{self, RemotePeer};
 use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_torrent};
-use bt_proto::wire::{Decoder, Extension, Handshake, Message, Reserved};
+use bt_proto::wire::{Extension, Message, Reserved};
 use bt_proto::{Bitfield, PeerId, PieceIndex};
 
 const KIB: u64 = 1024;
@@ -218,7 +219,7 @@ fn hostile(
     target: NodeId,
     meta: &Metainfo,
     after: &[u8],
-) -> (NodeId, bt_proto::sim::net::SimConnId) {
+) -> (NodeId, RemotePeer<SimConnId>) {
     let peer = raw_peer(swarm, target, meta, b"-XX0000-hostilepeer!", after);
     swarm.run_for(Duration::from_millis(200));
     peer
@@ -293,7 +294,7 @@ fn hostile_wire_input_is_contained() {
     let (seed, _) = seed_node(&mut swarm, &meta, &content, NodeOptions::default());
     for (name, bytes) in &cases {
         let before = disconnect_reasons(&swarm, seed).len();
-        let (raw, conn) = hostile(&mut swarm, seed, &meta, bytes);
+        let (raw, peer) = hostile(&mut swarm, seed, &meta, bytes);
         let reasons = disconnect_reasons(&swarm, seed);
         assert_eq!(reasons.len(), before + 1, "{name}: peer not dropped");
         assert!(
@@ -301,7 +302,7 @@ fn hostile_wire_input_is_contained() {
             "{name}: {reasons:?}"
         );
         assert!(
-            swarm.raw_conn(raw, conn).unwrap().closed,
+            swarm.raw_conn(raw, peer.conn()).unwrap().closed,
             "{name}: connection left open"
         );
     }
@@ -316,7 +317,7 @@ fn hostile_wire_input_is_contained() {
 
     // A request flood: served up to the queue bound, the rest rejected, nothing unbounded.
     let interested = Message::Interested.to_vec().unwrap();
-    let (raw, conn) = hostile(&mut swarm, seed, &meta, &interested);
+    let (raw, mut peer) = hostile(&mut swarm, seed, &meta, &interested);
     let mut flood = Vec::new();
     let n_requests = 2000u32;
     for i in 0..n_requests {
@@ -327,10 +328,10 @@ fn hostile_wire_input_is_contained() {
                 .unwrap(),
         );
     }
-    assert!(swarm.raw_send(conn, flood));
+    assert!(swarm.raw_send(peer.conn(), flood));
     swarm.run_for(Duration::from_secs(5));
     let (mut served, mut rejected) = (0u32, 0u32);
-    for m in raw_messages(&swarm, raw, conn, pieces) {
+    for m in raw_messages(&swarm, raw, &mut peer) {
         match m {
             Message::Piece { .. } => served += 1,
             Message::RejectRequest(_) => rejected += 1,
@@ -772,28 +773,26 @@ mod random_swarms {
     }
 }
 
-/// A raw peer that connects to `to` and, once connected, sends a handshake for `meta` with
-/// peer id `id` followed by `after`.
+/// A raw peer, with the fast extension, that connects to `to` and, once connected, sends a
+/// handshake for `meta` with peer id `id` followed by `after`.
 fn raw_peer(
     swarm: &mut Swarm,
     to: NodeId,
     meta: &Metainfo,
     id: &[u8; 20],
     after: &[u8],
-) -> (NodeId, bt_proto::sim::net::SimConnId) {
+) -> (NodeId, RemotePeer<SimConnId>) {
     let raw = swarm.add_raw_node();
     let addr = swarm.addr(to);
     let conn = swarm.raw_connect(raw, addr);
     swarm.run_for(Duration::from_millis(100));
-    let hs = Handshake {
-        reserved: Reserved::NONE.with(Extension::Fast),
-        info_hash: meta.info_hash(),
-        peer_id: PeerId(*id),
-    };
-    let mut hello = hs.encode().to_vec();
+    let peer = RemotePeer::new(conn, meta.info_hash(), PeerId(*id))
+        .with_reserved(Reserved::NONE.with(Extension::Fast))
+        .with_piece_count(meta.piece_count());
+    let mut hello = peer.hello_bytes(&[]).unwrap().to_vec();
     hello.extend_from_slice(after);
     assert!(swarm.raw_send(conn, hello));
-    (raw, conn)
+    (raw, peer)
 }
 
 /// [`raw_peer`] with well-formed messages after the handshake.
@@ -803,9 +802,8 @@ fn raw_hello(
     meta: &Metainfo,
     id: &[u8; 20],
     then: &[Message],
-) -> (NodeId, bt_proto::sim::net::SimConnId) {
-    let after: Vec<u8> = then.iter().flat_map(|m| m.to_vec().unwrap()).collect();
-    raw_peer(swarm, to, meta, id, &after)
+) -> (NodeId, RemotePeer<SimConnId>) {
+    raw_peer(swarm, to, meta, id, &remote::encode(then).unwrap())
 }
 
 // Snubbing: a peer that accepts requests and never answers loses them to an honest peer.
@@ -859,7 +857,7 @@ fn keepalives_and_inactivity_timeout() {
     let (meta, _) = make_torrent(&[("f.bin", 100 * KIB)], 32 * 1024, 12).unwrap();
     let mut swarm = Swarm::new(12);
     let (l, _) = leech_node(&mut swarm, &meta, NodeOptions::default());
-    let (raw, conn) = raw_hello(
+    let (raw, mut peer) = raw_hello(
         &mut swarm,
         l,
         &meta,
@@ -868,13 +866,13 @@ fn keepalives_and_inactivity_timeout() {
     );
     swarm.run_for(Duration::from_secs(200));
     assert!(
-        !swarm.raw_conn(raw, conn).unwrap().closed,
+        !swarm.raw_conn(raw, peer.conn()).unwrap().closed,
         "not dropped before the timeout"
     );
     swarm.run_for(Duration::from_secs(100));
-    let seen = swarm.raw_conn(raw, conn).unwrap();
+    let seen = swarm.raw_conn(raw, peer.conn()).unwrap();
     assert!(seen.closed, "an inactive peer is dropped");
-    let keepalives = raw_messages(&swarm, raw, conn, meta.piece_count())
+    let keepalives = raw_messages(&swarm, raw, &mut peer)
         .iter()
         .filter(|m| **m == Message::KeepAlive)
         .count();
@@ -906,33 +904,20 @@ fn self_connection_and_unknown_torrent() {
         "ourselves, never again"
     );
     // A handshake for a torrent the session does not have is refused.
-    let (raw, conn) = hostile(&mut swarm, l, &other, &[]);
-    assert!(swarm.raw_conn(raw, conn).unwrap().closed);
+    let (raw, peer) = hostile(&mut swarm, l, &other, &[]);
+    assert!(swarm.raw_conn(raw, peer.conn()).unwrap().closed);
     assert!(disconnect_reasons(&swarm, l).contains(&CloseReason::UnknownTorrent));
 }
 
-/// Messages a raw node received on `conn`, after the handshake.
-fn raw_messages(
-    swarm: &Swarm,
-    raw: NodeId,
-    conn: bt_proto::sim::net::SimConnId,
-    pieces: u32,
-) -> Vec<Message> {
-    let seen = swarm.raw_conn(raw, conn).unwrap();
-    let mut dec = Decoder::new(Some(pieces));
-    dec.feed(&seen.received);
-    assert!(matches!(
-        dec.decode_handshake(),
-        Ok(bt_proto::wire::Progress::Done(_))
-    ));
-    let mut out = Vec::new();
-    loop {
-        match dec.next_message() {
-            Ok(Some(m)) => out.push(m),
-            Ok(None) => return out,
-            Err(e) => panic!("the engine sent an invalid message: {e}"),
-        }
-    }
+/// Messages raw node `raw`, played by `peer`, received since the last call, after the
+/// handshake; anything invalid fails the test.
+fn raw_messages(swarm: &Swarm, raw: NodeId, peer: &mut RemotePeer<SimConnId>) -> Vec<Message> {
+    swarm.raw_receive(raw, peer);
+    let messages = peer
+        .messages()
+        .unwrap_or_else(|e| panic!("the engine sent invalid wire: {e}"));
+    assert!(peer.their_handshake().is_some(), "no handshake received");
+    messages
 }
 
 // Regressions of the client this API grew from: HAVE goes out for every piece (not only to
@@ -949,7 +934,7 @@ fn have_for_every_piece_and_no_zeros_served() {
         0,
         16 * 1024,
     ));
-    let (raw, conn) = raw_hello(
+    let (raw, mut peer) = raw_hello(
         &mut swarm,
         l,
         &meta,
@@ -972,7 +957,7 @@ fn have_for_every_piece_and_no_zeros_served() {
         .run_until(|s| s.is_complete(l, t), Duration::from_secs(30))
         .unwrap();
     swarm.run_for(Duration::from_millis(500));
-    let got = raw_messages(&swarm, raw, conn, pieces);
+    let got = raw_messages(&swarm, raw, &mut peer);
     let haves: std::collections::BTreeSet<u32> = got
         .iter()
         .filter_map(|m| match m {
@@ -993,9 +978,9 @@ fn have_for_every_piece_and_no_zeros_served() {
         "nothing served before we had it"
     );
     // Now that the leecher has it, the same request is served with the real bytes.
-    assert!(swarm.raw_send(conn, ask.to_vec().unwrap()));
+    assert!(swarm.raw_send(peer.conn(), ask.to_vec().unwrap()));
     swarm.run_for(Duration::from_millis(500));
-    let got = raw_messages(&swarm, raw, conn, pieces);
+    let got = raw_messages(&swarm, raw, &mut peer);
     let served: Vec<_> = got
         .iter()
         .filter_map(|m| match m {

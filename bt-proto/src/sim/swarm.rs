@@ -36,6 +36,7 @@ use bytes::Bytes;
 use super::clock::VirtualClock;
 use super::disk::MemDisk;
 use super::net::{HostConfig, LinkConfig, Listen, NetEventKind, Network, Side, SimConnId};
+use super::remote::RemotePeer;
 use super::tracker::TrackerRegistry;
 use crate::engine::{AddTorrent, Config, Event, Input, Output, Session, StorageError, TorrentId};
 use crate::metainfo::Metainfo;
@@ -255,6 +256,18 @@ impl Swarm {
     /// What a raw node's connection has seen.
     pub fn raw_conn(&self, node: NodeId, conn: SimConnId) -> Option<&RawConn> {
         self.nodes.get(node.0).and_then(|n| n.raw_inbox.get(&conn))
+    }
+
+    /// Hands `peer`, playing raw node `node`'s end of its connection, the bytes that
+    /// connection received since it last looked.
+    pub fn raw_receive(&self, node: NodeId, peer: &mut RemotePeer<SimConnId>) {
+        if let Some(seen) = self.raw_conn(node, peer.conn()) {
+            let new = seen
+                .received
+                .get(peer.bytes_received()..)
+                .unwrap_or_default();
+            peer.receive(new);
+        }
     }
 
     /// A node's address.
