@@ -44,6 +44,14 @@ fn seed_node(
     (n, t)
 }
 
+/// A node whose upload is capped at `bytes_per_second`.
+fn capped(bytes_per_second: u64) -> NodeOptions {
+    NodeOptions {
+        upload: Some(bytes_per_second),
+        ..Default::default()
+    }
+}
+
 fn leech_node(swarm: &mut Swarm, meta: &Metainfo, options: NodeOptions) -> (NodeId, TorrentId) {
     let n = swarm.add_node(options);
     let t = swarm.add_torrent(n, meta, AddTorrent::default());
@@ -131,26 +139,9 @@ fn twenty_leechers_trade() {
     let mut swarm = Swarm::new(2);
     swarm.set_default_link(LinkConfig::new(Duration::from_millis(20)));
     let seed_up = 512 * KIB;
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(seed_up),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(seed_up));
     let leechers: Vec<_> = (0..20)
-        .map(|_| {
-            leech_node(
-                &mut swarm,
-                &meta,
-                NodeOptions {
-                    upload: Some(MIB),
-                    ..Default::default()
-                },
-            )
-        })
+        .map(|_| leech_node(&mut swarm, &meta, capped(MIB)))
         .collect();
     // The seed alone needs 20 × size / its upload; trading must beat that by far.
     let seed_alone = Duration::from_secs(20 * size / seed_up);
@@ -171,15 +162,7 @@ fn corrupt_peer_is_banned_and_download_completes() {
     let real = Instant::now();
     let (meta, content) = make_torrent(&[("data.bin", 2 * MIB)], 32 * 1024, 3).unwrap();
     let mut swarm = Swarm::new(3);
-    let (good, _) = seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    let (good, _) = seed_node(&mut swarm, &meta, &content, capped(MIB));
     let (bad, _) = seed_node(
         &mut swarm,
         &meta,
@@ -363,26 +346,9 @@ fn churn_without_stall() {
         make_torrent(&[("a.bin", 3 * MIB), ("b/c.bin", MIB + 7)], 64 * 1024, 5).unwrap();
     let mut swarm = Swarm::new(5);
     swarm.set_default_link(LinkConfig::new(Duration::from_millis(15)));
-    let (s1, _) = seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    let (s1, _) = seed_node(&mut swarm, &meta, &content, capped(MIB));
     let leechers: Vec<_> = (0..6)
-        .map(|_| {
-            leech_node(
-                &mut swarm,
-                &meta,
-                NodeOptions {
-                    upload: Some(512 * KIB),
-                    ..Default::default()
-                },
-            )
-        })
+        .map(|_| leech_node(&mut swarm, &meta, capped(512 * KIB)))
         .collect();
     let total = meta.size();
     // Mid-download: the seed and two leechers vanish.
@@ -403,15 +369,7 @@ fn churn_without_stall() {
     swarm.kill(leechers[1].0);
     swarm.run_for(Duration::from_secs(5));
     // A new seed arrives and announces; the tracker hands it the leechers.
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(2 * MIB),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(2 * MIB));
     let rest = &leechers[2..];
     swarm
         .run_until(|s| all_complete(s, rest), Duration::from_secs(120))
@@ -434,15 +392,7 @@ fn lone_seed_on_a_flaky_link_is_redialled_at_once() {
         LinkConfig::new(Duration::from_millis(20)).with_drop_within(Duration::from_secs(5)),
     );
     // 2 MiB at 256 KiB/s take 8 s: several connections at least.
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(256 * KIB),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(256 * KIB));
     let leecher = leech_node(&mut swarm, &meta, NodeOptions::default());
     let took = swarm
         .run_until(|s| all_complete(s, &[leecher]), Duration::from_secs(60))
@@ -463,15 +413,7 @@ fn states_priorities_hashcheck_and_resume() {
     let (meta, content) = make_torrent(&files, 64 * 1024, 6).unwrap();
     let mut swarm = Swarm::new(6);
     swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(MIB));
     let (l, t) = leech_node(&mut swarm, &meta, NodeOptions::default());
     let total = meta.size();
 
@@ -574,15 +516,7 @@ fn restart_from_resume_data() {
     let files = [("a.bin", 3 * MIB), ("b.bin", 3 * MIB)];
     let (meta, content) = make_torrent(&files, 64 * 1024, 7).unwrap();
     let mut swarm = Swarm::new(7);
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(MIB));
     let (l, t) = leech_node(&mut swarm, &meta, NodeOptions::default());
     swarm
         .run_until(
@@ -823,15 +757,7 @@ fn black_hole_peer_is_snubbed() {
     );
     swarm.run_for(Duration::from_secs(1));
     // Only now does a slow honest seed appear.
-    let (seed, _) = seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(64 * KIB),
-            ..Default::default()
-        },
-    );
+    let (seed, _) = seed_node(&mut swarm, &meta, &content, capped(64 * KIB));
     let seed_addr = swarm.addr(seed);
     swarm.add_peer(l, t, seed_addr);
     swarm.run_for(Duration::from_secs(45));
@@ -942,15 +868,7 @@ fn have_for_every_piece_and_no_zeros_served() {
         &[Message::HaveNone, Message::Interested, ask.clone()],
     );
     swarm.run_for(Duration::from_millis(500));
-    let (seed, _) = seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    let (seed, _) = seed_node(&mut swarm, &meta, &content, capped(MIB));
     let seed_addr = swarm.addr(seed);
     swarm.add_peer(l, t, seed_addr);
     swarm
