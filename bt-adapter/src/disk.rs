@@ -19,11 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::UNIX_EPOCH;
 
-use bt_proto::engine::StorageError;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::metainfo::piece_map::PieceMap;
 use bt_proto::resume::FileStamp;
-use bt_proto::storage::{fill_from_plan, read_plan, verify_blocks, write_plan};
+use bt_proto::storage::{
+    StorageError, StorageOp, fill_from_plan, read_plan, verify_blocks, write_plan,
+};
 use bt_proto::{PieceHash, PieceIndex};
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
@@ -66,10 +67,9 @@ pub(crate) struct Storage {
     cache: Mutex<Cache>,
     /// Empty files hold no piece, so no write creates them: the first store does.
     empties_made: AtomicBool,
-    /// Held while a verified piece is written. The kernel lets one write into a file at a
-    /// time and makes the others spin on the file's lock while the writer runs: measured on
-    /// the loopback bench, two store jobs writing one file spent a third of the leecher's
-    /// CPU spinning. Pieces are still hashed in parallel; waiting here sleeps instead.
+    /// Held while a verified piece is written: the kernel lets one write into a file at a
+    /// time and makes the others spin on its lock, so a second store waits here asleep
+    /// instead (PERF.md, "One piece written at a time"). Pieces are still hashed in parallel.
     write_lock: Mutex<()>,
 }
 
@@ -226,13 +226,17 @@ impl Storage {
         Ok(file)
     }
 
-    fn describe(&self, file: usize, e: &io::Error) -> StorageError {
+    /// The error of `op` on file `file` failing with `e`.
+    fn failed(&self, op: StorageOp, file: usize, e: &io::Error) -> StorageError {
         let path = self
             .files
             .get(file)
-            .map(|s| self.base.join(&s.rel).display().to_string())
-            .unwrap_or_default();
-        StorageError(format!("{path}: {e}"))
+            .map_or_else(|| self.base.clone(), |s| self.base.join(&s.rel));
+        StorageError::Io {
+            op,
+            path,
+            error: e.into(),
+        }
     }
 
     /// Hashes a downloaded piece and, if it matches, writes it: `Ok(false)` on a mismatch
@@ -246,7 +250,7 @@ impl Storage {
         if !verify_blocks(blocks, hash) {
             return Ok(false);
         }
-        let plan = write_plan(&self.map, piece, blocks).map_err(|e| StorageError(e.to_string()))?;
+        let plan = write_plan(&self.map, piece, blocks).map_err(StorageError::Plan)?;
         if !self.empties_made.swap(true, Ordering::Relaxed) {
             self.make_empty_files()?;
         }
@@ -255,10 +259,11 @@ impl Storage {
         for w in plan {
             let file = self
                 .open(w.file, true)
-                .map_err(|e| self.describe(w.file, &e))?;
+                .map_err(|e| self.failed(StorageOp::Create, w.file, &e))?;
             let mut offset = w.offset;
             for buf in &w.bufs {
-                write_all_at(&file, buf, offset).map_err(|e| self.describe(w.file, &e))?;
+                write_all_at(&file, buf, offset)
+                    .map_err(|e| self.failed(StorageOp::Write, w.file, &e))?;
                 offset += buf.len() as u64;
             }
         }
@@ -269,13 +274,14 @@ impl Storage {
     fn make_empty_files(&self) -> Result<(), StorageError> {
         for (i, spec) in self.files.iter().enumerate() {
             if spec.length == 0 && !spec.padding {
-                let path = self.resolve(i, true).map_err(|e| self.describe(i, &e))?;
+                let create = |e| self.failed(StorageOp::Create, i, &e);
+                let path = self.resolve(i, true).map_err(create)?;
                 OpenOptions::new()
                     .write(true)
                     .create(true)
                     .truncate(false)
                     .open(&path)
-                    .map_err(|e| self.describe(i, &e))?;
+                    .map_err(create)?;
             }
         }
         Ok(())
@@ -290,18 +296,22 @@ impl Storage {
         out: &mut Vec<u8>,
     ) -> Result<(), StorageError> {
         let plan =
-            read_plan(&self.map, piece, offset, len).map_err(|e| StorageError(e.to_string()))?;
+            read_plan(&self.map, piece, offset, len).map_err(|e| StorageError::Plan(e.into()))?;
+        let start = out.len();
         let complete = fill_from_plan(&plan, len as usize, out, |seg, buf| {
             let file = self
                 .open(seg.file, false)
-                .map_err(|e| self.describe(seg.file, &e))?;
+                .map_err(|e| self.failed(StorageOp::Open, seg.file, &e))?;
             read_append_at(&file, buf, seg.len as usize, seg.offset)
-                .map_err(|e| self.describe(seg.file, &e))
+                .map_err(|e| self.failed(StorageOp::Read, seg.file, &e))
         })?;
         if !complete {
-            return Err(StorageError(format!(
-                "piece {piece}: the files do not cover {len} bytes at {offset}"
-            )));
+            return Err(StorageError::ShortRead {
+                piece,
+                offset,
+                wanted: len,
+                got: out.len().saturating_sub(start),
+            });
         }
         Ok(())
     }
@@ -352,7 +362,8 @@ impl Storage {
             .map(|(i, o)| (*i, o.file.clone()))
             .collect();
         for (i, f) in files {
-            f.sync_data().map_err(|e| self.describe(i, &e))?;
+            f.sync_data()
+                .map_err(|e| self.failed(StorageOp::Flush, i, &e))?;
         }
         Ok(())
     }
@@ -619,7 +630,15 @@ mod tests {
         let err = s
             .store(PieceIndex(0), &hash, &[Bytes::from_static(b"abcd")])
             .unwrap_err();
-        assert!(err.0.contains("outside"), "{err}");
+        assert!(
+            matches!(
+                &err,
+                StorageError::Io { op: StorageOp::Create, error, .. }
+                    if error.kind == io::ErrorKind::PermissionDenied
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("outside"), "{err}");
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 

@@ -1,17 +1,14 @@
 //! Disk jobs run in order by a bounded number of workers on the runtime's blocking pool.
 //!
 //! A worker takes jobs from the queue until it is empty and sends each job's message to the
-//! driver itself. Handing every job to the pool on its own (a task waiting for a permit, then
-//! a hand-off to a pool thread, then the permit passed on) cost a thread wake-up or two per
-//! job; on this project's 2-core test machine that left the cores idle for a third of a
-//! hashcheck of 4 MiB pieces (measured with `perf record -e cpu-clock`: 70 % busy).
+//! driver itself: handing every job to the pool on its own cost a thread wake-up or two per
+//! job, which left the cores idle during hashchecks (PERF.md, "Disk jobs").
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_channel::{Sender, TrySendError};
 
-use crate::driver::Msg;
 use crate::runtime::Runtime;
 
 /// A job for the blocking pool; what it returns is sent to the driver.
@@ -29,11 +26,15 @@ pub(crate) struct DiskQueue<M> {
     state: Mutex<State<M>>,
     max_workers: usize,
     tx: Sender<M>,
+    /// The message sent in place of a job's that panicked, so the receiver still learns that
+    /// the job is over (the driver counts the jobs in flight).
+    on_panic: fn() -> M,
 }
 
 impl<M: Send + 'static> DiskQueue<M> {
-    /// A queue whose jobs run at most `max_workers` (at least one) at a time and report to `tx`.
-    pub(crate) fn new(max_workers: usize, tx: Sender<M>) -> Arc<Self> {
+    /// A queue whose jobs run at most `max_workers` (at least one) at a time and report to
+    /// `tx`; a job that panics reports `on_panic()` instead.
+    pub(crate) fn new(max_workers: usize, tx: Sender<M>, on_panic: fn() -> M) -> Arc<Self> {
         Arc::new(DiskQueue {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
@@ -41,6 +42,7 @@ impl<M: Send + 'static> DiskQueue<M> {
             }),
             max_workers: max_workers.max(1),
             tx,
+            on_panic,
         })
     }
 
@@ -87,19 +89,17 @@ impl<M: Send + 'static> DiskQueue<M> {
             }
         }
     }
-}
 
-impl<R: Runtime> DiskQueue<Msg<R>> {
     /// Queues `job`, starting a worker on `R`'s blocking pool if one is needed.
-    pub(crate) fn spawn(self: &Arc<Self>, job: DiskJob<Msg<R>>) {
+    pub(crate) fn spawn<R: Runtime>(self: &Arc<Self>, job: DiskJob<M>) {
         if self.push(job) {
             let queue = self.clone();
-            R::detach(R::spawn(async move { queue.worker().await }));
+            R::detach(R::spawn(async move { queue.worker::<R>().await }));
         }
     }
 
     /// Runs [`DiskQueue::work`] on the blocking pool, again after a job panicked.
-    async fn worker(self: Arc<Self>) {
+    async fn worker<R: Runtime>(self: Arc<Self>) {
         loop {
             let queue = self.clone();
             let deliver = move |msg| {
@@ -115,7 +115,7 @@ impl<R: Runtime> DiskQueue<Msg<R>> {
             // The panicked job's message is lost. Tell the driver that job is over, so a
             // shutdown does not wait for it, and go on with the rest on a fresh pool thread
             // (this worker still counts as running).
-            if self.tx.send(Msg::DiskDone).await.is_err() {
+            if self.tx.send((self.on_panic)()).await.is_err() {
                 return;
             }
         }
@@ -128,6 +128,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::thread::JoinHandle;
     use std::time::Duration;
+
+    /// The message of a job that panicked, in these tests.
+    fn panicked() -> usize {
+        usize::MAX
+    }
 
     /// Pushes `job`, running a worker on a new thread when the queue asks for one.
     fn push(
@@ -148,7 +153,7 @@ mod tests {
     #[test]
     fn no_more_than_the_limit_run_at_once_and_every_job_reports() {
         let (tx, rx) = async_channel::unbounded();
-        let q = DiskQueue::new(2, tx);
+        let q = DiskQueue::new(2, tx, panicked);
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let mut workers = Vec::new();
@@ -174,7 +179,7 @@ mod tests {
     #[test]
     fn one_worker_runs_jobs_in_order() {
         let (tx, rx) = async_channel::unbounded();
-        let q = DiskQueue::new(1, tx);
+        let q = DiskQueue::new(1, tx, panicked);
         // The first job holds the worker until every other job is queued behind it.
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let first = push(&q, move || {
@@ -196,7 +201,7 @@ mod tests {
     #[test]
     fn a_job_pushed_after_the_queue_emptied_starts_a_new_worker() {
         let (tx, rx) = async_channel::unbounded();
-        let q = DiskQueue::new(1, tx);
+        let q = DiskQueue::new(1, tx, panicked);
         push(&q, || 1).expect("a worker").join().unwrap();
         // The worker has left; a later job must not wait for it.
         push(&q, || 2).expect("a new worker").join().unwrap();
@@ -207,7 +212,7 @@ mod tests {
     #[test]
     fn a_worker_stops_when_the_driver_is_gone() {
         let (tx, rx) = async_channel::unbounded();
-        let q = DiskQueue::new(1, tx);
+        let q = DiskQueue::new(1, tx, panicked);
         drop(rx);
         let ran = Arc::new(AtomicUsize::new(0));
         let (go, wait) = std::sync::mpsc::channel::<()>();
@@ -235,7 +240,7 @@ mod tests {
     #[test]
     fn a_full_driver_queue_does_not_hold_back_later_jobs() {
         let (tx, rx) = async_channel::bounded(1);
-        let q = DiskQueue::new(1, tx);
+        let q = DiskQueue::new(1, tx, panicked);
         // Queued before any worker runs, so one worker takes them all.
         assert!(q.push(Box::new(|| 1)));
         assert!(!q.push(Box::new(|| 2)));

@@ -6,26 +6,24 @@
 //! blocks: disk work runs on the runtime's blocking pool, network work in tasks.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use bt_proto::engine::{
-    self, AddTorrent, CheckScope, Event, Input, Output, TorrentId, TorrentState,
-};
-use bt_proto::metainfo::Metainfo;
-use bt_proto::picker::Block;
+use bt_proto::ConnId;
+use bt_proto::engine::{self, Event, Input, Output, ResumeSave, TorrentId, TorrentState};
+use bt_proto::read_runs::{ReadRequest, read_runs};
 use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::AnnounceEvent;
-use bt_proto::{ConnId, PieceIndex};
 
 use crate::disk::Storage;
 use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
+use crate::messages::{AddCmd, Command, Msg, PieceCallback, Reply};
 use crate::net::{self, ConnHandle, Origin};
+use crate::resume::BeforeStamp::{self, Close, Flush};
 use crate::resume::ResumeFile;
 use crate::runtime::Runtime;
 use crate::tracker::HttpClient;
@@ -40,51 +38,13 @@ const MAX_BATCH: usize = 256;
 /// busy loop, whatever the runtime's timer resolution.
 pub const MIN_TIMER_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Disk reads for peers in flight at once, per session, each of at most [`MAX_READ_RUN`]
-/// bytes: enough to keep fast peers fed (and the disk queue busy), few enough to bound the
+/// Disk reads for peers in flight at once, per session, each of at most
+/// [`MAX_READ_RUN`](bt_proto::read_runs::MAX_READ_RUN) bytes: enough to keep fast peers fed (and the disk queue busy), few enough to bound the
 /// memory of blocks read but not yet sent to 16 × 512 KiB = 8 MiB.
 pub const MAX_CONCURRENT_READS: usize = 16;
 
-/// Bytes read by one disk job for one peer: consecutive blocks it asked for are read with one
-/// call on the blocking pool, not one each. 512 KiB is the engine's default of 32 block reads
-/// in flight per peer, so a fast peer's whole batch is usually one job.
-pub const MAX_READ_RUN: u32 = 512 * 1024;
-
 /// Time a shutdown waits for disk jobs in flight and for `stopped` announces.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
-
-/// A callback taking a piece index.
-pub(crate) type PieceCallback = Arc<dyn Fn(PieceIndex) + Send + Sync>;
-
-/// A job run on the engine by the driver, for the API's queries and simple commands.
-pub(crate) type Job = Box<dyn FnOnce(&mut engine::Session, Instant) + Send>;
-
-/// The sending end of a one-shot answer (a channel of capacity 1).
-pub(crate) type Reply<T> = Sender<T>;
-
-/// A one-shot answer channel.
-pub(crate) fn reply<T>() -> (Reply<T>, Receiver<T>) {
-    async_channel::bounded(1)
-}
-
-/// What the connection, disk and tracker tasks send the driver.
-pub(crate) enum Msg<R: Runtime> {
-    /// Something for the engine.
-    Input(Input),
-    /// Bytes a connection read, with its credit for one more queued read (released once the
-    /// engine has handled them: see `net::MAX_QUEUED_READS`).
-    Received(Input, async_lock::SemaphoreGuardArc),
-    /// A disk job finished with this input for the engine.
-    Disk(Input),
-    /// A disk job finished with these inputs for the engine (a run of block reads).
-    DiskMany(Vec<Input>),
-    /// A disk job with nothing for the engine (closing files, saving resume data) finished.
-    DiskDone,
-    /// A `stopped` announce was sent (or gave up).
-    StopSent,
-    /// The listener accepted a connection.
-    Accepted(R::Stream, SocketAddr),
-}
 
 /// What woke the driver.
 enum Wake<R: Runtime> {
@@ -93,65 +53,14 @@ enum Wake<R: Runtime> {
     Timer,
 }
 
-/// Everything the driver needs to add a torrent.
-pub(crate) struct AddCmd {
-    pub(crate) meta: Metainfo,
-    pub(crate) add: AddTorrent,
-    pub(crate) storage: Arc<Storage>,
-    /// Pieces to check once added; the torrent starts (if it is to) after the check.
-    pub(crate) check: Option<CheckScope>,
-    pub(crate) resume_path: Option<PathBuf>,
-    pub(crate) on_pass: Option<PieceCallback>,
-    pub(crate) on_fail: Option<PieceCallback>,
-    pub(crate) events: Arc<Fanout>,
-    pub(crate) reply: Reply<Result<TorrentId, Error>>,
-}
-
-/// What the API handles ask the driver.
-pub(crate) enum Command {
-    Add(Box<AddCmd>),
-    /// Run a job on the engine (it replies itself).
-    Run(Job),
-    SetState {
-        id: TorrentId,
-        state: TorrentState,
-        reply: Reply<bool>,
-    },
-    Hashcheck {
-        id: TorrentId,
-        scope: CheckScope,
-        reply: Reply<HashcheckReport>,
-    },
-    WaitComplete {
-        id: TorrentId,
-        reply: Reply<()>,
-    },
-    Resume {
-        id: TorrentId,
-        save: bool,
-        reply: Reply<Result<(ResumeData, Option<PathBuf>), Error>>,
-    },
-    Remove {
-        id: TorrentId,
-        reply: Reply<()>,
-    },
-    Shutdown {
-        reply: Option<Reply<()>>,
-    },
-}
-
 struct TorrentCtx {
     storage: Arc<Storage>,
     events: Arc<Fanout>,
     on_pass: Option<PieceCallback>,
     on_fail: Option<PieceCallback>,
     resume: Option<Arc<ResumeFile>>,
-    /// Pieces were verified (or lost) since the last resume save was started.
-    dirty: bool,
     hashchecks: Vec<Reply<HashcheckReport>>,
     completes: Vec<Reply<()>>,
-    /// The state to enter when the check started at add time is done.
-    after_check: Option<TorrentState>,
     span: tracing::Span,
 }
 
@@ -171,14 +80,9 @@ pub(crate) struct Driver<R: Runtime> {
     listeners: Vec<R::Task>,
     deferred: Vec<Input>,
     /// Block reads the engine asked for during this drain, grouped into runs at its end.
-    reads: Vec<(TorrentId, ConnId, Block)>,
+    reads: Vec<ReadRequest>,
     rng: Rng,
     http: Arc<HttpClient>,
-    /// Time between periodic resume saves (`None`: only on completion and stop).
-    resume_interval: Option<Duration>,
-    next_resume_save: Option<Instant>,
-    /// Numbers resume snapshots in the order they are taken; see [`ResumeFile`].
-    resume_generation: u64,
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
@@ -206,7 +110,6 @@ impl<R: Runtime> Driver<R> {
         session_events: Arc<Fanout>,
         listeners: Vec<R::Task>,
         rng_seed: u64,
-        resume_interval: Option<Duration>,
         http: Arc<HttpClient>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -214,9 +117,9 @@ impl<R: Runtime> Driver<R> {
             session,
             conns: HashMap::new(),
             torrents: HashMap::new(),
-            checks: DiskQueue::new(cores, inputs.clone()),
-            stores: DiskQueue::new(cores, inputs.clone()),
-            reads_queue: DiskQueue::new(MAX_CONCURRENT_READS, inputs.clone()),
+            checks: DiskQueue::new(cores, inputs.clone(), || Msg::DiskDone),
+            stores: DiskQueue::new(cores, inputs.clone(), || Msg::DiskDone),
+            reads_queue: DiskQueue::new(MAX_CONCURRENT_READS, inputs.clone(), || Msg::DiskDone),
             inputs,
             session_events,
             pending_disk: 0,
@@ -227,9 +130,6 @@ impl<R: Runtime> Driver<R> {
             reads: Vec::new(),
             rng: Rng::seed_from_u64(rng_seed),
             http,
-            resume_interval,
-            next_resume_save: resume_interval.and_then(|d| Instant::now().checked_add(d)),
-            resume_generation: 0,
         }
     }
 
@@ -238,14 +138,10 @@ impl<R: Runtime> Driver<R> {
         let mut shutdown_reply = None;
         let mut last_timer: Option<Instant> = None;
         loop {
-            let engine_deadline = self
+            let deadline = self
                 .session
                 .poll_timeout()
                 .map(|t| last_timer.map_or(t, |l| t.max(l + MIN_TIMER_INTERVAL)));
-            let deadline = match (engine_deadline, self.next_resume_save) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
             // Commands first, then inputs, then the timer: `or` polls in that order.
             let wake = futures_lite::future::or(
                 async { Wake::Command(commands.recv().await.ok()) },
@@ -288,14 +184,12 @@ impl<R: Runtime> Driver<R> {
             // the race: under a steady stream of inputs the timer branch may never be polled
             // first, and request timeouts, choking rounds and keep-alives must not wait for a
             // quiet moment.
-            if engine_deadline.is_some_and(|t| t <= Instant::now()) {
-                let now = Instant::now();
+            if deadline.is_some_and(|t| t <= R::now()) {
+                let now = R::now();
                 last_timer = Some(now);
                 self.session.handle_timeout(now);
                 net::release_free_buffers(now);
             }
-            // Checked on every wake-up: a busy driver is woken by inputs, not by its timer.
-            self.periodic_resume_saves(Instant::now());
             self.drain();
         }
         self.shutdown(&inputs).await;
@@ -311,8 +205,8 @@ impl<R: Runtime> Driver<R> {
         for l in self.listeners.drain(..) {
             R::abort(l);
         }
-        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
-        let now = Instant::now();
+        let deadline = R::now() + SHUTDOWN_DEADLINE;
+        let now = R::now();
         for id in self.session.torrent_ids() {
             if self
                 .session
@@ -324,7 +218,7 @@ impl<R: Runtime> Driver<R> {
         }
         self.drain();
         self.wait_idle(inputs, deadline).await;
-        let now = Instant::now();
+        let now = R::now();
         for id in self.session.torrent_ids() {
             self.session.set_state(now, id, TorrentState::Stopped);
         }
@@ -350,7 +244,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn msg(&mut self, m: Msg<R>) {
-        let now = Instant::now();
+        let now = R::now();
         match m {
             Msg::Input(input) => self.session.handle(now, input),
             Msg::Received(input, credit) => {
@@ -379,23 +273,19 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn command(&mut self, c: Command) {
-        let now = Instant::now();
+        let now = R::now();
         match c {
             Command::Add(add) => self.add(*add),
             Command::Run(job) => job(&mut self.session, now),
             Command::SetState { id, state, reply } => {
                 let known = self.session.stats(id).is_some();
-                if let Some(ctx) = self.torrents.get_mut(&id) {
-                    // The user decides now, not the check started at add time.
-                    ctx.after_check = None;
-                }
                 self.session.set_state(now, id, state);
                 let _ = reply.try_send(known);
             }
             Command::Hashcheck { id, scope, reply } => {
                 if let Some(ctx) = self.torrents.get_mut(&id) {
                     ctx.hashchecks.push(reply);
-                    self.session.hashcheck(id, scope);
+                    self.session.hashcheck(now, id, scope);
                 }
             }
             Command::WaitComplete { id, reply } => {
@@ -422,25 +312,14 @@ impl<R: Runtime> Driver<R> {
 
     fn add(&mut self, cmd: AddCmd) {
         let info_hash = cmd.meta.info_hash();
-        if self.session.find(&info_hash).is_some() {
+        if self.session.torrent_by_info_hash(&info_hash).is_some() {
             let _ = cmd.reply.try_send(Err(Error::Duplicate(info_hash)));
             return;
         }
-        let now = Instant::now();
-        let mut add = cmd.add;
-        let target = add.state;
-        let after_check = match (&cmd.check, target) {
-            (Some(_), TorrentState::Started) => {
-                // Nothing is requested or announced before the check has found what is
-                // already there. (Stopped rather than Paused: the engine starts announcing
-                // only on a change from Stopped to Started.)
-                add.state = TorrentState::Stopped;
-                Some(TorrentState::Started)
-            }
-            _ => None,
-        };
         let span = tracing::info_span!("torrent", %info_hash);
-        let id = self.session.add_torrent(now, cmd.meta, add);
+        // Its outputs (the add-time check) wait in the engine until the next drain, when the
+        // context below is in place.
+        let id = self.session.add_torrent(R::now(), cmd.meta, cmd.add);
         self.torrents.insert(
             id,
             TorrentCtx {
@@ -449,16 +328,11 @@ impl<R: Runtime> Driver<R> {
                 on_pass: cmd.on_pass,
                 on_fail: cmd.on_fail,
                 resume: cmd.resume_path.map(|p| Arc::new(ResumeFile::new(p))),
-                dirty: false,
                 hashchecks: Vec::new(),
                 completes: Vec::new(),
-                after_check,
                 span,
             },
         );
-        if let Some(scope) = cmd.check {
-            self.session.hashcheck(id, scope);
-        }
         let _ = cmd.reply.try_send(Ok(id));
     }
 
@@ -470,24 +344,22 @@ impl<R: Runtime> Driver<R> {
         save: bool,
         reply: Reply<Result<(ResumeData, Option<PathBuf>), Error>>,
     ) {
-        let (Some(ctx), Some(data)) = (
-            self.torrents.get(&id),
-            self.session.resume_data(id, Vec::new()),
-        ) else {
+        let (
+            Some(ctx),
+            Some(ResumeSave {
+                data, generation, ..
+            }),
+        ) = (self.torrents.get(&id), self.session.resume_snapshot(id))
+        else {
             let _ = reply.try_send(Err(Error::NoSuchTorrent));
             return;
         };
         let storage = ctx.storage.clone();
         let file = if save { ctx.resume.clone() } else { None };
-        let generation = self.next_resume_generation();
         R::detach(R::spawn(async move {
             let result = R::unblock(move || {
-                resume::snapshot(&storage, data, false).and_then(|data| {
-                    if let Some(f) = &file {
-                        f.write(generation, &data)?;
-                    }
-                    Ok((data, file.map(|f| f.path().to_path_buf())))
-                })
+                resume::save(&storage, data, generation, Flush, file.as_deref())
+                    .map(|data| (data, file.map(|f| f.path().to_path_buf())))
             })
             .await;
             if let Some(result) = result {
@@ -496,51 +368,29 @@ impl<R: Runtime> Driver<R> {
         }));
     }
 
-    fn next_resume_generation(&mut self) -> u64 {
-        self.resume_generation += 1;
-        self.resume_generation
-    }
-
-    /// Starts the periodic resume saves that are due at `now`: one per torrent that verified
-    /// pieces since its last save.
-    fn periodic_resume_saves(&mut self, now: Instant) {
-        let (Some(due), Some(every)) = (self.next_resume_save, self.resume_interval) else {
+    /// Writes a resume snapshot the engine asked for, on the store queue (see
+    /// [`resume::save`]): after flushing the torrent's files, or closing them (and so syncing
+    /// them) when it stopped. Saves of one torrent may overlap; [`ResumeFile`] keeps the
+    /// newest.
+    fn save_resume(&mut self, save: ResumeSave, before: BeforeStamp) {
+        let Some(ctx) = self.torrents.get(&save.torrent) else {
             return;
         };
-        if now < due {
-            return;
-        }
-        self.next_resume_save = now.checked_add(every);
-        let dirty: Vec<TorrentId> = self
-            .torrents
-            .iter()
-            .filter(|(_, ctx)| ctx.dirty)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in dirty {
-            self.save_resume(id);
-        }
-    }
-
-    /// Flushes the torrent's files and writes its resume data, on the blocking pool. Saves
-    /// of one torrent may overlap; [`ResumeFile`] keeps the newest.
-    fn save_resume(&mut self, id: TorrentId) {
-        let Some(ctx) = self.torrents.get_mut(&id) else {
-            return;
-        };
-        let Some(file) = ctx.resume.clone() else {
-            return;
-        };
-        let Some(data) = self.session.resume_data(id, Vec::new()) else {
-            return;
-        };
-        ctx.dirty = false;
         let storage = ctx.storage.clone();
-        let generation = self.next_resume_generation();
+        let file = ctx.resume.clone();
+        if file.is_none() && before == Flush {
+            // Nothing to write, and nothing else asks for the flush.
+            return;
+        }
         let queue = self.stores.clone();
         self.spawn_disk(&queue, move || {
-            let saved =
-                resume::snapshot(&storage, data, false).and_then(|d| file.write(generation, &d));
+            let saved = resume::save(
+                &storage,
+                save.data,
+                save.generation,
+                before,
+                file.as_deref(),
+            );
             if let Err(e) = saved {
                 tracing::warn!("saving resume data: {e}");
             }
@@ -563,7 +413,7 @@ impl<R: Runtime> Driver<R> {
             }
             if !self.deferred.is_empty() {
                 busy = true;
-                let now = Instant::now();
+                let now = R::now();
                 for input in std::mem::take(&mut self.deferred) {
                     self.session.handle(now, input);
                 }
@@ -579,67 +429,34 @@ impl<R: Runtime> Driver<R> {
         F: FnOnce() -> Msg<R> + Send + 'static,
     {
         self.pending_disk += 1;
-        queue.spawn(Box::new(job));
+        queue.spawn::<R>(Box::new(job));
     }
 
     /// Starts the block reads gathered in this drain: one disk job per run of consecutive
-    /// blocks of one piece for one peer (at most [`MAX_READ_RUN`] bytes), each block then a
+    /// blocks of one piece for one peer (see [`read_runs`]), each block then a
     /// slice of the run's buffer.
     fn start_reads(&mut self) {
-        let reads = std::mem::take(&mut self.reads);
-        let mut rest = reads.as_slice();
-        while let Some(&(torrent, conn, first)) = rest.first() {
-            let mut len = first.length;
-            let mut n = 1;
-            for &(t, c, b) in rest.iter().skip(1) {
-                let next = first.offset.checked_add(len);
-                if t != torrent
-                    || c != conn
-                    || b.piece != first.piece
-                    || next != Some(b.offset)
-                    || len.saturating_add(b.length) > MAX_READ_RUN
-                {
-                    break;
-                }
-                len += b.length;
-                n += 1;
-            }
-            let (run, tail) = rest.split_at(n.min(rest.len()));
-            rest = tail;
-            let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
+        let runs = read_runs(&self.reads);
+        self.reads.clear();
+        for run in runs {
+            let Some(storage) = self.torrents.get(&run.torrent).map(|t| t.storage.clone()) else {
                 continue;
             };
-            let blocks: Vec<Block> = run.iter().map(|&(_, _, b)| b).collect();
             let queue = self.reads_queue.clone();
             self.spawn_disk(&queue, move || {
-                let data = storage.read_run(first.piece, first.offset, len);
-                let inputs = blocks
-                    .into_iter()
-                    .map(|block| {
-                        let data = data.clone().and_then(|d| {
-                            let start = block.offset.saturating_sub(first.offset) as usize;
-                            let end = start + block.length as usize;
-                            if end > d.len() {
-                                return Err(bt_proto::engine::StorageError(
-                                    "short read".to_string(),
-                                ));
-                            }
-                            Ok(d.slice(start..end))
-                        });
-                        Input::BlockRead {
-                            torrent,
-                            conn,
-                            block,
-                            data,
-                        }
+                let read = storage.read_run(run.piece, run.offset, run.len);
+                let inputs = run
+                    .split(&read)
+                    .map(|(block, data)| Input::BlockRead {
+                        torrent: run.torrent,
+                        conn: run.conn,
+                        block,
+                        data,
                     })
                     .collect();
                 Msg::DiskMany(inputs)
             });
         }
-        // Keep the allocation for the next drain.
-        self.reads = reads;
-        self.reads.clear();
     }
 
     fn output(&mut self, o: Output) {
@@ -670,7 +487,11 @@ impl<R: Runtime> Driver<R> {
                 torrent,
                 conn,
                 block,
-            } => self.reads.push((torrent, conn, block)),
+            } => self.reads.push(ReadRequest {
+                torrent,
+                conn,
+                block,
+            }),
             Output::VerifyAndStore {
                 torrent,
                 piece,
@@ -721,9 +542,8 @@ impl<R: Runtime> Driver<R> {
                     }));
                 } else {
                     R::detach(R::spawn(async move {
-                        let result = crate::tracker::announce::<R>(http, &url, &request, seed)
-                            .await
-                            .map_err(|e| e.to_string());
+                        let result =
+                            crate::tracker::announce::<R>(http, &url, &request, seed).await;
                         let input = Input::Announced {
                             torrent,
                             url,
@@ -733,31 +553,8 @@ impl<R: Runtime> Driver<R> {
                     }));
                 }
             }
-            Output::CloseFiles { torrent } => {
-                let Some(ctx) = self.torrents.get_mut(&torrent) else {
-                    return;
-                };
-                // This save covers everything so far.
-                ctx.dirty = false;
-                let storage = ctx.storage.clone();
-                let file = ctx.resume.clone();
-                let data = self.session.resume_data(torrent, Vec::new());
-                let generation = self.next_resume_generation();
-                let queue = self.stores.clone();
-                self.spawn_disk(&queue, move || {
-                    if let Err(e) = storage.close() {
-                        tracing::warn!("closing files: {e}");
-                    }
-                    if let (Some(file), Some(data)) = (file, data) {
-                        let saved = resume::snapshot(&storage, data, true)
-                            .and_then(|d| file.write(generation, &d));
-                        if let Err(e) = saved {
-                            tracing::warn!("saving resume data: {e}");
-                        }
-                    }
-                    Msg::DiskDone
-                });
-            }
+            Output::SaveResume(save) => self.save_resume(save, Flush),
+            Output::CloseFiles { resume, .. } => self.save_resume(resume, Close),
         }
     }
 
@@ -773,14 +570,11 @@ impl<R: Runtime> Driver<R> {
         let _enter = ctx.span.enter();
         tracing::debug!(event = ?e);
         let (pass, fail) = (ctx.on_pass.clone(), ctx.on_fail.clone());
-        let mut start_now = None;
-        let mut save_now = false;
         match &e {
             Event::HashPassed { piece, .. }
             | Event::PieceChecked {
                 piece, ok: true, ..
             } => {
-                ctx.dirty = true;
                 if let Some(f) = pass {
                     f(*piece);
                 }
@@ -789,7 +583,6 @@ impl<R: Runtime> Driver<R> {
             | Event::PieceChecked {
                 piece, ok: false, ..
             } => {
-                ctx.dirty = true;
                 if let Some(f) = fail {
                     f(*piece);
                 }
@@ -804,15 +597,11 @@ impl<R: Runtime> Driver<R> {
                 for w in ctx.hashchecks.drain(..) {
                     let _ = w.try_send(report);
                 }
-                start_now = ctx.after_check.take();
             }
             Event::Complete { .. } => {
                 for w in ctx.completes.drain(..) {
                     let _ = w.try_send(());
                 }
-                // A finished download is worth keeping at once: a crash now would otherwise
-                // cost a full check at the next start.
-                save_now = ctx.dirty;
             }
             Event::StorageFailed { error, .. } => {
                 tracing::warn!("storage failed: {error}");
@@ -822,11 +611,5 @@ impl<R: Runtime> Driver<R> {
         ctx.events.send(&e);
         drop(_enter);
         self.session_events.send(&e);
-        if let Some(state) = start_now {
-            self.session.set_state(Instant::now(), id, state);
-        }
-        if save_now {
-            self.save_resume(id);
-        }
     }
 }

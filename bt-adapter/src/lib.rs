@@ -23,6 +23,7 @@ pub mod disk;
 mod disk_queue;
 mod driver;
 pub mod events;
+mod messages;
 pub mod net;
 mod resume;
 pub mod runtime;
@@ -37,14 +38,18 @@ use std::path::PathBuf;
 pub use bt_proto as proto;
 
 pub use bt_proto::engine::{
-    CheckScope, CloseReason, Config, Event, FileInfo, HashcheckReport, PeerInfo, StorageError,
-    TorrentId, TorrentState, TorrentStats, TrackerInfo,
+    CheckScope, CloseReason, Config, DEFAULT_RESUME_SAVE_INTERVAL, Event, FileInfo,
+    HashcheckReport, PeerInfo, ProtocolViolation, StorageError, TorrentId, TorrentState,
+    TorrentStats, TrackerInfo,
 };
+pub use bt_proto::read_runs::MAX_READ_RUN;
 pub use bt_proto::resume::ResumeData;
-pub use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
-pub use driver::{MAX_CONCURRENT_READS, MAX_READ_RUN, SHUTDOWN_DEADLINE};
+pub use bt_proto::storage::StorageOp;
+pub use bt_proto::tracker::AnnounceError;
+pub use bt_proto::{Bitfield, InfoHash, IoFailure, PeerId, PieceIndex};
+pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
 pub use events::{EVENT_QUEUE, Events};
-pub use resume::{MAX_RESUME_FILE, RESUME_SAVE_INTERVAL};
+pub use resume::MAX_RESUME_FILE;
 pub use runtime::Runtime;
 pub use session::{INPUT_QUEUE, Session, SessionBuilder};
 pub use torrent::{Torrent, TorrentOptions, TorrentSource};
@@ -116,11 +121,12 @@ macro_rules! adapter_api {
     ($rt:ty) => {
         pub use $crate::proto;
         pub use $crate::{
-            Bitfield, CheckScope, CloseReason, Config, EVENT_QUEUE, Error, Event, Events, FileInfo,
-            HashcheckReport, INPUT_QUEUE, InfoHash, MAX_CONCURRENT_READS, MAX_READ_RUN,
-            MAX_RESUME_FILE, PeerId, PeerInfo, PieceIndex, RESUME_SAVE_INTERVAL, ResumeData,
-            SHUTDOWN_DEADLINE, StorageError, TorrentId, TorrentOptions, TorrentSource,
-            TorrentState, TorrentStats, TrackerInfo, disk, net, tracker,
+            AnnounceError, Bitfield, CheckScope, CloseReason, Config, DEFAULT_RESUME_SAVE_INTERVAL,
+            EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash,
+            IoFailure, MAX_CONCURRENT_READS, MAX_READ_RUN, MAX_RESUME_FILE, PeerId, PeerInfo,
+            PieceIndex, ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp,
+            TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo,
+            disk, net, tracker,
         };
 
         /// A BitTorrent session: one listening port serving any number of torrents.

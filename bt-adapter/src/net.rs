@@ -21,7 +21,7 @@ use bt_proto::engine::Input;
 use bytes::{Buf, Bytes, BytesMut};
 use tracing::Instrument;
 
-use crate::driver::Msg;
+use crate::messages::Msg;
 use crate::runtime::{Runtime, timeout_at};
 
 /// An outbound connection that is not established by then is given up.
@@ -41,10 +41,9 @@ pub const FIRST_READ_BUFFER: usize = 4 * 1024;
 pub const MIN_READ_SPACE: usize = 64 * 1024;
 
 /// Full-size receive buffers handed on by connections and not known to be free yet: their
-/// blocks live until the engine lets go of their piece (stored, or dropped). Above the
-/// default in-flight limit's worth (16 MiB of pieces, plus pieces being stored: about 70
-/// buffers measured on the loopback bench); past it the oldest is forgotten, and its memory
-/// goes back to the allocator when its blocks are dropped.
+/// blocks live until the engine lets go of their piece (stored, or dropped). Above what a
+/// download at the default in-flight limit holds (PERF.md, "Receive buffers"); past it the
+/// oldest is forgotten, and its memory goes back to the allocator when its blocks are dropped.
 pub const MAX_RETIRED_BUFFERS: usize = 128;
 
 /// Free receive buffers kept however long they stay unused: one 4 MiB piece's worth of
@@ -53,8 +52,7 @@ pub const MAX_FREE_BUFFERS: usize = 16;
 
 /// How long a free receive buffer beyond [`MAX_FREE_BUFFERS`] is kept. A download takes
 /// one every fraction of a millisecond, and its working set swings by dozens of buffers
-/// from one stored piece to the next (trimmed at each store, a quarter of the buffers were
-/// new), so only a buffer nobody took for this long is surplus.
+/// from one stored piece to the next, so only a buffer nobody took for this long is surplus.
 pub const FREE_BUFFER_TTL: Duration = Duration::from_secs(1);
 
 /// A buffer handed on by a connection, and since when it has been seen free.
@@ -66,10 +64,10 @@ struct Retired {
 
 /// Receive buffers handed on by connections, to be taken again once their blocks are gone.
 ///
-/// A connection takes a freed one before asking the allocator: the buffers are filled on
-/// the runtime's threads and freed wherever the engine runs, and with glibc each thread's
-/// arena grew to the download's peak on its own (the tokio leecher's peak RSS was a third
-/// above its live data); reused, the same ~70 buffers serve a whole download.
+/// A connection takes a freed one before asking the allocator: buffers are filled on the
+/// runtime's threads and freed wherever the engine runs, and the allocator's per-thread
+/// arenas would each grow to the download's peak; reused, a few dozen buffers serve a whole
+/// download (PERF.md, "Receive buffers").
 #[derive(Debug)]
 struct BufferPool {
     list: Mutex<VecDeque<Retired>>,
@@ -271,7 +269,7 @@ async fn run_conn<R: Runtime>(
     let stream = match origin {
         Origin::Accepted(s) => s,
         Origin::Connect(addr) => {
-            let deadline = Instant::now() + CONNECT_TIMEOUT;
+            let deadline = R::now() + CONNECT_TIMEOUT;
             let result = timeout_at::<R, _>(deadline, R::connect(addr)).await;
             let input = match &result {
                 Some(Ok(_)) => Input::Connected { conn },
@@ -427,7 +425,7 @@ pub(crate) async fn accept_loop<R: Runtime>(listener: R::Listener, inputs: Sende
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
-                R::sleep_until(Instant::now() + ACCEPT_BACKOFF).await;
+                R::sleep_until(R::now() + ACCEPT_BACKOFF).await;
             }
         }
     }

@@ -2,15 +2,15 @@
 //! old one), stamped after the torrent's files are flushed, and read back at add time through
 //! `bt_proto::storage::resume_plan`, which decides what to trust and what to check again.
 //!
-//! The driver saves it when a torrent stops, when it completes, and every
-//! [`RESUME_SAVE_INTERVAL`] while pieces are being verified, so a crash loses at most that
-//! interval's pieces (they are downloaded again; nothing unverified is ever trusted).
+//! The engine decides when to save (when a torrent stops, when it completes, and within
+//! `Config::resume_save_interval` of verifying pieces: see `bt_proto::engine`), so a crash
+//! loses at most that interval's pieces (they are downloaded again; nothing unverified is ever
+//! trusted); the driver writes what it is given.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
@@ -22,13 +22,6 @@ use crate::disk::Storage;
 /// Resume files larger than this are not read: real ones are a few hundred bytes plus one
 /// bit per piece and a few dozen bytes per file.
 pub const MAX_RESUME_FILE: u64 = 64 * 1024 * 1024;
-
-/// How often the driver saves the resume data of a torrent that verified pieces since its
-/// last save. A crash loses at most this long of downloading (those pieces come again);
-/// each save flushes the torrent's files to the device, which costs a few syncs, so saving
-/// much more often would trade throughput for little. Configurable per session
-/// (`SessionBuilder::resume_save_interval`).
-pub const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A torrent's resume file. Saves run on the blocking pool and may finish out of order (a
 /// periodic save still running when the torrent stops): each carries a generation number
@@ -66,17 +59,40 @@ impl ResumeFile {
     }
 }
 
-/// `data` with each file's stamp taken now, after flushing the files so the stamps describe
-/// what is on the device (`closed`: the caller already flushed them).
-pub(crate) fn snapshot(
+/// What a resume save does with the torrent's open files before it stamps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BeforeStamp {
+    /// Flush them to the device and keep them open (a save while the torrent runs). A flush
+    /// that fails fails the save: the stamps would vouch for data that may not be there.
+    Flush,
+    /// Flush and close them (the torrent stopped). A flush that fails is logged and the save
+    /// goes on: the files are closed either way.
+    Close,
+}
+
+/// The one path of every resume save: `data` gets each file's stamp, taken after the files
+/// are flushed (or closed) as `before` says so the stamps describe what is on the device,
+/// and with a `file` is written there as snapshot number `generation` (see [`ResumeFile`]).
+/// Returns the stamped data.
+pub(crate) fn save(
     storage: &Storage,
     mut data: ResumeData,
-    closed: bool,
+    generation: u64,
+    before: BeforeStamp,
+    file: Option<&ResumeFile>,
 ) -> Result<ResumeData, Error> {
-    if !closed {
-        storage.flush().map_err(Error::Storage)?;
+    match before {
+        BeforeStamp::Flush => storage.flush().map_err(Error::Storage)?,
+        BeforeStamp::Close => {
+            if let Err(e) = storage.close() {
+                tracing::warn!("closing files: {e}");
+            }
+        }
     }
     data.files = storage.stamps();
+    if let Some(file) = file {
+        file.write(generation, &data)?;
+    }
     Ok(data)
 }
 
@@ -158,5 +174,43 @@ mod tests {
         assert_eq!(on_disk(file.path()), data(200));
         file.write(3, &data(300)).unwrap();
         assert_eq!(on_disk(file.path()), data(300));
+    }
+
+    #[test]
+    fn a_save_stamps_the_files_and_writes_only_to_a_file_given() {
+        use bt_proto::metainfo::create::{InputFile, TorrentBuilder};
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"hello";
+        let plan = TorrentBuilder::multi_file("t", [InputFile::new(["a"], 5)])
+            .piece_length(16 * 1024)
+            .plan()
+            .unwrap();
+        let mut hasher = plan.hasher();
+        hasher.update(content);
+        let meta = Metainfo::from_bytes(&plan.build(&hasher.finish().unwrap()).unwrap()).unwrap();
+        fs::create_dir_all(dir.path().join("t")).unwrap();
+        fs::write(dir.path().join("t/a"), content).unwrap();
+        let storage = Storage::new(dir.path().to_path_buf(), &meta);
+        let unstamped = ResumeData {
+            info_hash: meta.info_hash(),
+            pieces: Bitfield::new(1),
+            files: Vec::new(),
+            uploaded: 0,
+            downloaded: 5,
+        };
+
+        let stamped = save(&storage, unstamped.clone(), 1, BeforeStamp::Flush, None).unwrap();
+        assert_eq!(stamped.files, storage.stamps());
+        assert!(
+            stamped.files.iter().all(Option::is_some),
+            "the file is stamped"
+        );
+        assert_eq!(stamped.downloaded, 5);
+
+        let file = ResumeFile::new(dir.path().join("t.resume"));
+        let saved = save(&storage, unstamped, 2, BeforeStamp::Close, Some(&file)).unwrap();
+        assert_eq!(saved, stamped);
+        let on_disk = ResumeData::decode(&fs::read(file.path()).unwrap(), meta.info_hash(), 1, 1);
+        assert_eq!(on_disk, Ok(stamped));
     }
 }

@@ -1,5 +1,5 @@
 //! The [`Runtime`] trait: the few things an async runtime must provide (tasks, the blocking
-//! pool, a timer, TCP and UDP sockets, DNS). Everything else an adapter does is written once,
+//! pool, a clock and a timer, TCP and UDP sockets, DNS). Everything else an adapter does is written once,
 //! in this crate, over this trait; `bt-tokio` and `bt-smol` each implement it in a page.
 
 use std::future::Future;
@@ -40,7 +40,11 @@ pub trait Runtime: Send + Sync + 'static {
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static;
-    /// Completes at `deadline`.
+    /// The runtime's clock: the time every deadline given to [`Runtime::sleep_until`] is
+    /// measured against. The adapter reads no other clock, so a runtime with a virtual clock
+    /// (tokio's paused time, in tests) moves the adapter's timeouts and timers with it.
+    fn now() -> Instant;
+    /// Completes at `deadline` (an instant of [`Runtime::now`]'s clock).
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
 
     /// Binds a TCP listener.

@@ -9,14 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::disk::Storage;
-use crate::driver::{AddCmd, Command, Driver, Msg, reply};
+use crate::driver::Driver;
 use crate::events::{Events, Fanout};
-use crate::resume::RESUME_SAVE_INTERVAL;
+use crate::messages::{AddCmd, Command, Msg, reply};
 use crate::runtime::Runtime;
 use crate::torrent::{Shared, Torrent, TorrentOptions};
 use crate::tracker::HttpClient;
 use crate::{Error, resume};
 use bt_proto::PeerId;
+use bt_proto::engine::DEFAULT_RESUME_SAVE_INTERVAL;
 use bt_proto::engine::{self, Config};
 use bt_proto::peer_id::ClientVersion;
 use bt_proto::storage::resume_path;
@@ -117,7 +118,7 @@ impl<R: Runtime> SessionBuilder<R> {
     }
 
     /// How often each torrent's resume data is saved while pieces are being verified
-    /// (default [`RESUME_SAVE_INTERVAL`]); `None` saves only when a torrent completes or
+    /// (default [`DEFAULT_RESUME_SAVE_INTERVAL`]); `None` saves only when a torrent completes or
     /// stops. What a crash loses is at most this long of downloading.
     pub fn resume_save_interval(mut self, every: Option<Duration>) -> Self {
         self.resume_interval = every;
@@ -151,6 +152,7 @@ impl<R: Runtime> SessionBuilder<R> {
         let peer_id = self.peer_id.unwrap_or_else(random_peer_id);
         let seed = self.seed.unwrap_or_else(random_u64);
         let mut config = Config::new(peer_id, port, seed);
+        config.resume_save_interval = self.resume_interval;
         for f in self.tune {
             f(&mut config);
         }
@@ -172,7 +174,6 @@ impl<R: Runtime> SessionBuilder<R> {
             events.clone(),
             accepts,
             seed ^ 0x9e37_79b9_7f4a_7c15,
-            self.resume_interval,
             http,
         );
         let task = R::spawn(driver.run(cmd_rx, in_rx));
@@ -216,7 +217,7 @@ impl<R: Runtime> Session<R> {
             peer_id: None,
             seed: None,
             tune: Vec::new(),
-            resume_interval: Some(RESUME_SAVE_INTERVAL),
+            resume_interval: Some(DEFAULT_RESUME_SAVE_INTERVAL),
             #[cfg(feature = "https")]
             tracker_roots: Vec::new(),
             runtime: PhantomData,
@@ -274,7 +275,6 @@ impl<R: Runtime> Session<R> {
             file_priorities: opts.file_priorities.clone(),
             ..Default::default()
         };
-        let mut check = None;
         if let Some((data, plan)) = loaded {
             add.uploaded = data.uploaded;
             add.downloaded = data.downloaded;
@@ -282,10 +282,10 @@ impl<R: Runtime> Session<R> {
                 add.have = Some(plan.trusted);
             }
             if !plan.recheck.is_empty() {
-                check = Some(engine::CheckScope::Pieces(plan.recheck));
+                add.check = Some(engine::CheckScope::Pieces(plan.recheck));
             }
         } else if exists {
-            check = Some(engine::CheckScope::All);
+            add.check = Some(engine::CheckScope::All);
         }
         let tx = Arc::new(Fanout::default());
         let meta = Arc::new(meta);
@@ -294,7 +294,6 @@ impl<R: Runtime> Session<R> {
             meta: (*meta).clone(),
             add,
             storage,
-            check,
             resume_path: resume_file.clone(),
             on_pass: opts.on_hash_pass.clone(),
             on_fail: opts.on_hash_fail.clone(),

@@ -14,8 +14,8 @@ use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
 use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
 
-use crate::driver::{Command, PieceCallback, reply};
 use crate::events::{Events, Fanout};
+use crate::messages::{Command, PieceCallback, reply};
 use crate::runtime::Runtime;
 use crate::{Error, HashcheckReport};
 

@@ -1,20 +1,27 @@
 //! Announces over the network: HTTP through `bt_proto::tracker::http` (the bytes) and the
 //! runtime (DNS, the socket, the timeout), HTTPS the same over rustls (the `https` feature),
-//! UDP through `bt_proto::tracker::udp::UdpTrackerClient`
-//! (its retransmit schedule) and the runtime's UDP socket. Each announce is one task; its result goes
-//! back to the engine as `Input::Announced`.
+//! UDP through `bt_proto::tracker::udp::UdpTrackerClient` (its retransmit schedule) and the
+//! runtime's UDP socket. Each announce is one task; its result, a reply or a typed
+//! [`AnnounceError`], goes back to the engine as `Input::Announced`.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bt_proto::IoFailure;
 use bt_proto::rng::Rng;
-use bt_proto::tracker::http::{MAX_REDIRECTS, Outcome, Progress, ResponseReader, Scheme, Url};
-use bt_proto::tracker::udp::{self, AddressFamily, Job, UdpTrackerClient};
-use bt_proto::tracker::{AnnounceRequest, AnnounceResponse};
+use bt_proto::tracker::http::{MAX_REDIRECTS, Progress, Response, ResponseReader};
+use bt_proto::tracker::udp::{
+    self, Action, AddressFamily, ClientError, UdpError, UdpJob, UdpTrackerClient,
+};
+use bt_proto::tracker::url::{Scheme, Url, UrlError};
+use bt_proto::tracker::{AnnounceRequest, AnnounceResponse, HttpReply, read_http_reply};
 use bytes::BytesMut;
 
 use crate::runtime::{Runtime, timeout_at};
+
+pub use bt_proto::tracker::AnnounceError;
 
 /// Time for one HTTP request (DNS, connect, request, whole reply); trackers answer in well
 /// under a second when they are up.
@@ -27,23 +34,6 @@ pub const UDP_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Largest datagram read from a UDP tracker: a reply with 200 IPv6 peers is under 4 KiB.
 const UDP_RECV_BUF: usize = 8 * 1024;
-
-/// Why an announce got no reply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AnnounceError {
-    /// An `https://` tracker, in a build without the `https` feature.
-    #[error("https trackers need the `https` feature")]
-    HttpsNeedsFeature,
-    /// Anything else: the network, the tracker's reply, its refusal.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl From<String> for AnnounceError {
-    fn from(s: String) -> Self {
-        AnnounceError::Failed(s)
-    }
-}
 
 /// What HTTP(S) announces of a session share.
 #[derive(Clone)]
@@ -60,14 +50,38 @@ pub(crate) async fn announce<R: Runtime>(
     request: &AnnounceRequest,
     seed: u64,
 ) -> Result<AnnounceResponse, AnnounceError> {
-    if url.starts_with("udp://") {
-        Ok(udp_announce::<R>(url, request, seed).await?)
-    } else {
-        let deadline = Instant::now() + HTTP_TIMEOUT;
-        match timeout_at::<R, _>(deadline, http_announce::<R>(&client, url, request)).await {
-            Some(r) => r,
-            None => Err(format!("no reply within {} s", HTTP_TIMEOUT.as_secs()).into()),
+    let parsed = Url::parse(url)?;
+    match parsed.scheme {
+        Scheme::Udp => udp_announce::<R>(&parsed, request, seed).await,
+        Scheme::Http | Scheme::Https => {
+            let deadline = R::now() + HTTP_TIMEOUT;
+            timeout_at::<R, _>(deadline, http_announce::<R>(&client, url, request))
+                .await
+                .unwrap_or(Err(AnnounceError::Timeout(HTTP_TIMEOUT)))
         }
+    }
+}
+
+/// The tracker's addresses, as the runtime resolves its host; none is an error.
+async fn resolve<R: Runtime>(url: &Url) -> Result<Vec<SocketAddr>, AnnounceError> {
+    let addrs =
+        R::resolve(url.host.clone(), url.port)
+            .await
+            .map_err(|e| AnnounceError::Resolve {
+                host: url.authority(),
+                error: e.into(),
+            })?;
+    if addrs.is_empty() {
+        return Err(no_address(url));
+    }
+    Ok(addrs)
+}
+
+/// The tracker's host resolved to no address.
+fn no_address(url: &Url) -> AnnounceError {
+    AnnounceError::Resolve {
+        host: url.authority(),
+        error: IoFailure::new(io::ErrorKind::NotFound, "no address"),
     }
 }
 
@@ -76,31 +90,15 @@ async fn http_announce<R: Runtime>(
     url: &str,
     request: &AnnounceRequest,
 ) -> Result<AnnounceResponse, AnnounceError> {
-    let mut url = Url::parse(&request.to_url(url)).map_err(|e| e.to_string())?;
+    let mut url = Url::parse(&request.to_url(url))?;
     let mut redirects = 0u8;
     loop {
-        if url.scheme == Scheme::Https && cfg!(not(feature = "https")) {
-            return Err(AnnounceError::HttpsNeedsFeature);
-        }
         let response = http_get::<R>(client, &url).await?;
-        match response
-            .outcome(&url, redirects)
-            .map_err(|e| e.to_string())?
-        {
-            Outcome::Body(body) => {
-                return Ok(AnnounceResponse::decode(&body).map_err(|e| e.to_string())?);
-            }
-            Outcome::Redirect(next) => {
+        match read_http_reply(response, &url, redirects)? {
+            HttpReply::Announced(reply) => return Ok(reply),
+            HttpReply::Redirect(next) => {
                 url = next;
                 redirects = redirects.saturating_add(1).min(MAX_REDIRECTS);
-            }
-            Outcome::Status { status, body } => {
-                // A tracker may explain a refusal in a bencoded `failure reason`.
-                return Err(match AnnounceResponse::decode(&body) {
-                    Err(e @ bt_proto::tracker::announce::ReplyError::Failure(_)) => e.to_string(),
-                    _ => format!("HTTP status {status}"),
-                }
-                .into());
             }
         }
     }
@@ -114,7 +112,7 @@ enum Conn<R: Runtime> {
 }
 
 impl<R: Runtime> Conn<R> {
-    async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             Conn::Plain(_, wr) => R::write_all(wr, data).await,
             #[cfg(feature = "https")]
@@ -122,7 +120,7 @@ impl<R: Runtime> Conn<R> {
         }
     }
 
-    async fn recv(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+    async fn recv(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             Conn::Plain(rd, _) => R::read_buf(rd, buf).await,
             #[cfg(feature = "https")]
@@ -131,40 +129,55 @@ impl<R: Runtime> Conn<R> {
     }
 }
 
-async fn http_get<R: Runtime>(
-    client: &HttpClient,
-    url: &Url,
-) -> Result<bt_proto::tracker::http::Response, String> {
-    let connect_err = |e: std::io::Error| format!("connect to {}: {e}", url.authority());
-    let addrs = R::resolve(url.host.clone(), url.port)
-        .await
-        .map_err(connect_err)?;
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    let mut stream = None;
-    for addr in addrs {
+/// Opens the connection for a request to `url`: TCP to the first address that accepts,
+/// then TLS for `https`.
+async fn open<R: Runtime>(client: &HttpClient, url: &Url) -> Result<Conn<R>, AnnounceError> {
+    match url.scheme {
+        Scheme::Http => {}
+        Scheme::Https if cfg!(feature = "https") => {}
+        Scheme::Https => return Err(AnnounceError::HttpsNeedsFeature),
+        // The dispatch sends udp:// elsewhere, and redirects stay within HTTP.
+        Scheme::Udp => return Err(UrlError::UnsupportedScheme("udp".into()).into()),
+    }
+    let mut last = None;
+    for addr in resolve::<R>(url).await? {
         match R::connect(addr).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
+            Ok(stream) => {
+                let (rd, wr) = R::split(stream);
+                #[cfg(feature = "https")]
+                if url.scheme == Scheme::Https {
+                    let tls = crate::tls::TlsStream::new(rd, wr, client.tls.clone(), &url.host)
+                        .map_err(|e| AnnounceError::Tls {
+                            host: url.authority(),
+                            error: e.into(),
+                        })?;
+                    return Ok(Conn::Tls(Box::new(tls)));
+                }
+                #[cfg(not(feature = "https"))]
+                let _ = client;
+                return Ok(Conn::Plain(rd, wr));
             }
-            Err(e) => last = e,
+            Err(e) => last = Some(e),
         }
     }
-    let stream = stream.ok_or_else(|| connect_err(last))?;
-    let (rd, wr) = R::split(stream);
-    let mut conn = match url.scheme {
-        Scheme::Http => Conn::<R>::Plain(rd, wr),
-        #[cfg(feature = "https")]
-        Scheme::Https => Conn::Tls(Box::new(
-            crate::tls::TlsStream::new(rd, wr, client.tls.clone(), &url.host)
-                .map_err(|e| format!("TLS with {}: {e}", url.authority()))?,
-        )),
-        #[cfg(not(feature = "https"))]
-        Scheme::Https => return Err(AnnounceError::HttpsNeedsFeature.to_string()),
-    };
-    let io_err = |e: std::io::Error| match url.scheme {
-        Scheme::Https => format!("TLS with {}: {e}", url.authority()),
-        Scheme::Http => e.to_string(),
+    Err(match last {
+        Some(e) => AnnounceError::Connect {
+            host: url.authority(),
+            error: e.into(),
+        },
+        None => no_address(url),
+    })
+}
+
+/// Sends `GET url` and reads the whole response.
+async fn http_get<R: Runtime>(client: &HttpClient, url: &Url) -> Result<Response, AnnounceError> {
+    let mut conn = open::<R>(client, url).await?;
+    let io_err = |e: io::Error| {
+        let (host, error) = (url.authority(), e.into());
+        match url.scheme {
+            Scheme::Https => AnnounceError::Tls { host, error },
+            Scheme::Http | Scheme::Udp => AnnounceError::Io { host, error },
+        }
     };
     conn.send(&url.get_request(&client.user_agent))
         .await
@@ -175,49 +188,30 @@ async fn http_get<R: Runtime>(
         buf.clear();
         let n = conn.recv(&mut buf).await.map_err(io_err)?;
         if n == 0 {
-            return reader.finish().map_err(|e| e.to_string());
+            return Ok(reader.finish()?);
         }
-        if let Progress::Done(r) = reader.feed(&buf).map_err(|e| e.to_string())? {
+        if let Progress::Done(r) = reader.feed(&buf)? {
             return Ok(r);
         }
     }
 }
 
-/// `udp://host:port[/path]` → host and port.
-fn udp_host_port(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("udp://").unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("bad UDP tracker URL {url}"))?;
-        (host, after.strip_prefix(':').unwrap_or_default())
-    } else {
-        authority
-            .rsplit_once(':')
-            .ok_or_else(|| format!("UDP tracker URL {url} has no port"))?
-    };
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("bad port in UDP tracker URL {url}"))?;
-    if host.is_empty() {
-        return Err(format!("UDP tracker URL {url} has no host"));
-    }
-    Ok((host.to_string(), port))
-}
-
 async fn udp_announce<R: Runtime>(
-    url: &str,
+    url: &Url,
     request: &AnnounceRequest,
     seed: u64,
-) -> Result<AnnounceResponse, String> {
-    let (host, port) = udp_host_port(url)?;
-    let addr = R::resolve(host.clone(), port)
-        .await
-        .map_err(|e| format!("resolve {host}: {e}"))?
+) -> Result<AnnounceResponse, AnnounceError> {
+    let host = url.authority();
+    let io_err = |e: io::Error| AnnounceError::Io {
+        host: host.clone(),
+        error: e.into(),
+    };
+    // The first address only: the retransmit schedule, not other addresses, covers loss.
+    let addr = resolve::<R>(url)
+        .await?
         .into_iter()
         .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
+        .ok_or_else(|| no_address(url))?;
     let (local, family): (SocketAddr, _) = if addr.is_ipv4() {
         (([0, 0, 0, 0], 0).into(), AddressFamily::V4)
     } else {
@@ -228,60 +222,46 @@ async fn udp_announce<R: Runtime>(
     };
     let socket = R::udp_connect(local, addr)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AnnounceError::Connect {
+            host: host.clone(),
+            error: e.into(),
+        })?;
     let mut rng = Rng::seed_from_u64(seed);
     let mut client = UdpTrackerClient::new(family);
-    let start = Instant::now();
+    let start = R::now();
     let deadline = start + UDP_DEADLINE;
-    client
-        .start(Job::Announce(request.clone()), start, &mut rng)
-        .map_err(|e| e.to_string())?;
+    client.start(UdpJob::Announce(request.clone()), start, &mut rng)?;
     let mut buf = vec![0u8; UDP_RECV_BUF];
     loop {
         while let Some(packet) = client.poll_transmit() {
-            R::udp_send(&socket, &packet)
-                .await
-                .map_err(|e| e.to_string())?;
+            R::udp_send(&socket, &packet).await.map_err(io_err)?;
         }
         match client.poll_event() {
-            Some(udp::client::Event::Announced(reply)) => return Ok(reply.into()),
-            Some(udp::client::Event::Failed(e)) => return Err(e.to_string()),
-            Some(udp::client::Event::Scraped(_)) => return Err("unexpected scrape reply".into()),
+            Some(udp::Event::Announced(reply)) => return Ok(reply.into()),
+            Some(udp::Event::Failed(e)) => return Err(e.into()),
+            Some(udp::Event::Scraped(_)) => {
+                return Err(AnnounceError::Udp(ClientError::Protocol(
+                    UdpError::UnexpectedAction {
+                        expected: Action::Announce,
+                        found: Action::Scrape,
+                    },
+                )));
+            }
             None => {}
         }
         let wake = client.poll_timeout().map_or(deadline, |t| t.min(deadline));
         match timeout_at::<R, _>(wake, R::udp_recv(&socket, &mut buf)).await {
             Some(r) => {
-                let n = r.map_err(|e| e.to_string())?;
+                let n = r.map_err(io_err)?;
                 let packet = buf.get(..n).unwrap_or_default();
-                client.handle_datagram(packet, Instant::now(), &mut rng);
+                client.handle_datagram(packet, R::now(), &mut rng);
             }
             None => {
-                if Instant::now() >= deadline {
-                    return Err(format!("no reply within {} s", UDP_DEADLINE.as_secs()));
+                if R::now() >= deadline {
+                    return Err(AnnounceError::Timeout(UDP_DEADLINE));
                 }
-                client.handle_timeout(Instant::now(), &mut rng);
+                client.handle_timeout(R::now(), &mut rng);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn udp_urls() {
-        assert_eq!(
-            udp_host_port("udp://tracker.example:1337/announce").unwrap(),
-            ("tracker.example".to_string(), 1337)
-        );
-        assert_eq!(
-            udp_host_port("udp://[::1]:80").unwrap(),
-            ("::1".to_string(), 80)
-        );
-        assert!(udp_host_port("udp://tracker.example/announce").is_err());
-        assert!(udp_host_port("udp://:80").is_err());
-        assert!(udp_host_port("udp://h:99999").is_err());
     }
 }

@@ -33,23 +33,28 @@
 //!   byte span; canonical encoding.
 //! - [`metainfo`]: v1 .torrent files, validated; the piece-to-file map; torrent creation.
 //! - [`magnet`]: `magnet:?xt=urn:btih:` links.
+//! - [`encoding`]: hex, base32 and percent-encoding, written once for every parser.
 //! - [`wire`]: the peer handshake, every peer message, an incremental zero-copy decoder.
 //! - [`tracker`]: HTTP announce/scrape (with sans-IO HTTP framing) and UDP trackers (BEP 15).
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.
 //! - [`engine`]: the session state machine; [`picker`], [`choker`], [`rate`] and [`resume`]
 //!   are its parts, usable alone.
+//! - [`storage`] and [`read_runs`]: which file bytes a piece or block is, and how block reads
+//!   merge into disk reads.
 //! - `sim` (feature `sim`): a deterministic swarm simulator on virtual time.
 #![forbid(unsafe_code)]
 
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+pub mod encoding;
 pub mod engine;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
 pub mod picker;
 pub mod rate;
+pub mod read_runs;
 pub mod resume;
 pub mod rng;
 #[cfg(feature = "sim")]
@@ -60,4 +65,4 @@ pub mod types;
 pub mod wire;
 
 pub use bitfield::Bitfield;
-pub use types::{ConnId, HexError, InfoHash, PeerId, PieceHash, PieceIndex, sha1};
+pub use types::{ConnId, HexError, InfoHash, IoFailure, PeerId, PieceHash, PieceIndex, sha1};

@@ -30,7 +30,8 @@
 //! ```
 
 use crate::InfoHash;
-use crate::types::decode_hex20;
+use crate::encoding::percent::{self, Plus, is_unreserved};
+use crate::encoding::{base32, hex};
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
@@ -223,7 +224,7 @@ impl Magnet {
             let value_offset = pair_offset + name.len() + 1;
             match name {
                 "xt" => {
-                    let value = utf8(percent_decode(raw, value_offset, false)?, "xt")?;
+                    let value = utf8(percent_decode(raw, value_offset, Plus::Itself)?, "xt")?;
                     if let Some(h) = strip_prefix_ci(&value, "urn:btih:") {
                         let h = parse_btih(h)?;
                         match info_hash {
@@ -237,17 +238,17 @@ impl Magnet {
                     }
                 }
                 "dn" => {
-                    let bytes = percent_decode(raw, value_offset, true)?;
+                    let bytes = percent_decode(raw, value_offset, Plus::Space)?;
                     display_name = Some(String::from_utf8_lossy(&bytes).into_owned());
                 }
                 _ if is_tr(name) => {
-                    let url = utf8(percent_decode(raw, value_offset, false)?, "tr")?;
+                    let url = utf8(percent_decode(raw, value_offset, Plus::Itself)?, "tr")?;
                     if !url.is_empty() && seen_trackers.insert(url.clone()) {
                         trackers.push(url);
                     }
                 }
                 "x.pe" => {
-                    let value = utf8(percent_decode(raw, value_offset, false)?, "x.pe")?;
+                    let value = utf8(percent_decode(raw, value_offset, Plus::Itself)?, "x.pe")?;
                     let peer: MagnetPeer = value.parse()?;
                     if seen_peers.insert(peer.clone()) {
                         peers.push(peer);
@@ -286,16 +287,14 @@ impl fmt::Display for Magnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "magnet:?xt=urn:btih:{}", self.info_hash)?;
         if let Some(dn) = &self.display_name {
-            f.write_str("&dn=")?;
-            percent_encode(f, dn)?;
+            write!(f, "&dn={}", percent::encode(dn.as_bytes(), is_unreserved))?;
         }
         for tr in &self.trackers {
-            f.write_str("&tr=")?;
-            percent_encode(f, tr)?;
+            write!(f, "&tr={}", percent::encode(tr.as_bytes(), is_unreserved))?;
         }
         for pe in &self.peers {
-            f.write_str("&x.pe=")?;
-            percent_encode(f, &pe.to_string())?;
+            let pe = pe.to_string();
+            write!(f, "&x.pe={}", percent::encode(pe.as_bytes(), is_unreserved))?;
         }
         Ok(())
     }
@@ -326,95 +325,21 @@ fn utf8(bytes: Vec<u8>, param: &'static str) -> Result<String, MagnetError> {
 fn parse_btih(h: &str) -> Result<InfoHash, MagnetError> {
     let value = || h.chars().take(80).collect::<String>();
     match h.len() {
-        40 => decode_hex20(h)
+        40 => hex::decode_array(h.as_bytes())
             .map(InfoHash)
-            .map_err(|_| MagnetError::InfoHashHex { value: value() }),
-        32 => decode_base32_20(h)
+            .ok_or_else(|| MagnetError::InfoHashHex { value: value() }),
+        base32::DIGEST_DIGITS => base32::decode(h)
             .map(InfoHash)
             .ok_or_else(|| MagnetError::InfoHashBase32 { value: value() }),
         found => Err(MagnetError::InfoHashLength { found }),
     }
 }
 
-/// The value of one RFC 4648 base32 digit (either case), if it is one.
-fn base32_digit(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a'),
-        b'2'..=b'7' => Some(c - b'2' + 26),
-        _ => None,
-    }
-}
-
-/// Decodes 32 base32 digits (160 bits, so no padding) into 20 bytes.
-fn decode_base32_20(s: &str) -> Option<[u8; 20]> {
-    let digits = s.as_bytes();
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    // Every 8 digits (40 bits) make exactly 5 bytes.
-    for (group, chunk) in digits.chunks_exact(8).zip(out.chunks_exact_mut(5)) {
-        let mut acc: u64 = 0;
-        for &d in group {
-            acc = (acc << 5) | u64::from(base32_digit(d)?);
-        }
-        for (i, byte) in chunk.iter_mut().enumerate() {
-            *byte = (acc >> (32 - 8 * i)) as u8;
-        }
-    }
-    Some(out)
-}
-
-/// Encodes 20 bytes as 32 uppercase base32 digits (RFC 4648, no padding).
-pub fn encode_base32(hash: &InfoHash) -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = String::with_capacity(32);
-    for chunk in hash.as_bytes().chunks_exact(5) {
-        let acc = chunk.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        for i in (0..8).rev() {
-            let d = ((acc >> (5 * i)) & 31) as usize;
-            out.push(ALPHABET.get(d).map_or('A', |&c| char::from(c)));
-        }
-    }
-    out
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    char::from(c).to_digit(16).map(|d| d as u8)
-}
-
 /// Percent-decodes `s`, which starts at byte `offset` of the link (for error positions).
-fn percent_decode(s: &str, offset: usize, plus_is_space: bool) -> Result<Vec<u8>, MagnetError> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes().enumerate();
-    while let Some((i, b)) = bytes.next() {
-        match b {
-            b'%' => {
-                let hi = bytes.next().and_then(|(_, c)| hex_value(c));
-                let lo = bytes.next().and_then(|(_, c)| hex_value(c));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push((hi << 4) | lo),
-                    _ => return Err(MagnetError::BadPercentEscape { offset: offset + i }),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            _ => out.push(b),
-        }
-    }
-    Ok(out)
-}
-
-/// Writes `s` with everything but RFC 3986 unreserved characters percent-encoded.
-fn percent_encode(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            write!(f, "{}", char::from(b))?;
-        } else {
-            write!(f, "%{b:02X}")?;
-        }
-    }
-    Ok(())
+fn percent_decode(s: &str, offset: usize, plus: Plus) -> Result<Vec<u8>, MagnetError> {
+    percent::decode(s, plus).map_err(|e| MagnetError::BadPercentEscape {
+        offset: offset + e.offset,
+    })
 }
 
 #[cfg(test)]
@@ -458,26 +383,12 @@ mod tests {
 
     #[test]
     fn base32_matches_hex() {
-        let b32 = encode_base32(&hash());
+        let b32 = base32::encode(hash().as_bytes());
         assert_eq!(b32.len(), 32);
         let upper = Magnet::parse(&format!("magnet:?xt=urn:btih:{b32}")).unwrap();
         let lower = Magnet::parse(&format!("magnet:?xt=urn:btih:{}", b32.to_lowercase())).unwrap();
         assert_eq!(upper.info_hash, hash());
         assert_eq!(lower.info_hash, hash());
-    }
-
-    #[test]
-    fn base32_known_vector() {
-        // 20 bytes 0x00..0x13 in base32, computed with Python's base64.b32encode.
-        let bytes: [u8; 20] = core::array::from_fn(|i| i as u8);
-        assert_eq!(
-            encode_base32(&InfoHash(bytes)),
-            "AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQT"
-        );
-        assert_eq!(
-            decode_base32_20("AAAQEAYEAUDAOCAJBIFQYDIOB4IBCEQT"),
-            Some(bytes)
-        );
     }
 
     #[test]
@@ -592,7 +503,7 @@ mod tests {
 
     #[test]
     fn duplicate_topics_must_agree() {
-        let b32 = encode_base32(&hash());
+        let b32 = base32::encode(hash().as_bytes());
         let same = format!("magnet:?xt=urn:btih:{HEX}&xt=urn:btih:{b32}");
         assert_eq!(Magnet::parse(&same).unwrap().info_hash, hash());
         let other = "0000000000000000000000000000000000000000";
@@ -660,13 +571,6 @@ mod tests {
             });
             let uri = m.to_uri();
             prop_assert_eq!(Magnet::parse(&uri).unwrap(), m);
-        }
-
-        #[test]
-        fn base32_round_trip(bytes in any::<[u8; 20]>()) {
-            let s = encode_base32(&InfoHash(bytes));
-            prop_assert_eq!(decode_base32_20(&s), Some(bytes));
-            prop_assert_eq!(decode_base32_20(&s.to_lowercase()), Some(bytes));
         }
 
         #[test]

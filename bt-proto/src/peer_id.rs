@@ -19,6 +19,7 @@ use nom::{
 };
 
 use crate::PeerId;
+use crate::encoding::{hex, percent};
 
 /// Our two-letter Azureus-style client code: `Sx` (for "sans-IO").
 ///
@@ -331,15 +332,7 @@ fn info(name: &str, version: impl Into<String>) -> Option<ClientInfo> {
 
 /// Printable ASCII as is, anything else (and `%`) as `%XX`.
 fn escape(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for &b in bytes {
-        if b.is_ascii_graphic() && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent::encode(bytes, |b| b.is_ascii_graphic() && b != b'%')
 }
 
 /// A version character: `0`-`9`, then `A`-`Z` for 10-35, then `a`-`z` for 36-61.
@@ -401,8 +394,8 @@ fn azureus(id: &[u8; 20]) -> Option<ClientInfo> {
         }
         Style::TwoMajorTwoMinor => dotted(&[decimal(&[v0, v1]), decimal(&[v2, v3])]),
         Style::UTorrent => {
-            let hex = |c: u8| char::from(c).to_digit(16);
-            dotted(&[hex(v0), hex(v1), hex(v2)]).map(|s| s + build_suffix(v3))
+            let digit = |c: u8| hex::digit_value(c).map(u32::from);
+            dotted(&[digit(v0), digit(v1), digit(v2)]).map(|s| s + build_suffix(v3))
         }
         Style::Transmission => transmission_version(v),
         Style::Ours => {

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::metainfo::FileEntry;
 use crate::metainfo::piece_map::{PieceMap, RangeError, Segment};
 use crate::resume::{FileStamp, ResumeData};
-use crate::{Bitfield, InfoHash, PieceHash, PieceIndex};
+use crate::{Bitfield, InfoHash, IoFailure, PieceHash, PieceIndex};
 
 /// Directory under a torrent's base directory where adapters keep resume data by default:
 /// hidden, so it does not look like part of the download, and beside the data it describes.
@@ -42,6 +42,82 @@ pub fn verify_blocks(blocks: &[Bytes], expected: &PieceHash) -> bool {
     }
     let digest: [u8; 20] = h.finalize().into();
     digest == expected.0
+}
+
+/// What a storage operation was doing when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StorageOp {
+    /// Opening a file to read it.
+    Open,
+    /// Creating a file or a directory, or opening a file to write it.
+    Create,
+    /// Reading.
+    Read,
+    /// Writing.
+    Write,
+    /// Flushing written data to the device.
+    Flush,
+}
+
+impl std::fmt::Display for StorageOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StorageOp::Open => "open",
+            StorageOp::Create => "create",
+            StorageOp::Read => "read",
+            StorageOp::Write => "write",
+            StorageOp::Flush => "flush",
+        })
+    }
+}
+
+/// Why a torrent's data could not be read or written, as the adapter reports it to the
+/// engine (in its block-read and piece-stored inputs) and the engine to the application (in
+/// its storage-failed event).
+///
+/// ```
+/// use std::io::ErrorKind;
+/// use bt_proto::IoFailure;
+/// use bt_proto::storage::{StorageError, StorageOp};
+/// let e = StorageError::Io {
+///     op: StorageOp::Write,
+///     path: "dl/t/a.bin".into(),
+///     error: IoFailure::new(ErrorKind::StorageFull, "No space left on device"),
+/// };
+/// assert_eq!(e.to_string(), "storage error: cannot write dl/t/a.bin: No space left on device");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// A file operation failed: disk full, permission denied, a path that leads outside the
+    /// download directory, ...
+    #[error("storage error: cannot {op} {}: {error}", path.display())]
+    Io {
+        /// What was being done.
+        op: StorageOp,
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        error: IoFailure,
+    },
+    /// Fewer bytes than asked for: the files are shorter than the torrent says.
+    #[error("storage error: short read of piece {piece} at {offset}: {got} of {wanted} bytes")]
+    ShortRead {
+        /// The piece.
+        piece: PieceIndex,
+        /// Where the read starts in the piece.
+        offset: u32,
+        /// Bytes asked for.
+        wanted: u32,
+        /// Bytes read.
+        got: usize,
+    },
+    /// The piece or block is not the torrent's (a read or write plan could not be made).
+    #[error("storage error: {0}")]
+    Plan(PlanError),
+    /// A storage that is not files under a directory (the simulator's disk, an application's
+    /// own) failed; its own words.
+    #[error("storage error: {0}")]
+    Backend(String),
 }
 
 /// One positional write: these buffers, in order, at `offset` of file `file`.

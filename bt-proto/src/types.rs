@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::encoding::hex;
+
 /// Error for a hexadecimal or base32 digest that has the wrong length or a bad digit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected {expected} hex digits, found {found:?}")]
@@ -12,41 +14,12 @@ pub struct HexError {
     pub found: String,
 }
 
-fn hex_nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Decodes exactly 40 hex digits into 20 bytes.
-pub(crate) fn decode_hex20(s: &str) -> Result<[u8; 20], HexError> {
-    let err = || HexError {
+fn decode_hex20(s: &str) -> Result<[u8; 20], HexError> {
+    hex::decode_array(s.as_bytes()).ok_or_else(|| HexError {
         expected: 40,
         found: s.chars().take(80).collect(),
-    };
-    let bytes = s.as_bytes();
-    if bytes.len() != 40 {
-        return Err(err());
-    }
-    let mut out = [0u8; 20];
-    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let (hi, lo) = match pair {
-            [hi, lo] => (hex_nibble(*hi), hex_nibble(*lo)),
-            _ => (None, None),
-        };
-        *slot = (hi.ok_or_else(err)? << 4) | lo.ok_or_else(err)?;
-    }
-    Ok(out)
-}
-
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    for b in bytes {
-        write!(f, "{b:02x}")?;
-    }
-    Ok(())
+    })
 }
 
 /// The SHA-1 of a torrent's bencoded `info` dictionary, exactly as found in the file.
@@ -68,7 +41,7 @@ impl InfoHash {
 
 impl fmt::Display for InfoHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
+        hex::Lower(&self.0).fmt(f)
     }
 }
 
@@ -102,9 +75,7 @@ impl fmt::Debug for PeerId {
         if self.0.iter().all(|b| b.is_ascii_graphic()) {
             write!(f, "PeerId({})", String::from_utf8_lossy(&self.0))
         } else {
-            write!(f, "PeerId(")?;
-            write_hex(f, &self.0)?;
-            write!(f, ")")
+            write!(f, "PeerId({})", hex::Lower(&self.0))
         }
     }
 }
@@ -142,9 +113,7 @@ pub struct PieceHash(pub [u8; 20]);
 
 impl fmt::Debug for PieceHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PieceHash(")?;
-        write_hex(f, &self.0)?;
-        write!(f, ")")
+        write!(f, "PieceHash({})", hex::Lower(&self.0))
     }
 }
 
@@ -152,6 +121,46 @@ impl fmt::Debug for PieceHash {
 pub fn sha1(data: &[u8]) -> [u8; 20] {
     use sha1::Digest;
     sha1::Sha1::digest(data).into()
+}
+
+/// An I/O error as a value that can be cloned and compared (`std::io::Error` can be neither,
+/// and the inputs and events that report one must be both): its kind and the system's words.
+///
+/// ```
+/// use bt_proto::IoFailure;
+/// let e = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+/// let f = IoFailure::from(&e);
+/// assert_eq!((f.kind, f.to_string()), (std::io::ErrorKind::StorageFull, "disk full".to_string()));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct IoFailure {
+    /// What kind of failure it was.
+    pub kind: std::io::ErrorKind,
+    /// What the system said (the error's `Display`).
+    pub message: String,
+}
+
+impl IoFailure {
+    /// A failure of `kind` with these words.
+    pub fn new(kind: std::io::ErrorKind, message: impl Into<String>) -> Self {
+        IoFailure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&std::io::Error> for IoFailure {
+    fn from(e: &std::io::Error) -> Self {
+        IoFailure::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<std::io::Error> for IoFailure {
+    fn from(e: std::io::Error) -> Self {
+        IoFailure::from(&e)
+    }
 }
 
 #[cfg(test)]

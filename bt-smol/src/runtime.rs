@@ -13,8 +13,8 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream, UdpSocket};
 
 /// Most bytes one read asks for: a busy connection's whole receive buffer
-/// (`bt_adapter::net::READ_BUFFER`). Capped at 64 KiB, a 1 GiB loopback download took over
-/// three times the reads of tokio's (strace -c: 17.1k against 5.0k `recvfrom`).
+/// (`bt_adapter::net::READ_BUFFER`), so a fast download takes about as few reads as on
+/// tokio; smaller caps took several times as many (PERF.md, "smol reads").
 const MAX_READ: usize = 256 * 1024;
 
 /// Fewest bytes one read asks for: a whole PIECE message (16 KiB and its header).
@@ -68,6 +68,10 @@ impl Runtime for Smol {
     {
         // smol's pool re-raises a job's panic in the awaiting task; the driver must survive it.
         smol::unblock(move || std::panic::catch_unwind(AssertUnwindSafe(f)).ok()).await
+    }
+
+    fn now() -> Instant {
+        Instant::now()
     }
 
     async fn sleep_until(deadline: Instant) {

@@ -50,6 +50,12 @@ impl Runtime for Tokio {
         tokio::task::spawn_blocking(f).await.ok()
     }
 
+    fn now() -> Instant {
+        // tokio's clock, not the system's: under paused time (`start_paused`, tests) the two
+        // differ, and deadlines must be read on the clock `sleep_until` sleeps on.
+        tokio::time::Instant::now().into_std()
+    }
+
     async fn sleep_until(deadline: Instant) {
         tokio::time::sleep_until(deadline.into()).await;
     }

@@ -15,7 +15,7 @@ use bt_proto::metainfo::Metainfo;
 use bt_proto::metainfo::create::TorrentBuilder;
 use bt_proto::sim::remote::RemotePeer;
 use bt_proto::storage::verify_blocks;
-use bt_proto::tracker::AnnounceResponse;
+use bt_proto::tracker::{AnnounceError, AnnounceResponse};
 use bt_proto::wire::{BlockRequest, Extension, Message, Reserved};
 use bt_proto::{Bitfield, ConnId, PeerId, PieceIndex};
 use bytes::Bytes;
@@ -107,7 +107,7 @@ impl Harness {
                     let data = bytes
                         .get(block.offset as usize..(block.offset + block.length) as usize)
                         .map(Bytes::copy_from_slice)
-                        .ok_or_else(|| StorageError("out of range".into()));
+                        .ok_or_else(|| StorageError::Backend("out of range".into()));
                     assert!(
                         self.verified.contains(&block.piece.0),
                         "read of a piece we lack"
@@ -128,7 +128,7 @@ impl Harness {
                     let ok = verify_blocks(&blocks, &hash);
                     assert_eq!(ok, blocks.concat() == piece_bytes(piece.0));
                     let result = if ok && u.ratio(1, 20)? {
-                        Err(StorageError("disk full".into()))
+                        Err(StorageError::Backend("disk full".into()))
                     } else {
                         Ok(ok)
                     };
@@ -147,7 +147,7 @@ impl Harness {
                 }
                 Output::Announce { torrent, url, .. } => {
                     let result = if u.arbitrary()? {
-                        Err("unreachable".to_string())
+                        Err(AnnounceError::Timeout(Duration::from_secs(30)))
                     } else {
                         Ok(AnnounceResponse {
                             interval: Duration::from_secs(u.int_in_range(0..=4000)?),

@@ -14,6 +14,7 @@ use bt_proto::bencode::Bencode;
 use bt_proto::engine::Event;
 use bt_proto::metainfo::MetainfoError;
 use bt_proto::storage::{piece_files, resume_path};
+use bt_proto::tracker::AnnounceError;
 use futures_lite::StreamExt;
 
 use crate::swarm::*;
@@ -464,7 +465,7 @@ pub async fn swarm_through<R: Runtime>(tracker: TestTracker) {
     loop {
         match events.next().await.unwrap() {
             Event::TrackerReply { url, .. } if url == tracker.url => break,
-            Event::TrackerError { message, .. } => panic!("tracker error: {message}"),
+            Event::TrackerError { error, .. } => panic!("tracker error: {error}"),
             _ => {}
         }
     }
@@ -653,7 +654,7 @@ pub async fn crash_restart<R: TestRuntime>(leecher_exe: &str) {
 }
 
 /// The first tracker error `session` reports for a small torrent announcing to `url`.
-pub async fn first_tracker_error<R: Runtime>(session: Session<R>, url: &str) -> String {
+pub async fn first_tracker_error<R: Runtime>(session: Session<R>, url: &str) -> AnnounceError {
     let dir = tempfile::tempdir().unwrap();
     let content = dir.path().join("payload");
     write_payload(&content, &[("a.bin", 1000)]);
@@ -664,13 +665,13 @@ pub async fn first_tracker_error<R: Runtime>(session: Session<R>, url: &str) -> 
         .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(dir.path().join("dl")))
         .await
         .unwrap();
-    let message = loop {
+    let error = loop {
         match events.next().await.unwrap() {
-            Event::TrackerError { message, .. } => break message,
+            Event::TrackerError { error, .. } => break error,
             Event::TrackerReply { url, .. } => panic!("{url} answered"),
             _ => {}
         }
     };
     session.shutdown().await;
-    message
+    error
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bt_adapter::create::{CreateOptions, create_torrent};
 use bt_adapter::runtime::timeout_at;
@@ -61,7 +61,7 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Runs `f` with [`TEST_TIMEOUT`], panicking with `what` if it stalls.
 pub async fn bounded<R: Runtime, T>(what: &str, f: impl Future<Output = T> + Send) -> T {
-    match timeout_at::<R, _>(Instant::now() + TEST_TIMEOUT, f).await {
+    match timeout_at::<R, _>(R::now() + TEST_TIMEOUT, f).await {
         Some(v) => v,
         None => panic!("timed out: {what}"),
     }
@@ -69,7 +69,7 @@ pub async fn bounded<R: Runtime, T>(what: &str, f: impl Future<Output = T> + Sen
 
 /// Sleeps on `R`'s timer.
 pub async fn sleep<R: Runtime>(d: Duration) {
-    R::sleep_until(Instant::now() + d).await;
+    R::sleep_until(R::now() + d).await;
 }
 
 /// Deterministic pseudo-random bytes, different for each `seed` (bt-proto's seeded [`Rng`],

@@ -486,7 +486,7 @@ fn states_priorities_hashcheck_and_resume() {
         .disk_mut()
         .corrupt(addr, &path, 100_000, 1, &mut rng)
         .unwrap();
-    swarm.with_session(l, |s, _| s.hashcheck(t, CheckScope::All));
+    swarm.with_session(l, |s, now| s.hashcheck(now, t, CheckScope::All));
     swarm
         .run_until(
             |s| {

@@ -9,8 +9,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::timers::{Timer, TorrentTimer};
+use super::{Event, Output, Session, TorrentId, TorrentState};
 use crate::rng::Rng;
-use crate::tracker::{AnnounceEvent, AnnounceResponse, announce_interval};
+use crate::tracker::{
+    AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, PeerAddr, announce_interval,
+};
 /// First wait after every tracker failed; doubled per failed round.
 pub const RETRY_BASE: Duration = Duration::from_secs(15);
 /// Longest wait after failures.
@@ -22,7 +26,7 @@ pub(crate) struct Entry {
     pub url: String,
     pub seeders: Option<u32>,
     pub leechers: Option<u32>,
-    pub last_error: Option<String>,
+    pub last_error: Option<AnnounceError>,
 }
 
 /// The announce schedule of one torrent.
@@ -164,12 +168,12 @@ impl Announcer {
     }
 
     /// A tracker failed; fall through to the next URL, or back off after a failed round.
-    pub fn failed(&mut self, url: &str, error: &str, now: Instant) {
+    pub fn failed(&mut self, url: &str, error: &AnnounceError, now: Instant) {
         self.in_flight = false;
         if let Some((t, i)) = self.find(url)
             && let Some(e) = self.tiers.get_mut(t).and_then(|tier| tier.get_mut(i))
         {
-            e.last_error = Some(error.to_string());
+            e.last_error = Some(error.clone());
         }
         let (t, i) = self.cursor;
         let tier_len = self.tiers.get(t).map_or(0, Vec::len);
@@ -197,9 +201,133 @@ impl Announcer {
     }
 }
 
+impl Session {
+    /// What to announce for a torrent now, with `event`.
+    fn announce_request(
+        &self,
+        id: TorrentId,
+        event: Option<AnnounceEvent>,
+    ) -> Option<AnnounceRequest> {
+        let t = self.torrents.get(&id)?;
+        Some(AnnounceRequest {
+            info_hash: t.meta.info_hash(),
+            peer_id: self.config.peer_id,
+            port: self.config.listen_port,
+            uploaded: t.uploaded,
+            downloaded: t.downloaded,
+            left: t.left(),
+            event,
+            numwant: (event != Some(AnnounceEvent::Stopped)).then_some(self.config.numwant),
+            key: Some(self.key),
+            tracker_id: t.announcer.tracker_id.clone(),
+            ip: None,
+        })
+    }
+
+    /// Sends the announce that is due, if one is, and sets the torrent's announce deadline.
+    pub(super) fn announce_due(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.state != TorrentState::Stopped
+            && let Some((url, event)) = t.announcer.due(now)
+            && let Some(request) = self.announce_request(id, event)
+        {
+            self.outputs.push_back(Output::Announce {
+                torrent: id,
+                url,
+                request,
+            });
+        }
+        self.schedule_announce(id);
+    }
+
+    /// Sets (or clears) the torrent's announce deadline from its announcer.
+    fn schedule_announce(&mut self, id: TorrentId) {
+        let timer = Timer::Torrent(id, TorrentTimer::Announce);
+        match self.torrents.get(&id).and_then(|t| t.announcer.next_at()) {
+            Some(at) => self.timers.set(timer, at),
+            None => self.timers.stop(timer),
+        }
+    }
+
+    /// The torrent stops: `stopped` goes to the tracker that last answered, and nothing more
+    /// is announced.
+    pub(super) fn announce_stopped(&mut self, id: TorrentId) {
+        let Some(url) = self.torrents.get_mut(&id).and_then(|t| t.announcer.stop()) else {
+            self.schedule_announce(id);
+            return;
+        };
+        if let Some(request) = self.announce_request(id, Some(AnnounceEvent::Stopped)) {
+            self.outputs.push_back(Output::Announce {
+                torrent: id,
+                url,
+                request,
+            });
+        }
+        self.schedule_announce(id);
+    }
+
+    pub(super) fn on_announced(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        url: &str,
+        result: Result<AnnounceResponse, AnnounceError>,
+    ) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.state == TorrentState::Stopped {
+            return;
+        }
+        match result {
+            Ok(reply) => {
+                t.announcer.succeeded(url, &reply, now);
+                self.schedule_announce(id);
+                if let Some(w) = &reply.warning {
+                    self.events.push_back(Event::TrackerWarning {
+                        torrent: id,
+                        url: url.to_string(),
+                        message: w.clone(),
+                    });
+                }
+                self.events.push_back(Event::TrackerReply {
+                    torrent: id,
+                    url: url.to_string(),
+                    peers: reply.peers.len(),
+                });
+                for peer in reply.peers {
+                    // Host names would need DNS, which is the adapter's; trackers in
+                    // practice send addresses.
+                    if let PeerAddr::Ip(addr) = peer.addr {
+                        self.learn_peer(now, id, addr);
+                    }
+                }
+                self.connect_more(now, id);
+            }
+            Err(error) => {
+                t.announcer.failed(url, &error, now);
+                self.events.push_back(Event::TrackerError {
+                    torrent: id,
+                    url: url.to_string(),
+                    error,
+                });
+                // The next URL is tried at once; after a failed round, a back-off.
+                self.announce_due(now, id);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tracker that did not answer.
+    fn down() -> AnnounceError {
+        AnnounceError::Timeout(Duration::from_secs(30))
+    }
 
     fn reply(interval: u64) -> AnnounceResponse {
         AnnounceResponse {
@@ -227,20 +355,20 @@ mod tests {
         let (first, ev) = a.due(t0).unwrap();
         assert_eq!(ev, Some(AnnounceEvent::Started));
         assert_eq!(a.due(t0), None, "one announce in flight at a time");
-        a.failed(&first, "refused", t0);
+        a.failed(&first, &down(), t0);
         let (second, ev) = a.due(t0).unwrap();
         assert_ne!(first, second);
         assert_eq!(ev, Some(AnnounceEvent::Started));
-        a.failed(&second, "timeout", t0);
+        a.failed(&second, &down(), t0);
         let (third, _) = a.due(t0).unwrap();
         assert_eq!(third, "udp://b");
-        a.failed(&third, "timeout", t0);
+        a.failed(&third, &down(), t0);
         // Round failed: back off 15 s.
         assert_eq!(a.next_at(), Some(t0 + RETRY_BASE));
         let t1 = t0 + RETRY_BASE;
         let (url, _) = a.due(t1).unwrap();
         assert_eq!(url, first);
-        a.failed(&url, "x", t1);
+        a.failed(&url, &down(), t1);
         let (url, _) = a.due(t1).unwrap();
         a.succeeded(&url, &reply(1800), t1);
         assert_eq!(a.tiers[0][0].url, url, "promoted to the front");
@@ -276,7 +404,7 @@ mod tests {
         let t0 = Instant::now();
         a.start(t0);
         let (url, _) = a.due(t0).unwrap();
-        a.failed(&url, "down", t0);
+        a.failed(&url, &down(), t0);
         assert_eq!(a.stop(), None);
     }
 }

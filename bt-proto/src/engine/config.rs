@@ -49,8 +49,13 @@ pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_BAN_STRIKES: u32 = 3;
 /// Peers asked of trackers per announce.
 pub const DEFAULT_NUMWANT: u32 = 50;
-/// Housekeeping runs this often: timeouts, keep-alives, reconnects, choke rounds.
-pub const TICK: Duration = Duration::from_secs(1);
+/// When addresses are due for a dial but the connection budget is spent, the torrent looks
+/// again this often: a slot freed by another torrent's connection does not call it.
+pub const DIAL_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// A torrent whose verified pieces changed saves its resume data within this time, so a
+/// crash costs at most this much downloading; each save syncs the torrent's files, which is
+/// cheap at this rate.
+pub const DEFAULT_RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Everything a [`crate::engine::Session`] can be tuned by.
 #[derive(Debug, Clone)]
@@ -95,6 +100,9 @@ pub struct Config {
     pub numwant: u32,
     /// Client name and version sent in the extension handshake (`v`).
     pub client_name: String,
+    /// See [`DEFAULT_RESUME_SAVE_INTERVAL`]; `None` saves only when a torrent completes or
+    /// stops.
+    pub resume_save_interval: Option<Duration>,
 }
 
 impl Config {
@@ -121,6 +129,7 @@ impl Config {
             ban_strikes: DEFAULT_BAN_STRIKES,
             numwant: DEFAULT_NUMWANT,
             client_name: concat!("bt ", env!("CARGO_PKG_VERSION")).to_string(),
+            resume_save_interval: Some(DEFAULT_RESUME_SAVE_INTERVAL),
         }
     }
 }

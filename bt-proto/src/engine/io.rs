@@ -1,19 +1,23 @@
 //! What goes into the engine and what comes out: the whole contract with an adapter.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::violation::ProtocolViolation;
 use crate::picker::Block;
-use crate::tracker::{AnnounceRequest, AnnounceResponse};
+use crate::resume::ResumeData;
+use crate::tracker::{AnnounceError, AnnounceRequest, AnnounceResponse};
 use crate::{ConnId, PeerId, PieceHash, PieceIndex};
+
+// Part of this contract, defined with the rest of storage.
+pub use crate::storage::StorageError;
 
 /// The engine's name for one torrent of a session.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct TorrentId(pub u32);
 
-/// A torrent's run state, with the semantics of the parity table in `DESIGN.md`.
+/// A torrent's run state; each variant says what the torrent does in it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum TorrentState {
     /// Connect, request, serve.
@@ -42,11 +46,6 @@ pub struct HashcheckReport {
     /// Pieces in the torrent.
     pub total: u32,
 }
-
-/// A storage failure reported by the adapter (disk full, permission denied, ...).
-#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StorageError(pub String);
 
 /// Something that happened, fed to [`crate::engine::Session::handle`].
 #[derive(Clone, Debug)]
@@ -105,7 +104,7 @@ pub enum Input {
         /// The tracker URL announced to.
         url: String,
         /// The reply, or why there was none.
-        result: Result<AnnounceResponse, String>,
+        result: Result<AnnounceResponse, AnnounceError>,
     },
 }
 
@@ -172,18 +171,36 @@ pub enum Output {
         /// What to announce.
         request: AnnounceRequest,
     },
-    /// Close the torrent's open files (it was stopped or removed).
+    /// Write this resume data (with each file's stamp taken now), unless a snapshot with a
+    /// higher generation was written already. Ignore it for a torrent without a resume file.
+    SaveResume(ResumeSave),
+    /// Close the torrent's open files (it was stopped or removed), syncing them, then write
+    /// its resume data as [`Output::SaveResume`] does.
     CloseFiles {
         /// The torrent.
         torrent: TorrentId,
+        /// Its resume data as it stopped.
+        resume: ResumeSave,
     },
+}
+
+/// A torrent's resume data to save, numbered in the order the snapshots were taken so that a
+/// slow write never replaces a newer one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeSave {
+    /// The torrent.
+    pub torrent: TorrentId,
+    /// Its verified pieces and counters; the adapter fills in the file stamps.
+    pub data: ResumeData,
+    /// Higher for later snapshots, across all torrents of the session.
+    pub generation: u64,
 }
 
 /// Why the engine closed a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The peer broke the protocol; the text says how.
-    Protocol(String),
+    /// The peer broke the protocol.
+    Protocol(ProtocolViolation),
     /// The handshake named a torrent this session does not have (or has stopped).
     UnknownTorrent,
     /// We connected to ourselves.
@@ -300,7 +317,7 @@ pub enum Event {
         /// The tracker.
         url: String,
         /// What went wrong.
-        message: String,
+        error: AnnounceError,
     },
     /// Every wanted piece is verified.
     Complete {
@@ -319,8 +336,12 @@ pub enum Event {
 /// Options for [`crate::engine::Session::add_torrent`].
 #[derive(Clone, Debug, Default)]
 pub struct AddTorrent {
-    /// The state to start in.
+    /// The state to be in. With a `check`, a torrent to be started starts once the check is
+    /// done (nothing is requested or announced before it found what is there); a
+    /// [`crate::engine::Session::set_state`] meanwhile overrides that.
     pub state: TorrentState,
+    /// Pieces to verify on disk once added.
+    pub check: Option<CheckScope>,
     /// Pieces already verified (from trusted resume data), if any.
     pub have: Option<crate::Bitfield>,
     /// Priority per file (0 = skip); missing entries are 1.
@@ -329,56 +350,4 @@ pub struct AddTorrent {
     pub uploaded: u64,
     /// See `uploaded`.
     pub downloaded: u64,
-}
-
-/// One peer's state, as shown by [`crate::engine::Session::peers`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// The connection.
-    pub conn: ConnId,
-    /// The peer's address.
-    pub addr: SocketAddr,
-    /// The peer's id.
-    pub peer_id: PeerId,
-    /// Client name and version parsed from the id.
-    pub client: String,
-    /// We are choking them.
-    pub am_choking: bool,
-    /// We are interested in them.
-    pub am_interested: bool,
-    /// They are choking us.
-    pub peer_choking: bool,
-    /// They are interested in us.
-    pub peer_interested: bool,
-    /// They connected to us.
-    pub incoming: bool,
-    /// They have not sent a requested block for a long time.
-    pub snubbed: bool,
-    /// Bytes per second from them.
-    pub download_rate: u64,
-    /// Bytes per second to them.
-    pub upload_rate: u64,
-    /// Bytes of blocks received from them.
-    pub downloaded: u64,
-    /// Bytes of blocks sent to them.
-    pub uploaded: u64,
-    /// Pieces they have.
-    pub pieces: u32,
-}
-
-/// One tracker's state, as shown by [`crate::engine::Session::trackers`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrackerInfo {
-    /// The tier (0 first).
-    pub tier: usize,
-    /// The URL.
-    pub url: String,
-    /// Seeders in its last reply.
-    pub seeders: Option<u32>,
-    /// Leechers in its last reply.
-    pub leechers: Option<u32>,
-    /// Its last error, if the last attempt failed.
-    pub last_error: Option<String>,
-    /// When the next regular announce is due (for the tracker in use).
-    pub next_announce: Option<Instant>,
 }

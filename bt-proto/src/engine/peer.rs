@@ -1,4 +1,4 @@
-//! The state of one peer connection.
+//! The state of one peer connection, and the rules that keep it consistent.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -7,14 +7,18 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::io::TorrentId;
-use crate::picker::Block;
+use crate::picker::{BLOCK_LEN, Block};
 use crate::rate::RateMeter;
-use crate::wire::{Decoder, Message, Reserved};
+use crate::wire::{Decoder, Extension, Message, Reserved};
 use crate::{Bitfield, ConnId, PeerId, PieceIndex};
 
 /// Most pieces a peer may mark allowed-fast for us; BEP 6 suggests 10, so 64 leaves room and
 /// still bounds memory.
 pub const MAX_ALLOWED_FAST: usize = 64;
+
+/// Protocol slips (requests for pieces we lack, unrequested blocks, ...) tolerated per
+/// connection before it is closed: a few happen legitimately around HAVE/choke races.
+pub const MAX_SLIPS: u32 = 64;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,28 +31,57 @@ pub(crate) enum Phase {
     Active,
 }
 
+/// Who opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// The peer connected to our listener.
+    Incoming,
+    /// We dialled the peer.
+    Outgoing,
+}
+
+/// The peer's side of the choke and interest states (BEP 3), and ours.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChokeState {
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+}
+
+/// What a peer told us in its extension handshake (BEP 10).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerExtensions {
+    /// Its request-queue size (`reqq`).
+    pub reqq: Option<usize>,
+    /// Its listening port (`p`).
+    pub listen_port: Option<u16>,
+    /// Its client name and version (`v`).
+    pub client: Option<String>,
+}
+
 /// One connection.
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub conn: ConnId,
     pub addr: SocketAddr,
-    pub incoming: bool,
+    pub direction: Direction,
     pub torrent: Option<TorrentId>,
     pub phase: Phase,
     pub decoder: Decoder,
     pub peer_id: Option<PeerId>,
+    /// Both sides speak the fast extension (BEP 6).
     pub fast: bool,
+    /// Both sides speak the extension protocol (BEP 10).
     pub extended: bool,
-    pub am_choking: bool,
-    pub am_interested: bool,
-    pub peer_choking: bool,
-    pub peer_interested: bool,
+    pub choke: ChokeState,
     /// Pieces the peer has; empty until the torrent is known.
-    pub has: Bitfield,
+    pub pieces: Bitfield,
     /// Whether the peer has sent anything after its handshake (a bitfield may only come first).
     pub sent_first_message: bool,
     /// Our requests to it, oldest first, with when they were sent.
     pub requests: VecDeque<(Block, Instant)>,
+    /// Requests we keep in flight to it, from its measured rate.
     pub queue_depth: usize,
     /// Its requests to us not yet read from disk.
     pub their_requests: VecDeque<Block>,
@@ -67,77 +100,47 @@ pub(crate) struct Peer {
     pub last_block: Instant,
     pub snubbed: bool,
     pub optimistic: bool,
-    /// Its request-queue size from the extension handshake.
-    pub reqq: Option<usize>,
-    /// Its listening port from the extension handshake.
-    pub listen_port: Option<u16>,
-    /// Its client name and version from the extension handshake (`v`).
-    pub ext_client: Option<String>,
+    pub extensions: PeerExtensions,
     /// Messages waiting to be written with the next flush.
-    pub out: BytesMut,
+    out: BytesMut,
     /// Buffers waiting behind `out` (PIECE payloads), flushed in order.
-    pub out_tail: Vec<Bytes>,
+    out_tail: Vec<Bytes>,
     /// Protocol slips tolerated so far (requests for pieces we lack, ...).
-    pub slips: u32,
+    slips: u32,
     /// Blocks we stopped waiting for (cancelled, or dropped by a choke without BEP 6), newest
     /// last, at most [`super::Config::max_request_depth`]: their data may already be on the
-    /// wire, so its arrival is not a slip. Without this, an endgame that cancels a deep
-    /// pipeline counted every block still in flight against [`super::MAX_SLIPS`] and closed
-    /// a good peer (often the only seed), which is then not redialled for a minute.
-    pub withdrawn: VecDeque<Block>,
+    /// wire, so its arrival is not a slip. An endgame cancels whole pipelines; counting what
+    /// was in flight would close good peers, often the only seed.
+    withdrawn: VecDeque<Block>,
+    /// Queued in [`super::peers::Peers`] for a flush.
+    pub(super) flush_queued: bool,
 }
 
 impl Peer {
-    /// Remembers that we stopped waiting for `b`, forgetting the oldest beyond `max`: a peer
-    /// never has more than the request depth of ours in flight.
-    pub fn withdraw(&mut self, b: Block, max: usize) {
-        if self.withdrawn.len() >= max {
-            self.withdrawn.pop_front();
-        }
-        self.withdrawn.push_back(b);
-    }
-
-    /// Whether `b` is a block we withdrew (forgetting it: each arrives once).
-    pub fn was_withdrawn(&mut self, b: Block) -> bool {
-        match self.withdrawn.iter().position(|x| *x == b) {
-            Some(i) => {
-                self.withdrawn.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub fn new(
-        conn: ConnId,
-        addr: SocketAddr,
-        incoming: bool,
-        torrent: Option<TorrentId>,
-        now: Instant,
-        depth: usize,
-    ) -> Self {
+    fn new(conn: ConnId, addr: SocketAddr, direction: Direction, now: Instant) -> Self {
         Peer {
             conn,
             addr,
-            incoming,
-            torrent,
-            phase: if incoming {
-                Phase::Handshaking { sent: false }
-            } else {
-                Phase::Connecting
+            direction,
+            torrent: None,
+            phase: match direction {
+                Direction::Incoming => Phase::Handshaking { sent: false },
+                Direction::Outgoing => Phase::Connecting,
             },
             decoder: Decoder::new(None),
             peer_id: None,
             fast: false,
             extended: false,
-            am_choking: true,
-            am_interested: false,
-            peer_choking: true,
-            peer_interested: false,
-            has: Bitfield::new(0),
+            choke: ChokeState {
+                am_choking: true,
+                am_interested: false,
+                peer_choking: true,
+                peer_interested: false,
+            },
+            pieces: Bitfield::new(0),
             sent_first_message: false,
             requests: VecDeque::new(),
-            queue_depth: depth,
+            queue_depth: 0,
             their_requests: VecDeque::new(),
             reading: Vec::new(),
             allowed_fast: Vec::new(),
@@ -151,20 +154,69 @@ impl Peer {
             last_block: now,
             snubbed: false,
             optimistic: false,
-            reqq: None,
-            listen_port: None,
-            ext_client: None,
+            extensions: PeerExtensions::default(),
             out: BytesMut::new(),
             out_tail: Vec::new(),
             slips: 0,
             withdrawn: VecDeque::new(),
+            flush_queued: false,
         }
     }
+
+    /// A connection accepted by our listener; its torrent is known from its handshake.
+    pub fn incoming(conn: ConnId, addr: SocketAddr, now: Instant, depth: usize) -> Self {
+        Peer {
+            queue_depth: depth,
+            ..Peer::new(conn, addr, Direction::Incoming, now)
+        }
+    }
+
+    /// A connection we dial for `torrent`.
+    pub fn outgoing(
+        conn: ConnId,
+        addr: SocketAddr,
+        torrent: TorrentId,
+        now: Instant,
+        depth: usize,
+    ) -> Self {
+        Peer {
+            queue_depth: depth,
+            torrent: Some(torrent),
+            ..Peer::new(conn, addr, Direction::Outgoing, now)
+        }
+    }
+
+    pub fn is_incoming(&self) -> bool {
+        self.direction == Direction::Incoming
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.phase == Phase::Active
+    }
+
+    pub fn is_seed(&self) -> bool {
+        !self.pieces.is_empty() && self.pieces.is_full()
+    }
+
+    /// Our reserved bytes: fast extension and extension protocol.
+    pub fn our_reserved() -> Reserved {
+        Reserved::NONE
+            .with(Extension::Fast)
+            .with(Extension::ExtensionProtocol)
+    }
+
+    // ----- output -----------------------------------------------------------------------
 
     /// Queues a message for the next flush. `out` always holds what comes after `out_tail`.
     pub fn send(&mut self, msg: &Message, now: Instant) {
         // Messages the engine builds are always valid, so encoding cannot fail.
         let _ = msg.encode(&mut self.out);
+        self.last_sent = now;
+    }
+
+    /// Queues raw bytes (a handshake) for the next flush.
+    pub fn send_raw(&mut self, bytes: &[u8], now: Instant) {
+        self.out.extend_from_slice(bytes);
         self.last_sent = now;
     }
 
@@ -189,18 +241,147 @@ impl Peer {
         bufs
     }
 
-    pub fn is_active(&self) -> bool {
-        self.phase == Phase::Active
+    // ----- choking and interest ---------------------------------------------------------
+
+    /// Chokes or unchokes the peer; false if nothing changed. A choke drops the requests it
+    /// queued with us (BEP 6 peers are told so with a reject each).
+    pub fn set_choking(&mut self, choke: bool, now: Instant) -> bool {
+        if !self.is_active() || self.choke.am_choking == choke {
+            return false;
+        }
+        self.choke.am_choking = choke;
+        if choke {
+            self.optimistic = false;
+            self.send(&Message::Choke, now);
+            let dropped: Vec<Block> = self
+                .their_requests
+                .drain(..)
+                .chain(self.reading.drain(..))
+                .collect();
+            if self.fast {
+                for b in dropped {
+                    self.send(&Message::RejectRequest(b), now);
+                }
+            }
+        } else {
+            self.send(&Message::Unchoke, now);
+        }
+        true
     }
 
-    pub fn is_seed(&self) -> bool {
-        !self.has.is_empty() && self.has.is_full()
+    /// Says INTERESTED or NOT INTERESTED if our interest changed.
+    pub fn set_interested(&mut self, interested: bool, now: Instant) {
+        if !self.is_active() || self.choke.am_interested == interested {
+            return;
+        }
+        self.choke.am_interested = interested;
+        let msg = if interested {
+            Message::Interested
+        } else {
+            Message::NotInterested
+        };
+        self.send(&msg, now);
     }
 
-    /// Our reserved bytes: fast extension and extension protocol.
-    pub fn our_reserved() -> Reserved {
-        Reserved::NONE
-            .with(crate::wire::Extension::Fast)
-            .with(crate::wire::Extension::ExtensionProtocol)
+    /// Tells a BEP 6 peer its request will not be served (others just never get an answer).
+    pub fn reject(&mut self, b: Block, now: Instant) {
+        if self.fast {
+            self.send(&Message::RejectRequest(b), now);
+        }
+    }
+
+    // ----- our requests -----------------------------------------------------------------
+
+    /// How many requests to keep in flight: its rate's worth, one while snubbed, never more
+    /// than its `reqq`.
+    pub fn request_depth(&self) -> usize {
+        let depth = if self.snubbed { 1 } else { self.queue_depth };
+        self.extensions.reqq.map_or(depth, |reqq| depth.min(reqq))
+    }
+
+    /// Stops waiting for every request we made, telling the peer with a CANCEL each when
+    /// `cancel`; returns them for the picker. Their data may still arrive: see `withdrawn`.
+    pub fn drop_requests(
+        &mut self,
+        cancel: bool,
+        max_withdrawn: usize,
+        now: Instant,
+    ) -> Vec<Block> {
+        let reqs: Vec<Block> = self.requests.drain(..).map(|(b, _)| b).collect();
+        for b in &reqs {
+            if cancel {
+                self.send(&Message::Cancel(*b), now);
+            }
+            self.withdraw(*b, max_withdrawn);
+        }
+        reqs
+    }
+
+    /// Stops waiting for one block another peer delivered first (endgame), with a CANCEL.
+    /// False if it was not requested from this peer.
+    pub fn cancel_request(&mut self, b: Block, max_withdrawn: usize, now: Instant) -> bool {
+        let Some(i) = self.requests.iter().position(|(r, _)| *r == b) else {
+            return false;
+        };
+        self.requests.remove(i);
+        self.withdraw(b, max_withdrawn);
+        self.send(&Message::Cancel(b), now);
+        true
+    }
+
+    /// Takes a block out of our requests; false if it was not requested from this peer.
+    pub fn take_request(&mut self, b: Block) -> bool {
+        match self.requests.iter().position(|(r, _)| *r == b) {
+            Some(i) => {
+                self.requests.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers that we stopped waiting for `b`, forgetting the oldest beyond `max`: a peer
+    /// never has more than the request depth of ours in flight.
+    fn withdraw(&mut self, b: Block, max: usize) {
+        if self.withdrawn.len() >= max {
+            self.withdrawn.pop_front();
+        }
+        self.withdrawn.push_back(b);
+    }
+
+    /// Whether `b` is a block we withdrew (forgetting it: each arrives once).
+    pub fn was_withdrawn(&mut self, b: Block) -> bool {
+        match self.withdrawn.iter().position(|x| *x == b) {
+            Some(i) => {
+                self.withdrawn.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A block we wanted arrived: rates, counters, and a request depth of
+    /// `queue_seconds` of its rate within `[min_depth, max_depth]`.
+    pub fn record_block(
+        &mut self,
+        length: u32,
+        now: Instant,
+        queue_seconds: u64,
+        (min_depth, max_depth): (usize, usize),
+    ) {
+        self.down.record(now, u64::from(length));
+        self.downloaded += u64::from(length);
+        self.last_block = now;
+        self.snubbed = false;
+        let by_rate = self.down.rate(now).saturating_mul(queue_seconds) / u64::from(BLOCK_LEN);
+        self.queue_depth = usize::try_from(by_rate)
+            .unwrap_or(usize::MAX)
+            .clamp(min_depth, max_depth);
+    }
+
+    /// Counts a protocol slip; true once the peer has made more than [`MAX_SLIPS`].
+    pub fn slip(&mut self) -> bool {
+        self.slips += 1;
+        self.slips > MAX_SLIPS
     }
 }

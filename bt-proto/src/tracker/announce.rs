@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use super::{AnnounceEvent, DEFAULT_ANNOUNCE_INTERVAL};
 use crate::bencode::{self, Bencode, DecodeError, DecodeErrorKind, Value};
+use crate::encoding::percent::{self, Plus, encode_into, is_unreserved};
 use crate::{InfoHash, PeerId};
 
 /// Longest host name accepted in a dictionary peer's `ip` (the DNS limit, RFC 1035).
@@ -58,28 +59,6 @@ pub struct AnnounceRequest {
     pub tracker_id: Option<Vec<u8>>,
     /// Our address, when the tracker cannot see it (same host, proxies).
     pub ip: Option<IpAddr>,
-}
-
-/// Appends `bytes` percent-encoded: the RFC 3986 unreserved characters `A-Za-z0-9-._~` as
-/// they are, every other byte as `%XX` in uppercase hex.
-///
-/// ```
-/// let mut s = String::new();
-/// bt_proto::tracker::announce::percent_encode(&[0x12, 0x34, 0x56, b'x', b' ', b'~'], &mut s);
-/// assert_eq!(s, "%124Vx%20~");
-/// ```
-pub fn percent_encode(bytes: &[u8], out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            for nibble in [b >> 4, b & 0x0f] {
-                out.push(HEX.get(usize::from(nibble)).map_or('0', |&c| char::from(c)));
-            }
-        }
-    }
 }
 
 /// Appends a query to a URL that may already have one (`?` or `&` as needed). A fragment is
@@ -122,30 +101,6 @@ pub enum QueryError {
     },
 }
 
-/// Decodes `%XX` escapes; `offset` is where `s` starts in the whole query, for errors.
-pub(crate) fn percent_decode(s: &str, offset: usize) -> Result<Vec<u8>, QueryError> {
-    fn hex(b: u8) -> Option<u8> {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes().enumerate();
-    while let Some((i, b)) = bytes.next() {
-        if b == b'%' {
-            let hi = bytes.next().and_then(|(_, h)| hex(h));
-            let lo = bytes.next().and_then(|(_, l)| hex(l));
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => out.push((hi << 4) | lo),
-                _ => return Err(QueryError::BadEscape { offset: offset + i }),
-            }
-        } else {
-            out.push(b);
-        }
-    }
-    Ok(out)
-}
-
 /// Splits a query into percent-decoded `(name, value)` pairs. Names are compared undecoded:
 /// every parameter we know is plain ASCII.
 pub(crate) fn query_pairs(query: &str) -> Result<Vec<(&str, Vec<u8>)>, QueryError> {
@@ -154,7 +109,12 @@ pub(crate) fn query_pairs(query: &str) -> Result<Vec<(&str, Vec<u8>)>, QueryErro
     for part in query.split('&') {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
         if !name.is_empty() {
-            pairs.push((name, percent_decode(value, offset + name.len() + 1)?));
+            let value_offset = offset + name.len() + 1;
+            let value =
+                percent::decode(value, Plus::Itself).map_err(|e| QueryError::BadEscape {
+                    offset: value_offset + e.offset,
+                })?;
+            pairs.push((name, value));
         }
         offset += part.len() + 1;
     }
@@ -168,9 +128,9 @@ impl AnnounceRequest {
     pub fn query(&self) -> String {
         let mut q = String::with_capacity(200);
         q.push_str("info_hash=");
-        percent_encode(self.info_hash.as_bytes(), &mut q);
+        encode_into(self.info_hash.as_bytes(), is_unreserved, &mut q);
         q.push_str("&peer_id=");
-        percent_encode(self.peer_id.as_bytes(), &mut q);
+        encode_into(self.peer_id.as_bytes(), is_unreserved, &mut q);
         // Writing to a String cannot fail; the results are ignored for that reason.
         let _ = write!(
             q,
@@ -188,11 +148,11 @@ impl AnnounceRequest {
         }
         if let Some(id) = &self.tracker_id {
             q.push_str("&trackerid=");
-            percent_encode(id, &mut q);
+            encode_into(id, is_unreserved, &mut q);
         }
         if let Some(ip) = self.ip {
             q.push_str("&ip=");
-            percent_encode(ip.to_string().as_bytes(), &mut q);
+            encode_into(ip.to_string().as_bytes(), is_unreserved, &mut q);
         }
         q
     }

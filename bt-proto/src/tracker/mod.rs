@@ -1,11 +1,12 @@
 //! Tracker messages: HTTP announce and scrape (BEP 3, 7, 23, 48) with sans-IO HTTP/1.1
 //! framing, and the UDP tracker protocol (BEP 15).
 //!
-//! Nothing here opens a socket or reads the clock. The caller turns an [`AnnounceRequest`]
-//! into a URL ([`AnnounceRequest::to_url`]), that URL into request bytes
-//! ([`http::Url::get_request`]), feeds the bytes it reads into an [`http::ResponseReader`],
-//! and parses the body with [`AnnounceResponse::decode`]. For `udp://` trackers the
-//! [`udp`] module gives the packets, the retransmit schedule and a small client state machine.
+//! Nothing here opens a socket or reads the clock. The caller parses the tracker's [`Url`] and
+//! dispatches on its scheme. For HTTP(S) it turns an [`AnnounceRequest`] into a URL
+//! ([`AnnounceRequest::to_url`]), that URL into request bytes ([`Url::get_request`]), feeds
+//! the bytes it reads into an [`http::ResponseReader`], and reads the response with
+//! [`read_http_reply`] (a reply, a redirect, or a typed [`AnnounceError`]). For `udp://` trackers the [`udp`] module gives the packets,
+//! the retransmit schedule and a small client state machine.
 //!
 //! ```
 //! use bt_proto::{InfoHash, PeerId};
@@ -32,12 +33,16 @@
 use std::time::Duration;
 
 pub mod announce;
+pub mod exchange;
 pub mod http;
 pub mod scrape;
 pub mod udp;
+pub mod url;
 
 pub use announce::{AnnounceRequest, AnnounceResponse, Peer, PeerAddr, ReplyError, TrackerFailure};
+pub use exchange::{AnnounceError, HttpReply, read_http_reply};
 pub use scrape::{ScrapeResponse, ScrapeStats, scrape_url};
+pub use url::{Scheme, Url, UrlError};
 
 /// Why a client announces (BEP 3 `event`); a regular re-announce has no event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

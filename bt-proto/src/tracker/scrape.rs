@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 
 use super::announce::{
     FieldProblem, QueryError, ReplyError, append_query, check_failure, decode_reply_dict, opt_u32,
-    percent_encode, query_pairs,
+    query_pairs,
 };
 use crate::InfoHash;
 use crate::bencode::Bencode;
+use crate::encoding::percent::{encode_into, is_unreserved};
 
 /// Swarm counts for one torrent (HTTP keys in brackets, UDP fields in the same order as BEP 15).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -67,7 +68,7 @@ pub fn scrape_request_url(scrape_url: &str, info_hashes: &[InfoHash]) -> String 
             q.push('&');
         }
         q.push_str("info_hash=");
-        percent_encode(h.as_bytes(), &mut q);
+        encode_into(h.as_bytes(), is_unreserved, &mut q);
     }
     append_query(scrape_url, &q)
 }

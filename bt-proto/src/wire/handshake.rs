@@ -17,6 +17,7 @@ use nom::{
     combinator::map_opt,
 };
 
+use crate::encoding::hex;
 use crate::{InfoHash, PeerId};
 
 /// The protocol name every BitTorrent handshake starts with, after its length byte.
@@ -124,10 +125,7 @@ impl Reserved {
 
 impl fmt::Debug for Reserved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Reserved(")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
+        write!(f, "Reserved({}", hex::Lower(&self.0))?;
         let mut sep = " ";
         for ext in Extension::ALL {
             if self.has(ext) {

@@ -62,21 +62,21 @@ pub(super) fn read_bytes(
     length: u32,
 ) -> Result<Vec<u8>, StorageError> {
     let segs = read_plan(meta.piece_map(), piece, offset, length)
-        .map_err(|e| StorageError(e.to_string()))?;
+        .map_err(|e| StorageError::Backend(e.to_string()))?;
     let mut out = Vec::with_capacity(length as usize);
     let complete = fill_from_plan(&segs, length as usize, &mut out, |seg, buf| {
         let f = meta
             .files()
             .get(seg.file)
-            .ok_or_else(|| StorageError("no such file".into()))?;
+            .ok_or_else(|| StorageError::Backend("no such file".into()))?;
         let bytes = disk
             .read(host, &node_path(f), seg.offset, seg.len as usize)
-            .map_err(|e| StorageError(e.to_string()))?;
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
         buf.extend_from_slice(&bytes);
         Ok(())
     })?;
     if !complete {
-        return Err(StorageError(
+        return Err(StorageError::Backend(
             "short read, or the read plan does not cover the block".into(),
         ));
     }
@@ -90,16 +90,16 @@ pub(super) fn write_piece(
     piece: PieceIndex,
     blocks: &[Bytes],
 ) -> Result<(), StorageError> {
-    let plan =
-        write_plan(meta.piece_map(), piece, blocks).map_err(|e| StorageError(e.to_string()))?;
+    let plan = write_plan(meta.piece_map(), piece, blocks)
+        .map_err(|e| StorageError::Backend(e.to_string()))?;
     for w in plan {
         let f = meta
             .files()
             .get(w.file)
-            .ok_or_else(|| StorageError("no such file".into()))?;
+            .ok_or_else(|| StorageError::Backend("no such file".into()))?;
         let data: Vec<u8> = w.bufs.concat();
         disk.write(host, &node_path(f), w.offset, &data)
-            .map_err(|e| StorageError(e.to_string()))?;
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! [`Swarm::disk_latency`]), announces to the simulated tracker (answered after
 //! [`Swarm::tracker_latency`]).
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -14,9 +15,9 @@ use super::{NodeId, Swarm, TRACKER_URL};
 use crate::engine::{Input, Output, StorageError, TorrentId};
 use crate::sim::net::Side;
 use crate::storage::verify_blocks;
-use crate::tracker::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
+use crate::tracker::{AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
 use crate::wire::BlockRequest;
-use crate::{PieceHash, PieceIndex};
+use crate::{IoFailure, PieceHash, PieceIndex};
 
 impl Swarm {
     /// Carries out a node's outputs and records its events.
@@ -108,7 +109,10 @@ impl Swarm {
                 let result = if url == TRACKER_URL {
                     Ok(self.tracker_reply(addr, &request))
                 } else {
-                    Err(format!("no tracker at {url}"))
+                    Err(AnnounceError::Connect {
+                        host: url.clone(),
+                        error: IoFailure::new(ErrorKind::ConnectionRefused, "no tracker there"),
+                    })
                 };
                 // A `stopped` announce is not answered (the session does not wait for it).
                 if request.event != Some(AnnounceEvent::Stopped) {
@@ -120,7 +124,7 @@ impl Swarm {
                     self.answer_later(node, now + self.tracker_latency, input);
                 }
             }
-            Output::CloseFiles { .. } => {}
+            Output::CloseFiles { .. } | Output::SaveResume(_) => {}
         }
     }
 
@@ -139,7 +143,7 @@ impl Swarm {
         let n = self.nodes.get(node.0);
         let corrupt = n.is_some_and(|n| n.options.corrupt_uploads);
         let Some((addr, meta)) = n.and_then(|n| Some((n.addr, n.metas.get(&torrent)?))) else {
-            return Err(StorageError("unknown torrent".into()));
+            return Err(StorageError::Backend("unknown torrent".into()));
         };
         let piece = block.piece;
         let mut bytes = read_bytes(
@@ -171,7 +175,7 @@ impl Swarm {
         }
         let n = self.nodes.get(node.0);
         let Some((addr, meta)) = n.and_then(|n| Some((n.addr, n.metas.get(&torrent)?))) else {
-            return Err(StorageError("unknown torrent".into()));
+            return Err(StorageError::Backend("unknown torrent".into()));
         };
         write_piece(&mut self.disk, addr, meta, piece, blocks).map(|()| true)
     }

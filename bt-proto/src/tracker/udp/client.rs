@@ -1,7 +1,7 @@
 //! A sans-IO client for one UDP tracker: connect, then announce or scrape, retransmitting on
 //! the BEP 15 schedule and reusing the connection id while it is valid.
 //!
-//! The adapter owns the socket and the clock. It starts a [`Job`], sends whatever
+//! The adapter owns the socket and the clock. It starts a [`UdpJob`], sends whatever
 //! [`UdpTrackerClient::poll_transmit`] returns, feeds received datagrams to
 //! [`UdpTrackerClient::handle_datagram`], sleeps until [`UdpTrackerClient::poll_timeout`] and
 //! then calls [`UdpTrackerClient::handle_timeout`]; results come out of
@@ -10,7 +10,7 @@
 //! ```
 //! use std::time::Instant;
 //! use bt_proto::rng::Rng;
-//! use bt_proto::tracker::udp::{AddressFamily, Job, Request, UdpTrackerClient};
+//! use bt_proto::tracker::udp::{AddressFamily, Request, UdpJob, UdpTrackerClient};
 //! # use bt_proto::{InfoHash, PeerId};
 //! # let announce = bt_proto::tracker::AnnounceRequest {
 //! #     info_hash: InfoHash([1; 20]), peer_id: PeerId([2; 20]), port: 6881, uploaded: 0,
@@ -21,7 +21,7 @@
 //! let mut rng = Rng::seed_from_u64(1);
 //! let now = Instant::now(); // the adapter's clock
 //! let mut client = UdpTrackerClient::new(AddressFamily::V4);
-//! client.start(Job::Announce(announce), now, &mut rng).unwrap();
+//! client.start(UdpJob::Announce(announce), now, &mut rng).unwrap();
 //! let packet = client.poll_transmit().unwrap();
 //! assert!(matches!(Request::decode(&packet), Ok(Request::Connect(_))));
 //! assert_eq!(client.poll_timeout(), Some(now + std::time::Duration::from_secs(15)));
@@ -41,7 +41,7 @@ use crate::tracker::ScrapeStats;
 
 /// What to ask the tracker.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Job {
+pub enum UdpJob {
     /// Announce (the transport-independent request; see
     /// [`AnnounceRequest::from_announce`] for what UDP keeps of it).
     Announce(crate::tracker::AnnounceRequest),
@@ -49,11 +49,11 @@ pub enum Job {
     Scrape(Vec<InfoHash>),
 }
 
-impl Job {
+impl UdpJob {
     fn action(&self) -> Action {
         match self {
-            Job::Announce(_) => Action::Announce,
-            Job::Scrape(_) => Action::Scrape,
+            UdpJob::Announce(_) => Action::Announce,
+            UdpJob::Scrape(_) => Action::Scrape,
         }
     }
 }
@@ -104,7 +104,7 @@ enum Stage {
 
 #[derive(Debug)]
 struct Pending {
-    job: Job,
+    job: UdpJob,
     stage: Stage,
     transaction: TransactionId,
     /// BEP 15's `n`: retransmissions so far for this job's current request.
@@ -140,8 +140,8 @@ impl UdpTrackerClient {
 
     /// Starts a job: sends the request if the connection id is still valid at `now`, or
     /// a connect request first.
-    pub fn start(&mut self, job: Job, now: Instant, rng: &mut Rng) -> Result<(), ClientError> {
-        if let Job::Scrape(hashes) = &job
+    pub fn start(&mut self, job: UdpJob, now: Instant, rng: &mut Rng) -> Result<(), ClientError> {
+        if let UdpJob::Scrape(hashes) = &job
             && !(1..=MAX_SCRAPE_HASHES).contains(&hashes.len())
         {
             return Err(ClientError::BadScrapeSize(hashes.len()));
@@ -167,10 +167,10 @@ impl UdpTrackerClient {
             Some((id, obtained)) if connection_id_valid(obtained, now) => {
                 p.stage = Stage::Requesting;
                 p.packet = match &p.job {
-                    Job::Announce(req) => {
+                    UdpJob::Announce(req) => {
                         AnnounceRequest::from_announce(id, p.transaction, req).encode()
                     }
-                    Job::Scrape(hashes) => ScrapeRequest {
+                    UdpJob::Scrape(hashes) => ScrapeRequest {
                         connection_id: id,
                         transaction_id: p.transaction,
                         info_hashes: hashes.clone(),
@@ -258,7 +258,7 @@ impl UdpTrackerClient {
             }
             Response::Announce(a) => self.events.push_back(Event::Announced(a)),
             Response::Scrape(s) => {
-                let Job::Scrape(hashes) = p.job else {
+                let UdpJob::Scrape(hashes) = p.job else {
                     // decode_reply checked the action against the job.
                     return self.fail(ClientError::Protocol(UdpError::UnexpectedAction {
                         expected,
@@ -313,8 +313,8 @@ mod tests {
     use proptest::prelude::*;
     use std::time::Duration;
 
-    fn announce_job() -> Job {
-        Job::Announce(crate::tracker::AnnounceRequest {
+    fn announce_job() -> UdpJob {
+        UdpJob::Announce(crate::tracker::AnnounceRequest {
             info_hash: InfoHash([1; 20]),
             peer_id: PeerId([2; 20]),
             port: 6881,
@@ -513,14 +513,15 @@ mod tests {
         let mut c = UdpTrackerClient::new(AddressFamily::V6);
         let hashes = vec![InfoHash([1; 20]), InfoHash([2; 20])];
         assert_eq!(
-            c.start(Job::Scrape(vec![]), t0, &mut rng),
+            c.start(UdpJob::Scrape(vec![]), t0, &mut rng),
             Err(ClientError::BadScrapeSize(0))
         );
         assert_eq!(
-            c.start(Job::Scrape(vec![InfoHash([0; 20]); 75]), t0, &mut rng),
+            c.start(UdpJob::Scrape(vec![InfoHash([0; 20]); 75]), t0, &mut rng),
             Err(ClientError::BadScrapeSize(75))
         );
-        c.start(Job::Scrape(hashes.clone()), t0, &mut rng).unwrap();
+        c.start(UdpJob::Scrape(hashes.clone()), t0, &mut rng)
+            .unwrap();
         let txn = connect_txn(&sent(&mut c));
         c.handle_datagram(&connected(5, txn), t0, &mut rng);
         let Request::Scrape(s) = sent(&mut c) else {
@@ -545,7 +546,7 @@ mod tests {
             ]))
         );
 
-        c.start(Job::Scrape(hashes), t0, &mut rng).unwrap();
+        c.start(UdpJob::Scrape(hashes), t0, &mut rng).unwrap();
         let Request::Scrape(s) = sent(&mut c) else {
             panic!()
         };

@@ -1,0 +1,99 @@
+//! What the driver is told: the messages of the connection, disk and tracker tasks
+//! ([`Msg`]), the API handles' commands ([`Command`]), and the one-shot replies they wait on.
+//!
+//! A leaf of the crate's imports: the driver, the connection tasks (`net`) and the disk queue
+//! all speak these types, so none of them needs to import another to talk.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender};
+use bt_proto::PieceIndex;
+use bt_proto::engine::{self, AddTorrent, CheckScope, Input, TorrentId, TorrentState};
+use bt_proto::metainfo::Metainfo;
+use bt_proto::resume::ResumeData;
+
+use crate::disk::Storage;
+use crate::events::Fanout;
+use crate::runtime::Runtime;
+use crate::{Error, HashcheckReport};
+
+/// A callback taking a piece index.
+pub(crate) type PieceCallback = Arc<dyn Fn(PieceIndex) + Send + Sync>;
+
+/// A job run on the engine by the driver, for the API's queries and simple commands.
+pub(crate) type EngineJob = Box<dyn FnOnce(&mut engine::Session, Instant) + Send>;
+
+/// The sending end of a one-shot answer (a channel of capacity 1).
+pub(crate) type Reply<T> = Sender<T>;
+
+/// A one-shot answer channel.
+pub(crate) fn reply<T>() -> (Reply<T>, Receiver<T>) {
+    async_channel::bounded(1)
+}
+
+/// What the connection, disk and tracker tasks send the driver.
+pub(crate) enum Msg<R: Runtime> {
+    /// Something for the engine.
+    Input(Input),
+    /// Bytes a connection read, with its credit for one more queued read (released once the
+    /// engine has handled them: see `net::MAX_QUEUED_READS`).
+    Received(Input, async_lock::SemaphoreGuardArc),
+    /// A disk job finished with this input for the engine.
+    Disk(Input),
+    /// A disk job finished with these inputs for the engine (a run of block reads).
+    DiskMany(Vec<Input>),
+    /// A disk job with nothing for the engine (closing files, saving resume data) finished.
+    DiskDone,
+    /// A `stopped` announce was sent (or gave up).
+    StopSent,
+    /// The listener accepted a connection.
+    Accepted(R::Stream, SocketAddr),
+}
+
+/// Everything the driver needs to add a torrent.
+pub(crate) struct AddCmd {
+    pub(crate) meta: Metainfo,
+    pub(crate) add: AddTorrent,
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) resume_path: Option<PathBuf>,
+    pub(crate) on_pass: Option<PieceCallback>,
+    pub(crate) on_fail: Option<PieceCallback>,
+    pub(crate) events: Arc<Fanout>,
+    pub(crate) reply: Reply<Result<TorrentId, Error>>,
+}
+
+/// What the API handles ask the driver.
+pub(crate) enum Command {
+    Add(Box<AddCmd>),
+    /// Run a job on the engine (it replies itself).
+    Run(EngineJob),
+    SetState {
+        id: TorrentId,
+        state: TorrentState,
+        reply: Reply<bool>,
+    },
+    Hashcheck {
+        id: TorrentId,
+        scope: CheckScope,
+        reply: Reply<HashcheckReport>,
+    },
+    WaitComplete {
+        id: TorrentId,
+        reply: Reply<()>,
+    },
+    Resume {
+        id: TorrentId,
+        save: bool,
+        reply: Reply<Result<(ResumeData, Option<PathBuf>), Error>>,
+    },
+    Remove {
+        id: TorrentId,
+        reply: Reply<()>,
+    },
+    Shutdown {
+        reply: Option<Reply<()>>,
+    },
+}

@@ -1,0 +1,185 @@
+//! What the user asks of a session: add and remove torrents, change their state, add peers,
+//! choose files.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::announce::Announcer;
+use super::dialing::Candidates;
+use super::smart_ban::SmartBan;
+use super::torrent::Torrent;
+use super::{AddTorrent, CloseReason, Event, Output, Session, TorrentId, TorrentState};
+use crate::Bitfield;
+use crate::choker::{Choker, Mode as ChokeMode};
+use crate::metainfo::Metainfo;
+use crate::picker::Picker;
+
+impl Session {
+    /// Adds a torrent. Its pieces are trusted only as far as `opts.have` says (from resume
+    /// data checked with [`crate::resume::ResumeData::trusted_pieces`]); `opts.check` verifies
+    /// more before the torrent starts.
+    pub fn add_torrent(&mut self, now: Instant, meta: Metainfo, opts: AddTorrent) -> TorrentId {
+        let id = TorrentId(self.next_torrent);
+        self.next_torrent += 1;
+        let n = meta.piece_count();
+        let have = opts
+            .have
+            .filter(|h| h.len() == n)
+            .unwrap_or_else(|| Bitfield::new(n));
+        let prio = Torrent::piece_priorities(&meta, &opts.file_priorities);
+        let picker = Picker::new(
+            meta.size(),
+            meta.piece_length(),
+            &have,
+            &prio,
+            &mut self.rng,
+        );
+        let announcer = Announcer::new(meta.trackers(), &mut self.rng);
+        let was_done = picker.is_done();
+        self.by_info_hash.entry(meta.info_hash()).or_insert(id);
+        let start_after_check = opts.check.is_some() && opts.state == TorrentState::Started;
+        let torrent = Torrent {
+            id,
+            meta,
+            state: TorrentState::Stopped,
+            picker,
+            file_priorities: opts.file_priorities,
+            partial_pieces: BTreeMap::new(),
+            verifying: BTreeMap::new(),
+            checking: BTreeSet::new(),
+            conns: BTreeSet::new(),
+            candidates: Candidates::default(),
+            smart_ban: SmartBan::new(self.config.ban_strikes),
+            uploaded: opts.uploaded,
+            downloaded: opts.downloaded,
+            announcer,
+            choker: Choker::new(ChokeMode::Leeching, self.config.upload_slots),
+            was_done,
+            // Nothing is requested or announced before the check found what is there.
+            after_check: start_after_check.then_some(TorrentState::Started),
+            resume_dirty: false,
+        };
+        self.torrents.insert(id, torrent);
+        if !start_after_check {
+            self.change_state(now, id, opts.state);
+        }
+        if let Some(scope) = opts.check {
+            self.hashcheck(now, id, scope);
+        }
+        id
+    }
+
+    /// Removes a torrent: stops it (announcing `stopped`) and forgets it.
+    pub fn remove_torrent(&mut self, now: Instant, id: TorrentId) {
+        self.change_state(now, id, TorrentState::Stopped);
+        let Some(t) = self.torrents.remove(&id) else {
+            return;
+        };
+        self.timers.stop_torrent(id);
+        let info_hash = t.meta.info_hash();
+        if self.by_info_hash.get(&info_hash) == Some(&id) {
+            self.by_info_hash.remove(&info_hash);
+            // Another torrent of the same info-hash (the engine allows it) takes its place.
+            if let Some(other) = self
+                .torrents
+                .values()
+                .find(|o| o.meta.info_hash() == info_hash)
+            {
+                self.by_info_hash.insert(info_hash, other.id);
+            }
+        }
+    }
+
+    /// Changes a torrent's run state; this overrides a start waiting for the add-time check.
+    pub fn set_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.after_check = None;
+        }
+        self.change_state(now, id, state);
+    }
+
+    pub(super) fn change_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut t.state, state);
+        if old == state {
+            return;
+        }
+        if old == TorrentState::Stopped {
+            // Paused or started, the torrent is in the swarm again: tell the trackers, and
+            // try every known address at once.
+            t.announcer.start(now);
+            t.candidates.retry_all(now);
+        }
+        let conns = self.torrent_conns(id);
+        match state {
+            TorrentState::Stopped => {
+                self.announce_stopped(id);
+                for c in conns {
+                    self.close(now, c, CloseReason::TorrentStopped);
+                }
+                if let Some(resume) = self.take_resume_save(id) {
+                    self.outputs.push_back(Output::CloseFiles {
+                        torrent: id,
+                        resume,
+                    });
+                }
+                // A stopped torrent has nothing to wake for.
+                self.timers.stop_torrent(id);
+            }
+            TorrentState::Paused => {
+                for c in conns {
+                    self.withdraw_requests(now, c, true);
+                    self.set_choking(now, c, true);
+                    self.update_interest(now, c);
+                }
+                // Paused torrents still make and accept connections.
+                self.connect_more(now, id);
+                self.announce_due(now, id);
+            }
+            TorrentState::Started => {
+                for c in conns {
+                    self.update_interest(now, c);
+                    self.fill_requests(now, c);
+                }
+                self.choke_round(now, id);
+                self.connect_more(now, id);
+                self.announce_due(now, id);
+            }
+        }
+        self.events
+            .push_back(Event::StateChanged { torrent: id, state });
+    }
+
+    /// Adds a peer address to try for a torrent. An address known already (and not
+    /// connected) is tried again now: the user asking overrides the reconnect back-off.
+    pub fn add_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
+        self.learn_peer(now, id, addr);
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.candidates.retry_now(addr, now);
+        }
+        self.connect_more(now, id);
+    }
+
+    /// Sets a file's priority (0 = skip). Pieces shared with a wanted file stay wanted.
+    pub fn set_file_priority(&mut self, now: Instant, id: TorrentId, file: usize, priority: u8) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if file >= t.meta.files().len() {
+            return;
+        }
+        if t.file_priorities.len() <= file {
+            t.file_priorities.resize(t.meta.files().len(), 1);
+        }
+        if let Some(slot) = t.file_priorities.get_mut(file) {
+            *slot = priority;
+        }
+        let prio = Torrent::piece_priorities(&t.meta, &t.file_priorities);
+        t.picker.set_priorities(&prio, &mut self.rng);
+        self.after_have_changed(now, id);
+    }
+}

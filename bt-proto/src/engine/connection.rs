@@ -1,0 +1,164 @@
+//! A connection's life outside its messages: accepted or dialled, connected, timed out,
+//! closed.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::dialing::EndedConnection;
+use super::timers::{PeerTimer, Timer};
+use super::{CloseReason, Event, Output, Session, TorrentId};
+use crate::ConnId;
+use crate::wire::Message;
+
+impl Session {
+    /// An incoming connection was accepted by the listener. Returns its id; if the session
+    /// is full, a [`Output::Close`] for it follows at once.
+    pub fn accept(&mut self, now: Instant, addr: SocketAddr) -> ConnId {
+        let depth = self.config.initial_request_depth;
+        let conn = self.peers.add_incoming(addr, now, depth);
+        self.timers.set(
+            Timer::Peer(conn, PeerTimer::Handshake),
+            now + self.config.handshake_timeout,
+        );
+        if self.peers.len() > self.config.max_connections {
+            self.close(now, conn, CloseReason::TooManyConnections);
+        }
+        conn
+    }
+
+    /// Opens a connection to `addr` for torrent `id`.
+    pub(super) fn dial(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
+        let depth = self.config.initial_request_depth;
+        let conn = self.peers.add_outgoing(addr, id, now, depth);
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.conns.insert(conn);
+        }
+        // The connect and the handshake share one deadline, set again once connected.
+        self.timers.set(
+            Timer::Peer(conn, PeerTimer::Handshake),
+            now + self.config.handshake_timeout,
+        );
+        self.outputs.push_back(Output::Connect { conn, addr });
+    }
+
+    pub(super) fn on_connected(&mut self, now: Instant, conn: ConnId) {
+        if !self.peers.connected(conn, now) {
+            return;
+        }
+        self.timers.set(
+            Timer::Peer(conn, PeerTimer::Handshake),
+            now + self.config.handshake_timeout,
+        );
+        self.send_handshake(now, conn);
+    }
+
+    /// Closes a connection we decided to drop; what it had queued goes out first.
+    pub(super) fn close(&mut self, now: Instant, conn: ConnId, reason: CloseReason) {
+        if !self.peers.flush_one(conn, &mut self.outputs) {
+            return;
+        }
+        self.outputs.push_back(Output::Close {
+            conn,
+            reason: reason.clone(),
+        });
+        self.remove_peer(now, conn, Some(reason));
+    }
+
+    /// Forgets a connection (closed by us with `reason`, or by the other side with `None`),
+    /// giving its requests back to the picker and scheduling the next dial of its address.
+    pub(super) fn remove_peer(&mut self, now: Instant, conn: ConnId, reason: Option<CloseReason>) {
+        let Some(p) = self.peers.remove(conn) else {
+            return;
+        };
+        self.timers.stop_peer(conn);
+        let active = p.is_active();
+        if let Some(t) = p.torrent.and_then(|id| self.torrents.get_mut(&id)) {
+            for (b, _) in &p.requests {
+                t.picker.release(*b);
+            }
+            if active {
+                t.picker.peer_removed(&p.pieces);
+            }
+            t.conns.remove(&conn);
+            if !p.is_incoming() {
+                if reason == Some(CloseReason::TorrentStopped) {
+                    t.candidates.closed(p.addr, now, None);
+                } else if active {
+                    let how = EndedConnection {
+                        lasted: now.saturating_duration_since(p.connected_at),
+                        delivered: p.downloaded > 0,
+                        misbehaved: matches!(reason, Some(CloseReason::Protocol(_))),
+                        useless: p.snubbed || reason == Some(CloseReason::Inactive),
+                        torrent_done: t.picker.is_done(),
+                    };
+                    t.candidates.closed(p.addr, now, Some(how));
+                } else {
+                    t.candidates.dial_failed(p.addr, now);
+                }
+            }
+        }
+        if active || reason.is_some() {
+            self.events.push_back(Event::PeerDisconnected {
+                torrent: p.torrent,
+                conn,
+                addr: p.addr,
+                reason,
+            });
+        }
+        if let Some(id) = p.torrent {
+            if !p.requests.is_empty() {
+                self.refill(now, id);
+            }
+            // A freed slot may let another peer in.
+            self.connect_more(now, id);
+        }
+    }
+
+    /// A deadline of a connection came; each is checked against the real time it is due,
+    /// which may have moved on since it was set.
+    pub(super) fn on_peer_timer(&mut self, now: Instant, conn: ConnId, timer: PeerTimer) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let cfg = &self.config;
+        match timer {
+            PeerTimer::Handshake => {
+                if !p.is_active() {
+                    self.close(now, conn, CloseReason::Inactive);
+                }
+            }
+            PeerTimer::Inactivity => {
+                let due = p.last_received + cfg.inactivity_timeout;
+                if now >= due {
+                    self.close(now, conn, CloseReason::Inactive);
+                } else {
+                    self.timers.set(Timer::Peer(conn, timer), due);
+                }
+            }
+            PeerTimer::KeepAlive => {
+                if now >= p.last_sent + cfg.keepalive_interval {
+                    p.send(&Message::KeepAlive, now);
+                }
+                let next = p.last_sent + cfg.keepalive_interval;
+                self.timers.set(Timer::Peer(conn, timer), next);
+            }
+            PeerTimer::Request => {
+                if p.requests.is_empty() {
+                    return;
+                }
+                let due = p.last_block + cfg.request_timeout;
+                if now < due {
+                    self.timers.set(Timer::Peer(conn, timer), due);
+                    return;
+                }
+                // Snubbed: its blocks go to other peers; it keeps a single request.
+                p.snubbed = true;
+                let torrent = p.torrent;
+                self.withdraw_requests(now, conn, true);
+                if let Some(id) = torrent {
+                    self.refill(now, id);
+                }
+            }
+        }
+    }
+}

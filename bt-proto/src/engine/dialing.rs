@@ -1,0 +1,343 @@
+//! Addresses to connect to, and when to try each again.
+//!
+//! A torrent learns addresses from trackers and the user. Each one is a [`Candidate`] with
+//! the time of its next attempt: a failed dial backs off (and the address is forgotten after
+//! [`MAX_CONNECT_FAILURES`]); a closed connection is redialled soon if it worked and later
+//! each time it keeps closing.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::timers::{Timer, TorrentTimer};
+use super::{DIAL_RETRY_INTERVAL, Session, TorrentId, TorrentState};
+
+/// Addresses remembered per torrent; tracker replies beyond this are dropped, so a hostile
+/// tracker cannot grow memory without bound.
+pub const MAX_KNOWN_PEERS: usize = 2000;
+/// Failed connection attempts after which an address is forgotten.
+pub const MAX_CONNECT_FAILURES: u32 = 5;
+/// Wait before retrying an address after its first failure; doubled per failure.
+pub const RECONNECT_BASE: Duration = Duration::from_secs(10);
+/// Wait before redialling an address after the first close of a working (handshaken)
+/// connection to it: a peer that restarted or lost a NAT mapping comes back at once, and a
+/// leecher whose only seed dropped it is not left idle; repeated closes back off (see
+/// [`RECONNECT_AFTER_CLOSE_MAX`]), so this is no load on a peer that closed on purpose.
+pub const RECONNECT_AFTER_CLOSE: Duration = Duration::from_secs(5);
+/// Each further close of an address's connections doubles its wait, up to this. A peer that
+/// keeps dropping us (full, or it does not want us) costs a handshake every half hour at
+/// worst: it must not be hammered, yet a peer that changes its mind is not lost for good.
+pub const RECONNECT_AFTER_CLOSE_MAX: Duration = Duration::from_secs(30 * 60);
+/// A connection that lasted this long (or delivered blocks), not snubbed and not closed by us
+/// for the peer's fault, worked: its close forgives the address's earlier closes, so the
+/// next redial is [`RECONNECT_AFTER_CLOSE`] again. A minute is far beyond what a peer that
+/// drops us on sight (a full client, or one that does not want us) gives.
+pub const CONNECTION_PROVEN_AFTER: Duration = Duration::from_secs(60);
+/// Closes counted when we closed a connection for breaking the protocol (a malformed message,
+/// the slip limit): such a peer will likely do it again, so it starts three doublings up the
+/// back-off (40 s), while a one-off race still gets another chance within a minute.
+pub const PROTOCOL_ERROR_CLOSES: u32 = 4;
+/// A torrent with every wanted piece needs nothing from its peers (leechers dial it), so it
+/// redials a closed peer after at least this long; it calls every known peer back at once
+/// when it wants pieces again.
+pub const RECONNECT_WHEN_DONE: Duration = Duration::from_secs(60);
+
+/// An address we may connect to.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub next_attempt: Instant,
+    pub failures: u32,
+    /// Closes of working connections since the last one that proved itself, each doubling the
+    /// wait before the next dial (see [`RECONNECT_AFTER_CLOSE`]).
+    pub closes: u32,
+    /// A connection of ours to it exists (dialling, handshaking or active).
+    pub connected: bool,
+}
+
+/// How an established connection to a known address ended, for [`Candidates::closed`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EndedConnection {
+    /// How long it was open.
+    pub lasted: Duration,
+    /// Whether it delivered blocks we wanted: a peer serving us is worth calling back
+    /// soon however short its connections (a flaky link, a client that rotates them).
+    pub delivered: bool,
+    /// We closed it because the peer broke the protocol.
+    pub misbehaved: bool,
+    /// Whether it delivered nothing when asked (snubbed) or went silent (inactive), so it
+    /// did not work however long it lasted.
+    pub useless: bool,
+    /// Whether the torrent has every wanted piece.
+    pub torrent_done: bool,
+}
+
+impl Candidate {
+    fn new(now: Instant) -> Self {
+        Candidate {
+            next_attempt: now,
+            failures: 0,
+            closes: 0,
+            connected: false,
+        }
+    }
+
+    /// Records the close of a working connection to this address and schedules the next
+    /// dial: soon after a connection that worked or a first close, then doubling per close.
+    fn closed(&mut self, now: Instant, how: EndedConnection) {
+        let worked = how.lasted >= CONNECTION_PROVEN_AFTER || how.delivered;
+        if worked && !how.misbehaved && !how.useless {
+            self.closes = 0;
+        }
+        let weight = if how.misbehaved {
+            PROTOCOL_ERROR_CLOSES
+        } else {
+            1
+        };
+        self.closes = self.closes.saturating_add(weight);
+        // 2^20 times the base is far past the cap; the shift stays in range.
+        let doublings = self.closes.saturating_sub(1).min(20);
+        let mut wait = RECONNECT_AFTER_CLOSE
+            .saturating_mul(1 << doublings)
+            .min(RECONNECT_AFTER_CLOSE_MAX);
+        if how.torrent_done {
+            wait = wait.max(RECONNECT_WHEN_DONE);
+        }
+        self.next_attempt = now + wait;
+    }
+}
+
+/// The addresses one torrent may dial.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates {
+    by_addr: BTreeMap<SocketAddr, Candidate>,
+}
+
+impl Candidates {
+    /// Remembers an address, due at once; false if it was known already or the list is full.
+    pub fn learn(&mut self, addr: SocketAddr, now: Instant) -> bool {
+        if self.by_addr.contains_key(&addr) || self.by_addr.len() >= MAX_KNOWN_PEERS {
+            return false;
+        }
+        self.by_addr.insert(addr, Candidate::new(now));
+        true
+    }
+
+    /// Makes an address due now unless a connection to it exists: the user asking overrides
+    /// the back-off.
+    pub fn retry_now(&mut self, addr: SocketAddr, now: Instant) {
+        if let Some(c) = self.by_addr.get_mut(&addr).filter(|c| !c.connected) {
+            c.next_attempt = now;
+        }
+    }
+
+    /// Makes every address due now (the torrent starts, or wants pieces again).
+    pub fn retry_all(&mut self, now: Instant) {
+        for c in self.by_addr.values_mut() {
+            c.next_attempt = c.next_attempt.min(now);
+        }
+    }
+
+    /// Up to `budget` addresses due at `now` with no connection, marked connected.
+    pub fn take_due(&mut self, now: Instant, budget: usize) -> Vec<SocketAddr> {
+        let due: Vec<SocketAddr> = self
+            .by_addr
+            .iter()
+            .filter(|(_, c)| !c.connected && c.next_attempt <= now)
+            .map(|(a, _)| *a)
+            .take(budget)
+            .collect();
+        for addr in &due {
+            if let Some(c) = self.by_addr.get_mut(addr) {
+                c.connected = true;
+            }
+        }
+        due
+    }
+
+    /// The earliest next attempt of an address with no connection.
+    pub fn next_attempt(&self) -> Option<Instant> {
+        self.by_addr
+            .values()
+            .filter(|c| !c.connected)
+            .map(|c| c.next_attempt)
+            .min()
+    }
+
+    /// A dial to `addr` failed before its handshake: back off, and forget the address after
+    /// [`MAX_CONNECT_FAILURES`].
+    pub fn dial_failed(&mut self, addr: SocketAddr, now: Instant) {
+        let Some(c) = self.by_addr.get_mut(&addr) else {
+            return;
+        };
+        c.connected = false;
+        c.failures += 1;
+        c.next_attempt = now + RECONNECT_BASE * (1u32 << c.failures.min(8));
+        if c.failures >= MAX_CONNECT_FAILURES {
+            self.by_addr.remove(&addr);
+        }
+    }
+
+    /// A handshaken connection to `addr` ended; `how` sets the next dial. `None` means the
+    /// torrent stopped: that says nothing about the peer, and starting again redials all.
+    pub fn closed(&mut self, addr: SocketAddr, now: Instant, how: Option<EndedConnection>) {
+        if let Some(c) = self.by_addr.get_mut(&addr) {
+            c.connected = false;
+            if let Some(how) = how {
+                c.closed(now, how);
+            }
+        }
+    }
+
+    /// A dial to `addr` reached a handshake: earlier failed dials (a restart, a busy moment)
+    /// are forgotten, so a later one does not count towards forgetting a peer that works.
+    pub fn handshook(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.by_addr.get_mut(&addr) {
+            c.failures = 0;
+        }
+    }
+
+    /// Forgets an address (it was ourselves).
+    pub fn forget(&mut self, addr: SocketAddr) {
+        self.by_addr.remove(&addr);
+    }
+
+    /// Forgets every address of a host (it was banned).
+    pub fn forget_host(&mut self, ip: IpAddr) {
+        self.by_addr.retain(|a, _| a.ip() != ip);
+    }
+
+    /// Every address with its state, for diagnostics.
+    pub fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &Candidate)> {
+        self.by_addr.iter()
+    }
+}
+
+impl Session {
+    /// Remembers an address to dial for a torrent, unless it is ourselves or banned.
+    pub(super) fn learn_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
+        if self.self_addrs.contains(&addr) {
+            return;
+        }
+        if let Some(t) = self.torrents.get_mut(&id)
+            && !t.smart_ban.is_banned(addr.ip())
+        {
+            t.candidates.learn(addr, now);
+        }
+    }
+
+    /// Dials the addresses that are due, within the connection budget, and sets the
+    /// torrent's next dial deadline.
+    pub(super) fn connect_more(&mut self, now: Instant, id: TorrentId) {
+        let timer = Timer::Torrent(id, TorrentTimer::Dial);
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.state == TorrentState::Stopped {
+            self.timers.stop(timer);
+            return;
+        }
+        let cfg = &self.config;
+        let budget = (cfg.max_half_open.saturating_sub(self.peers.connecting()))
+            .min(
+                cfg.max_connections_per_torrent
+                    .saturating_sub(t.conns.len()),
+            )
+            .min(cfg.max_connections.saturating_sub(self.peers.len()));
+        let due = t.candidates.take_due(now, budget);
+        let next = t.candidates.next_attempt();
+        for addr in due {
+            self.dial(now, id, addr);
+        }
+        match next {
+            // Due but over budget: look again soon, as a slot may free up elsewhere.
+            Some(at) if at <= now => self.timers.set(timer, now + DIAL_RETRY_INTERVAL),
+            Some(at) => self.timers.set(timer, at),
+            None => self.timers.stop(timer),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    fn ended(lasted: Duration) -> EndedConnection {
+        EndedConnection {
+            lasted,
+            delivered: false,
+            misbehaved: false,
+            useless: false,
+            torrent_done: false,
+        }
+    }
+
+    #[test]
+    fn due_addresses_are_taken_once_within_the_budget() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        for p in 1..=3 {
+            assert!(c.learn(addr(p), t0));
+        }
+        assert!(!c.learn(addr(1), t0), "known already");
+        assert_eq!(c.take_due(t0, 2), vec![addr(1), addr(2)]);
+        assert_eq!(c.take_due(t0, 5), vec![addr(3)]);
+        assert!(c.take_due(t0, 5).is_empty());
+        assert_eq!(c.next_attempt(), None, "all connected");
+    }
+
+    #[test]
+    fn failed_dials_back_off_and_are_forgotten() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        c.learn(addr(1), t0);
+        c.take_due(t0, 1);
+        c.dial_failed(addr(1), t0);
+        assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_BASE * 2));
+        for _ in 1..MAX_CONNECT_FAILURES {
+            c.dial_failed(addr(1), t0);
+        }
+        assert_eq!(c.iter().count(), 0);
+    }
+
+    #[test]
+    fn closes_double_the_wait_until_a_connection_proves_itself() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        c.learn(addr(1), t0);
+        c.take_due(t0, 1);
+        c.closed(addr(1), t0, Some(ended(Duration::ZERO)));
+        assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_AFTER_CLOSE));
+        c.closed(addr(1), t0, Some(ended(Duration::ZERO)));
+        assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_AFTER_CLOSE * 2));
+        c.closed(addr(1), t0, Some(ended(CONNECTION_PROVEN_AFTER)));
+        assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_AFTER_CLOSE));
+        c.retry_now(addr(1), t0);
+        assert_eq!(c.next_attempt(), Some(t0));
+    }
+
+    #[test]
+    fn a_stop_says_nothing_about_the_peer() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        c.learn(addr(1), t0);
+        c.take_due(t0, 1);
+        c.closed(addr(1), t0, None);
+        assert_eq!(c.next_attempt(), Some(t0), "due at once");
+    }
+
+    #[test]
+    fn the_list_is_bounded_and_banned_hosts_go() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        for p in 0..MAX_KNOWN_PEERS as u16 {
+            assert!(c.learn(addr(p), t0));
+        }
+        assert!(!c.learn(SocketAddr::from(([10, 0, 0, 2], 1)), t0));
+        c.forget_host(addr(0).ip());
+        assert_eq!(c.iter().count(), 0);
+    }
+}

@@ -1,0 +1,201 @@
+//! The handshake: route an incoming connection to its torrent, admit the peer, activate the
+//! connection, and send the piece summary.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::timers::{PeerTimer, Timer};
+use super::{CloseReason, Event, Session, TorrentId, TorrentState};
+use crate::wire::{Extension, Handshake, Message, Progress};
+use crate::{Bitfield, ConnId};
+
+use super::peer::{Peer, Phase};
+
+impl Session {
+    /// Sends our handshake on a connection whose torrent is known.
+    pub(super) fn send_handshake(&mut self, now: Instant, conn: ConnId) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let Some(info_hash) = p
+            .torrent
+            .and_then(|t| self.torrents.get(&t))
+            .map(|t| t.meta.info_hash())
+        else {
+            return;
+        };
+        let hs = Handshake {
+            reserved: Peer::our_reserved(),
+            info_hash,
+            peer_id: self.config.peer_id,
+        };
+        p.send_raw(&hs.encode(), now);
+        if let Phase::Handshaking { sent } = &mut p.phase {
+            *sent = true;
+        }
+    }
+
+    /// Handshake bytes arrived: route, then admit and activate once the handshake is whole.
+    pub(super) fn on_handshake_bytes(&mut self, now: Instant, conn: ConnId) {
+        if let Err(reason) = self.try_handshake(now, conn) {
+            self.close(now, conn, reason);
+        }
+    }
+
+    fn try_handshake(&mut self, now: Instant, conn: ConnId) -> Result<(), CloseReason> {
+        let routed = self.peers.get(conn).is_some_and(|p| p.torrent.is_some());
+        if !routed && !self.route_incoming(now, conn)? {
+            return Ok(());
+        }
+        let Some(p) = self.peers.get_mut(conn) else {
+            return Ok(());
+        };
+        let hs = match p.decoder.decode_handshake() {
+            Ok(Progress::NeedMore(_)) => return Ok(()),
+            Ok(Progress::Done(hs)) => hs,
+            Err(e) => return Err(CloseReason::Protocol(e.into())),
+        };
+        let id = self.admit(conn, &hs)?;
+        self.activate(now, conn, id, &hs);
+        Ok(())
+    }
+
+    /// An incoming connection names its torrent in its first 48 bytes, before the peer id:
+    /// bind it to that torrent and answer with our handshake at once. False while those
+    /// bytes have not all arrived.
+    fn route_incoming(&mut self, now: Instant, conn: ConnId) -> Result<bool, CloseReason> {
+        let Some(p) = self.peers.get(conn) else {
+            return Ok(false);
+        };
+        let prefix = match p.decoder.peek_handshake_prefix() {
+            Ok(Progress::NeedMore(_)) => return Ok(false),
+            Ok(Progress::Done(prefix)) => prefix,
+            Err(e) => return Err(CloseReason::Protocol(e.into())),
+        };
+        let id = self
+            .torrent_by_info_hash(&prefix.info_hash)
+            .ok_or(CloseReason::UnknownTorrent)?;
+        let t = self
+            .torrents
+            .get_mut(&id)
+            .filter(|t| t.state != TorrentState::Stopped)
+            .ok_or(CloseReason::UnknownTorrent)?;
+        if t.conns.len() >= self.config.max_connections_per_torrent {
+            return Err(CloseReason::TooManyConnections);
+        }
+        t.conns.insert(conn);
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.torrent = Some(id);
+        }
+        self.send_handshake(now, conn);
+        Ok(true)
+    }
+
+    /// Whether the peer behind a whole handshake may join its torrent; the close reason if
+    /// not.
+    fn admit(&mut self, conn: ConnId, hs: &Handshake) -> Result<TorrentId, CloseReason> {
+        let Some(p) = self.peers.get(conn) else {
+            return Err(CloseReason::UnknownTorrent);
+        };
+        let (addr, incoming) = (p.addr, p.is_incoming());
+        let id = p.torrent.ok_or(CloseReason::UnknownTorrent)?;
+        let t = self
+            .torrents
+            .get_mut(&id)
+            .ok_or(CloseReason::UnknownTorrent)?;
+        if hs.info_hash != t.meta.info_hash() {
+            return Err(CloseReason::UnknownTorrent);
+        }
+        if hs.peer_id == self.config.peer_id {
+            if !incoming {
+                self.self_addrs.insert(addr);
+                t.candidates.forget(addr);
+            }
+            return Err(CloseReason::SelfConnection);
+        }
+        if t.smart_ban.is_banned(addr.ip()) {
+            return Err(CloseReason::Banned);
+        }
+        let duplicate = t.conns.iter().any(|c| {
+            self.peers
+                .get(*c)
+                .is_some_and(|o| o.peer_id == Some(hs.peer_id))
+        });
+        if duplicate {
+            return Err(CloseReason::Duplicate);
+        }
+        Ok(id)
+    }
+
+    /// The handshake is done: the connection is a peer of torrent `id`.
+    fn activate(&mut self, now: Instant, conn: ConnId, id: TorrentId, hs: &Handshake) {
+        let Some(pieces) = self.torrents.get(&id).map(|t| t.piece_count()) else {
+            return;
+        };
+        let sent = self
+            .peers
+            .get(conn)
+            .is_some_and(|p| matches!(p.phase, Phase::Handshaking { sent: true }));
+        if !sent {
+            self.send_handshake(now, conn);
+        }
+        let common = Peer::our_reserved().common(hs.reserved);
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        p.peer_id = Some(hs.peer_id);
+        p.fast = common.has(Extension::Fast);
+        p.extended = common.has(Extension::ExtensionProtocol);
+        p.decoder.set_piece_count(Some(pieces));
+        p.pieces = Bitfield::new(pieces);
+        p.phase = Phase::Active;
+        let (addr, incoming, extended) = (p.addr, p.is_incoming(), p.extended);
+        let (last_received, last_sent) = (p.last_received, p.last_sent);
+        self.timers.stop(Timer::Peer(conn, PeerTimer::Handshake));
+        self.timers.set(
+            Timer::Peer(conn, PeerTimer::Inactivity),
+            last_received + self.config.inactivity_timeout,
+        );
+        self.timers.set(
+            Timer::Peer(conn, PeerTimer::KeepAlive),
+            last_sent + self.config.keepalive_interval,
+        );
+        self.send_piece_summary(now, conn, id);
+        if extended {
+            let payload = Bytes::from(self.our_extension_handshake(addr));
+            if let Some(p) = self.peers.get_mut(conn) {
+                p.send(&Message::Extended { id: 0, payload }, now);
+            }
+        }
+        if !incoming && let Some(t) = self.torrents.get_mut(&id) {
+            t.candidates.handshook(addr);
+        }
+        self.events.push_back(Event::PeerConnected {
+            torrent: id,
+            conn,
+            addr,
+            peer_id: hs.peer_id,
+        });
+    }
+
+    /// BEP 6: the piece summary must directly follow the handshake.
+    fn send_piece_summary(&mut self, now: Instant, conn: ConnId, id: TorrentId) {
+        let (Some(t), Some(p)) = (self.torrents.get(&id), self.peers.get_mut(conn)) else {
+            return;
+        };
+        let have = t.picker.have();
+        let summary = if p.fast && have.is_full() {
+            Message::HaveAll
+        } else if have.count() == 0 {
+            if !p.fast {
+                // Without the fast extension an empty bitfield may be omitted (BEP 3).
+                return;
+            }
+            Message::HaveNone
+        } else {
+            Message::Bitfield(Bytes::copy_from_slice(have.as_bytes()))
+        };
+        p.send(&summary, now);
+    }
+}

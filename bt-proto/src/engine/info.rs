@@ -1,0 +1,98 @@
+//! What the session's queries return: snapshots of torrents, files, peers and trackers.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::io::TorrentState;
+use crate::tracker::AnnounceError;
+use crate::{ConnId, PeerId};
+
+/// A whole torrent's view for [`crate::engine::Session::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentStats {
+    /// The run state.
+    pub state: TorrentState,
+    /// Bytes of blocks sent, over the torrent's life.
+    pub uploaded: u64,
+    /// Bytes of blocks received and accepted, over the torrent's life.
+    pub downloaded: u64,
+    /// Bytes of wanted pieces not yet verified.
+    pub left: u64,
+    /// Pieces verified.
+    pub pieces_have: u32,
+    /// Pieces in the torrent.
+    pub pieces_total: u32,
+    /// Every wanted piece is verified.
+    pub complete: bool,
+    /// Every piece is verified.
+    pub seed: bool,
+    /// Connected peers (handshake done).
+    pub peers: usize,
+}
+
+/// One file's state for [`crate::engine::Session::files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Path components below the torrent's directory.
+    pub path: Vec<String>,
+    /// Length in bytes.
+    pub length: u64,
+    /// Priority (0 = skip).
+    pub priority: u8,
+    /// Bytes of it in verified pieces.
+    pub done: u64,
+    /// A BEP 47 padding file: never written, not shown to users.
+    pub padding: bool,
+}
+
+/// One peer's state, as shown by [`crate::engine::Session::peers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The connection.
+    pub conn: ConnId,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The peer's id.
+    pub peer_id: PeerId,
+    /// Client name and version parsed from the id.
+    pub client: String,
+    /// We are choking them.
+    pub am_choking: bool,
+    /// We are interested in them.
+    pub am_interested: bool,
+    /// They are choking us.
+    pub peer_choking: bool,
+    /// They are interested in us.
+    pub peer_interested: bool,
+    /// They connected to us.
+    pub incoming: bool,
+    /// They have not sent a requested block for a long time.
+    pub snubbed: bool,
+    /// Bytes per second from them.
+    pub download_rate: u64,
+    /// Bytes per second to them.
+    pub upload_rate: u64,
+    /// Bytes of blocks received from them.
+    pub downloaded: u64,
+    /// Bytes of blocks sent to them.
+    pub uploaded: u64,
+    /// Pieces they have.
+    pub pieces: u32,
+}
+
+/// One tracker's state, as shown by [`crate::engine::Session::trackers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackerInfo {
+    /// The tier (0 first).
+    pub tier: usize,
+    /// The URL.
+    pub url: String,
+    /// Seeders in its last reply.
+    pub seeders: Option<u32>,
+    /// Leechers in its last reply.
+    pub leechers: Option<u32>,
+    /// Its last error, if the last attempt failed.
+    pub last_error: Option<AnnounceError>,
+    /// When the next regular announce is due (for the tracker in use).
+    pub next_announce: Option<Instant>,
+}

@@ -1,0 +1,185 @@
+//! Messages from an active peer: what it has, what it wants, and our interest in it.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::peer::{MAX_ALLOWED_FAST, Phase};
+use super::{CloseReason, ProtocolViolation, Session, TorrentId, TorrentState, extension};
+use crate::wire::Message;
+use crate::{Bitfield, ConnId, PieceIndex};
+
+impl Session {
+    pub(super) fn on_received(&mut self, now: Instant, conn: ConnId, data: Bytes) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        p.decoder.feed_bytes(data);
+        p.last_received = now;
+        if let Phase::Handshaking { .. } = p.phase {
+            self.on_handshake_bytes(now, conn);
+        }
+        // Each message may close the connection (a violation, a ban, both sides seeds).
+        while let Some(p) = self.peers.get_mut(conn).filter(|p| p.is_active()) {
+            let result = match p.decoder.next_message() {
+                Ok(Some(msg)) => self.on_message(now, conn, msg),
+                Ok(None) => return,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(violation) = result {
+                self.close(now, conn, CloseReason::Protocol(violation));
+                return;
+            }
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        msg: Message,
+    ) -> Result<(), ProtocolViolation> {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return Ok(());
+        };
+        let Some(id) = p.torrent else {
+            return Ok(());
+        };
+        let first = !p.sent_first_message;
+        // Some clients send their extension handshake before the piece summary; tolerate it.
+        if !matches!(msg, Message::KeepAlive | Message::Extended { .. }) {
+            p.sent_first_message = true;
+        }
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::Suggest(_) => {}
+            Message::Unknown { .. } => {}
+            Message::Choke => self.on_choked(now, conn, id),
+            Message::Unchoke => {
+                p.choke.peer_choking = false;
+                self.fill_requests(now, conn);
+            }
+            Message::Interested => {
+                p.choke.peer_interested = true;
+                self.maybe_unchoke_now(now, id, conn);
+            }
+            Message::NotInterested => p.choke.peer_interested = false,
+            Message::Have(piece) => {
+                let pieces = p.pieces.len();
+                if piece.0 >= pieces {
+                    return Err(ProtocolViolation::HaveOutOfRange { piece, pieces });
+                }
+                self.add_peer_pieces(now, conn, id, [piece]);
+            }
+            Message::Bitfield(bytes) => {
+                let b = Bitfield::from_bytes(&bytes, p.pieces.len())?;
+                if first {
+                    self.set_peer_pieces(now, conn, id, b);
+                } else {
+                    // BEP 3 allows a bitfield only first, but aria2 sends one in place of a
+                    // run of HAVEs whenever it is the shorter message (libtorrent and
+                    // transmission accept that): it adds the pieces it lists, as those HAVEs
+                    // would. Bits it leaves clear are ignored: a peer does not lose pieces.
+                    self.add_peer_pieces(now, conn, id, b.iter_ones());
+                }
+            }
+            Message::HaveAll | Message::HaveNone => {
+                if !p.fast || !first {
+                    return Err(ProtocolViolation::UnexpectedPieceSummary);
+                }
+                let n = p.pieces.len();
+                let b = if msg == Message::HaveAll {
+                    Bitfield::full(n)
+                } else {
+                    Bitfield::new(n)
+                };
+                self.set_peer_pieces(now, conn, id, b);
+            }
+            Message::Request(block) => self.on_request(now, conn, id, block)?,
+            Message::Cancel(block) => {
+                p.their_requests.retain(|x| *x != block);
+                // A read in flight is dropped when it returns.
+                p.reading.retain(|x| *x != block);
+            }
+            Message::RejectRequest(block) => self.on_rejected(now, conn, id, block)?,
+            Message::AllowedFast(piece) => {
+                if piece.0 < p.pieces.len()
+                    && p.allowed_fast.len() < MAX_ALLOWED_FAST
+                    && !p.allowed_fast.contains(&piece)
+                {
+                    p.allowed_fast.push(piece);
+                    self.fill_requests(now, conn);
+                }
+            }
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => self.on_block(now, conn, id, piece, offset, data)?,
+            Message::Extended { id: 0, payload } => {
+                if let Some(ext) = extension::parse_handshake(&payload) {
+                    p.extensions.update(ext);
+                }
+            }
+            Message::Extended { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Records `pieces` (in range) as the peer's, from a HAVE or a later BITFIELD.
+    fn add_peer_pieces(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        id: TorrentId,
+        pieces: impl IntoIterator<Item = PieceIndex>,
+    ) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        for piece in pieces {
+            if p.pieces.set(piece, true)
+                && let Some(t) = self.torrents.get_mut(&id)
+            {
+                t.picker.peer_has(piece);
+            }
+        }
+        self.update_interest(now, conn);
+        self.fill_requests(now, conn);
+        self.close_if_both_seeds(now, conn, id);
+    }
+
+    fn set_peer_pieces(&mut self, now: Instant, conn: ConnId, id: TorrentId, b: Bitfield) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.picker.peer_removed(&p.pieces);
+            t.picker.peer_added(&b);
+        }
+        p.pieces = b;
+        self.update_interest(now, conn);
+        self.close_if_both_seeds(now, conn, id);
+    }
+
+    pub(super) fn close_if_both_seeds(&mut self, now: Instant, conn: ConnId, id: TorrentId) {
+        let we_seed = self
+            .torrents
+            .get(&id)
+            .is_some_and(|t| t.picker.have().is_full());
+        if we_seed && self.peers.get(conn).is_some_and(|p| p.is_seed()) {
+            self.close(now, conn, CloseReason::BothSeeds);
+        }
+    }
+
+    /// Sends INTERESTED / NOT INTERESTED when our interest changes.
+    pub(super) fn update_interest(&mut self, now: Instant, conn: ConnId) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let Some(t) = p.torrent.and_then(|id| self.torrents.get(&id)) else {
+            return;
+        };
+        let interested = t.state == TorrentState::Started && t.picker.is_interesting(&p.pieces);
+        p.set_interested(interested, now);
+    }
+}

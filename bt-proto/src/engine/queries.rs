@@ -1,0 +1,229 @@
+//! What the user can ask of a session: torrents, their counters, files, peers and trackers.
+
+use std::time::Instant;
+
+use super::info::{FileInfo, PeerInfo, TorrentStats, TrackerInfo};
+use super::{Session, TorrentId};
+use crate::metainfo::Metainfo;
+use crate::resume::{FileStamp, ResumeData};
+use crate::{Bitfield, InfoHash, PieceIndex};
+
+impl Session {
+    /// The torrent with this info-hash.
+    pub fn torrent_by_info_hash(&self, info_hash: &InfoHash) -> Option<TorrentId> {
+        self.by_info_hash.get(info_hash).copied()
+    }
+
+    /// The metainfo of a torrent.
+    pub fn metainfo(&self, id: TorrentId) -> Option<&Metainfo> {
+        self.torrents.get(&id).map(|t| &t.meta)
+    }
+
+    /// Ids of every torrent.
+    pub fn torrent_ids(&self) -> Vec<TorrentId> {
+        self.torrents.keys().copied().collect()
+    }
+
+    /// Counters and flags of a torrent.
+    pub fn stats(&self, id: TorrentId) -> Option<TorrentStats> {
+        let t = self.torrents.get(&id)?;
+        let peers = t
+            .conns
+            .iter()
+            .filter(|c| self.peers.get(**c).is_some_and(|p| p.is_active()))
+            .count();
+        Some(TorrentStats {
+            state: t.state,
+            uploaded: t.uploaded,
+            downloaded: t.downloaded,
+            left: t.left(),
+            pieces_have: t.picker.have().count(),
+            pieces_total: t.piece_count(),
+            complete: t.picker.is_done(),
+            seed: t.picker.have().is_full(),
+            peers,
+        })
+    }
+
+    /// Verified pieces.
+    pub fn bitfield(&self, id: TorrentId) -> Option<&Bitfield> {
+        self.torrents.get(&id).map(|t| t.picker.have())
+    }
+
+    /// Pieces wanted (touching a file of priority above 0).
+    pub fn wanted(&self, id: TorrentId) -> Option<Bitfield> {
+        let t = self.torrents.get(&id)?;
+        let mut b = Bitfield::new(t.piece_count());
+        for i in 0..t.piece_count() {
+            b.set(PieceIndex(i), t.picker.priority(PieceIndex(i)) > 0);
+        }
+        Some(b)
+    }
+
+    /// Each file with its priority and the bytes of it in verified pieces.
+    pub fn files(&self, id: TorrentId) -> Option<Vec<FileInfo>> {
+        let t = self.torrents.get(&id)?;
+        let have = t.picker.have();
+        let mut out = Vec::new();
+        for (i, f) in t.meta.files().iter().enumerate() {
+            let done = t
+                .meta
+                .piece_map()
+                .file_pieces(i)
+                .map(|range| {
+                    range
+                        .iter()
+                        .filter(|p| have.get(*p))
+                        .map(|p| t.file_overlap(i, p))
+                        .sum()
+                })
+                .unwrap_or(0);
+            out.push(FileInfo {
+                path: f.path.components().to_vec(),
+                length: f.length,
+                priority: t.file_priorities.get(i).copied().unwrap_or(1),
+                done,
+                padding: f.is_padding(),
+            });
+        }
+        Some(out)
+    }
+
+    /// Connected peers of a torrent (handshake done).
+    pub fn peers(&self, id: TorrentId, now: Instant) -> Vec<PeerInfo> {
+        let Some(t) = self.torrents.get(&id) else {
+            return Vec::new();
+        };
+        t.conns
+            .iter()
+            .filter_map(|c| self.peers.get(*c))
+            .filter_map(|p| {
+                let peer_id = p.peer_id?;
+                Some(PeerInfo {
+                    conn: p.conn,
+                    addr: p.addr,
+                    peer_id,
+                    client: p.extensions.client.clone().unwrap_or_else(|| {
+                        let c = crate::peer_id::identify(&peer_id);
+                        format!("{} {}", c.name, c.version).trim().to_string()
+                    }),
+                    am_choking: p.choke.am_choking,
+                    am_interested: p.choke.am_interested,
+                    peer_choking: p.choke.peer_choking,
+                    peer_interested: p.choke.peer_interested,
+                    incoming: p.is_incoming(),
+                    snubbed: p.snubbed,
+                    download_rate: p.down.rate(now),
+                    upload_rate: p.up.rate(now),
+                    downloaded: p.downloaded,
+                    uploaded: p.uploaded,
+                    pieces: p.pieces.count(),
+                })
+            })
+            .collect()
+    }
+
+    /// Trackers of a torrent, by tier.
+    pub fn trackers(&self, id: TorrentId) -> Vec<TrackerInfo> {
+        let Some(t) = self.torrents.get(&id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (tier, urls) in t.announcer.tiers.iter().enumerate() {
+            for e in urls {
+                out.push(TrackerInfo {
+                    tier,
+                    url: e.url.clone(),
+                    seeders: e.seeders,
+                    leechers: e.leechers,
+                    last_error: e.last_error.clone(),
+                    next_announce: t.announcer.next_announce_of(&e.url),
+                });
+            }
+        }
+        out
+    }
+
+    /// Resume data for a torrent, given each file's stamp now (in metainfo order).
+    pub fn resume_data(&self, id: TorrentId, files: Vec<Option<FileStamp>>) -> Option<ResumeData> {
+        let t = self.torrents.get(&id)?;
+        Some(ResumeData {
+            info_hash: t.meta.info_hash(),
+            pieces: t.picker.have().clone(),
+            files,
+            uploaded: t.uploaded,
+            downloaded: t.downloaded,
+        })
+    }
+
+    /// A multi-line description of a torrent's download state for diagnosing stalls: the
+    /// picker's started pieces, the pieces being verified, and per peer its choke and
+    /// interest state, requests in flight and how long ago it last sent a block.
+    pub fn debug_state(&self, id: TorrentId, now: Instant) -> Option<String> {
+        use std::fmt::Write;
+        let t = self.torrents.get(&id)?;
+        let ago = |at: Instant| now.saturating_duration_since(at).as_secs_f32();
+        let mut s = String::new();
+        let (partial, verifying) = t.picker.partial_progress();
+        let _ = writeln!(
+            s,
+            "state {:?} have {}/{} endgame {} verifying {} (engine {:?}) checking {} \
+             partial pieces {} next deadline in {:?} ({} set) choke round in {:?}",
+            t.state,
+            t.picker.have().count(),
+            t.piece_count(),
+            t.picker.in_endgame(),
+            verifying,
+            t.verifying.keys().collect::<Vec<_>>(),
+            t.checking.len(),
+            t.partial_pieces.len(),
+            self.timers.next().map(|n| n.saturating_duration_since(now)),
+            self.timers.len(),
+            t.choker.next_round(now).saturating_duration_since(now),
+        );
+        for (p, free, requested, received) in partial {
+            let _ = writeln!(
+                s,
+                "  partial {p}: free {free} requested {requested} received {received} \
+                 (availability {})",
+                t.picker.availability(p)
+            );
+        }
+        for p in t.conns.iter().filter_map(|c| self.peers.get(*c)) {
+            let oldest = p.requests.front().map(|(_, at)| ago(*at));
+            let _ = writeln!(
+                s,
+                "  peer {} {} {:?} fast {} {:?} snubbed {} has {} requests {} (oldest {:?}s) \
+                 depth {} last block {:.1}s ago, last received {:.1}s ago, their requests {} \
+                 reading {} down {} B/s up {} B/s",
+                p.conn,
+                p.addr,
+                p.phase,
+                p.fast,
+                p.choke,
+                p.snubbed,
+                p.pieces.count(),
+                p.requests.len(),
+                oldest,
+                p.queue_depth,
+                ago(p.last_block),
+                ago(p.last_received),
+                p.their_requests.len(),
+                p.reading.len(),
+                p.down.rate(now),
+                p.up.rate(now),
+            );
+        }
+        for (addr, c) in t.candidates.iter() {
+            let _ = writeln!(
+                s,
+                "  candidate {addr} connected {} failures {} closes {} next attempt in {:?}",
+                c.connected,
+                c.failures,
+                c.closes,
+                c.next_attempt.saturating_duration_since(now)
+            );
+        }
+        Some(s)
+    }
+}

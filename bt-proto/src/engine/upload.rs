@@ -1,0 +1,198 @@
+//! Uploading: checking and queueing a peer's requests, reading and sending blocks, and the
+//! choke rounds that decide who is served.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::timers::{Timer, TorrentTimer};
+use super::{Event, Output, ProtocolViolation, Session, StorageError, TorrentId, TorrentState};
+use crate::ConnId;
+use crate::choker::{ChokeChange, Mode as ChokeMode, PeerSnapshot};
+use crate::picker::{BLOCK_LEN, Block};
+use crate::wire::encode_piece_header;
+
+impl Session {
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        id: TorrentId,
+        b: Block,
+    ) -> Result<(), ProtocolViolation> {
+        let (Some(p), Some(t)) = (self.peers.get_mut(conn), self.torrents.get(&id)) else {
+            return Ok(());
+        };
+        let piece_len = t.piece_len(b.piece);
+        if b.piece.0 >= t.piece_count()
+            || b.length == 0
+            || b.length > BLOCK_LEN
+            || u64::from(b.offset) + u64::from(b.length) > u64::from(piece_len)
+        {
+            return Err(ProtocolViolation::RequestOutOfBounds(b));
+        }
+        if t.state != TorrentState::Started || p.choke.am_choking {
+            // A request racing our CHOKE is normal; BEP 6 asks for a reject.
+            p.reject(b, now);
+            return Ok(());
+        }
+        if !t.picker.have().get(b.piece) {
+            // We never serve data we do not have (the seed client served zeros).
+            if p.slip() {
+                return Err(ProtocolViolation::TooManyRequestsForMissingPieces);
+            }
+            p.reject(b, now);
+            return Ok(());
+        }
+        if p.their_requests.len() + p.reading.len() >= self.config.max_peer_requests {
+            p.reject(b, now);
+            return Ok(());
+        }
+        if p.their_requests.contains(&b) || p.reading.contains(&b) {
+            return Ok(());
+        }
+        p.their_requests.push_back(b);
+        self.pump_reads(id, conn);
+        Ok(())
+    }
+
+    /// Starts reads of a peer's queued requests, up to the reads allowed in flight.
+    fn pump_reads(&mut self, id: TorrentId, conn: ConnId) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        while p.reading.len() < self.config.max_reads_in_flight {
+            let Some(block) = p.their_requests.pop_front() else {
+                break;
+            };
+            p.reading.push(block);
+            self.outputs.push_back(Output::ReadBlock {
+                torrent: id,
+                conn,
+                block,
+            });
+        }
+    }
+
+    pub(super) fn on_block_read(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        conn: ConnId,
+        block: Block,
+        data: Result<Bytes, StorageError>,
+    ) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let Some(i) = p.reading.iter().position(|b| *b == block) else {
+            // Cancelled, or the peer was choked meanwhile.
+            return;
+        };
+        p.reading.swap_remove(i);
+        match data {
+            Ok(data) if data.len() == block.length as usize && !p.choke.am_choking => {
+                if let Ok(header) = encode_piece_header(block.piece, block.offset, data.len()) {
+                    p.send_piece(header, data, now);
+                    p.up.record(now, u64::from(block.length));
+                    p.uploaded += u64::from(block.length);
+                    if let Some(t) = self.torrents.get_mut(&id) {
+                        t.uploaded += u64::from(block.length);
+                    }
+                }
+            }
+            Ok(data) if data.len() != block.length as usize => {
+                p.reject(block, now);
+                self.events.push_back(Event::StorageFailed {
+                    torrent: id,
+                    error: StorageError::ShortRead {
+                        piece: block.piece,
+                        offset: block.offset,
+                        wanted: block.length,
+                        got: data.len(),
+                    },
+                });
+            }
+            Ok(_) => p.reject(block, now),
+            Err(error) => {
+                p.reject(block, now);
+                self.events
+                    .push_back(Event::StorageFailed { torrent: id, error });
+            }
+        }
+        self.pump_reads(id, conn);
+    }
+
+    pub(super) fn set_choking(&mut self, now: Instant, conn: ConnId, choke: bool) {
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.set_choking(choke, now);
+        }
+    }
+
+    /// An interested peer gets a free upload slot at once rather than at the next round.
+    pub(super) fn maybe_unchoke_now(&mut self, now: Instant, id: TorrentId, conn: ConnId) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        if t.state != TorrentState::Started {
+            return;
+        }
+        let unchoked = t
+            .conns
+            .iter()
+            .filter(|c| self.peers.get(**c).is_some_and(|p| !p.choke.am_choking))
+            .count();
+        if unchoked < self.config.upload_slots {
+            self.set_choking(now, conn, false);
+        }
+    }
+
+    /// Runs the torrent's choke round and schedules the next one.
+    pub(super) fn choke_round(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.state != TorrentState::Started {
+            return;
+        }
+        let mode = if t.picker.is_done() {
+            ChokeMode::Seeding
+        } else {
+            ChokeMode::Leeching
+        };
+        t.choker.set_mode(mode);
+        let snapshot: Vec<PeerSnapshot> = t
+            .conns
+            .iter()
+            .filter_map(|c| self.peers.get(*c))
+            .filter(|p| p.is_active())
+            .map(|p| PeerSnapshot {
+                id: p.conn,
+                interested: p.choke.peer_interested,
+                rate: match mode {
+                    ChokeMode::Leeching => p.down.rate(now),
+                    ChokeMode::Seeding => p.up.rate(now),
+                },
+                unchoked: !p.choke.am_choking,
+                connected_at: p.connected_at,
+                snubbed: p.snubbed,
+            })
+            .collect();
+        let decision = t.choker.run(now, &snapshot, &mut self.rng);
+        let next_round = t.choker.next_round(now);
+        self.timers
+            .set(Timer::Torrent(id, TorrentTimer::ChokeRound), next_round);
+        for change in decision.changes {
+            let (c, choke) = match change {
+                ChokeChange::Choke(c) => (c, true),
+                ChokeChange::Unchoke(c) => (c, false),
+            };
+            self.set_choking(now, c, choke);
+        }
+        for p in &snapshot {
+            if let Some(peer) = self.peers.get_mut(p.id) {
+                peer.optimistic = decision.optimistic == Some(p.id);
+            }
+        }
+    }
+}
