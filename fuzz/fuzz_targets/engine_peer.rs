@@ -165,7 +165,8 @@ impl Harness {
                         result,
                     });
                 }
-                Output::CloseFiles { .. } => {}
+                // No resume file here: nothing to save.
+                Output::CloseFiles { .. } | Output::SaveResume(_) => {}
             }
         }
         // Invariants.
@@ -354,7 +355,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 0 => h.s.set_state(h.now, t, TorrentState::Started),
                 1 => h.s.set_state(h.now, t, TorrentState::Paused),
                 2 => h.s.set_state(h.now, t, TorrentState::Stopped),
-                3 => h.s.hashcheck(t, CheckScope::All),
+                3 => h.s.hashcheck(h.now, t, CheckScope::All),
                 4 => {
                     let f = u.int_in_range(0..=2)?;
                     let p = u.int_in_range(0..=2)?;
