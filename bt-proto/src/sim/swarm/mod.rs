@@ -183,13 +183,7 @@ impl Swarm {
         let id = NodeId(self.nodes.len());
         let ip = [10, (id.0 >> 8) as u8, id.0 as u8, 1];
         let addr = SocketAddr::from((ip, SIM_PORT));
-        let mut random = [0u8; 12];
-        self.rng.fill(&mut random);
-        let peer_id = PeerId::generate(random, SIM_VERSION);
-        let mut config = Config::new(peer_id, SIM_PORT, self.rng.next_u64());
-        if let Some(tweak) = options.tweak {
-            tweak(&mut config);
-        }
+        let session = self.new_session(options.tweak);
         self.net.add_host(
             addr,
             HostConfig {
@@ -203,7 +197,7 @@ impl Swarm {
         );
         self.nodes.push(Node {
             addr,
-            session: Session::new(config),
+            session,
             options,
             conns: BTreeMap::new(),
             by_sim: BTreeMap::new(),
@@ -277,12 +271,7 @@ impl Swarm {
             return;
         };
         n.alive = false;
-        let sims: Vec<SimConnId> = n.conns.values().map(|(s, _)| *s).collect();
-        n.conns.clear();
-        n.by_sim.clear();
-        for s in sims {
-            let _ = self.net.drop_at(s, now);
-        }
+        self.reset_connections(node, now);
         if let Some(h) = self.net.host_mut(self.addr(node)) {
             h.listen = Listen::Silent;
         }
@@ -292,19 +281,35 @@ impl Swarm {
     /// replaced by a fresh one (new peer id, no torrents), its disk stays.
     pub fn restart(&mut self, node: NodeId) {
         let now = self.clock.now();
-        let mut random = [0u8; 12];
-        self.rng.fill(&mut random);
-        let seed = self.rng.next_u64();
+        let tweak = self.nodes.get(node.0).and_then(|n| n.options.tweak);
+        let session = self.new_session(tweak);
         let Some(n) = self.nodes.get_mut(node.0) else {
             return;
         };
-        let mut config = Config::new(PeerId::generate(random, SIM_VERSION), SIM_PORT, seed);
-        if let Some(tweak) = n.options.tweak {
-            tweak(&mut config);
-        }
-        n.session = Session::new(config);
+        n.session = session;
         n.metas.clear();
         n.alive = true;
+        self.reset_connections(node, now);
+    }
+
+    /// A fresh session for a node: a new peer id and RNG seed from the swarm's generator,
+    /// then the node's `tweak` of the configuration.
+    fn new_session(&mut self, tweak: Option<fn(&mut Config)>) -> Session {
+        let mut random = [0u8; 12];
+        self.rng.fill(&mut random);
+        let peer_id = PeerId::generate(random, SIM_VERSION);
+        let mut config = Config::new(peer_id, SIM_PORT, self.rng.next_u64());
+        if let Some(tweak) = tweak {
+            tweak(&mut config);
+        }
+        Session::new(config)
+    }
+
+    /// Resets every connection of `node`'s session on the network.
+    fn reset_connections(&mut self, node: NodeId, now: Instant) {
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
         let sims: Vec<SimConnId> = n.conns.values().map(|(s, _)| *s).collect();
         n.conns.clear();
         n.by_sim.clear();
