@@ -7,14 +7,40 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{DATA_DIR, NodeId, Swarm};
+use super::{DATA_DIR, Node, NodeId, Swarm};
 use crate::PieceIndex;
-use crate::engine::StorageError;
+use crate::engine::{StorageError, TorrentId};
 use crate::metainfo::Metainfo;
 use crate::sim::disk::MemDisk;
 use crate::storage::{fill_from_plan, read_plan, write_plan};
 
 impl Swarm {
+    /// Piece `piece` of `torrent` as `node`'s disk holds it: the `span` (offset, length)
+    /// of it a block names, or all of it.
+    pub(super) fn read_piece(
+        &mut self,
+        node: NodeId,
+        torrent: TorrentId,
+        piece: PieceIndex,
+        span: Option<(u32, u32)>,
+    ) -> Result<Vec<u8>, StorageError> {
+        let (host, meta) = node_torrent(&self.nodes, node, torrent)?;
+        let (offset, length) = span.unwrap_or((0, meta.piece_len(piece).unwrap_or(0)));
+        read_bytes(&mut self.disk, host, meta, piece, offset, length)
+    }
+
+    /// Writes `blocks` to `node`'s disk as piece `piece` of `torrent`.
+    pub(super) fn store_piece(
+        &mut self,
+        node: NodeId,
+        torrent: TorrentId,
+        piece: PieceIndex,
+        blocks: &[Bytes],
+    ) -> Result<(), StorageError> {
+        let (host, meta) = node_torrent(&self.nodes, node, torrent)?;
+        write_piece(&mut self.disk, host, meta, piece, blocks)
+    }
+
     /// Writes a torrent's content onto a node's disk, as a seed would have it.
     pub fn put_content(&mut self, node: NodeId, meta: &Metainfo, content: &[u8]) {
         let addr = self.addr(node);
@@ -53,7 +79,20 @@ fn node_path(f: &crate::metainfo::FileEntry) -> PathBuf {
     crate::storage::file_path(Path::new(DATA_DIR), f)
 }
 
-pub(super) fn read_bytes(
+/// `node`'s address (its host on the simulated disk) and the metainfo of its torrent
+/// `torrent`.
+fn node_torrent(
+    nodes: &[Node],
+    node: NodeId,
+    torrent: TorrentId,
+) -> Result<(SocketAddr, &Metainfo), StorageError> {
+    nodes
+        .get(node.0)
+        .and_then(|n| Some((n.addr, n.metas.get(&torrent)?)))
+        .ok_or_else(|| StorageError::Backend("unknown torrent".into()))
+}
+
+fn read_bytes(
     disk: &mut MemDisk,
     host: SocketAddr,
     meta: &Metainfo,
@@ -83,7 +122,7 @@ pub(super) fn read_bytes(
     Ok(out)
 }
 
-pub(super) fn write_piece(
+fn write_piece(
     disk: &mut MemDisk,
     host: SocketAddr,
     meta: &Metainfo,

@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::files::{read_bytes, write_piece};
 use super::run::Delayed;
 use super::{NodeId, Swarm, TRACKER_URL};
-use crate::engine::{Input, Output, StorageError, TorrentId};
+use crate::IoFailure;
+use crate::engine::{Input, Output};
 use crate::sim::net::Side;
 use crate::storage::verify_blocks;
 use crate::tracker::{AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
-use crate::wire::BlockRequest;
-use crate::{IoFailure, PieceHash, PieceIndex};
 
 impl Swarm {
     /// Carries out a node's outputs and records its events.
@@ -69,7 +67,17 @@ impl Swarm {
                 conn,
                 block,
             } => {
-                let data = self.read_block(node, torrent, block);
+                let corrupt = n.options.corrupt_uploads;
+                let span = Some((block.offset, block.length));
+                let data = self
+                    .read_piece(node, torrent, block.piece, span)
+                    .map(|mut bytes| {
+                        // A hostile or broken seed: what it serves is not what it has.
+                        if corrupt && let Some(b) = bytes.first_mut() {
+                            *b ^= 0xff;
+                        }
+                        Bytes::from(bytes)
+                    });
                 let input = Input::BlockRead {
                     torrent,
                     conn,
@@ -84,7 +92,12 @@ impl Swarm {
                 hash,
                 blocks,
             } => {
-                let result = self.verify_and_store(node, torrent, piece, &hash, &blocks);
+                let result = if verify_blocks(&blocks, &hash) {
+                    self.store_piece(node, torrent, piece, &blocks)
+                        .map(|()| true)
+                } else {
+                    Ok(false)
+                };
                 let input = Input::PieceStored {
                     torrent,
                     piece,
@@ -97,7 +110,9 @@ impl Swarm {
                 piece,
                 hash,
             } => {
-                let ok = self.check_piece(node, torrent, piece, &hash);
+                let ok = self
+                    .read_piece(node, torrent, piece, None)
+                    .is_ok_and(|bytes| crate::sha1(&bytes) == hash.0);
                 let input = Input::PieceChecked { torrent, piece, ok };
                 self.answer_later(node, now + self.disk_latency, input);
             }
@@ -106,14 +121,7 @@ impl Swarm {
                 url,
                 request,
             } => {
-                let result = if url == TRACKER_URL {
-                    Ok(self.tracker_reply(addr, &request))
-                } else {
-                    Err(AnnounceError::Connect {
-                        host: url.clone(),
-                        error: IoFailure::new(ErrorKind::ConnectionRefused, "no tracker there"),
-                    })
-                };
+                let result = self.tracker_reply(addr, &url, &request);
                 // A `stopped` announce is not answered (the session does not wait for it).
                 if request.event != Some(AnnounceEvent::Stopped) {
                     let input = Input::Announced {
@@ -133,75 +141,23 @@ impl Swarm {
         self.schedule(at, Delayed::Input(node, input));
     }
 
-    /// Block `block` of `torrent` from `node`'s disk, flipped if the node corrupts uploads.
-    fn read_block(
+    /// The answer to `req`, sent from `from` to `url`: the simulated tracker's at
+    /// [`TRACKER_URL`], a refused connection anywhere else.
+    fn tracker_reply(
         &mut self,
-        node: NodeId,
-        torrent: TorrentId,
-        block: BlockRequest,
-    ) -> Result<Bytes, StorageError> {
-        let n = self.nodes.get(node.0);
-        let corrupt = n.is_some_and(|n| n.options.corrupt_uploads);
-        let Some((addr, meta)) = n.and_then(|n| Some((n.addr, n.metas.get(&torrent)?))) else {
-            return Err(StorageError::Backend("unknown torrent".into()));
-        };
-        let piece = block.piece;
-        let mut bytes = read_bytes(
-            &mut self.disk,
-            addr,
-            meta,
-            piece,
-            block.offset,
-            block.length,
-        )?;
-        if corrupt && let Some(b) = bytes.first_mut() {
-            *b ^= 0xff;
+        from: SocketAddr,
+        url: &str,
+        req: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, AnnounceError> {
+        if url != TRACKER_URL {
+            return Err(AnnounceError::Connect {
+                host: url.to_string(),
+                error: IoFailure::new(ErrorKind::ConnectionRefused, "no tracker there"),
+            });
         }
-        Ok(Bytes::from(bytes))
-    }
-
-    /// Whether `blocks` hash to `hash`, and if they do, the result of writing them to
-    /// `node`'s disk as piece `piece` of `torrent`.
-    fn verify_and_store(
-        &mut self,
-        node: NodeId,
-        torrent: TorrentId,
-        piece: PieceIndex,
-        hash: &PieceHash,
-        blocks: &[Bytes],
-    ) -> Result<bool, StorageError> {
-        if !verify_blocks(blocks, hash) {
-            return Ok(false);
-        }
-        let n = self.nodes.get(node.0);
-        let Some((addr, meta)) = n.and_then(|n| Some((n.addr, n.metas.get(&torrent)?))) else {
-            return Err(StorageError::Backend("unknown torrent".into()));
-        };
-        write_piece(&mut self.disk, addr, meta, piece, blocks).map(|()| true)
-    }
-
-    /// Whether piece `piece` of `torrent` on `node`'s disk hashes to `hash`.
-    fn check_piece(
-        &mut self,
-        node: NodeId,
-        torrent: TorrentId,
-        piece: PieceIndex,
-        hash: &PieceHash,
-    ) -> bool {
-        let n = self.nodes.get(node.0);
-        let Some((addr, meta)) = n.and_then(|n| Some((n.addr, n.metas.get(&torrent)?))) else {
-            return false;
-        };
-        let len = meta.piece_len(piece).unwrap_or(0);
-        read_bytes(&mut self.disk, addr, meta, piece, 0, len)
-            .is_ok_and(|b| crate::sha1(&b) == hash.0)
-    }
-
-    /// The simulated tracker's answer to `req` from `from`.
-    fn tracker_reply(&mut self, from: SocketAddr, req: &AnnounceRequest) -> AnnounceResponse {
         self.announces.push((from, req.event));
         let view = self.tracker.announce(from, req);
-        AnnounceResponse {
+        Ok(AnnounceResponse {
             interval: Duration::from_secs(1800),
             min_interval: None,
             warning: None,
@@ -209,6 +165,6 @@ impl Swarm {
             complete: Some(view.complete),
             incomplete: Some(view.incomplete),
             peers: view.peers.into_iter().map(Peer::from_addr).collect(),
-        }
+        })
     }
 }
