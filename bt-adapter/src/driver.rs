@@ -22,7 +22,7 @@ use crate::disk::Storage;
 use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
 use crate::messages::{AddCmd, Command, Msg, PieceCallback, Reply};
-use crate::net::{self, ConnHandle, Origin};
+use crate::net::{self, ConnHandle, FREE_BUFFER_TTL, Origin};
 use crate::resume::BeforeStamp::{self, Close, Flush};
 use crate::resume::ResumeFile;
 use crate::runtime::Runtime;
@@ -137,11 +137,17 @@ impl<R: Runtime> Driver<R> {
     pub(crate) async fn run(mut self, commands: Receiver<Command>, inputs: Receiver<Msg<R>>) {
         let mut shutdown_reply = None;
         let mut last_timer: Option<Instant> = None;
+        // When the receive-buffer pool is next trimmed; set while it holds buffers.
+        let mut buffer_release: Option<Instant> = None;
         loop {
-            let deadline = self
+            let engine_deadline = self
                 .session
                 .poll_timeout()
                 .map(|t| last_timer.map_or(t, |l| t.max(l + MIN_TIMER_INTERVAL)));
+            let deadline = match (engine_deadline, buffer_release) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             // Commands first, then inputs, then the timer: `or` polls in that order.
             let wake = futures_lite::future::or(
                 async { Wake::Command(commands.recv().await.ok()) },
@@ -184,11 +190,15 @@ impl<R: Runtime> Driver<R> {
             // the race: under a steady stream of inputs the timer branch may never be polled
             // first, and request timeouts, choking rounds and keep-alives must not wait for a
             // quiet moment.
-            if deadline.is_some_and(|t| t <= R::now()) {
-                let now = R::now();
+            let now = R::now();
+            if engine_deadline.is_some_and(|t| t <= now) {
                 last_timer = Some(now);
                 self.session.handle_timeout(now);
-                net::release_free_buffers(now);
+            }
+            if buffer_release.is_some_and(|t| t <= now) {
+                buffer_release = net::release_free_buffers(now).then(|| now + FREE_BUFFER_TTL);
+            } else if buffer_release.is_none() && net::buffers_pooled() {
+                buffer_release = Some(now + FREE_BUFFER_TTL);
             }
             self.drain();
         }

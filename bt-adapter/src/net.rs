@@ -158,9 +158,16 @@ fn renew(buf: &mut BytesMut, size: usize) {
 }
 
 /// Lets go of receive buffers that downloads no longer need (see [`FREE_BUFFER_TTL`]). The
-/// driver calls it with the engine's timer, which runs whether or not anything is read.
-pub(crate) fn release_free_buffers(now: Instant) {
+/// driver calls it every [`FREE_BUFFER_TTL`] while the pool holds buffers; true while it
+/// still does.
+pub(crate) fn release_free_buffers(now: Instant) -> bool {
     POOL.release(now);
+    !POOL.list().is_empty()
+}
+
+/// Whether the pool holds buffers (so the driver should call [`release_free_buffers`]).
+pub(crate) fn buffers_pooled() -> bool {
+    !POOL.list().is_empty()
 }
 
 /// Reads of one connection handed to the driver and not yet handled by the engine. The
