@@ -517,7 +517,13 @@ async fn demo(size_mib: u64, leechers: usize, quiet: bool) -> Result<ExitCode> {
             meta.info_hash()
         );
     }
-    let local = |b: bt_tokio::SessionBuilder| b.listen_ip([127, 0, 0, 1].into());
+    // Every peer of the demo is 127.0.0.1: lift the engine's one-connection-per-host rule.
+    let local = |b: bt_tokio::SessionBuilder| {
+        b.listen_ip([127, 0, 0, 1].into()).config(move |c| {
+            c.max_connections_per_host = leechers + 1;
+            c.max_incoming_handshakes_per_host = leechers + 1;
+        })
+    };
     let seed = local(Session::builder()).start().await?;
     let st = seed
         .add_torrent(

@@ -538,6 +538,7 @@ pub async fn crash_leecher<R: Runtime>(
         // then paces the download itself. With more, the disk stores pieces far ahead of the
         // events that pause, the saves record them, and the kill meant to land mid-download
         // may find everything saved.
+        .config(crate::loopback_limits)
         .config(|c| c.max_inflight_bytes = u64::from(RESUME_PIECE))
         .start()
         .await

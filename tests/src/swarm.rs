@@ -126,7 +126,9 @@ pub async fn loopback_session<R: Runtime>() -> Session<R> {
 
 /// The builder of [`loopback_session`], for tests that configure more.
 pub fn loopback_builder<R: Runtime>() -> SessionBuilder<R> {
-    Session::builder().listen_ip([127, 0, 0, 1].into())
+    Session::builder()
+        .listen_ip([127, 0, 0, 1].into())
+        .config(crate::loopback_limits)
 }
 
 /// The loopback address of a session's port.

@@ -15,7 +15,7 @@ use crate::tracker::AnnounceEvent;
 use crate::wire::{Extension, Message, Reserved};
 use crate::{Bitfield, ConnId, PieceIndex};
 
-fn seed_session() -> (Session, InfoHash) {
+pub(super) fn seed_session() -> (Session, InfoHash) {
     let data = vec![7u8; 40_000];
     let plan = TorrentBuilder::single_file("f", data.len() as u64)
         .piece_length(16384)
@@ -58,7 +58,7 @@ fn have_all_comes_before_the_extension_handshake() {
     );
 }
 
-fn connects(s: &mut Session) -> Vec<ConnId> {
+pub(super) fn connects(s: &mut Session) -> Vec<ConnId> {
     let mut out = Vec::new();
     while let Some(o) = s.poll_output() {
         if let Output::Connect { conn, .. } = o {
@@ -182,10 +182,10 @@ fn cancelled_blocks_still_in_flight_do_not_close_the_peer() {
     let now = Instant::now();
     // Two seeds, A then B, both unchoking us: A is asked for every block, then B for every
     // block again (endgame).
-    let mut a = accept_remote(&mut s, now, 5001, info_hash, 1, &Message::HaveAll);
+    let mut a = accept_remote(&mut s, now, 1, info_hash, 1, &Message::HaveAll);
     let (asked_a, _) = drain(&mut s, &mut a);
     assert_eq!(asked_a.len(), BLOCKS as usize);
-    let mut b = accept_remote(&mut s, now, 5002, info_hash, 1, &Message::HaveAll);
+    let mut b = accept_remote(&mut s, now, 2, info_hash, 1, &Message::HaveAll);
     let (asked_b, _) = drain(&mut s, &mut b);
     assert_eq!(asked_b.len(), BLOCKS as usize, "endgame asks B too");
     let block = |i: u32| Block {
@@ -219,13 +219,13 @@ fn cancelled_blocks_still_in_flight_do_not_close_the_peer() {
 }
 
 /// A piece length of two blocks, so a piece can be left half done.
-const TWO_BLOCKS: u32 = 2 * BLOCK_LEN;
+pub(super) const TWO_BLOCKS: u32 = 2 * BLOCK_LEN;
 
 /// Every byte of [`leech_session`]'s content.
-const CONTENT: u8 = 5;
+pub(super) const CONTENT: u8 = 5;
 
 /// `peer` sends block `b` of the content.
-fn deliver(s: &mut Session, now: Instant, peer: &RemotePeer, b: Block) {
+pub(super) fn deliver(s: &mut Session, now: Instant, peer: &RemotePeer, b: Block) {
     let msg = Message::Piece {
         piece: b.piece,
         offset: b.offset,
@@ -236,7 +236,7 @@ fn deliver(s: &mut Session, now: Instant, peer: &RemotePeer, b: Block) {
 
 /// A session downloading a torrent of `pieces` pieces of `piece_len` bytes, all [`CONTENT`],
 /// with `tune` applied to the configuration.
-fn leech_session(
+pub(super) fn leech_session(
     pieces: u32,
     piece_len: u32,
     tune: impl FnOnce(&mut Config),
@@ -259,7 +259,7 @@ fn leech_session(
 
 /// The peer at the far end of `conn`, with the fast extension, for a torrent of `pieces`
 /// pieces; its id is told by the connection's number, as peers connected at once differ.
-fn remote(conn: ConnId, info_hash: InfoHash, pieces: u32) -> RemotePeer {
+pub(super) fn remote(conn: ConnId, info_hash: InfoHash, pieces: u32) -> RemotePeer {
     let mut peer_id = [9; 20];
     peer_id[..8].copy_from_slice(&conn.0.to_be_bytes());
     RemotePeer::new(conn, info_hash, crate::PeerId(peer_id))
@@ -269,7 +269,7 @@ fn remote(conn: ConnId, info_hash: InfoHash, pieces: u32) -> RemotePeer {
 
 /// Steps virtual time from deadline to deadline from `from` until the session dials again;
 /// the wait and the new connection. Gives up after two hours.
-fn time_to_redial(s: &mut Session, from: Instant) -> Option<(Duration, ConnId)> {
+pub(super) fn time_to_redial(s: &mut Session, from: Instant) -> Option<(Duration, ConnId)> {
     let mut t = from;
     for _ in 0..100_000 {
         let next = s.poll_timeout()?;
@@ -386,7 +386,7 @@ fn a_peer_that_keeps_closing_is_backed_off() {
 
     // A second peer breaks the protocol (HAVE ALL twice): we close it and wait longer than
     // after a first plain close.
-    let rude: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+    let rude: SocketAddr = "127.0.0.2:5001".parse().unwrap();
     s.add_peer(now, id, rude);
     let conn = connects(&mut s)[0];
     s.handle(now, Input::Connected { conn });
@@ -403,17 +403,18 @@ fn a_peer_that_keeps_closing_is_backed_off() {
     assert!(wait <= RECONNECT_AFTER_CLOSE_MAX, "{wait:?}");
 }
 
-/// Accepts a connection from `port` whose peer has the fast extension, sends `first` and
+/// Accepts a connection from host 127.0.0.`host` (one per peer: the engine allows one
+/// connection per host and torrent) whose peer has the fast extension, sends `first` and
 /// unchokes us.
-fn accept_remote(
+pub(super) fn accept_remote(
     s: &mut Session,
     now: Instant,
-    port: u16,
+    host: u8,
     info_hash: InfoHash,
     pieces: u32,
     first: &Message,
 ) -> RemotePeer {
-    let conn = s.accept(now, SocketAddr::from(([127, 0, 0, 1], port)));
+    let conn = s.accept(now, SocketAddr::from(([127, 0, 0, host], 6881)));
     let peer = remote(conn, info_hash, pieces);
     peer.hello(s, now, std::slice::from_ref(first)).unwrap();
     peer.send(s, now, &[Message::Unchoke]).unwrap();
@@ -422,7 +423,7 @@ fn accept_remote(
 
 /// Drains the session's output: requests sent to `peer` (a malformed message fails the
 /// test), and the pieces handed over to verify and store.
-fn drain(s: &mut Session, peer: &mut RemotePeer) -> (Vec<Block>, Vec<PieceIndex>) {
+pub(super) fn drain(s: &mut Session, peer: &mut RemotePeer) -> (Vec<Block>, Vec<PieceIndex>) {
     let stored = peer
         .drain(s)
         .into_iter()
@@ -444,7 +445,7 @@ fn drain(s: &mut Session, peer: &mut RemotePeer) -> (Vec<Block>, Vec<PieceIndex>
 }
 
 /// `peer` answers every request and every piece passes, until nothing more is asked.
-fn serve_all(s: &mut Session, now: Instant, id: TorrentId, peer: &mut RemotePeer) {
+pub(super) fn serve_all(s: &mut Session, now: Instant, id: TorrentId, peer: &mut RemotePeer) {
     loop {
         let (requests, stored) = drain(s, peer);
         if requests.is_empty() && stored.is_empty() {
@@ -480,7 +481,7 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     let mut a = accept_remote(
         &mut s,
         now,
-        5001,
+        1,
         info_hash,
         PIECES,
         &Message::Bitfield(vec![0b1111_0000].into()),
@@ -495,7 +496,7 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     let mut b = accept_remote(
         &mut s,
         now,
-        5002,
+        2,
         info_hash,
         PIECES,
         &Message::Bitfield(vec![0b0000_1111].into()),
@@ -506,7 +507,7 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     assert_eq!(got, vec![4, 5, 6, 7], "B's pieces were not all fetched");
     // A seed comes: the pieces given up are fetched whole, and memory stayed bounded.
     assert!(s.torrents[&id].partial_pieces.len() <= LIMIT as usize);
-    let mut c = accept_remote(&mut s, now, 5003, info_hash, PIECES, &Message::HaveAll);
+    let mut c = accept_remote(&mut s, now, 3, info_hash, PIECES, &Message::HaveAll);
     serve_all(&mut s, now, id, &mut c);
     assert!(
         s.stats(id).unwrap().complete,

@@ -490,6 +490,7 @@ fn hashcheck(rt: Rt, p: &Payload) -> Result<f64, String> {
     let run = async move {
         let session = bt_tokio::Session::builder()
             .listen_ip(Ipv4Addr::LOCALHOST.into())
+            .config(crate::loopback_limits)
             .start()
             .await
             .map_err(err)?;
