@@ -76,6 +76,18 @@ fn left(swarm: &Swarm, n: NodeId, t: TorrentId) -> u64 {
         .map_or(u64::MAX, |s| s.left)
 }
 
+/// The addresses node `n` banned, in order.
+fn banned(swarm: &Swarm, n: NodeId) -> Vec<std::net::SocketAddr> {
+    swarm
+        .events(n)
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::PeerBanned { addr, .. } => Some(*addr),
+            _ => None,
+        })
+        .collect()
+}
+
 fn count_events(swarm: &Swarm, n: NodeId, f: impl Fn(&Event) -> bool) -> usize {
     swarm.events(n).iter().filter(|(_, e)| f(e)).count()
 }
@@ -182,14 +194,7 @@ fn corrupt_peer_is_banned_and_download_completes() {
     assert!(failed > 0, "the corrupt seed's pieces must fail");
     let bad_addr = swarm.addr(bad);
     let good_addr = swarm.addr(good);
-    let banned: Vec<_> = swarm
-        .events(l)
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::PeerBanned { addr, .. } => Some(*addr),
-            _ => None,
-        })
-        .collect();
+    let banned = banned(&swarm, l);
     assert_eq!(banned, vec![bad_addr], "only the corrupt seed is banned");
     assert!(!banned.contains(&good_addr));
     eprintln!("{failed} hash failures before the ban");
@@ -967,14 +972,7 @@ fn a_peer_spoiling_shared_pieces_is_banned_and_the_honest_seed_kept() {
     let state = swarm.with_session(l, |s, now| s.debug_state(t, now));
     assert!(swarm.is_complete(l, t), "{state:?}");
     assert_eq!(swarm.content(l, &meta), content);
-    let banned: Vec<_> = swarm
-        .events(l)
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::PeerBanned { addr, .. } => Some(*addr),
-            _ => None,
-        })
-        .collect();
+    let banned = banned(&swarm, l);
     assert_eq!(banned.len(), 1, "{banned:?}");
     assert_ne!(banned[0], swarm.addr(good), "the honest seed was banned");
     // The shared attempt fails once; after it the piece goes to one peer at a time, and the
