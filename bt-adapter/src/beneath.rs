@@ -323,7 +323,8 @@ mod imp {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::imp::{Resolve, open_with};
     use super::*;

@@ -1,6 +1,8 @@
 //! Storage failures on the deterministic simulator: a write or a read that fails puts the
 //! torrent in `TorrentState::Failed` with the error, nothing verified is lost, and starting it
 //! again tries the disk again.
+// Test code: helpers that fail should fail the test on their line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

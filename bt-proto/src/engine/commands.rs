@@ -53,6 +53,7 @@ impl Session {
             conns: BTreeSet::new(),
             candidates: Candidates::default(),
             smart_ban: SmartBan::new(self.config.ban_strikes),
+            exclusive: BTreeMap::new(),
             uploaded: opts.uploaded,
             downloaded: opts.downloaded,
             announcer,
@@ -118,6 +119,7 @@ impl Session {
             // for (they are ignored when they come) and their pieces are fetched again.
             for piece in std::mem::take(&mut t.verifying).into_keys() {
                 t.picker.piece_failed(piece);
+                t.exclusive.remove(&piece);
             }
         }
         if old == TorrentState::Stopped {

@@ -41,15 +41,19 @@
 //! `resume_saves`; `commands` and `queries` are the user's side.
 
 mod announce;
+mod block_memory;
 mod commands;
 mod config;
 mod connection;
 mod dialing;
 mod download;
+mod exclusive;
 mod extension;
 mod failure;
 mod handshake;
 mod hashcheck;
+#[cfg(test)]
+mod hostile_tests;
 mod info;
 mod io;
 mod messages;
@@ -70,10 +74,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use announce::{RETRY_BASE, RETRY_MAX};
+pub use block_memory::MIN_ZERO_COPY_READ;
 pub use config::*;
 pub use dialing::{
-    CONNECTION_PROVEN_AFTER, MAX_CONNECT_FAILURES, MAX_KNOWN_PEERS, PROTOCOL_ERROR_CLOSES,
-    RECONNECT_AFTER_CLOSE, RECONNECT_AFTER_CLOSE_MAX, RECONNECT_BASE, RECONNECT_WHEN_DONE,
+    CONNECTION_PROVEN_AFTER, MAX_CONNECT_FAILURES, MAX_KNOWN_PEERS, MAX_PEERS_PER_REPLY,
+    PROTOCOL_ERROR_CLOSES, RECONNECT_AFTER_CLOSE, RECONNECT_AFTER_CLOSE_MAX, RECONNECT_BASE,
+    RECONNECT_WHEN_DONE,
 };
 pub use extension::MAX_CLIENT_NAME;
 pub use info::{FileInfo, PeerInfo, TorrentStats, TrackerInfo};
@@ -109,6 +115,8 @@ pub struct Session {
     key: u32,
     /// The generation of the last resume snapshot taken (see [`ResumeSave`]).
     resume_generation: u64,
+    /// The read being handled, for [`block_memory`].
+    read_use: block_memory::ReadUse,
 }
 
 impl Session {
@@ -129,6 +137,7 @@ impl Session {
             self_addrs: BTreeSet::new(),
             key,
             resume_generation: 0,
+            read_use: block_memory::ReadUse::default(),
         }
     }
 

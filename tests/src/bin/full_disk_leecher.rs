@@ -1,6 +1,8 @@
 //! The leecher process of the full-disk scenario (`bt_tests::hostile_disk::full_disk`): it
 //! downloads a torrent from one peer onto a disk too small for it, checks how the failure is
 //! reported, makes room and finishes. Arguments: `tokio|smol TORRENT BASE_DIR PEER`.
+// A test process: a failing step should stop it loudly on its line.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
