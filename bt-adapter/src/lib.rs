@@ -11,7 +11,7 @@
 //! through one bounded queue; API handles send it commands; it sleeps until the engine's next
 //! deadline. Queues are bounded, so memory per connection is bounded: see the [`net`] module's
 //! constants for the back-pressure rules, [`disk`] for the file rules (LRU of open files,
-//! paths checked against the base directory where they are opened, sparse files), and
+//! files opened beneath the base directory by the kernel, sparse files), and
 //! [`tracker`] for HTTP, HTTPS (the `https` feature) and UDP announces.
 //!
 //! Events, states, statistics and errors of the engine are the shared types of
