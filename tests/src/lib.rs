@@ -11,6 +11,7 @@ pub fn fixtures_dir() -> PathBuf {
 
 pub mod bench;
 pub mod conformance;
+pub mod edges;
 pub mod interop;
 pub mod swarm;
 pub mod tracker;

@@ -5,8 +5,10 @@
 //! dispatches on its scheme. For HTTP(S) it turns an [`AnnounceRequest`] into a URL
 //! ([`AnnounceRequest::to_url`]), that URL into request bytes ([`Url::get_request`]), feeds
 //! the bytes it reads into an [`http::ResponseReader`], and reads the response with
-//! [`read_http_reply`] (a reply, a redirect, or a typed [`AnnounceError`]). For `udp://` trackers the [`udp`] module gives the packets,
-//! the retransmit schedule and a small client state machine.
+//! [`read_http_reply`] (a reply, a redirect, or a typed [`AnnounceError`]). For `udp://`
+//! trackers the [`udp`] module gives the packets, the retransmit schedule and a small client
+//! state machine. Before connecting to an address a tracker's host resolved to, the caller
+//! asks [`reach::check_address`] whether that request may go there (the SSRF rules).
 //!
 //! ```
 //! use bt_proto::{InfoHash, PeerId};
@@ -35,6 +37,7 @@ use std::time::Duration;
 pub mod announce;
 pub mod exchange;
 pub mod http;
+pub mod reach;
 pub mod scrape;
 pub mod udp;
 pub mod url;

@@ -1,0 +1,189 @@
+//! Adapter scenarios at the edges, generic over the runtime (run on tokio and smol by
+//! `tests/tests/edges.rs`): tracker URLs and redirects that the SSRF rules refuse, checked
+//! against real loopback HTTP servers that record every request.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bt_adapter::{AnnounceError, Event, Runtime, TorrentOptions};
+use bt_proto::tracker::AnnounceResponse;
+use futures_lite::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::swarm::{loopback_session, torrent_of, write_payload};
+
+/// A loopback HTTP server (on tokio) that records the request line of every request it gets
+/// and answers each with the same response.
+pub struct Probe {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The request lines received, in order.
+    pub requests: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Probe {
+    /// A server answering every request with `response` (a whole HTTP response).
+    pub async fn start(response: Vec<u8>) -> Probe {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head);
+                let line = line.lines().next().unwrap_or_default().to_string();
+                seen.lock().unwrap().push(line);
+                let _ = stream.write_all(&response).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        Probe {
+            port,
+            requests,
+            task,
+        }
+    }
+
+    /// A server that answers like a tracker: an announce reply with no peers.
+    pub async fn tracker() -> Probe {
+        let body = AnnounceResponse {
+            interval: Duration::from_secs(1800),
+            min_interval: None,
+            warning: None,
+            tracker_id: None,
+            complete: None,
+            incomplete: None,
+            peers: Vec::new(),
+        }
+        .encode();
+        let mut response =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        response.extend_from_slice(&body);
+        Probe::start(response).await
+    }
+
+    /// A server that redirects every request to `location`.
+    pub async fn redirect(location: &str) -> Probe {
+        let response =
+            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+        Probe::start(response.into_bytes()).await
+    }
+
+    /// The request lines received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// How the first announce of a small torrent whose one tracker is `url` ends, on a fresh
+/// loopback session: `Ok` if the tracker answered.
+pub async fn first_announce<R: Runtime>(url: &str) -> Result<(), AnnounceError> {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("payload");
+    write_payload(&content, &[("a.bin", 1000)]);
+    let torrent = torrent_of::<R>(&content, 16 * 1024, vec![url.to_string()]).await;
+    let session = loopback_session::<R>().await;
+    let mut events = session.events();
+    // Started without data: it announces at once.
+    let _t = session
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(dir.path().join("dl")))
+        .await
+        .unwrap();
+    let outcome = loop {
+        match events.next().await.unwrap() {
+            Event::TrackerError { error, .. } => break Err(error),
+            Event::TrackerReply { .. } => break Ok(()),
+            _ => {}
+        }
+    };
+    session.shutdown().await;
+    outcome
+}
+
+/// A tracker URL on a local address is asked only at `/announce` (a query may follow); any
+/// other path is refused before a connection is made, whether the host is an address or a
+/// name that resolves to one.
+pub async fn local_tracker_only_at_announce<R: Runtime>() {
+    let probe = Probe::tracker().await;
+    let port = probe.port;
+    let loopback = IpAddr::from(Ipv4Addr::LOCALHOST);
+    for path in ["/admin", "/", "/announce/x", "/cgi-bin/reboot?announce"] {
+        let error = first_announce::<R>(&format!("http://127.0.0.1:{port}{path}"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            AnnounceError::LocalPath {
+                host: format!("127.0.0.1:{port}"),
+                addr: loopback,
+            },
+            "{path}"
+        );
+        assert!(error.to_string().contains("local address"), "{error}");
+    }
+    let error = first_announce::<R>(&format!("http://localhost:{port}/admin"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, AnnounceError::LocalPath { addr, .. } if addr.is_loopback()),
+        "{error:?}"
+    );
+    assert_eq!(probe.requests(), Vec::<String>::new(), "nothing was sent");
+
+    first_announce::<R>(&format!("http://127.0.0.1:{port}/announce?passkey=abc"))
+        .await
+        .unwrap();
+    // `started`, then `stopped` at shutdown.
+    let requests = probe.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert!(r.starts_with("GET /announce?passkey=abc&info_hash="), "{r}");
+    }
+}
+
+/// A redirect is judged as the request it leads to: into a local address it is followed
+/// only to `/announce`.
+pub async fn redirect_to_local_only_at_announce<R: Runtime>() {
+    let target = Probe::tracker().await;
+    let to_admin = Probe::redirect(&format!("http://127.0.0.1:{}/admin", target.port)).await;
+    let error = first_announce::<R>(&format!("http://127.0.0.1:{}/announce", to_admin.port))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        AnnounceError::LocalPath {
+            host: format!("127.0.0.1:{}", target.port),
+            addr: Ipv4Addr::LOCALHOST.into(),
+        }
+    );
+    assert_eq!(to_admin.requests().len(), 1);
+    assert!(target.requests().is_empty(), "{:?}", target.requests());
+
+    let location = format!("http://127.0.0.1:{}/announce?passkey=1", target.port);
+    let to_tracker = Probe::redirect(&location).await;
+    first_announce::<R>(&format!("http://127.0.0.1:{}/announce", to_tracker.port))
+        .await
+        .unwrap();
+    let requests = target.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert!(r.starts_with("GET /announce?passkey=1"), "{r}");
+    }
+}
