@@ -89,6 +89,14 @@ impl AnnounceEvent {
     }
 }
 
+/// Most tracker URLs kept per torrent, over all its tiers; those after it in file order are
+/// dropped where a torrent is read and where its announce schedule is made. Announces walk the
+/// URLs one after another, so a torrent listing a million would make every round of
+/// announces endless and fill the engine with bookkeeping. Real torrents list a few, the
+/// public "tracker list" ones a hundred or two; libtorrent numbers tiers with one byte (256
+/// at most), and its author prefers a limit per torrent to making more trackers scale.
+pub const MAX_TRACKER_URLS: usize = 256;
+
 /// Shortest wait between two announces we accept from a tracker. A tracker that says 0 (or 5)
 /// would otherwise make us announce in a tight loop; a minute is what the fastest public
 /// trackers ask for.
