@@ -1,18 +1,23 @@
 //! Adapter scenarios at the edges, generic over the runtime (run on tokio and smol by
 //! `tests/tests/edges.rs`): tracker URLs and redirects that the SSRF rules refuse, checked
-//! against real loopback HTTP servers that record every request.
+//! against real loopback HTTP servers that record every request; a listening port already
+//! in use; peers over IPv6 loopback; one session seeding and downloading many torrents.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bt_adapter::{AnnounceError, Event, Runtime, TorrentOptions};
+use bt_adapter::{AnnounceError, Error, Event, Runtime, Session, TorrentOptions};
 use bt_proto::tracker::AnnounceResponse;
 use futures_lite::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::swarm::{loopback_session, torrent_of, write_payload};
+use crate::swarm::{
+    addr_of, assert_same_tree, loopback_builder, loopback_session, standard_files, torrent_of,
+    write_payload,
+};
 
 /// A loopback HTTP server (on tokio) that records the request line of every request it gets
 /// and answers each with the same response.
@@ -186,4 +191,117 @@ pub async fn redirect_to_local_only_at_announce<R: Runtime>() {
     for r in &requests {
         assert!(r.starts_with("GET /announce?passkey=1"), "{r}");
     }
+}
+
+/// Asserts that `err` is [`Error::Listen`] for `port`, held by another socket.
+fn assert_port_in_use(err: &Error, port: u16) {
+    let Error::Listen { port: p, source } = err else {
+        panic!("not a listen error: {err:?}");
+    };
+    assert_eq!((*p, source.kind()), (port, ErrorKind::AddrInUse), "{err}");
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
+}
+
+/// A port another socket holds is a typed error naming it, on a chosen address and on every
+/// address alike.
+pub async fn port_in_use<R: Runtime>() {
+    let first = loopback_session::<R>().await;
+    let port = first.port();
+    let err = loopback_builder::<R>().port(port).start().await;
+    assert_port_in_use(&err.unwrap_err(), port);
+    // Every address (IPv6 and IPv4), while the port is held on IPv4 loopback.
+    let err = Session::<R>::builder().port(port).start().await;
+    assert_port_in_use(&err.unwrap_err(), port);
+    // The first session still serves its port.
+    std::net::TcpStream::connect(addr_of(&first)).unwrap();
+    first.shutdown().await;
+}
+
+/// A seed and a leecher on `::1` only: the torrent moves over IPv6, byte for byte.
+pub async fn ipv6_loopback_transfer<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let content = seed_dir.join("payload");
+    write_payload(&content, &standard_files(3_000));
+    let torrent = torrent_of::<R>(&content, 16 * 1024, Vec::new()).await;
+    let v6 = || Session::<R>::builder().listen_ip(Ipv6Addr::LOCALHOST.into());
+    let seed = v6().start().await.unwrap();
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+    let mut seed_events = st.events();
+    let leecher = v6().start().await.unwrap();
+    let base = dir.path().join("leecher");
+    let lt = leecher
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&base))
+        .await
+        .unwrap();
+    lt.add_peer(SocketAddr::from((Ipv6Addr::LOCALHOST, seed.port())))
+        .await
+        .unwrap();
+    lt.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    assert!(st.uploaded().await.unwrap() >= st.size());
+    // The seed saw the leecher connect from ::1.
+    let from = loop {
+        if let Event::PeerConnected { addr, .. } = seed_events.next().await.unwrap() {
+            break addr;
+        }
+    };
+    assert_eq!(from.ip(), Ipv6Addr::LOCALHOST);
+    leecher.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// Torrents in the many-torrents scenario.
+pub const MANY: usize = 50;
+
+/// One session seeds [`MANY`] small torrents and another downloads them all at once over
+/// its one listening port, each byte-exact.
+pub async fn many_torrents<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let mut torrents = Vec::new();
+    for i in 0..MANY {
+        let content = seed_dir.join(format!("t{i:02}"));
+        // Sizes differ, so no two torrents share an info-hash; some end mid-piece.
+        write_payload(&content, &[("data.bin", 20_000 + i * 1_237), ("x/y", i)]);
+        torrents.push(torrent_of::<R>(&content, 16 * 1024, Vec::new()).await);
+    }
+    let seed = loopback_session::<R>().await;
+    let leecher = loopback_session::<R>().await;
+    let base = dir.path().join("leecher");
+    let mut handles = Vec::new();
+    for torrent in &torrents {
+        let st = seed
+            .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+            .await
+            .unwrap();
+        st.wait_complete().await.unwrap();
+        let lt = leecher
+            .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&base))
+            .await
+            .unwrap();
+        handles.push((st, lt));
+    }
+    for (_, lt) in &handles {
+        lt.add_peer(addr_of(&seed)).await.unwrap();
+    }
+    for (_, lt) in &handles {
+        lt.wait_complete().await.unwrap();
+    }
+    assert_same_tree(&seed_dir, &base);
+    let mut names: Vec<&str> = Vec::new();
+    for (st, lt) in &handles {
+        assert_eq!(lt.left().await.unwrap(), 0);
+        assert_eq!(st.name(), lt.name());
+        names.push(lt.name());
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), MANY);
+    leecher.shutdown().await;
+    seed.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! The edge scenarios of `bt_tests::edges`, run on each runtime: tracker requests the SSRF
-//! rules refuse (against real loopback servers).
+//! rules refuse (against real loopback servers), a port in use, IPv6 loopback, and a session
+//! with many torrents.
 
 use bt_smol::Smol;
 use bt_tests::edges as e;
@@ -26,6 +27,21 @@ macro_rules! suite {
                     "redirect to local",
                     e::redirect_to_local_only_at_announce::<$rt>(),
                 );
+            }
+
+            #[test]
+            fn port_in_use_is_a_typed_error() {
+                run_on::<$rt, _>("port in use", e::port_in_use::<$rt>());
+            }
+
+            #[test]
+            fn transfer_over_ipv6_loopback() {
+                run_on::<$rt, _>("ipv6 loopback", e::ipv6_loopback_transfer::<$rt>());
+            }
+
+            #[test]
+            fn many_torrents_in_one_session() {
+                run_on::<$rt, _>("many torrents", e::many_torrents::<$rt>());
             }
         }
     };
