@@ -17,15 +17,6 @@
 //! Events, states, statistics and errors of the engine are the shared types of
 //! [`bt_proto::engine`], re-exported here.
 #![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 pub mod create;
 pub mod disk;

@@ -6,6 +6,8 @@
 //!   reported per message (target ≥ 50 M messages/s).
 //! - `decode/pieces_read_buf`: the realistic path, 16 KiB PIECE messages arriving in 64 KiB
 //!   reads copied into [`Decoder::read_buf`] (the one copy a socket read makes anyway).
+// A bench harness: input it cannot build should stop it at once.
+#![allow(clippy::panic)]
 
 use std::hint::black_box;
 

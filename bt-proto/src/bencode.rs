@@ -394,88 +394,114 @@ impl<'a> Decoder<'a> {
                     }
                 }
                 b'l' | b'd' => {
-                    if stack.len() >= MAX_DEPTH {
-                        return Err(self.err(start, DecodeErrorKind::TooDeep));
-                    }
-                    self.count_value(start)?;
-                    self.pos += 1;
-                    stack.push(if byte == b'l' {
-                        Frame::List {
-                            start,
-                            items: Vec::new(),
-                        }
-                    } else {
-                        Frame::Dict {
-                            start,
-                            entries: Vec::new(),
-                            pending_key: None,
-                            seen: None,
-                        }
-                    });
+                    stack.push(self.open(start, byte, stack.len())?);
                     continue;
                 }
-                b'e' => {
-                    self.pos += 1;
-                    match stack.pop() {
-                        Some(Frame::List { start, items }) => Value {
-                            kind: Kind::List(items),
-                            raw: self.span(start),
-                            offset: start,
-                        },
-                        Some(Frame::Dict {
-                            start,
-                            entries,
-                            pending_key: None,
-                            ..
-                        }) => Value {
-                            kind: Kind::Dict(entries),
-                            raw: self.span(start),
-                            offset: start,
-                        },
-                        // A key with no value, or `e` at top level.
-                        Some(Frame::Dict { .. }) | None => {
-                            return Err(self.err(start, DecodeErrorKind::UnexpectedByte(b'e')));
-                        }
-                    }
-                }
+                b'e' => self.close(start, stack.pop())?,
                 other => return Err(self.err(start, DecodeErrorKind::UnexpectedByte(other))),
             };
 
             match stack.last_mut() {
                 None => return Ok((value, self.pos)),
-                Some(Frame::List { items, .. }) => items.push(value),
-                Some(Frame::Dict {
-                    entries,
-                    pending_key,
-                    seen,
-                    ..
-                }) => {
-                    let Some(key) = pending_key.take() else {
-                        return Err(self.err(start, DecodeErrorKind::KeyNotString));
-                    };
-                    let key_at = start.saturating_sub(key_len(key));
-                    let in_order = entries.last().is_none_or(|(last, _)| *last < key);
-                    if let Some(seen) = seen {
-                        if !seen.insert(key) {
-                            return Err(self.err(key_at, DecodeErrorKind::DuplicateKey));
-                        }
-                    } else if !in_order {
-                        if entries.last().is_some_and(|(last, _)| *last == key) {
-                            return Err(self.err(key_at, DecodeErrorKind::DuplicateKey));
-                        }
-                        if self.strict {
-                            return Err(self.err(key_at, DecodeErrorKind::UnsortedKey));
-                        }
-                        let mut set: HashSet<&'a [u8]> = entries.iter().map(|(k, _)| *k).collect();
-                        if !set.insert(key) {
-                            return Err(self.err(key_at, DecodeErrorKind::DuplicateKey));
-                        }
-                        *seen = Some(set);
-                    }
-                    entries.push((key, value));
-                }
+                Some(parent) => self.add(parent, start, value)?,
             }
         }
+    }
+
+    /// Opens the list or dictionary whose first byte, `byte`, is at `start`, `depth`
+    /// containers deep.
+    fn open(&mut self, start: usize, byte: u8, depth: usize) -> Result<Frame<'a>, DecodeError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err(start, DecodeErrorKind::TooDeep));
+        }
+        self.count_value(start)?;
+        self.pos += 1;
+        Ok(if byte == b'l' {
+            Frame::List {
+                start,
+                items: Vec::new(),
+            }
+        } else {
+            Frame::Dict {
+                start,
+                entries: Vec::new(),
+                pending_key: None,
+                seen: None,
+            }
+        })
+    }
+
+    /// The value `frame` makes, ended by the `e` at `at`.
+    fn close(&mut self, at: usize, frame: Option<Frame<'a>>) -> Result<Value<'a>, DecodeError> {
+        self.pos += 1;
+        match frame {
+            Some(Frame::List { start, items }) => Ok(Value {
+                kind: Kind::List(items),
+                raw: self.span(start),
+                offset: start,
+            }),
+            Some(Frame::Dict {
+                start,
+                entries,
+                pending_key: None,
+                ..
+            }) => Ok(Value {
+                kind: Kind::Dict(entries),
+                raw: self.span(start),
+                offset: start,
+            }),
+            // A key with no value, or `e` at top level.
+            Some(Frame::Dict { .. }) | None => {
+                Err(self.err(at, DecodeErrorKind::UnexpectedByte(b'e')))
+            }
+        }
+    }
+
+    /// Adds `value`, which started at `start`, to the container being filled: an item of a
+    /// list, or the value of a dictionary's pending key, whose order and uniqueness are
+    /// checked here.
+    fn add(
+        &self,
+        parent: &mut Frame<'a>,
+        start: usize,
+        value: Value<'a>,
+    ) -> Result<(), DecodeError> {
+        let (entries, pending_key, seen) = match parent {
+            Frame::List { items, .. } => {
+                items.push(value);
+                return Ok(());
+            }
+            Frame::Dict {
+                entries,
+                pending_key,
+                seen,
+                ..
+            } => (entries, pending_key, seen),
+        };
+        let Some(key) = pending_key.take() else {
+            return Err(self.err(start, DecodeErrorKind::KeyNotString));
+        };
+        let key_at = start.saturating_sub(key_len(key));
+        let in_order = entries.last().is_none_or(|(last, _)| *last < key);
+        if let Some(seen) = seen {
+            if !seen.insert(key) {
+                return Err(self.err(key_at, DecodeErrorKind::DuplicateKey));
+            }
+        } else if !in_order {
+            if entries.last().is_some_and(|(last, _)| *last == key) {
+                return Err(self.err(key_at, DecodeErrorKind::DuplicateKey));
+            }
+            if self.strict {
+                return Err(self.err(key_at, DecodeErrorKind::UnsortedKey));
+            }
+            let mut set: HashSet<&'a [u8]> = entries.iter().map(|(k, _)| *k).collect();
+            if !set.insert(key) {
+                return Err(self.err(key_at, DecodeErrorKind::DuplicateKey));
+            }
+            *seen = Some(set);
+        }
+        entries.push((key, value));
+        Ok(())
     }
 
     /// `i<digits>e` at `self.pos`.

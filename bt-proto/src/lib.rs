@@ -44,15 +44,6 @@
 //!   merge into disk reads.
 //! - `sim` (feature `sim`): a deterministic swarm simulator on virtual time.
 #![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 pub mod bencode;
 pub mod bitfield;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use bt_tokio::create::{CreateOptions, create_torrent};
 use bt_tokio::proto::encoding::printable::{escape, needs_escape};
 use bt_tokio::proto::metainfo::Metainfo;
+use bt_tokio::proto::rng::Rng;
 use bt_tokio::{Event, Session, Torrent, TorrentOptions, TorrentState};
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -563,18 +564,6 @@ async fn check(file: &Path, dir: &Path, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// Deterministic pseudo-random bytes (xorshift), different for each `seed`.
-fn fill_pseudo_random(out: &mut [u8], seed: u64) {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    for chunk in out.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = x.to_le_bytes();
-        chunk.copy_from_slice(&b[..chunk.len()]);
-    }
-}
-
 /// The demo's files: nested folders, a file spanning many pieces, an empty file.
 fn demo_files(total: u64) -> Vec<(String, u64)> {
     let big = total / 2;
@@ -612,14 +601,15 @@ async fn demo(size_mib: u64, leechers: usize, quiet: bool) -> Result<ExitCode> {
                     std::fs::create_dir_all(d)?;
                 }
                 let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                // Random bytes, so no layer can shortcut the transfer; one seed per file.
+                let mut rng = Rng::seed_from_u64(i as u64 + 1);
                 let mut left = *len;
-                let mut n = 0u64;
                 while left > 0 {
                     let k = left.min(buf.len() as u64) as usize;
-                    fill_pseudo_random(&mut buf[..k], (i as u64 + 1) * 1_000_003 + n);
-                    std::io::Write::write_all(&mut f, &buf[..k])?;
+                    let chunk = buf.get_mut(..k).unwrap_or_default();
+                    rng.fill(chunk);
+                    std::io::Write::write_all(&mut f, chunk)?;
                     left -= k as u64;
-                    n += 1;
                 }
                 std::io::Write::flush(&mut f)?;
             }
@@ -639,7 +629,13 @@ async fn demo(size_mib: u64, leechers: usize, quiet: bool) -> Result<ExitCode> {
             meta.info_hash()
         );
     }
-    let local = |b: bt_tokio::SessionBuilder| b.listen_ip([127, 0, 0, 1].into());
+    // Every peer of the demo is 127.0.0.1: lift the engine's one-connection-per-host rule.
+    let local = |b: bt_tokio::SessionBuilder| {
+        b.listen_ip([127, 0, 0, 1].into()).config(move |c| {
+            c.max_connections_per_host = leechers + 1;
+            c.max_incoming_handshakes_per_host = leechers + 1;
+        })
+    };
     let seed = local(Session::builder()).start().await?;
     let st = seed
         .add_torrent(

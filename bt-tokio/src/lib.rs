@@ -25,15 +25,6 @@
 //! blocking pool, timer and sockets ([`Tokio`]) and names the API's types for it. `bt-smol`
 //! does the same on smol, so the two expose the same API, events and errors.
 #![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 mod runtime;
 

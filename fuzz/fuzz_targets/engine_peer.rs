@@ -13,9 +13,10 @@ use bt_proto::engine::{
 };
 use bt_proto::metainfo::Metainfo;
 use bt_proto::metainfo::create::TorrentBuilder;
+use bt_proto::sim::remote::RemotePeer;
 use bt_proto::storage::verify_blocks;
 use bt_proto::tracker::{AnnounceError, AnnounceResponse};
-use bt_proto::wire::{BlockRequest, Decoder, Extension, Handshake, Message, Progress, Reserved};
+use bt_proto::wire::{BlockRequest, Extension, Message, Reserved};
 use bt_proto::{Bitfield, ConnId, PeerId, PieceIndex};
 use bytes::Bytes;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
@@ -54,18 +55,13 @@ fn world() -> &'static World {
     })
 }
 
-/// What the engine sent on one connection, decoded as it arrives.
-struct Sent {
-    decoder: Decoder,
-    handshake_seen: bool,
-}
-
 struct Harness {
     s: Session,
     now: Instant,
     conns: Vec<ConnId>,
     pending_connects: Vec<ConnId>,
-    sent: BTreeMap<ConnId, Sent>,
+    /// The far end of each connection the engine sent on: decodes what it sent as it arrives.
+    peers: BTreeMap<ConnId, RemotePeer>,
     verified: BTreeSet<u32>,
     reads: Vec<Input>,
 }
@@ -77,6 +73,12 @@ fn piece_bytes(p: u32) -> &'static [u8] {
     &w.content[start..end]
 }
 
+/// The far end of `conn`: a peer without extensions until it sends its handshake.
+fn remote(conn: ConnId) -> RemotePeer {
+    let meta = &world().meta;
+    RemotePeer::new(conn, meta.info_hash(), PeerId([0; 20])).with_piece_count(meta.piece_count())
+}
+
 impl Harness {
     fn drain(&mut self, u: &mut Unstructured) -> Result<()> {
         let t = bt_proto::engine::TorrentId(0);
@@ -84,35 +86,17 @@ impl Harness {
             match o {
                 Output::Connect { conn, .. } => self.pending_connects.push(conn),
                 Output::Send { conn, bufs } => {
-                    let sent = self.sent.entry(conn).or_insert_with(|| Sent {
-                        decoder: Decoder::new(None),
-                        handshake_seen: false,
-                    });
+                    let peer = self.peers.entry(conn).or_insert_with(|| remote(conn));
                     for b in &bufs {
-                        sent.decoder.feed(b);
+                        peer.receive(b);
                     }
-                    if !sent.handshake_seen {
-                        match sent.decoder.decode_handshake() {
-                            Ok(Progress::Done(_)) => {
-                                sent.handshake_seen = true;
-                                sent.decoder
-                                    .set_piece_count(Some(world().meta.piece_count()));
-                            }
-                            Ok(Progress::NeedMore(_)) => continue,
-                            Err(e) => panic!("we sent a bad handshake: {e}"),
-                        }
-                    }
-                    loop {
-                        match sent.decoder.next_message() {
-                            Ok(Some(_)) => {}
-                            Ok(None) => break,
-                            Err(e) => panic!("we sent a malformed message: {e}"),
-                        }
+                    if let Err(e) = peer.messages() {
+                        panic!("{e}");
                     }
                 }
                 Output::Close { conn, .. } => {
                     self.conns.retain(|c| *c != conn);
-                    self.sent.remove(&conn);
+                    self.peers.remove(&conn);
                 }
                 Output::ReadBlock {
                     torrent,
@@ -181,7 +165,8 @@ impl Harness {
                         result,
                     });
                 }
-                Output::CloseFiles { .. } => {}
+                // No resume file here: nothing to save.
+                Output::CloseFiles { .. } | Output::SaveResume(_) => {}
             }
         }
         // Invariants.
@@ -293,7 +278,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         now: Instant::now(),
         conns: Vec::new(),
         pending_connects: Vec::new(),
-        sent: BTreeMap::new(),
+        peers: BTreeMap::new(),
         verified,
         reads: Vec::new(),
     };
@@ -329,48 +314,31 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     }
                     let mut id = [0u8; 20];
                     u.fill_buffer(&mut id)?;
-                    let hs = Handshake {
-                        reserved,
-                        info_hash: w.meta.info_hash(),
-                        peer_id: PeerId(id),
-                    };
-                    h.s.handle(
-                        h.now,
-                        Input::Received {
-                            conn: c,
-                            data: Bytes::copy_from_slice(&hs.encode()),
-                        },
-                    );
+                    let peer = h.peers.entry(c).or_insert_with(|| remote(c));
+                    peer.handshake_mut().reserved = reserved;
+                    peer.handshake_mut().peer_id = PeerId(id);
+                    // A handshake with no messages after it always encodes.
+                    let _ = peer.hello(&mut h.s, h.now, &[]);
                 }
             }
             2..=4 => {
                 if let Some(c) = pick(u, &h.conns)? {
-                    let mut data = Vec::new();
+                    // Messages that cannot be encoded (too long for their kind) are left out.
+                    let mut messages = Vec::new();
                     for _ in 0..u.int_in_range(1..=4)? {
-                        if let Ok(bytes) = message(u, pieces)?.to_vec() {
-                            data.extend(bytes);
-                        }
+                        messages.push(message(u, pieces)?);
                     }
-                    h.s.handle(
-                        h.now,
-                        Input::Received {
-                            conn: c,
-                            data: Bytes::from(data),
-                        },
-                    );
+                    messages.retain(|m| m.validate().is_ok());
+                    let peer = h.peers.entry(c).or_insert_with(|| remote(c));
+                    let _ = peer.send(&mut h.s, h.now, &messages);
                 }
             }
             5 => {
                 if let Some(c) = pick(u, &h.conns)? {
                     let n = u.int_in_range(0..=80)?;
                     let data = u.bytes(n)?.to_vec();
-                    h.s.handle(
-                        h.now,
-                        Input::Received {
-                            conn: c,
-                            data: Bytes::from(data),
-                        },
-                    );
+                    let peer = h.peers.entry(c).or_insert_with(|| remote(c));
+                    peer.send_bytes(&mut h.s, h.now, data);
                 }
             }
             6 => {
@@ -387,7 +355,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 0 => h.s.set_state(h.now, t, TorrentState::Started),
                 1 => h.s.set_state(h.now, t, TorrentState::Paused),
                 2 => h.s.set_state(h.now, t, TorrentState::Stopped),
-                3 => h.s.hashcheck(t, CheckScope::All),
+                3 => h.s.hashcheck(h.now, t, CheckScope::All),
                 4 => {
                     let f = u.int_in_range(0..=2)?;
                     let p = u.int_in_range(0..=2)?;

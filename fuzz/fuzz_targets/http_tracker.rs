@@ -10,8 +10,8 @@ mod split;
 
 use bt_proto::tracker::announce::AnnounceRequest;
 use bt_proto::tracker::http::{HttpError, Progress, Response, ResponseReader};
-use bt_proto::tracker::url::{MAX_URL_LEN, Url};
 use bt_proto::tracker::scrape::parse_scrape_query;
+use bt_proto::tracker::url::{MAX_URL_LEN, Url};
 use bt_proto::tracker::{AnnounceResponse, ScrapeResponse};
 use libfuzzer_sys::fuzz_target;
 

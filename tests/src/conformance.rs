@@ -169,17 +169,16 @@ pub async fn hashcheck<R: Runtime>() {
     let seed_dir = dir.path().join("seed");
     let (torrent, seed, _st) = running_seed::<R>(&seed_dir, 5_000, PIECE).await;
 
-    let failed = Arc::new(Mutex::new(Vec::new()));
+    let (failed, on_fail) = piece_log();
     let leecher = loopback_session::<R>().await;
     let base = dir.path().join("leecher");
-    let passed = Arc::new(Mutex::new(Vec::new()));
-    let (f, ps) = (failed.clone(), passed.clone());
+    let (passed, on_pass) = piece_log();
     let lt = leecher
         .add_torrent(
             TorrentOptions::from_bytes(torrent.clone())
                 .base_dir(&base)
-                .on_hash_fail(move |p| f.lock().unwrap().push(p))
-                .on_hash_pass(move |p| ps.lock().unwrap().push(p)),
+                .on_hash_fail(on_fail)
+                .on_hash_pass(on_pass),
         )
         .await
         .unwrap();
@@ -279,6 +278,16 @@ pub async fn traversal<R: Runtime>() {
         );
     }
     session.shutdown().await;
+}
+
+/// The pieces a hash callback reports, in order: the list, and the callback that fills it.
+fn piece_log() -> (
+    Arc<Mutex<Vec<PieceIndex>>>,
+    impl Fn(PieceIndex) + Send + Sync + 'static,
+) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let writer = log.clone();
+    (log, move |p| writer.lock().unwrap().push(p))
 }
 
 /// Collects the pieces of every `HashPassed` event of a session.
@@ -397,17 +406,16 @@ pub async fn resume<R: Runtime>() {
     let bad = PieceIndex(((file.offset + at) / u64::from(RESUME_PIECE)) as u32);
 
     // Run 3: the changed file's pieces are checked again; the bad one is downloaded.
-    let checked = Arc::new(Mutex::new(Vec::new()));
-    let failed = Arc::new(Mutex::new(Vec::new()));
+    let (checked, on_pass) = piece_log();
+    let (failed, on_fail) = piece_log();
     let s3 = loopback_session::<R>().await;
     let passed = passed_pieces::<R>(&s3);
-    let (c, fl) = (checked.clone(), failed.clone());
     let t3 = s3
         .add_torrent(
             TorrentOptions::from_bytes(torrent.clone())
                 .base_dir(&base)
-                .on_hash_pass(move |p| c.lock().unwrap().push(p))
-                .on_hash_fail(move |p| fl.lock().unwrap().push(p)),
+                .on_hash_pass(on_pass)
+                .on_hash_fail(on_fail),
         )
         .await
         .unwrap();
@@ -530,6 +538,7 @@ pub async fn crash_leecher<R: Runtime>(
         // then paces the download itself. With more, the disk stores pieces far ahead of the
         // events that pause, the saves record them, and the kill meant to land mid-download
         // may find everything saved.
+        .config(crate::loopback_limits)
         .config(|c| c.max_inflight_bytes = u64::from(RESUME_PIECE))
         .start()
         .await
@@ -615,15 +624,14 @@ pub async fn crash_restart<R: TestRuntime>(leecher_exe: &str) {
     );
 
     // Run 2: a new session from the saved resume data.
-    let failed = Arc::new(Mutex::new(Vec::new()));
+    let (failed, on_fail) = piece_log();
     let s2 = loopback_session::<R>().await;
     let passed = passed_pieces::<R>(&s2);
-    let fl = failed.clone();
     let t2 = s2
         .add_torrent(
             TorrentOptions::from_bytes(torrent.clone())
                 .base_dir(&base)
-                .on_hash_fail(move |p| fl.lock().unwrap().push(p)),
+                .on_hash_fail(on_fail),
         )
         .await
         .unwrap();

@@ -1,4 +1,12 @@
 //! Helpers shared by the cross-crate tests in `tests/tests/`.
+// Test support, not library code: a setup step that fails (a file, a socket, a client) should
+// stop the test on that line, so unwrap, expect, indexing and panics are fine here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::PathBuf;
 
@@ -8,6 +16,19 @@ pub fn fixtures_dir() -> PathBuf {
         .join("fixtures")
         .join("webtorrent")
 }
+
+/// Lifts the engine's per-host connection limits for a session whose peers all share one
+/// loopback address (every test process here is 127.0.0.1): with the defaults, one host gets
+/// one connection per torrent and four pending handshakes. Tests of those limits put their
+/// adversary on another loopback address instead.
+pub fn loopback_limits(c: &mut bt_proto::engine::Config) {
+    c.max_connections_per_host = LOOPBACK_PEERS_PER_HOST;
+    c.max_incoming_handshakes_per_host = LOOPBACK_PEERS_PER_HOST;
+}
+
+/// Connections per torrent and pending handshakes allowed from one loopback address:
+/// more than any test opens (the idle-connections bench sets its own).
+pub const LOOPBACK_PEERS_PER_HOST: usize = 256;
 
 pub mod bench;
 pub mod conformance;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bt_adapter::create::{CreateOptions, create_torrent};
 use bt_adapter::runtime::timeout_at;
 use bt_adapter::{Runtime, Session, SessionBuilder, Torrent};
+use bt_proto::rng::Rng;
 use bt_smol::Smol;
 use bt_tokio::Tokio;
 
@@ -71,17 +72,11 @@ pub async fn sleep<R: Runtime>(d: Duration) {
     R::sleep_until(R::now() + d).await;
 }
 
-/// Deterministic pseudo-random bytes (xorshift), different for each `seed`.
+/// Deterministic pseudo-random bytes, different for each `seed` (bt-proto's seeded [`Rng`],
+/// the one payload generator of the tests, the benches and the demo).
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
+    let mut out = vec![0; len];
+    Rng::seed_from_u64(seed).fill(&mut out);
     out
 }
 
@@ -131,7 +126,9 @@ pub async fn loopback_session<R: Runtime>() -> Session<R> {
 
 /// The builder of [`loopback_session`], for tests that configure more.
 pub fn loopback_builder<R: Runtime>() -> SessionBuilder<R> {
-    Session::builder().listen_ip([127, 0, 0, 1].into())
+    Session::builder()
+        .listen_ip([127, 0, 0, 1].into())
+        .config(crate::loopback_limits)
 }
 
 /// The loopback address of a session's port.

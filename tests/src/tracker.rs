@@ -1,36 +1,30 @@
-//! A small tracker for tests, HTTP and UDP, built on bt-proto's tracker codecs: it remembers
-//! every announcing peer (source address, announced port) per torrent and answers each
-//! announce with the others.
+//! A small tracker for tests, HTTP, UDP and HTTPS, built on bt-proto's tracker codecs: it
+//! remembers every announcing peer (source address, announced port) per torrent in the
+//! simulator's [`TrackerRegistry`] and answers each announce with the others.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bt_proto::sim::tracker::TrackerRegistry;
 use bt_proto::tracker::udp::{self, CompactPeers, ConnectResponse, ConnectionId, Request};
-use bt_proto::tracker::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
-use bt_proto::{InfoHash, PeerId};
+use bt_proto::tracker::{AnnounceRequest, AnnounceResponse, Peer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
-type Swarms = Arc<Mutex<HashMap<InfoHash, Vec<(PeerId, SocketAddr)>>>>;
+/// What a tracker's connections share: who announced, and how many announces came.
+#[derive(Clone, Default)]
+struct Shared {
+    registry: Arc<Mutex<TrackerRegistry>>,
+    announces: Arc<Mutex<usize>>,
+}
 
-/// Records the announce and returns the other peers of the torrent.
-fn record(swarms: &Swarms, req: &AnnounceRequest, from: SocketAddr) -> Vec<SocketAddr> {
-    let mut s = swarms.lock().unwrap();
-    let peers = s.entry(req.info_hash).or_default();
-    peers.retain(|(id, _)| *id != req.peer_id);
-    if req.event != Some(AnnounceEvent::Stopped) {
-        peers.push((
-            req.peer_id,
-            SocketAddr::new(from.ip().to_canonical(), req.port),
-        ));
+impl Shared {
+    /// Counts and records the announce `req` from `from`; the other peers of its torrent.
+    fn announce(&self, req: &AnnounceRequest, from: SocketAddr) -> Vec<SocketAddr> {
+        *self.announces.lock().unwrap() += 1;
+        self.registry.lock().unwrap().announce(from, req).peers
     }
-    peers
-        .iter()
-        .filter(|(id, _)| *id != req.peer_id)
-        .map(|(_, a)| *a)
-        .collect()
 }
 
 /// Whether `head` holds a whole request head (or more than a test tracker reads).
@@ -40,7 +34,7 @@ fn head_done(head: &[u8]) -> bool {
 
 /// The HTTP reply to the request whose head is `head`, from `from`: the announce recorded
 /// and answered with the other peers, or a tracker failure.
-fn http_reply(head: &[u8], from: SocketAddr, swarms: &Swarms, count: &Mutex<usize>) -> Vec<u8> {
+fn http_reply(head: &[u8], from: SocketAddr, shared: &Shared) -> Vec<u8> {
     let line = String::from_utf8_lossy(head)
         .lines()
         .next()
@@ -50,8 +44,7 @@ fn http_reply(head: &[u8], from: SocketAddr, swarms: &Swarms, count: &Mutex<usiz
     let query = target.split_once('?').map(|x| x.1).unwrap_or("");
     let body = match AnnounceRequest::from_query(query) {
         Ok(req) => {
-            *count.lock().unwrap() += 1;
-            let peers = record(swarms, &req, from);
+            let peers = shared.announce(&req, from);
             AnnounceResponse {
                 interval: Duration::from_secs(60),
                 min_interval: None,
@@ -98,16 +91,14 @@ impl Drop for TestTracker {
 pub async fn http_tracker() -> TestTracker {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/announce", listener.local_addr().unwrap());
-    let swarms = Swarms::default();
-    let announces = Arc::new(Mutex::new(0));
-    let count = announces.clone();
+    let shared = Shared::default();
+    let announces = shared.announces.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut stream, from)) = listener.accept().await else {
                 return;
             };
-            let swarms = swarms.clone();
-            let count = count.clone();
+            let shared = shared.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -117,7 +108,7 @@ pub async fn http_tracker() -> TestTracker {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let reply = http_reply(&head, from, &swarms, &count);
+                let reply = http_reply(&head, from, &shared);
                 let _ = stream.write_all(&reply).await;
                 let _ = stream.shutdown().await;
             });
@@ -135,9 +126,8 @@ pub async fn http_tracker() -> TestTracker {
 pub async fn udp_tracker() -> TestTracker {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let url = format!("udp://{}/announce", socket.local_addr().unwrap());
-    let swarms = Swarms::default();
-    let announces = Arc::new(Mutex::new(0));
-    let count = announces.clone();
+    let shared = Shared::default();
+    let announces = shared.announces.clone();
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
         loop {
@@ -151,7 +141,6 @@ pub async fn udp_tracker() -> TestTracker {
                 }
                 .encode(),
                 Ok(Request::Announce(a)) => {
-                    *count.lock().unwrap() += 1;
                     let req = AnnounceRequest {
                         info_hash: a.info_hash,
                         peer_id: a.peer_id,
@@ -165,7 +154,8 @@ pub async fn udp_tracker() -> TestTracker {
                         tracker_id: None,
                         ip: None,
                     };
-                    let peers = record(&swarms, &req, from)
+                    let peers = shared
+                        .announce(&req, from)
                         .into_iter()
                         .filter_map(|p| match p {
                             SocketAddr::V4(v4) => Some(v4),
@@ -219,9 +209,8 @@ pub async fn https_tracker() -> TestTracker {
         "https://localhost:{}/announce",
         listener.local_addr().unwrap().port()
     );
-    let swarms = Swarms::default();
-    let announces = Arc::new(Mutex::new(0));
-    let count = announces.clone();
+    let shared = Shared::default();
+    let announces = shared.announces.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, from)) = listener.accept().await else {
@@ -230,7 +219,7 @@ pub async fn https_tracker() -> TestTracker {
             let Ok(stream) = stream.into_std() else {
                 continue;
             };
-            let (swarms, count, config) = (swarms.clone(), count.clone(), config.clone());
+            let (shared, config) = (shared.clone(), config.clone());
             tokio::task::spawn_blocking(move || {
                 stream.set_nonblocking(false).unwrap();
                 stream
@@ -247,7 +236,7 @@ pub async fn https_tracker() -> TestTracker {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let reply = http_reply(&head, from, &swarms, &count);
+                let reply = http_reply(&head, from, &shared);
                 let _ = tls.write_all(&reply);
                 tls.conn.send_close_notify();
                 let _ = tls.flush();

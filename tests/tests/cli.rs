@@ -2,6 +2,8 @@
 //! subcommand run as a process on small payloads, its exit code, output and files checked.
 //! Output goes to pipes, so these runs also show that nothing is drawn when stdout and
 //! stderr are not terminals.
+// Test code: helpers that fail should fail the test on their line.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

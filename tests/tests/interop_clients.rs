@@ -8,6 +8,8 @@
 //!
 //! Multi-file payloads have nested folders, a file spanning pieces and an empty file
 //! ([`Layout::Multi`]). Every file is compared by length and SHA-1 with the source.
+// Test code: helpers that fail should fail the test on their line.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

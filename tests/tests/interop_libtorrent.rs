@@ -2,6 +2,8 @@
 //! `tests/src/interop/lt_client.py`) through opentracker, on loopback: each direction with HTTP
 //! and UDP announces and single- and multi-file payloads, the fast extension seen on the wire,
 //! a mixed swarm, bt-smol, and a corrupted seed. Each test prints an `INTEROP` throughput line.
+// Test code: helpers that fail should fail the test on their line.
+#![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -1,14 +1,17 @@
 //! Whole swarms on the deterministic simulator: every scenario checks byte-exact content and a
 //! bound on virtual time. Each prints its virtual and real time (`--nocapture` shows them).
+// Test code: helpers that fail should fail the test on their line.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
 use bt_proto::engine::{AddTorrent, CheckScope, CloseReason, Event, TorrentId, TorrentState};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::FileStamp;
-use bt_proto::sim::net::LinkConfig;
+use bt_proto::sim::net::{LinkConfig, SimConnId};
+use bt_proto::sim::remote::{self, RemotePeer};
 use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_torrent};
-use bt_proto::wire::{Decoder, Extension, Handshake, Message, Reserved};
+use bt_proto::wire::{Extension, Message, Reserved};
 use bt_proto::{Bitfield, PeerId, PieceIndex};
 
 const KIB: u64 = 1024;
@@ -39,6 +42,14 @@ fn seed_node(
         },
     );
     (n, t)
+}
+
+/// A node whose upload is capped at `bytes_per_second`.
+fn capped(bytes_per_second: u64) -> NodeOptions {
+    NodeOptions {
+        upload: Some(bytes_per_second),
+        ..Default::default()
+    }
 }
 
 fn leech_node(swarm: &mut Swarm, meta: &Metainfo, options: NodeOptions) -> (NodeId, TorrentId) {
@@ -128,26 +139,9 @@ fn twenty_leechers_trade() {
     let mut swarm = Swarm::new(2);
     swarm.set_default_link(LinkConfig::new(Duration::from_millis(20)));
     let seed_up = 512 * KIB;
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(seed_up),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(seed_up));
     let leechers: Vec<_> = (0..20)
-        .map(|_| {
-            leech_node(
-                &mut swarm,
-                &meta,
-                NodeOptions {
-                    upload: Some(MIB),
-                    ..Default::default()
-                },
-            )
-        })
+        .map(|_| leech_node(&mut swarm, &meta, capped(MIB)))
         .collect();
     // The seed alone needs 20 × size / its upload; trading must beat that by far.
     let seed_alone = Duration::from_secs(20 * size / seed_up);
@@ -168,15 +162,7 @@ fn corrupt_peer_is_banned_and_download_completes() {
     let real = Instant::now();
     let (meta, content) = make_torrent(&[("data.bin", 2 * MIB)], 32 * 1024, 3).unwrap();
     let mut swarm = Swarm::new(3);
-    let (good, _) = seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    let (good, _) = seed_node(&mut swarm, &meta, &content, capped(MIB));
     let (bad, _) = seed_node(
         &mut swarm,
         &meta,
@@ -216,7 +202,7 @@ fn hostile(
     target: NodeId,
     meta: &Metainfo,
     after: &[u8],
-) -> (NodeId, bt_proto::sim::net::SimConnId) {
+) -> (NodeId, RemotePeer<SimConnId>) {
     let peer = raw_peer(swarm, target, meta, b"-XX0000-hostilepeer!", after);
     swarm.run_for(Duration::from_millis(200));
     peer
@@ -291,7 +277,7 @@ fn hostile_wire_input_is_contained() {
     let (seed, _) = seed_node(&mut swarm, &meta, &content, NodeOptions::default());
     for (name, bytes) in &cases {
         let before = disconnect_reasons(&swarm, seed).len();
-        let (raw, conn) = hostile(&mut swarm, seed, &meta, bytes);
+        let (raw, peer) = hostile(&mut swarm, seed, &meta, bytes);
         let reasons = disconnect_reasons(&swarm, seed);
         assert_eq!(reasons.len(), before + 1, "{name}: peer not dropped");
         assert!(
@@ -299,7 +285,7 @@ fn hostile_wire_input_is_contained() {
             "{name}: {reasons:?}"
         );
         assert!(
-            swarm.raw_conn(raw, conn).unwrap().closed,
+            swarm.raw_conn(raw, peer.conn()).unwrap().closed,
             "{name}: connection left open"
         );
     }
@@ -314,7 +300,7 @@ fn hostile_wire_input_is_contained() {
 
     // A request flood: served up to the queue bound, the rest rejected, nothing unbounded.
     let interested = Message::Interested.to_vec().unwrap();
-    let (raw, conn) = hostile(&mut swarm, seed, &meta, &interested);
+    let (raw, mut peer) = hostile(&mut swarm, seed, &meta, &interested);
     let mut flood = Vec::new();
     let n_requests = 2000u32;
     for i in 0..n_requests {
@@ -325,10 +311,10 @@ fn hostile_wire_input_is_contained() {
                 .unwrap(),
         );
     }
-    assert!(swarm.raw_send(conn, flood));
+    assert!(swarm.raw_send(peer.conn(), flood));
     swarm.run_for(Duration::from_secs(5));
     let (mut served, mut rejected) = (0u32, 0u32);
-    for m in raw_messages(&swarm, raw, conn, pieces) {
+    for m in raw_messages(&swarm, raw, &mut peer) {
         match m {
             Message::Piece { .. } => served += 1,
             Message::RejectRequest(_) => rejected += 1,
@@ -360,26 +346,9 @@ fn churn_without_stall() {
         make_torrent(&[("a.bin", 3 * MIB), ("b/c.bin", MIB + 7)], 64 * 1024, 5).unwrap();
     let mut swarm = Swarm::new(5);
     swarm.set_default_link(LinkConfig::new(Duration::from_millis(15)));
-    let (s1, _) = seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    let (s1, _) = seed_node(&mut swarm, &meta, &content, capped(MIB));
     let leechers: Vec<_> = (0..6)
-        .map(|_| {
-            leech_node(
-                &mut swarm,
-                &meta,
-                NodeOptions {
-                    upload: Some(512 * KIB),
-                    ..Default::default()
-                },
-            )
-        })
+        .map(|_| leech_node(&mut swarm, &meta, capped(512 * KIB)))
         .collect();
     let total = meta.size();
     // Mid-download: the seed and two leechers vanish.
@@ -400,15 +369,7 @@ fn churn_without_stall() {
     swarm.kill(leechers[1].0);
     swarm.run_for(Duration::from_secs(5));
     // A new seed arrives and announces; the tracker hands it the leechers.
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(2 * MIB),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(2 * MIB));
     let rest = &leechers[2..];
     swarm
         .run_until(|s| all_complete(s, rest), Duration::from_secs(120))
@@ -431,15 +392,7 @@ fn lone_seed_on_a_flaky_link_is_redialled_at_once() {
         LinkConfig::new(Duration::from_millis(20)).with_drop_within(Duration::from_secs(5)),
     );
     // 2 MiB at 256 KiB/s take 8 s: several connections at least.
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(256 * KIB),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(256 * KIB));
     let leecher = leech_node(&mut swarm, &meta, NodeOptions::default());
     let took = swarm
         .run_until(|s| all_complete(s, &[leecher]), Duration::from_secs(60))
@@ -460,15 +413,7 @@ fn states_priorities_hashcheck_and_resume() {
     let (meta, content) = make_torrent(&files, 64 * 1024, 6).unwrap();
     let mut swarm = Swarm::new(6);
     swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(MIB));
     let (l, t) = leech_node(&mut swarm, &meta, NodeOptions::default());
     let total = meta.size();
 
@@ -571,15 +516,7 @@ fn restart_from_resume_data() {
     let files = [("a.bin", 3 * MIB), ("b.bin", 3 * MIB)];
     let (meta, content) = make_torrent(&files, 64 * 1024, 7).unwrap();
     let mut swarm = Swarm::new(7);
-    seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    seed_node(&mut swarm, &meta, &content, capped(MIB));
     let (l, t) = leech_node(&mut swarm, &meta, NodeOptions::default());
     swarm
         .run_until(
@@ -770,28 +707,26 @@ mod random_swarms {
     }
 }
 
-/// A raw peer that connects to `to` and, once connected, sends a handshake for `meta` with
-/// peer id `id` followed by `after`.
+/// A raw peer, with the fast extension, that connects to `to` and, once connected, sends a
+/// handshake for `meta` with peer id `id` followed by `after`.
 fn raw_peer(
     swarm: &mut Swarm,
     to: NodeId,
     meta: &Metainfo,
     id: &[u8; 20],
     after: &[u8],
-) -> (NodeId, bt_proto::sim::net::SimConnId) {
+) -> (NodeId, RemotePeer<SimConnId>) {
     let raw = swarm.add_raw_node();
     let addr = swarm.addr(to);
     let conn = swarm.raw_connect(raw, addr);
     swarm.run_for(Duration::from_millis(100));
-    let hs = Handshake {
-        reserved: Reserved::NONE.with(Extension::Fast),
-        info_hash: meta.info_hash(),
-        peer_id: PeerId(*id),
-    };
-    let mut hello = hs.encode().to_vec();
+    let peer = RemotePeer::new(conn, meta.info_hash(), PeerId(*id))
+        .with_reserved(Reserved::NONE.with(Extension::Fast))
+        .with_piece_count(meta.piece_count());
+    let mut hello = peer.hello_bytes(&[]).unwrap().to_vec();
     hello.extend_from_slice(after);
     assert!(swarm.raw_send(conn, hello));
-    (raw, conn)
+    (raw, peer)
 }
 
 /// [`raw_peer`] with well-formed messages after the handshake.
@@ -801,9 +736,8 @@ fn raw_hello(
     meta: &Metainfo,
     id: &[u8; 20],
     then: &[Message],
-) -> (NodeId, bt_proto::sim::net::SimConnId) {
-    let after: Vec<u8> = then.iter().flat_map(|m| m.to_vec().unwrap()).collect();
-    raw_peer(swarm, to, meta, id, &after)
+) -> (NodeId, RemotePeer<SimConnId>) {
+    raw_peer(swarm, to, meta, id, &remote::encode(then).unwrap())
 }
 
 // Snubbing: a peer that accepts requests and never answers loses them to an honest peer.
@@ -823,15 +757,7 @@ fn black_hole_peer_is_snubbed() {
     );
     swarm.run_for(Duration::from_secs(1));
     // Only now does a slow honest seed appear.
-    let (seed, _) = seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(64 * KIB),
-            ..Default::default()
-        },
-    );
+    let (seed, _) = seed_node(&mut swarm, &meta, &content, capped(64 * KIB));
     let seed_addr = swarm.addr(seed);
     swarm.add_peer(l, t, seed_addr);
     swarm.run_for(Duration::from_secs(45));
@@ -857,7 +783,7 @@ fn keepalives_and_inactivity_timeout() {
     let (meta, _) = make_torrent(&[("f.bin", 100 * KIB)], 32 * 1024, 12).unwrap();
     let mut swarm = Swarm::new(12);
     let (l, _) = leech_node(&mut swarm, &meta, NodeOptions::default());
-    let (raw, conn) = raw_hello(
+    let (raw, mut peer) = raw_hello(
         &mut swarm,
         l,
         &meta,
@@ -866,13 +792,13 @@ fn keepalives_and_inactivity_timeout() {
     );
     swarm.run_for(Duration::from_secs(200));
     assert!(
-        !swarm.raw_conn(raw, conn).unwrap().closed,
+        !swarm.raw_conn(raw, peer.conn()).unwrap().closed,
         "not dropped before the timeout"
     );
     swarm.run_for(Duration::from_secs(100));
-    let seen = swarm.raw_conn(raw, conn).unwrap();
+    let seen = swarm.raw_conn(raw, peer.conn()).unwrap();
     assert!(seen.closed, "an inactive peer is dropped");
-    let keepalives = raw_messages(&swarm, raw, conn, meta.piece_count())
+    let keepalives = raw_messages(&swarm, raw, &mut peer)
         .iter()
         .filter(|m| **m == Message::KeepAlive)
         .count();
@@ -904,33 +830,20 @@ fn self_connection_and_unknown_torrent() {
         "ourselves, never again"
     );
     // A handshake for a torrent the session does not have is refused.
-    let (raw, conn) = hostile(&mut swarm, l, &other, &[]);
-    assert!(swarm.raw_conn(raw, conn).unwrap().closed);
+    let (raw, peer) = hostile(&mut swarm, l, &other, &[]);
+    assert!(swarm.raw_conn(raw, peer.conn()).unwrap().closed);
     assert!(disconnect_reasons(&swarm, l).contains(&CloseReason::UnknownTorrent));
 }
 
-/// Messages a raw node received on `conn`, after the handshake.
-fn raw_messages(
-    swarm: &Swarm,
-    raw: NodeId,
-    conn: bt_proto::sim::net::SimConnId,
-    pieces: u32,
-) -> Vec<Message> {
-    let seen = swarm.raw_conn(raw, conn).unwrap();
-    let mut dec = Decoder::new(Some(pieces));
-    dec.feed(&seen.received);
-    assert!(matches!(
-        dec.decode_handshake(),
-        Ok(bt_proto::wire::Progress::Done(_))
-    ));
-    let mut out = Vec::new();
-    loop {
-        match dec.next_message() {
-            Ok(Some(m)) => out.push(m),
-            Ok(None) => return out,
-            Err(e) => panic!("the engine sent an invalid message: {e}"),
-        }
-    }
+/// Messages raw node `raw`, played by `peer`, received since the last call, after the
+/// handshake; anything invalid fails the test.
+fn raw_messages(swarm: &Swarm, raw: NodeId, peer: &mut RemotePeer<SimConnId>) -> Vec<Message> {
+    swarm.raw_receive(raw, peer);
+    let messages = peer
+        .messages()
+        .unwrap_or_else(|e| panic!("the engine sent invalid wire: {e}"));
+    assert!(peer.their_handshake().is_some(), "no handshake received");
+    messages
 }
 
 // Regressions of the client this API grew from: HAVE goes out for every piece (not only to
@@ -947,7 +860,7 @@ fn have_for_every_piece_and_no_zeros_served() {
         0,
         16 * 1024,
     ));
-    let (raw, conn) = raw_hello(
+    let (raw, mut peer) = raw_hello(
         &mut swarm,
         l,
         &meta,
@@ -955,22 +868,14 @@ fn have_for_every_piece_and_no_zeros_served() {
         &[Message::HaveNone, Message::Interested, ask.clone()],
     );
     swarm.run_for(Duration::from_millis(500));
-    let (seed, _) = seed_node(
-        &mut swarm,
-        &meta,
-        &content,
-        NodeOptions {
-            upload: Some(MIB),
-            ..Default::default()
-        },
-    );
+    let (seed, _) = seed_node(&mut swarm, &meta, &content, capped(MIB));
     let seed_addr = swarm.addr(seed);
     swarm.add_peer(l, t, seed_addr);
     swarm
         .run_until(|s| s.is_complete(l, t), Duration::from_secs(30))
         .unwrap();
     swarm.run_for(Duration::from_millis(500));
-    let got = raw_messages(&swarm, raw, conn, pieces);
+    let got = raw_messages(&swarm, raw, &mut peer);
     let haves: std::collections::BTreeSet<u32> = got
         .iter()
         .filter_map(|m| match m {
@@ -991,9 +896,9 @@ fn have_for_every_piece_and_no_zeros_served() {
         "nothing served before we had it"
     );
     // Now that the leecher has it, the same request is served with the real bytes.
-    assert!(swarm.raw_send(conn, ask.to_vec().unwrap()));
+    assert!(swarm.raw_send(peer.conn(), ask.to_vec().unwrap()));
     swarm.run_for(Duration::from_millis(500));
-    let got = raw_messages(&swarm, raw, conn, pieces);
+    let got = raw_messages(&swarm, raw, &mut peer);
     let served: Vec<_> = got
         .iter()
         .filter_map(|m| match m {

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use super::dialing::MAX_PEERS_PER_REPLY;
 use super::timers::{Timer, TorrentTimer};
 use super::{Event, Output, Session, TorrentId, TorrentState};
 use crate::rng::Rng;
@@ -322,7 +323,7 @@ impl Session {
                     url: url.to_string(),
                     peers: reply.peers.len(),
                 });
-                for peer in reply.peers {
+                for peer in reply.peers.into_iter().take(MAX_PEERS_PER_REPLY) {
                     // Host names would need DNS, which is the adapter's; trackers in
                     // practice send addresses.
                     if let PeerAddr::Ip(addr) = peer.addr {

@@ -4,11 +4,26 @@ use std::time::Duration;
 
 use crate::PeerId;
 
-/// Connections per session: enough for many torrents, within a default descriptor limit of
-/// 1024 with room for files.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 400;
+/// Inbound connections per session. With [`DEFAULT_MAX_OUTGOING`] it makes 400: enough for
+/// many torrents, within a default descriptor limit of 1024 with room for files. Inbound and
+/// outbound have budgets of their own, so a flood of inbound connections never takes the
+/// slots our own dials need.
+pub const DEFAULT_MAX_INCOMING: usize = 200;
+/// Outbound connections per session; see [`DEFAULT_MAX_INCOMING`].
+pub const DEFAULT_MAX_OUTGOING: usize = 200;
+/// Inbound connections still handshaking, per session: a flood of silent connections holds at
+/// most this many slots (each for at most the handshake time-out) while established peers
+/// keep theirs and real peers still get in.
+pub const DEFAULT_MAX_INCOMING_HANDSHAKES: usize = 32;
+/// Inbound connections still handshaking from one host: a few users behind one NAT connect at
+/// once, one host alone cannot fill [`DEFAULT_MAX_INCOMING_HANDSHAKES`].
+pub const DEFAULT_MAX_INCOMING_HANDSHAKES_PER_HOST: usize = 4;
 /// Connections per torrent: past about 50 peers a torrent gains little and pays in memory.
 pub const DEFAULT_MAX_CONNECTIONS_PER_TORRENT: usize = 60;
+/// Connections per torrent to one IP address. One, as libtorrent: a host cannot crowd out
+/// the others, and an address the smart ban blames is one peer. Tests on loopback, where
+/// every peer is 127.0.0.1, raise it.
+pub const DEFAULT_MAX_CONNECTIONS_PER_HOST: usize = 1;
 /// Outbound connections being opened at once: many dead addresses from a tracker should not
 /// use up the connection budget while they time out.
 pub const DEFAULT_MAX_HALF_OPEN: usize = 32;
@@ -66,10 +81,18 @@ pub struct Config {
     pub listen_port: u16,
     /// Seed of the engine's random choices: same seed, same inputs, same outputs.
     pub seed: u64,
-    /// See [`DEFAULT_MAX_CONNECTIONS`].
-    pub max_connections: usize,
+    /// See [`DEFAULT_MAX_INCOMING`].
+    pub max_incoming: usize,
+    /// See [`DEFAULT_MAX_OUTGOING`].
+    pub max_outgoing: usize,
+    /// See [`DEFAULT_MAX_INCOMING_HANDSHAKES`].
+    pub max_incoming_handshakes: usize,
+    /// See [`DEFAULT_MAX_INCOMING_HANDSHAKES_PER_HOST`].
+    pub max_incoming_handshakes_per_host: usize,
     /// See [`DEFAULT_MAX_CONNECTIONS_PER_TORRENT`].
     pub max_connections_per_torrent: usize,
+    /// See [`DEFAULT_MAX_CONNECTIONS_PER_HOST`].
+    pub max_connections_per_host: usize,
     /// See [`DEFAULT_MAX_HALF_OPEN`].
     pub max_half_open: usize,
     /// See [`DEFAULT_UPLOAD_SLOTS`].
@@ -112,8 +135,12 @@ impl Config {
             peer_id,
             listen_port,
             seed,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_incoming: DEFAULT_MAX_INCOMING,
+            max_outgoing: DEFAULT_MAX_OUTGOING,
+            max_incoming_handshakes: DEFAULT_MAX_INCOMING_HANDSHAKES,
+            max_incoming_handshakes_per_host: DEFAULT_MAX_INCOMING_HANDSHAKES_PER_HOST,
             max_connections_per_torrent: DEFAULT_MAX_CONNECTIONS_PER_TORRENT,
+            max_connections_per_host: DEFAULT_MAX_CONNECTIONS_PER_HOST,
             max_half_open: DEFAULT_MAX_HALF_OPEN,
             upload_slots: DEFAULT_UPLOAD_SLOTS,
             initial_request_depth: DEFAULT_INITIAL_REQUEST_DEPTH,

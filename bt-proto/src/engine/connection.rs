@@ -12,15 +12,22 @@ use crate::wire::Message;
 
 impl Session {
     /// An incoming connection was accepted by the listener. Returns its id; if the session
-    /// is full, a [`Output::Close`] for it follows at once.
+    /// has no room for it, a [`Output::Close`] for it follows at once.
     pub fn accept(&mut self, now: Instant, addr: SocketAddr) -> ConnId {
-        let depth = self.config.initial_request_depth;
-        let conn = self.peers.add_incoming(addr, now, depth);
+        let addr = canonical(addr);
+        let cfg = &self.config;
+        let counts = self.peers.counts();
+        let full = counts.incoming >= cfg.max_incoming
+            || counts.incoming_handshakes >= cfg.max_incoming_handshakes
+            || counts.incoming_handshakes_from(addr.ip()) >= cfg.max_incoming_handshakes_per_host;
+        let conn = self
+            .peers
+            .add_incoming(addr, now, cfg.initial_request_depth);
         self.timers.set(
             Timer::Peer(conn, PeerTimer::Handshake),
             now + self.config.handshake_timeout,
         );
-        if self.peers.len() > self.config.max_connections {
+        if full {
             self.close(now, conn, CloseReason::TooManyConnections);
         }
         conn
@@ -161,4 +168,11 @@ impl Session {
             }
         }
     }
+}
+
+/// The address as the rest of the engine compares it: an IPv4 peer reached over IPv6
+/// (`::ffff:a.b.c.d`) is the IPv4 host, so bans, limits and the self-connection check see
+/// one host, not two.
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

@@ -9,12 +9,17 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use super::connection::canonical;
 use super::timers::{Timer, TorrentTimer};
 use super::{DIAL_RETRY_INTERVAL, Session, TorrentId, TorrentState};
+use crate::rng::Rng;
 
 /// Addresses remembered per torrent; tracker replies beyond this are dropped, so a hostile
 /// tracker cannot grow memory without bound.
 pub const MAX_KNOWN_PEERS: usize = 2000;
+/// Addresses taken from one tracker reply: we ask for [`super::DEFAULT_NUMWANT`], and a
+/// reply far larger is a flood that would otherwise replace every address we know.
+pub const MAX_PEERS_PER_REPLY: usize = 200;
 /// Failed connection attempts after which an address is forgotten.
 pub const MAX_CONNECT_FAILURES: u32 = 5;
 /// Wait before retrying an address after its first failure; doubled per failure.
@@ -113,13 +118,38 @@ pub(crate) struct Candidates {
 }
 
 impl Candidates {
-    /// Remembers an address, due at once; false if it was known already or the list is full.
-    pub fn learn(&mut self, addr: SocketAddr, now: Instant) -> bool {
-        if self.by_addr.contains_key(&addr) || self.by_addr.len() >= MAX_KNOWN_PEERS {
+    /// Remembers an address, due at once; false if it was known already. A full list makes
+    /// room by forgetting an address with no connection, one that failed most first (ties
+    /// broken by `rng`), so addresses from one hostile source cannot lock out later ones;
+    /// false if every address is connected.
+    pub fn learn(&mut self, addr: SocketAddr, now: Instant, rng: &mut Rng) -> bool {
+        if self.by_addr.contains_key(&addr) {
             return false;
+        }
+        if self.by_addr.len() >= MAX_KNOWN_PEERS {
+            let Some(victim) = self.eviction_victim(rng) else {
+                return false;
+            };
+            self.by_addr.remove(&victim);
         }
         self.by_addr.insert(addr, Candidate::new(now));
         true
+    }
+
+    fn eviction_victim(&self, rng: &mut Rng) -> Option<SocketAddr> {
+        let worst = self
+            .by_addr
+            .values()
+            .filter(|c| !c.connected)
+            .map(|c| c.failures)
+            .max()?;
+        let victims: Vec<SocketAddr> = self
+            .by_addr
+            .iter()
+            .filter(|(_, c)| !c.connected && c.failures == worst)
+            .map(|(a, _)| *a)
+            .collect();
+        victims.get(rng.index(victims.len())).copied()
     }
 
     /// Makes an address due now unless a connection to it exists: the user asking overrides
@@ -137,24 +167,42 @@ impl Candidates {
         }
     }
 
-    /// Up to `budget` addresses due at `now` with no connection, marked connected.
-    pub fn take_due(&mut self, now: Instant, budget: usize) -> Vec<SocketAddr> {
-        let due: Vec<SocketAddr> = self
+    /// Up to `budget` addresses due at `now` with no connection and `allowed`, marked
+    /// connected; and whether more such addresses are left for want of budget.
+    pub fn take_due(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        mut allowed: impl FnMut(SocketAddr) -> bool,
+    ) -> (Vec<SocketAddr>, bool) {
+        let mut due: Vec<SocketAddr> = self
             .by_addr
             .iter()
-            .filter(|(_, c)| !c.connected && c.next_attempt <= now)
+            .filter(|(a, c)| !c.connected && c.next_attempt <= now && allowed(**a))
             .map(|(a, _)| *a)
-            .take(budget)
+            .take(budget.saturating_add(1))
             .collect();
+        let more = due.len() > budget;
+        due.truncate(budget);
         for addr in &due {
             if let Some(c) = self.by_addr.get_mut(addr) {
                 c.connected = true;
             }
         }
-        due
+        (due, more)
+    }
+
+    /// The earliest attempt after `now` of an address with no connection.
+    pub fn next_attempt_after(&self, now: Instant) -> Option<Instant> {
+        self.by_addr
+            .values()
+            .filter(|c| !c.connected && c.next_attempt > now)
+            .map(|c| c.next_attempt)
+            .min()
     }
 
     /// The earliest next attempt of an address with no connection.
+    #[cfg(test)]
     pub fn next_attempt(&self) -> Option<Instant> {
         self.by_addr
             .values()
@@ -213,16 +261,28 @@ impl Candidates {
 }
 
 impl Session {
-    /// Remembers an address to dial for a torrent, unless it is ourselves or banned.
+    /// Remembers an address to dial for a torrent, unless no peer can be there (see
+    /// [`dialable`]), it is ourselves, or its host is banned.
     pub(super) fn learn_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
-        if self.self_addrs.contains(&addr) {
+        let addr = canonical(addr);
+        if !dialable(addr) || self.is_own_address(addr) {
             return;
         }
         if let Some(t) = self.torrents.get_mut(&id)
             && !t.smart_ban.is_banned(addr.ip())
         {
-            t.candidates.learn(addr, now);
+            t.candidates.learn(addr, now, &mut self.rng);
         }
+    }
+
+    /// Whether `addr` is this session: one it connected to itself at, or our port on the
+    /// loopback address every listener answers on.
+    fn is_own_address(&self, addr: SocketAddr) -> bool {
+        let localhost = match addr.ip() {
+            IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+            IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+        };
+        self.self_addrs.contains(&addr) || (addr.port() == self.config.listen_port && localhost)
     }
 
     /// Dials the addresses that are due, within the connection budget, and sets the
@@ -237,24 +297,46 @@ impl Session {
             return;
         }
         let cfg = &self.config;
-        let budget = (cfg.max_half_open.saturating_sub(self.peers.connecting()))
+        let counts = self.peers.counts();
+        let budget = (cfg.max_half_open.saturating_sub(counts.connecting))
             .min(
                 cfg.max_connections_per_torrent
                     .saturating_sub(t.conns.len()),
             )
-            .min(cfg.max_connections.saturating_sub(self.peers.len()));
-        let due = t.candidates.take_due(now, budget);
-        let next = t.candidates.next_attempt();
+            .min(cfg.max_outgoing.saturating_sub(counts.outgoing));
+        let mut per_host: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        for p in t.conns.iter().filter_map(|c| self.peers.get(*c)) {
+            *per_host.entry(p.addr.ip()).or_insert(0) += 1;
+        }
+        let (due, more) = t.candidates.take_due(now, budget, |addr| {
+            let n = per_host.entry(addr.ip()).or_insert(0);
+            *n += 1;
+            *n <= cfg.max_connections_per_host
+        });
+        // Due but over budget: look again soon, as a slot may free up elsewhere. An address
+        // whose host has its connections waits for one of them to close instead.
+        let next = if more {
+            Some(now + DIAL_RETRY_INTERVAL)
+        } else {
+            t.candidates.next_attempt_after(now)
+        };
         for addr in due {
             self.dial(now, id, addr);
         }
         match next {
-            // Due but over budget: look again soon, as a slot may free up elsewhere.
-            Some(at) if at <= now => self.timers.set(timer, now + DIAL_RETRY_INTERVAL),
             Some(at) => self.timers.set(timer, at),
             None => self.timers.stop(timer),
         }
     }
+}
+
+/// Whether a peer can listen at `addr`: not port 0, not an unspecified, multicast or
+/// broadcast address. Trackers and peers that send such addresses would aim our dials at
+/// nothing, or at many hosts at once.
+pub(crate) fn dialable(addr: SocketAddr) -> bool {
+    let ip = addr.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
 }
 
 #[cfg(test)]
@@ -279,13 +361,14 @@ mod tests {
     fn due_addresses_are_taken_once_within_the_budget() {
         let t0 = Instant::now();
         let mut c = Candidates::default();
+        let mut rng = Rng::seed_from_u64(1);
         for p in 1..=3 {
-            assert!(c.learn(addr(p), t0));
+            assert!(c.learn(addr(p), t0, &mut rng));
         }
-        assert!(!c.learn(addr(1), t0), "known already");
-        assert_eq!(c.take_due(t0, 2), vec![addr(1), addr(2)]);
-        assert_eq!(c.take_due(t0, 5), vec![addr(3)]);
-        assert!(c.take_due(t0, 5).is_empty());
+        assert!(!c.learn(addr(1), t0, &mut rng), "known already");
+        assert_eq!(c.take_due(t0, 2, |_| true), (vec![addr(1), addr(2)], true));
+        assert_eq!(c.take_due(t0, 5, |_| true), (vec![addr(3)], false));
+        assert_eq!(c.take_due(t0, 5, |_| true), (vec![], false));
         assert_eq!(c.next_attempt(), None, "all connected");
     }
 
@@ -293,8 +376,9 @@ mod tests {
     fn failed_dials_back_off_and_are_forgotten() {
         let t0 = Instant::now();
         let mut c = Candidates::default();
-        c.learn(addr(1), t0);
-        c.take_due(t0, 1);
+        let mut rng = Rng::seed_from_u64(1);
+        c.learn(addr(1), t0, &mut rng);
+        c.take_due(t0, 1, |_| true);
         c.dial_failed(addr(1), t0);
         assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_BASE * 2));
         for _ in 1..MAX_CONNECT_FAILURES {
@@ -307,8 +391,9 @@ mod tests {
     fn closes_double_the_wait_until_a_connection_proves_itself() {
         let t0 = Instant::now();
         let mut c = Candidates::default();
-        c.learn(addr(1), t0);
-        c.take_due(t0, 1);
+        let mut rng = Rng::seed_from_u64(1);
+        c.learn(addr(1), t0, &mut rng);
+        c.take_due(t0, 1, |_| true);
         c.closed(addr(1), t0, Some(ended(Duration::ZERO)));
         assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_AFTER_CLOSE));
         c.closed(addr(1), t0, Some(ended(Duration::ZERO)));
@@ -323,8 +408,9 @@ mod tests {
     fn a_stop_says_nothing_about_the_peer() {
         let t0 = Instant::now();
         let mut c = Candidates::default();
-        c.learn(addr(1), t0);
-        c.take_due(t0, 1);
+        let mut rng = Rng::seed_from_u64(1);
+        c.learn(addr(1), t0, &mut rng);
+        c.take_due(t0, 1, |_| true);
         c.closed(addr(1), t0, None);
         assert_eq!(c.next_attempt(), Some(t0), "due at once");
     }
@@ -333,11 +419,47 @@ mod tests {
     fn the_list_is_bounded_and_banned_hosts_go() {
         let t0 = Instant::now();
         let mut c = Candidates::default();
+        let mut rng = Rng::seed_from_u64(1);
         for p in 0..MAX_KNOWN_PEERS as u16 {
-            assert!(c.learn(addr(p), t0));
+            assert!(c.learn(addr(p), t0, &mut rng));
         }
-        assert!(!c.learn(SocketAddr::from(([10, 0, 0, 2], 1)), t0));
-        c.forget_host(addr(0).ip());
-        assert_eq!(c.iter().count(), 0);
+        // Full: a new address takes the place of one that failed most.
+        c.take_due(t0, 1, |_| true);
+        c.dial_failed(addr(0), t0);
+        let newcomer = SocketAddr::from(([10, 0, 0, 2], 1));
+        assert!(c.learn(newcomer, t0, &mut rng));
+        assert_eq!(c.iter().count(), MAX_KNOWN_PEERS);
+        assert!(c.iter().all(|(a, _)| *a != addr(0)), "the failed one went");
+        c.forget_host(addr(1).ip());
+        assert_eq!(c.iter().count(), 1);
+    }
+
+    #[test]
+    fn a_full_list_of_connected_addresses_takes_no_more() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        let mut rng = Rng::seed_from_u64(1);
+        for p in 0..MAX_KNOWN_PEERS as u16 {
+            c.learn(addr(p), t0, &mut rng);
+        }
+        c.take_due(t0, MAX_KNOWN_PEERS, |_| true);
+        assert!(!c.learn(SocketAddr::from(([10, 0, 0, 2], 1)), t0, &mut rng));
+    }
+
+    #[test]
+    fn addresses_no_peer_can_listen_at_are_not_dialable() {
+        for bad in [
+            "10.0.0.1:0",
+            "0.0.0.0:6881",
+            "[::]:6881",
+            "224.0.0.1:6881",
+            "[ff02::1]:6881",
+            "255.255.255.255:6881",
+        ] {
+            assert!(!dialable(bad.parse().unwrap()), "{bad}");
+        }
+        for good in ["10.0.0.1:6881", "127.0.0.1:1", "[2001:db8::1]:6881"] {
+            assert!(dialable(good.parse().unwrap()), "{good}");
+        }
     }
 }

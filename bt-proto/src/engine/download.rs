@@ -162,15 +162,21 @@ impl Session {
             offset,
             length,
         };
+        // Only a block we asked this peer for (or stopped asking it for, whose data may have
+        // been on the wire) is taken. Anything else is forged or a slip: a peer with nothing
+        // to offer must not fill our pieces, nor make us cancel an honest peer's request.
         let requested = p.take_request(block);
-        let withdrawn = !requested && p.was_withdrawn(block);
+        if !requested && !p.was_withdrawn(block) {
+            return if p.slip() {
+                Err(ProtocolViolation::TooManyUnrequestedBlocks)
+            } else {
+                Ok(())
+            };
+        }
         // In endgame others were asked for this block too; they are told to stop below.
         let duplicates = t.picker.requested_from(block) > u8::from(requested);
         let outcome = t.picker.block_received(block);
         if outcome == BlockReceived::NotWanted {
-            if !requested && !withdrawn && p.slip() {
-                return Err(ProtocolViolation::TooManyUnrequestedBlocks);
-            }
             return Ok(());
         }
         let cfg = &self.config;
@@ -185,8 +191,9 @@ impl Session {
             .or_insert_with(|| PartialPiece {
                 blocks: vec![None; blocks],
             });
-        if let Some(slot) = partial.blocks.get_mut((offset / BLOCK_LEN) as usize) {
-            *slot = Some((data, addr));
+        let index = (offset / BLOCK_LEN) as usize;
+        if let Some(slot) = partial.blocks.get_mut(index) {
+            *slot = Some((self.read_use.keep(data, (id, piece, index)), addr));
         }
         if duplicates {
             self.cancel_elsewhere(now, id, conn, block);

@@ -56,7 +56,10 @@ impl Session {
             Ok(Progress::Done(hs)) => hs,
             Err(e) => return Err(CloseReason::Protocol(e.into())),
         };
-        let id = self.admit(conn, &hs)?;
+        let (id, replaces) = self.admit(conn, &hs)?;
+        if let Some(old) = replaces {
+            self.close(now, old, CloseReason::Duplicate);
+        }
         self.activate(now, conn, id, &hs);
         Ok(())
     }
@@ -92,9 +95,13 @@ impl Session {
         Ok(true)
     }
 
-    /// Whether the peer behind a whole handshake may join its torrent; the close reason if
-    /// not.
-    fn admit(&mut self, conn: ConnId, hs: &Handshake) -> Result<TorrentId, CloseReason> {
+    /// Whether the peer behind a whole handshake may join its torrent, and the connection it
+    /// replaces if any; the close reason if not.
+    fn admit(
+        &mut self,
+        conn: ConnId,
+        hs: &Handshake,
+    ) -> Result<(TorrentId, Option<ConnId>), CloseReason> {
         let Some(p) = self.peers.get(conn) else {
             return Err(CloseReason::UnknownTorrent);
         };
@@ -117,15 +124,32 @@ impl Session {
         if t.smart_ban.is_banned(addr.ip()) {
             return Err(CloseReason::Banned);
         }
-        let duplicate = t.conns.iter().any(|c| {
-            self.peers
-                .get(*c)
-                .is_some_and(|o| o.peer_id == Some(hs.peer_id))
-        });
-        if duplicate {
-            return Err(CloseReason::Duplicate);
+        let mut same_host = 0;
+        for o in t.conns.iter().filter_map(|c| self.peers.get(*c)) {
+            if o.conn == conn || !o.is_active() {
+                continue;
+            }
+            if o.peer_id == Some(hs.peer_id) {
+                // Both sides dialled each other at once. Both keep the connection opened by
+                // the peer with the lower id, so exactly one survives on both ends.
+                let ours_wins = self.config.peer_id.0 < hs.peer_id.0;
+                let keep_new = incoming != ours_wins && o.is_incoming() != incoming;
+                return if keep_new {
+                    Ok((id, Some(o.conn)))
+                } else {
+                    Err(CloseReason::Duplicate)
+                };
+            }
+            if o.addr.ip() == addr.ip() {
+                same_host += 1;
+            }
         }
-        Ok(id)
+        // Only handshaken connections count: two peers dialling each other at once both
+        // get through the handshake, and the rule above keeps one.
+        if same_host >= self.config.max_connections_per_host {
+            return Err(CloseReason::TooManyConnections);
+        }
+        Ok((id, None))
     }
 
     /// The handshake is done: the connection is a peer of torrent `id`.
@@ -149,9 +173,9 @@ impl Session {
         p.extended = common.has(Extension::ExtensionProtocol);
         p.decoder.set_piece_count(Some(pieces));
         p.pieces = Bitfield::new(pieces);
-        p.phase = Phase::Active;
         let (addr, incoming, extended) = (p.addr, p.is_incoming(), p.extended);
         let (last_received, last_sent) = (p.last_received, p.last_sent);
+        self.peers.activate(conn);
         self.timers.stop(Timer::Peer(conn, PeerTimer::Handshake));
         self.timers.set(
             Timer::Peer(conn, PeerTimer::Inactivity),

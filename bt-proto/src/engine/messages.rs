@@ -14,6 +14,7 @@ impl Session {
         let Some(p) = self.peers.get_mut(conn) else {
             return;
         };
+        self.read_use.start(data.len());
         p.decoder.feed_bytes(data);
         p.last_received = now;
         if let Phase::Handshaking { .. } = p.phase {
@@ -23,14 +24,15 @@ impl Session {
         while let Some(p) = self.peers.get_mut(conn).filter(|p| p.is_active()) {
             let result = match p.decoder.next_message() {
                 Ok(Some(msg)) => self.on_message(now, conn, msg),
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => Err(e.into()),
             };
             if let Err(violation) = result {
                 self.close(now, conn, CloseReason::Protocol(violation));
-                return;
+                break;
             }
         }
+        self.release_sparse_read();
     }
 
     fn on_message(

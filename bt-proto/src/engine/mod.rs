@@ -41,6 +41,7 @@
 //! `resume_saves`; `commands` and `queries` are the user's side.
 
 mod announce;
+mod block_memory;
 mod commands;
 mod config;
 mod connection;
@@ -49,6 +50,8 @@ mod download;
 mod extension;
 mod handshake;
 mod hashcheck;
+#[cfg(test)]
+mod hostile_tests;
 mod info;
 mod io;
 mod messages;
@@ -69,10 +72,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use announce::{RETRY_BASE, RETRY_MAX};
+pub use block_memory::MIN_ZERO_COPY_READ;
 pub use config::*;
 pub use dialing::{
-    CONNECTION_PROVEN_AFTER, MAX_CONNECT_FAILURES, MAX_KNOWN_PEERS, PROTOCOL_ERROR_CLOSES,
-    RECONNECT_AFTER_CLOSE, RECONNECT_AFTER_CLOSE_MAX, RECONNECT_BASE, RECONNECT_WHEN_DONE,
+    CONNECTION_PROVEN_AFTER, MAX_CONNECT_FAILURES, MAX_KNOWN_PEERS, MAX_PEERS_PER_REPLY,
+    PROTOCOL_ERROR_CLOSES, RECONNECT_AFTER_CLOSE, RECONNECT_AFTER_CLOSE_MAX, RECONNECT_BASE,
+    RECONNECT_WHEN_DONE,
 };
 pub use extension::MAX_CLIENT_NAME;
 pub use info::{FileInfo, PeerInfo, TorrentStats, TrackerInfo};
@@ -108,6 +113,8 @@ pub struct Session {
     key: u32,
     /// The generation of the last resume snapshot taken (see [`ResumeSave`]).
     resume_generation: u64,
+    /// The read being handled, for [`block_memory`].
+    read_use: block_memory::ReadUse,
 }
 
 impl Session {
@@ -128,6 +135,7 @@ impl Session {
             self_addrs: BTreeSet::new(),
             key,
             resume_generation: 0,
+            read_use: block_memory::ReadUse::default(),
         }
     }
 

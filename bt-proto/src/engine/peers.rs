@@ -6,12 +6,50 @@
 //! flushed first ([`Peers::flush_one`]), so its last messages go out before the close.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::io::{Output, TorrentId};
 use super::peer::{Peer, Phase};
 use crate::ConnId;
+
+/// How many connections of each kind exist, kept up to date as they change so that checking
+/// a limit costs nothing.
+#[derive(Debug, Default)]
+pub(crate) struct ConnCounts {
+    /// Connections accepted by our listener, in any phase.
+    pub incoming: usize,
+    /// Connections we dialled, in any phase.
+    pub outgoing: usize,
+    /// Outbound connections still waiting for their TCP connect.
+    pub connecting: usize,
+    /// Inbound connections whose handshake is not done.
+    pub incoming_handshakes: usize,
+    /// Inbound connections whose handshake is not done, by host.
+    handshakes_by_host: BTreeMap<IpAddr, usize>,
+}
+
+impl ConnCounts {
+    /// Inbound connections from `ip` whose handshake is not done.
+    pub fn incoming_handshakes_from(&self, ip: IpAddr) -> usize {
+        self.handshakes_by_host.get(&ip).copied().unwrap_or(0)
+    }
+
+    fn handshake_started(&mut self, ip: IpAddr) {
+        self.incoming_handshakes += 1;
+        *self.handshakes_by_host.entry(ip).or_insert(0) += 1;
+    }
+
+    fn handshake_ended(&mut self, ip: IpAddr) {
+        self.incoming_handshakes = self.incoming_handshakes.saturating_sub(1);
+        if let Some(n) = self.handshakes_by_host.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.handshakes_by_host.remove(&ip);
+            }
+        }
+    }
+}
 
 /// The connections of a session.
 #[derive(Debug, Default)]
@@ -20,8 +58,7 @@ pub(crate) struct Peers {
     next_conn: u64,
     /// Connections that may have bytes queued since the last flush.
     to_flush: Vec<ConnId>,
-    /// Outbound connections still waiting for their TCP connect.
-    connecting: usize,
+    counts: ConnCounts,
 }
 
 impl Peers {
@@ -36,6 +73,8 @@ impl Peers {
         let conn = self.next_id();
         self.by_conn
             .insert(conn, Peer::incoming(conn, addr, now, depth));
+        self.counts.incoming += 1;
+        self.counts.handshake_started(addr.ip());
         conn
     }
 
@@ -50,7 +89,8 @@ impl Peers {
         let conn = self.next_id();
         self.by_conn
             .insert(conn, Peer::outgoing(conn, addr, torrent, now, depth));
-        self.connecting += 1;
+        self.counts.outgoing += 1;
+        self.counts.connecting += 1;
         conn
     }
 
@@ -63,11 +103,25 @@ impl Peers {
         if p.phase != Phase::Connecting {
             return false;
         }
-        self.connecting = self.connecting.saturating_sub(1);
+        self.counts.connecting = self.counts.connecting.saturating_sub(1);
         p.phase = Phase::Handshaking { sent: false };
         p.connected_at = now;
         p.last_received = now;
         true
+    }
+
+    /// The handshake of `conn` is done: messages flow.
+    pub fn activate(&mut self, conn: ConnId) {
+        let Some(p) = self.by_conn.get_mut(&conn) else {
+            return;
+        };
+        if p.phase == Phase::Active {
+            return;
+        }
+        p.phase = Phase::Active;
+        if p.is_incoming() {
+            self.counts.handshake_ended(p.addr.ip());
+        }
     }
 
     pub fn get(&self, conn: ConnId) -> Option<&Peer> {
@@ -99,8 +153,17 @@ impl Peers {
     /// Forgets a connection; bytes it had queued are dropped.
     pub fn remove(&mut self, conn: ConnId) -> Option<Peer> {
         let p = self.by_conn.remove(&conn)?;
-        if p.phase == Phase::Connecting {
-            self.connecting = self.connecting.saturating_sub(1);
+        let c = &mut self.counts;
+        if p.is_incoming() {
+            c.incoming = c.incoming.saturating_sub(1);
+            if !p.is_active() {
+                c.handshake_ended(p.addr.ip());
+            }
+        } else {
+            c.outgoing = c.outgoing.saturating_sub(1);
+            if p.phase == Phase::Connecting {
+                c.connecting = c.connecting.saturating_sub(1);
+            }
         }
         Some(p)
     }
@@ -115,13 +178,9 @@ impl Peers {
         }
     }
 
-    /// Outbound connections waiting for their TCP connect.
-    pub fn connecting(&self) -> usize {
-        self.connecting
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_conn.len()
+    /// How many connections of each kind there are.
+    pub fn counts(&self) -> &ConnCounts {
+        &self.counts
     }
 }
 

@@ -10,11 +10,12 @@ use super::*;
 use crate::metainfo::Metainfo;
 use crate::metainfo::create::TorrentBuilder;
 use crate::picker::{BLOCK_LEN, Block};
+use crate::sim::remote::RemotePeer;
 use crate::tracker::AnnounceEvent;
-use crate::wire::{Decoder, Extension, Handshake, Message, Progress, Reserved};
+use crate::wire::{Extension, Message, Reserved};
 use crate::{Bitfield, ConnId, PieceIndex};
 
-fn seed_session() -> (Session, InfoHash) {
+pub(super) fn seed_session() -> (Session, InfoHash) {
     let data = vec![7u8; 40_000];
     let plan = TorrentBuilder::single_file("f", data.len() as u64)
         .piece_length(16384)
@@ -34,62 +35,21 @@ fn seed_session() -> (Session, InfoHash) {
     (s, info_hash)
 }
 
-/// What the session sent on `conn`, as messages after the handshake.
-fn sent_messages(s: &mut Session, conn: ConnId, pieces: u32) -> Vec<Message> {
-    let bytes = bytes_sent(s, conn);
-    let mut d = Decoder::new(Some(pieces));
-    d.feed(&bytes);
-    assert!(matches!(d.decode_handshake(), Ok(Progress::Done(_))));
-    messages(&mut d)
-}
-
-/// The bytes the session sent on `conn` since the last call (other outputs are dropped).
-fn bytes_sent(s: &mut Session, conn: ConnId) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    while let Some(o) = s.poll_output() {
-        if let Output::Send { conn: c, bufs } = o
-            && c == conn
-        {
-            for b in bufs {
-                bytes.extend_from_slice(&b);
-            }
-        }
-    }
-    bytes
-}
-
-/// Every whole message in `d`; a malformed one fails the test instead of ending the list.
-fn messages(d: &mut Decoder) -> Vec<Message> {
-    let mut out = Vec::new();
-    while let Some(m) = d
-        .next_message()
-        .expect("the session sent a malformed message")
-    {
-        out.push(m);
-    }
-    out
-}
-
 #[test]
 fn have_all_comes_before_the_extension_handshake() {
     let (mut s, info_hash) = seed_session();
     let now = Instant::now();
     let conn = s.accept(now, "127.0.0.1:5000".parse().unwrap());
-    let hs = Handshake {
-        reserved: Reserved::NONE
-            .with(Extension::Fast)
-            .with(Extension::ExtensionProtocol),
-        info_hash,
-        peer_id: crate::PeerId([2; 20]),
-    };
-    s.handle(
-        now,
-        Input::Received {
-            conn,
-            data: Bytes::copy_from_slice(&hs.encode()),
-        },
-    );
-    let msgs = sent_messages(&mut s, conn, 3);
+    let reserved = Reserved::NONE
+        .with(Extension::Fast)
+        .with(Extension::ExtensionProtocol);
+    let mut peer = RemotePeer::new(conn, info_hash, crate::PeerId([2; 20]))
+        .with_reserved(reserved)
+        .with_piece_count(3);
+    peer.hello(&mut s, now, &[]).unwrap();
+    peer.drain(&mut s);
+    let msgs = peer.messages().unwrap();
+    assert!(peer.their_handshake().is_some(), "no handshake sent");
     assert_eq!(msgs.first(), Some(&Message::HaveAll), "{msgs:?}");
     assert!(
         msgs.iter()
@@ -98,7 +58,7 @@ fn have_all_comes_before_the_extension_handshake() {
     );
 }
 
-fn connects(s: &mut Session) -> Vec<ConnId> {
+pub(super) fn connects(s: &mut Session) -> Vec<ConnId> {
     let mut out = Vec::new();
     while let Some(o) = s.poll_output() {
         if let Output::Connect { conn, .. } = o {
@@ -187,43 +147,22 @@ fn a_late_bitfield_adds_pieces_like_haves() {
     let id = s.torrent_ids()[0];
     let now = Instant::now();
     let conn = s.accept(now, "127.0.0.1:5000".parse().unwrap());
-    let hs = Handshake {
-        reserved: Reserved::NONE.with(Extension::Fast),
-        info_hash,
-        peer_id: crate::PeerId([2; 20]),
-    };
-    let send = |s: &mut Session, bytes: Vec<u8>| {
-        s.handle(
-            now,
-            Input::Received {
-                conn,
-                data: Bytes::from(bytes),
-            },
-        )
-    };
-    send(&mut s, hs.encode().to_vec());
-    send(&mut s, Message::HaveNone.to_vec().unwrap());
+    let peer = RemotePeer::new(conn, info_hash, crate::PeerId([2; 20]))
+        .with_reserved(Reserved::NONE.with(Extension::Fast));
+    let send = |s: &mut Session, msg: Message| peer.send(s, now, &[msg]).unwrap();
+    peer.hello(&mut s, now, &[]).unwrap();
+    send(&mut s, Message::HaveNone);
     let pieces = |s: &Session| s.peers(id, now).first().map(|p| p.pieces);
     assert_eq!(pieces(&s), Some(0));
     // Pieces 0 and 2 of 3.
-    send(
-        &mut s,
-        Message::Bitfield(vec![0b1010_0000].into())
-            .to_vec()
-            .unwrap(),
-    );
+    send(&mut s, Message::Bitfield(vec![0b1010_0000].into()));
     assert_eq!(
         pieces(&s),
         Some(2),
         "the peer was dropped or the bitfield ignored"
     );
     // Piece 0 only: the bits left clear do not take piece 2 away.
-    send(
-        &mut s,
-        Message::Bitfield(vec![0b1000_0000].into())
-            .to_vec()
-            .unwrap(),
-    );
+    send(&mut s, Message::Bitfield(vec![0b1000_0000].into()));
     assert_eq!(pieces(&s), Some(2));
 }
 
@@ -243,13 +182,12 @@ fn cancelled_blocks_still_in_flight_do_not_close_the_peer() {
     let now = Instant::now();
     // Two seeds, A then B, both unchoking us: A is asked for every block, then B for every
     // block again (endgame).
-    let mut a = accept_remote(&mut s, now, 5001, info_hash, 1, &Message::HaveAll);
+    let mut a = accept_remote(&mut s, now, 1, info_hash, 1, &Message::HaveAll);
     let (asked_a, _) = drain(&mut s, &mut a);
     assert_eq!(asked_a.len(), BLOCKS as usize);
-    let mut b = accept_remote(&mut s, now, 5002, info_hash, 1, &Message::HaveAll);
+    let mut b = accept_remote(&mut s, now, 2, info_hash, 1, &Message::HaveAll);
     let (asked_b, _) = drain(&mut s, &mut b);
     assert_eq!(asked_b.len(), BLOCKS as usize, "endgame asks B too");
-    let (a, b) = (a.conn, b.conn);
     let block = |i: u32| Block {
         piece: PieceIndex(0),
         offset: i * BLOCK_LEN,
@@ -259,51 +197,46 @@ fn cancelled_blocks_still_in_flight_do_not_close_the_peer() {
     let late = BLOCKS - 1;
     assert!(late > MAX_SLIPS);
     for i in 0..late {
-        deliver(&mut s, now, a, block(i));
+        deliver(&mut s, now, &a, block(i));
     }
     for i in 0..late {
-        deliver(&mut s, now, b, block(i));
+        deliver(&mut s, now, &b, block(i));
     }
     let connected = |s: &Session, c: ConnId| s.peers(id, now).iter().any(|p| p.conn == c);
-    assert!(connected(&s, b), "B was closed for blocks we had cancelled");
-    assert!(connected(&s, a));
+    assert!(
+        connected(&s, b.conn()),
+        "B was closed for blocks we had cancelled"
+    );
+    assert!(connected(&s, a.conn()));
     // The same blocks again were asked of nobody: those are slips, and a flood of them closes.
     for i in 0..=MAX_SLIPS {
-        deliver(&mut s, now, b, block(i));
+        deliver(&mut s, now, &b, block(i));
     }
-    assert!(!connected(&s, b), "unrequested blocks are still slips");
-}
-
-/// A piece length of two blocks, so a piece can be left half done.
-const TWO_BLOCKS: u32 = 2 * BLOCK_LEN;
-
-/// Every byte of [`leech_session`]'s content.
-const CONTENT: u8 = 5;
-
-/// The remote side of `conn` sends `msg`.
-fn feed(s: &mut Session, now: Instant, conn: ConnId, msg: &Message) {
-    s.handle(
-        now,
-        Input::Received {
-            conn,
-            data: Bytes::from(msg.to_vec().unwrap()),
-        },
+    assert!(
+        !connected(&s, b.conn()),
+        "unrequested blocks are still slips"
     );
 }
 
-/// The remote side of `conn` sends block `b` of the content.
-fn deliver(s: &mut Session, now: Instant, conn: ConnId, b: Block) {
+/// A piece length of two blocks, so a piece can be left half done.
+pub(super) const TWO_BLOCKS: u32 = 2 * BLOCK_LEN;
+
+/// Every byte of [`leech_session`]'s content.
+pub(super) const CONTENT: u8 = 5;
+
+/// `peer` sends block `b` of the content.
+pub(super) fn deliver(s: &mut Session, now: Instant, peer: &RemotePeer, b: Block) {
     let msg = Message::Piece {
         piece: b.piece,
         offset: b.offset,
         data: Bytes::from(vec![CONTENT; b.length as usize]),
     };
-    feed(s, now, conn, &msg);
+    peer.send(s, now, &[msg]).unwrap();
 }
 
 /// A session downloading a torrent of `pieces` pieces of `piece_len` bytes, all [`CONTENT`],
 /// with `tune` applied to the configuration.
-fn leech_session(
+pub(super) fn leech_session(
     pieces: u32,
     piece_len: u32,
     tune: impl FnOnce(&mut Config),
@@ -324,30 +257,19 @@ fn leech_session(
     (s, id, info_hash)
 }
 
-/// Feeds the remote side's handshake (with the fast extension) and `first` on `conn`; the
-/// peer id is told by the connection's number, as peers connected at once differ.
-fn remote_hello(s: &mut Session, now: Instant, conn: ConnId, info_hash: InfoHash, first: &Message) {
+/// The peer at the far end of `conn`, with the fast extension, for a torrent of `pieces`
+/// pieces; its id is told by the connection's number, as peers connected at once differ.
+pub(super) fn remote(conn: ConnId, info_hash: InfoHash, pieces: u32) -> RemotePeer {
     let mut peer_id = [9; 20];
     peer_id[..8].copy_from_slice(&conn.0.to_be_bytes());
-    let hs = Handshake {
-        reserved: Reserved::NONE.with(Extension::Fast),
-        info_hash,
-        peer_id: crate::PeerId(peer_id),
-    };
-    let mut data = hs.encode().to_vec();
-    data.extend_from_slice(&first.to_vec().unwrap());
-    s.handle(
-        now,
-        Input::Received {
-            conn,
-            data: Bytes::from(data),
-        },
-    );
+    RemotePeer::new(conn, info_hash, crate::PeerId(peer_id))
+        .with_reserved(Reserved::NONE.with(Extension::Fast))
+        .with_piece_count(pieces)
 }
 
 /// Steps virtual time from deadline to deadline from `from` until the session dials again;
 /// the wait and the new connection. Gives up after two hours.
-fn time_to_redial(s: &mut Session, from: Instant) -> Option<(Duration, ConnId)> {
+pub(super) fn time_to_redial(s: &mut Session, from: Instant) -> Option<(Duration, ConnId)> {
     let mut t = from;
     for _ in 0..100_000 {
         let next = s.poll_timeout()?;
@@ -373,7 +295,10 @@ fn a_lone_peer_whose_connection_closed_is_redialled_within_seconds() {
     s.add_peer(start, id, addr);
     let conn = connects(&mut s)[0];
     s.handle(start, Input::Connected { conn });
-    remote_hello(&mut s, start, conn, info_hash, &Message::HaveAll);
+    let hello = [Message::HaveAll];
+    remote(conn, info_hash, 4)
+        .hello(&mut s, start, &hello)
+        .unwrap();
     assert_eq!(s.stats(id).unwrap().peers, 1);
     let closed_at = start + Duration::from_secs(3);
     s.handle(closed_at, Input::Closed { conn });
@@ -397,10 +322,13 @@ fn a_peer_that_keeps_closing_is_backed_off() {
     let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     s.add_peer(now, id, addr);
     let mut conn = connects(&mut s)[0];
+    let hello = [Message::HaveAll];
     let mut waits = Vec::new();
     for _ in 0..7 {
         s.handle(now, Input::Connected { conn });
-        remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+        remote(conn, info_hash, 4)
+            .hello(&mut s, now, &hello)
+            .unwrap();
         s.handle(now, Input::Closed { conn });
         let (wait, next) = time_to_redial(&mut s, now).expect("never redialled");
         waits.push(wait);
@@ -418,7 +346,9 @@ fn a_peer_that_keeps_closing_is_backed_off() {
 
     // This time the connection stays up: it worked, so its close is forgiven.
     s.handle(now, Input::Connected { conn });
-    remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+    remote(conn, info_hash, 4)
+        .hello(&mut s, now, &hello)
+        .unwrap();
     now += CONNECTION_PROVEN_AFTER;
     s.handle(now, Input::Closed { conn });
     let (wait, next) = time_to_redial(&mut s, now).expect("never redialled");
@@ -429,25 +359,24 @@ fn a_peer_that_keeps_closing_is_backed_off() {
     let mut conn = next;
     for _ in 0..3 {
         s.handle(now, Input::Connected { conn });
-        remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
+        remote(conn, info_hash, 4)
+            .hello(&mut s, now, &hello)
+            .unwrap();
         s.handle(now, Input::Closed { conn });
         let (wait, next) = time_to_redial(&mut s, now).expect("never redialled");
         now += wait;
         conn = next;
     }
     s.handle(now, Input::Connected { conn });
-    remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
-    let mut remote = Remote {
-        conn,
-        decoder: Decoder::new(Some(4)),
-    };
-    let _ = drain(&mut s, &mut remote);
-    feed(&mut s, now, conn, &Message::Unchoke);
-    let (asked, _) = drain(&mut s, &mut remote);
+    let mut peer = remote(conn, info_hash, 4);
+    peer.hello(&mut s, now, &hello).unwrap();
+    let _ = drain(&mut s, &mut peer);
+    peer.send(&mut s, now, &[Message::Unchoke]).unwrap();
+    let (asked, _) = drain(&mut s, &mut peer);
     deliver(
         &mut s,
         now,
-        conn,
+        &peer,
         *asked.first().expect("nothing requested"),
     );
     now += Duration::from_secs(1);
@@ -457,12 +386,13 @@ fn a_peer_that_keeps_closing_is_backed_off() {
 
     // A second peer breaks the protocol (HAVE ALL twice): we close it and wait longer than
     // after a first plain close.
-    let rude: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+    let rude: SocketAddr = "127.0.0.2:5001".parse().unwrap();
     s.add_peer(now, id, rude);
     let conn = connects(&mut s)[0];
     s.handle(now, Input::Connected { conn });
-    remote_hello(&mut s, now, conn, info_hash, &Message::HaveAll);
-    feed(&mut s, now, conn, &Message::HaveAll);
+    let rude = remote(conn, info_hash, 4);
+    rude.hello(&mut s, now, &hello).unwrap();
+    rude.send(&mut s, now, &hello).unwrap();
     assert_eq!(
         s.stats(id).unwrap().peers,
         0,
@@ -473,48 +403,38 @@ fn a_peer_that_keeps_closing_is_backed_off() {
     assert!(wait <= RECONNECT_AFTER_CLOSE_MAX, "{wait:?}");
 }
 
-/// A remote peer on an accepted connection, as the session's output shows it.
-struct Remote {
-    conn: ConnId,
-    decoder: Decoder,
-}
-
-/// Accepts a connection from `port` whose peer has the fast extension, sends `first` and
+/// Accepts a connection from host 127.0.0.`host` (one per peer: the engine allows one
+/// connection per host and torrent) whose peer has the fast extension, sends `first` and
 /// unchokes us.
-fn accept_remote(
+pub(super) fn accept_remote(
     s: &mut Session,
     now: Instant,
-    port: u16,
+    host: u8,
     info_hash: InfoHash,
     pieces: u32,
     first: &Message,
-) -> Remote {
-    let conn = s.accept(now, SocketAddr::from(([127, 0, 0, 1], port)));
-    remote_hello(s, now, conn, info_hash, first);
-    feed(s, now, conn, &Message::Unchoke);
-    Remote {
-        conn,
-        decoder: Decoder::new(Some(pieces)),
-    }
+) -> RemotePeer {
+    let conn = s.accept(now, SocketAddr::from(([127, 0, 0, host], 6881)));
+    let peer = remote(conn, info_hash, pieces);
+    peer.hello(s, now, std::slice::from_ref(first)).unwrap();
+    peer.send(s, now, &[Message::Unchoke]).unwrap();
+    peer
 }
 
-/// Drains the session's output: requests sent to `remote` (handshake skipped once), and the
-/// pieces handed over to verify and store.
-fn drain(s: &mut Session, remote: &mut Remote) -> (Vec<Block>, Vec<PieceIndex>) {
-    let mut stored = Vec::new();
-    while let Some(o) = s.poll_output() {
-        match o {
-            Output::Send { conn, bufs } if conn == remote.conn => {
-                for b in bufs {
-                    remote.decoder.feed(&b);
-                }
-            }
-            Output::VerifyAndStore { piece, .. } => stored.push(piece),
-            _ => {}
-        }
-    }
-    let _ = remote.decoder.decode_handshake();
-    let requests = messages(&mut remote.decoder)
+/// Drains the session's output: requests sent to `peer` (a malformed message fails the
+/// test), and the pieces handed over to verify and store.
+pub(super) fn drain(s: &mut Session, peer: &mut RemotePeer) -> (Vec<Block>, Vec<PieceIndex>) {
+    let stored = peer
+        .drain(s)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::VerifyAndStore { piece, .. } => Some(piece),
+            _ => None,
+        })
+        .collect();
+    let requests = peer
+        .messages()
+        .unwrap()
         .into_iter()
         .filter_map(|m| match m {
             Message::Request(b) => Some(b),
@@ -524,10 +444,10 @@ fn drain(s: &mut Session, remote: &mut Remote) -> (Vec<Block>, Vec<PieceIndex>) 
     (requests, stored)
 }
 
-/// `remote` answers every request and every piece passes, until nothing more is asked.
-fn serve_all(s: &mut Session, now: Instant, id: TorrentId, remote: &mut Remote) {
+/// `peer` answers every request and every piece passes, until nothing more is asked.
+pub(super) fn serve_all(s: &mut Session, now: Instant, id: TorrentId, peer: &mut RemotePeer) {
     loop {
-        let (requests, stored) = drain(s, remote);
+        let (requests, stored) = drain(s, peer);
         if requests.is_empty() && stored.is_empty() {
             return;
         }
@@ -542,7 +462,7 @@ fn serve_all(s: &mut Session, now: Instant, id: TorrentId, remote: &mut Remote) 
             );
         }
         for b in requests {
-            deliver(s, now, remote.conn, b);
+            deliver(s, now, peer, b);
         }
     }
 }
@@ -561,7 +481,7 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     let mut a = accept_remote(
         &mut s,
         now,
-        5001,
+        1,
         info_hash,
         PIECES,
         &Message::Bitfield(vec![0b1111_0000].into()),
@@ -569,14 +489,14 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     let (asked, _) = drain(&mut s, &mut a);
     assert_eq!(asked.len(), (LIMIT * 2) as usize, "{asked:?}");
     for b in asked.iter().filter(|b| b.offset == 0) {
-        deliver(&mut s, now, a.conn, *b);
+        deliver(&mut s, now, &a, *b);
     }
-    s.handle(now, Input::Closed { conn: a.conn });
+    s.handle(now, Input::Closed { conn: a.conn() });
     // B has every other piece: it must be asked for them all.
     let mut b = accept_remote(
         &mut s,
         now,
-        5002,
+        2,
         info_hash,
         PIECES,
         &Message::Bitfield(vec![0b0000_1111].into()),
@@ -587,7 +507,7 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     assert_eq!(got, vec![4, 5, 6, 7], "B's pieces were not all fetched");
     // A seed comes: the pieces given up are fetched whole, and memory stayed bounded.
     assert!(s.torrents[&id].partial_pieces.len() <= LIMIT as usize);
-    let mut c = accept_remote(&mut s, now, 5003, info_hash, PIECES, &Message::HaveAll);
+    let mut c = accept_remote(&mut s, now, 3, info_hash, PIECES, &Message::HaveAll);
     serve_all(&mut s, now, id, &mut c);
     assert!(
         s.stats(id).unwrap().complete,

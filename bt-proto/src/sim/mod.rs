@@ -2,10 +2,15 @@
 //!
 //! Nothing here touches a socket, a file or the clock. [`clock`] keeps virtual time, [`net`]
 //! models hosts and TCP-like stream connections (latency, bandwidth, loss as retransmission
-//! delay, refusals and drops), [`disk`] keeps files in memory with injectable faults. Every
-//! random choice comes from a seeded [`crate::rng::Rng`], so a failing seed replays exactly.
+//! delay, refusals and drops), [`disk`] keeps files in memory with injectable faults,
+//! [`tracker`] remembers who announced, and [`swarm`] runs sessions over them. [`remote`] is
+//! a scripted peer for the other end of a connection, over the simulated network or straight
+//! into a session. Every random choice comes from a seeded [`crate::rng::Rng`], so a failing
+//! seed replays exactly.
 
 pub mod clock;
 pub mod disk;
 pub mod net;
+pub mod remote;
 pub mod swarm;
+pub mod tracker;

@@ -96,10 +96,14 @@ pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), St
     let max = args.max_connections;
     let session = Session::<R>::builder()
         .listen_ip(Ipv4Addr::LOCALHOST.into())
+        .config(crate::loopback_limits)
         .config(move |c| {
             if let Some(n) = max {
-                c.max_connections = n;
+                c.max_incoming = n;
+                c.max_incoming_handshakes = n;
+                c.max_incoming_handshakes_per_host = n;
                 c.max_connections_per_torrent = n;
+                c.max_connections_per_host = n;
             }
         })
         .start()

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bt_proto::rng::Rng;
 use bt_proto::wire::{Handshake, Reserved};
 use bt_proto::{InfoHash, PeerId};
 use serde_json::{Value, json};
@@ -29,6 +30,9 @@ const PIECE_LENGTH: u32 = 4 * 1024 * 1024;
 /// How long a child may take to say a line before the bench gives up on it: generous, so a
 /// loaded machine makes figures slow rather than the run fail.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Seed of the payload files' bytes: fixed, so every run moves the same data.
+const PAYLOAD_SEED: u64 = 0x2545_f491_4f6c_dd1d;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -287,17 +291,11 @@ impl Drop for Proc {
 /// Writes `len` bytes of pseudo-random data to `path` (random, so no layer can shortcut it).
 fn write_payload(path: &Path, len: u64) -> Result<(), String> {
     let mut f = File::create(path).map_err(err)?;
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rng = Rng::seed_from_u64(PAYLOAD_SEED);
     let mut chunk = vec![0u8; 4 * MIB as usize];
     let mut left = len;
     while left > 0 {
-        for word in chunk.chunks_exact_mut(8) {
-            // xorshift64
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
+        rng.fill(&mut chunk);
         let n = left.min(chunk.len() as u64) as usize;
         f.write_all(chunk.get(..n).unwrap_or_default())
             .map_err(err)?;
@@ -492,6 +490,7 @@ fn hashcheck(rt: Rt, p: &Payload) -> Result<f64, String> {
     let run = async move {
         let session = bt_tokio::Session::builder()
             .listen_ip(Ipv4Addr::LOCALHOST.into())
+            .config(crate::loopback_limits)
             .start()
             .await
             .map_err(err)?;

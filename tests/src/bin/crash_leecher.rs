@@ -1,6 +1,8 @@
 //! The leecher process of the crash scenario (`bt_tests::conformance::crash_restart`): it
 //! downloads a torrent from one peer, saving resume data often and verifying slowly, until
 //! the test kills it. Arguments: `tokio|smol TORRENT BASE_DIR PEER SAVE_MS PAUSE_MS`.
+// A test process: a failing step should stop it loudly on its line.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -714,6 +714,7 @@ impl<R: Runtime> Ours<R> {
     ) -> Ours<R> {
         let session = Session::builder()
             .listen_ip(ip.into())
+            .config(crate::loopback_limits)
             .start()
             .await
             .unwrap();

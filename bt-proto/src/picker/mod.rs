@@ -29,6 +29,10 @@ use std::collections::BTreeMap;
 use crate::rng::Rng;
 use crate::{Bitfield, PieceIndex};
 
+mod queue;
+
+use queue::Queue;
+
 /// Size of a requested block: 16 KiB, what every client requests and many refuse to exceed.
 pub const BLOCK_LEN: u32 = 16 * 1024;
 
@@ -123,30 +127,6 @@ enum PieceState {
     Skipped,
 }
 
-/// Pieces of one priority ordered by availability, rarest first, in contiguous groups.
-#[derive(Debug, Clone, Default)]
-struct OrderList {
-    order: Vec<PieceIndex>,
-    /// `group_start[a]` is the index in `order` of the first piece with availability `a`;
-    /// one extra entry marks the end.
-    group_start: Vec<u32>,
-}
-
-impl OrderList {
-    fn group_end(&self, avail: usize) -> usize {
-        self.group_start
-            .get(avail + 1)
-            .map_or(self.order.len(), |&s| s as usize)
-    }
-
-    /// Makes sure groups exist up to availability `avail`.
-    fn ensure_groups(&mut self, avail: usize) {
-        while self.group_start.len() < avail + 2 {
-            self.group_start.push(self.order.len() as u32);
-        }
-    }
-}
-
 /// The block picker of one torrent.
 #[derive(Debug, Clone)]
 pub struct Picker {
@@ -156,10 +136,8 @@ pub struct Picker {
     state: Vec<PieceState>,
     priority: Vec<u8>,
     availability: Vec<u32>,
-    /// Position of each queued piece in its order list.
-    pos: Vec<u32>,
-    /// Index = priority - 1.
-    lists: Vec<OrderList>,
+    /// Wanted pieces not started, rarest first per priority.
+    queue: Queue,
     partial: BTreeMap<PieceIndex, Partial>,
     /// Pieces in [`PieceState::Verifying`]: their blocks are still held (being hashed and
     /// written), so they count against [`PickLimits::max_partial_pieces`] with `partial`.
@@ -192,8 +170,7 @@ impl Picker {
                 .map(|i| priorities.get(i).copied().unwrap_or(1).min(MAX_PRIORITY))
                 .collect(),
             availability: vec![0; piece_count as usize],
-            pos: vec![0; piece_count as usize],
-            lists: vec![OrderList::default(); MAX_PRIORITY as usize],
+            queue: Queue::new(piece_count),
             partial: BTreeMap::new(),
             verifying: 0,
             abandoned: Vec::new(),
@@ -230,39 +207,7 @@ impl Picker {
             }
             self.needed.set(p, prio > 0 && next != PieceState::Have);
         }
-        for (list, mut pieces) in self.lists.iter_mut().zip(per_priority) {
-            rng.shuffle(&mut pieces);
-            let avail = &self.availability;
-            pieces.sort_by_key(|p| avail.get(p.as_usize()).copied().unwrap_or(0));
-            let max_avail = pieces
-                .last()
-                .and_then(|p| avail.get(p.as_usize()))
-                .copied()
-                .unwrap_or(0) as usize;
-            // group_start[a] = number of pieces with availability < a.
-            let mut counts = vec![0u32; max_avail + 2];
-            for p in &pieces {
-                let a = avail.get(p.as_usize()).copied().unwrap_or(0) as usize;
-                if let Some(c) = counts.get_mut(a) {
-                    *c += 1;
-                }
-            }
-            let mut below = 0;
-            list.group_start = counts
-                .iter()
-                .map(|c| {
-                    let start = below;
-                    below += c;
-                    start
-                })
-                .collect();
-            for (i, p) in pieces.iter().enumerate() {
-                if let Some(slot) = self.pos.get_mut(p.as_usize()) {
-                    *slot = i as u32;
-                }
-            }
-            list.order = pieces;
-        }
+        self.queue.rebuild(per_priority, &self.availability, rng);
     }
 
     /// Number of pieces.
@@ -378,43 +323,13 @@ impl Picker {
         (prio > 0).then(|| prio as usize - 1)
     }
 
-    fn swap_in_list(&mut self, list: usize, a: usize, b: usize) {
-        let Some(l) = self.lists.get_mut(list) else {
-            return;
-        };
-        if a == b || a >= l.order.len() || b >= l.order.len() {
-            return;
-        }
-        l.order.swap(a, b);
-        for i in [a, b] {
-            if let Some(&p) = l.order.get(i)
-                && let Some(slot) = self.pos.get_mut(p.as_usize())
-            {
-                *slot = i as u32;
-            }
-        }
-    }
-
     fn inc_availability(&mut self, p: PieceIndex) {
         let idx = p.as_usize();
         let Some(avail) = self.availability.get(idx).copied() else {
             return;
         };
         if let Some(list) = self.queued_list(p) {
-            let a = avail as usize;
-            let at = self.pos.get(idx).copied().unwrap_or(0) as usize;
-            let Some(l) = self.lists.get_mut(list) else {
-                return;
-            };
-            l.ensure_groups(a + 1);
-            // Swap to the last slot of group a, then move the boundary of group a+1 down.
-            let last = l.group_end(a).saturating_sub(1);
-            self.swap_in_list(list, at, last);
-            if let Some(l) = self.lists.get_mut(list)
-                && let Some(start) = l.group_start.get_mut(a + 1)
-            {
-                *start = start.saturating_sub(1);
-            }
+            self.queue.raise(list, p, avail);
         }
         if let Some(a) = self.availability.get_mut(idx) {
             *a += 1;
@@ -430,60 +345,19 @@ impl Picker {
             return;
         }
         if let Some(list) = self.queued_list(p) {
-            let a = avail as usize;
-            let at = self.pos.get(idx).copied().unwrap_or(0) as usize;
-            let first = self
-                .lists
-                .get(list)
-                .and_then(|l| l.group_start.get(a))
-                .copied()
-                .unwrap_or(0) as usize;
-            self.swap_in_list(list, at, first);
-            if let Some(l) = self.lists.get_mut(list)
-                && let Some(start) = l.group_start.get_mut(a)
-            {
-                *start += 1;
-            }
+            self.queue.lower(list, p, avail);
         }
         if let Some(a) = self.availability.get_mut(idx) {
             *a -= 1;
         }
     }
 
-    /// Takes a queued piece out of its order list, keeping the groups contiguous.
+    /// Takes a queued piece out of its order list.
     fn unqueue(&mut self, p: PieceIndex) {
         let Some(list) = self.queued_list(p) else {
             return;
         };
-        let idx = p.as_usize();
-        let mut a = self.availability.get(idx).copied().unwrap_or(0) as usize;
-        // Walk the piece to the end of the list one group at a time, then pop it.
-        loop {
-            let at = self.pos.get(idx).copied().unwrap_or(0) as usize;
-            let Some(l) = self.lists.get(list) else {
-                return;
-            };
-            let end = l.group_end(a);
-            self.swap_in_list(list, at, end.saturating_sub(1));
-            let Some(l) = self.lists.get_mut(list) else {
-                return;
-            };
-            if a + 1 >= l.group_start.len() {
-                break;
-            }
-            // The piece is now the last of group a; hand that slot to group a+1.
-            if let Some(start) = l.group_start.get_mut(a + 1) {
-                *start = start.saturating_sub(1);
-            }
-            a += 1;
-        }
-        if let Some(l) = self.lists.get_mut(list) {
-            l.order.pop();
-            let len = l.order.len() as u32;
-            for start in &mut l.group_start {
-                *start = (*start).min(len);
-            }
-        }
+        self.queue.remove(list, p, self.availability(p));
     }
 
     /// Puts a piece back into the order list of its priority (rarest group placement).
@@ -499,34 +373,8 @@ impl Picker {
         if let Some(s) = self.state.get_mut(idx) {
             *s = PieceState::Queued;
         }
-        let list = prio as usize - 1;
-        let avail = self.availability.get(idx).copied().unwrap_or(0) as usize;
-        let Some(l) = self.lists.get_mut(list) else {
-            return;
-        };
-        l.ensure_groups(avail);
-        l.order.push(p);
-        let mut at = l.order.len() - 1;
-        if let Some(slot) = self.pos.get_mut(idx) {
-            *slot = at as u32;
-        }
-        // Move it down from the last group to its own, one boundary swap per group.
-        let groups = self.lists.get(list).map_or(0, |l| l.group_start.len());
-        for g in (avail + 1..groups).rev() {
-            let Some(start) = self.lists.get(list).and_then(|l| l.group_start.get(g)) else {
-                continue;
-            };
-            let start = *start as usize;
-            self.swap_in_list(list, at, start);
-            at = start;
-            if let Some(s) = self
-                .lists
-                .get_mut(list)
-                .and_then(|l| l.group_start.get_mut(g))
-            {
-                *s += 1;
-            }
-        }
+        self.queue
+            .insert(prio as usize - 1, p, self.availability(p));
     }
 
     /// Sets the priority of every piece (0 = skip). Started pieces are finished regardless.
@@ -661,8 +509,7 @@ impl Picker {
 
     /// True when no wanted block is left unrequested: the last blocks are in flight.
     pub fn in_endgame(&self) -> bool {
-        self.lists.iter().all(|l| l.order.is_empty())
-            && self.partial.values().all(|part| !part.has_free())
+        self.queue.is_empty() && self.partial.values().all(|part| !part.has_free())
     }
 
     fn take_free_blocks(&mut self, p: PieceIndex, max: usize, out: &mut Vec<Block>) {
@@ -687,20 +534,7 @@ impl Picker {
 
     fn next_new_piece(&self, has: &Bitfield, rng: &mut Rng) -> Option<PieceIndex> {
         let random = self.have.count() < RANDOM_FIRST_PIECES;
-        for list in self.lists.iter().rev() {
-            let n = list.order.len();
-            if n == 0 {
-                continue;
-            }
-            let start = if random { rng.index(n) } else { 0 };
-            let found = (0..n)
-                .filter_map(|k| list.order.get((start + k) % n))
-                .find(|p| has.get(**p));
-            if found.is_some() {
-                return found.copied();
-            }
-        }
-        None
+        self.queue.first_held(has, random, rng)
     }
 
     /// Records a received block. Blocks we never asked for are [`BlockReceived::NotWanted`].
@@ -820,21 +654,8 @@ impl Picker {
                 self.verifying
             ));
         }
-        for (li, l) in self.lists.iter().enumerate() {
-            for (i, p) in l.order.iter().enumerate() {
-                if self.pos.get(p.as_usize()).copied() != Some(i as u32) {
-                    return Err(format!("pos of {p:?} wrong in list {li}"));
-                }
-                if self.queued_list(*p) != Some(li) {
-                    return Err(format!("{p:?} in list {li} but not queued there"));
-                }
-                let a = self.availability(*p) as usize;
-                let start = l.group_start.get(a).copied().unwrap_or(u32::MAX) as usize;
-                if i < start || i >= l.group_end(a) {
-                    return Err(format!("{p:?} (avail {a}) at {i} outside its group"));
-                }
-            }
-        }
+        self.queue
+            .check(|p| self.queued_list(p), |p| self.availability(p))?;
         for (p, part) in &self.partial {
             let free = part
                 .blocks
@@ -858,7 +679,7 @@ impl Picker {
             .iter()
             .filter(|s| **s == PieceState::Queued)
             .count();
-        let listed: usize = self.lists.iter().map(|l| l.order.len()).sum();
+        let listed = self.queue.len();
         if queued != listed {
             return Err(format!("{queued} queued but {listed} listed"));
         }
@@ -867,371 +688,4 @@ impl Picker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::Rng;
-    use proptest::prelude::*;
-
-    const PL: u32 = 2 * BLOCK_LEN;
-
-    fn picker(pieces: u32) -> (Picker, Rng) {
-        let mut rng = Rng::seed_from_u64(3);
-        let p = Picker::new(
-            u64::from(pieces) * u64::from(PL),
-            PL,
-            &Bitfield::new(pieces),
-            &[],
-            &mut rng,
-        );
-        (p, rng)
-    }
-
-    fn bits(pieces: u32, ones: &[u32]) -> Bitfield {
-        let mut b = Bitfield::new(pieces);
-        for &i in ones {
-            b.set(PieceIndex(i), true);
-        }
-        b
-    }
-
-    fn complete_piece(p: &mut Picker, piece: u32) {
-        for off in [0, BLOCK_LEN] {
-            p.block_received(Block {
-                piece: PieceIndex(piece),
-                offset: off,
-                length: BLOCK_LEN,
-            });
-        }
-        p.piece_passed(PieceIndex(piece));
-    }
-
-    #[test]
-    fn rarest_first_after_random_start() {
-        let (mut p, mut rng) = picker(10);
-        // Have RANDOM_FIRST_PIECES already so rarest-first applies.
-        for i in 0..RANDOM_FIRST_PIECES {
-            p.piece_passed(PieceIndex(i));
-        }
-        let everyone = Bitfield::full(10);
-        p.peer_added(&everyone);
-        p.peer_added(&everyone);
-        p.peer_added(&bits(10, &[7, 8]));
-        p.peer_added(&bits(10, &[7]));
-        // Availability: 7 -> 4, 8 -> 3, others -> 2. The rarest are the 2-groups.
-        let picked = p.pick(&everyone, 2, PickLimits::default(), &mut rng, |_| false);
-        assert_eq!(picked.len(), 2);
-        assert!(picked[0].piece.0 != 7 && picked[0].piece.0 != 8);
-        p.check_invariants().unwrap();
-        // Take every remaining new piece: 7 (the most common) must come last.
-        // (The same peer asked for everything already, so no endgame duplicates follow.)
-        let rest = p.pick(&everyone, 100, PickLimits::default(), &mut rng, |_| true);
-        let mut order: Vec<u32> = rest.iter().map(|b| b.piece.0).collect();
-        order.dedup();
-        assert_eq!(order.last(), Some(&7));
-        assert_eq!(order[order.len() - 2], 8);
-    }
-
-    #[test]
-    fn partial_pieces_finish_first() {
-        let (mut p, mut rng) = picker(10);
-        let seed = Bitfield::full(10);
-        p.peer_added(&seed);
-        let first = p.pick(&seed, 1, PickLimits::default(), &mut rng, |_| false);
-        let second = p.pick(&seed, 1, PickLimits::default(), &mut rng, |_| false);
-        assert_eq!(first[0].piece, second[0].piece);
-        assert_eq!(second[0].offset, BLOCK_LEN);
-    }
-
-    #[test]
-    fn skipped_pieces_are_never_picked_and_not_interesting() {
-        let mut rng = Rng::seed_from_u64(1);
-        let mut p = Picker::new(
-            4 * u64::from(PL),
-            PL,
-            &Bitfield::new(4),
-            &[0, 1, 0, 1],
-            &mut rng,
-        );
-        assert!(!p.is_interesting(&bits(4, &[0, 2])));
-        assert!(p.is_interesting(&bits(4, &[3])));
-        let blocks = p.pick(
-            &Bitfield::full(4),
-            100,
-            PickLimits::default(),
-            &mut rng,
-            |_| false,
-        );
-        assert!(blocks.iter().all(|b| b.piece.0 == 1 || b.piece.0 == 3));
-        assert_eq!(blocks.len(), 4);
-    }
-
-    #[test]
-    fn higher_priority_first() {
-        let mut rng = Rng::seed_from_u64(1);
-        let mut p = Picker::new(
-            4 * u64::from(PL),
-            PL,
-            &Bitfield::new(4),
-            &[1, 1, 7, 1],
-            &mut rng,
-        );
-        let blocks = p.pick(
-            &Bitfield::full(4),
-            1,
-            PickLimits::default(),
-            &mut rng,
-            |_| false,
-        );
-        assert_eq!(blocks[0].piece, PieceIndex(2));
-    }
-
-    #[test]
-    fn short_last_piece_and_block() {
-        let mut rng = Rng::seed_from_u64(1);
-        // 2 pieces: 32 KiB and 100 bytes.
-        let mut p = Picker::new(u64::from(PL) + 100, PL, &Bitfield::new(2), &[], &mut rng);
-        assert_eq!(p.piece_len(PieceIndex(1)), 100);
-        let blocks = p.pick(
-            &Bitfield::full(2),
-            10,
-            PickLimits::default(),
-            &mut rng,
-            |_| false,
-        );
-        assert_eq!(blocks.len(), 3);
-        let last = blocks.iter().find(|b| b.piece.0 == 1).unwrap();
-        assert_eq!((last.offset, last.length), (0, 100));
-        // A block of the wrong length is not wanted.
-        assert_eq!(
-            p.block_received(Block {
-                length: 99,
-                ..*last
-            }),
-            BlockReceived::NotWanted
-        );
-        assert_eq!(p.block_received(*last), BlockReceived::PieceComplete);
-        assert_eq!(p.block_received(*last), BlockReceived::NotWanted);
-        // Hostile offsets and pieces are refused, never a panic.
-        for (piece, offset, length) in [(0, u32::MAX, 1), (0, 3 * BLOCK_LEN, BLOCK_LEN), (9, 0, 1)]
-        {
-            let b = Block {
-                piece: PieceIndex(piece),
-                offset,
-                length,
-            };
-            assert_eq!(p.block_received(b), BlockReceived::NotWanted);
-            p.release(b);
-        }
-    }
-
-    #[test]
-    fn released_blocks_are_picked_again_and_failed_pieces_requeued() {
-        let (mut p, mut rng) = picker(1);
-        let seed = Bitfield::full(1);
-        let blocks = p.pick(&seed, 10, PickLimits::default(), &mut rng, |_| false);
-        assert_eq!(blocks.len(), 2);
-        p.release(blocks[1]);
-        let again = p.pick(&seed, 10, PickLimits::default(), &mut rng, |b| {
-            b == blocks[0]
-        });
-        assert_eq!(again, vec![blocks[1]]);
-        for b in &blocks {
-            p.block_received(*b);
-        }
-        p.piece_failed(PieceIndex(0));
-        p.check_invariants().unwrap();
-        let retry = p.pick(&seed, 10, PickLimits::default(), &mut rng, |_| false);
-        assert_eq!(retry.len(), 2);
-        assert!(!p.is_done());
-        for b in &retry {
-            p.block_received(*b);
-        }
-        p.piece_passed(PieceIndex(0));
-        assert!(p.is_done());
-    }
-
-    #[test]
-    fn endgame_requests_in_flight_blocks_from_another_peer() {
-        let (mut p, mut rng) = picker(1);
-        let seed = Bitfield::full(1);
-        let a = p.pick(&seed, 10, PickLimits::default(), &mut rng, |_| false);
-        assert!(p.in_endgame());
-        let b = p.pick(&seed, 10, PickLimits::default(), &mut rng, |blk| {
-            a.contains(&blk)
-        });
-        assert!(b.is_empty(), "the same peer is not asked twice");
-        let c = p.pick(&seed, 10, PickLimits::default(), &mut rng, |_| false);
-        assert_eq!(c.len(), 2);
-        // Released by one peer, still in flight at the other: not free.
-        p.release(a[0]);
-        assert!(p.in_endgame());
-    }
-
-    #[test]
-    fn partial_piece_limit() {
-        let (mut p, mut rng) = picker(10);
-        let seed = Bitfield::full(10);
-        let limits = PickLimits {
-            max_partial_pieces: 2,
-        };
-        let blocks = p.pick(&seed, 100, limits, &mut rng, |_| false);
-        assert_eq!(blocks.len(), 4);
-        assert_eq!(p.partial_count(), 2);
-    }
-
-    #[test]
-    fn pieces_no_peer_has_make_room_at_the_partial_limit() {
-        let (mut p, mut rng) = picker(4);
-        let limits = PickLimits {
-            max_partial_pieces: 2,
-        };
-        // A peer with pieces 0 and 1 gets one block of each, then leaves with the others
-        // still requested: those come back free.
-        let a = bits(4, &[0, 1]);
-        p.peer_added(&a);
-        let asked = p.pick(&a, 100, limits, &mut rng, |_| false);
-        assert_eq!(asked.len(), 4);
-        for b in asked.iter().filter(|b| b.offset == 0) {
-            assert_eq!(p.block_received(*b), BlockReceived::Accepted);
-        }
-        // While it is connected, its pieces are not given up: a peer with 2 and 3 waits.
-        let b = bits(4, &[2, 3]);
-        p.peer_added(&b);
-        assert!(p.pick(&b, 100, limits, &mut rng, |_| false).is_empty());
-        assert!(p.take_abandoned().is_empty());
-        for blk in asked.iter().filter(|b| b.offset != 0) {
-            p.release(*blk);
-        }
-        p.peer_removed(&a);
-        let got = p.pick(&b, 100, limits, &mut rng, |_| false);
-        let mut pieces: Vec<u32> = got.iter().map(|b| b.piece.0).collect();
-        pieces.sort();
-        pieces.dedup();
-        assert_eq!(pieces, vec![2, 3], "{got:?}");
-        let mut gone = p.take_abandoned();
-        gone.sort();
-        assert_eq!(gone, vec![PieceIndex(0), PieceIndex(1)]);
-        assert!(p.take_abandoned().is_empty());
-        assert_eq!(p.partial_count(), 2, "the limit still holds");
-        p.check_invariants().unwrap();
-        // The pieces given up are fetched whole from a peer that has them.
-        for blk in got {
-            p.block_received(blk);
-        }
-        p.piece_passed(PieceIndex(2));
-        p.piece_passed(PieceIndex(3));
-        p.peer_added(&a);
-        let again = p.pick(&a, 100, limits, &mut rng, |_| false);
-        assert_eq!(again.len(), 4, "{again:?}");
-        p.check_invariants().unwrap();
-    }
-
-    #[test]
-    fn random_first_pieces_spread() {
-        // Different seeds start on different pieces while we have nothing.
-        let firsts: std::collections::HashSet<u32> = (0..20)
-            .map(|s| {
-                let mut rng = Rng::seed_from_u64(s);
-                let mut p =
-                    Picker::new(100 * u64::from(PL), PL, &Bitfield::new(100), &[], &mut rng);
-                p.pick(
-                    &Bitfield::full(100),
-                    1,
-                    PickLimits::default(),
-                    &mut rng,
-                    |_| false,
-                )[0]
-                .piece
-                .0
-            })
-            .collect();
-        assert!(firsts.len() > 10);
-        let (mut p, _) = picker(10);
-        complete_piece(&mut p, 0);
-        assert!(p.have().get(PieceIndex(0)));
-    }
-
-    proptest! {
-        #[test]
-        fn invariants_hold_under_random_operations(
-            ops in proptest::collection::vec((0u8..8, 0u32..24, any::<u64>()), 0..300)
-        ) {
-            let n = 24;
-            let mut rng = Rng::seed_from_u64(5);
-            let mut p = Picker::new(u64::from(n) * u64::from(PL) - 7, PL, &Bitfield::new(n), &[], &mut rng);
-            let mut peers: Vec<Bitfield> = Vec::new();
-            let mut in_flight: Vec<Block> = Vec::new();
-            for (op, x, r) in ops {
-                match op {
-                    0 => {
-                        let mut b = Bitfield::new(n);
-                        for i in 0..n { if (r >> i) & 1 == 1 { b.set(PieceIndex(i), true); } }
-                        p.peer_added(&b);
-                        peers.push(b);
-                    }
-                    1 => if !peers.is_empty() {
-                        let b = peers.remove(x as usize % peers.len());
-                        p.peer_removed(&b);
-                    },
-                    2 => if !peers.is_empty() {
-                        let k = x as usize % peers.len();
-                        if peers[k].set(PieceIndex(x), true) { p.peer_has(PieceIndex(x)); }
-                    },
-                    3 => if !peers.is_empty() {
-                        let k = x as usize % peers.len();
-                        let has = peers[k].clone();
-                        let got = p.pick(&has, (r % 6) as usize, PickLimits { max_partial_pieces: 3 }, &mut rng, |_| false);
-                        for b in &got { prop_assert!(has.get(b.piece)); prop_assert!(!p.have().get(b.piece)); }
-                        // Memory stays bounded, and only pieces no peer has are given up.
-                        prop_assert!(p.partial_count() <= 3);
-                        for gone in p.take_abandoned() {
-                            prop_assert_eq!(p.availability(gone), 0);
-                        }
-                        in_flight.extend(got);
-                    },
-                    4 => if !in_flight.is_empty() {
-                        let b = in_flight.swap_remove(x as usize % in_flight.len());
-                        if p.block_received(b) == BlockReceived::PieceComplete {
-                            if r % 3 == 0 { p.piece_failed(b.piece) } else { p.piece_passed(b.piece) }
-                        }
-                    },
-                    5 => if !in_flight.is_empty() {
-                        let b = in_flight.swap_remove(x as usize % in_flight.len());
-                        p.release(b);
-                    },
-                    6 => {
-                        let prios: Vec<u8> = (0..n).map(|i| ((r >> (i * 2)) & 3) as u8).collect();
-                        p.set_priorities(&prios, &mut rng);
-                    }
-                    _ => p.piece_lost(PieceIndex(x)),
-                }
-                if let Err(e) = p.check_invariants() { prop_assert!(false, "{}", e); }
-                // Availability always equals what the peers hold.
-                for i in 0..n {
-                    let held = peers.iter().filter(|b| b.get(PieceIndex(i))).count() as u32;
-                    prop_assert_eq!(p.availability(PieceIndex(i)), held);
-                }
-            }
-        }
-
-        #[test]
-        fn a_single_seed_always_finishes(pieces in 1u32..40, tail in 1u32..PL, seed in any::<u64>()) {
-            let mut rng = Rng::seed_from_u64(seed);
-            let total = u64::from(pieces - 1) * u64::from(PL) + u64::from(tail);
-            let mut p = Picker::new(total, PL, &Bitfield::new(pieces), &[], &mut rng);
-            let s = Bitfield::full(pieces);
-            p.peer_added(&s);
-            let mut rounds = 0;
-            let mut bytes = 0u64;
-            while !p.is_done() {
-                rounds += 1;
-                prop_assert!(rounds < 1000, "stalled");
-                for b in p.pick(&s, 5, PickLimits::default(), &mut rng, |_| false) {
-                    if p.block_received(b) == BlockReceived::PieceComplete { p.piece_passed(b.piece); }
-                    bytes += u64::from(b.length);
-                }
-            }
-            prop_assert_eq!(bytes, total);
-        }
-    }
-}
+mod tests;

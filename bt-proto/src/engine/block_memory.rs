@@ -1,0 +1,77 @@
+//! Keeping received blocks without pinning the receive buffers they arrived in.
+//!
+//! A block is kept as a zero-copy slice of the bytes one read brought, and such a slice keeps
+//! that read's whole buffer alive. That is free when the read was large and mostly blocks (a
+//! fast peer: every byte of the buffer is a block we keep). It is not when a read was small
+//! (a slow link: one block per buffer) or mostly something else (a peer padding each block
+//! with keep-alives): then each kept block could hold many times its size. Such blocks are
+//! copied out, so memory held stays within a small factor of the blocks kept, whatever the
+//! peer sends; the copy costs nothing that matters at the rates where it happens.
+
+use bytes::Bytes;
+
+use super::{Session, TorrentId};
+use crate::PieceIndex;
+
+/// Reads shorter than this have their blocks copied: an adapter's receive buffer is a few
+/// hundred KiB (bt-adapter's is 256 KiB), and a read of at least half of one that is mostly
+/// blocks pins at most about four times what is kept.
+pub const MIN_ZERO_COPY_READ: usize = 128 * 1024;
+
+/// What the read being handled brought, and where its kept blocks went.
+#[derive(Debug, Default)]
+pub(crate) struct ReadUse {
+    /// Bytes of the read.
+    len: usize,
+    /// Bytes of blocks kept from it.
+    kept_bytes: usize,
+    /// Where each kept block is: its piece's partial buffer, by block index.
+    kept: Vec<(TorrentId, PieceIndex, usize)>,
+}
+
+impl ReadUse {
+    /// A new read of `len` bytes starts.
+    pub fn start(&mut self, len: usize) {
+        self.len = len;
+        self.kept_bytes = 0;
+        self.kept.clear();
+    }
+
+    /// A block of this read is to be kept at `slot`: returns the bytes to keep (a copy if the
+    /// read is small).
+    pub fn keep(&mut self, data: Bytes, slot: (TorrentId, PieceIndex, usize)) -> Bytes {
+        if self.len < MIN_ZERO_COPY_READ {
+            return Bytes::copy_from_slice(&data);
+        }
+        self.kept_bytes += data.len();
+        self.kept.push(slot);
+        data
+    }
+
+    /// Once the read is handled: the kept blocks to copy out, because most of the read was
+    /// not blocks.
+    fn sparse_slots(&mut self) -> Vec<(TorrentId, PieceIndex, usize)> {
+        if self.kept_bytes.saturating_mul(2) >= self.len {
+            self.kept.clear();
+            return Vec::new();
+        }
+        std::mem::take(&mut self.kept)
+    }
+}
+
+impl Session {
+    /// After a read's messages: copies out the blocks it left that pin a mostly dead buffer.
+    pub(super) fn release_sparse_read(&mut self) {
+        for (id, piece, index) in self.read_use.sparse_slots() {
+            let slot = self
+                .torrents
+                .get_mut(&id)
+                .and_then(|t| t.partial_pieces.get_mut(&piece))
+                .and_then(|p| p.blocks.get_mut(index))
+                .and_then(Option::as_mut);
+            if let Some((data, _)) = slot {
+                *data = Bytes::copy_from_slice(data);
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The swarm runner: engine sessions wired to the simulated network, disk and a tracker, all
+//! on one thread and virtual time.
+//!
+//! The runner is an adapter like bt-tokio, only with simulated I/O: it carries out each
+//! session's outputs (connects, sends, disk reads and writes, announces), turns network and
+//! disk completions into inputs, and advances the clock straight to the next thing due.
+//! Whole swarms finish in milliseconds of real time, and the same seed replays exactly.
+//! This module holds the swarm and its nodes; the run loop, the carrying out of outputs, the
+//! nodes' files, raw nodes and test torrents are its parts.
+//!
+//! ```
+//! use std::time::Duration;
+//! use bt_proto::engine::AddTorrent;
+//! use bt_proto::sim::swarm::{Swarm, make_torrent};
+//!
+//! let (meta, content) = make_torrent(&[("a.bin", 100_000)], 32 * 1024, 7).unwrap();
+//! let mut swarm = Swarm::new(1);
+//! let seed = swarm.add_node(Default::default());
+//! let leech = swarm.add_node(Default::default());
+//! swarm.put_content(seed, &meta, &content);
+//! swarm.add_torrent(seed, &meta, AddTorrent { have: Some(bt_proto::Bitfield::full(meta.piece_count())), ..Default::default() });
+//! let t = swarm.add_torrent(leech, &meta, AddTorrent::default());
+//! let seed_addr = swarm.addr(seed);
+//! swarm.add_peer(leech, t, seed_addr);
+//! let took = swarm.run_until(|s| s.is_complete(leech, t), Duration::from_secs(60)).unwrap();
+//! assert!(took < Duration::from_secs(5));
+//! assert_eq!(swarm.content(leech, &meta), content);
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::clock::VirtualClock;
+use super::disk::MemDisk;
+use super::net::{HostConfig, LinkConfig, Listen, Network, Side, SimConnId};
+use super::tracker::TrackerRegistry;
+use crate::engine::{AddTorrent, Config, Event, Session, TorrentId};
+use crate::metainfo::Metainfo;
+use crate::peer_id::ClientVersion;
+use crate::rng::Rng;
+use crate::tracker::AnnounceEvent;
+use crate::{ConnId, PeerId};
+
+mod files;
+mod outputs;
+mod raw;
+mod run;
+mod torrent;
+
+pub use raw::RawConn;
+use run::Delayed;
+pub use run::Stalled;
+pub use torrent::{MakeTorrentError, make_torrent};
+
+/// The URL of the simulated tracker.
+pub const TRACKER_URL: &str = "http://tracker.sim/announce";
+
+/// Port every simulated host listens on.
+pub const SIM_PORT: u16 = 6881;
+
+/// The client version simulated nodes put in their peer ids.
+const SIM_VERSION: ClientVersion = ClientVersion::CURRENT;
+
+/// Where each node keeps a torrent's files on its simulated disk.
+pub const DATA_DIR: &str = "data";
+
+/// A node in the swarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub usize);
+
+/// How a node behaves besides running a normal session.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// Upload cap in bytes per second (shared by all its connections).
+    pub upload: Option<u64>,
+    /// Refuse incoming connections.
+    pub refuse: bool,
+    /// Flip a byte of every block this node serves (a hostile or broken seed).
+    pub corrupt_uploads: bool,
+    /// Override parts of the engine config.
+    pub tweak: Option<fn(&mut Config)>,
+}
+
+struct Node {
+    addr: SocketAddr,
+    session: Session,
+    options: NodeOptions,
+    /// Engine connection → network connection and our end of it.
+    conns: BTreeMap<ConnId, (SimConnId, Side)>,
+    by_sim: BTreeMap<(SimConnId, Side), ConnId>,
+    metas: BTreeMap<TorrentId, Metainfo>,
+    events: Vec<(Duration, Event)>,
+    alive: bool,
+    /// A raw node runs no session: the test drives its connections byte by byte.
+    raw: bool,
+    raw_inbox: BTreeMap<SimConnId, RawConn>,
+}
+
+/// Many sessions, one network, one disk, one tracker, virtual time.
+pub struct Swarm {
+    clock: VirtualClock,
+    net: Network,
+    disk: MemDisk,
+    rng: Rng,
+    nodes: Vec<Node>,
+    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
+    delayed_items: BTreeMap<u64, Delayed>,
+    seq: u64,
+    /// The tracker at [`TRACKER_URL`].
+    tracker: TrackerRegistry,
+    /// Latency of a disk operation.
+    pub disk_latency: Duration,
+    /// Latency of a tracker answer.
+    pub tracker_latency: Duration,
+    /// Announces the tracker has seen: (node address, event).
+    pub announces: Vec<(SocketAddr, Option<AnnounceEvent>)>,
+    steps: u64,
+}
+
+impl Swarm {
+    /// An empty swarm whose every random choice derives from `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut rng = Rng::seed_from_u64(seed);
+        let net = Network::new(rng.next_u64());
+        // A base instant for virtual time: taken once, never read again.
+        let base = Instant::now();
+        let mut swarm = Swarm {
+            clock: VirtualClock::new(base),
+            net,
+            disk: MemDisk::new(),
+            rng,
+            nodes: Vec::new(),
+            delayed: BinaryHeap::new(),
+            delayed_items: BTreeMap::new(),
+            seq: 0,
+            tracker: TrackerRegistry::default(),
+            disk_latency: Duration::from_micros(200),
+            tracker_latency: Duration::from_millis(20),
+            announces: Vec::new(),
+            steps: 0,
+        };
+        swarm
+            .net
+            .set_default_link(LinkConfig::new(Duration::from_millis(10)));
+        swarm
+    }
+
+    /// Sets the link used between hosts without their own.
+    pub fn set_default_link(&mut self, link: LinkConfig) {
+        self.net.set_default_link(link);
+    }
+
+    /// Sets the link between two nodes, both directions.
+    pub fn set_path(&mut self, a: NodeId, b: NodeId, link: LinkConfig) {
+        let (a, b) = (self.addr(a), self.addr(b));
+        self.net.set_path(a, b, link);
+    }
+
+    /// The network, for finer control (drops, per-direction links).
+    pub fn net_mut(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    /// The simulated disk (to corrupt or inspect files).
+    pub fn disk_mut(&mut self) -> &mut MemDisk {
+        &mut self.disk
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    /// The current virtual instant.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Adds a node with a fresh session.
+    pub fn add_node(&mut self, options: NodeOptions) -> NodeId {
+        let id = NodeId(self.nodes.len());
+        let ip = [10, (id.0 >> 8) as u8, id.0 as u8, 1];
+        let addr = SocketAddr::from((ip, SIM_PORT));
+        let session = self.new_session(options.tweak);
+        self.net.add_host(
+            addr,
+            HostConfig {
+                upload: options.upload,
+                listen: if options.refuse {
+                    Listen::Refuse
+                } else {
+                    Listen::Accept
+                },
+            },
+        );
+        self.nodes.push(Node {
+            addr,
+            session,
+            options,
+            conns: BTreeMap::new(),
+            by_sim: BTreeMap::new(),
+            metas: BTreeMap::new(),
+            events: Vec::new(),
+            alive: true,
+            raw: false,
+            raw_inbox: BTreeMap::new(),
+        });
+        id
+    }
+
+    /// A node's address.
+    pub fn addr(&self, node: NodeId) -> SocketAddr {
+        self.nodes
+            .get(node.0)
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |n| n.addr)
+    }
+
+    /// A node's session, to read its state.
+    pub fn session(&self, node: NodeId) -> Option<&Session> {
+        self.nodes.get(node.0).map(|n| &n.session)
+    }
+
+    /// Runs a command on a node's session at the current virtual time, then carries out
+    /// what it produced.
+    pub fn with_session<R>(
+        &mut self,
+        node: NodeId,
+        f: impl FnOnce(&mut Session, Instant) -> R,
+    ) -> Option<R> {
+        let now = self.clock.now();
+        let r = f(&mut self.nodes.get_mut(node.0)?.session, now);
+        self.drain(node);
+        Some(r)
+    }
+
+    /// Events a node's session emitted so far, with their virtual times.
+    pub fn events(&self, node: NodeId) -> &[(Duration, Event)] {
+        self.nodes.get(node.0).map_or(&[], |n| &n.events)
+    }
+
+    /// Adds a torrent to a node.
+    pub fn add_torrent(&mut self, node: NodeId, meta: &Metainfo, opts: AddTorrent) -> TorrentId {
+        let now = self.clock.now();
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return TorrentId(u32::MAX);
+        };
+        let id = n.session.add_torrent(now, meta.clone(), opts);
+        n.metas.insert(id, meta.clone());
+        self.drain(node);
+        id
+    }
+
+    /// Tells a node about a peer address.
+    pub fn add_peer(&mut self, node: NodeId, torrent: TorrentId, addr: SocketAddr) {
+        self.with_session(node, |s, now| s.add_peer(now, torrent, addr));
+    }
+
+    /// Whether a node's torrent has every wanted piece.
+    pub fn is_complete(&self, node: NodeId, torrent: TorrentId) -> bool {
+        self.session(node)
+            .and_then(|s| s.stats(torrent))
+            .is_some_and(|st| st.complete)
+    }
+
+    /// Takes a node off the network: its connections reset and it does nothing more.
+    pub fn kill(&mut self, node: NodeId) {
+        let now = self.clock.now();
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
+        n.alive = false;
+        self.reset_connections(node, now);
+        if let Some(h) = self.net.host_mut(self.addr(node)) {
+            h.listen = Listen::Silent;
+        }
+    }
+
+    /// Restarts a node as a process restart would: its connections reset, its session is
+    /// replaced by a fresh one (new peer id, no torrents), its disk stays.
+    pub fn restart(&mut self, node: NodeId) {
+        let now = self.clock.now();
+        let tweak = self.nodes.get(node.0).and_then(|n| n.options.tweak);
+        let session = self.new_session(tweak);
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
+        n.session = session;
+        n.metas.clear();
+        n.alive = true;
+        self.reset_connections(node, now);
+    }
+
+    /// A fresh session for a node: a new peer id and RNG seed from the swarm's generator,
+    /// then the node's `tweak` of the configuration.
+    fn new_session(&mut self, tweak: Option<fn(&mut Config)>) -> Session {
+        let mut random = [0u8; 12];
+        self.rng.fill(&mut random);
+        let peer_id = PeerId::generate(random, SIM_VERSION);
+        let mut config = Config::new(peer_id, SIM_PORT, self.rng.next_u64());
+        if let Some(tweak) = tweak {
+            tweak(&mut config);
+        }
+        Session::new(config)
+    }
+
+    /// Resets every connection of `node`'s session on the network.
+    fn reset_connections(&mut self, node: NodeId, now: Instant) {
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
+        let sims: Vec<SimConnId> = n.conns.values().map(|(s, _)| *s).collect();
+        n.conns.clear();
+        n.by_sim.clear();
+        for s in sims {
+            let _ = self.net.drop_at(s, now);
+        }
+    }
+
+    /// Number of scheduling steps taken (for figures).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+}

@@ -1,0 +1,170 @@
+//! Carrying out a session's outputs, as an adapter would: connections on the simulated
+//! network, block reads, piece checks and writes on the simulated disk (answered after
+//! [`Swarm::disk_latency`]), announces to the simulated tracker (answered after
+//! [`Swarm::tracker_latency`]).
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::run::Delayed;
+use super::{NodeId, Swarm, TRACKER_URL};
+use crate::IoFailure;
+use crate::engine::{Input, Output};
+use crate::sim::net::Side;
+use crate::storage::verify_blocks;
+use crate::tracker::{AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
+
+impl Swarm {
+    /// Carries out a node's outputs and records its events.
+    pub(super) fn drain(&mut self, node: NodeId) {
+        let now = self.clock.now();
+        let elapsed = self.clock.elapsed();
+        loop {
+            let Some(n) = self.nodes.get_mut(node.0) else {
+                return;
+            };
+            while let Some(e) = n.session.poll_event() {
+                n.events.push((elapsed, e));
+            }
+            let Some(out) = n.session.poll_output() else {
+                return;
+            };
+            self.carry_out(node, now, out);
+        }
+    }
+
+    /// Carries out one output of `node`'s session.
+    fn carry_out(&mut self, node: NodeId, now: Instant, out: Output) {
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
+        let addr = n.addr;
+        match out {
+            Output::Connect { conn, addr: to } => {
+                let sim = self.net.connect(addr, to, now);
+                n.conns.insert(conn, (sim, Side::Initiator));
+                n.by_sim.insert((sim, Side::Initiator), conn);
+            }
+            Output::Send { conn, bufs } => {
+                if let Some((sim, side)) = n.conns.get(&conn).copied() {
+                    let data: Vec<u8> = bufs.concat();
+                    if self.net.send(sim, side, data, now).is_err() {
+                        // The other end is gone; its close event is on the way.
+                    }
+                }
+            }
+            Output::Close { conn, .. } => {
+                if let Some((sim, side)) = n.conns.remove(&conn) {
+                    n.by_sim.remove(&(sim, side));
+                    let _ = self.net.close(sim, side, now);
+                }
+            }
+            Output::ReadBlock {
+                torrent,
+                conn,
+                block,
+            } => {
+                let corrupt = n.options.corrupt_uploads;
+                let span = Some((block.offset, block.length));
+                let data = self
+                    .read_piece(node, torrent, block.piece, span)
+                    .map(|mut bytes| {
+                        // A hostile or broken seed: what it serves is not what it has.
+                        if corrupt && let Some(b) = bytes.first_mut() {
+                            *b ^= 0xff;
+                        }
+                        Bytes::from(bytes)
+                    });
+                let input = Input::BlockRead {
+                    torrent,
+                    conn,
+                    block,
+                    data,
+                };
+                self.answer_later(node, now + self.disk_latency, input);
+            }
+            Output::VerifyAndStore {
+                torrent,
+                piece,
+                hash,
+                blocks,
+            } => {
+                let result = if verify_blocks(&blocks, &hash) {
+                    self.store_piece(node, torrent, piece, &blocks)
+                        .map(|()| true)
+                } else {
+                    Ok(false)
+                };
+                let input = Input::PieceStored {
+                    torrent,
+                    piece,
+                    result,
+                };
+                self.answer_later(node, now + self.disk_latency, input);
+            }
+            Output::CheckPiece {
+                torrent,
+                piece,
+                hash,
+            } => {
+                let ok = self
+                    .read_piece(node, torrent, piece, None)
+                    .is_ok_and(|bytes| crate::sha1(&bytes) == hash.0);
+                let input = Input::PieceChecked { torrent, piece, ok };
+                self.answer_later(node, now + self.disk_latency, input);
+            }
+            Output::Announce {
+                torrent,
+                url,
+                request,
+            } => {
+                let result = self.tracker_reply(addr, &url, &request);
+                // A `stopped` announce is not answered (the session does not wait for it).
+                if request.event != Some(AnnounceEvent::Stopped) {
+                    let input = Input::Announced {
+                        torrent,
+                        url,
+                        result,
+                    };
+                    self.answer_later(node, now + self.tracker_latency, input);
+                }
+            }
+            Output::CloseFiles { .. } | Output::SaveResume(_) => {}
+        }
+    }
+
+    /// Hands `input` to `node`'s session at `at`.
+    fn answer_later(&mut self, node: NodeId, at: Instant, input: Input) {
+        self.schedule(at, Delayed::Input(node, input));
+    }
+
+    /// The answer to `req`, sent from `from` to `url`: the simulated tracker's at
+    /// [`TRACKER_URL`], a refused connection anywhere else.
+    fn tracker_reply(
+        &mut self,
+        from: SocketAddr,
+        url: &str,
+        req: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, AnnounceError> {
+        if url != TRACKER_URL {
+            return Err(AnnounceError::Connect {
+                host: url.to_string(),
+                error: IoFailure::new(ErrorKind::ConnectionRefused, "no tracker there"),
+            });
+        }
+        self.announces.push((from, req.event));
+        let view = self.tracker.announce(from, req);
+        Ok(AnnounceResponse {
+            interval: Duration::from_secs(1800),
+            min_interval: None,
+            warning: None,
+            tracker_id: None,
+            complete: Some(view.complete),
+            incomplete: Some(view.incomplete),
+            peers: view.peers.into_iter().map(Peer::from_addr).collect(),
+        })
+    }
+}

@@ -1,0 +1,158 @@
+//! The run loop: virtual time jumps to the next thing due (a network event, a delayed disk
+//! or tracker answer, a session's timer) and everything due then is processed.
+
+use std::cmp::Reverse;
+use std::time::{Duration, Instant};
+
+use super::{NodeId, Swarm};
+use crate::engine::Input;
+use crate::sim::net::{NetEventKind, Side};
+
+/// Work the runner finishes later: disk and tracker latency.
+#[derive(Debug)]
+pub(super) enum Delayed {
+    Input(NodeId, Input),
+}
+
+/// The swarm ran out of things to do, or out of time, before the goal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("simulation stalled or ran out of time at {at:?} of virtual time")]
+pub struct Stalled {
+    /// Virtual time when it gave up.
+    pub at: Duration,
+}
+
+impl Swarm {
+    pub(super) fn schedule(&mut self, at: Instant, item: Delayed) {
+        self.seq += 1;
+        self.delayed.push(Reverse((at, self.seq)));
+        self.delayed_items.insert(self.seq, item);
+    }
+
+    /// Runs until `done` holds (checked after every step) or `limit` of virtual time passes.
+    /// Returns the virtual time taken, or an error naming the limit.
+    pub fn run_until(
+        &mut self,
+        mut done: impl FnMut(&Swarm) -> bool,
+        limit: Duration,
+    ) -> Result<Duration, Stalled> {
+        let start = self.clock.now();
+        let deadline = start + limit;
+        loop {
+            if done(self) {
+                return Ok(self.clock.now().saturating_duration_since(start));
+            }
+            let next = self.next_time();
+            match next {
+                Some(t) if t <= deadline => {
+                    self.clock.advance_to(t);
+                    self.step();
+                }
+                _ => {
+                    return Err(Stalled {
+                        at: self.clock.elapsed(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs for `span` of virtual time.
+    pub fn run_for(&mut self, span: Duration) {
+        let deadline = self.clock.now() + span;
+        while let Some(t) = self.next_time().filter(|t| *t <= deadline) {
+            self.clock.advance_to(t);
+            self.step();
+        }
+        self.clock.advance_to(deadline);
+    }
+
+    fn next_time(&mut self) -> Option<Instant> {
+        let net = self.net.next_event_time();
+        let delayed = self.delayed.peek().map(|Reverse((t, _))| *t);
+        let timers = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive && !n.raw)
+            .filter_map(|n| n.session.poll_timeout());
+        net.into_iter().chain(delayed).chain(timers).min()
+    }
+
+    /// Processes everything due at the current instant.
+    fn step(&mut self) {
+        self.steps += 1;
+        let now = self.clock.now();
+        while let Some(ev) = self.net.poll(now) {
+            let Some(idx) = self.nodes.iter().position(|n| n.addr == ev.host) else {
+                continue;
+            };
+            let node = NodeId(idx);
+            let Some(n) = self.nodes.get_mut(idx) else {
+                continue;
+            };
+            if !n.alive {
+                continue;
+            }
+            if n.raw {
+                n.raw_inbox.entry(ev.conn).or_default().record(ev.kind);
+                continue;
+            }
+            match ev.kind {
+                NetEventKind::Connected => match ev.side {
+                    Side::Initiator => {
+                        if let Some(c) = n.by_sim.get(&(ev.conn, ev.side)).copied() {
+                            n.session.handle(now, Input::Connected { conn: c });
+                        }
+                    }
+                    Side::Acceptor => {
+                        let c = n.session.accept(now, ev.peer);
+                        n.conns.insert(c, (ev.conn, ev.side));
+                        n.by_sim.insert((ev.conn, ev.side), c);
+                    }
+                },
+                NetEventKind::Refused | NetEventKind::Closed(_) => {
+                    if let Some(c) = n.by_sim.remove(&(ev.conn, ev.side)) {
+                        n.conns.remove(&c);
+                        n.session.handle(now, Input::Closed { conn: c });
+                    }
+                }
+                NetEventKind::Data(data) => {
+                    if let Some(c) = n.by_sim.get(&(ev.conn, ev.side)).copied() {
+                        n.session.handle(now, Input::Received { conn: c, data });
+                    }
+                }
+            }
+            self.drain(node);
+        }
+        while let Some(Reverse((t, seq))) = self.delayed.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.delayed.pop();
+            if let Some(Delayed::Input(node, input)) = self.delayed_items.remove(&seq)
+                && let Some(n) = self.nodes.get_mut(node.0)
+                && n.alive
+            {
+                n.session.handle(now, input);
+                self.drain(node);
+            }
+        }
+        for idx in 0..self.nodes.len() {
+            let due = self
+                .nodes
+                .get(idx)
+                .and_then(|n| {
+                    (n.alive && !n.raw)
+                        .then(|| n.session.poll_timeout())
+                        .flatten()
+                })
+                .is_some_and(|t| t <= now);
+            if due {
+                if let Some(n) = self.nodes.get_mut(idx) {
+                    n.session.handle_timeout(now);
+                }
+                self.drain(NodeId(idx));
+            }
+        }
+    }
+}
