@@ -18,6 +18,7 @@ use crate::swarm::{
     addr_of, assert_same_tree, loopback_builder, loopback_session, standard_files, torrent_of,
     write_payload,
 };
+use crate::tracker::head_done;
 
 /// A loopback HTTP server (on tokio) that records the request line of every request it gets
 /// and answers each with the same response.
@@ -35,6 +36,13 @@ impl Drop for Probe {
     }
 }
 
+/// Records the request line of `head` in `requests`.
+fn record(requests: &Mutex<Vec<String>>, head: &[u8]) {
+    let head = String::from_utf8_lossy(head);
+    let line = head.lines().next().unwrap_or_default().to_string();
+    requests.lock().unwrap().push(line);
+}
+
 impl Probe {
     /// A server answering every request with `response` (a whole HTTP response).
     pub async fn start(response: Vec<u8>) -> Probe {
@@ -46,15 +54,13 @@ impl Probe {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+                while !head_done(&head) {
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let line = String::from_utf8_lossy(&head);
-                let line = line.lines().next().unwrap_or_default().to_string();
-                seen.lock().unwrap().push(line);
+                record(&seen, &head);
                 let _ = stream.write_all(&response).await;
                 let _ = stream.shutdown().await;
             }
@@ -64,6 +70,26 @@ impl Probe {
             requests,
             task,
         }
+    }
+
+    /// The same over TLS (`https://localhost:PORT`), with a fresh self-signed certificate:
+    /// the server and the certificate (DER) a client must trust.
+    #[cfg(feature = "https")]
+    pub async fn start_https(response: Vec<u8>) -> (Probe, Vec<u8>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let (certificate, task) = crate::tracker::serve_https(listener, move |head, _| {
+            record(&seen, head);
+            response.clone()
+        });
+        let probe = Probe {
+            port,
+            requests,
+            task,
+        };
+        (probe, certificate)
     }
 
     /// A server that answers like a tracker: an announce reply with no peers.
@@ -86,9 +112,7 @@ impl Probe {
 
     /// A server that redirects every request to `location`.
     pub async fn redirect(location: &str) -> Probe {
-        let response =
-            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
-        Probe::start(response.into_bytes()).await
+        Probe::start(redirect_to(location)).await
     }
 
     /// The request lines received so far.
@@ -97,14 +121,26 @@ impl Probe {
     }
 }
 
+/// A response redirecting to `location`.
+fn redirect_to(location: &str) -> Vec<u8> {
+    format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+}
+
 /// How the first announce of a small torrent whose one tracker is `url` ends, on a fresh
 /// loopback session: `Ok` if the tracker answered.
 pub async fn first_announce<R: Runtime>(url: &str) -> Result<(), AnnounceError> {
+    first_announce_on(loopback_session::<R>().await, url).await
+}
+
+/// [`first_announce`] on `session`, which it shuts down.
+pub async fn first_announce_on<R: Runtime>(
+    session: Session<R>,
+    url: &str,
+) -> Result<(), AnnounceError> {
     let dir = tempfile::tempdir().unwrap();
     let content = dir.path().join("payload");
     write_payload(&content, &[("a.bin", 1000)]);
     let torrent = torrent_of::<R>(&content, 16 * 1024, vec![url.to_string()]).await;
-    let session = loopback_session::<R>().await;
     let mut events = session.events();
     // Started without data: it announces at once.
     let _t = session
@@ -191,6 +227,32 @@ pub async fn redirect_to_local_only_at_announce<R: Runtime>() {
     for r in &requests {
         assert!(r.starts_with("GET /announce?passkey=1"), "{r}");
     }
+}
+
+/// An https tracker may not redirect to plain http: the request, passkey and all, would go
+/// unencrypted. Nothing reaches the http server.
+#[cfg(feature = "https")]
+pub async fn https_redirect_to_http_refused<R: Runtime>() {
+    let plain = Probe::tracker().await;
+    let location = format!("http://127.0.0.1:{}/announce?passkey=secret", plain.port);
+    let (secure, certificate) = Probe::start_https(redirect_to(&location)).await;
+    let session = loopback_builder::<R>()
+        .tracker_root_certificate(certificate)
+        .start()
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}/announce?passkey=secret", secure.port);
+    let error = first_announce_on(session, &url).await.unwrap_err();
+    assert_eq!(
+        error,
+        AnnounceError::InsecureRedirect {
+            from: format!("localhost:{}", secure.port),
+            to: format!("127.0.0.1:{}", plain.port),
+        }
+    );
+    assert!(!error.to_string().contains("secret"), "{error}");
+    assert!(!secure.requests().is_empty());
+    assert!(plain.requests().is_empty(), "{:?}", plain.requests());
 }
 
 /// Asserts that `err` is [`Error::Listen`] for `port`, held by another socket.
