@@ -6,19 +6,19 @@
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bt_adapter::{AnnounceError, Error, Event, Runtime, Session, TorrentOptions};
-use bt_proto::tracker::AnnounceResponse;
+use bt_proto::bencode::Bencode;
 use futures_lite::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::swarm::{
     addr_of, assert_same_tree, loopback_builder, loopback_session, standard_files, torrent_of,
     write_payload,
 };
-use crate::tracker::head_done;
+use crate::tracker::serve_http;
+#[cfg(feature = "https")]
+use crate::tracker::serve_https;
 
 /// A loopback HTTP server (on tokio) that records the request line of every request it gets
 /// and answers each with the same response.
@@ -50,20 +50,9 @@ impl Probe {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head_done(&head) {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                record(&seen, &head);
-                let _ = stream.write_all(&response).await;
-                let _ = stream.shutdown().await;
-            }
+        let task = serve_http(listener, move |head, _| {
+            record(&seen, head);
+            response.clone()
         });
         Probe {
             port,
@@ -80,7 +69,7 @@ impl Probe {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
-        let (certificate, task) = crate::tracker::serve_https(listener, move |head, _| {
+        let (certificate, task) = serve_https(listener, move |head, _| {
             record(&seen, head);
             response.clone()
         });
@@ -94,16 +83,10 @@ impl Probe {
 
     /// A server that answers like a tracker: an announce reply with no peers.
     pub async fn tracker() -> Probe {
-        let body = AnnounceResponse {
-            interval: Duration::from_secs(1800),
-            min_interval: None,
-            warning: None,
-            tracker_id: None,
-            complete: None,
-            incomplete: None,
-            peers: Vec::new(),
-        }
-        .encode();
+        let body = Bencode::dict()
+            .with("interval", 1800)
+            .with("peers", Vec::<u8>::new())
+            .encode();
         let mut response =
             format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         response.extend_from_slice(&body);
@@ -118,6 +101,15 @@ impl Probe {
     /// The request lines received so far.
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// Asserts that it was asked, and only with request lines starting with `prefix`.
+    pub fn assert_asked_only(&self, prefix: &str) {
+        let requests = self.requests();
+        assert!(!requests.is_empty(), "never asked");
+        for r in &requests {
+            assert!(r.starts_with(prefix), "{r}");
+        }
     }
 }
 
@@ -192,11 +184,7 @@ pub async fn local_tracker_only_at_announce<R: Runtime>() {
         .await
         .unwrap();
     // `started`, then `stopped` at shutdown.
-    let requests = probe.requests();
-    assert!(!requests.is_empty());
-    for r in &requests {
-        assert!(r.starts_with("GET /announce?passkey=abc&info_hash="), "{r}");
-    }
+    probe.assert_asked_only("GET /announce?passkey=abc&info_hash=");
 }
 
 /// A redirect is judged as the request it leads to: into a local address it is followed
@@ -222,11 +210,7 @@ pub async fn redirect_to_local_only_at_announce<R: Runtime>() {
     first_announce::<R>(&format!("http://127.0.0.1:{}/announce", to_tracker.port))
         .await
         .unwrap();
-    let requests = target.requests();
-    assert!(!requests.is_empty());
-    for r in &requests {
-        assert!(r.starts_with("GET /announce?passkey=1"), "{r}");
-    }
+    target.assert_asked_only("GET /announce?passkey=1 ");
 }
 
 /// An https tracker may not redirect to plain http: the request, passkey and all, would go

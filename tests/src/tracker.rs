@@ -28,7 +28,7 @@ impl Shared {
 }
 
 /// Whether `head` holds a whole request head (or more than a test tracker reads).
-pub(crate) fn head_done(head: &[u8]) -> bool {
+fn head_done(head: &[u8]) -> bool {
     head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= 16384
 }
 
@@ -93,12 +93,28 @@ pub async fn http_tracker() -> TestTracker {
     let url = format!("http://{}/announce", listener.local_addr().unwrap());
     let shared = Shared::default();
     let announces = shared.announces.clone();
-    let task = tokio::spawn(async move {
+    let task = serve_http(listener, move |head, from| http_reply(head, from, &shared));
+    TestTracker {
+        url,
+        announces,
+        root_certificate: None,
+        task,
+    }
+}
+
+/// Serves plain HTTP on `listener`, answering each request head with `respond(head, from)`
+/// and closing the connection.
+pub fn serve_http(
+    listener: TcpListener,
+    respond: impl Fn(&[u8], SocketAddr) -> Vec<u8> + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let respond = Arc::new(respond);
+    tokio::spawn(async move {
         loop {
             let Ok((mut stream, from)) = listener.accept().await else {
                 return;
             };
-            let shared = shared.clone();
+            let respond = respond.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -108,18 +124,12 @@ pub async fn http_tracker() -> TestTracker {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let reply = http_reply(&head, from, &shared);
+                let reply = respond(&head, from);
                 let _ = stream.write_all(&reply).await;
                 let _ = stream.shutdown().await;
             });
         }
-    });
-    TestTracker {
-        url,
-        announces,
-        root_certificate: None,
-        task,
-    }
+    })
 }
 
 /// Starts a UDP tracker (BEP 15) on loopback.
