@@ -76,6 +76,18 @@ fn left(swarm: &Swarm, n: NodeId, t: TorrentId) -> u64 {
         .map_or(u64::MAX, |s| s.left)
 }
 
+/// The addresses node `n` banned, in order.
+fn banned(swarm: &Swarm, n: NodeId) -> Vec<std::net::SocketAddr> {
+    swarm
+        .events(n)
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::PeerBanned { addr, .. } => Some(*addr),
+            _ => None,
+        })
+        .collect()
+}
+
 fn count_events(swarm: &Swarm, n: NodeId, f: impl Fn(&Event) -> bool) -> usize {
     swarm.events(n).iter().filter(|(_, e)| f(e)).count()
 }
@@ -182,14 +194,7 @@ fn corrupt_peer_is_banned_and_download_completes() {
     assert!(failed > 0, "the corrupt seed's pieces must fail");
     let bad_addr = swarm.addr(bad);
     let good_addr = swarm.addr(good);
-    let banned: Vec<_> = swarm
-        .events(l)
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::PeerBanned { addr, .. } => Some(*addr),
-            _ => None,
-        })
-        .collect();
+    let banned = banned(&swarm, l);
     assert_eq!(banned, vec![bad_addr], "only the corrupt seed is banned");
     assert!(!banned.contains(&good_addr));
     eprintln!("{failed} hash failures before the ban");
@@ -919,4 +924,63 @@ fn have_for_every_piece_and_no_zeros_served() {
             bytes::Bytes::copy_from_slice(&content[start..start + 16 * 1024])
         )]
     );
+}
+
+// A peer slips one bad block into every piece it shares with an honest seed: it serves the
+// first block of each piece, corrupted, and rejects every other request, so each piece it
+// touches fails with two senders, which says only that one of them lied. Such a piece is
+// downloaded again from one peer alone; the liar, having had its go, gets it again only when
+// no untried peer has it, so the honest seed's copy passes and the comparison with the
+// failed attempts convicts the liar. The honest seed is never banned.
+#[test]
+fn a_peer_spoiling_shared_pieces_is_banned_and_the_honest_seed_kept() {
+    let real = Instant::now();
+    // One piece: whoever is asked first gets its first block, every time.
+    let (meta, content) = make_torrent(&[("data.bin", 256 * KIB)], 256 * 1024, 21).unwrap();
+    let mut swarm = Swarm::new(21);
+    let (l, t) = leech_node(&mut swarm, &meta, NodeOptions::default());
+    let (raw, mut liar) = raw_hello(
+        &mut swarm,
+        l,
+        &meta,
+        b"-XX0000-spoils-piece",
+        &[Message::HaveAll, Message::Unchoke],
+    );
+    let (good, _) = seed_node(&mut swarm, &meta, &content, capped(MIB / 2));
+    swarm.add_peer(l, t, swarm.addr(good));
+    let start = swarm.elapsed();
+    while !swarm.is_complete(l, t) && swarm.elapsed() - start < Duration::from_secs(120) {
+        swarm.run_for(Duration::from_millis(20));
+        swarm.raw_receive(raw, &mut liar);
+        let Ok(asked) = liar.messages() else { break };
+        let answers: Vec<Message> = asked
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Request(b) if b.offset == 0 => Some(Message::Piece {
+                    piece: b.piece,
+                    offset: 0,
+                    data: vec![0xee; b.length as usize].into(),
+                }),
+                Message::Request(b) => Some(Message::RejectRequest(b)),
+                _ => None,
+            })
+            .collect();
+        if !answers.is_empty() {
+            swarm.raw_send(liar.conn(), remote::encode(&answers).unwrap());
+        }
+    }
+    let state = swarm.with_session(l, |s, now| s.debug_state(t, now));
+    assert!(swarm.is_complete(l, t), "{state:?}");
+    assert_eq!(swarm.content(l, &meta), content);
+    let banned = banned(&swarm, l);
+    assert_eq!(banned.len(), 1, "{banned:?}");
+    assert_ne!(banned[0], swarm.addr(good), "the honest seed was banned");
+    // The shared attempt fails once; after it the piece goes to one peer at a time, and the
+    // liar can fail it alone at most once before the untried seed is asked.
+    let failed = count_events(&swarm, l, |e| matches!(e, Event::HashFailed { .. }));
+    assert!(
+        failed <= 2,
+        "{failed} hash failures: the piece kept failing"
+    );
+    report("spoiled-shared-pieces", swarm.elapsed() - start, real);
 }

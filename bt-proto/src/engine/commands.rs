@@ -52,6 +52,7 @@ impl Session {
             conns: BTreeSet::new(),
             candidates: Candidates::default(),
             smart_ban: SmartBan::new(self.config.ban_strikes),
+            exclusive: BTreeMap::new(),
             uploaded: opts.uploaded,
             downloaded: opts.downloaded,
             announcer,

@@ -113,6 +113,7 @@ impl Session {
             });
         }
         if let Some(id) = p.torrent {
+            self.release_exclusive(id, conn, p.addr.ip());
             if !p.requests.is_empty() {
                 self.refill(now, id);
             }

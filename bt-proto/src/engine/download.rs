@@ -6,17 +6,30 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::exclusive::pickable;
 use super::smart_ban;
 use super::timers::{PeerTimer, Timer};
 use super::torrent::PartialPiece;
 use super::{Event, Output, ProtocolViolation, Session, StorageError, TorrentId, TorrentState};
 use crate::picker::{BLOCK_LEN, Block, BlockReceived, PickLimits};
 use crate::wire::Message;
-use crate::{Bitfield, ConnId, PieceIndex};
+use crate::{ConnId, PieceIndex};
 
 impl Session {
     /// Keeps a peer's request pipeline full.
     pub(super) fn fill_requests(&mut self, now: Instant, conn: ConnId) {
+        let torrent = self.peers.get(conn).and_then(|p| p.torrent);
+        let blocked = match torrent {
+            Some(id)
+                if self
+                    .torrents
+                    .get(&id)
+                    .is_some_and(|t| !t.exclusive.is_empty()) =>
+            {
+                self.exclusive_blocked(id, conn)
+            }
+            _ => Vec::new(),
+        };
         let Some(p) = self.peers.get_mut(conn) else {
             return;
         };
@@ -33,16 +46,11 @@ impl Session {
         if want == 0 {
             return;
         }
-        let choked_subset;
-        let has = if p.choke.peer_choking {
-            let mut b = Bitfield::new(p.pieces.len());
-            for &piece in &p.allowed_fast {
-                if p.pieces.get(piece) {
-                    b.set(piece, true);
-                }
-            }
-            choked_subset = b;
-            &choked_subset
+        let subset;
+        let has = if p.choke.peer_choking || !blocked.is_empty() {
+            let fast = p.choke.peer_choking.then_some(p.allowed_fast.as_slice());
+            subset = pickable(&p.pieces, fast, &blocked);
+            &subset
         } else {
             &p.pieces
         };
@@ -79,9 +87,17 @@ impl Session {
                 now + self.config.request_timeout,
             );
         }
+        let exclusive: Vec<PieceIndex> = picked
+            .iter()
+            .map(|b| b.piece)
+            .filter(|piece| t.exclusive.contains_key(piece))
+            .collect();
         for b in picked {
             p.send(&Message::Request(b), now);
             p.requests.push_back((b, now));
+        }
+        if let (Some(id), false) = (torrent, exclusive.is_empty()) {
+            self.claim_exclusive(id, conn, &exclusive);
         }
     }
 
@@ -99,10 +115,14 @@ impl Session {
             return false;
         };
         let blocks = p.drop_requests(cancel, self.config.max_request_depth, now);
-        if let Some(t) = p.torrent.and_then(|id| self.torrents.get_mut(&id)) {
+        let (torrent, host) = (p.torrent, p.addr.ip());
+        if let Some(t) = torrent.and_then(|id| self.torrents.get_mut(&id)) {
             for b in &blocks {
                 t.picker.release(*b);
             }
+        }
+        if let Some(id) = torrent {
+            self.release_exclusive(id, conn, host);
         }
         !blocks.is_empty()
     }
@@ -133,9 +153,12 @@ impl Session {
             return Err(ProtocolViolation::RejectWithoutFast);
         }
         if p.take_request(block) {
+            let host = p.addr.ip();
             if let Some(t) = self.torrents.get_mut(&id) {
                 t.picker.release(block);
             }
+            // A peer that will not serve a piece it took alone gives it up.
+            self.release_exclusive(id, conn, host);
             self.refill(now, id);
         } else {
             // The answer to a cancel (BEP 6): that block will not come.
@@ -264,6 +287,7 @@ impl Session {
             Ok(true) => {
                 // With the good data in hand, whoever sent a differing block of an earlier
                 // failed attempt sent bad data.
+                t.exclusive.remove(&piece);
                 let culprits = t.smart_ban.piece_passed(piece, &blocks);
                 t.picker.piece_passed(piece);
                 self.events
@@ -277,10 +301,13 @@ impl Session {
             Ok(false) => {
                 t.picker.piece_failed(piece);
                 let convicted = t.smart_ban.piece_failed(piece, &blocks);
+                let senders = smart_ban::senders(&blocks);
+                let hosts: Vec<_> = senders.iter().map(|a| a.ip()).collect();
+                self.exclusive_failed(id, piece, &hosts);
                 self.events.push_back(Event::HashFailed {
                     torrent: id,
                     piece,
-                    peers: smart_ban::senders(&blocks),
+                    peers: senders,
                 });
                 if let Some(addr) = convicted {
                     self.ban(now, id, addr);
@@ -291,6 +318,7 @@ impl Session {
                 // Verified data could not be written: fetch the piece again later and stop
                 // touching the disk until the user has looked.
                 t.picker.piece_failed(piece);
+                t.exclusive.remove(&piece);
                 self.events
                     .push_back(Event::StorageFailed { torrent: id, error });
                 self.change_state(now, id, TorrentState::Paused);

@@ -50,7 +50,9 @@ fn a_peer_cannot_fill_our_pieces_with_blocks_nobody_asked_it_for() {
         offset: 0,
         data: Bytes::from(vec![0xee; BLOCK_LEN as usize]),
     };
-    forger.send(&mut s, now, std::slice::from_ref(&forged)).unwrap();
+    forger
+        .send(&mut s, now, std::slice::from_ref(&forged))
+        .unwrap();
     drain(&mut s, &mut forger);
     assert_eq!(
         s.stats(id).unwrap().downloaded,
@@ -84,7 +86,9 @@ fn a_peer_cannot_fill_our_pieces_with_blocks_nobody_asked_it_for() {
     );
     // Forging on is a protocol violation.
     for _ in 0..MAX_SLIPS {
-        forger.send(&mut s, now, std::slice::from_ref(&forged)).unwrap();
+        forger
+            .send(&mut s, now, std::slice::from_ref(&forged))
+            .unwrap();
     }
     assert!(
         closes(&mut s).iter().any(|(c, r)| *c == forger.conn()

@@ -47,6 +47,7 @@ mod config;
 mod connection;
 mod dialing;
 mod download;
+mod exclusive;
 mod extension;
 mod handshake;
 mod hashcheck;

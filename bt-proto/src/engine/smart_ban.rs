@@ -1,21 +1,35 @@
 //! Who sent bad data: strikes for hash failures, and the smart ban's block comparison.
 //!
-//! A piece that fails its hash check is remembered block by block (each block's SHA-1 and
-//! who sent it). When the piece later passes, whoever sent a block that differs from the good
-//! data sent bad data and is banned. A failed piece that came from a single address is a
-//! strike against it on its own; [`SmartBan::new`]'s `ban_strikes` of them ban it.
+//! Every failed attempt at a piece is remembered block by block (each block's SHA-1 and who
+//! sent it). When the piece later passes, whoever sent a block that differs from the good data,
+//! in any attempt, sent bad data and is banned at once. A failed piece that came from a single
+//! address is a strike against it; [`SmartBan::new`]'s `ban_strikes` of them ban it.
+//!
+//! A piece of several senders that fails says only that one of them lied, so it strikes no
+//! one: blaming all of them (libtorrent's partial strikes) bans the honest seed too when a
+//! peer slips one bad block into every piece it shares with it, which is the attack this
+//! guards against. Instead the engine has the piece downloaded again from one peer alone
+//! (see `Torrent::exclusive`), so the next attempt either passes, and the comparison names
+//! the liars of every earlier attempt, or fails with one sender, who takes the strike.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 
 use crate::PieceIndex;
 
-/// A piece that failed once: the hash of each block and who sent it, kept until the piece
-/// passes so the senders of blocks that differ from the good data can be named.
+/// Failed attempts kept per piece: with each re-download from one peer, a piece failing
+/// more often than this is being attacked from many hosts, each of which took a strike.
+pub const MAX_ATTEMPTS_PER_PIECE: usize = 4;
+
+/// Blocks of failed attempts remembered per torrent, oldest attempts forgotten first: about
+/// 3.4 MiB of hashes and addresses, 256 attempts at 4 MiB pieces.
+pub const MAX_REMEMBERED_BLOCKS: usize = 65_536;
+
+/// One failed attempt at a piece: each block's hash and who sent it.
 #[derive(Debug, Clone, Default)]
-struct FailedPiece {
+struct Attempt {
     blocks: Vec<([u8; 20], SocketAddr)>,
 }
 
@@ -23,7 +37,10 @@ struct FailedPiece {
 #[derive(Debug, Clone)]
 pub(crate) struct SmartBan {
     ban_strikes: u32,
-    failed: BTreeMap<PieceIndex, FailedPiece>,
+    failed: BTreeMap<PieceIndex, VecDeque<Attempt>>,
+    /// The piece of every remembered attempt, oldest first.
+    order: VecDeque<PieceIndex>,
+    remembered_blocks: usize,
     strikes: BTreeMap<IpAddr, u32>,
     banned: BTreeSet<IpAddr>,
 }
@@ -34,6 +51,8 @@ impl SmartBan {
         SmartBan {
             ban_strikes,
             failed: BTreeMap::new(),
+            order: VecDeque::new(),
+            remembered_blocks: 0,
             strikes: BTreeMap::new(),
             banned: BTreeSet::new(),
         }
@@ -50,42 +69,88 @@ impl SmartBan {
     }
 
     /// A piece failed its hash check; `blocks` are its blocks in order with their senders.
-    /// Returns an address that earned its last strike, if one did: a piece from a single
-    /// sender convicts it, mixed pieces wait for the comparison in [`SmartBan::piece_passed`].
+    /// Returns the address that earned its last strike, if one did.
     pub fn piece_failed(
         &mut self,
         piece: PieceIndex,
         blocks: &[(Bytes, SocketAddr)],
     ) -> Option<SocketAddr> {
-        let failed = FailedPiece {
-            blocks: blocks
-                .iter()
-                .map(|(data, from)| (crate::sha1(data), *from))
-                .collect(),
-        };
-        self.failed.insert(piece, failed);
+        self.remember(piece, blocks);
         let only = single_sender(blocks)?;
         let strikes = self.strikes.entry(only.ip()).or_insert(0);
         *strikes += 1;
         (*strikes >= self.ban_strikes).then_some(only)
     }
 
-    /// A piece passed; `blocks` are the good blocks in order. Returns the senders of blocks of
-    /// an earlier failed attempt that differ from them.
+    fn remember(&mut self, piece: PieceIndex, blocks: &[(Bytes, SocketAddr)]) {
+        let attempt = Attempt {
+            blocks: blocks
+                .iter()
+                .map(|(data, from)| (crate::sha1(data), *from))
+                .collect(),
+        };
+        self.remembered_blocks += attempt.blocks.len();
+        self.failed.entry(piece).or_default().push_back(attempt);
+        self.order.push_back(piece);
+        if self
+            .failed
+            .get(&piece)
+            .is_some_and(|a| a.len() > MAX_ATTEMPTS_PER_PIECE)
+        {
+            self.forget_oldest_of(piece);
+        }
+        while self.remembered_blocks > MAX_REMEMBERED_BLOCKS {
+            let Some(&oldest) = self.order.front() else {
+                break;
+            };
+            self.forget_oldest_of(oldest);
+        }
+    }
+
+    /// Forgets the oldest remembered attempt at `piece`.
+    fn forget_oldest_of(&mut self, piece: PieceIndex) {
+        if let Some(i) = self.order.iter().position(|p| *p == piece) {
+            self.order.remove(i);
+        }
+        let Some(attempts) = self.failed.get_mut(&piece) else {
+            return;
+        };
+        if let Some(a) = attempts.pop_front() {
+            self.remembered_blocks = self.remembered_blocks.saturating_sub(a.blocks.len());
+        }
+        if attempts.is_empty() {
+            self.failed.remove(&piece);
+        }
+    }
+
+    /// A piece passed; `blocks` are the good blocks in order. Returns the senders of blocks,
+    /// in any remembered failed attempt, that differ from them.
     pub fn piece_passed(
         &mut self,
         piece: PieceIndex,
         blocks: &[(Bytes, SocketAddr)],
     ) -> BTreeSet<SocketAddr> {
         let mut culprits = BTreeSet::new();
-        if let Some(failed) = self.failed.remove(&piece) {
-            for ((hash, from), (good, _)) in failed.blocks.iter().zip(blocks) {
-                if crate::sha1(good) != *hash {
+        let Some(attempts) = self.failed.remove(&piece) else {
+            return culprits;
+        };
+        let good: Vec<[u8; 20]> = blocks.iter().map(|(data, _)| crate::sha1(data)).collect();
+        for attempt in &attempts {
+            self.remembered_blocks = self.remembered_blocks.saturating_sub(attempt.blocks.len());
+            for ((hash, from), good) in attempt.blocks.iter().zip(&good) {
+                if hash != good {
                     culprits.insert(*from);
                 }
             }
         }
+        self.order.retain(|p| *p != piece);
         culprits
+    }
+
+    /// Blocks of failed attempts remembered now.
+    #[cfg(test)]
+    fn remembered_blocks(&self) -> usize {
+        self.remembered_blocks
     }
 }
 
@@ -159,5 +224,41 @@ mod tests {
     fn senders_are_listed_once_in_order() {
         let blocks = [block(0, addr(2)), block(0, addr(1)), block(0, addr(2))];
         assert_eq!(senders(&blocks), vec![addr(2), addr(1)]);
+    }
+
+    #[test]
+    fn every_remembered_attempt_is_compared() {
+        let mut ban = SmartBan::new(3);
+        let first = [block(1, addr(1)), block(2, addr(2))];
+        let second = [block(1, addr(3)), block(7, addr(4))];
+        ban.piece_failed(PieceIndex(0), &first);
+        ban.piece_failed(PieceIndex(0), &second);
+        let good = [block(1, addr(5)), block(2, addr(5))];
+        let culprits: Vec<SocketAddr> =
+            ban.piece_passed(PieceIndex(0), &good).into_iter().collect();
+        assert_eq!(
+            culprits,
+            vec![addr(4)],
+            "the first attempt's liar was forgotten"
+        );
+        assert_eq!(ban.remembered_blocks(), 0);
+    }
+
+    #[test]
+    fn what_is_remembered_is_bounded() {
+        let mut ban = SmartBan::new(u32::MAX);
+        let bad = [block(9, addr(1)), block(9, addr(2))];
+        for _ in 0..MAX_ATTEMPTS_PER_PIECE + 3 {
+            ban.piece_failed(PieceIndex(0), &bad);
+        }
+        assert_eq!(ban.remembered_blocks(), 2 * MAX_ATTEMPTS_PER_PIECE);
+        for p in 1..=(MAX_REMEMBERED_BLOCKS as u32) {
+            ban.piece_failed(PieceIndex(p), &bad);
+        }
+        assert!(ban.remembered_blocks() <= MAX_REMEMBERED_BLOCKS);
+        assert_eq!(
+            ban.order.len(),
+            ban.failed.values().map(VecDeque::len).sum::<usize>()
+        );
     }
 }

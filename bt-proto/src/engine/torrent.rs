@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::announce::Announcer;
 use super::dialing::Candidates;
+use super::exclusive::Exclusive;
 use super::io::{TorrentId, TorrentState};
 use super::smart_ban::SmartBan;
 use crate::choker::Choker;
@@ -38,6 +39,8 @@ pub(crate) struct Torrent {
     pub conns: BTreeSet<ConnId>,
     pub candidates: Candidates,
     pub smart_ban: SmartBan,
+    /// Pieces that failed their hash check, downloaded again from one peer alone.
+    pub exclusive: BTreeMap<PieceIndex, Exclusive>,
     pub uploaded: u64,
     pub downloaded: u64,
     pub announcer: Announcer,
