@@ -32,6 +32,7 @@ pub const LOOPBACK_PEERS_PER_HOST: usize = 256;
 
 pub mod bench;
 pub mod conformance;
+pub mod edges;
 pub mod interop;
 pub mod swarm;
 pub mod tracker;
