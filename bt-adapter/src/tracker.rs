@@ -2,7 +2,10 @@
 //! runtime (DNS, the socket, the timeout), HTTPS the same over rustls (the `https` feature),
 //! UDP through `bt_proto::tracker::udp::UdpTrackerClient` (its retransmit schedule) and the
 //! runtime's UDP socket. Each announce is one task; its result, a reply or a typed
-//! [`AnnounceError`], goes back to the engine as `Input::Announced`.
+//! [`AnnounceError`], goes back to the engine as `Input::Announced`. Every HTTP(S) request
+//! connects only to addresses that `bt_proto::tracker::reach` allows: a local tracker only
+//! at `/announce`, no redirect from a global address into the local network or from
+//! `https` to `http`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use bt_proto::IoFailure;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::http::{MAX_REDIRECTS, Progress, Response, ResponseReader};
+use bt_proto::tracker::reach::{self, Hop};
 use bt_proto::tracker::udp::{
     self, Action, AddressFamily, ClientError, UdpError, UdpJob, UdpTrackerClient,
 };
@@ -92,13 +96,16 @@ async fn http_announce<R: Runtime>(
 ) -> Result<AnnounceResponse, AnnounceError> {
     let mut url = Url::parse(&request.to_url(url))?;
     let mut redirects = 0u8;
+    // The request that redirected us, for the SSRF rules of the next one.
+    let mut redirected_by = None;
     loop {
-        let response = http_get::<R>(client, &url).await?;
+        let (response, hop) = http_get::<R>(client, &url, redirected_by.as_ref()).await?;
         match read_http_reply(response, &url, redirects)? {
             HttpReply::Announced(reply) => return Ok(reply),
             HttpReply::Redirect(next) => {
                 url = next;
                 redirects = redirects.saturating_add(1).min(MAX_REDIRECTS);
+                redirected_by = Some(hop);
             }
         }
     }
@@ -129,9 +136,14 @@ impl<R: Runtime> Conn<R> {
     }
 }
 
-/// Opens the connection for a request to `url`: TCP to the first address that accepts,
-/// then TLS for `https`.
-async fn open<R: Runtime>(client: &HttpClient, url: &Url) -> Result<Conn<R>, AnnounceError> {
+/// Opens the connection for a request to `url`: TCP to the first address that accepts among
+/// those the SSRF rules allow ([`reach::check_address`]), then TLS for `https`. Returns the
+/// connection and the request's [`Hop`] for a redirect to be judged by.
+async fn open<R: Runtime>(
+    client: &HttpClient,
+    url: &Url,
+    redirected_by: Option<&Hop>,
+) -> Result<(Conn<R>, Hop), AnnounceError> {
     match url.scheme {
         Scheme::Http => {}
         Scheme::Https if cfg!(feature = "https") => {}
@@ -140,7 +152,15 @@ async fn open<R: Runtime>(client: &HttpClient, url: &Url) -> Result<Conn<R>, Ann
         Scheme::Udp => return Err(UrlError::UnsupportedScheme("udp".into()).into()),
     }
     let mut last = None;
+    let mut refused = None;
     for addr in resolve::<R>(url).await? {
+        let hop = match reach::check_address(url, addr.ip(), redirected_by) {
+            Ok(hop) => hop,
+            Err(e) => {
+                refused.get_or_insert(e);
+                continue;
+            }
+        };
         match R::connect(addr).await {
             Ok(stream) => {
                 let (rd, wr) = R::split(stream);
@@ -151,27 +171,33 @@ async fn open<R: Runtime>(client: &HttpClient, url: &Url) -> Result<Conn<R>, Ann
                             host: url.authority(),
                             error: e.into(),
                         })?;
-                    return Ok(Conn::Tls(Box::new(tls)));
+                    return Ok((Conn::Tls(Box::new(tls)), hop));
                 }
                 #[cfg(not(feature = "https"))]
                 let _ = client;
-                return Ok(Conn::Plain(rd, wr));
+                return Ok((Conn::Plain(rd, wr), hop));
             }
             Err(e) => last = Some(e),
         }
     }
-    Err(match last {
-        Some(e) => AnnounceError::Connect {
+    // A failed connection says more than a refused address: it was the one allowed.
+    Err(match (last, refused) {
+        (Some(e), _) => AnnounceError::Connect {
             host: url.authority(),
             error: e.into(),
         },
-        None => no_address(url),
+        (None, Some(refused)) => refused,
+        (None, None) => no_address(url),
     })
 }
 
-/// Sends `GET url` and reads the whole response.
-async fn http_get<R: Runtime>(client: &HttpClient, url: &Url) -> Result<Response, AnnounceError> {
-    let mut conn = open::<R>(client, url).await?;
+/// Sends `GET url` and reads the whole response; also returns the request's [`Hop`].
+async fn http_get<R: Runtime>(
+    client: &HttpClient,
+    url: &Url,
+    redirected_by: Option<&Hop>,
+) -> Result<(Response, Hop), AnnounceError> {
+    let (mut conn, hop) = open::<R>(client, url, redirected_by).await?;
     let io_err = |e: io::Error| {
         let (host, error) = (url.authority(), e.into());
         match url.scheme {
@@ -188,10 +214,10 @@ async fn http_get<R: Runtime>(client: &HttpClient, url: &Url) -> Result<Response
         buf.clear();
         let n = conn.recv(&mut buf).await.map_err(io_err)?;
         if n == 0 {
-            return Ok(reader.finish()?);
+            return Ok((reader.finish()?, hop));
         }
         if let Progress::Done(r) = reader.feed(&buf)? {
-            return Ok(r);
+            return Ok((r, hop));
         }
     }
 }

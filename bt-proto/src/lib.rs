@@ -33,7 +33,8 @@
 //!   byte span; canonical encoding.
 //! - [`metainfo`]: v1 .torrent files, validated; the piece-to-file map; torrent creation.
 //! - [`magnet`]: `magnet:?xt=urn:btih:` links.
-//! - [`encoding`]: hex, base32 and percent-encoding, written once for every parser.
+//! - [`encoding`]: hex, base32 and percent-encoding, written once for every parser, and the
+//!   escaping of torrent and tracker text for print.
 //! - [`wire`]: the peer handshake, every peer message, an incremental zero-copy decoder.
 //! - [`tracker`]: HTTP announce/scrape (with sans-IO HTTP framing) and UDP trackers (BEP 15).
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.

@@ -12,6 +12,10 @@
 //! bt seed FILE.torrent DIR [--port N]
 //! bt check FILE.torrent DIR [--json]
 //! ```
+//!
+//! Text that comes from a torrent or a tracker (names, paths, comments, URLs, tracker
+//! messages, errors quoting them) is printed through `escape`, so it cannot drive the
+//! terminal; JSON output writes those characters as `\u` escapes.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -19,11 +23,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bt_tokio::create::{CreateOptions, create_torrent};
+use bt_tokio::proto::encoding::printable::{escape, needs_escape};
 use bt_tokio::proto::metainfo::Metainfo;
 use bt_tokio::proto::rng::Rng;
-use bt_tokio::{Session, Torrent, TorrentOptions, TorrentState};
+use bt_tokio::{Event, Session, Torrent, TorrentOptions, TorrentState};
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_stream::StreamExt;
 
 #[derive(Parser)]
 #[command(
@@ -169,7 +175,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", escape(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -179,6 +185,24 @@ fn load(file: &Path) -> Result<Metainfo> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     Ok(Metainfo::from_bytes(&bytes)
         .map_err(|e| format!("{} is not a valid torrent: {e}", file.display()))?)
+}
+
+/// `value` as one line of JSON safe to print: the characters [`needs_escape`] names, which
+/// serde_json writes raw (DEL, C1 controls, invisible format characters), become `\u`
+/// escapes. They only occur inside strings, where an escape means the same character.
+fn json_line(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if needs_escape(c) && c != '\\' {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn info(file: &Path, json: bool) -> Result<ExitCode> {
@@ -193,27 +217,32 @@ fn info(file: &Path, json: bool) -> Result<ExitCode> {
             "pieces": m.piece_count(),
             "private": m.is_private(),
             "trackers": m.trackers(),
+            "comment": m.comment(),
+            "created_by": m.created_by(),
             "files": files.iter().map(|f| serde_json::json!({"path": f.path.to_string(), "length": f.length})).collect::<Vec<_>>(),
         });
-        println!("{obj}");
+        println!("{}", json_line(&obj));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("name: {}", m.name());
+    println!("name: {}", escape(m.name()));
     println!("size: {} bytes", m.size());
     println!("piece_length: {}", m.piece_length());
     println!("pieces: {}", m.piece_count());
     println!("private: {}", m.is_private());
     for (tier, urls) in m.trackers().iter().enumerate() {
         for u in urls {
-            println!("tracker: [{tier}] {u}");
+            println!("tracker: [{tier}] {}", escape(u));
         }
     }
     if let Some(c) = m.comment() {
-        println!("comment: {c}");
+        println!("comment: {}", escape(c));
+    }
+    if let Some(c) = m.created_by() {
+        println!("created_by: {}", escape(c));
     }
     println!("files: {}", files.len());
     for f in files {
-        println!("  {} ({} bytes)", f.path, f.length);
+        println!("  {} ({} bytes)", escape(&f.path.to_string()), f.length);
     }
     println!("info_hash: {}", m.info_hash());
     Ok(ExitCode::SUCCESS)
@@ -312,13 +341,14 @@ async fn download(
 ) -> Result<ExitCode> {
     let start = Instant::now();
     let session = Session::builder().port(port).start().await?;
+    let tally = tally(&session, quiet);
     let opts = TorrentOptions::from_path(file).base_dir(dir.unwrap_or_else(|| ".".into()));
     let t = session.add_torrent(opts).await?;
     let first = t.stats().await?;
     if !quiet {
         eprintln!(
             "{}: {} bytes, listening on port {}",
-            t.name(),
+            escape(t.name()),
             t.size(),
             session.port()
         );
@@ -346,7 +376,12 @@ async fn download(
     }
     let last = t.stats().await?;
     session.shutdown().await;
-    report(&t, &first, &last, start, json, quiet);
+    let tally = tally.await?;
+    let summary = Summary {
+        hash_failures: tally.hash_failures,
+        peers_banned: tally.peers_banned,
+    };
+    report(&t, &first, &last, summary, start, json, quiet);
     Ok(if last.complete {
         ExitCode::SUCCESS
     } else {
@@ -354,10 +389,69 @@ async fn download(
     })
 }
 
+/// What a torrent's events said while a command ran.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    /// Downloaded pieces that failed their hash check.
+    hash_failures: u64,
+    /// Peers banned for sending data that failed.
+    peers_banned: u64,
+    /// Pieces a hashcheck found wrong or missing.
+    failed_checks: u64,
+}
+
+/// Counts the session's events until it shuts down, and prints (unless `quiet`) the pieces
+/// that fail, the peers banned for them and what its trackers say.
+fn tally(session: &Session, quiet: bool) -> tokio::task::JoinHandle<Tally> {
+    let mut events = session.events();
+    tokio::spawn(async move {
+        let mut tally = Tally::default();
+        while let Some(e) = events.next().await {
+            match e {
+                Event::HashFailed { piece, peers, .. } => {
+                    tally.hash_failures += 1;
+                    if !quiet {
+                        let from: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
+                        eprintln!(
+                            "piece {piece} failed its hash check (from {})",
+                            from.join(", ")
+                        );
+                    }
+                }
+                Event::PeerBanned { addr, .. } => {
+                    tally.peers_banned += 1;
+                    if !quiet {
+                        eprintln!("banned {}: it sent data that failed", addr.ip());
+                    }
+                }
+                Event::PieceChecked { ok: false, .. } => tally.failed_checks += 1,
+                Event::TrackerWarning { url, message, .. } if !quiet => {
+                    eprintln!("tracker {}: warning: {}", escape(&url), escape(&message));
+                }
+                Event::TrackerError { url, error, .. } if !quiet => {
+                    eprintln!("tracker {}: {}", escape(&url), escape(&error.to_string()));
+                }
+                _ => {}
+            }
+        }
+        tally
+    })
+}
+
+/// The data failures a summary reports.
+#[derive(Clone, Copy, Debug)]
+struct Summary {
+    /// Pieces that failed their hash check.
+    hash_failures: u64,
+    /// Peers banned for it.
+    peers_banned: u64,
+}
+
 fn report(
     t: &Torrent,
     first: &bt_tokio::TorrentStats,
     last: &bt_tokio::TorrentStats,
+    failures: Summary,
     start: Instant,
     json: bool,
     quiet: bool,
@@ -366,27 +460,29 @@ fn report(
     let down = last.downloaded.saturating_sub(first.downloaded);
     let up = last.uploaded.saturating_sub(first.uploaded);
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "info_hash": t.infohash().to_string(),
-                "name": t.name(),
-                "size": t.size(),
-                "pieces_verified": last.pieces_have,
-                "pieces_total": last.pieces_total,
-                "downloaded": down,
-                "uploaded": up,
-                "seconds": secs,
-            })
-        );
+        let obj = serde_json::json!({
+            "info_hash": t.infohash().to_string(),
+            "name": t.name(),
+            "size": t.size(),
+            "pieces_verified": last.pieces_have,
+            "pieces_total": last.pieces_total,
+            "downloaded": down,
+            "uploaded": up,
+            "hash_failures": failures.hash_failures,
+            "peers_banned": failures.peers_banned,
+            "seconds": secs,
+        });
+        println!("{}", json_line(&obj));
     } else if !quiet || last.complete {
         println!(
-            "{}: {}/{} pieces, {} bytes down, {} bytes up in {:.1} s",
-            t.name(),
+            "{}: {}/{} pieces, {} bytes down, {} bytes up, {} hash failures, {} peers banned in {:.1} s",
+            escape(t.name()),
             last.pieces_have,
             last.pieces_total,
             down,
             up,
+            failures.hash_failures,
+            failures.peers_banned,
             secs
         );
     }
@@ -425,7 +521,12 @@ async fn seed(file: &Path, dir: &Path, port: u16, quiet: bool) -> Result<ExitCod
         .state(TorrentState::Paused);
     let t = session.add_torrent(opts).await?;
     let r = t.hashcheck().await?;
-    println!("{}: {}/{} pieces verified", t.name(), r.verified, r.total);
+    println!(
+        "{}: {}/{} pieces verified",
+        escape(t.name()),
+        r.verified,
+        r.total
+    );
     let mut interrupt = Interrupt::new()?;
     t.start().await?;
     if !quiet {
@@ -442,6 +543,7 @@ async fn check(file: &Path, dir: &Path, json: bool) -> Result<ExitCode> {
         .listen_ip([127, 0, 0, 1].into())
         .start()
         .await?;
+    let tally = tally(&session, true);
     let opts = TorrentOptions::from_path(file)
         .base_dir(dir)
         .resume(false)
@@ -451,10 +553,20 @@ async fn check(file: &Path, dir: &Path, json: bool) -> Result<ExitCode> {
     let r = t.hashcheck().await?;
     let stats = t.stats().await?;
     session.shutdown().await;
+    // A check downloads nothing: its hash failures are the pieces on disk that failed.
+    let failures = Summary {
+        hash_failures: tally.await?.failed_checks,
+        peers_banned: 0,
+    };
     if json {
-        report(&t, &stats, &stats, start, true, false);
+        report(&t, &stats, &stats, failures, start, true, false);
     } else {
-        println!("{}: {}/{} pieces verified", t.name(), r.verified, r.total);
+        println!(
+            "{}: {}/{} pieces verified",
+            escape(t.name()),
+            r.verified,
+            r.total
+        );
     }
     Ok(if r.verified == r.total {
         ExitCode::SUCCESS

@@ -234,6 +234,10 @@ fn main() {
         ),
     );
 
+    tracker_url_seeds();
+    http_reply_seeds(&body);
+    encoding_seeds(&numbers);
+
     // UDP tracker: one selector byte (see the target), then a packet.
     let txn = TransactionId(0x1234_5678);
     let conn = ConnectionId(0x0102_0304_0506_0708);
@@ -360,4 +364,103 @@ fn main() {
     let mut seed = vec![0x81, 0b0110_1100];
     seed.extend_from_slice(&all.encode());
     write("resume", "changed-files", &seed);
+}
+
+/// `tracker_url`: flags (bit 0 IPv6; bits 1-2: no redirect, from a local tracker, from a
+/// global one), 16 address bytes, then a URL and, after a newline, a reference.
+fn tracker_url_seeds() {
+    let v4 = |a: [u8; 4]| {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&a);
+        bytes
+    };
+    let seeds: [(&str, u8, [u8; 16], &str); 5] = [
+        (
+            "local-announce",
+            0,
+            v4([127, 0, 0, 1]),
+            "http://127.0.0.1:6969/announce?passkey=x\n/announce?y=1",
+        ),
+        (
+            "local-admin",
+            0,
+            v4([192, 168, 1, 1]),
+            "http://router.lan/cgi-bin/reboot\n",
+        ),
+        (
+            "udp-v6",
+            1,
+            Ipv6Addr::LOCALHOST.octets(),
+            "udp://[::1]:6969\n//other.example:80/announce",
+        ),
+        (
+            "https-from-global",
+            4,
+            v4([10, 0, 0, 1]),
+            "https://Tracker.Example:8443/a/b/announce?passkey=x y#frag\nhttp://10.0.0.1/announce",
+        ),
+        (
+            "relative-from-local",
+            2,
+            v4([8, 8, 8, 8]),
+            "http://t.example/a/announce?k=1\n../other?x=1",
+        ),
+    ];
+    for (name, flags, ip, text) in seeds {
+        let mut seed = vec![flags];
+        seed.extend_from_slice(&ip);
+        seed.extend_from_slice(text.as_bytes());
+        write("tracker_url", name, &seed);
+    }
+}
+
+/// `http_reply`: redirects followed, request URL selector, status (u16), `Location` length
+/// (0: none), the location, then the body.
+fn http_reply_seeds(reply: &[u8]) {
+    let failure = Bencode::dict()
+        .with("failure reason", "unregistered torrent")
+        .encode();
+    let seeds: [(&str, u8, u8, u16, &str, &[u8]); 6] = [
+        ("reply", 0, 0, 200, "", reply),
+        ("refused-ok", 0, 0, 200, "", &failure),
+        ("refused-403", 0, 2, 403, "", &failure),
+        ("not-found", 1, 0, 404, "", b"<h1>Not Found</h1>"),
+        ("redirect", 2, 0, 302, "/v2/announce?a=b", b""),
+        (
+            "downgrade",
+            0,
+            1,
+            301,
+            "http://t.example/announce?passkey=y",
+            b"",
+        ),
+    ];
+    for (name, redirects, selector, status, location, body) in seeds {
+        let mut seed = vec![redirects, selector];
+        seed.extend_from_slice(&status.to_be_bytes());
+        seed.push(location.len() as u8);
+        seed.extend_from_slice(location.as_bytes());
+        seed.extend_from_slice(body);
+        write("http_reply", name, &seed);
+    }
+}
+
+/// `encoding`: text each codec reads.
+fn encoding_seeds(numbers: &Metainfo) {
+    let hash = numbers.info_hash();
+    write("encoding", "hex", hash.to_string().as_bytes());
+    let mut upper = hash.to_string().to_ascii_uppercase().into_bytes();
+    upper.extend_from_slice(b"%41%2");
+    write("encoding", "hex-upper-then-percent", &upper);
+    write(
+        "encoding",
+        "base32",
+        bt_proto::encoding::base32::encode(&hash.0).as_bytes(),
+    );
+    write("encoding", "percent", b"a%20b+c%7E%zz~");
+    write(
+        "encoding",
+        "controls",
+        "name\u{1b}[2J\u{9b}1m\u{202e}gpj.exe\\u{41}\t\r\n\u{e0041}".as_bytes(),
+    );
 }

@@ -1,8 +1,10 @@
 //! The engine under hostile peers: a session with one small torrent is driven by a
-//! fuzz-chosen sequence of connections, raw bytes, well-formed messages, closes, user commands,
-//! disk and tracker answers and timer advances. After every step: no panic; every byte the
-//! engine sends decodes as valid peer-wire messages; the bitfield holds only verified pieces;
-//! `left` is exactly the wanted, unverified bytes.
+//! fuzz-chosen sequence of connections from several hosts, raw bytes, well-formed messages,
+//! closes, user commands, disk and tracker answers and timer advances. After every step: no
+//! panic; every byte the engine sends decodes as valid peer-wire messages; the bitfield holds
+//! only verified pieces; `left` is exactly the wanted, unverified bytes; no block is taken
+//! from a peer it was never asked of; and the blocks and undecoded bytes held stay within the
+//! engine's limits.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,8 +64,13 @@ struct Harness {
     pending_connects: Vec<ConnId>,
     /// The far end of each connection the engine sent on: decodes what it sent as it arrives.
     peers: BTreeMap<ConnId, RemotePeer>,
+    /// Every block the engine asked of each connection.
+    asked: BTreeMap<ConnId, BTreeSet<BlockRequest>>,
     verified: BTreeSet<u32>,
     reads: Vec<Input>,
+    /// The most block bytes the engine may hold: its in-flight limit, in whole pieces, at
+    /// least two pieces.
+    max_block_bytes: u64,
 }
 
 fn piece_bytes(p: u32) -> &'static [u8] {
@@ -90,9 +97,12 @@ impl Harness {
                     for b in &bufs {
                         peer.receive(b);
                     }
-                    if let Err(e) = peer.messages() {
-                        panic!("{e}");
-                    }
+                    let sent = peer.messages().unwrap_or_else(|e| panic!("{e}"));
+                    let asked = self.asked.entry(conn).or_default();
+                    asked.extend(sent.into_iter().filter_map(|m| match m {
+                        Message::Request(b) => Some(b),
+                        _ => None,
+                    }));
                 }
                 Output::Close { conn, .. } => {
                     self.conns.retain(|c| *c != conn);
@@ -184,6 +194,49 @@ impl Harness {
             .map(|p| piece_bytes(p.0).len() as u64)
             .sum();
         assert_eq!(self.s.stats(t).expect("torrent exists").left, left);
+        let memory = self.s.memory_use();
+        assert!(
+            memory.block_bytes <= self.max_block_bytes,
+            "{memory:?} beyond {}",
+            self.max_block_bytes
+        );
+        // At most one unfinished message per connection: a block with its header, or an
+        // extended message.
+        let frame = 4 + bt_proto::wire::MAX_EXTENDED_LEN as u64;
+        assert!(memory.undecoded_bytes <= memory.connections as u64 * frame, "{memory:?}");
+        Ok(())
+    }
+
+    /// Sends `messages` from `conn`'s far end: the torrent's downloaded bytes grow by at most
+    /// the blocks among them that were asked of `conn` (before they arrived: an UNCHOKE early
+    /// in `messages` may have the engine ask for a block later in them).
+    fn send(&mut self, u: &mut Unstructured, conn: ConnId, messages: &[Message]) -> Result<()> {
+        let t = bt_proto::engine::TorrentId(0);
+        let before = self.s.stats(t).expect("torrent exists").downloaded;
+        let peer = self.peers.entry(conn).or_insert_with(|| remote(conn));
+        let _ = peer.send(&mut self.s, self.now, messages);
+        let after = self.s.stats(t).expect("torrent exists").downloaded;
+        self.drain(u)?;
+        let asked = self.asked.get(&conn);
+        let allowed: u64 = messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Piece {
+                    piece,
+                    offset,
+                    data,
+                } => {
+                    let b = BlockRequest::new(*piece, *offset, data.len() as u32);
+                    asked.is_some_and(|a| a.contains(&b)).then_some(data.len() as u64)
+                }
+                _ => None,
+            })
+            .sum();
+        assert!(
+            after - before <= allowed,
+            "took {} bytes of blocks never asked of {conn}",
+            after - before - allowed
+        );
         Ok(())
     }
 }
@@ -273,14 +326,18 @@ fn run(u: &mut Unstructured) -> Result<()> {
     }
     let mut config = Config::new(PeerId(*b"-Sx0001-fuzzfuzzfuzz"), 6881, u.arbitrary()?);
     config.upload_slots = u.int_in_range(0..=3)?;
+    let inflight_pieces = u.int_in_range(0..=4u64)?;
+    config.max_inflight_bytes = inflight_pieces * u64::from(PIECE);
     let mut h = Harness {
         s: Session::new(config),
         now: Instant::now(),
         conns: Vec::new(),
         pending_connects: Vec::new(),
         peers: BTreeMap::new(),
+        asked: BTreeMap::new(),
         verified,
         reads: Vec::new(),
+        max_block_bytes: inflight_pieces.max(2) * u64::from(PIECE),
     };
     let opts = AddTorrent {
         have: Some(have),
@@ -298,9 +355,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
             }
         };
         match u.int_in_range(0..=9)? {
-            0 if h.conns.len() < 3 => {
+            0 if h.conns.len() < 4 => {
+                // A few hosts, so the per-host rules and bans are exercised as well.
+                let host = u.int_in_range(1..=3u8)?;
                 let port: u16 = u.arbitrary()?;
-                let c = h.s.accept(h.now, ([127, 0, 0, 1], port).into());
+                let c = h.s.accept(h.now, ([127, 0, 0, host], port).into());
                 h.conns.push(c);
             }
             1 => {
@@ -329,8 +388,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                         messages.push(message(u, pieces)?);
                     }
                     messages.retain(|m| m.validate().is_ok());
-                    let peer = h.peers.entry(c).or_insert_with(|| remote(c));
-                    let _ = peer.send(&mut h.s, h.now, &messages);
+                    h.send(u, c, &messages)?;
                 }
             }
             5 => {

@@ -666,23 +666,8 @@ pub async fn crash_restart<R: TestRuntime>(leecher_exe: &str) {
 
 /// The first tracker error `session` reports for a small torrent announcing to `url`.
 pub async fn first_tracker_error<R: Runtime>(session: Session<R>, url: &str) -> AnnounceError {
-    let dir = tempfile::tempdir().unwrap();
-    let content = dir.path().join("payload");
-    write_payload(&content, &[("a.bin", 1000)]);
-    let torrent = torrent_of::<R>(&content, 16 * 1024, vec![url.to_string()]).await;
-    let mut events = session.events();
-    // Started without data: it announces at once.
-    let _t = session
-        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(dir.path().join("dl")))
-        .await
-        .unwrap();
-    let error = loop {
-        match events.next().await.unwrap() {
-            Event::TrackerError { error, .. } => break error,
-            Event::TrackerReply { url, .. } => panic!("{url} answered"),
-            _ => {}
-        }
-    };
-    session.shutdown().await;
-    error
+    match crate::edges::first_announce_on(session, url).await {
+        Err(error) => error,
+        Ok(()) => panic!("{url} answered"),
+    }
 }

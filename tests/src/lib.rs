@@ -35,6 +35,7 @@ pub mod child;
 pub mod conformance;
 #[cfg(unix)]
 pub mod crash_loop;
+pub mod edges;
 pub mod hostile_disk;
 pub mod interop;
 pub mod swarm;

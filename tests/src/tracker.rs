@@ -95,12 +95,29 @@ pub async fn http_tracker() -> TestTracker {
     let url = format!("http://{}/announce", listener.local_addr().unwrap());
     let shared = Shared::default();
     let announces = shared.announces.clone();
-    let task = tokio::spawn(async move {
+    let task = serve_http(listener, move |head, from| http_reply(head, from, &shared));
+    TestTracker {
+        url,
+        announces,
+        #[cfg(feature = "https")]
+        root_certificate: None,
+        task,
+    }
+}
+
+/// Serves plain HTTP on `listener`, answering each request head with `respond(head, from)`
+/// and closing the connection.
+pub fn serve_http(
+    listener: TcpListener,
+    respond: impl Fn(&[u8], SocketAddr) -> Vec<u8> + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let respond = Arc::new(respond);
+    tokio::spawn(async move {
         loop {
             let Ok((mut stream, from)) = listener.accept().await else {
                 return;
             };
-            let shared = shared.clone();
+            let respond = respond.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -110,19 +127,12 @@ pub async fn http_tracker() -> TestTracker {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let reply = http_reply(&head, from, &shared);
+                let reply = respond(&head, from);
                 let _ = stream.write_all(&reply).await;
                 let _ = stream.shutdown().await;
             });
         }
-    });
-    TestTracker {
-        url,
-        announces,
-        #[cfg(feature = "https")]
-        root_certificate: None,
-        task,
-    }
+    })
 }
 
 /// Starts a UDP tracker (BEP 15) on loopback.
@@ -189,10 +199,33 @@ pub async fn udp_tracker() -> TestTracker {
 }
 
 /// Starts an HTTPS tracker on loopback, `https://localhost:PORT/announce`, with a fresh
-/// self-signed certificate for `localhost` ([`TestTracker::root_certificate`]). Connections
-/// are served by rustls over blocking sockets on tokio's blocking pool.
+/// self-signed certificate for `localhost` ([`TestTracker::root_certificate`]).
 #[cfg(feature = "https")]
 pub async fn https_tracker() -> TestTracker {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/announce",
+        listener.local_addr().unwrap().port()
+    );
+    let shared = Shared::default();
+    let announces = shared.announces.clone();
+    let (cert_der, task) = serve_https(listener, move |head, from| http_reply(head, from, &shared));
+    TestTracker {
+        url,
+        announces,
+        root_certificate: Some(cert_der),
+        task,
+    }
+}
+
+/// Serves HTTPS on `listener` with a fresh self-signed certificate for `localhost`, answering
+/// each request head with `respond(head, from)`; returns the certificate (DER) and the task.
+/// Connections are served by rustls over blocking sockets on tokio's blocking pool.
+#[cfg(feature = "https")]
+pub fn serve_https(
+    listener: TcpListener,
+    respond: impl Fn(&[u8], SocketAddr) -> Vec<u8> + Send + Sync + 'static,
+) -> (Vec<u8>, tokio::task::JoinHandle<()>) {
     use std::io::{Read, Write};
 
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -208,13 +241,7 @@ pub async fn https_tracker() -> TestTracker {
         .with_single_cert(vec![cert_der.clone().into()], key)
         .unwrap(),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://localhost:{}/announce",
-        listener.local_addr().unwrap().port()
-    );
-    let shared = Shared::default();
-    let announces = shared.announces.clone();
+    let respond = Arc::new(respond);
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, from)) = listener.accept().await else {
@@ -223,7 +250,7 @@ pub async fn https_tracker() -> TestTracker {
             let Ok(stream) = stream.into_std() else {
                 continue;
             };
-            let (shared, config) = (shared.clone(), config.clone());
+            let (respond, config) = (respond.clone(), config.clone());
             tokio::task::spawn_blocking(move || {
                 stream.set_nonblocking(false).unwrap();
                 stream
@@ -240,17 +267,12 @@ pub async fn https_tracker() -> TestTracker {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let reply = http_reply(&head, from, &shared);
+                let reply = respond(&head, from);
                 let _ = tls.write_all(&reply);
                 tls.conn.send_close_notify();
                 let _ = tls.flush();
             });
         }
     });
-    TestTracker {
-        url,
-        announces,
-        root_certificate: Some(cert_der),
-        task,
-    }
+    (cert_der, task)
 }

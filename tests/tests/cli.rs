@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bt_adapter::create::CreateOptions;
+use bt_proto::bencode::Bencode;
 use bt_proto::metainfo::Metainfo;
 use bt_tests::child::on_full_disk;
 use bt_tests::swarm::{assert_same_tree, standard_files, tokio_runtime, write_payload};
@@ -168,6 +169,81 @@ fn info_prints_the_fields_and_refuses_a_bad_torrent() {
     assert!(missing.stderr.contains("cannot read"), "{}", missing.stderr);
 }
 
+/// Asserts that `text` holds nothing a terminal acts on or hides: no control character but
+/// newlines, no C1 control, no bidirectional override.
+fn assert_printable(what: &str, text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| (c.is_control() && c != '\n') || c == '\u{202e}')
+        .collect();
+    assert!(bad.is_empty(), "{what} prints {bad:?} raw: {text:?}");
+}
+
+#[test]
+fn info_escapes_what_the_torrent_says() {
+    // Names and paths may not hold C0 controls (the metainfo refuses them), but C1 ones (CSI
+    // is ESC [ in one character) and bidirectional overrides get through; the fields outside
+    // `info` may hold anything.
+    let name = "name\u{9b}2J\u{202e}txt.exe";
+    let comment = "comment\u{1b}]0;pwned\u{7}\u{1b}[2J\r\nforged: line";
+    let created_by = "maker\u{1b}[31m";
+    let tracker = "http://t.example/announce?\u{1b}[1m";
+    let path = "file\u{9b}1m";
+    let info = Bencode::dict()
+        .with(
+            "files",
+            vec![
+                Bencode::dict()
+                    .with("length", 1)
+                    .with("path", vec![Bencode::from(path)]),
+            ],
+        )
+        .with("name", name)
+        .with("piece length", 16384)
+        .with("pieces", &[0u8; 20][..]);
+    let bytes = Bencode::dict()
+        .with("announce", tracker)
+        .with("comment", comment)
+        .with("created by", created_by)
+        .with("info", info)
+        .encode();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.torrent");
+    std::fs::write(&file, &bytes).unwrap();
+    let file = file.to_str().unwrap();
+
+    let run = bt(&["info", file]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_printable("info", &run.stdout);
+    assert_eq!(run.field("name"), "name\\u{9b}2J\\u{202e}txt.exe");
+    assert_eq!(
+        run.field("comment"),
+        "comment\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\r\\nforged: line"
+    );
+    assert_eq!(run.field("created_by"), "maker\\u{1b}[31m");
+    assert_eq!(
+        run.field("tracker"),
+        "[0] http://t.example/announce?\\u{1b}[1m"
+    );
+    assert!(!run.stdout.contains("\nforged"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("  name\\u{9b}2J\\u{202e}txt.exe/file\\u{9b}1m (1 bytes)"),
+        "{}",
+        run.stdout
+    );
+
+    // JSON keeps the exact text, with those characters as \u escapes.
+    let run = bt(&["info", file, "--json"]);
+    assert_printable("info --json", &run.stdout);
+    let json = run.json();
+    assert_eq!(json["name"], name);
+    assert_eq!(json["comment"], comment);
+    assert_eq!(json["created_by"], created_by);
+    assert_eq!(json["trackers"][0][0], tracker);
+    assert_eq!(json["files"][0]["path"], format!("{name}/{path}"));
+}
+
 #[test]
 fn create_makes_the_torrent_the_library_makes() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,7 +296,13 @@ struct Seeder {
 
 impl Seeder {
     fn start(torrent: &str, dir: &Path) -> Seeder {
-        let mut child = spawn_bt(&["seed", torrent, dir.to_str().unwrap()]);
+        Seeder::start_on(torrent, dir, 0)
+    }
+
+    /// A seeder listening on `port` (0: any free one).
+    fn start_on(torrent: &str, dir: &Path, port: u16) -> Seeder {
+        let port = port.to_string();
+        let mut child = spawn_bt(&["seed", torrent, dir.to_str().unwrap(), "--port", &port]);
         // It says its port once it has checked its data and started; the rest of its
         // output is collected for the end.
         let mut err = BufReader::new(child.stderr.take().unwrap());
@@ -315,6 +397,8 @@ fn seed_download_resume_and_check() {
     assert_eq!(json["pieces_verified"], meta.piece_count());
     assert_eq!(json["pieces_total"], meta.piece_count());
     assert_eq!(json["downloaded"], meta.size());
+    assert_eq!(json["hash_failures"], 0);
+    assert_eq!(json["peers_banned"], 0);
     assert!(json["seconds"].as_f64().unwrap() > 0.0);
     assert_same_tree(&content, &down.join("payload"));
 
@@ -358,6 +442,115 @@ fn seed_download_resume_and_check() {
     let json = run.json();
     assert_eq!(json["pieces_total"], total);
     assert_eq!(json["pieces_verified"], total - 1);
+    assert_eq!(json["hash_failures"], 1, "the piece with the flipped byte");
+    assert_eq!(json["peers_banned"], 0);
+}
+
+/// Copies the tree under `from` to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A port nothing listens on just now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn download_counts_hash_failures_and_bans_from_a_corrupt_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent, meta) = payload_and_torrent(dir.path(), 5_000);
+    let torrent = torrent.as_str();
+    // The corrupt seed checks a good copy of the data, then one byte of it changes under it:
+    // it serves that piece wrong from then on.
+    let bad_dir = dir.path().join("bad");
+    copy_tree(&content, &bad_dir.join("payload"));
+    let bad = Seeder::start(torrent, &bad_dir);
+    let victim = bad_dir.join("payload").join("big.bin");
+    let mut data = std::fs::read(&victim).unwrap();
+    data[70_000] ^= 0x01;
+    std::fs::write(&victim, &data).unwrap();
+
+    // The leecher knows the good seed from the start, on another loopback address (a ban is
+    // per address), but the good seed starts only once a piece from the corrupt one failed;
+    // the leecher redials it then.
+    let good_port = free_port();
+    let down = dir.path().join("down");
+    let mut leecher = spawn_bt(&[
+        "download",
+        torrent,
+        "-o",
+        down.to_str().unwrap(),
+        "--peer",
+        &format!("127.0.0.1:{}", bad.port),
+        "--peer",
+        &format!("127.0.0.2:{good_port}"),
+        "--json",
+    ]);
+    let mut err = BufReader::new(leecher.stderr.take().unwrap());
+    let (failed_tx, failed_rx) = mpsc::channel();
+    let stderr = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut line = String::new();
+        while err.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("failed its hash check") {
+                let _ = failed_tx.send(());
+            }
+            seen.push_str(&line);
+            line.clear();
+        }
+        seen
+    });
+    if failed_rx.recv_timeout(COMMAND_TIMEOUT).is_err() {
+        let _ = leecher.kill();
+        panic!("no piece failed: {}", stderr.join().unwrap());
+    }
+    let good = Seeder::start_on(torrent, dir.path(), good_port);
+
+    let (tx, rx) = mpsc::channel();
+    let pid = leecher.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(leecher.wait_with_output());
+    });
+    let Ok(out) = rx.recv_timeout(COMMAND_TIMEOUT) else {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        panic!("the download did not finish: {}", stderr.join().unwrap());
+    };
+    let out = out.unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert_plain("stderr", &stderr);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["pieces_verified"], meta.piece_count(), "{stderr}");
+    let failures = json["hash_failures"].as_u64().unwrap();
+    assert!(failures >= 1, "{json}");
+    assert_eq!(
+        stderr.matches("failed its hash check").count() as u64,
+        failures,
+        "{stderr}"
+    );
+    assert_eq!(
+        json["peers_banned"], 1,
+        "the corrupt seed's address: {stderr}"
+    );
+    assert!(stderr.contains("banned 127.0.0.1:"), "{stderr}");
+    assert_same_tree(&content, &down.join("payload"));
+    drop((bad, good));
 }
 
 /// A download onto a disk too small for one of its files ends, instead of waiting for ever,

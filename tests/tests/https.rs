@@ -1,6 +1,7 @@
 //! `https://` trackers. With the `https` feature (`cargo test -p bt-tests --features https
 //! --test https`): a TLS test tracker with a self-signed certificate brings peers together
-//! on each runtime once the certificate is trusted, and is refused while it is not. Without
+//! on each runtime once the certificate is trusted, and is refused while it is not; its
+//! redirect to plain http is refused. Without
 //! it: an https tracker is a tracker error saying so, never a panic.
 
 use bt_adapter::tracker::AnnounceError;
@@ -34,6 +35,15 @@ macro_rules! suite {
                     assert!(error.to_string().contains("certificate"), "{error}");
                     assert_eq!(*tracker.announces.lock().unwrap(), 0);
                 });
+            }
+
+            #[cfg(feature = "https")]
+            #[test]
+            fn a_redirect_from_https_to_http_is_refused() {
+                run_on::<$rt, _>(
+                    "https to http redirect",
+                    bt_tests::edges::https_redirect_to_http_refused::<$rt>(),
+                );
             }
 
             #[cfg(feature = "https")]

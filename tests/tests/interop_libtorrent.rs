@@ -234,8 +234,8 @@ fn mixed_swarm_bt_and_lt_seed_lt() {
 
 /// A seed of ours whose data went bad after it was verified (one flipped byte) serves a
 /// corrupted piece; a libtorrent seed has good data. Our downloader reports the hash failure
-/// of exactly that piece, bans nobody but the corrupted seed, gets the piece from libtorrent
-/// and finishes byte-exact.
+/// of exactly that piece, bans the corrupted seed and nobody else, gets the piece from
+/// libtorrent and finishes byte-exact.
 ///
 /// The corrupted seed is ours because libtorrent cannot be one: in `seed_mode` it hashes each
 /// piece before first serving it and drops back to a full recheck on a mismatch. It listens on
@@ -300,6 +300,14 @@ fn corrupted_seed_hash_failure_good_lt_seed_finishes() {
         if r.hash_failures.iter().any(|f| *f != piece) {
             fail(
                 &format!("hash failures beyond {piece}: {:?}", r.hash_failures),
+                &procs,
+            );
+        }
+        // Once libtorrent's copy of the piece passed, the smart ban compared it with the
+        // failed attempt, whose every differing block came from the corrupted seed.
+        if !r.banned.iter().any(|a| a.ip() == IpAddr::V4(bad_ip)) {
+            fail(
+                &format!("the corrupted seed was not banned: {:?}", r.banned),
                 &procs,
             );
         }

@@ -331,13 +331,11 @@ fn hostile_wire_input_is_contained() {
         "flood: {served} served, {rejected} rejected; {:?}",
         swarm.events(seed).last()
     );
+    // The flood arrives faster than the disk answers: what is queued is served, the rest is
+    // rejected at once, and no request is answered twice or dropped.
     assert!(
-        served >= queue / 2 && served <= n_requests,
-        "served {served}"
-    );
-    assert!(
-        rejected >= n_requests - queue - served.min(queue),
-        "rejected {rejected}"
+        served >= queue / 2 && served <= queue,
+        "served {served}, queue bound {queue}"
     );
     assert_eq!(served + rejected, n_requests, "every request answered once");
     report("hostile-wire", swarm.elapsed(), real);
@@ -637,10 +635,16 @@ fn long_fat_link_is_used() {
     report("long-fat-link", quarter + rest, real);
 }
 
-fn event_log(seed: u64) -> Vec<String> {
-    let (meta, content) =
-        make_torrent(&[("a", 300 * KIB), ("b/c", 200 * KIB)], 32 * 1024, seed).unwrap();
-    let mut swarm = Swarm::new(seed);
+/// The events of a swarm of one seed and five leechers sharing the torrent made from
+/// `content_seed`, on a network and engines seeded with `swarm_seed`.
+fn event_log(content_seed: u64, swarm_seed: u64) -> Vec<String> {
+    let (meta, content) = make_torrent(
+        &[("a", 300 * KIB), ("b/c", 200 * KIB)],
+        32 * 1024,
+        content_seed,
+    )
+    .unwrap();
+    let mut swarm = Swarm::new(swarm_seed);
     swarm.set_default_link(
         LinkConfig::new(Duration::from_millis(7))
             .with_bandwidth(2 * MIB)
@@ -666,11 +670,12 @@ fn event_log(seed: u64) -> Vec<String> {
 #[test]
 fn same_seed_same_event_log() {
     let real = Instant::now();
-    let a = event_log(42);
-    let b = event_log(42);
+    let a = event_log(42, 42);
+    let b = event_log(42, 42);
     assert!(a.len() > 20);
     assert_eq!(a, b);
-    assert_ne!(a, event_log(43), "another seed gives another run");
+    // Same torrent, another seed: the run differs because of the seed alone.
+    assert_ne!(a, event_log(42, 43), "the seed does not steer the run");
     report("determinism", Duration::ZERO, real);
 }
 

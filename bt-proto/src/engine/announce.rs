@@ -5,8 +5,10 @@
 //! round backs off exponentially. `started` is sent once, `completed` once when the download
 //! finishes (never when the torrent was complete at start: BEP 3 says a client that starts
 //! complete sends no `completed`, and trackers count `completed` as finished downloads),
-//! `stopped` when the torrent stops.
+//! `stopped` when the torrent stops. Each URL is kept once, [`MAX_TRACKER_URLS`] at most, and
+//! found through an index, so a reply costs the same however many URLs the torrent lists.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::dialing::MAX_PEERS_PER_REPLY;
@@ -14,7 +16,8 @@ use super::timers::{Timer, TorrentTimer};
 use super::{Event, Output, Session, TorrentId, TorrentState};
 use crate::rng::Rng;
 use crate::tracker::{
-    AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, PeerAddr, announce_interval,
+    AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, MAX_TRACKER_URLS, PeerAddr,
+    announce_interval,
 };
 /// First wait after every tracker failed; doubled per failed round.
 pub const RETRY_BASE: Duration = Duration::from_secs(15);
@@ -34,6 +37,9 @@ pub(crate) struct Entry {
 #[derive(Debug, Clone)]
 pub(crate) struct Announcer {
     pub tiers: Vec<Vec<Entry>>,
+    /// Where each URL sits in `tiers` (tier, position), so that a reply finds its entry
+    /// without scanning every tier: a round of failures stays linear in the URLs.
+    index: HashMap<String, (usize, usize)>,
     /// The tier and index to use next.
     cursor: (usize, usize),
     next_at: Option<Instant>,
@@ -48,26 +54,43 @@ pub(crate) struct Announcer {
 }
 
 impl Announcer {
+    /// The schedule for `tiers` (BEP 12): each URL once, at most [`MAX_TRACKER_URLS`] in
+    /// all (the first ones), each tier shuffled.
     pub fn new(tiers: &[Vec<String>], rng: &mut Rng) -> Self {
-        let tiers = tiers
-            .iter()
-            .filter(|t| !t.is_empty())
-            .map(|t| {
-                let mut urls: Vec<Entry> = t
-                    .iter()
-                    .map(|url| Entry {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut kept = Vec::new();
+        for tier in tiers {
+            let mut urls = Vec::new();
+            for url in tier {
+                if seen.len() >= MAX_TRACKER_URLS {
+                    break;
+                }
+                if seen.insert(url) {
+                    urls.push(Entry {
                         url: url.clone(),
                         seeders: None,
                         leechers: None,
                         last_error: None,
-                    })
-                    .collect();
+                    });
+                }
+            }
+            if !urls.is_empty() {
                 rng.shuffle(&mut urls);
-                urls
+                kept.push(urls);
+            }
+        }
+        let index = kept
+            .iter()
+            .enumerate()
+            .flat_map(|(t, tier)| {
+                tier.iter()
+                    .enumerate()
+                    .map(move |(i, e)| (e.url.clone(), (t, i)))
             })
             .collect();
         Announcer {
-            tiers,
+            tiers: kept,
+            index,
             cursor: (0, 0),
             next_at: None,
             in_flight: false,
@@ -133,10 +156,7 @@ impl Announcer {
     }
 
     fn find(&self, url: &str) -> Option<(usize, usize)> {
-        self.tiers
-            .iter()
-            .enumerate()
-            .find_map(|(t, tier)| tier.iter().position(|e| e.url == url).map(|i| (t, i)))
+        self.index.get(url).copied()
     }
 
     /// A tracker answered.
@@ -150,10 +170,15 @@ impl Announcer {
                 e.leechers = reply.incomplete;
                 e.last_error = None;
             }
-            // BEP 12: the URL that answered goes to the front of its tier.
-            if i < tier.len() {
-                let e = tier.remove(i);
-                tier.insert(0, e);
+            // BEP 12: the URL that answered goes to the front of its tier. Only the entries
+            // before it move; at most once per announce interval.
+            if let Some(moved) = tier.get_mut(..=i) {
+                moved.rotate_right(1);
+                for (pos, e) in moved.iter().enumerate() {
+                    if let Some(at) = self.index.get_mut(&e.url) {
+                        *at = (t, pos);
+                    }
+                }
             }
         }
         // Any answer means this tracker knows us now, so `stopped` is owed at the end.
@@ -386,6 +411,78 @@ mod tests {
         a.succeeded(&url, &reply(100), t1);
         assert_eq!(a.stop(), Some(url));
         assert_eq!(a.next_at(), None);
+    }
+
+    /// Every URL's index entry names where it is.
+    fn assert_index_matches(a: &Announcer) {
+        let urls: usize = a.tiers.iter().map(Vec::len).sum();
+        assert_eq!(a.index.len(), urls);
+        for (t, tier) in a.tiers.iter().enumerate() {
+            for (i, e) in tier.iter().enumerate() {
+                assert_eq!(a.find(&e.url), Some((t, i)), "{}", e.url);
+            }
+        }
+    }
+
+    #[test]
+    fn urls_are_kept_once_and_capped() {
+        let mut rng = Rng::seed_from_u64(3);
+        let url = |n: usize| format!("udp://t{n}:1");
+        // A repeat inside a tier, one across tiers, a tier of repeats only, then far more
+        // URLs than the cap.
+        let mut tiers = vec![
+            vec![url(0), url(1), url(0)],
+            vec![url(1), url(2)],
+            vec![url(2), url(0)],
+        ];
+        tiers.extend((3..3 * MAX_TRACKER_URLS).map(|n| vec![url(n)]));
+        let a = Announcer::new(&tiers, &mut rng);
+        let kept: Vec<&str> = a.tiers.iter().flatten().map(|e| e.url.as_str()).collect();
+        assert_eq!(kept.len(), MAX_TRACKER_URLS);
+        assert_eq!(kept.iter().collect::<HashSet<_>>().len(), kept.len());
+        assert_eq!(
+            a.tiers.len(),
+            MAX_TRACKER_URLS - 1,
+            "the tier of repeats is gone"
+        );
+        assert_eq!(
+            a.tiers[1].iter().map(|e| &e.url).collect::<Vec<_>>(),
+            [&url(2)]
+        );
+        assert_eq!(a.tiers.last().unwrap()[0].url, url(MAX_TRACKER_URLS - 1));
+        assert_index_matches(&a);
+    }
+
+    #[test]
+    fn replies_find_their_url_after_promotions() {
+        let mut rng = Rng::seed_from_u64(5);
+        let tier: Vec<String> = (0..6).map(|n| format!("http://t{n}/announce")).collect();
+        let mut a = Announcer::new(&[tier, vec!["udp://u:1".into()]], &mut rng);
+        let t0 = Instant::now();
+        a.start(t0);
+        // Three fail, the fourth answers and moves to the front of its tier.
+        let mut failed = Vec::new();
+        for _ in 0..3 {
+            let (url, _) = a.due(t0).unwrap();
+            a.failed(&url, &down(), t0);
+            failed.push(url);
+        }
+        let (good, _) = a.due(t0).unwrap();
+        a.succeeded(&good, &reply(60), t0);
+        assert_eq!(a.tiers[0][0].url, good);
+        assert_index_matches(&a);
+        // The failures stay with their URLs, the answer with its own.
+        for url in &failed {
+            let (t, i) = a.find(url).unwrap();
+            assert_eq!(a.tiers[t][i].last_error, Some(down()), "{url}");
+        }
+        assert_eq!(a.tiers[0][0].seeders, Some(3));
+        assert_eq!(a.tiers[0][0].last_error, None);
+        // A late reply from a URL now elsewhere in the tier updates that URL only.
+        a.failed(&failed[1], &AnnounceError::Status(500), t0);
+        let (t, i) = a.find(&failed[1]).unwrap();
+        assert_eq!(a.tiers[t][i].last_error, Some(AnnounceError::Status(500)));
+        assert_eq!(a.find("http://nowhere/announce"), None);
     }
 
     #[test]

@@ -2,13 +2,21 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::Session;
 use super::peer::PeerExtensions;
+use super::{ProtocolViolation, Session};
 use crate::bencode::{self, Bencode};
 
 /// Longest client name kept from a peer's extension handshake, in characters: enough for
 /// every real client's "name version", short enough that a hostile peer cannot bloat memory.
 pub const MAX_CLIENT_NAME: usize = 64;
+
+/// Largest extension handshake accepted. Real ones are a few hundred bytes (a dictionary of
+/// extension names and a few numbers); a peer sending more is closed rather than parsed.
+pub const MAX_EXTENSION_HANDSHAKE_LEN: usize = 16 * 1024;
+
+/// Extension handshakes accepted per connection. BEP 10 lets a peer send it again to change
+/// a value; a peer sending it over and over only makes us parse it over and over.
+pub const MAX_EXTENSION_HANDSHAKES: u32 = 4;
 
 impl Session {
     /// Our extension handshake to the peer at `addr`.
@@ -51,7 +59,20 @@ pub(super) fn parse_handshake(payload: &[u8]) -> Option<PeerExtensions> {
                 .take(MAX_CLIENT_NAME)
                 .collect()
         }),
+        handshakes: 0,
     })
+}
+
+/// Checks a peer's extension handshake against the limits before it is parsed; `count` is
+/// how many it sent before this one.
+pub(super) fn check_handshake(payload: &[u8], count: u32) -> Result<(), ProtocolViolation> {
+    if payload.len() > MAX_EXTENSION_HANDSHAKE_LEN {
+        return Err(ProtocolViolation::ExtensionHandshakeTooLarge { len: payload.len() });
+    }
+    if count >= MAX_EXTENSION_HANDSHAKES {
+        return Err(ProtocolViolation::TooManyExtensionHandshakes);
+    }
+    Ok(())
 }
 
 impl PeerExtensions {
@@ -101,5 +122,20 @@ mod tests {
         let mut ext = parse_handshake(&Bencode::dict().with("reqq", 9).encode()).unwrap();
         ext.update(parse_handshake(&Bencode::dict().with("p", 1).encode()).unwrap());
         assert_eq!((ext.reqq, ext.listen_port), (Some(9), Some(1)));
+    }
+
+    #[test]
+    fn oversized_or_repeated_handshakes_are_violations() {
+        assert!(check_handshake(&[b'd'; MAX_EXTENSION_HANDSHAKE_LEN], 0).is_ok());
+        assert_eq!(
+            check_handshake(&[b'd'; MAX_EXTENSION_HANDSHAKE_LEN + 1], 0),
+            Err(ProtocolViolation::ExtensionHandshakeTooLarge {
+                len: MAX_EXTENSION_HANDSHAKE_LEN + 1
+            })
+        );
+        assert_eq!(
+            check_handshake(b"de", MAX_EXTENSION_HANDSHAKES),
+            Err(ProtocolViolation::TooManyExtensionHandshakes)
+        );
     }
 }

@@ -349,3 +349,51 @@ fn kept_blocks_do_not_pin_mostly_dead_reads() {
     seed.send_bytes(&mut s, now, dense.clone());
     assert!(pinned(&s, asked[2], &dense), "a dense read was copied");
 }
+
+/// Extension handshakes of up to 1 MiB were accepted, and parsed again on every one sent.
+#[test]
+fn extension_handshakes_are_bounded_in_size_and_number() {
+    let (mut s, info_hash) = seed_session();
+    let now = Instant::now();
+    let hello = |s: &mut Session, host: u8| {
+        let conn = s.accept(now, SocketAddr::from(([127, 0, 0, host], 6881)));
+        let peer = RemotePeer::new(conn, info_hash, PeerId([host; 20]))
+            .with_reserved(Reserved::NONE.with(Extension::ExtensionProtocol))
+            .with_piece_count(3);
+        peer.hello(s, now, &[]).unwrap();
+        peer
+    };
+    let handshake = |len: usize| Message::Extended {
+        id: 0,
+        payload: crate::bencode::Bencode::dict()
+            .with("v", "x".repeat(len).as_str())
+            .encode()
+            .into(),
+    };
+    let big = hello(&mut s, 2);
+    let too_big = handshake(MAX_EXTENSION_HANDSHAKE_LEN);
+    let Message::Extended { payload, .. } = &too_big else {
+        unreachable!()
+    };
+    let len = payload.len();
+    assert!(len > MAX_EXTENSION_HANDSHAKE_LEN);
+    big.send(&mut s, now, &[too_big]).unwrap();
+    let chatty = hello(&mut s, 3);
+    let again = vec![handshake(10); MAX_EXTENSION_HANDSHAKES as usize + 1];
+    chatty.send(&mut s, now, &again).unwrap();
+    let closed = closes(&mut s);
+    assert!(
+        closed.contains(&(
+            big.conn(),
+            CloseReason::Protocol(ProtocolViolation::ExtensionHandshakeTooLarge { len })
+        )),
+        "{closed:?}"
+    );
+    assert!(
+        closed.contains(&(
+            chatty.conn(),
+            CloseReason::Protocol(ProtocolViolation::TooManyExtensionHandshakes)
+        )),
+        "{closed:?}"
+    );
+}

@@ -99,3 +99,18 @@ pub struct TrackerInfo {
     /// When the next regular announce is due (for the tracker in use).
     pub next_announce: Option<Instant>,
 }
+
+/// What a session holds for its peers, from [`crate::engine::Session::memory_use`]: the
+/// figures its limits bound, for diagnostics and for tests of those limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryUse {
+    /// Bytes of received blocks held: pieces being downloaded, and pieces handed over to be
+    /// verified and stored (bounded by [`crate::engine::Config::max_inflight_bytes`], at
+    /// least two pieces).
+    pub block_bytes: u64,
+    /// Bytes received from peers and not yet decoded: at most one unfinished message per
+    /// connection.
+    pub undecoded_bytes: u64,
+    /// Connections, in any phase.
+    pub connections: usize,
+}

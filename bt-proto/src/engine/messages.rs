@@ -118,6 +118,8 @@ impl Session {
                 data,
             } => self.on_block(now, conn, id, piece, offset, data)?,
             Message::Extended { id: 0, payload } => {
+                extension::check_handshake(&payload, p.extensions.handshakes)?;
+                p.extensions.handshakes += 1;
                 if let Some(ext) = extension::parse_handshake(&payload) {
                     p.extensions.update(ext);
                 }

@@ -81,8 +81,8 @@ pub use dialing::{
     PROTOCOL_ERROR_CLOSES, RECONNECT_AFTER_CLOSE, RECONNECT_AFTER_CLOSE_MAX, RECONNECT_BASE,
     RECONNECT_WHEN_DONE,
 };
-pub use extension::MAX_CLIENT_NAME;
-pub use info::{FileInfo, PeerInfo, TorrentStats, TrackerInfo};
+pub use extension::{MAX_CLIENT_NAME, MAX_EXTENSION_HANDSHAKE_LEN, MAX_EXTENSION_HANDSHAKES};
+pub use info::{FileInfo, MemoryUse, PeerInfo, TorrentStats, TrackerInfo};
 pub use io::{
     AddTorrent, CheckScope, CloseReason, Event, HashcheckReport, Input, Output, ResumeSave,
     StorageError, TorrentId, TorrentState,

@@ -58,6 +58,8 @@ pub(crate) struct PeerExtensions {
     pub listen_port: Option<u16>,
     /// Its client name and version (`v`).
     pub client: Option<String>,
+    /// Extension handshakes it sent.
+    pub handshakes: u32,
 }
 
 /// One connection.

@@ -178,6 +178,11 @@ impl Peers {
         }
     }
 
+    /// Every connection, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Peer> + Clone {
+        self.by_conn.values()
+    }
+
     /// How many connections of each kind there are.
     pub fn counts(&self) -> &ConnCounts {
         &self.counts

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::info::{FileInfo, PeerInfo, TorrentStats, TrackerInfo};
+use super::info::{FileInfo, MemoryUse, PeerInfo, TorrentStats, TrackerInfo};
 use super::{Session, TorrentId};
 use crate::metainfo::Metainfo;
 use crate::resume::{FileStamp, ResumeData};
@@ -122,6 +122,31 @@ impl Session {
                 })
             })
             .collect()
+    }
+
+    /// What the session holds for its peers (see [`MemoryUse`]).
+    pub fn memory_use(&self) -> MemoryUse {
+        let held = |blocks: &mut dyn Iterator<Item = &bytes::Bytes>| -> u64 {
+            blocks.map(|b| b.len() as u64).sum()
+        };
+        let block_bytes = self
+            .torrents
+            .values()
+            .map(|t| {
+                let partial = t
+                    .partial_pieces
+                    .values()
+                    .flat_map(|p| p.blocks.iter().flatten().map(|(b, _)| b));
+                let verifying = t.verifying.values().flatten().map(|(b, _)| b);
+                held(&mut partial.chain(verifying))
+            })
+            .sum();
+        let peers = self.peers.iter();
+        MemoryUse {
+            block_bytes,
+            undecoded_bytes: peers.clone().map(|p| p.decoder.buffered() as u64).sum(),
+            connections: peers.count(),
+        }
     }
 
     /// Trackers of a torrent, by tier.

@@ -39,6 +39,15 @@ pub enum ProtocolViolation {
     /// Too many blocks we never asked this peer for.
     #[error("too many unrequested blocks")]
     TooManyUnrequestedBlocks,
+    /// An extension handshake larger than [`super::MAX_EXTENSION_HANDSHAKE_LEN`].
+    #[error("extension handshake of {len} bytes")]
+    ExtensionHandshakeTooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// More than [`super::MAX_EXTENSION_HANDSHAKES`] extension handshakes.
+    #[error("too many extension handshakes")]
+    TooManyExtensionHandshakes,
     /// Too many requests for pieces we do not have (we never said we had them).
     #[error("too many requests for pieces we lack")]
     TooManyRequestsForMissingPieces,

@@ -5,6 +5,7 @@ use super::path::{self, FilePath};
 use super::piece_map::{LayoutError, PieceMap};
 use super::{FileAttr, FileEntry, MAX_FILES, MAX_TORRENT_SIZE, Metainfo, MetainfoError};
 use crate::bencode::{self, Value};
+use crate::tracker::MAX_TRACKER_URLS;
 use crate::{InfoHash, sha1};
 use std::collections::HashSet;
 
@@ -60,7 +61,8 @@ fn text(dict: &Value<'_>, key: &[u8]) -> Option<String> {
         .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
-/// BEP 12 tiers, or `announce` as the one tier when there is no usable `announce-list`.
+/// BEP 12 tiers, or `announce` as the one tier when there is no usable `announce-list`; at
+/// most [`MAX_TRACKER_URLS`], the first ones in file order.
 fn trackers(root: &Value<'_>) -> Vec<Vec<String>> {
     /// A URL not seen before, trimmed; `None` for anything else.
     /// (A set, not a list: a crafted torrent may list a million URLs.)
@@ -75,14 +77,19 @@ fn trackers(root: &Value<'_>) -> Vec<Vec<String>> {
         .and_then(Value::as_list)
         .unwrap_or_default()
     {
+        let room = MAX_TRACKER_URLS.saturating_sub(seen.len());
         let urls: Vec<String> = tier
             .as_list()
             .unwrap_or_default()
             .iter()
             .filter_map(|u| take(u, &mut seen))
+            .take(room)
             .collect();
         if !urls.is_empty() {
             tiers.push(urls);
+        }
+        if seen.len() >= MAX_TRACKER_URLS {
+            break;
         }
     }
     if tiers.is_empty()
@@ -458,6 +465,37 @@ mod tests {
         }
         let m = parse(info).unwrap();
         assert_eq!(m.name(), m.info_hash().to_string());
+    }
+
+    #[test]
+    fn tracker_urls_are_capped_in_file_order() {
+        // 1000 tiers of three new URLs and one repeated from the tier before (or itself).
+        let list: Vec<Bencode> = (0..1000u32)
+            .map(|t| {
+                let urls = [t, t + 1000, t + 2000, t.saturating_sub(1)];
+                Bencode::from(
+                    urls.iter()
+                        .map(|u| Bencode::from(format!("udp://t{u}:1")))
+                        .collect::<Vec<Bencode>>(),
+                )
+            })
+            .collect();
+        let bytes = Bencode::dict()
+            .with("announce-list", list)
+            .with("info", single(1, 16384, 1))
+            .encode();
+        let m = Metainfo::from_bytes(&bytes).unwrap();
+        let kept: Vec<&String> = m.trackers().iter().flatten().collect();
+        assert_eq!(kept.len(), MAX_TRACKER_URLS);
+        assert_eq!(kept.iter().collect::<HashSet<_>>().len(), kept.len());
+        // Whole tiers in file order, then the start of the tier that reaches the cap.
+        let whole = MAX_TRACKER_URLS / 3;
+        assert_eq!(m.trackers().len(), whole + 1);
+        assert_eq!(
+            m.trackers()[1],
+            ["udp://t1:1", "udp://t1001:1", "udp://t2001:1"]
+        );
+        assert_eq!(m.trackers()[whole], [format!("udp://t{whole}:1")]);
     }
 
     #[test]

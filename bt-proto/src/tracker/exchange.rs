@@ -17,10 +17,12 @@
 //! assert!(matches!(error, AnnounceError::Refused(_)));
 //! ```
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::announce::{AnnounceResponse, ReplyError, TrackerFailure};
 use super::http::{HttpError, Outcome, Response};
+use super::reach;
 use super::udp::ClientError;
 use super::url::{Url, UrlError};
 use crate::IoFailure;
@@ -85,6 +87,35 @@ pub enum AnnounceError {
     /// The UDP exchange failed (a malformed reply, or no answer to any retransmit).
     #[error(transparent)]
     Udp(ClientError),
+    /// An HTTP(S) tracker on a local address, asked at a path other than `/announce`
+    /// ([`reach`]).
+    #[error("{host} is a local address ({addr}): a tracker there is only asked at /announce")]
+    LocalPath {
+        /// The tracker.
+        host: String,
+        /// The local address its host resolved to.
+        addr: IpAddr,
+    },
+    /// A tracker on a global address redirected us to one on a local address
+    /// ([`reach`]).
+    #[error("redirect from {from} to {to} refused: {addr} is a local address")]
+    RedirectToLocal {
+        /// The tracker that redirected.
+        from: String,
+        /// Where it redirected to.
+        to: String,
+        /// The local address `to` resolved to.
+        addr: IpAddr,
+    },
+    /// An `https` tracker redirected us to plain `http`, which would send the request (a
+    /// passkey in it) unencrypted ([`reach`]).
+    #[error("redirect from https://{from} to http://{to} refused: it would drop encryption")]
+    InsecureRedirect {
+        /// The tracker that redirected.
+        from: String,
+        /// Where it redirected to.
+        to: String,
+    },
 }
 
 impl From<UrlError> for AnnounceError {
@@ -130,7 +161,7 @@ pub enum HttpReply {
 
 /// Reads the response to an announce sent to `request_url` after `redirects_followed`
 /// redirects ([`Response::outcome`]): a 2xx body is the reply; a redirect is the URL to ask
-/// instead; any other status is [`AnnounceError::Refused`] when its body holds a bencoded
+/// instead, unless it leaves `https` for `http` ([`reach::check_redirect`]); any other status is [`AnnounceError::Refused`] when its body holds a bencoded
 /// `failure reason` (trackers explain a refusal so, whatever status they send it with), else
 /// [`AnnounceError::Status`]. A `failure reason` in a 2xx body is a refusal too.
 pub fn read_http_reply(
@@ -140,7 +171,10 @@ pub fn read_http_reply(
 ) -> Result<HttpReply, AnnounceError> {
     match response.outcome(request_url, redirects_followed)? {
         Outcome::Body(body) => Ok(HttpReply::Announced(AnnounceResponse::decode(&body)?)),
-        Outcome::Redirect(next) => Ok(HttpReply::Redirect(next)),
+        Outcome::Redirect(next) => {
+            reach::check_redirect(request_url, &next)?;
+            Ok(HttpReply::Redirect(next))
+        }
         Outcome::Status { status, body } => Err(match AnnounceResponse::decode(&body) {
             Err(ReplyError::Failure(f)) => AnnounceError::Refused(f),
             _ => AnnounceError::Status(status),
@@ -206,6 +240,31 @@ mod tests {
             read_http_reply(moved, &url(), crate::tracker::http::MAX_REDIRECTS),
             Err(AnnounceError::Http(HttpError::TooManyRedirects))
         );
+    }
+
+    #[test]
+    fn an_https_tracker_may_not_redirect_to_http() {
+        let secure = Url::parse("https://t.example/announce?passkey=secret").unwrap();
+        let down = response(301, Some("http://t.example/announce?passkey=secret"), b"");
+        assert_eq!(
+            read_http_reply(down, &secure, 0),
+            Err(AnnounceError::InsecureRedirect {
+                from: "t.example".into(),
+                to: "t.example".into(),
+            })
+        );
+        let relative = response(302, Some("/v2?passkey=secret"), b"");
+        assert_eq!(
+            read_http_reply(relative, &secure, 0),
+            Ok(HttpReply::Redirect(
+                Url::parse("https://t.example/v2?passkey=secret").unwrap()
+            ))
+        );
+        let up = response(302, Some("https://t.example/announce"), b"");
+        assert!(matches!(
+            read_http_reply(up, &url(), 0),
+            Ok(HttpReply::Redirect(u)) if u.scheme == crate::tracker::Scheme::Https
+        ));
     }
 
     #[test]

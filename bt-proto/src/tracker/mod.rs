@@ -5,8 +5,10 @@
 //! dispatches on its scheme. For HTTP(S) it turns an [`AnnounceRequest`] into a URL
 //! ([`AnnounceRequest::to_url`]), that URL into request bytes ([`Url::get_request`]), feeds
 //! the bytes it reads into an [`http::ResponseReader`], and reads the response with
-//! [`read_http_reply`] (a reply, a redirect, or a typed [`AnnounceError`]). For `udp://` trackers the [`udp`] module gives the packets,
-//! the retransmit schedule and a small client state machine.
+//! [`read_http_reply`] (a reply, a redirect, or a typed [`AnnounceError`]). For `udp://`
+//! trackers the [`udp`] module gives the packets, the retransmit schedule and a small client
+//! state machine. Before connecting to an address a tracker's host resolved to, the caller
+//! asks [`reach::check_address`] whether that request may go there (the SSRF rules).
 //!
 //! ```
 //! use bt_proto::{InfoHash, PeerId};
@@ -35,6 +37,7 @@ use std::time::Duration;
 pub mod announce;
 pub mod exchange;
 pub mod http;
+pub mod reach;
 pub mod scrape;
 pub mod udp;
 pub mod url;
@@ -85,6 +88,14 @@ impl AnnounceEvent {
         }
     }
 }
+
+/// Most tracker URLs kept per torrent, over all its tiers; those after it in file order are
+/// dropped where a torrent is read and where its announce schedule is made. Announces walk the
+/// URLs one after another, so a torrent listing a million would make every round of
+/// announces endless and fill the engine with bookkeeping. Real torrents list a few, the
+/// public "tracker list" ones a hundred or two; libtorrent numbers tiers with one byte (256
+/// at most), and its author prefers a limit per torrent to making more trackers scale.
+pub const MAX_TRACKER_URLS: usize = 256;
 
 /// Shortest wait between two announces we accept from a tracker. A tracker that says 0 (or 5)
 /// would otherwise make us announce in a tight loop; a minute is what the fastest public

@@ -1096,11 +1096,12 @@ mod tests {
 
     #[test]
     fn max_frame_len_follows_the_largest_cap() {
-        // The extended cap is the largest unless a torrent's bitfield is larger.
-        const { assert!(MAX_BITFIELD_LEN_UNKNOWN < MAX_EXTENDED_LEN) };
+        // Before the torrent is known, a bitfield of the largest torrent is the largest frame;
+        // after, the extended cap, unless the torrent's bitfield is larger.
+        const { assert!(MAX_BITFIELD_LEN_UNKNOWN > MAX_EXTENDED_LEN) };
         assert_eq!(
             Decoder::new(None).max_frame_len(),
-            4 + MAX_EXTENDED_LEN as usize
+            4 + 1 + MAX_BITFIELD_LEN_UNKNOWN as usize
         );
         assert_eq!(
             Decoder::new(Some(1000)).max_frame_len(),

@@ -48,9 +48,10 @@ pub const MAX_BLOCK_LEN: u32 = 16 * 1024;
 /// Largest length prefix of an extended message (BEP 10): 1 MiB, id byte included.
 ///
 /// The largest extended messages in use, BEP 9 metadata pieces, are 16 KiB plus a small
-/// dictionary; PEX and extension handshakes are far smaller. 1 MiB leaves room for extensions
-/// we do not know yet while keeping the decoder's worst case (this plus one read) small.
-pub const MAX_EXTENDED_LEN: u32 = 1024 * 1024;
+/// dictionary; PEX and extension handshakes are far smaller. 64 KiB leaves room for
+/// extensions we do not know yet, while a connection's unfinished message (the most the
+/// decoder holds of it) stays small even over hundreds of connections.
+pub const MAX_EXTENDED_LEN: u32 = 64 * 1024;
 
 /// Largest length prefix of a message with an id we do not know, id byte included: 16 KiB.
 ///

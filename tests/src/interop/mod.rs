@@ -2,7 +2,7 @@
 //! child processes, against our `bt` sessions.
 //!
 //! Every external program is found with [`require`]: outside CI a missing one skips the test
-//! with a visible `SKIPPED:` line, in CI (`CI=true`) it fails the test. Every child is a
+//! with a visible `SKIPPED:` line, in CI ([`in_ci`]) it fails the test. Every child is a
 //! [`Proc`]: its output goes to a log file that [`fail`] attaches to the panic message, and it
 //! is stopped by PID when dropped. Figures are printed as `INTEROP ...` lines by [`report`],
 //! never asserted.
@@ -14,6 +14,7 @@ pub mod qbittorrent;
 pub mod rtorrent;
 pub mod transmission;
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, File};
 use std::future::Future;
@@ -36,15 +37,22 @@ use sha1::{Digest, Sha1};
 
 use crate::swarm::{pseudo_random, sleep, standard_files};
 
-/// True when `CI=true`: a missing client is then a failure, never a skip.
+/// True in CI ([`means_ci`] of the `CI` variable): a missing client is then a failure, never
+/// a skip.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+    means_ci(std::env::var_os("CI").as_deref())
+}
+
+/// Whether a value of the `CI` environment variable means CI: any value but empty, `false`
+/// and `0` (services set `true` or `1`). `.ci/run` has the same rule in bash (`is_ci`).
+pub fn means_ci(value: Option<&OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 /// Says `what` is missing: a panic in CI, a visible skip message otherwise.
 fn missing(what: &str) {
     if in_ci() {
-        panic!("{what} is not installed; CI installs it in .ci/run (CI=true makes this a failure)");
+        panic!("{what} is not installed; CI installs it in .ci/run (CI set makes this a failure)");
     }
     eprintln!("SKIPPED: {what} not installed");
 }
@@ -852,4 +860,20 @@ pub async fn our_download<R: Runtime>(
 /// runtime entered for anything spawned beside.
 pub fn run_tokio<F: Future<Output = ()>>(f: F) {
     crate::swarm::tokio_runtime().block_on(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_ci_value_but_empty_false_or_zero_means_ci() {
+        for on in ["true", "1", "yes", "TRUE", "False", "00", " "] {
+            assert!(means_ci(Some(OsStr::new(on))), "CI={on:?}");
+        }
+        for off in ["", "false", "0"] {
+            assert!(!means_ci(Some(OsStr::new(off))), "CI={off:?}");
+        }
+        assert!(!means_ci(None), "CI unset");
+    }
 }
