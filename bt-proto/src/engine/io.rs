@@ -197,9 +197,9 @@ pub enum Output {
     CloseFiles {
         /// The torrent.
         torrent: TorrentId,
-        /// Its resume data as it stopped; `None` while a hashcheck is still running, whose
-        /// pieces not yet answered the resume file already on disk must keep vouching for
-        /// (see [`crate::engine::Session::resume_snapshot`]).
+        /// Its resume data as it stopped; `None` while a hashcheck runs, so that the resume
+        /// file already on disk keeps vouching for the pieces the check has not answered
+        /// yet (a snapshot would leave them out). The check's end asks for a save.
         resume: Option<ResumeSave>,
     },
 }
