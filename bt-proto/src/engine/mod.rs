@@ -32,12 +32,14 @@
 //!
 //! # Inside
 //!
-//! The session composes parts that keep their own rules: `peers` (every connection, and the
-//! bytes each has queued), each torrent's picker, choker, smart ban, dialling candidates and
-//! announcer, and one `timers` table of named deadlines, so that
-//! [`Session::handle_timeout`] touches only what is due. The modules follow a connection's
-//! life: `connection` (accept, connect, close), `handshake` (route, admit, activate),
-//! `messages`, `download`, `upload`, `hashcheck`, `failure`, then `dialing`, `announce` and
+//! The session composes parts that keep their own rules: `peers` (every connection, the
+//! bytes each has queued, and the counts the connection limits check), each torrent's picker,
+//! choker, smart ban, dialling candidates and announcer, and one `timers` table of named
+//! deadlines, so that [`Session::handle_timeout`] touches only what is due. The modules
+//! follow a connection's life: `connection` (accept, connect, close), `handshake` (route,
+//! admit, activate), `extension` (BEP 10), `messages`, `download` (with `block_memory`: what
+//! a kept block may pin, and `exclusive`: failed pieces fetched again from one peer),
+//! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce` and
 //! `resume_saves`; `commands` and `queries` are the user's side.
 
 mod announce;
