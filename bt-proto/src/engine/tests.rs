@@ -15,15 +15,22 @@ use crate::tracker::AnnounceEvent;
 use crate::wire::{Extension, Message, Reserved};
 use crate::{Bitfield, ConnId, PieceIndex};
 
-pub(super) fn seed_session() -> (Session, InfoHash) {
-    let data = vec![7u8; 40_000];
-    let plan = TorrentBuilder::single_file("f", data.len() as u64)
-        .piece_length(16384)
-        .plan()
-        .unwrap();
+/// A one-file torrent of `len` bytes, every one `byte`, in pieces of `piece_len`, announced
+/// to `trackers` (one tier).
+fn torrent(len: u64, piece_len: u32, byte: u8, trackers: &[&str]) -> Metainfo {
+    let mut builder = TorrentBuilder::single_file("f", len).piece_length(piece_len);
+    if !trackers.is_empty() {
+        builder = builder.tracker_tier(trackers.iter().copied());
+    }
+    let plan = builder.plan().unwrap();
     let mut h = plan.hasher();
-    h.update(&data);
-    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    h.update(&vec![byte; len as usize]);
+    Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap()
+}
+
+/// A session seeding a torrent of three pieces (the last short), without trackers.
+pub(super) fn seed_session() -> (Session, InfoHash) {
+    let meta = torrent(40_000, 16384, 7, &[]);
     let info_hash = meta.info_hash();
     let n = meta.piece_count();
     let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
@@ -70,14 +77,7 @@ pub(super) fn connects(s: &mut Session) -> Vec<ConnId> {
 
 #[test]
 fn add_peer_again_retries_at_once() {
-    let data = vec![7u8; 40_000];
-    let plan = TorrentBuilder::single_file("f", data.len() as u64)
-        .piece_length(16384)
-        .plan()
-        .unwrap();
-    let mut h = plan.hasher();
-    h.update(&data);
-    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    let meta = torrent(40_000, 16384, 7, &[]);
     let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
     let now = Instant::now();
     let id = s.add_torrent(now, meta, AddTorrent::default());
@@ -95,14 +95,7 @@ fn add_peer_again_retries_at_once() {
 
 #[test]
 fn a_torrent_added_paused_announces_and_started_later_does_not_announce_twice() {
-    let plan = TorrentBuilder::single_file("f", 20_000)
-        .tracker_tier(["http://tracker.example/announce"])
-        .piece_length(16384)
-        .plan()
-        .unwrap();
-    let mut h = plan.hasher();
-    h.update(&[1u8; 20_000]);
-    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    let meta = torrent(20_000, 16384, 1, &["http://tracker.example/announce"]);
     let mut s = Session::new(Config::new(crate::PeerId([2; 20]), 6881, 1));
     let now = Instant::now();
     let opts = AddTorrent {
@@ -135,7 +128,7 @@ fn a_torrent_without_trackers_sets_no_past_deadline() {
     let later = start + std::time::Duration::from_secs(5);
     s.handle_timeout(later);
     while s.poll_output().is_some() {}
-    // Only the housekeeping tick remains, and it lies in the future.
+    // Only the choke round remains, and it lies in the future.
     assert!(s.poll_timeout().is_some_and(|t| t > later));
 }
 
@@ -241,14 +234,12 @@ pub(super) fn leech_session(
     piece_len: u32,
     tune: impl FnOnce(&mut Config),
 ) -> (Session, TorrentId, InfoHash) {
-    let len = u64::from(pieces) * u64::from(piece_len);
-    let plan = TorrentBuilder::single_file("f", len)
-        .piece_length(piece_len)
-        .plan()
-        .unwrap();
-    let mut h = plan.hasher();
-    h.update(&vec![CONTENT; len as usize]);
-    let meta = Metainfo::from_bytes(&plan.build(&h.finish().unwrap()).unwrap()).unwrap();
+    let meta = torrent(
+        u64::from(pieces) * u64::from(piece_len),
+        piece_len,
+        CONTENT,
+        &[],
+    );
     let info_hash = meta.info_hash();
     let mut config = Config::new(crate::PeerId([1; 20]), 6881, 1);
     tune(&mut config);
