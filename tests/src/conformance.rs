@@ -267,7 +267,7 @@ pub async fn traversal<R: Runtime>() {
 }
 
 /// The pieces a hash callback reports, in order: the list, and the callback that fills it.
-fn piece_log() -> (
+pub(crate) fn piece_log() -> (
     Arc<Mutex<Vec<PieceIndex>>>,
     impl Fn(PieceIndex) + Send + Sync + 'static,
 ) {
@@ -487,10 +487,19 @@ pub(crate) async fn running_seed<R: Runtime>(
     size: usize,
     piece: u32,
 ) -> (Vec<u8>, Session<R>, Torrent<R>) {
+    running_seed_on(loopback_session::<R>().await, seed_dir, size, piece).await
+}
+
+/// [`running_seed`] in the session `seed`.
+pub(crate) async fn running_seed_on<R: Runtime>(
+    seed: Session<R>,
+    seed_dir: &std::path::Path,
+    size: usize,
+    piece: u32,
+) -> (Vec<u8>, Session<R>, Torrent<R>) {
     let content = seed_dir.join("payload");
     write_payload(&content, &standard_files(size));
     let torrent = torrent_of::<R>(&content, piece, Vec::new()).await;
-    let seed = loopback_session::<R>().await;
     let st = seed
         .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(seed_dir))
         .await

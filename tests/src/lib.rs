@@ -30,6 +30,7 @@ pub fn loopback_limits(c: &mut bt_proto::engine::Config) {
 /// more than any test opens (the idle-connections bench sets its own).
 pub const LOOPBACK_PEERS_PER_HOST: usize = 256;
 
+pub mod adversary;
 pub mod bench;
 pub mod child;
 pub mod conformance;

@@ -1,8 +1,9 @@
-//! The conformance suite of `bt_tests::conformance` and the hostile-disk scenarios of
-//! `bt_tests::hostile_disk`, run on each runtime, and swarms mixing the two (a tokio seed with
+//! The conformance suite of `bt_tests::conformance`, the hostile-disk scenarios of
+//! `bt_tests::hostile_disk` and the hostile peers of `bt_tests::adversary`, run on each runtime, and swarms mixing the two (a tokio seed with
 //! smol leechers, and the reverse).
 
 use bt_smol::Smol;
+use bt_tests::adversary as adv;
 use bt_tests::conformance as c;
 use bt_tests::hostile_disk as hd;
 use bt_tests::swarm::run_on;
@@ -33,6 +34,16 @@ macro_rules! suite {
             #[test]
             fn path_traversal_refused() {
                 run_on::<$rt, _>("traversal", c::traversal::<$rt>());
+            }
+
+            #[test]
+            fn forged_blocks_are_not_taken() {
+                run_on::<$rt, _>("forged blocks", adv::forged_blocks::<$rt>());
+            }
+
+            #[test]
+            fn a_connection_flood_does_not_keep_a_leecher_out() {
+                run_on::<$rt, _>("connection flood", adv::connection_flood::<$rt>());
             }
 
             #[test]
