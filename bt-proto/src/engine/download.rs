@@ -154,11 +154,18 @@ impl Session {
         }
         if p.take_request(block) {
             let host = p.addr.ip();
+            let mut gives_up = false;
             if let Some(t) = self.torrents.get_mut(&id) {
                 t.picker.release(block);
+                gives_up = t
+                    .exclusive
+                    .get(&block.piece)
+                    .is_some_and(|e| e.owner == Some(conn));
             }
             // A peer that will not serve a piece it took alone gives it up.
-            self.release_exclusive(id, conn, host);
+            if gives_up {
+                self.release_exclusive(id, conn, host);
+            }
             self.refill(now, id);
         } else {
             // The answer to a cancel (BEP 6): that block will not come.

@@ -240,6 +240,13 @@ impl Session {
                 p.up.rate(now),
             );
         }
+        for (piece, e) in &t.exclusive {
+            let _ = writeln!(
+                s,
+                "  failed piece {piece}: re-downloaded by {:?}, tried by {:?}",
+                e.owner, e.tried
+            );
+        }
         for (addr, c) in t.candidates.iter() {
             let _ = writeln!(
                 s,
