@@ -408,6 +408,36 @@ fn lone_seed_on_a_flaky_link_is_redialled_at_once() {
     report("flaky-lone-seed", swarm.elapsed(), real);
 }
 
+#[test]
+fn a_slow_seed_greets_a_newcomer_while_it_serves_another() {
+    let real = Instant::now();
+    let (meta, content) = make_torrent(&[("f.bin", 4 * MIB)], 64 * 1024, 12).unwrap();
+    let mut swarm = Swarm::new(12);
+    // 32 KiB/s: a second of upload is two blocks, so blocks queued for the first leecher
+    // would hold a newcomer's handshake for many seconds if they went before it.
+    let (seed, _) = seed_node(&mut swarm, &meta, &content, capped(32 * KIB));
+    let first = leech_node(&mut swarm, &meta, NodeOptions::default());
+    swarm.run_for(Duration::from_secs(20));
+    assert!(downloaded(&swarm, first.0, first.1) > 0);
+    let arrived = swarm.elapsed();
+    let newcomer = leech_node(&mut swarm, &meta, NodeOptions::default());
+    let seed_addr = swarm.addr(seed);
+    let greeted = |s: &Swarm| {
+        s.events(newcomer.0).iter().find_map(|(at, e)| match e {
+            Event::PeerConnected { addr, .. } if *addr == seed_addr => Some(*at),
+            _ => None,
+        })
+    };
+    swarm
+        .run_until(|s| greeted(s).is_some(), Duration::from_secs(60))
+        .unwrap();
+    let wait = greeted(&swarm).unwrap() - arrived;
+    // The tracker's answer, a connect and the handshakes over 10 ms links, behind at most
+    // one send buffer of the first leecher's blocks (16 KiB at 32 KiB/s).
+    assert!(wait < Duration::from_secs(2), "handshake took {wait:?}");
+    report("slow-seed-newcomer", swarm.elapsed(), real);
+}
+
 // 6. Pause, stop, start, hashcheck, file priorities and restart from resume data, mid-download.
 #[test]
 fn states_priorities_hashcheck_and_resume() {

@@ -16,8 +16,8 @@
 //! connection is reset, as a kernel gives up. Segments of one connection are delivered in
 //! order: one held back by a retransmission holds back those behind it. The queues are FIFO
 //! whatever the connection, so connections sharing an upload interleave at the granularity
-//! of their sends; [`Network::flushed_at`] tells when a connection's bytes have all left, for
-//! a runner that wants socket-like backpressure.
+//! of their sends; [`Network::flushed_at`] tells when a connection's bytes have all left, which
+//! the swarm runner waits for before it hands a connection more (socket-like backpressure).
 //!
 //! Connection setup: the initiator's [`NetEventKind::Connected`] comes one RTT after
 //! [`Network::connect`] (SYN, SYN-ACK), the acceptor's half an RTT later (the final ACK),

@@ -47,6 +47,7 @@ mod files;
 mod outputs;
 mod raw;
 mod run;
+mod send_queue;
 mod torrent;
 
 pub use raw::RawConn;
@@ -90,6 +91,8 @@ struct Node {
     /// Engine connection → network connection and our end of it.
     conns: BTreeMap<ConnId, (SimConnId, Side)>,
     by_sim: BTreeMap<(SimConnId, Side), ConnId>,
+    /// Bytes each connection's socket has not taken yet.
+    send_queues: BTreeMap<ConnId, send_queue::SendQueue>,
     metas: BTreeMap<TorrentId, Metainfo>,
     events: Vec<(Duration, Event)>,
     alive: bool,
@@ -201,6 +204,7 @@ impl Swarm {
             options,
             conns: BTreeMap::new(),
             by_sim: BTreeMap::new(),
+            send_queues: BTreeMap::new(),
             metas: BTreeMap::new(),
             events: Vec::new(),
             alive: true,
@@ -313,6 +317,7 @@ impl Swarm {
         let sims: Vec<SimConnId> = n.conns.values().map(|(s, _)| *s).collect();
         n.conns.clear();
         n.by_sim.clear();
+        n.send_queues.clear();
         for s in sims {
             let _ = self.net.drop_at(s, now);
         }

@@ -48,16 +48,12 @@ impl Swarm {
                 n.conns.insert(conn, (sim, Side::Initiator));
                 n.by_sim.insert((sim, Side::Initiator), conn);
             }
-            Output::Send { conn, bufs } => {
-                if let Some((sim, side)) = n.conns.get(&conn).copied() {
-                    let data: Vec<u8> = bufs.concat();
-                    if self.net.send(sim, side, data, now).is_err() {
-                        // The other end is gone; its close event is on the way.
-                    }
-                }
-            }
+            Output::Send { conn, bufs } => self.queue_send(node, conn, bufs, now),
             Output::Close { conn, .. } => {
-                if let Some((sim, side)) = n.conns.remove(&conn) {
+                self.flush_queue(node, conn, now);
+                if let Some(n) = self.nodes.get_mut(node.0)
+                    && let Some((sim, side)) = n.conns.remove(&conn)
+                {
                     n.by_sim.remove(&(sim, side));
                     let _ = self.net.close(sim, side, now);
                 }

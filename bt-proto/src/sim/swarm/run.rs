@@ -5,13 +5,17 @@ use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use super::{NodeId, Swarm};
+use crate::ConnId;
 use crate::engine::Input;
 use crate::sim::net::{NetEventKind, Side};
 
-/// Work the runner finishes later: disk and tracker latency.
+/// Work the runner finishes later.
 #[derive(Debug)]
 pub(super) enum Delayed {
+    /// A disk or tracker answer, after its latency.
     Input(NodeId, Input),
+    /// A connection's socket takes more of its queued bytes.
+    Pump(NodeId, ConnId),
 }
 
 /// The swarm ran out of things to do, or out of time, before the goal.
@@ -113,6 +117,7 @@ impl Swarm {
                 NetEventKind::Refused | NetEventKind::Closed(_) => {
                     if let Some(c) = n.by_sim.remove(&(ev.conn, ev.side)) {
                         n.conns.remove(&c);
+                        n.send_queues.remove(&c);
                         n.session.handle(now, Input::Closed { conn: c });
                     }
                 }
@@ -129,12 +134,17 @@ impl Swarm {
                 break;
             }
             self.delayed.pop();
-            if let Some(Delayed::Input(node, input)) = self.delayed_items.remove(&seq)
-                && let Some(n) = self.nodes.get_mut(node.0)
-                && n.alive
-            {
-                n.session.handle(now, input);
-                self.drain(node);
+            match self.delayed_items.remove(&seq) {
+                Some(Delayed::Input(node, input)) => {
+                    if let Some(n) = self.nodes.get_mut(node.0)
+                        && n.alive
+                    {
+                        n.session.handle(now, input);
+                        self.drain(node);
+                    }
+                }
+                Some(Delayed::Pump(node, conn)) => self.pump(node, conn, now),
+                None => {}
             }
         }
         for idx in 0..self.nodes.len() {

@@ -1,0 +1,120 @@
+//! Each connection's bytes wait in the runner until its socket would take them, as they wait
+//! in an adapter's writer queue.
+//!
+//! The network's upload queue is one FIFO per host, shared by its connections. Handing it a
+//! connection's every byte at once would put a new connection's handshake behind megabytes
+//! of blocks for an old one, which no real host does: a kernel takes from each socket only
+//! what fits its send buffer. So a connection gets [`SEND_BUFFER`] more bytes only once what
+//! it was given before has left ([`Network::flushed_at`](crate::sim::net::Network::flushed_at)).
+//! A host without an upload cap or bandwidth limit flushes at once: nothing waits.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::run::Delayed;
+use super::{NodeId, Swarm};
+use crate::ConnId;
+
+/// What a socket takes before a write would block: Linux's default send buffer (`wmem`
+/// default, 16 KiB), one block message.
+const SEND_BUFFER: usize = 16 * 1024;
+
+/// One connection's bytes not yet handed to the network.
+#[derive(Debug, Default)]
+pub(super) struct SendQueue {
+    bufs: VecDeque<Bytes>,
+    /// When a pump is scheduled, so one is not scheduled twice for the same instant.
+    pump_at: Option<Instant>,
+}
+
+impl SendQueue {
+    /// Up to `max` bytes from the front, as one buffer.
+    fn take(&mut self, max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(front) = self.bufs.front_mut() else {
+                break;
+            };
+            let n = front.len().min(max - out.len());
+            out.extend_from_slice(&front.split_to(n));
+            if front.is_empty() {
+                self.bufs.pop_front();
+            }
+        }
+        out
+    }
+}
+
+impl Swarm {
+    /// Queues `bufs` on `node`'s connection `conn` and hands the network what it takes now.
+    pub(super) fn queue_send(
+        &mut self,
+        node: NodeId,
+        conn: ConnId,
+        bufs: Vec<Bytes>,
+        now: Instant,
+    ) {
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
+        n.send_queues
+            .entry(conn)
+            .or_default()
+            .bufs
+            .extend(bufs.into_iter().filter(|b| !b.is_empty()));
+        self.pump(node, conn, now);
+    }
+
+    /// Hands the network `SEND_BUFFER` bytes of `conn` at a time while its earlier bytes have
+    /// left; otherwise comes back when they will have.
+    pub(super) fn pump(&mut self, node: NodeId, conn: ConnId, now: Instant) {
+        loop {
+            let Some(n) = self.nodes.get_mut(node.0) else {
+                return;
+            };
+            let (Some((sim, side)), Some(q)) =
+                (n.conns.get(&conn).copied(), n.send_queues.get_mut(&conn))
+            else {
+                return;
+            };
+            if q.pump_at.is_some_and(|t| t <= now) {
+                q.pump_at = None;
+            }
+            if q.bufs.is_empty() {
+                return;
+            }
+            if let Some(free) = self.net.flushed_at(sim, side).filter(|t| *t > now) {
+                if q.pump_at.is_none() {
+                    q.pump_at = Some(free);
+                    self.schedule(free, Delayed::Pump(node, conn));
+                }
+                return;
+            }
+            let chunk = q.take(SEND_BUFFER);
+            if self.net.send(sim, side, chunk, now).is_err() {
+                // The other end is gone; its close event is on the way.
+                q.bufs.clear();
+                return;
+            }
+        }
+    }
+
+    /// Everything still queued for `conn`, handed to the network at once (a close flushes
+    /// what was written before it, as the adapters' writers do).
+    pub(super) fn flush_queue(&mut self, node: NodeId, conn: ConnId, now: Instant) {
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
+        let (Some((sim, side)), Some(mut q)) =
+            (n.conns.get(&conn).copied(), n.send_queues.remove(&conn))
+        else {
+            return;
+        };
+        let rest = q.take(usize::MAX);
+        if !rest.is_empty() {
+            let _ = self.net.send(sim, side, rest, now);
+        }
+    }
+}
