@@ -36,6 +36,7 @@
 //! - [`encoding`]: hex, base32 and percent-encoding, written once for every parser, and the
 //!   escaping of torrent and tracker text for print.
 //! - [`wire`]: the peer handshake, every peer message, an incremental zero-copy decoder.
+//! - [`compact`]: compact peer addresses, for trackers and peer exchange.
 //! - [`tracker`]: HTTP announce/scrape (with sans-IO HTTP framing) and UDP trackers (BEP 15).
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.
 //! - [`engine`]: the session state machine; [`picker`], [`choker`], [`rate`] and [`resume`]
@@ -48,6 +49,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+pub mod compact;
 pub mod encoding;
 pub mod engine;
 pub mod magnet;

@@ -15,22 +15,19 @@
 //!   ASCII whitespace after the dictionary is tolerated (some trackers print a newline).
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::{AnnounceEvent, DEFAULT_ANNOUNCE_INTERVAL};
 use crate::bencode::{self, Bencode, DecodeError, DecodeErrorKind, Value};
+use crate::compact::{self, Family};
 use crate::encoding::percent::{self, Plus, encode_into, is_unreserved};
 use crate::{InfoHash, PeerId};
 
 /// Longest host name accepted in a dictionary peer's `ip` (the DNS limit, RFC 1035).
 pub const MAX_HOST_LEN: usize = 253;
 
-/// Bytes per BEP 23 compact IPv4 peer: 4 address bytes and a big-endian port.
-pub const COMPACT_V4_LEN: usize = 6;
-
-/// Bytes per BEP 7 compact IPv6 peer: 16 address bytes and a big-endian port.
-pub const COMPACT_V6_LEN: usize = 18;
+pub use crate::compact::{COMPACT_V4_LEN, COMPACT_V6_LEN};
 
 /// What a client tells an HTTP tracker (BEP 3). Transport-independent: the UDP request is
 /// built from it with [`super::udp::AnnounceRequest::from_announce`].
@@ -471,49 +468,30 @@ fn is_host_name(s: &str) -> bool {
 }
 
 fn compact_v4(v: &Value<'_>, field: &'static str, out: &mut Vec<Peer>) -> Result<(), ReplyError> {
-    let bytes = v
-        .as_bytes()
-        .ok_or_else(|| field_err(field, v, FieldProblem::WrongType("a string")))?;
-    let (entries, tail) = bytes.as_chunks::<COMPACT_V4_LEN>();
-    if !tail.is_empty() {
-        let problem = FieldProblem::RaggedCompact {
-            len: bytes.len(),
-            entry: COMPACT_V4_LEN,
-        };
-        return Err(field_err(field, v, problem));
-    }
-    out.extend(entries.iter().map(|&[a, b, c, d, p1, p2]| {
-        Peer::from_addr(SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::new(a, b, c, d),
-            u16::from_be_bytes([p1, p2]),
-        )))
-    }));
-    Ok(())
+    compact_peers(v, field, Family::V4, out)
 }
 
 fn compact_v6(v: &Value<'_>, out: &mut Vec<Peer>) -> Result<(), ReplyError> {
+    compact_peers(v, "peers6", Family::V6, out)
+}
+
+fn compact_peers(
+    v: &Value<'_>,
+    field: &'static str,
+    family: Family,
+    out: &mut Vec<Peer>,
+) -> Result<(), ReplyError> {
     let bytes = v
         .as_bytes()
-        .ok_or_else(|| field_err("peers6", v, FieldProblem::WrongType("a string")))?;
-    let (entries, tail) = bytes.as_chunks::<COMPACT_V6_LEN>();
-    if !tail.is_empty() {
+        .ok_or_else(|| field_err(field, v, FieldProblem::WrongType("a string")))?;
+    let addrs = compact::decode(bytes, family).map_err(|e| {
         let problem = FieldProblem::RaggedCompact {
-            len: bytes.len(),
-            entry: COMPACT_V6_LEN,
+            len: e.len,
+            entry: e.entry,
         };
-        return Err(field_err("peers6", v, problem));
-    }
-    out.extend(entries.iter().map(|entry| {
-        let (ip, port) = entry.split_at(16);
-        let ip = <[u8; 16]>::try_from(ip).unwrap_or_default();
-        let port = <[u8; 2]>::try_from(port).unwrap_or_default();
-        Peer::from_addr(SocketAddr::V6(SocketAddrV6::new(
-            Ipv6Addr::from(ip),
-            u16::from_be_bytes(port),
-            0,
-            0,
-        )))
-    }));
+        field_err(field, v, problem)
+    })?;
+    out.extend(addrs.into_iter().map(Peer::from_addr));
     Ok(())
 }
 
@@ -688,18 +666,8 @@ impl AnnounceResponse {
             Some(addrs) => {
                 let mut v4 = Vec::new();
                 let mut v6 = Vec::new();
-                for a in addrs {
-                    match a {
-                        SocketAddr::V4(a) => {
-                            v4.extend_from_slice(&a.ip().octets());
-                            v4.extend_from_slice(&a.port().to_be_bytes());
-                        }
-                        SocketAddr::V6(a) => {
-                            v6.extend_from_slice(&a.ip().octets());
-                            v6.extend_from_slice(&a.port().to_be_bytes());
-                        }
-                    }
-                }
+                compact::encode(&addrs, Family::V4, &mut v4);
+                compact::encode(&addrs, Family::V6, &mut v6);
                 reply.insert("peers", v4);
                 if !v6.is_empty() {
                     reply.insert("peers6", v6);
@@ -732,6 +700,7 @@ impl AnnounceResponse {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::net::{Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
     fn sample() -> AnnounceRequest {
         let mut ih = [0u8; 20];
