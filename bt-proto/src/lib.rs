@@ -36,7 +36,8 @@
 //! - [`encoding`]: hex, base32 and percent-encoding, written once for every parser, and the
 //!   escaping of torrent and tracker text for print.
 //! - [`wire`]: the peer handshake, every peer message, an incremental zero-copy decoder.
-//! - [`compact`]: compact peer addresses, for trackers and peer exchange.
+//! - [`extensions`]: the extension protocol's handshake (BEP 10), metadata exchange (BEP 9)
+//!   and peer exchange (BEP 11) messages; [`compact`]: compact peer addresses.
 //! - [`tracker`]: HTTP announce/scrape (with sans-IO HTTP framing) and UDP trackers (BEP 15).
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.
 //! - [`engine`]: the session state machine; [`picker`], [`choker`], [`rate`] and [`resume`]
@@ -52,6 +53,7 @@ pub mod choker;
 pub mod compact;
 pub mod encoding;
 pub mod engine;
+pub mod extensions;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;
