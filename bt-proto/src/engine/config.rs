@@ -126,6 +126,11 @@ pub struct Config {
     /// See [`DEFAULT_RESUME_SAVE_INTERVAL`]; `None` saves only when a torrent completes or
     /// stops.
     pub resume_save_interval: Option<Duration>,
+    /// Peer exchange (BEP 11) on torrents that are not private: peers are told which peers
+    /// we are connected to, and what they tell us is dialled. On by default, as in every
+    /// common client: it finds peers when trackers are slow or down and costs one small
+    /// message a minute per peer.
+    pub pex: bool,
 }
 
 impl Config {
@@ -157,6 +162,7 @@ impl Config {
             numwant: DEFAULT_NUMWANT,
             client_name: concat!("bt ", env!("CARGO_PKG_VERSION")).to_string(),
             resume_save_interval: Some(DEFAULT_RESUME_SAVE_INTERVAL),
+            pex: true,
         }
     }
 }

@@ -150,6 +150,7 @@ impl Session {
                 let next = p.last_sent + cfg.keepalive_interval;
                 self.timers.set(Timer::Peer(conn, timer), next);
             }
+            PeerTimer::Pex => self.on_pex_timer(now, conn),
             PeerTimer::Request => {
                 if p.requests.is_empty() {
                     return;

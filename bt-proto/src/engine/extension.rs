@@ -1,14 +1,19 @@
-//! The extension protocol (BEP 10): our extension handshake, and what we read of theirs.
+//! The extension protocol (BEP 10): our extension handshake, what we keep of theirs, and the
+//! routing of extended messages to metadata exchange (`metadata`) and peer exchange (`pex`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::time::Instant;
 
-use super::peer::PeerExtensions;
-use super::{ProtocolViolation, Session};
-use crate::bencode::{self, Bencode};
+use bytes::Bytes;
 
-/// Longest client name kept from a peer's extension handshake, in characters: enough for
-/// every real client's "name version", short enough that a hostile peer cannot bloat memory.
-pub const MAX_CLIENT_NAME: usize = 64;
+use super::torrent::Torrent;
+use super::{ProtocolViolation, Session, TorrentId};
+use crate::ConnId;
+use crate::extensions::{
+    ExtensionHandshake, HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID, ut_metadata::METADATA_PIECE_LEN,
+};
+
+pub use crate::extensions::MAX_CLIENT_NAME;
 
 /// Largest extension handshake accepted. Real ones are a few hundred bytes (a dictionary of
 /// extension names and a few numbers); a peer sending more is closed rather than parsed.
@@ -18,49 +23,84 @@ pub const MAX_EXTENSION_HANDSHAKE_LEN: usize = 16 * 1024;
 /// a value; a peer sending it over and over only makes us parse it over and over.
 pub const MAX_EXTENSION_HANDSHAKES: u32 = 4;
 
-impl Session {
-    /// Our extension handshake to the peer at `addr`.
-    pub(super) fn our_extension_handshake(&self, addr: SocketAddr) -> Vec<u8> {
-        let yourip: Vec<u8> = match addr.ip() {
-            IpAddr::V4(ip) => ip.octets().to_vec(),
-            IpAddr::V6(ip) => ip.octets().to_vec(),
-        };
-        Bencode::dict()
-            .with("m", Bencode::dict())
-            .with("p", self.config.listen_port)
-            .with("v", self.config.client_name.as_str())
-            .with(
-                "reqq",
-                i64::try_from(self.config.max_peer_requests).unwrap_or(i64::MAX),
-            )
-            .with("yourip", yourip)
-            .encode()
-    }
+/// What a peer told us in its extension handshakes (BEP 10), merged.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerExtensions {
+    /// Every handshake so far, later values replacing earlier ones.
+    pub said: ExtensionHandshake,
+    /// Extension handshakes it sent.
+    pub handshakes: u32,
 }
 
-/// What a peer's extension handshake says that we use; `None` when it is not bencode (that
-/// costs the peer only its extensions). Values out of range are left out.
-pub(super) fn parse_handshake(payload: &[u8]) -> Option<PeerExtensions> {
-    let v = bencode::decode(payload).ok()?;
-    Some(PeerExtensions {
-        reqq: v
-            .get(b"reqq")
-            .and_then(|x| x.as_int())
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| *n > 0),
-        listen_port: v
-            .get(b"p")
-            .and_then(|x| x.as_int())
-            .and_then(|n| u16::try_from(n).ok())
-            .filter(|n| *n > 0),
-        client: v.get(b"v").and_then(|x| x.as_bytes()).map(|name| {
-            String::from_utf8_lossy(name)
-                .chars()
-                .take(MAX_CLIENT_NAME)
-                .collect()
-        }),
-        handshakes: 0,
-    })
+/// Whether we serve a torrent's metadata (BEP 9). Not for private torrents (BEP 27): their
+/// metadata reaches users only through the tracker's site, and a peer that knows only the
+/// info-hash is not one the tracker let in; libtorrent does not serve it either.
+pub(super) fn serves_metadata(t: &Torrent) -> bool {
+    !t.meta.is_private()
+}
+
+impl Session {
+    /// Whether a torrent exchanges peers (BEP 11): PEX is on and the torrent is not private
+    /// (BEP 27: a private torrent's peers come from its tracker only).
+    pub(super) fn exchanges_peers(&self, t: &Torrent) -> bool {
+        self.config.pex && !t.meta.is_private()
+    }
+
+    /// Our extension handshake to the peer at `addr`, for torrent `t`.
+    pub(super) fn our_extension_handshake(&self, t: &Torrent, addr: SocketAddr) -> Vec<u8> {
+        let metadata = serves_metadata(t);
+        ExtensionHandshake {
+            ut_metadata: metadata.then_some(UT_METADATA_ID),
+            ut_pex: self.exchanges_peers(t).then_some(UT_PEX_ID),
+            metadata_size: metadata.then(|| t.meta.info_bytes().len() as u64),
+            listen_port: Some(self.config.listen_port).filter(|p| *p != 0),
+            reqq: Some(self.config.max_peer_requests),
+            client: Some(self.config.client_name.clone()),
+            yourip: Some(addr.ip()),
+        }
+        .encode()
+    }
+
+    /// An extended message from an active peer of torrent `id`: a handshake, or a message
+    /// under one of our ids for an extension this torrent speaks. Anything else is ignored
+    /// (BEP 10: ids we did not give out mean nothing to us).
+    pub(super) fn on_extended(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        id: TorrentId,
+        ext: u8,
+        payload: Bytes,
+    ) -> Result<(), ProtocolViolation> {
+        let Some(t) = self.torrents.get(&id) else {
+            return Ok(());
+        };
+        let (metadata, pex) = (serves_metadata(t), self.exchanges_peers(t));
+        match ext {
+            HANDSHAKE_ID => self.on_extension_handshake(now, conn, id, &payload),
+            UT_METADATA_ID if metadata => self.on_metadata_request(now, conn, id, &payload),
+            UT_PEX_ID if pex => self.on_pex_message(now, conn, id, &payload),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_extension_handshake(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        id: TorrentId,
+        payload: &[u8],
+    ) -> Result<(), ProtocolViolation> {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return Ok(());
+        };
+        check_handshake(payload, p.extensions.handshakes)?;
+        p.extensions.handshakes += 1;
+        let said = ExtensionHandshake::decode(payload)?;
+        p.extensions.said.update(said);
+        self.start_pex(now, conn, id);
+        Ok(())
+    }
 }
 
 /// Checks a peer's extension handshake against the limits before it is parsed; `count` is
@@ -75,54 +115,12 @@ pub(super) fn check_handshake(payload: &[u8], count: u32) -> Result<(), Protocol
     Ok(())
 }
 
-impl PeerExtensions {
-    /// Takes what a later handshake says, keeping what it leaves out (BEP 10 allows a peer to
-    /// send its handshake again to change some values).
-    pub(super) fn update(&mut self, newer: PeerExtensions) {
-        if newer.reqq.is_some() {
-            self.reqq = newer.reqq;
-        }
-        if newer.listen_port.is_some() {
-            self.listen_port = newer.listen_port;
-        }
-        if newer.client.is_some() {
-            self.client = newer.client;
-        }
-    }
-}
+// A metadata piece with its dictionary must fit one extended message.
+const _: () = assert!(METADATA_PIECE_LEN + 100 < crate::wire::MAX_EXTENDED_LEN as usize);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_reqq_port_and_a_bounded_client_name() {
-        let long = "x".repeat(MAX_CLIENT_NAME * 2);
-        let payload = Bencode::dict()
-            .with("reqq", 250)
-            .with("p", 51413)
-            .with("v", long.as_str())
-            .encode();
-        let ext = parse_handshake(&payload).unwrap();
-        assert_eq!(ext.reqq, Some(250));
-        assert_eq!(ext.listen_port, Some(51413));
-        assert_eq!(ext.client.unwrap().chars().count(), MAX_CLIENT_NAME);
-    }
-
-    #[test]
-    fn out_of_range_values_are_left_out_and_garbage_is_none() {
-        let payload = Bencode::dict().with("reqq", 0).with("p", 70000).encode();
-        let ext = parse_handshake(&payload).unwrap();
-        assert_eq!((ext.reqq, ext.listen_port), (None, None));
-        assert!(parse_handshake(b"d1:").is_none());
-    }
-
-    #[test]
-    fn a_later_handshake_keeps_what_it_leaves_out() {
-        let mut ext = parse_handshake(&Bencode::dict().with("reqq", 9).encode()).unwrap();
-        ext.update(parse_handshake(&Bencode::dict().with("p", 1).encode()).unwrap());
-        assert_eq!((ext.reqq, ext.listen_port), (Some(9), Some(1)));
-    }
 
     #[test]
     fn oversized_or_repeated_handshakes_are_violations() {

@@ -186,8 +186,8 @@ impl Session {
             last_sent + self.config.keepalive_interval,
         );
         self.send_piece_summary(now, conn, id);
-        if extended {
-            let payload = Bytes::from(self.our_extension_handshake(addr));
+        if extended && let Some(t) = self.torrents.get(&id) {
+            let payload = Bytes::from(self.our_extension_handshake(t, addr));
             if let Some(p) = self.peers.get_mut(conn) {
                 p.send(&Message::Extended { id: 0, payload }, now);
             }

@@ -25,7 +25,8 @@ fn block(piece: u32, index: u32) -> Block {
     }
 }
 
-fn closes(s: &mut Session) -> Vec<(ConnId, CloseReason)> {
+/// Every close the session asked for since the last drain, with its reason; other outputs go.
+pub(super) fn closes(s: &mut Session) -> Vec<(ConnId, CloseReason)> {
     let mut out = Vec::new();
     while let Some(o) = s.poll_output() {
         if let Output::Close { conn, reason } = o {

@@ -5,7 +5,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::peer::{MAX_ALLOWED_FAST, Phase};
-use super::{CloseReason, ProtocolViolation, Session, TorrentId, TorrentState, extension};
+use super::{CloseReason, ProtocolViolation, Session, TorrentId, TorrentState};
 use crate::wire::Message;
 use crate::{Bitfield, ConnId, PieceIndex};
 
@@ -117,14 +117,9 @@ impl Session {
                 offset,
                 data,
             } => self.on_block(now, conn, id, piece, offset, data)?,
-            Message::Extended { id: 0, payload } => {
-                extension::check_handshake(&payload, p.extensions.handshakes)?;
-                p.extensions.handshakes += 1;
-                if let Some(ext) = extension::parse_handshake(&payload) {
-                    p.extensions.update(ext);
-                }
+            Message::Extended { id: ext, payload } => {
+                self.on_extended(now, conn, id, ext, payload)?
             }
-            Message::Extended { .. } => {}
         }
         Ok(())
     }

@@ -37,7 +37,8 @@
 //! choker, smart ban, dialling candidates and announcer, and one `timers` table of named
 //! deadlines, so that [`Session::handle_timeout`] touches only what is due. The modules
 //! follow a connection's life: `connection` (accept, connect, close), `handshake` (route,
-//! admit, activate), `extension` (BEP 10), `messages`, `download` (with `block_memory`: what
+//! admit, activate), `extension` (BEP 10, routing to `metadata`, BEP 9, and `pex`, BEP 11),
+//! `messages`, `download` (with `block_memory`: what
 //! a kept block may pin, and `exclusive`: failed pieces fetched again from one peer),
 //! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce` and
 //! `resume_saves`; `commands` and `queries` are the user's side.
@@ -51,6 +52,8 @@ mod dialing;
 mod download;
 mod exclusive;
 mod extension;
+#[cfg(test)]
+mod extension_tests;
 mod failure;
 mod handshake;
 mod hashcheck;
@@ -59,8 +62,10 @@ mod hostile_tests;
 mod info;
 mod io;
 mod messages;
+mod metadata;
 mod peer;
 mod peers;
+mod pex;
 mod queries;
 mod resume_saves;
 mod smart_ban;
@@ -89,7 +94,12 @@ pub use io::{
     AddTorrent, CheckScope, CloseReason, Event, HashcheckReport, Input, Output, ResumeSave,
     StorageError, TorrentId, TorrentState,
 };
+pub use metadata::{MAX_METADATA_REJECTS, METADATA_SERVINGS_PER_PIECE};
 pub use peer::{MAX_ALLOWED_FAST, MAX_SLIPS};
+pub use pex::{
+    MAX_PEX_ADDED, MAX_PEX_ADDRESSES_TAKEN, MAX_PEX_RECEIVED_PER_INTERVAL, PEX_FIRST_DELAY,
+    PEX_INTERVAL,
+};
 pub use violation::ProtocolViolation;
 
 use peers::Peers;

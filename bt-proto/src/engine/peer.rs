@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use super::extension::PeerExtensions;
 use super::io::TorrentId;
+use super::metadata::MetadataServed;
+use super::pex::PexSent;
 use crate::picker::{BLOCK_LEN, Block};
 use crate::rate::RateMeter;
 use crate::wire::{Decoder, Extension, Message, Reserved};
@@ -47,19 +50,6 @@ pub(crate) struct ChokeState {
     pub am_interested: bool,
     pub peer_choking: bool,
     pub peer_interested: bool,
-}
-
-/// What a peer told us in its extension handshake (BEP 10).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PeerExtensions {
-    /// Its request-queue size (`reqq`).
-    pub reqq: Option<usize>,
-    /// Its listening port (`p`).
-    pub listen_port: Option<u16>,
-    /// Its client name and version (`v`).
-    pub client: Option<String>,
-    /// Extension handshakes it sent.
-    pub handshakes: u32,
 }
 
 /// One connection.
@@ -103,6 +93,10 @@ pub(crate) struct Peer {
     pub snubbed: bool,
     pub optimistic: bool,
     pub extensions: PeerExtensions,
+    /// The metadata pieces we served it and the requests we refused (BEP 9).
+    pub metadata_served: MetadataServed,
+    /// What we told it by peer exchange, and how often it told us (BEP 11).
+    pub pex: PexSent,
     /// Messages waiting to be written with the next flush.
     out: BytesMut,
     /// Buffers waiting behind `out` (PIECE payloads), flushed in order.
@@ -157,6 +151,8 @@ impl Peer {
             snubbed: false,
             optimistic: false,
             extensions: PeerExtensions::default(),
+            metadata_served: MetadataServed::default(),
+            pex: PexSent::default(),
             out: BytesMut::new(),
             out_tail: Vec::new(),
             slips: 0,
@@ -298,7 +294,10 @@ impl Peer {
     /// than its `reqq`.
     pub fn request_depth(&self) -> usize {
         let depth = if self.snubbed { 1 } else { self.queue_depth };
-        self.extensions.reqq.map_or(depth, |reqq| depth.min(reqq))
+        self.extensions
+            .said
+            .reqq
+            .map_or(depth, |reqq| depth.min(reqq))
     }
 
     /// Stops waiting for every request we made, telling the peer with a CANCEL each when

@@ -104,7 +104,7 @@ impl Session {
                     conn: p.conn,
                     addr: p.addr,
                     peer_id,
-                    client: p.extensions.client.clone().unwrap_or_else(|| {
+                    client: p.extensions.said.client.clone().unwrap_or_else(|| {
                         let c = crate::peer_id::identify(&peer_id);
                         format!("{} {}", c.name, c.version).trim().to_string()
                     }),

@@ -1,7 +1,7 @@
 //! Named deadlines: the engine wakes for what is due and touches nothing else.
 //!
 //! Every deadline the session keeps (a peer's handshake, inactivity, keep-alive and request
-//! time-outs; a torrent's announce, choke round, redial and resume save) is one entry here,
+//! time-outs and its peer exchange; a torrent's announce, choke round, redial and resume save) is one entry here,
 //! named by a [`Timer`]. [`super::Session::handle_timeout`] pops only the entries that are due,
 //! so an idle session of thousands of peers costs nothing per second.
 //!
@@ -27,6 +27,8 @@ pub(crate) enum PeerTimer {
     KeepAlive,
     /// No block for [`super::Config::request_timeout`] while requests are out: snub it.
     Request,
+    /// Our next peer exchange message to it is due.
+    Pex,
 }
 
 /// A deadline of one torrent.
@@ -81,6 +83,7 @@ impl TimerTable {
             PeerTimer::Inactivity,
             PeerTimer::KeepAlive,
             PeerTimer::Request,
+            PeerTimer::Pex,
         ] {
             self.stop(Timer::Peer(conn, t));
         }

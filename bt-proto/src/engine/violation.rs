@@ -2,6 +2,9 @@
 
 use crate::PieceIndex;
 use crate::bitfield::BitfieldError;
+use crate::extensions::ExtensionHandshakeError;
+use crate::extensions::ut_metadata::MetadataError;
+use crate::extensions::ut_pex::PexError;
 use crate::picker::Block;
 use crate::wire::{DecodeError, HandshakeError};
 
@@ -48,6 +51,18 @@ pub enum ProtocolViolation {
     /// More than [`super::MAX_EXTENSION_HANDSHAKES`] extension handshakes.
     #[error("too many extension handshakes")]
     TooManyExtensionHandshakes,
+    /// An extension handshake we cannot read, or one naming our extensions wrongly.
+    #[error(transparent)]
+    ExtensionHandshake(#[from] ExtensionHandshakeError),
+    /// A malformed metadata exchange message (BEP 9).
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// More metadata requests than [`super::MAX_METADATA_REJECTS`] refused.
+    #[error("too many metadata requests")]
+    MetadataRequestFlood,
+    /// A malformed peer exchange message (BEP 11).
+    #[error(transparent)]
+    Pex(#[from] PexError),
     /// Too many requests for pieces we do not have (we never said we had them).
     #[error("too many requests for pieces we lack")]
     TooManyRequestsForMissingPieces,
