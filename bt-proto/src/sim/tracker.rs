@@ -45,6 +45,8 @@ pub const DEFAULT_NUMWANT: usize = 50;
 #[derive(Debug, Clone, Default)]
 pub struct TrackerRegistry {
     torrents: BTreeMap<InfoHash, BTreeMap<SocketAddr, Announcer>>,
+    /// Most peers in any answer, whatever the announce asks for.
+    max_peers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +67,12 @@ pub struct SwarmView {
 }
 
 impl TrackerRegistry {
+    /// Gives at most `max` peers per answer (`None`: as many as asked for), as a tracker
+    /// that knows little of its swarm would: the peers must then find each other.
+    pub fn set_max_peers_per_reply(&mut self, max: Option<usize>) {
+        self.max_peers = max;
+    }
+
     /// Records `request`, which came from `from`, and returns the torrent's other peers.
     ///
     /// A peer is its address: the source IP (an IPv4-mapped IPv6 address taken as IPv4)
@@ -84,9 +92,12 @@ impl TrackerRegistry {
                 },
             );
         }
-        let wanted = request.numwant.map_or(DEFAULT_NUMWANT, |n| {
-            usize::try_from(n).unwrap_or(usize::MAX)
-        });
+        let wanted = request
+            .numwant
+            .map_or(DEFAULT_NUMWANT, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            })
+            .min(self.max_peers.unwrap_or(usize::MAX));
         let count = |done: bool| swarm.values().filter(|p| (p.left == 0) == done).count() as u32;
         SwarmView {
             peers: swarm
@@ -178,5 +189,8 @@ mod tests {
         assert_eq!(view.peers.len(), DEFAULT_NUMWANT);
         let view = t.announce(addr("10.0.0.7:1"), &request(102, 1, 5, None));
         assert!(view.peers.contains(&addr("10.0.0.8:1")), "{:?}", view.peers);
+        t.set_max_peers_per_reply(Some(1));
+        let view = t.announce(addr("10.0.0.6:1"), &request(103, 1, 5, None));
+        assert_eq!(view.peers.len(), 1, "the tracker's own cap");
     }
 }

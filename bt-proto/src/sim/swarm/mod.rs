@@ -53,7 +53,7 @@ mod torrent;
 pub use raw::RawConn;
 use run::Delayed;
 pub use run::Stalled;
-pub use torrent::{MakeTorrentError, make_torrent};
+pub use torrent::{MakeTorrentError, make_private_torrent, make_torrent};
 
 /// The URL of the simulated tracker.
 pub const TRACKER_URL: &str = "http://tracker.sim/announce";
@@ -159,6 +159,11 @@ impl Swarm {
     pub fn set_path(&mut self, a: NodeId, b: NodeId, link: LinkConfig) {
         let (a, b) = (self.addr(a), self.addr(b));
         self.net.set_path(a, b, link);
+    }
+
+    /// The tracker at [`TRACKER_URL`], to change how it answers.
+    pub fn tracker_mut(&mut self) -> &mut TrackerRegistry {
+        &mut self.tracker
     }
 
     /// The network, for finer control (drops, per-direction links).

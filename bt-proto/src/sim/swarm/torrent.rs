@@ -23,6 +23,24 @@ pub fn make_torrent(
     piece_length: u32,
     seed: u64,
 ) -> Result<(Metainfo, Vec<u8>), MakeTorrentError> {
+    build(files, piece_length, seed, false)
+}
+
+/// [`make_torrent`], marked private (BEP 27): its peers come from the tracker only.
+pub fn make_private_torrent(
+    files: &[(&str, u64)],
+    piece_length: u32,
+    seed: u64,
+) -> Result<(Metainfo, Vec<u8>), MakeTorrentError> {
+    build(files, piece_length, seed, true)
+}
+
+fn build(
+    files: &[(&str, u64)],
+    piece_length: u32,
+    seed: u64,
+    private: bool,
+) -> Result<(Metainfo, Vec<u8>), MakeTorrentError> {
     let mut rng = Rng::seed_from_u64(seed);
     let single = files.len() == 1 && !files.iter().any(|(p, _)| p.contains('/'));
     let builder = match files.first() {
@@ -35,6 +53,7 @@ pub fn make_torrent(
     let plan = builder
         .tracker_tier([TRACKER_URL])
         .piece_length(piece_length)
+        .private(private)
         .plan()?;
     // Content in the plan's file order (sorted by path), zeros for padding.
     let mut content = Vec::new();
