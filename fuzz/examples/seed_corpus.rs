@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bt_proto::bencode::Bencode;
+use bt_proto::extensions::ExtensionHandshake;
+use bt_proto::extensions::ut_metadata::{METADATA_PIECE_LEN, MetadataMessage};
+use bt_proto::extensions::ut_pex::{PexFlags, PexMessage};
 use bt_proto::magnet::{Magnet, MagnetPeer};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::{FileStamp, ResumeData};
@@ -237,6 +240,7 @@ fn main() {
     tracker_url_seeds();
     http_reply_seeds(&body);
     encoding_seeds(&numbers);
+    extension_seeds(&numbers);
 
     // UDP tracker: one selector byte (see the target), then a packet.
     let txn = TransactionId(0x1234_5678);
@@ -463,4 +467,43 @@ fn encoding_seeds(numbers: &Metainfo) {
         "controls",
         "name\u{1b}[2J\u{9b}1m\u{202e}gpj.exe\\u{41}\t\r\n\u{e0041}".as_bytes(),
     );
+}
+
+/// `extension`: a selector byte (0 handshake, 1 ut_metadata, 2 ut_pex), then the payload.
+fn extension_seeds(numbers: &Metainfo) {
+    let seed = |selector: u8, payload: Vec<u8>| {
+        let mut out = vec![selector];
+        out.extend(payload);
+        out
+    };
+    let handshake = ExtensionHandshake {
+        ut_metadata: Some(1),
+        ut_pex: Some(0),
+        metadata_size: Some(numbers.info_bytes().len() as u64),
+        listen_port: Some(6881),
+        reqq: Some(500),
+        client: Some("bt 0.1.0".into()),
+        yourip: Some(Ipv4Addr::new(10, 0, 0, 1).into()),
+    };
+    write("extension", "handshake", &seed(0, handshake.encode()));
+    let request = MetadataMessage::Request { piece: 0 };
+    write("extension", "metadata-request", &seed(1, request.encode()));
+    let info = numbers.info_bytes();
+    let data = MetadataMessage::Data {
+        piece: 0,
+        total_size: info.len() as u64,
+        data: Bytes::copy_from_slice(&info[..info.len().min(METADATA_PIECE_LEN)]),
+    };
+    write("extension", "metadata-data", &seed(1, data.encode()));
+    let pex = PexMessage {
+        added: vec![
+            (SocketAddr::from(([10, 0, 0, 2], 6881)), PexFlags::SEED),
+            (
+                SocketAddr::from((Ipv6Addr::LOCALHOST, 51413)),
+                PexFlags::REACHABLE,
+            ),
+        ],
+        dropped: vec![SocketAddr::from(([10, 0, 0, 3], 6881))],
+    };
+    write("extension", "pex", &seed(2, pex.encode()));
 }

@@ -3,16 +3,23 @@
 //! closes, user commands, disk and tracker answers and timer advances. After every step: no
 //! panic; every byte the engine sends decodes as valid peer-wire messages; the bitfield holds
 //! only verified pieces; `left` is exactly the wanted, unverified bytes; no block is taken
-//! from a peer it was never asked of; and the blocks and undecoded bytes held stay within the
-//! engine's limits.
+//! from a peer it was never asked of; the blocks and undecoded bytes held stay within the
+//! engine's limits; metadata pieces sent are the torrent's own bytes and peer exchange
+//! messages list at most 50 peers each way. Peers speak the extension protocol too:
+//! handshakes naming `ut_metadata` and `ut_pex`, metadata requests, peer exchange messages.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bt_proto::engine::{
-    AddTorrent, CheckScope, Config, Input, Output, Session, StorageError, TorrentState,
+    AddTorrent, CheckScope, Config, Input, MAX_PEX_ADDED, Output, Session, StorageError,
+    TorrentState,
 };
+use bt_proto::extensions::ut_metadata::{self, MetadataMessage};
+use bt_proto::extensions::ut_pex::{PexFlags, PexMessage};
+use bt_proto::extensions::{ExtensionHandshake, UT_METADATA_ID, UT_PEX_ID};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::metainfo::create::TorrentBuilder;
 use bt_proto::sim::remote::RemotePeer;
@@ -98,6 +105,13 @@ impl Harness {
                         peer.receive(b);
                     }
                     let sent = peer.messages().unwrap_or_else(|e| panic!("{e}"));
+                    for m in &sent {
+                        if let Message::Extended { id, payload } = m
+                            && *id != 0
+                        {
+                            check_extended(payload);
+                        }
+                    }
                     let asked = self.asked.entry(conn).or_default();
                     asked.extend(sent.into_iter().filter_map(|m| match m {
                         Message::Request(b) => Some(b),
@@ -301,16 +315,89 @@ fn message(u: &mut Unstructured, pieces: u32) -> Result<Message> {
         11 => Message::HaveNone,
         12 => Message::RejectRequest(block(u)?),
         13 => Message::AllowedFast(piece(u)?),
-        14 => {
-            let id = u.int_in_range(0..=2)?;
-            let n = u.int_in_range(0..=40)?;
-            Message::Extended {
-                id,
-                payload: Bytes::from(u.bytes(n)?.to_vec()),
-            }
-        }
+        14 => extended(u)?,
         _ => Message::Suggest(piece(u)?),
     })
+}
+
+/// An extended message: raw bytes under a small id, or a well-formed extension handshake,
+/// metadata message or peer exchange message under the ids the engine gave out.
+fn extended(u: &mut Unstructured) -> Result<Message> {
+    let small = |u: &mut Unstructured| -> Result<u32> { u.int_in_range(0..=3) };
+    let named = |u: &mut Unstructured| -> Result<Option<u8>> {
+        Ok(if u.arbitrary()? {
+            Some(u.int_in_range(0..=3)?)
+        } else {
+            None
+        })
+    };
+    let (id, payload) = match u.int_in_range(0..=4)? {
+        0 => {
+            let n = u.int_in_range(0..=40)?;
+            (u.int_in_range(0..=2)?, u.bytes(n)?.to_vec())
+        }
+        1 => {
+            let h = ExtensionHandshake {
+                ut_metadata: named(u)?,
+                ut_pex: named(u)?,
+                metadata_size: u.arbitrary()?,
+                listen_port: u.arbitrary()?,
+                reqq: None,
+                client: None,
+                yourip: None,
+            };
+            (0, h.encode())
+        }
+        2 => {
+            let piece = if u.ratio(9, 10)? { small(u)? } else { u.arbitrary()? };
+            let m = match u.int_in_range(0..=5)? {
+                0 => MetadataMessage::Reject { piece },
+                1 => MetadataMessage::Data {
+                    piece,
+                    total_size: 1,
+                    data: Bytes::from_static(b"x"),
+                },
+                _ => MetadataMessage::Request { piece },
+            };
+            (UT_METADATA_ID, m.encode())
+        }
+        _ => {
+            let addr = |u: &mut Unstructured| -> Result<SocketAddr> {
+                let host: u8 = u.int_in_range(1..=6)?;
+                Ok(SocketAddr::from(([10, 0, 0, host], u.int_in_range(0..=2)?)))
+            };
+            let mut m = PexMessage::default();
+            for _ in 0..u.int_in_range(0..=4)? {
+                m.added.push((addr(u)?, PexFlags(u.arbitrary()?)));
+            }
+            for _ in 0..u.int_in_range(0..=2)? {
+                m.dropped.push(addr(u)?);
+            }
+            (UT_PEX_ID, m.encode())
+        }
+    };
+    Ok(Message::Extended {
+        id,
+        payload: Bytes::from(payload),
+    })
+}
+
+/// What the engine sent under an extension: metadata pieces are the torrent's own bytes, and
+/// peer exchange messages keep to the per-message limit.
+fn check_extended(payload: &[u8]) {
+    let info = world().meta.info_bytes();
+    if let Ok(MetadataMessage::Data {
+        piece,
+        total_size,
+        data,
+    }) = MetadataMessage::decode(payload)
+    {
+        assert_eq!(total_size, info.len() as u64);
+        assert_eq!(Some(&data[..]), ut_metadata::piece_of(info, piece));
+    }
+    if let Ok(m) = PexMessage::decode(payload) {
+        assert!(m.added.len() <= MAX_PEX_ADDED && m.dropped.len() <= MAX_PEX_ADDED);
+    }
 }
 
 fn run(u: &mut Unstructured) -> Result<()> {
