@@ -349,7 +349,11 @@ fn extended(u: &mut Unstructured) -> Result<Message> {
             (0, h.encode())
         }
         2 => {
-            let piece = if u.ratio(9, 10)? { small(u)? } else { u.arbitrary()? };
+            let piece = if u.ratio(9, 10)? {
+                small(u)?
+            } else {
+                u.arbitrary()?
+            };
             let m = match u.int_in_range(0..=5)? {
                 0 => MetadataMessage::Reject { piece },
                 1 => MetadataMessage::Data {
