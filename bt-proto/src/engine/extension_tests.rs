@@ -148,28 +148,34 @@ fn our_handshake_offers_metadata_with_its_size_and_pex_only_where_allowed() {
     }
 }
 
+/// A seed of a torrent whose metadata is three pieces, and a peer that named ut_metadata.
+fn metadata_peer(now: Instant) -> (Metainfo, Session, RemotePeer) {
+    let m = meta(2000, false);
+    let (mut s, _) = session(&m, |_| {});
+    let hello = [their_handshake(None)];
+    let peer = connect(&mut s, &m, now, addr("10.0.0.2:40000"), &hello);
+    (m, s, peer)
+}
+
+/// The metadata messages `peer` got.
+fn metadata_answers(peer: &mut RemotePeer) -> Vec<MetadataMessage> {
+    extended(peer, THEIR_METADATA_ID)
+        .iter()
+        .map(|p| MetadataMessage::decode(p).unwrap())
+        .collect()
+}
+
 #[test]
 fn metadata_is_served_byte_exact_and_hashes_to_the_info_hash() {
     let now = Instant::now();
-    let m = meta(2000, false);
-    let (mut s, _) = session(&m, |_| {});
-    let mut peer = connect(
-        &mut s,
-        &m,
-        now,
-        addr("10.0.0.2:40000"),
-        &[their_handshake(None)],
-    );
+    let (m, mut s, mut peer) = metadata_peer(now);
     let pieces = ut_metadata::piece_count(m.info_bytes().len()) as u32;
     assert_eq!(pieces, 3);
     // Out of order, and one past the end.
     let asked: Vec<Message> = [2, 0, 1, 3].into_iter().map(request).collect();
     peer.send(&mut s, now, &asked).unwrap();
     peer.drain(&mut s);
-    let answers: Vec<MetadataMessage> = extended(&mut peer, THEIR_METADATA_ID)
-        .iter()
-        .map(|p| MetadataMessage::decode(p).unwrap())
-        .collect();
+    let answers = metadata_answers(&mut peer);
     assert_eq!(answers.len(), 4, "{answers:?}");
     assert_eq!(answers[3], MetadataMessage::Reject { piece: 3 });
     let mut assembled = vec![Vec::new(); 3];
@@ -195,24 +201,13 @@ fn metadata_is_served_byte_exact_and_hashes_to_the_info_hash() {
 #[test]
 fn metadata_requests_past_the_budget_are_rejected_then_the_flood_is_closed() {
     let now = Instant::now();
-    let m = meta(2000, false);
-    let (mut s, _) = session(&m, |_| {});
-    let mut peer = connect(
-        &mut s,
-        &m,
-        now,
-        addr("10.0.0.2:40000"),
-        &[their_handshake(None)],
-    );
+    let (_, mut s, mut peer) = metadata_peer(now);
     let budget = 3 * METADATA_SERVINGS_PER_PIECE as usize;
     let flood = vec![request(0); budget + MAX_METADATA_REJECTS as usize];
     peer.send(&mut s, now, &flood).unwrap();
     let others = peer.drain(&mut s);
     assert!(others.is_empty(), "closed too soon: {others:?}");
-    let answers: Vec<MetadataMessage> = extended(&mut peer, THEIR_METADATA_ID)
-        .iter()
-        .map(|p| MetadataMessage::decode(p).unwrap())
-        .collect();
+    let answers = metadata_answers(&mut peer);
     let served = answers
         .iter()
         .filter(|a| matches!(a, MetadataMessage::Data { .. }))
