@@ -327,6 +327,7 @@ impl Session {
             Some(at) => self.timers.set(timer, at),
             None => self.timers.stop(timer),
         }
+        self.announce_if_starved(now, id, next);
     }
 }
 

@@ -507,3 +507,73 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     );
     assert!(s.torrents[&id].partial_pieces.is_empty());
 }
+
+/// A leecher whose every address failed asks the tracker again once the minimum interval
+/// allows, not after the half hour the interval says; a seed with no peers waits for the
+/// interval, as it waits for leechers to come.
+#[test]
+fn a_leecher_out_of_peers_announces_again_early() {
+    use crate::tracker::{AnnounceResponse, Peer};
+    let interval = Duration::from_secs(1800);
+    for complete in [false, true] {
+        let meta = torrent(40_000, 16384, 7, &["http://tracker.example/announce"]);
+        let have = complete.then(|| Bitfield::full(meta.piece_count()));
+        let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
+        let start = Instant::now();
+        let opts = AddTorrent {
+            have,
+            ..Default::default()
+        };
+        let id = s.add_torrent(start, meta, opts);
+        let url = std::iter::from_fn(|| s.poll_output())
+            .find_map(|o| match o {
+                Output::Announce { url, .. } => Some(url),
+                _ => None,
+            })
+            .unwrap();
+        let reply = AnnounceResponse {
+            interval,
+            min_interval: None,
+            warning: None,
+            tracker_id: None,
+            complete: None,
+            incomplete: None,
+            peers: vec![Peer::from_addr("10.1.2.3:5000".parse().unwrap())],
+        };
+        s.handle(
+            start,
+            Input::Announced {
+                torrent: id,
+                url,
+                result: Ok(reply),
+            },
+        );
+        // Every dial fails, until the address is forgotten; then the next announce.
+        let mut now = start;
+        let announced = loop {
+            let mut announced = false;
+            while let Some(o) = s.poll_output() {
+                match o {
+                    Output::Connect { conn, .. } => s.handle(now, Input::Closed { conn }),
+                    Output::Announce { .. } => announced = true,
+                    _ => {}
+                }
+            }
+            if announced {
+                break now - start;
+            }
+            now = s.poll_timeout().unwrap().max(now);
+            assert!(now - start <= 2 * interval, "no announce");
+            s.handle_timeout(now);
+        };
+        if complete {
+            assert_eq!(announced, interval, "a seed announced early");
+        } else {
+            assert!(announced >= STARVED_REANNOUNCE, "too early: {announced:?}");
+            assert!(
+                announced <= 2 * STARVED_REANNOUNCE,
+                "too late: {announced:?}"
+            );
+        }
+    }
+}
