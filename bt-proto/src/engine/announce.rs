@@ -354,6 +354,10 @@ impl Session {
         }
         match result {
             Ok(reply) => {
+                // With no peer at all, an address the tracker still lists is worth a dial
+                // now, however long its back-off: at most once per starved announce.
+                let starved =
+                    t.conns.is_empty() && t.state == TorrentState::Started && !t.picker.is_done();
                 t.announcer.succeeded(url, &reply, now);
                 self.schedule_announce(id);
                 if let Some(w) = &reply.warning {
@@ -371,8 +375,12 @@ impl Session {
                 for peer in reply.peers.into_iter().take(MAX_PEERS_PER_REPLY) {
                     // Host names would need DNS, which is the adapter's; trackers in
                     // practice send addresses.
-                    if let PeerAddr::Ip(addr) = peer.addr {
-                        self.learn_peer(now, id, addr);
+                    if let PeerAddr::Ip(addr) = peer.addr
+                        && let Some(addr) = self.learn_peer(now, id, addr)
+                        && starved
+                        && let Some(t) = self.torrents.get_mut(&id)
+                    {
+                        t.candidates.retry_now(addr, now);
                     }
                 }
                 self.connect_more(now, id);

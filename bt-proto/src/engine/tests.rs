@@ -577,3 +577,68 @@ fn a_leecher_out_of_peers_announces_again_early() {
         }
     }
 }
+
+/// A peer that keeps closing on us without delivering is backed off for ever longer. When
+/// it is all the torrent has and the tracker still lists it, the torrent dials it at each
+/// announce instead of waiting out a back-off of many minutes.
+#[test]
+fn a_starved_leecher_dials_a_backed_off_peer_the_tracker_still_lists() {
+    use crate::tracker::{AnnounceResponse, Peer};
+    let meta = torrent(40_000, 16384, 7, &["http://tracker.example/announce"]);
+    let (pieces, info_hash) = (meta.piece_count(), meta.info_hash());
+    let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
+    let start = Instant::now();
+    let id = s.add_torrent(start, meta, AddTorrent::default());
+    let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+    let reply = || AnnounceResponse {
+        interval: Duration::from_secs(1800),
+        min_interval: None,
+        warning: None,
+        tracker_id: None,
+        complete: None,
+        incomplete: None,
+        peers: vec![Peer::from_addr(peer)],
+    };
+    let (mut dials, mut announces) = (Vec::new(), Vec::new());
+    let mut now = start;
+    while now - start < Duration::from_secs(2 * 1800) {
+        while let Some(o) = s.poll_output() {
+            match o {
+                Output::Connect { conn, .. } => {
+                    dials.push(now - start);
+                    s.handle(now, Input::Connected { conn });
+                    remote(conn, info_hash, pieces)
+                        .hello(&mut s, now, &[Message::HaveAll])
+                        .unwrap();
+                    s.handle(now, Input::Closed { conn });
+                }
+                Output::Announce { url, .. } => {
+                    announces.push(now - start);
+                    let result = Ok(reply());
+                    s.handle(
+                        now,
+                        Input::Announced {
+                            torrent: id,
+                            url,
+                            result,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        now = s.poll_timeout().unwrap().max(now);
+        s.handle_timeout(now);
+    }
+    let late: Vec<_> = announces
+        .iter()
+        .filter(|at| **at > Duration::from_secs(900))
+        .collect();
+    assert!(late.len() >= 2, "announces {announces:?}");
+    for at in late {
+        assert!(
+            dials.contains(at),
+            "an announce at {at:?} without a dial; dials {dials:?}"
+        );
+    }
+}
