@@ -16,13 +16,18 @@ use super::timers::{Timer, TorrentTimer};
 use super::{Event, Output, Session, TorrentId, TorrentState};
 use crate::rng::Rng;
 use crate::tracker::{
-    AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, MAX_TRACKER_URLS, PeerAddr,
-    announce_interval,
+    AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, MAX_TRACKER_URLS,
+    MIN_ANNOUNCE_INTERVAL, PeerAddr, announce_interval,
 };
 /// First wait after every tracker failed; doubled per failed round.
 pub const RETRY_BASE: Duration = Duration::from_secs(15);
 /// Longest wait after failures.
 pub const RETRY_MAX: Duration = Duration::from_secs(30 * 60);
+/// How soon after a reply a torrent that has run out of peers asks again, when the tracker
+/// named no `min interval`: libtorrent's default floor between announces, which trackers are
+/// used to. The tracker's `interval` (often 30 minutes) is for a torrent that has peers; one
+/// with none would otherwise sit idle until then.
+pub const STARVED_REANNOUNCE: Duration = Duration::from_secs(5 * 60);
 
 /// One tracker URL and what it last said.
 #[derive(Debug, Clone)]
@@ -51,6 +56,8 @@ pub(crate) struct Announcer {
     /// URL that last answered, where `stopped` goes.
     last_good: Option<String>,
     started_sent: bool,
+    /// When the last reply came and how long the tracker wants between announces at least.
+    last_reply: Option<(Instant, Duration)>,
 }
 
 impl Announcer {
@@ -99,6 +106,7 @@ impl Announcer {
             tracker_id: None,
             last_good: None,
             started_sent: false,
+            last_reply: None,
         }
     }
 
@@ -191,6 +199,21 @@ impl Announcer {
             self.tracker_id.clone_from(&reply.tracker_id);
         }
         self.next_at = Some(now + announce_interval(reply.interval, reply.min_interval));
+        let floor = reply.min_interval.unwrap_or(STARVED_REANNOUNCE);
+        self.last_reply = Some((now, floor.max(MIN_ANNOUNCE_INTERVAL)));
+    }
+
+    /// The torrent wants pieces and has no peer left to talk to or dial soon: announce as
+    /// early as the last reply's minimum interval allows, rather than at its interval.
+    /// Nothing changes before a first reply (failures have their own back-off).
+    pub fn starved(&mut self, now: Instant) {
+        let Some((at, floor)) = self.last_reply else {
+            return;
+        };
+        let earliest = (at + floor).max(now);
+        if !self.in_flight && self.next_at.is_some_and(|next| next > earliest) {
+            self.next_at = Some(earliest);
+        }
     }
 
     /// A tracker failed; fall through to the next URL, or back off after a failed round.
@@ -277,6 +300,28 @@ impl Session {
         }
     }
 
+    /// Announces early (see [`Announcer::starved`]) if torrent `id` wants pieces and is out
+    /// of peers: none connected, and no address to dial before a re-announce could bring
+    /// new ones (`next_dial`).
+    pub(super) fn announce_if_starved(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        next_dial: Option<Instant>,
+    ) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        let starved = t.conns.is_empty()
+            && t.state == TorrentState::Started
+            && !t.picker.is_done()
+            && next_dial.is_none_or(|at| at > now + STARVED_REANNOUNCE);
+        if starved {
+            t.announcer.starved(now);
+            self.schedule_announce(id);
+        }
+    }
+
     /// The torrent stops: `stopped` goes to the tracker that last answered, and nothing more
     /// is announced.
     pub(super) fn announce_stopped(&mut self, id: TorrentId) {
@@ -309,6 +354,10 @@ impl Session {
         }
         match result {
             Ok(reply) => {
+                // With no peer at all, an address the tracker still lists is worth a dial
+                // now, however long its back-off: at most once per starved announce.
+                let starved =
+                    t.conns.is_empty() && t.state == TorrentState::Started && !t.picker.is_done();
                 t.announcer.succeeded(url, &reply, now);
                 self.schedule_announce(id);
                 if let Some(w) = &reply.warning {
@@ -326,8 +375,12 @@ impl Session {
                 for peer in reply.peers.into_iter().take(MAX_PEERS_PER_REPLY) {
                     // Host names would need DNS, which is the adapter's; trackers in
                     // practice send addresses.
-                    if let PeerAddr::Ip(addr) = peer.addr {
-                        self.learn_peer(now, id, addr);
+                    if let PeerAddr::Ip(addr) = peer.addr
+                        && let Some(addr) = self.learn_peer(now, id, addr)
+                        && starved
+                        && let Some(t) = self.torrents.get_mut(&id)
+                    {
+                        t.candidates.retry_now(addr, now);
                     }
                 }
                 self.connect_more(now, id);

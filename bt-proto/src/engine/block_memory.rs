@@ -13,10 +13,13 @@ use bytes::Bytes;
 use super::{Session, TorrentId};
 use crate::PieceIndex;
 
-/// Reads shorter than this have their blocks copied: an adapter's receive buffer is a few
-/// hundred KiB (bt-adapter's is 256 KiB), and a read of at least half of one that is mostly
-/// blocks pins at most about four times what is kept.
-pub const MIN_ZERO_COPY_READ: usize = 128 * 1024;
+/// Reads shorter than this (about two blocks with their headers) have their blocks copied.
+/// Reads that short come from a slow link or a trickling peer, whose receive buffer (256 KiB
+/// in bt-adapter, shared by consecutive reads) fills slowly with blocks of many pieces, so a
+/// block kept long could pin many times its size. Larger reads fill a buffer quickly with
+/// blocks stored at about the same time. At 128 KiB this copied many of loopback's 64 KiB
+/// reads and cost 4 MiB of peak RSS (PERF.md, "Copied blocks").
+pub const MIN_ZERO_COPY_READ: usize = 32 * 1024;
 
 /// What the read being handled brought, and where its kept blocks went.
 #[derive(Debug, Default)]

@@ -170,8 +170,9 @@ impl Session {
     /// Adds a peer address to try for a torrent. An address known already (and not
     /// connected) is tried again now: the user asking overrides the reconnect back-off.
     pub fn add_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
-        self.learn_peer(now, id, addr);
-        if let Some(t) = self.torrents.get_mut(&id) {
+        if let Some(addr) = self.learn_peer(now, id, addr)
+            && let Some(t) = self.torrents.get_mut(&id)
+        {
             t.candidates.retry_now(addr, now);
         }
         self.connect_more(now, id);

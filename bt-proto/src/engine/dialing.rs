@@ -262,17 +262,24 @@ impl Candidates {
 
 impl Session {
     /// Remembers an address to dial for a torrent, unless no peer can be there (see
-    /// [`dialable`]), it is ourselves, or its host is banned.
-    pub(super) fn learn_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
+    /// [`dialable`]), it is ourselves, or its host is banned. Returns the address as kept
+    /// (IPv4-mapped addresses become IPv4), or `None` if it was refused.
+    pub(super) fn learn_peer(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        addr: SocketAddr,
+    ) -> Option<SocketAddr> {
         let addr = canonical(addr);
         if !dialable(addr) || self.is_own_address(addr) {
-            return;
+            return None;
         }
-        if let Some(t) = self.torrents.get_mut(&id)
-            && !t.smart_ban.is_banned(addr.ip())
-        {
-            t.candidates.learn(addr, now, &mut self.rng);
+        let t = self.torrents.get_mut(&id)?;
+        if t.smart_ban.is_banned(addr.ip()) {
+            return None;
         }
+        t.candidates.learn(addr, now, &mut self.rng);
+        Some(addr)
     }
 
     /// Whether `addr` is this session: one it connected to itself at, or our port on the
@@ -327,6 +334,7 @@ impl Session {
             Some(at) => self.timers.set(timer, at),
             None => self.timers.stop(timer),
         }
+        self.announce_if_starved(now, id, next);
     }
 }
 

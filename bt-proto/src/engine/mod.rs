@@ -80,7 +80,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-pub use announce::{RETRY_BASE, RETRY_MAX};
+pub use announce::{RETRY_BASE, RETRY_MAX, STARVED_REANNOUNCE};
 pub use block_memory::MIN_ZERO_COPY_READ;
 pub use config::*;
 pub use dialing::{

@@ -507,3 +507,138 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     );
     assert!(s.torrents[&id].partial_pieces.is_empty());
 }
+
+/// A leecher whose every address failed asks the tracker again once the minimum interval
+/// allows, not after the half hour the interval says; a seed with no peers waits for the
+/// interval, as it waits for leechers to come.
+#[test]
+fn a_leecher_out_of_peers_announces_again_early() {
+    use crate::tracker::{AnnounceResponse, Peer};
+    let interval = Duration::from_secs(1800);
+    for complete in [false, true] {
+        let meta = torrent(40_000, 16384, 7, &["http://tracker.example/announce"]);
+        let have = complete.then(|| Bitfield::full(meta.piece_count()));
+        let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
+        let start = Instant::now();
+        let opts = AddTorrent {
+            have,
+            ..Default::default()
+        };
+        let id = s.add_torrent(start, meta, opts);
+        let url = std::iter::from_fn(|| s.poll_output())
+            .find_map(|o| match o {
+                Output::Announce { url, .. } => Some(url),
+                _ => None,
+            })
+            .unwrap();
+        let reply = AnnounceResponse {
+            interval,
+            min_interval: None,
+            warning: None,
+            tracker_id: None,
+            complete: None,
+            incomplete: None,
+            peers: vec![Peer::from_addr("10.1.2.3:5000".parse().unwrap())],
+        };
+        s.handle(
+            start,
+            Input::Announced {
+                torrent: id,
+                url,
+                result: Ok(reply),
+            },
+        );
+        // Every dial fails, until the address is forgotten; then the next announce.
+        let mut now = start;
+        let announced = loop {
+            let mut announced = false;
+            while let Some(o) = s.poll_output() {
+                match o {
+                    Output::Connect { conn, .. } => s.handle(now, Input::Closed { conn }),
+                    Output::Announce { .. } => announced = true,
+                    _ => {}
+                }
+            }
+            if announced {
+                break now - start;
+            }
+            now = s.poll_timeout().unwrap().max(now);
+            assert!(now - start <= 2 * interval, "no announce");
+            s.handle_timeout(now);
+        };
+        if complete {
+            assert_eq!(announced, interval, "a seed announced early");
+        } else {
+            assert!(announced >= STARVED_REANNOUNCE, "too early: {announced:?}");
+            assert!(
+                announced <= 2 * STARVED_REANNOUNCE,
+                "too late: {announced:?}"
+            );
+        }
+    }
+}
+
+/// A peer that keeps closing on us without delivering is backed off for ever longer. When
+/// it is all the torrent has and the tracker still lists it, the torrent dials it at each
+/// announce instead of waiting out a back-off of many minutes.
+#[test]
+fn a_starved_leecher_dials_a_backed_off_peer_the_tracker_still_lists() {
+    use crate::tracker::{AnnounceResponse, Peer};
+    let meta = torrent(40_000, 16384, 7, &["http://tracker.example/announce"]);
+    let (pieces, info_hash) = (meta.piece_count(), meta.info_hash());
+    let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
+    let start = Instant::now();
+    let id = s.add_torrent(start, meta, AddTorrent::default());
+    let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+    let reply = || AnnounceResponse {
+        interval: Duration::from_secs(1800),
+        min_interval: None,
+        warning: None,
+        tracker_id: None,
+        complete: None,
+        incomplete: None,
+        peers: vec![Peer::from_addr(peer)],
+    };
+    let (mut dials, mut announces) = (Vec::new(), Vec::new());
+    let mut now = start;
+    while now - start < Duration::from_secs(2 * 1800) {
+        while let Some(o) = s.poll_output() {
+            match o {
+                Output::Connect { conn, .. } => {
+                    dials.push(now - start);
+                    s.handle(now, Input::Connected { conn });
+                    remote(conn, info_hash, pieces)
+                        .hello(&mut s, now, &[Message::HaveAll])
+                        .unwrap();
+                    s.handle(now, Input::Closed { conn });
+                }
+                Output::Announce { url, .. } => {
+                    announces.push(now - start);
+                    let result = Ok(reply());
+                    s.handle(
+                        now,
+                        Input::Announced {
+                            torrent: id,
+                            url,
+                            result,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        now = s.poll_timeout().unwrap().max(now);
+        s.handle_timeout(now);
+    }
+    let late: Vec<_> = announces
+        .iter()
+        .filter(|at| **at > Duration::from_secs(900))
+        .collect();
+    assert!(late.len() >= 2, "announces {announces:?}");
+    for at in late {
+        assert!(
+            dials.contains(at),
+            "an announce at {at:?} without a dial; dials {dials:?}"
+        );
+    }
+}
