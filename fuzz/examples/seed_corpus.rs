@@ -418,13 +418,17 @@ fn tracker_url_seeds() {
     }
 }
 
+/// One `http_reply` seed: its name, redirects followed, request URL selector, status,
+/// `Location` (empty: none) and body.
+type HttpReplySeed<'a> = (&'a str, u8, u8, u16, &'a str, &'a [u8]);
+
 /// `http_reply`: redirects followed, request URL selector, status (u16), `Location` length
 /// (0: none), the location, then the body.
 fn http_reply_seeds(reply: &[u8]) {
     let failure = Bencode::dict()
         .with("failure reason", "unregistered torrent")
         .encode();
-    let seeds: [(&str, u8, u8, u16, &str, &[u8]); 6] = [
+    let seeds: [HttpReplySeed; 6] = [
         ("reply", 0, 0, 200, "", reply),
         ("refused-ok", 0, 0, 200, "", &failure),
         ("refused-403", 0, 2, 403, "", &failure),

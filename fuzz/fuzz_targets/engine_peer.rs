@@ -217,7 +217,10 @@ impl Harness {
         // At most one unfinished message per connection: a block with its header, or an
         // extended message.
         let frame = 4 + bt_proto::wire::MAX_EXTENDED_LEN as u64;
-        assert!(memory.undecoded_bytes <= memory.connections as u64 * frame, "{memory:?}");
+        assert!(
+            memory.undecoded_bytes <= memory.connections as u64 * frame,
+            "{memory:?}"
+        );
         Ok(())
     }
 
@@ -241,7 +244,9 @@ impl Harness {
                     data,
                 } => {
                     let b = BlockRequest::new(*piece, *offset, data.len() as u32);
-                    asked.is_some_and(|a| a.contains(&b)).then_some(data.len() as u64)
+                    asked
+                        .is_some_and(|a| a.contains(&b))
+                        .then_some(data.len() as u64)
                 }
                 _ => None,
             })
