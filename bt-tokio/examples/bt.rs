@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bt_tokio::create::{CreateOptions, create_torrent};
 use bt_tokio::proto::encoding::printable::{escape, needs_escape};
+use bt_tokio::proto::magnet::Magnet;
 use bt_tokio::proto::metainfo::Metainfo;
 use bt_tokio::proto::rng::Rng;
 use bt_tokio::{Event, Session, Torrent, TorrentOptions, TorrentState};
@@ -50,9 +51,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Show what a .torrent holds.
+    /// Show what a .torrent or a magnet link holds.
     Info {
-        /// The .torrent file.
+        /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`).
         file: PathBuf,
         /// Print one JSON object.
         #[arg(long)]
@@ -181,6 +182,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The magnet link `arg` is, if it is one rather than a path.
+fn as_magnet(arg: &Path) -> Option<&str> {
+    arg.to_str().filter(|s| s.starts_with("magnet:"))
+}
+
+/// A .torrent path, not a magnet link: those are read by `bt info` only, for now.
+fn torrent_path(file: &Path) -> Result<&Path> {
+    if as_magnet(file).is_some() {
+        return Err(
+            "magnet links cannot be downloaded or seeded yet: fetching the metadata \
+            from peers is still to come (`bt info` reads the link)"
+                .into(),
+        );
+    }
+    Ok(file)
+}
+
 fn load(file: &Path) -> Result<Metainfo> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     Ok(Metainfo::from_bytes(&bytes)
@@ -205,7 +223,37 @@ fn json_line(value: &serde_json::Value) -> String {
     out
 }
 
+/// What a magnet link holds: the info-hash, and the name, trackers and peers it may add.
+fn magnet_info(uri: &str, json: bool) -> Result<ExitCode> {
+    let m = Magnet::parse(uri).map_err(|e| format!("not a valid magnet link: {e}"))?;
+    let peers: Vec<String> = m.peers.iter().map(ToString::to_string).collect();
+    if json {
+        let obj = serde_json::json!({
+            "info_hash": m.info_hash.to_string(),
+            "name": m.display_name,
+            "trackers": m.trackers,
+            "peers": peers,
+        });
+        println!("{}", json_line(&obj));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(name) = &m.display_name {
+        println!("name: {}", escape(name));
+    }
+    for url in &m.trackers {
+        println!("tracker: {}", escape(url));
+    }
+    for peer in &peers {
+        println!("peer: {}", escape(peer));
+    }
+    println!("info_hash: {}", m.info_hash);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn info(file: &Path, json: bool) -> Result<ExitCode> {
+    if let Some(uri) = as_magnet(file) {
+        return magnet_info(uri, json);
+    }
     let m = load(file)?;
     let files: Vec<_> = m.files().iter().filter(|f| !f.is_padding()).collect();
     if json {
@@ -342,7 +390,8 @@ async fn download(
     let start = Instant::now();
     let session = Session::builder().port(port).start().await?;
     let tally = tally(&session, quiet);
-    let opts = TorrentOptions::from_path(file).base_dir(dir.unwrap_or_else(|| ".".into()));
+    let opts =
+        TorrentOptions::from_path(torrent_path(file)?).base_dir(dir.unwrap_or_else(|| ".".into()));
     let t = session.add_torrent(opts).await?;
     let first = t.stats().await?;
     if !quiet {
@@ -515,7 +564,7 @@ impl Interrupt {
 
 async fn seed(file: &Path, dir: &Path, port: u16, quiet: bool) -> Result<ExitCode> {
     let session = Session::builder().port(port).start().await?;
-    let opts = TorrentOptions::from_path(file)
+    let opts = TorrentOptions::from_path(torrent_path(file)?)
         .base_dir(dir)
         .verify_existing(false)
         .state(TorrentState::Paused);
@@ -544,7 +593,7 @@ async fn check(file: &Path, dir: &Path, json: bool) -> Result<ExitCode> {
         .start()
         .await?;
     let tally = tally(&session, true);
-    let opts = TorrentOptions::from_path(file)
+    let opts = TorrentOptions::from_path(torrent_path(file)?)
         .base_dir(dir)
         .resume(false)
         .verify_existing(false)

@@ -169,6 +169,54 @@ fn info_prints_the_fields_and_refuses_a_bad_torrent() {
     assert!(missing.stderr.contains("cannot read"), "{}", missing.stderr);
 }
 
+#[test]
+fn info_reads_a_magnet_link_and_download_says_it_cannot_yet() {
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    let link = format!(
+        "magnet:?xt=urn:btih:{hash}&dn=Some%20name%1B%5B2J&tr=http%3A%2F%2Ft.example%2Fannounce\
+         &x.pe=1.2.3.4:6881&x.pe=host.example:51413"
+    );
+    let run = bt(&["info", &link]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.field("info_hash"), hash);
+    assert_eq!(run.field("tracker"), "http://t.example/announce");
+    assert_printable("magnet info", &run.stdout);
+    assert!(run.field("name").starts_with("Some name"), "{}", run.stdout);
+    let peers: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("peer: "))
+        .collect();
+    assert_eq!(peers, ["1.2.3.4:6881", "host.example:51413"]);
+
+    let json = bt(&["info", &link, "--json"]).json();
+    assert_eq!(json["info_hash"], hash);
+    assert_eq!(json["peers"].as_array().unwrap().len(), 2);
+    assert_eq!(json["trackers"][0], "http://t.example/announce");
+
+    let bad = bt(&["info", "magnet:?xt=urn:btih:0123"]);
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty());
+    assert!(
+        bad.stderr.contains("not a valid magnet link"),
+        "{}",
+        bad.stderr
+    );
+
+    // Not "cannot read torrent file magnet:...": a sentence saying what is missing.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let download = bt(&["download", &link, "-o", out]);
+    assert!(!download.status.success());
+    assert!(
+        download
+            .stderr
+            .contains("magnet links cannot be downloaded or seeded yet"),
+        "{}",
+        download.stderr
+    );
+}
+
 /// Asserts that `text` holds nothing a terminal acts on or hides: no control character but
 /// newlines, no C1 control, no bidirectional override.
 fn assert_printable(what: &str, text: &str) {
