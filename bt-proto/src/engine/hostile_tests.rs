@@ -1,19 +1,18 @@
 //! The engine against hostile peers and trackers: each test fails without the rule it checks.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::tests::{
-    CONTENT, TWO_BLOCKS, accept_remote, connects, deliver, drain, leech_session, remote,
-    seed_session,
+    CONTENT, TWO_BLOCKS, accept_remote, announce_reply, connects, deliver, drain, leech_session,
+    remote, seed_session,
 };
 use super::*;
 use crate::PeerId;
 use crate::picker::{BLOCK_LEN, Block};
 use crate::sim::remote::RemotePeer;
-use crate::tracker::{AnnounceResponse, Peer as TrackerPeer, PeerAddr};
 use crate::wire::{Extension, Message, Reserved};
 use crate::{ConnId, PieceIndex};
 
@@ -209,24 +208,6 @@ fn peers_dialling_each_other_keep_one_connection() {
         let peers = s.peers(id, now);
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].conn, kept);
-    }
-}
-
-fn announce_reply(addrs: &[&str]) -> AnnounceResponse {
-    AnnounceResponse {
-        interval: Duration::from_secs(1800),
-        min_interval: None,
-        warning: None,
-        tracker_id: None,
-        complete: None,
-        incomplete: None,
-        peers: addrs
-            .iter()
-            .map(|a| TrackerPeer {
-                addr: PeerAddr::Ip(a.parse().unwrap()),
-                peer_id: None,
-            })
-            .collect(),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::metainfo::Metainfo;
 use crate::metainfo::create::TorrentBuilder;
 use crate::picker::{BLOCK_LEN, Block};
 use crate::sim::remote::RemotePeer;
-use crate::tracker::AnnounceEvent;
+use crate::tracker::{AnnounceEvent, AnnounceResponse, Peer as TrackerPeer, PeerAddr};
 use crate::wire::{Extension, Message, Reserved};
 use crate::{Bitfield, ConnId, PieceIndex};
 
@@ -276,6 +276,25 @@ pub(super) fn time_to_redial(s: &mut Session, from: Instant) -> Option<(Duration
     None
 }
 
+/// A tracker's reply listing `addrs`, with a half-hour interval and nothing else.
+pub(super) fn announce_reply(addrs: &[&str]) -> AnnounceResponse {
+    AnnounceResponse {
+        interval: Duration::from_secs(1800),
+        min_interval: None,
+        warning: None,
+        tracker_id: None,
+        complete: None,
+        incomplete: None,
+        peers: addrs
+            .iter()
+            .map(|a| TrackerPeer {
+                addr: PeerAddr::Ip(a.parse().unwrap()),
+                peer_id: None,
+            })
+            .collect(),
+    }
+}
+
 /// The interop stall: a leecher at 255 of 256 pieces whose only peer closed sat for a
 /// minute with no peer at all (`RECONNECT_AFTER_CLOSE` was a flat 60 s).
 #[test]
@@ -513,7 +532,6 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
 /// interval, as it waits for leechers to come.
 #[test]
 fn a_leecher_out_of_peers_announces_again_early() {
-    use crate::tracker::{AnnounceResponse, Peer};
     let interval = Duration::from_secs(1800);
     for complete in [false, true] {
         let meta = torrent(40_000, 16384, 7, &["http://tracker.example/announce"]);
@@ -531,15 +549,7 @@ fn a_leecher_out_of_peers_announces_again_early() {
                 _ => None,
             })
             .unwrap();
-        let reply = AnnounceResponse {
-            interval,
-            min_interval: None,
-            warning: None,
-            tracker_id: None,
-            complete: None,
-            incomplete: None,
-            peers: vec![Peer::from_addr("10.1.2.3:5000".parse().unwrap())],
-        };
+        let reply = announce_reply(&["10.1.2.3:5000"]);
         s.handle(
             start,
             Input::Announced {
@@ -583,22 +593,11 @@ fn a_leecher_out_of_peers_announces_again_early() {
 /// announce instead of waiting out a back-off of many minutes.
 #[test]
 fn a_starved_leecher_dials_a_backed_off_peer_the_tracker_still_lists() {
-    use crate::tracker::{AnnounceResponse, Peer};
     let meta = torrent(40_000, 16384, 7, &["http://tracker.example/announce"]);
     let (pieces, info_hash) = (meta.piece_count(), meta.info_hash());
     let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
     let start = Instant::now();
     let id = s.add_torrent(start, meta, AddTorrent::default());
-    let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-    let reply = || AnnounceResponse {
-        interval: Duration::from_secs(1800),
-        min_interval: None,
-        warning: None,
-        tracker_id: None,
-        complete: None,
-        incomplete: None,
-        peers: vec![Peer::from_addr(peer)],
-    };
     let (mut dials, mut announces) = (Vec::new(), Vec::new());
     let mut now = start;
     while now - start < Duration::from_secs(2 * 1800) {
@@ -614,7 +613,7 @@ fn a_starved_leecher_dials_a_backed_off_peer_the_tracker_still_lists() {
                 }
                 Output::Announce { url, .. } => {
                     announces.push(now - start);
-                    let result = Ok(reply());
+                    let result = Ok(announce_reply(&["10.1.2.3:5000"]));
                     s.handle(
                         now,
                         Input::Announced {
