@@ -312,9 +312,7 @@ impl Session {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        let starved = t.conns.is_empty()
-            && t.state == TorrentState::Started
-            && !t.picker.is_done()
+        let starved = t.has_no_peer_to_download_from()
             && next_dial.is_none_or(|at| at > now + STARVED_REANNOUNCE);
         if starved {
             t.announcer.starved(now);
@@ -356,8 +354,7 @@ impl Session {
             Ok(reply) => {
                 // With no peer at all, an address the tracker still lists is worth a dial
                 // now, however long its back-off: at most once per starved announce.
-                let starved =
-                    t.conns.is_empty() && t.state == TorrentState::Started && !t.picker.is_done();
+                let starved = t.has_no_peer_to_download_from();
                 t.announcer.succeeded(url, &reply, now);
                 self.schedule_announce(id);
                 if let Some(w) = &reply.warning {
