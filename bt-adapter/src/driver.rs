@@ -87,21 +87,7 @@ pub(crate) struct Driver<R: Runtime> {
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
-    match e {
-        Event::HashPassed { torrent, .. }
-        | Event::HashFailed { torrent, .. }
-        | Event::PieceChecked { torrent, .. }
-        | Event::HashcheckDone { torrent, .. }
-        | Event::StateChanged { torrent, .. }
-        | Event::PeerConnected { torrent, .. }
-        | Event::PeerBanned { torrent, .. }
-        | Event::TrackerReply { torrent, .. }
-        | Event::TrackerWarning { torrent, .. }
-        | Event::TrackerError { torrent, .. }
-        | Event::Complete { torrent }
-        | Event::StorageFailed { torrent, .. } => Some(*torrent),
-        Event::PeerDisconnected { torrent, .. } => *torrent,
-    }
+    e.torrent()
 }
 
 impl<R: Runtime> Driver<R> {
@@ -574,6 +560,7 @@ impl<R: Runtime> Driver<R> {
             }
             Output::SaveResume(save) => self.save_resume(save.torrent, Some(save), Flush),
             Output::CloseFiles { torrent, resume } => self.save_resume(torrent, resume, Close),
+            Output::MetadataReceived { .. } => {}
         }
     }
 

@@ -191,6 +191,7 @@ impl Harness {
                 }
                 // No resume file here: nothing to save.
                 Output::CloseFiles { .. } | Output::SaveResume(_) => {}
+                Output::MetadataReceived { .. } => {}
             }
         }
         // Invariants.

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::dialing::MAX_PEERS_PER_REPLY;
+use super::fetching::{LEFT_UNKNOWN, swarm_of};
 use super::timers::{Timer, TorrentTimer};
 use super::{Event, Output, Session, TorrentId, TorrentState};
 use crate::rng::Rng;
@@ -257,28 +258,46 @@ impl Session {
         id: TorrentId,
         event: Option<AnnounceEvent>,
     ) -> Option<AnnounceRequest> {
-        let t = self.torrents.get(&id)?;
+        let (info_hash, uploaded, downloaded, left, announcer) = match self.torrents.get(&id) {
+            Some(t) => (
+                t.meta.info_hash(),
+                t.uploaded,
+                t.downloaded,
+                t.left(),
+                &t.announcer,
+            ),
+            None => {
+                let f = self.fetching.get(&id)?;
+                (
+                    f.info_hash,
+                    f.uploaded,
+                    f.downloaded,
+                    LEFT_UNKNOWN,
+                    &f.announcer,
+                )
+            }
+        };
         Some(AnnounceRequest {
-            info_hash: t.meta.info_hash(),
+            info_hash,
             peer_id: self.config.peer_id,
             port: self.config.listen_port,
-            uploaded: t.uploaded,
-            downloaded: t.downloaded,
-            left: t.left(),
+            uploaded,
+            downloaded,
+            left,
             event,
             numwant: (event != Some(AnnounceEvent::Stopped)).then_some(self.config.numwant),
             key: Some(self.key),
-            tracker_id: t.announcer.tracker_id.clone(),
+            tracker_id: announcer.tracker_id.clone(),
             ip: None,
         })
     }
 
     /// Sends the announce that is due, if one is, and sets the torrent's announce deadline.
     pub(super) fn announce_due(&mut self, now: Instant, id: TorrentId) {
-        let Some(t) = self.torrents.get_mut(&id) else {
+        let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
-        if t.state != TorrentState::Stopped
+        if *t.state != TorrentState::Stopped
             && let Some((url, event)) = t.announcer.due(now)
             && let Some(request) = self.announce_request(id, event)
         {
@@ -294,7 +313,11 @@ impl Session {
     /// Sets (or clears) the torrent's announce deadline from its announcer.
     fn schedule_announce(&mut self, id: TorrentId) {
         let timer = Timer::Torrent(id, TorrentTimer::Announce);
-        match self.torrents.get(&id).and_then(|t| t.announcer.next_at()) {
+        let next = match self.torrents.get(&id) {
+            Some(t) => t.announcer.next_at(),
+            None => self.fetching.get(&id).and_then(|f| f.announcer.next_at()),
+        };
+        match next {
             Some(at) => self.timers.set(timer, at),
             None => self.timers.stop(timer),
         }
@@ -309,7 +332,7 @@ impl Session {
         id: TorrentId,
         next_dial: Option<Instant>,
     ) {
-        let Some(t) = self.torrents.get_mut(&id) else {
+        let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
         let starved = t.has_no_peer_to_download_from()
@@ -323,7 +346,8 @@ impl Session {
     /// The torrent stops: `stopped` goes to the tracker that last answered, and nothing more
     /// is announced.
     pub(super) fn announce_stopped(&mut self, id: TorrentId) {
-        let Some(url) = self.torrents.get_mut(&id).and_then(|t| t.announcer.stop()) else {
+        let stopped = swarm_of(&mut self.torrents, &mut self.fetching, id);
+        let Some(url) = stopped.and_then(|t| t.announcer.stop()) else {
             self.schedule_announce(id);
             return;
         };
@@ -344,10 +368,10 @@ impl Session {
         url: &str,
         result: Result<AnnounceResponse, AnnounceError>,
     ) {
-        let Some(t) = self.torrents.get_mut(&id) else {
+        let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
-        if t.state == TorrentState::Stopped {
+        if *t.state == TorrentState::Stopped {
             return;
         }
         match result {
@@ -375,7 +399,7 @@ impl Session {
                     if let PeerAddr::Ip(addr) = peer.addr
                         && let Some(addr) = self.learn_peer(now, id, addr)
                         && starved
-                        && let Some(t) = self.torrents.get_mut(&id)
+                        && let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id)
                     {
                         t.candidates.retry_now(addr, now);
                     }

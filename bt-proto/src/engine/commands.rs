@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::announce::Announcer;
 use super::dialing::Candidates;
+use super::fetching::swarm_of;
 use super::smart_ban::SmartBan;
 use super::torrent::Torrent;
 use super::{AddTorrent, CloseReason, Event, Output, Session, TorrentId, TorrentState};
@@ -21,8 +22,37 @@ impl Session {
     /// data checked with [`crate::resume::ResumeData::trusted_pieces`]); `opts.check` verifies
     /// more before the torrent starts.
     pub fn add_torrent(&mut self, now: Instant, meta: Metainfo, opts: AddTorrent) -> TorrentId {
+        let id = self.new_torrent_id();
+        self.by_info_hash.entry(meta.info_hash()).or_insert(id);
+        let state = opts.state.requested();
+        let check = opts.check.clone();
+        let start_after_check = check.is_some() && state == TorrentState::Started;
+        let mut torrent = self.build_torrent(id, meta, opts);
+        // Nothing is requested or announced before the check found what is there.
+        torrent.after_check = start_after_check.then_some(TorrentState::Started);
+        self.torrents.insert(id, torrent);
+        if !start_after_check {
+            self.change_state(now, id, state);
+        }
+        if let Some(scope) = check {
+            self.hashcheck(now, id, scope);
+        }
+        id
+    }
+
+    pub(super) fn new_torrent_id(&mut self) -> TorrentId {
         let id = TorrentId(self.next_torrent);
         self.next_torrent += 1;
+        id
+    }
+
+    /// A stopped torrent with its pieces, priorities and counters from `opts`.
+    pub(super) fn build_torrent(
+        &mut self,
+        id: TorrentId,
+        meta: Metainfo,
+        opts: AddTorrent,
+    ) -> Torrent {
         let n = meta.piece_count();
         let have = opts
             .have
@@ -38,10 +68,7 @@ impl Session {
         );
         let announcer = Announcer::new(meta.trackers(), &mut self.rng);
         let was_done = picker.is_done();
-        self.by_info_hash.entry(meta.info_hash()).or_insert(id);
-        let state = opts.state.requested();
-        let start_after_check = opts.check.is_some() && state == TorrentState::Started;
-        let torrent = Torrent {
+        Torrent {
             id,
             meta,
             state: TorrentState::Stopped,
@@ -59,38 +86,30 @@ impl Session {
             announcer,
             choker: Choker::new(ChokeMode::Leeching, self.config.upload_slots),
             was_done,
-            // Nothing is requested or announced before the check found what is there.
-            after_check: start_after_check.then_some(TorrentState::Started),
+            after_check: None,
             resume_dirty: false,
             error: None,
-        };
-        self.torrents.insert(id, torrent);
-        if !start_after_check {
-            self.change_state(now, id, state);
         }
-        if let Some(scope) = opts.check {
-            self.hashcheck(now, id, scope);
-        }
-        id
     }
 
     /// Removes a torrent: stops it (announcing `stopped`) and forgets it.
     pub fn remove_torrent(&mut self, now: Instant, id: TorrentId) {
         self.change_state(now, id, TorrentState::Stopped);
-        let Some(t) = self.torrents.remove(&id) else {
+        let info_hash = if let Some(t) = self.torrents.remove(&id) {
+            t.meta.info_hash()
+        } else if let Some(f) = self.fetching.remove(&id) {
+            f.info_hash
+        } else {
             return;
         };
         self.timers.stop_torrent(id);
-        let info_hash = t.meta.info_hash();
         if self.by_info_hash.get(&info_hash) == Some(&id) {
             self.by_info_hash.remove(&info_hash);
             // Another torrent of the same info-hash (the engine allows it) takes its place.
-            if let Some(other) = self
-                .torrents
-                .values()
-                .find(|o| o.meta.info_hash() == info_hash)
-            {
-                self.by_info_hash.insert(info_hash, other.id);
+            let torrents = self.torrents.values().map(|o| (o.meta.info_hash(), o.id));
+            let fetching = self.fetching.values().map(|f| (f.info_hash, f.id));
+            if let Some((_, other)) = torrents.chain(fetching).find(|(h, _)| *h == info_hash) {
+                self.by_info_hash.insert(info_hash, other);
             }
         }
     }
@@ -105,14 +124,22 @@ impl Session {
     }
 
     pub(super) fn change_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
-        let Some(t) = self.torrents.get_mut(&id) else {
+        let Some(s) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
-        let old = std::mem::replace(&mut t.state, state);
+        let old = std::mem::replace(s.state, state);
         if old == state {
             return;
         }
-        if old == TorrentState::Failed {
+        if old == TorrentState::Stopped {
+            // Paused or started, the torrent is in the swarm again: tell the trackers, and
+            // try every known address at once.
+            s.announcer.start(now);
+            s.candidates.retry_all(now);
+        }
+        if old == TorrentState::Failed
+            && let Some(t) = self.torrents.get_mut(&id)
+        {
             t.error = None;
             // Stores still in flight were made before this retry: a failure among them would
             // fail it at once, whatever the disk is like now. Their results are not waited
@@ -122,12 +149,6 @@ impl Session {
                 t.exclusive.remove(&piece);
             }
         }
-        if old == TorrentState::Stopped {
-            // Paused or started, the torrent is in the swarm again: tell the trackers, and
-            // try every known address at once.
-            t.announcer.start(now);
-            t.candidates.retry_all(now);
-        }
         let conns = self.torrent_conns(id);
         match state {
             TorrentState::Stopped => {
@@ -135,11 +156,14 @@ impl Session {
                 for c in conns {
                     self.close(now, c, CloseReason::TorrentStopped);
                 }
-                let resume = self.take_resume_save(id);
-                self.outputs.push_back(Output::CloseFiles {
-                    torrent: id,
-                    resume,
-                });
+                // A torrent still fetching its metadata has no files.
+                if self.torrents.contains_key(&id) {
+                    let resume = self.take_resume_save(id);
+                    self.outputs.push_back(Output::CloseFiles {
+                        torrent: id,
+                        resume,
+                    });
+                }
                 // A stopped torrent has nothing to wake for.
                 self.timers.stop_torrent(id);
             }
@@ -161,6 +185,7 @@ impl Session {
                 self.choke_round(now, id);
                 self.connect_more(now, id);
                 self.announce_due(now, id);
+                self.request_metadata(now, id);
             }
         }
         self.events

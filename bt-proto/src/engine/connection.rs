@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::dialing::EndedConnection;
+use super::fetching::swarm_of;
 use super::timers::{PeerTimer, Timer};
 use super::{CloseReason, Event, Output, Session, TorrentId};
 use crate::ConnId;
@@ -37,7 +38,7 @@ impl Session {
     pub(super) fn dial(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
         let depth = self.config.initial_request_depth;
         let conn = self.peers.add_outgoing(addr, id, now, depth);
-        if let Some(t) = self.torrents.get_mut(&id) {
+        if let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) {
             t.conns.insert(conn);
         }
         // The connect and the handshake share one deadline, set again once connected.
@@ -86,6 +87,14 @@ impl Session {
             if active {
                 t.picker.peer_removed(&p.pieces);
             }
+        }
+        if let Some(f) = p.torrent.and_then(|id| self.fetching.get_mut(&id)) {
+            f.fetch.closed(conn);
+        }
+        let swarm = p
+            .torrent
+            .and_then(|id| swarm_of(&mut self.torrents, &mut self.fetching, id));
+        if let Some(t) = swarm {
             t.conns.remove(&conn);
             if !p.is_incoming() {
                 if reason == Some(CloseReason::TorrentStopped) {
@@ -96,7 +105,7 @@ impl Session {
                         delivered: p.downloaded > 0,
                         misbehaved: matches!(reason, Some(CloseReason::Protocol(_))),
                         useless: p.snubbed || reason == Some(CloseReason::Inactive),
-                        torrent_done: t.picker.is_done(),
+                        torrent_done: t.is_done(),
                     };
                     t.candidates.closed(p.addr, now, Some(how));
                 } else {
@@ -119,6 +128,8 @@ impl Session {
             }
             // A freed slot may let another peer in.
             self.connect_more(now, id);
+            // Metadata pieces it was asked for go to others.
+            self.request_metadata(now, id);
         }
     }
 

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::connection::canonical;
+use super::fetching::swarm_of;
 use super::timers::{Timer, TorrentTimer};
 use super::{DIAL_RETRY_INTERVAL, Session, TorrentId, TorrentState};
 use crate::rng::Rng;
@@ -274,7 +275,7 @@ impl Session {
         if !dialable(addr) || self.is_own_address(addr) {
             return None;
         }
-        let t = self.torrents.get_mut(&id)?;
+        let t = swarm_of(&mut self.torrents, &mut self.fetching, id)?;
         if t.smart_ban.is_banned(addr.ip()) {
             return None;
         }
@@ -296,10 +297,10 @@ impl Session {
     /// torrent's next dial deadline.
     pub(super) fn connect_more(&mut self, now: Instant, id: TorrentId) {
         let timer = Timer::Torrent(id, TorrentTimer::Dial);
-        let Some(t) = self.torrents.get_mut(&id) else {
+        let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
-        if t.state == TorrentState::Stopped {
+        if *t.state == TorrentState::Stopped {
             self.timers.stop(timer);
             return;
         }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::exclusive::pickable;
+use super::fetching::swarm_of;
 use super::smart_ban;
 use super::timers::{PeerTimer, Timer};
 use super::torrent::PartialPiece;
@@ -332,8 +333,8 @@ impl Session {
     }
 
     /// Bans the host of `addr` from the torrent and closes its connections.
-    fn ban(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
-        let Some(t) = self.torrents.get_mut(&id) else {
+    pub(super) fn ban(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
+        let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
         if !t.smart_ban.ban(addr.ip()) {
@@ -398,9 +399,13 @@ impl Session {
 
     /// The connections bound to a torrent, in id order.
     pub(super) fn torrent_conns(&self, id: TorrentId) -> Vec<ConnId> {
-        self.torrents
-            .get(&id)
-            .map(|t| t.conns.iter().copied().collect())
-            .unwrap_or_default()
+        let conns = match self.torrents.get(&id) {
+            Some(t) => &t.conns,
+            None => match self.fetching.get(&id) {
+                Some(f) => &f.conns,
+                None => return Vec::new(),
+            },
+        };
+        conns.iter().copied().collect()
     }
 }

@@ -12,6 +12,7 @@ use crate::ConnId;
 use crate::extensions::{
     ExtensionHandshake, HANDSHAKE_ID, UT_METADATA_ID, UT_PEX_ID, ut_metadata::METADATA_PIECE_LEN,
 };
+use crate::wire::Message;
 
 pub use crate::extensions::MAX_CLIENT_NAME;
 
@@ -46,19 +47,50 @@ impl Session {
         self.config.pex && !t.meta.is_private()
     }
 
+    /// Sends our extension handshake for torrent `id` on `conn`: once activated, and again
+    /// when a torrent added by magnet link gets its metadata (BEP 10 lets a handshake update
+    /// the last), now with its size and peer exchange.
+    pub(super) fn send_extension_handshake(&mut self, now: Instant, conn: ConnId, id: TorrentId) {
+        let Some(addr) = self.peers.get(conn).map(|p| p.addr) else {
+            return;
+        };
+        let hs = match self.torrents.get(&id) {
+            Some(t) => self.our_extension_handshake(t, addr),
+            // Fetching the metadata: we name ut_metadata, the id peers answer our requests
+            // under, with no size; peer exchange waits for the torrent to be known public.
+            None => ExtensionHandshake {
+                ut_metadata: Some(UT_METADATA_ID),
+                ..self.extension_handshake_base(addr)
+            },
+        };
+        let payload = Bytes::from(hs.encode());
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.send(&Message::Extended { id: 0, payload }, now);
+        }
+    }
+
     /// Our extension handshake to the peer at `addr`, for torrent `t`.
-    pub(super) fn our_extension_handshake(&self, t: &Torrent, addr: SocketAddr) -> Vec<u8> {
+    fn our_extension_handshake(&self, t: &Torrent, addr: SocketAddr) -> ExtensionHandshake {
         let metadata = serves_metadata(t);
         ExtensionHandshake {
             ut_metadata: metadata.then_some(UT_METADATA_ID),
             ut_pex: self.exchanges_peers(t).then_some(UT_PEX_ID),
             metadata_size: metadata.then(|| t.meta.info_bytes().len() as u64),
+            ..self.extension_handshake_base(addr)
+        }
+    }
+
+    /// What every extension handshake of ours says, whatever the torrent.
+    fn extension_handshake_base(&self, addr: SocketAddr) -> ExtensionHandshake {
+        ExtensionHandshake {
+            ut_metadata: None,
+            ut_pex: None,
+            metadata_size: None,
             listen_port: Some(self.config.listen_port).filter(|p| *p != 0),
             reqq: Some(self.config.max_peer_requests),
             client: Some(self.config.client_name.clone()),
             yourip: Some(addr.ip()),
         }
-        .encode()
     }
 
     /// An extended message from an active peer of torrent `id`: a handshake, or a message
@@ -73,7 +105,11 @@ impl Session {
         payload: Bytes,
     ) -> Result<(), ProtocolViolation> {
         let Some(t) = self.torrents.get(&id) else {
-            return Ok(());
+            return match ext {
+                HANDSHAKE_ID => self.on_extension_handshake(now, conn, id, &payload),
+                UT_METADATA_ID => self.on_metadata_while_fetching(now, conn, id, payload),
+                _ => Ok(()),
+            };
         };
         let (metadata, pex) = (serves_metadata(t), self.exchanges_peers(t));
         match ext {
@@ -99,6 +135,7 @@ impl Session {
         let said = ExtensionHandshake::decode(payload)?;
         p.extensions.said.update(said);
         self.start_pex(now, conn, id);
+        self.request_metadata(now, id);
         Ok(())
     }
 }

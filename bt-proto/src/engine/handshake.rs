@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::fetching::swarm_of;
 use super::timers::{PeerTimer, Timer};
 use super::{CloseReason, Event, Session, TorrentId, TorrentState};
 use crate::wire::{Extension, Handshake, Message, Progress};
@@ -15,14 +16,11 @@ use super::peer::{Peer, Phase};
 impl Session {
     /// Sends our handshake on a connection whose torrent is known.
     pub(super) fn send_handshake(&mut self, now: Instant, conn: ConnId) {
-        let Some(p) = self.peers.get_mut(conn) else {
+        let torrent = self.peers.get(conn).and_then(|p| p.torrent);
+        let Some(info_hash) = torrent.and_then(|t| self.info_hash_of(t)) else {
             return;
         };
-        let Some(info_hash) = p
-            .torrent
-            .and_then(|t| self.torrents.get(&t))
-            .map(|t| t.meta.info_hash())
-        else {
+        let Some(p) = self.peers.get_mut(conn) else {
             return;
         };
         let hs = Handshake {
@@ -79,10 +77,8 @@ impl Session {
         let id = self
             .torrent_by_info_hash(&prefix.info_hash)
             .ok_or(CloseReason::UnknownTorrent)?;
-        let t = self
-            .torrents
-            .get_mut(&id)
-            .filter(|t| t.state != TorrentState::Stopped)
+        let t = swarm_of(&mut self.torrents, &mut self.fetching, id)
+            .filter(|t| *t.state != TorrentState::Stopped)
             .ok_or(CloseReason::UnknownTorrent)?;
         if t.conns.len() >= self.config.max_connections_per_torrent {
             return Err(CloseReason::TooManyConnections);
@@ -107,11 +103,9 @@ impl Session {
         };
         let (addr, incoming) = (p.addr, p.is_incoming());
         let id = p.torrent.ok_or(CloseReason::UnknownTorrent)?;
-        let t = self
-            .torrents
-            .get_mut(&id)
+        let t = swarm_of(&mut self.torrents, &mut self.fetching, id)
             .ok_or(CloseReason::UnknownTorrent)?;
-        if hs.info_hash != t.meta.info_hash() {
+        if hs.info_hash != t.info_hash {
             return Err(CloseReason::UnknownTorrent);
         }
         if hs.peer_id == self.config.peer_id {
@@ -154,8 +148,12 @@ impl Session {
 
     /// The handshake is done: the connection is a peer of torrent `id`.
     fn activate(&mut self, now: Instant, conn: ConnId, id: TorrentId, hs: &Handshake) {
-        let Some(pieces) = self.torrents.get(&id).map(|t| t.piece_count()) else {
-            return;
+        // `None` while the torrent fetches its metadata: what the peer has waits in
+        // `early_pieces` until the count is known.
+        let pieces = match self.torrents.get(&id) {
+            Some(t) => Some(t.piece_count()),
+            None if self.fetching.contains_key(&id) => None,
+            None => return,
         };
         let sent = self
             .peers
@@ -171,8 +169,8 @@ impl Session {
         p.peer_id = Some(hs.peer_id);
         p.fast = common.has(Extension::Fast);
         p.extended = common.has(Extension::ExtensionProtocol);
-        p.decoder.set_piece_count(Some(pieces));
-        p.pieces = Bitfield::new(pieces);
+        p.decoder.set_piece_count(pieces);
+        p.pieces = Bitfield::new(pieces.unwrap_or(0));
         let (addr, incoming, extended) = (p.addr, p.is_incoming(), p.extended);
         let (last_received, last_sent) = (p.last_received, p.last_sent);
         self.peers.activate(conn);
@@ -186,13 +184,10 @@ impl Session {
             last_sent + self.config.keepalive_interval,
         );
         self.send_piece_summary(now, conn, id);
-        if extended && let Some(t) = self.torrents.get(&id) {
-            let payload = Bytes::from(self.our_extension_handshake(t, addr));
-            if let Some(p) = self.peers.get_mut(conn) {
-                p.send(&Message::Extended { id: 0, payload }, now);
-            }
+        if extended {
+            self.send_extension_handshake(now, conn, id);
         }
-        if !incoming && let Some(t) = self.torrents.get_mut(&id) {
+        if !incoming && let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) {
             t.candidates.handshook(addr);
         }
         self.events.push_back(Event::PeerConnected {
@@ -205,7 +200,15 @@ impl Session {
 
     /// BEP 6: the piece summary must directly follow the handshake.
     fn send_piece_summary(&mut self, now: Instant, conn: ConnId, id: TorrentId) {
-        let (Some(t), Some(p)) = (self.torrents.get(&id), self.peers.get_mut(conn)) else {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let Some(t) = self.torrents.get(&id) else {
+            // Fetching the metadata, we have nothing; HAVE NONE says so where it must be
+            // said, and without BEP 6 saying nothing is allowed.
+            if p.fast {
+                p.send(&Message::HaveNone, now);
+            }
             return;
         };
         let have = t.picker.have();

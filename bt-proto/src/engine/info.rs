@@ -28,6 +28,9 @@ pub struct TorrentStats {
     pub seed: bool,
     /// Connected peers (handshake done).
     pub peers: usize,
+    /// Whether the metadata is known. False only for a torrent added by magnet link whose
+    /// metadata has not arrived: its piece counts and `left` are 0 until it has.
+    pub has_metadata: bool,
     /// Why the torrent is [`TorrentState::Failed`]: the storage error that put it there (the
     /// file and what the system said). `Some` exactly when the state is `Failed`.
     pub error: Option<StorageError>,

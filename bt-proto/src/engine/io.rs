@@ -202,6 +202,15 @@ pub enum Output {
         /// yet (a snapshot would leave them out). The check's end asks for a save.
         resume: Option<ResumeSave>,
     },
+    /// The metadata of a torrent added by magnet link
+    /// ([`crate::engine::Session::add_magnet`]) arrived and is valid: prepare its storage
+    /// from [`crate::engine::Session::metainfo`] before carrying out any later output for it,
+    /// and keep the metadata (its [`crate::metainfo::Metainfo::info_bytes`]) with its resume
+    /// data, so that a restart adds it as a torrent and never fetches it again.
+    MetadataReceived {
+        /// The torrent.
+        torrent: TorrentId,
+    },
 }
 
 /// A torrent's resume data to save, numbered in the order the snapshots were taken so that a
@@ -344,6 +353,28 @@ pub enum Event {
         /// The torrent.
         torrent: TorrentId,
     },
+    /// The metadata of a torrent added by magnet link arrived, matched the info-hash and is
+    /// valid: from now on it downloads as a torrent added from a file does.
+    MetadataReceived {
+        /// The torrent.
+        torrent: TorrentId,
+    },
+    /// Metadata assembled from peers did not match the info-hash. The peers that sent it
+    /// got a strike (a ban when one peer sent it all), and it is fetched again.
+    MetadataHashFailed {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The peers that sent pieces of it.
+        peers: Vec<SocketAddr>,
+    },
+    /// The metadata matched the info-hash but is not a torrent this crate accepts (an unsafe
+    /// path, say): the torrent is stopped, as it can never be downloaded.
+    MetadataInvalid {
+        /// The torrent.
+        torrent: TorrentId,
+        /// What is wrong with it.
+        error: crate::metainfo::MetainfoError,
+    },
     /// Storage failed; nothing verified was lost. A torrent started or paused enters
     /// [`TorrentState::Failed`] with the first such error ([`Event::StateChanged`] follows);
     /// a stopped one stays stopped.
@@ -353,6 +384,31 @@ pub enum Event {
         /// What failed.
         error: StorageError,
     },
+}
+
+impl Event {
+    /// The torrent the event is about; `None` for a connection that closed before its
+    /// handshake named one.
+    pub fn torrent(&self) -> Option<TorrentId> {
+        match self {
+            Event::HashPassed { torrent, .. }
+            | Event::HashFailed { torrent, .. }
+            | Event::PieceChecked { torrent, .. }
+            | Event::HashcheckDone { torrent, .. }
+            | Event::StateChanged { torrent, .. }
+            | Event::PeerConnected { torrent, .. }
+            | Event::PeerBanned { torrent, .. }
+            | Event::TrackerReply { torrent, .. }
+            | Event::TrackerWarning { torrent, .. }
+            | Event::TrackerError { torrent, .. }
+            | Event::Complete { torrent }
+            | Event::MetadataReceived { torrent }
+            | Event::MetadataHashFailed { torrent, .. }
+            | Event::MetadataInvalid { torrent, .. }
+            | Event::StorageFailed { torrent, .. } => Some(*torrent),
+            Event::PeerDisconnected { torrent, .. } => *torrent,
+        }
+    }
 }
 
 /// Options for [`crate::engine::Session::add_torrent`].

@@ -52,6 +52,9 @@ impl Session {
         if !matches!(msg, Message::KeepAlive | Message::Extended { .. }) {
             p.sent_first_message = true;
         }
+        if self.fetching.contains_key(&id) {
+            return self.on_message_while_fetching(now, conn, id, msg, first);
+        }
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::Suggest(_) => {}
             Message::Unknown { .. } => {}

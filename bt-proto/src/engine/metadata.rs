@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::peer::Peer;
 use super::{ProtocolViolation, Session, TorrentId};
 use crate::ConnId;
 use crate::extensions::ut_metadata::{self, MetadataError, MetadataMessage};
@@ -60,31 +61,54 @@ impl Session {
         let pieces = u32::try_from(ut_metadata::piece_count(info.len())).unwrap_or(u32::MAX);
         let budget = pieces.saturating_mul(METADATA_SERVINGS_PER_PIECE);
         let served = &mut p.metadata_served;
-        let reply = match ut_metadata::piece_of(info, piece) {
+        match ut_metadata::piece_of(info, piece) {
             Some(data) if served.served < budget => {
                 served.served += 1;
-                MetadataMessage::Data {
+                let reply = MetadataMessage::Data {
                     piece,
                     total_size: info.len() as u64,
                     data: Bytes::copy_from_slice(data),
-                }
+                };
+                send_metadata(p, their_id, &reply, now);
+                Ok(())
             }
-            _ => {
-                if served.rejected >= MAX_METADATA_REJECTS {
-                    return Err(ProtocolViolation::MetadataRequestFlood);
-                }
-                served.rejected += 1;
-                MetadataMessage::Reject { piece }
-            }
+            _ => self.refuse_metadata_request(now, conn, piece),
+        }
+    }
+
+    /// Answers a metadata request with a reject, closing a peer that asked for more than
+    /// [`MAX_METADATA_REJECTS`] we could not give.
+    pub(super) fn refuse_metadata_request(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        piece: u32,
+    ) -> Result<(), ProtocolViolation> {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return Ok(());
         };
-        let payload = Bytes::from(reply.encode());
-        p.send(
-            &Message::Extended {
-                id: their_id,
-                payload,
-            },
-            now,
-        );
+        // A peer that did not name ut_metadata has no id to receive our answer under.
+        let Some(their_id) = p.extensions.said.metadata_id() else {
+            return Ok(());
+        };
+        let served = &mut p.metadata_served;
+        if served.rejected >= MAX_METADATA_REJECTS {
+            return Err(ProtocolViolation::MetadataRequestFlood);
+        }
+        served.rejected += 1;
+        send_metadata(p, their_id, &MetadataMessage::Reject { piece }, now);
         Ok(())
     }
+}
+
+/// Sends a `ut_metadata` message under the id the peer gave it.
+pub(super) fn send_metadata(p: &mut Peer, their_id: u8, msg: &MetadataMessage, now: Instant) {
+    let payload = Bytes::from(msg.encode());
+    p.send(
+        &Message::Extended {
+            id: their_id,
+            payload,
+        },
+        now,
+    );
 }

@@ -50,19 +50,23 @@ mod config;
 mod connection;
 mod dialing;
 mod download;
+mod early_pieces;
 mod exclusive;
 mod extension;
 #[cfg(test)]
 mod extension_tests;
 mod failure;
+mod fetching;
 mod handshake;
 mod hashcheck;
 #[cfg(test)]
 mod hostile_tests;
 mod info;
 mod io;
+mod magnet;
 mod messages;
 mod metadata;
+mod metadata_fetch;
 mod peer;
 mod peers;
 mod pex;
@@ -88,6 +92,7 @@ pub use dialing::{
     PROTOCOL_ERROR_CLOSES, RECONNECT_AFTER_CLOSE, RECONNECT_AFTER_CLOSE_MAX, RECONNECT_BASE,
     RECONNECT_WHEN_DONE,
 };
+pub use early_pieces::MAX_PIECES_BEFORE_METADATA;
 pub use extension::{MAX_CLIENT_NAME, MAX_EXTENSION_HANDSHAKE_LEN, MAX_EXTENSION_HANDSHAKES};
 pub use info::{FileInfo, MemoryUse, PeerInfo, TorrentStats, TrackerInfo};
 pub use io::{
@@ -95,6 +100,9 @@ pub use io::{
     StorageError, TorrentId, TorrentState,
 };
 pub use metadata::{MAX_METADATA_REJECTS, METADATA_SERVINGS_PER_PIECE};
+pub use metadata_fetch::{
+    MAX_METADATA_SIZE, METADATA_REQUEST_TIMEOUT, METADATA_REQUESTS_PER_PEER, METADATA_RETRY_AFTER,
+};
 pub use peer::{MAX_ALLOWED_FAST, MAX_SLIPS};
 pub use pex::{
     MAX_PEX_ADDED, MAX_PEX_ADDRESSES_TAKEN, MAX_PEX_RECEIVED_PER_INTERVAL, PEX_FIRST_DELAY,
@@ -102,6 +110,7 @@ pub use pex::{
 };
 pub use violation::ProtocolViolation;
 
+use fetching::Fetching;
 use peers::Peers;
 use timers::{Timer, TimerTable, TorrentTimer};
 use torrent::Torrent;
@@ -115,6 +124,9 @@ pub struct Session {
     config: Config,
     rng: Rng,
     torrents: BTreeMap<TorrentId, Torrent>,
+    /// Torrents added by magnet link that are fetching their metadata; the same id is never
+    /// in both maps.
+    fetching: BTreeMap<TorrentId, Fetching>,
     by_info_hash: BTreeMap<InfoHash, TorrentId>,
     next_torrent: u32,
     peers: Peers,
@@ -140,6 +152,7 @@ impl Session {
             config,
             rng,
             torrents: BTreeMap::new(),
+            fetching: BTreeMap::new(),
             by_info_hash: BTreeMap::new(),
             next_torrent: 0,
             peers: Peers::default(),
@@ -209,6 +222,7 @@ impl Session {
             TorrentTimer::ChokeRound => self.choke_round(now, id),
             TorrentTimer::Dial => self.connect_more(now, id),
             TorrentTimer::ResumeSave => self.save_resume_if_dirty(id),
+            TorrentTimer::Metadata => self.request_metadata(now, id),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use super::early_pieces::EarlyPieces;
 use super::extension::PeerExtensions;
 use super::io::TorrentId;
 use super::metadata::MetadataServed;
@@ -69,6 +70,8 @@ pub(crate) struct Peer {
     pub choke: ChokeState,
     /// Pieces the peer has; empty until the torrent is known.
     pub pieces: Bitfield,
+    /// What it said it has while its torrent fetched the metadata (`pieces` is empty then).
+    pub early_pieces: EarlyPieces,
     /// Whether the peer has sent anything after its handshake (a bitfield may only come first).
     pub sent_first_message: bool,
     /// Our requests to it, oldest first, with when they were sent.
@@ -134,6 +137,7 @@ impl Peer {
                 peer_interested: false,
             },
             pieces: Bitfield::new(0),
+            early_pieces: EarlyPieces::default(),
             sent_first_message: false,
             requests: VecDeque::new(),
             queue_depth: 0,

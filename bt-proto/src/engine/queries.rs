@@ -1,12 +1,13 @@
 //! What the user can ask of a session: torrents, their counters, files, peers and trackers.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::info::{FileInfo, MemoryUse, PeerInfo, TorrentStats, TrackerInfo};
 use super::{Session, TorrentId};
 use crate::metainfo::Metainfo;
 use crate::resume::{FileStamp, ResumeData};
-use crate::{Bitfield, InfoHash, PieceIndex};
+use crate::{Bitfield, ConnId, InfoHash, PieceIndex};
 
 impl Session {
     /// The torrent with this info-hash.
@@ -19,19 +20,62 @@ impl Session {
         self.torrents.get(&id).map(|t| &t.meta)
     }
 
-    /// Ids of every torrent.
+    /// Ids of every torrent, those fetching their metadata included, in the order added.
     pub fn torrent_ids(&self) -> Vec<TorrentId> {
-        self.torrents.keys().copied().collect()
+        let mut ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        ids.extend(self.fetching.keys());
+        ids.sort();
+        ids
+    }
+
+    /// The info-hash of a torrent, whether or not its metadata is known.
+    pub fn info_hash_of(&self, id: TorrentId) -> Option<InfoHash> {
+        match self.torrents.get(&id) {
+            Some(t) => Some(t.meta.info_hash()),
+            None => self.fetching.get(&id).map(|f| f.info_hash),
+        }
+    }
+
+    /// A torrent's name: from its metadata, or from its magnet link's `dn` while the
+    /// metadata is fetched (`None` if the link had none).
+    pub fn name_of(&self, id: TorrentId) -> Option<&str> {
+        match self.torrents.get(&id) {
+            Some(t) => Some(t.meta.name()),
+            None => self.fetching.get(&id)?.display_name.as_deref(),
+        }
+    }
+
+    /// Whether torrent `id` is one added by magnet link still fetching its metadata.
+    pub fn is_fetching_metadata(&self, id: TorrentId) -> bool {
+        self.fetching.contains_key(&id)
+    }
+
+    fn active_peers(&self, conns: &BTreeSet<ConnId>) -> usize {
+        conns
+            .iter()
+            .filter(|c| self.peers.get(**c).is_some_and(|p| p.is_active()))
+            .count()
     }
 
     /// Counters and flags of a torrent.
     pub fn stats(&self, id: TorrentId) -> Option<TorrentStats> {
-        let t = self.torrents.get(&id)?;
-        let peers = t
-            .conns
-            .iter()
-            .filter(|c| self.peers.get(**c).is_some_and(|p| p.is_active()))
-            .count();
+        let Some(t) = self.torrents.get(&id) else {
+            let f = self.fetching.get(&id)?;
+            return Some(TorrentStats {
+                state: f.state,
+                uploaded: f.uploaded,
+                downloaded: f.downloaded,
+                left: 0,
+                pieces_have: 0,
+                pieces_total: 0,
+                complete: false,
+                seed: false,
+                peers: self.active_peers(&f.conns),
+                error: None,
+                has_metadata: false,
+            });
+        };
+        let peers = self.active_peers(&t.conns);
         Some(TorrentStats {
             state: t.state,
             uploaded: t.uploaded,
@@ -43,6 +87,7 @@ impl Session {
             seed: t.picker.have().is_full(),
             peers,
             error: t.error.clone(),
+            has_metadata: true,
         })
     }
 
@@ -92,10 +137,12 @@ impl Session {
 
     /// Connected peers of a torrent (handshake done).
     pub fn peers(&self, id: TorrentId, now: Instant) -> Vec<PeerInfo> {
-        let Some(t) = self.torrents.get(&id) else {
-            return Vec::new();
+        let conns = match (self.torrents.get(&id), self.fetching.get(&id)) {
+            (Some(t), _) => &t.conns,
+            (None, Some(f)) => &f.conns,
+            (None, None) => return Vec::new(),
         };
-        t.conns
+        conns
             .iter()
             .filter_map(|c| self.peers.get(*c))
             .filter_map(|p| {
@@ -151,11 +198,13 @@ impl Session {
 
     /// Trackers of a torrent, by tier.
     pub fn trackers(&self, id: TorrentId) -> Vec<TrackerInfo> {
-        let Some(t) = self.torrents.get(&id) else {
-            return Vec::new();
+        let announcer = match (self.torrents.get(&id), self.fetching.get(&id)) {
+            (Some(t), _) => &t.announcer,
+            (None, Some(f)) => &f.announcer,
+            (None, None) => return Vec::new(),
         };
         let mut out = Vec::new();
-        for (tier, urls) in t.announcer.tiers.iter().enumerate() {
+        for (tier, urls) in announcer.tiers.iter().enumerate() {
             for e in urls {
                 out.push(TrackerInfo {
                     tier,
@@ -163,7 +212,7 @@ impl Session {
                     seeders: e.seeders,
                     leechers: e.leechers,
                     last_error: e.last_error.clone(),
-                    next_announce: t.announcer.next_announce_of(&e.url),
+                    next_announce: announcer.next_announce_of(&e.url),
                 });
             }
         }

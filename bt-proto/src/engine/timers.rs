@@ -42,6 +42,8 @@ pub(crate) enum TorrentTimer {
     Dial,
     /// A resume save of the pieces verified since the last one.
     ResumeSave,
+    /// A metadata request times out, or a peer that refused one may be asked again.
+    Metadata,
 }
 
 /// What a deadline belongs to.

@@ -84,12 +84,6 @@ impl Torrent {
         pend.min(fend).saturating_sub(pstart.max(fstart))
     }
 
-    /// Started and wanting pieces, with no connection at all: the state in which the torrent
-    /// asks its trackers early and dials what they list at once.
-    pub fn has_no_peer_to_download_from(&self) -> bool {
-        self.conns.is_empty() && self.state == TorrentState::Started && !self.picker.is_done()
-    }
-
     /// Bytes of wanted pieces not yet verified, the short last piece included.
     pub fn left(&self) -> u64 {
         self.picker

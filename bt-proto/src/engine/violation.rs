@@ -57,6 +57,13 @@ pub enum ProtocolViolation {
     /// A malformed metadata exchange message (BEP 9).
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    /// A metadata piece (BEP 9) whose length or total size does not fit the metadata
+    /// being fetched.
+    #[error("metadata piece {piece} does not fit the metadata")]
+    BadMetadataPiece {
+        /// The piece's index.
+        piece: u32,
+    },
     /// More metadata requests than [`super::MAX_METADATA_REJECTS`] refused.
     #[error("too many metadata requests")]
     MetadataRequestFlood,

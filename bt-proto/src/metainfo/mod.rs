@@ -255,6 +255,13 @@ impl Metainfo {
         parse::parse_info_only(info)
     }
 
+    /// The same torrent with these tracker tiers (BEP 12), as for metadata fetched from peers
+    /// (BEP 9): the info dictionary carries no trackers, the magnet link's `tr` do.
+    pub fn with_trackers(mut self, tiers: Vec<Vec<String>>) -> Self {
+        self.trackers = tiers;
+        self
+    }
+
     /// SHA-1 of the `info` dictionary exactly as found in the file.
     pub fn info_hash(&self) -> InfoHash {
         self.info_hash

@@ -37,6 +37,7 @@ use super::disk::MemDisk;
 use super::net::{HostConfig, LinkConfig, Listen, Network, Side, SimConnId};
 use super::tracker::TrackerRegistry;
 use crate::engine::{AddTorrent, Config, Event, Session, TorrentId};
+use crate::magnet::Magnet;
 use crate::metainfo::Metainfo;
 use crate::peer_id::ClientVersion;
 use crate::rng::Rng;
@@ -257,6 +258,17 @@ impl Swarm {
         };
         let id = n.session.add_torrent(now, meta.clone(), opts);
         n.metas.insert(id, meta.clone());
+        self.drain(node);
+        id
+    }
+
+    /// Adds a torrent to a node by magnet link: it fetches the metadata from its peers.
+    pub fn add_magnet(&mut self, node: NodeId, magnet: &Magnet, opts: AddTorrent) -> TorrentId {
+        let now = self.clock.now();
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return TorrentId(u32::MAX);
+        };
+        let id = n.session.add_magnet(now, magnet, opts);
         self.drain(node);
         id
     }

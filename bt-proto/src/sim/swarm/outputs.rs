@@ -129,6 +129,12 @@ impl Swarm {
                 }
             }
             Output::CloseFiles { .. } | Output::SaveResume(_) => {}
+            Output::MetadataReceived { torrent } => {
+                // The node's files are laid out from the metadata, as an adapter's would be.
+                if let Some(meta) = n.session.metainfo(torrent).cloned() {
+                    n.metas.insert(torrent, meta);
+                }
+            }
         }
     }
 
