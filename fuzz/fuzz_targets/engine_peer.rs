@@ -6,7 +6,9 @@
 //! from a peer it was never asked of; the blocks and undecoded bytes held stay within the
 //! engine's limits; metadata pieces sent are the torrent's own bytes and peer exchange
 //! messages list at most 50 peers each way. Peers speak the extension protocol too:
-//! handshakes naming `ut_metadata` and `ut_pex`, metadata requests, peer exchange messages.
+//! handshakes naming `ut_metadata` and `ut_pex`, metadata requests, pieces (true, corrupt or
+//! malformed) and rejects, peer exchange messages. Half the runs add the torrent by magnet
+//! link: it must fetch the metadata (the torrent's own bytes, never other ones) from them.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -191,10 +193,22 @@ impl Harness {
                 }
                 // No resume file here: nothing to save.
                 Output::CloseFiles { .. } | Output::SaveResume(_) => {}
-                Output::MetadataReceived { .. } => {}
+                Output::MetadataReceived { torrent } => {
+                    let got = self.s.metainfo(torrent).map(|m| m.info_bytes());
+                    assert_eq!(
+                        got,
+                        Some(world().meta.info_bytes()),
+                        "foreign metadata taken"
+                    );
+                }
             }
         }
         // Invariants.
+        if self.s.is_fetching_metadata(t) {
+            let stats = self.s.stats(t).expect("torrent exists");
+            assert!(!stats.has_metadata && stats.left == 0 && stats.pieces_have == 0);
+            return Ok(());
+        }
         let have = self.s.bitfield(t).expect("torrent exists").clone();
         for p in have.iter_ones() {
             assert!(
@@ -343,10 +357,15 @@ fn extended(u: &mut Unstructured) -> Result<Message> {
             (u.int_in_range(0..=2)?, u.bytes(n)?.to_vec())
         }
         1 => {
+            let size = world().meta.info_bytes().len() as u64;
             let h = ExtensionHandshake {
                 ut_metadata: named(u)?,
                 ut_pex: named(u)?,
-                metadata_size: u.arbitrary()?,
+                metadata_size: if u.ratio(3, 4)? {
+                    Some(size)
+                } else {
+                    u.arbitrary()?
+                },
                 listen_port: u.arbitrary()?,
                 reqq: None,
                 client: None,
@@ -360,13 +379,28 @@ fn extended(u: &mut Unstructured) -> Result<Message> {
             } else {
                 u.arbitrary()?
             };
-            let m = match u.int_in_range(0..=5)? {
+            let info = world().meta.info_bytes();
+            let m = match u.int_in_range(0..=6)? {
                 0 => MetadataMessage::Reject { piece },
                 1 => MetadataMessage::Data {
                     piece,
                     total_size: 1,
                     data: Bytes::from_static(b"x"),
                 },
+                2 | 3 => {
+                    // The true piece, now and then with one byte flipped.
+                    let mut data = ut_metadata::piece_of(info, piece).unwrap_or(b"").to_vec();
+                    if u.ratio(1, 4)?
+                        && let Some(b) = data.first_mut()
+                    {
+                        *b ^= 1;
+                    }
+                    MetadataMessage::Data {
+                        piece,
+                        total_size: info.len() as u64,
+                        data: Bytes::from(data),
+                    }
+                }
                 _ => MetadataMessage::Request { piece },
             };
             (UT_METADATA_ID, m.encode())
@@ -436,12 +470,19 @@ fn run(u: &mut Unstructured) -> Result<()> {
         reads: Vec::new(),
         max_block_bytes: inflight_pieces.max(2) * u64::from(PIECE),
     };
+    let magnet = u.arbitrary()?;
     let opts = AddTorrent {
         have: Some(have),
         file_priorities: vec![u.int_in_range(0..=2)?, u.int_in_range(0..=2)?],
         ..Default::default()
     };
-    let t = h.s.add_torrent(h.now, w.meta.clone(), opts);
+    let t = if magnet {
+        // Nothing is had before the metadata is.
+        h.verified.clear();
+        h.s.add_magnet(h.now, &w.meta.magnet(), opts)
+    } else {
+        h.s.add_torrent(h.now, w.meta.clone(), opts)
+    };
     h.drain(u)?;
     for _ in 0..u.int_in_range(0..=200)? {
         let pick = |u: &mut Unstructured, conns: &[ConnId]| -> Result<Option<ConnId>> {

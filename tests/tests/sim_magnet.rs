@@ -97,3 +97,35 @@ fn magnet_leechers_fetch_the_metadata_and_download() {
         }
     }
 }
+
+/// No tracker at all: the link's `x.pe` names the seed, and that is enough.
+#[test]
+fn a_magnet_with_only_a_peer_address_downloads() {
+    let (meta, content) = make_torrent(&[("a.bin", 300 * KIB)], 16 * 1024, 5).unwrap();
+    let mut swarm = Swarm::new(11);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(30)));
+    let seed = seeded(&mut swarm, &meta, &content);
+    let magnet: Magnet = format!(
+        "magnet:?xt=urn:btih:{}&dn=a.bin&x.pe={}",
+        meta.info_hash(),
+        swarm.addr(seed)
+    )
+    .parse()
+    .unwrap();
+    let n = swarm.add_node(NodeOptions::default());
+    let t = swarm.add_magnet(n, &magnet, AddTorrent::default());
+    let session = swarm.session(n).unwrap();
+    assert_eq!(session.name_of(t), Some("a.bin"));
+    assert!(!session.stats(t).unwrap().has_metadata);
+    assert!(session.trackers(t).is_empty());
+    swarm
+        .run_until(|s| s.is_complete(n, t), Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(swarm.content(n, &meta), content);
+    let leecher = swarm.addr(n);
+    assert!(
+        swarm.announces.iter().all(|(from, _)| *from != leecher),
+        "the leecher announced nowhere: {:?}",
+        swarm.announces
+    );
+}

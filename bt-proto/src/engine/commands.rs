@@ -14,7 +14,7 @@ use super::torrent::Torrent;
 use super::{AddTorrent, CloseReason, Event, Output, Session, TorrentId, TorrentState};
 use crate::Bitfield;
 use crate::choker::{Choker, Mode as ChokeMode};
-use crate::metainfo::Metainfo;
+use crate::metainfo::{MAX_FILES, Metainfo};
 use crate::picker::Picker;
 
 impl Session {
@@ -196,15 +196,29 @@ impl Session {
     /// connected) is tried again now: the user asking overrides the reconnect back-off.
     pub fn add_peer(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
         if let Some(addr) = self.learn_peer(now, id, addr)
-            && let Some(t) = self.torrents.get_mut(&id)
+            && let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id)
         {
             t.candidates.retry_now(addr, now);
         }
         self.connect_more(now, id);
     }
 
-    /// Sets a file's priority (0 = skip). Pieces shared with a wanted file stay wanted.
+    /// Sets a file's priority (0 = skip). Pieces shared with a wanted file stay wanted. For
+    /// a torrent fetching its metadata, the priority applies once the metadata arrives (a
+    /// file index past the torrent's files is ignored then).
     pub fn set_file_priority(&mut self, now: Instant, id: TorrentId, file: usize, priority: u8) {
+        if let Some(f) = self.fetching.get_mut(&id) {
+            let prio = &mut f.opts.file_priorities;
+            if file < MAX_FILES {
+                if prio.len() <= file {
+                    prio.resize(file + 1, 1);
+                }
+                if let Some(slot) = prio.get_mut(file) {
+                    *slot = priority;
+                }
+            }
+            return;
+        }
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };

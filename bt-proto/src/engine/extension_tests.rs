@@ -19,12 +19,12 @@ use crate::wire::{Extension, Message, Reserved};
 use crate::{Bitfield, ConnId, PeerId};
 
 /// The ids the scripted peers give the extensions in their handshakes.
-const THEIR_METADATA_ID: u8 = 3;
+pub(super) const THEIR_METADATA_ID: u8 = 3;
 const THEIR_PEX_ID: u8 = 4;
 
 /// A torrent of `pieces` 16 KiB pieces whose content is never read (only its metadata is):
 /// 2,000 pieces make an info dictionary of three metadata pieces, the last one short.
-fn meta(pieces: u32, private: bool) -> Metainfo {
+pub(super) fn meta(pieces: u32, private: bool) -> Metainfo {
     let hashes: Vec<u8> = (0..pieces * 20).map(|i| (i % 251) as u8).collect();
     let mut info = Bencode::dict()
         .with("length", i64::from(pieces) * 16384)
@@ -80,7 +80,7 @@ fn connect(
     peer
 }
 
-fn extended_peer(conn: ConnId, meta: &Metainfo) -> RemotePeer {
+pub(super) fn extended_peer(conn: ConnId, meta: &Metainfo) -> RemotePeer {
     let mut id = [7; 20];
     id[..8].copy_from_slice(&conn.0.to_be_bytes());
     RemotePeer::new(conn, meta.info_hash(), PeerId(id))
@@ -93,7 +93,7 @@ fn extended_peer(conn: ConnId, meta: &Metainfo) -> RemotePeer {
 }
 
 /// The payloads of the extended messages `peer` got under `id`.
-fn extended(peer: &mut RemotePeer, id: u8) -> Vec<Bytes> {
+pub(super) fn extended(peer: &mut RemotePeer, id: u8) -> Vec<Bytes> {
     peer.messages()
         .unwrap()
         .into_iter()
@@ -112,7 +112,7 @@ fn our_handshake(s: &mut Session, peer: &mut RemotePeer) -> ExtensionHandshake {
     ExtensionHandshake::decode(&got[0]).unwrap()
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 

@@ -42,6 +42,12 @@
 //! a kept block may pin, and `exclusive`: failed pieces fetched again from one peer),
 //! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce` and
 //! `resume_saves`; `commands` and `queries` are the user's side.
+//!
+//! A torrent added by magnet link lives in a second map until its metadata arrives
+//! (`fetching`): it dials, announces and handshakes through the same code as a whole torrent
+//! (`fetching::swarm_of` gives both one view), `magnet` fetches the metadata with
+//! `metadata_fetch` deciding what to ask whom, and what its peers say they have waits in
+//! `early_pieces` until the piece count is known.
 
 mod announce;
 mod block_memory;
@@ -64,6 +70,8 @@ mod hostile_tests;
 mod info;
 mod io;
 mod magnet;
+#[cfg(test)]
+mod magnet_tests;
 mod messages;
 mod metadata;
 mod metadata_fetch;
