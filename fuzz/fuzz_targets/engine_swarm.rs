@@ -1,7 +1,8 @@
 //! Whole swarms on the simulator with fuzz-chosen topology, link faults, upload caps, hostile
-//! (corrupting) seeds and peers leaving: never a panic, never a hang (virtual time is
-//! bounded), every leecher that completes holds exactly the torrent's bytes, and while an
-//! honest seed stays in the swarm every leecher left completes.
+//! (corrupting) seeds, leechers that know the torrent by magnet link only, and peers leaving:
+//! never a panic, never a hang (virtual time is bounded), every leecher that completes holds
+//! exactly the torrent's bytes, and while an honest seed stays in the swarm every leecher
+//! left completes.
 #![no_main]
 
 use std::time::Duration;
@@ -81,7 +82,12 @@ fn run(u: &mut Unstructured) -> Result<()> {
             ..Default::default()
         };
         let n = swarm.add_node(options);
-        let t = swarm.add_torrent(n, &meta, AddTorrent::default());
+        // Some know the torrent by magnet link only and fetch the metadata from the swarm.
+        let t = if u.ratio(1, 3)? {
+            swarm.add_magnet(n, &meta.magnet(), AddTorrent::default())
+        } else {
+            swarm.add_torrent(n, &meta, AddTorrent::default())
+        };
         leechers.push((n, t));
     }
     // Some nodes leave after a while.

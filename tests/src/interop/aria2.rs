@@ -57,7 +57,10 @@ pub(crate) fn start(s: Start<'_>) -> Running {
             Done::Exit
         }
     };
-    cmd.arg(&s.payload.torrent_path);
+    match &s.magnet {
+        Some(uri) => cmd.arg(uri),
+        None => cmd.arg(&s.payload.torrent_path),
+    };
     let proc = Proc::spawn(&s.name, cmd, s.log_dir);
     Running::new(proc, done, Vec::new())
 }

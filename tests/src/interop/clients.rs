@@ -108,6 +108,37 @@ impl Client {
         work: &Path,
         log_dir: &Path,
     ) -> Option<Running> {
+        self.start_from(role, None, payload, data_dir, work, log_dir)
+    }
+
+    /// [`Client::start`] downloading from the magnet link `magnet` instead of the payload's
+    /// .torrent, so the metadata comes from peers. Only aria2's driver takes a magnet link.
+    pub fn start_magnet_download(
+        self,
+        magnet: &str,
+        payload: &Payload,
+        data_dir: &Path,
+        work: &Path,
+        log_dir: &Path,
+    ) -> Option<Running> {
+        assert_eq!(
+            self,
+            Client::Aria2,
+            "only aria2 is driven with magnet links"
+        );
+        let magnet = Some(magnet.to_string());
+        self.start_from(Role::Download, magnet, payload, data_dir, work, log_dir)
+    }
+
+    fn start_from(
+        self,
+        role: Role,
+        magnet: Option<String>,
+        payload: &Payload,
+        data_dir: &Path,
+        work: &Path,
+        log_dir: &Path,
+    ) -> Option<Running> {
         let bin = super::require(self.program())?;
         let work = work.join(format!("{}-{}", self.name(), role.name()));
         fs::create_dir_all(&work).unwrap();
@@ -123,6 +154,7 @@ impl Client {
             ip: self.ip(),
             listen,
             name: format!("{}-{}", self.name(), role.name()),
+            magnet,
         };
         Some(match self {
             Client::Transmission => transmission::start(start),
@@ -162,6 +194,8 @@ pub(crate) struct Start<'a> {
     pub listen: SocketAddr,
     /// The process name, for its log.
     pub name: String,
+    /// A magnet link to download from instead of the payload's .torrent (aria2 only).
+    pub magnet: Option<String>,
 }
 
 impl Start<'_> {

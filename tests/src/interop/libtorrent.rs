@@ -25,6 +25,8 @@ pub struct LtArgs {
     seed: bool,
     peer_log: bool,
     connect: Vec<SocketAddr>,
+    magnet: Option<String>,
+    pex: bool,
 }
 
 impl LtArgs {
@@ -34,6 +36,8 @@ impl LtArgs {
             seed: true,
             peer_log: false,
             connect: Vec::new(),
+            magnet: None,
+            pex: false,
         }
     }
 
@@ -48,6 +52,19 @@ impl LtArgs {
     /// Prints the fast-extension messages of the peer log (`PEERLOG` lines).
     pub fn peer_log(mut self) -> LtArgs {
         self.peer_log = true;
+        self
+    }
+
+    /// Adds the torrent by this magnet link instead of the payload's .torrent: the metadata
+    /// comes from peers (libtorrent's `ut_metadata` plugin is loaded).
+    pub fn magnet(mut self, uri: impl Into<String>) -> LtArgs {
+        self.magnet = Some(uri.into());
+        self
+    }
+
+    /// Exchanges peers (libtorrent's `ut_pex` plugin is loaded).
+    pub fn pex(mut self) -> LtArgs {
+        self.pex = true;
         self
     }
 
@@ -92,11 +109,15 @@ impl Lt {
         require_python_module("libtorrent")?;
         let mut cmd = Command::new(SYSTEM_PYTHON);
         // -u: unbuffered, so every line is in the log as soon as it is printed.
-        cmd.arg("-u")
-            .arg(SCRIPT)
-            .arg("--torrent")
-            .arg(&payload.torrent_path)
-            .arg("--save")
+        cmd.arg("-u").arg(SCRIPT);
+        match &args.magnet {
+            Some(uri) => cmd.arg("--magnet").arg(uri),
+            None => cmd.arg("--torrent").arg(&payload.torrent_path),
+        };
+        if args.pex {
+            cmd.arg("--pex");
+        }
+        cmd.arg("--save")
             .arg(save_dir)
             .args(["--role", if args.seed { "seed" } else { "leech" }])
             .args(["--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);

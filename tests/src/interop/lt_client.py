@@ -10,6 +10,7 @@ One torrent, one role. Prints one line per fact on stdout, which the Rust side r
   PEERLOG <in|out> <TYPE> <message>  (--peer-log) fast-extension messages on the wire
   HASHFAIL <piece>                 a downloaded piece failed its hash check
   BANNED <ip:port>
+  METADATA <seconds>               (--magnet) the metadata arrived, seconds since added
   DONE <seconds>                   every piece verified, seconds since the torrent was added
   ERROR <message>
 Exit codes: 0 done (or stopped by SIGTERM), 2 bad arguments, 3 torrent error,
@@ -85,7 +86,10 @@ def settings(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--torrent", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--torrent")
+    source.add_argument("--magnet", help="a magnet link: the metadata comes from peers")
+    p.add_argument("--pex", action="store_true", help="load ut_pex and exchange peers")
     p.add_argument("--save", required=True)
     p.add_argument("--role", choices=["seed", "leech"], required=True)
     p.add_argument("--peer-log", action="store_true")
@@ -100,13 +104,22 @@ def main():
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
 
-    # flags=0: no default plugins, so no ut_pex (nor ut_metadata, smart_ban).
+    # flags=0: no default plugins, so no ut_pex (nor ut_metadata, smart_ban) unless asked.
     ses = lt.session(settings(args), 0)
+    if args.magnet:
+        ses.add_extension("ut_metadata")
+    if args.pex:
+        ses.add_extension("ut_pex")
 
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(args.torrent)
+    if args.magnet:
+        atp = lt.parse_magnet_uri(args.magnet)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.save
-    flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
+    flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+    if not args.pex:
+        flags |= lt.torrent_flags.disable_pex
     if args.role == "seed":
         # Quirk: in seed_mode libtorrent skips the full check but hashes each piece the first
         # time a peer requests it, and leaves seed mode (recheck) on a mismatch: a libtorrent
@@ -138,6 +151,8 @@ def main():
                 out("TRACKER_REPLY %s %d" % (a.tracker_url(), a.num_peers))
             elif isinstance(a, (lt.tracker_error_alert, lt.tracker_warning_alert)):
                 out("TRACKER_ERROR %s %s" % (a.tracker_url(), a.message()))
+            elif isinstance(a, lt.metadata_received_alert):
+                out("METADATA %.3f" % (time.monotonic() - started))
             elif isinstance(a, lt.hash_failed_alert):
                 out("HASHFAIL %d" % a.piece_index)
             elif isinstance(a, lt.peer_ban_alert):

@@ -684,6 +684,7 @@ pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(150);
 struct Seen {
     hash_failures: Vec<PieceIndex>,
     banned: Vec<SocketAddr>,
+    connected: Vec<SocketAddr>,
 }
 
 /// Our side (a `bt` session on `R`) holding one torrent.
@@ -726,6 +727,7 @@ impl<R: Runtime> Ours<R> {
                 match e {
                     Event::HashFailed { piece, .. } => s.lock().unwrap().hash_failures.push(piece),
                     Event::PeerBanned { addr, .. } => s.lock().unwrap().banned.push(addr),
+                    Event::PeerConnected { addr, .. } => s.lock().unwrap().connected.push(addr),
                     _ => {}
                 }
             }
@@ -764,6 +766,11 @@ impl<R: Runtime> Ours<R> {
             None => return None,
         }
         Some(self.report().await)
+    }
+
+    /// Every address a peer connection reached its handshake with, in order.
+    pub fn peers_met(&self) -> Vec<SocketAddr> {
+        self.seen.lock().unwrap().connected.clone()
     }
 
     /// Pieces that failed their hash check so far.
