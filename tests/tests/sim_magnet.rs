@@ -1,17 +1,23 @@
 //! Magnet links (BEP 9) on the simulator: leechers that know only the info-hash fetch the
-//! metadata from the swarm and download; a peer serving corrupt metadata is found out, and
-//! one advertising metadata over the limit is never asked.
+//! metadata from the swarm and download, with a tracker or with only a peer address; a peer
+//! serving corrupt metadata is banned, and one advertising metadata over the limit is never
+//! asked (both played by raw nodes over the simulated network).
 // Test code: helpers that fail should fail the test on their line.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use bt_proto::Bitfield;
-use bt_proto::engine::{AddTorrent, Event, TorrentId};
+use bt_proto::engine::{AddTorrent, Event, MAX_METADATA_SIZE, TorrentId};
+use bt_proto::extensions::ut_metadata::{self, METADATA_PIECE_LEN, MetadataMessage};
+use bt_proto::extensions::{ExtensionHandshake, UT_METADATA_ID};
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::sim::net::LinkConfig;
+use bt_proto::sim::remote::{RemotePeer, encode};
 use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, TRACKER_URL, make_torrent};
+use bt_proto::wire::{Extension, Message, Reserved};
+use bt_proto::{Bitfield, PeerId};
 
 const KIB: u64 = 1024;
 
@@ -127,5 +133,178 @@ fn a_magnet_with_only_a_peer_address_downloads() {
         swarm.announces.iter().all(|(from, _)| *from != leecher),
         "the leecher announced nowhere: {:?}",
         swarm.announces
+    );
+}
+
+/// A raw node playing a peer that serves metadata: it connects to `target`, says it has the
+/// torrent and offers metadata of `size` bytes, and answers every metadata request with
+/// `serve(piece)`. Returns the pieces it was asked for, once `done` holds or after `limit`,
+/// and its address.
+fn metadata_liar(
+    swarm: &mut Swarm,
+    target: NodeId,
+    meta: &Metainfo,
+    size: u64,
+    serve: impl Fn(u32) -> Vec<u8>,
+    mut done: impl FnMut(&mut Swarm) -> bool,
+    limit: Duration,
+) -> (Vec<u32>, IpAddr) {
+    let raw = swarm.add_raw_node();
+    let conn = swarm.raw_connect(raw, swarm.addr(target));
+    let reserved = Reserved::NONE
+        .with(Extension::Fast)
+        .with(Extension::ExtensionProtocol);
+    let mut peer =
+        RemotePeer::new(conn, meta.info_hash(), PeerId([0xee; 20])).with_reserved(reserved);
+    let offer = ExtensionHandshake {
+        ut_metadata: Some(5),
+        metadata_size: Some(size),
+        ..Default::default()
+    };
+    let hello = [
+        Message::HaveAll,
+        Message::Extended {
+            id: 0,
+            payload: offer.encode().into(),
+        },
+    ];
+    swarm.run_for(Duration::from_millis(100));
+    assert!(swarm.raw_send(conn, peer.hello_bytes(&hello).unwrap()));
+    let mut asked = Vec::new();
+    let step = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    while !done(swarm) && waited < limit {
+        swarm.run_for(step);
+        waited += step;
+        swarm.raw_receive(raw, &mut peer);
+        let Ok(messages) = peer.messages() else {
+            break;
+        };
+        for m in messages {
+            let Message::Extended { id: 5, payload } = m else {
+                continue;
+            };
+            let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(&payload) else {
+                continue;
+            };
+            asked.push(piece);
+            let answer = MetadataMessage::Data {
+                piece,
+                total_size: size,
+                data: serve(piece).into(),
+            };
+            let reply = Message::Extended {
+                id: UT_METADATA_ID,
+                payload: answer.encode().into(),
+            };
+            swarm.raw_send(conn, encode(&[reply]).unwrap());
+        }
+    }
+    (asked, swarm.addr(raw).ip())
+}
+
+/// Whether `n` completed a handshake with a peer at `ip`.
+fn met(swarm: &Swarm, n: NodeId, ip: IpAddr) -> bool {
+    swarm
+        .events(n)
+        .iter()
+        .any(|(_, e)| matches!(e, Event::PeerConnected { addr, .. } if addr.ip() == ip))
+}
+
+/// A torrent whose metadata is two 16 KiB pieces and more.
+fn two_piece_metadata() -> (Metainfo, Vec<u8>) {
+    let names: Vec<String> = (0..120)
+        .map(|i| format!("{i:03}-{}", "y".repeat(250)))
+        .collect();
+    let files: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1000)).collect();
+    let (meta, content) = make_torrent(&files, 16 * 1024, 9).unwrap();
+    assert!(meta.info_bytes().len() > METADATA_PIECE_LEN);
+    (meta, content)
+}
+
+/// A magnet leecher's first peer serves corrupt metadata: the copy fails the info-hash, the
+/// liar (who sent all of it) is banned, and the real metadata then comes from a seed.
+#[test]
+fn a_peer_serving_corrupt_metadata_is_banned_and_the_seed_serves_the_real_one() {
+    let (meta, content) = two_piece_metadata();
+    let mut swarm = Swarm::new(21);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
+    let seed = seeded(&mut swarm, &meta, &content);
+    let n = swarm.add_node(NodeOptions::default());
+    let t = swarm.add_magnet(n, &Magnet::new(meta.info_hash()), AddTorrent::default());
+    let info = meta.info_bytes().to_vec();
+    let corrupt = move |piece: u32| {
+        let mut bytes = ut_metadata::piece_of(&info, piece).unwrap().to_vec();
+        bytes[0] ^= 0xff;
+        bytes
+    };
+    let size = meta.info_bytes().len() as u64;
+    let failed = |s: &mut Swarm| {
+        s.events(n)
+            .iter()
+            .any(|(_, e)| matches!(e, Event::MetadataHashFailed { .. }))
+    };
+    let (asked, _) = metadata_liar(
+        &mut swarm,
+        n,
+        &meta,
+        size,
+        corrupt,
+        failed,
+        Duration::from_secs(30),
+    );
+    assert_eq!(asked, [0, 1, 2], "the liar was asked for everything");
+    let events = metadata_events(&swarm, n);
+    let liar = match events.as_slice() {
+        [Event::MetadataHashFailed { torrent, peers }] if *torrent == t => peers.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(liar.len(), 1);
+    let banned = swarm
+        .events(n)
+        .iter()
+        .any(|(_, e)| matches!(e, Event::PeerBanned { addr, .. } if addr.ip() == liar[0].ip()));
+    assert!(banned, "the sole sender of a corrupt copy is banned");
+    swarm.add_peer(n, t, swarm.addr(seed));
+    swarm
+        .run_until(|s| s.is_complete(n, t), Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(swarm.content(n, &meta), content);
+    assert_eq!(
+        metadata_events(&swarm, n).last(),
+        Some(&Event::MetadataReceived { torrent: t })
+    );
+}
+
+/// A peer that offers metadata over the limit is never asked for any; the seed's real size
+/// is fetched instead.
+#[test]
+fn a_peer_offering_oversized_metadata_is_never_asked() {
+    let (meta, content) = two_piece_metadata();
+    let mut swarm = Swarm::new(22);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
+    let seed = seeded(&mut swarm, &meta, &content);
+    let n = swarm.add_node(NodeOptions::default());
+    let t = swarm.add_magnet(n, &Magnet::new(meta.info_hash()), AddTorrent::default());
+    swarm.add_peer(n, t, swarm.addr(seed));
+    let junk = |_| vec![0u8; METADATA_PIECE_LEN];
+    let complete = |s: &mut Swarm| s.is_complete(n, t);
+    let huge = MAX_METADATA_SIZE + 1;
+    let (asked, liar) = metadata_liar(
+        &mut swarm,
+        n,
+        &meta,
+        huge,
+        junk,
+        complete,
+        Duration::from_secs(120),
+    );
+    assert!(met(&swarm, n, liar), "the liar was connected");
+    assert!(asked.is_empty(), "asked {asked:?}");
+    assert!(swarm.is_complete(n, t));
+    assert_eq!(swarm.content(n, &meta), content);
+    assert_eq!(
+        metadata_events(&swarm, n),
+        [Event::MetadataReceived { torrent: t }]
     );
 }
