@@ -51,6 +51,7 @@ pub mod bencode;
 pub mod bitfield;
 pub mod choker;
 pub mod compact;
+pub mod dht;
 pub mod encoding;
 pub mod engine;
 pub mod extensions;
