@@ -3,13 +3,30 @@
 //! tokens ([`tokens`]) and the store of announced peers ([`peer_store`]). Like the engine,
 //! nothing here does I/O or reads the clock: time and randomness are inputs.
 //!
-//! The node that drives lookups, answers queries and stores peers is being built on these
-//! (see the project's DHT issue); the parts are usable, and tested, on their own.
+//! [`node::Node`] puts them together: a node that answers queries, runs lookups
+//! ([`lookup`]) and announces, within per-source rate limits ([`rate_limit`]). Its use by
+//! the engine (one UDP port shared with uTP, `get_peers` for torrents) is still to come.
 
 mod id;
 pub mod krpc;
+pub mod lookup;
+pub mod node;
 pub mod peer_store;
+pub mod rate_limit;
 pub mod routing;
+mod serve;
+#[cfg(test)]
+mod tests;
 pub mod tokens;
 
+use std::net::IpAddr;
+
 pub use id::{Distance, NodeId};
+
+/// Whether a node named in an answer can be queried: nodes at port 0, or at unspecified,
+/// multicast or broadcast addresses, would aim our queries at nothing or at many hosts.
+fn usable(n: &krpc::NodeInfo) -> bool {
+    let ip = n.addr.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    n.addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
+}

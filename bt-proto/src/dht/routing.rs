@@ -289,6 +289,25 @@ impl RoutingTable {
         }
     }
 
+    /// Whether `id` is in the table.
+    pub fn knows(&self, id: &NodeId) -> bool {
+        self.buckets
+            .get(self.index(id))
+            .is_some_and(|b| b.nodes.iter().any(|e| e.node.id == *id))
+    }
+
+    /// Whether a node `id` that answered would be taken at once: its bucket has room, a
+    /// bad node, or can split.
+    pub fn has_room_for(&self, now: Instant, id: &NodeId) -> bool {
+        let i = self.index(id);
+        let Some(b) = self.buckets.get(i) else {
+            return false;
+        };
+        b.nodes.len() < K
+            || b.nodes.iter().any(|e| e.status(now) == Status::Bad)
+            || (i + 1 == self.buckets.len() && self.buckets.len() < MAX_BUCKETS)
+    }
+
     /// Removes whatever entry has this address.
     fn forget_addr(&mut self, addr: SocketAddr) {
         for b in &mut self.buckets {
