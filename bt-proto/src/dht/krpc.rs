@@ -343,11 +343,15 @@ fn decode_response(msg: &Value<'_>) -> Result<Response, KrpcError> {
     }
     let id = id_of(r, "id")?;
     let nodes = match r.get(b"nodes").and_then(Value::as_bytes) {
-        Some(b) => decode_nodes(b, Family::V4).ok_or(KrpcError::Bad("nodes"))?,
+        Some(b) => {
+            decode_nodes(b, Family::V4, MAX_NODES_PER_REPLY).ok_or(KrpcError::Bad("nodes"))?
+        }
         None => Vec::new(),
     };
     let nodes6 = match r.get(b"nodes6").and_then(Value::as_bytes) {
-        Some(b) => decode_nodes(b, Family::V6).ok_or(KrpcError::Bad("nodes6"))?,
+        Some(b) => {
+            decode_nodes(b, Family::V6, MAX_NODES_PER_REPLY).ok_or(KrpcError::Bad("nodes6"))?
+        }
         None => Vec::new(),
     };
     let mut values = Vec::new();
@@ -401,9 +405,9 @@ fn decode_error(msg: &Value<'_>) -> Result<Body, KrpcError> {
     })
 }
 
-/// The nodes of a `nodes` or `nodes6` string, at most [`MAX_NODES_PER_REPLY`]; `None` if
-/// it is not a whole number of entries.
-fn decode_nodes(b: &[u8], family: Family) -> Option<Vec<NodeInfo>> {
+/// The nodes of a `nodes` or `nodes6` string, at most `max`; `None` if it is not a whole
+/// number of entries.
+pub(super) fn decode_nodes(b: &[u8], family: Family, max: usize) -> Option<Vec<NodeInfo>> {
     let entry = match family {
         Family::V4 => NODE_V4_LEN,
         Family::V6 => NODE_V6_LEN,
@@ -412,7 +416,7 @@ fn decode_nodes(b: &[u8], family: Family) -> Option<Vec<NodeInfo>> {
         return None;
     }
     let mut out = Vec::new();
-    for chunk in b.chunks_exact(entry).take(MAX_NODES_PER_REPLY) {
+    for chunk in b.chunks_exact(entry).take(max) {
         let (id, addr) = chunk.split_at(20);
         let id = NodeId(<[u8; 20]>::try_from(id).ok()?);
         let addr = compact::decode(addr, family).ok()?.into_iter().next()?;
@@ -431,7 +435,7 @@ fn one_address(b: &[u8]) -> Option<SocketAddr> {
     compact::decode(b, family).ok()?.into_iter().next()
 }
 
-fn encode_nodes(nodes: &[NodeInfo], family: Family) -> Vec<u8> {
+pub(super) fn encode_nodes(nodes: &[NodeInfo], family: Family) -> Vec<u8> {
     let mut out = Vec::new();
     for n in nodes.iter().filter(|n| Family::of(&n.addr) == family) {
         out.extend_from_slice(&n.id.0);

@@ -14,6 +14,7 @@ pub mod node;
 pub mod peer_store;
 pub mod rate_limit;
 pub mod routing;
+pub mod saved;
 mod serve;
 #[cfg(test)]
 mod tests;
@@ -25,7 +26,7 @@ pub use id::{Distance, NodeId};
 
 /// Whether a node named in an answer can be queried: nodes at port 0, or at unspecified,
 /// multicast or broadcast addresses, would aim our queries at nothing or at many hosts.
-fn usable(n: &krpc::NodeInfo) -> bool {
+pub(crate) fn usable(n: &krpc::NodeInfo) -> bool {
     let ip = n.addr.ip();
     let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
     n.addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast

@@ -10,7 +10,7 @@
 //!
 //! let now = Instant::now();
 //! let mut node = Node::new(NodeId([1; 20]), NodeConfig::default(), 7, now);
-//! node.bootstrap(now, &["192.0.2.1:6881".parse().unwrap()]);
+//! node.bootstrap(now, &["192.0.2.1:6881".parse().unwrap()], &[]);
 //! node.get_peers(now, InfoHash([2; 20]), None);
 //! let (to, datagram) = node.poll_transmit().unwrap();
 //! assert_eq!(to, "192.0.2.1:6881".parse().unwrap());
@@ -171,6 +171,15 @@ impl Node {
         self.id
     }
 
+    /// The table to save, for [`Node::bootstrap`] after a restart (with its id to
+    /// [`Node::new`]).
+    pub fn saved(&self) -> super::saved::SavedTable {
+        super::saved::SavedTable {
+            id: self.id,
+            nodes: self.table.nodes().map(|e| e.node).collect(),
+        }
+    }
+
     /// The routing table.
     pub fn table(&self) -> &RoutingTable {
         &self.table
@@ -192,10 +201,21 @@ impl Node {
     }
 
     /// Finds the nodes closest to our id, starting from `routers` (nodes whose ids we do not
-    /// know) and the table.
-    pub fn bootstrap(&mut self, now: Instant, routers: &[SocketAddr]) -> Option<LookupId> {
+    /// know, such as the public routers), `known` nodes (a saved table: they enter the table
+    /// again as they answer) and the table.
+    pub fn bootstrap(
+        &mut self,
+        now: Instant,
+        routers: &[SocketAddr],
+        known: &[NodeInfo],
+    ) -> Option<LookupId> {
         let own = self.id;
         let id = self.start(now, own, None, None)?;
+        if let Some(r) = self.lookups.get_mut(&id) {
+            for n in known.iter().filter(|n| super::usable(n) && n.id != own) {
+                r.lookup.add(*n);
+            }
+        }
         for r in routers {
             let q = Query::FindNode {
                 id: self.id,

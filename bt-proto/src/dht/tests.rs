@@ -119,7 +119,7 @@ impl Net {
     fn bootstrap(&mut self) {
         let router = self.addrs[0];
         for i in 1..self.nodes.len() {
-            self.nodes[i].bootstrap(self.now, &[router]);
+            self.nodes[i].bootstrap(self.now, &[router], &[]);
             self.flush(i);
             if i % 20 == 0 {
                 self.run_for(Duration::from_millis(500));
@@ -257,6 +257,26 @@ fn lookups_converge_with_loss_and_nodes_leaving() {
     // Dead nodes are skipped after their time-out; with loss, an honest node may be missed
     // now and then, but the lookups still end among the true closest.
     assert!(total >= 8 * 6, "{total} of {}", 8 * 8);
+}
+
+/// A node restarted from its saved table (same id, its nodes known) finds the closest
+/// nodes again without any router.
+#[test]
+fn a_saved_table_bootstraps_a_restart_without_routers() {
+    let mut net = Net::new(120, 7);
+    net.bootstrap();
+    let i = 17;
+    let saved = super::saved::SavedTable::decode(&net.nodes[i].saved().encode()).unwrap();
+    assert!(saved.nodes.len() >= super::routing::K);
+    net.nodes[i] = Node::new(saved.id, NodeConfig::default(), 99, net.now);
+    assert!(net.nodes[i].table().is_empty());
+    net.nodes[i].bootstrap(net.now, &[], &saved.nodes);
+    net.flush(i);
+    net.run_for(Duration::from_secs(20));
+    assert!(net.nodes[i].table().len() >= super::routing::K);
+    let target = NodeId([0x33; 20]);
+    let (found, _) = net.lookup(i, target);
+    assert_eq!(overlap(&found, &net.truth(&target, i)), super::routing::K);
 }
 
 #[test]
