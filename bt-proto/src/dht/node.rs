@@ -255,6 +255,18 @@ impl Node {
         info_hash: Option<InfoHash>,
         announce: Option<Option<u16>>,
     ) -> Option<LookupId> {
+        // The same lookup running already (a repeated bootstrap, a torrent asked again)
+        // would only ask the same nodes twice: it takes the new request's announce.
+        let same = self
+            .lookups
+            .iter_mut()
+            .find(|(_, r)| r.lookup.target() == target && r.info_hash == info_hash);
+        if let Some((id, r)) = same {
+            if announce.is_some() {
+                r.announce = announce;
+            }
+            return Some(*id);
+        }
         if self.lookups.len() >= MAX_LOOKUPS {
             return None;
         }
