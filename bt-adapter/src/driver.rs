@@ -561,6 +561,7 @@ impl<R: Runtime> Driver<R> {
             Output::SaveResume(save) => self.save_resume(save.torrent, Some(save), Flush),
             Output::CloseFiles { torrent, resume } => self.save_resume(torrent, resume, Close),
             Output::MetadataReceived { .. } => {}
+            Output::SendMulticast { .. } => {}
         }
     }
 

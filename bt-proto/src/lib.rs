@@ -38,6 +38,7 @@
 //! - [`wire`]: the peer handshake, every peer message, an incremental zero-copy decoder.
 //! - [`extensions`]: the extension protocol's handshake (BEP 10), metadata exchange (BEP 9)
 //!   and peer exchange (BEP 11) messages; [`compact`]: compact peer addresses.
+//! - [`lsd`]: local service discovery (BEP 14), the `BT-SEARCH` codec and its rate rules.
 //! - [`tracker`]: HTTP announce/scrape (with sans-IO HTTP framing) and UDP trackers (BEP 15).
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.
 //! - [`engine`]: the session state machine; [`picker`], [`choker`], [`rate`] and [`resume`]
@@ -54,6 +55,7 @@ pub mod compact;
 pub mod encoding;
 pub mod engine;
 pub mod extensions;
+pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;

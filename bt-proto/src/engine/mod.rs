@@ -63,6 +63,7 @@ mod hashcheck;
 mod hostile_tests;
 mod info;
 mod io;
+mod local_discovery;
 mod magnet;
 mod messages;
 mod metadata;
@@ -141,6 +142,8 @@ pub struct Session {
     resume_generation: u64,
     /// The read being handled, for [`block_memory`].
     read_use: block_memory::ReadUse,
+    /// Local service discovery (BEP 14).
+    lsd: local_discovery::LocalDiscovery,
 }
 
 impl Session {
@@ -148,6 +151,7 @@ impl Session {
     pub fn new(config: Config) -> Self {
         let mut rng = Rng::seed_from_u64(config.seed);
         let key = rng.next_u32();
+        let lsd = local_discovery::LocalDiscovery::new(&config);
         Session {
             config,
             rng,
@@ -163,6 +167,7 @@ impl Session {
             key,
             resume_generation: 0,
             read_use: block_memory::ReadUse::default(),
+            lsd,
         }
     }
 
@@ -196,6 +201,7 @@ impl Session {
                 url,
                 result,
             } => self.on_announced(now, torrent, &url, result),
+            Input::MulticastReceived { from, data } => self.on_lsd_datagram(now, from, &data),
         }
     }
 
@@ -212,6 +218,7 @@ impl Session {
             match timer {
                 Timer::Peer(conn, t) => self.on_peer_timer(now, conn, t),
                 Timer::Torrent(id, t) => self.on_torrent_timer(now, id, t),
+                Timer::Lsd => self.on_lsd_timer(now),
             }
         }
     }

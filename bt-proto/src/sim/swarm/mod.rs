@@ -120,6 +120,10 @@ pub struct Swarm {
     pub tracker_latency: Duration,
     /// Announces the tracker has seen: (node address, event).
     pub announces: Vec<(SocketAddr, Option<AnnounceEvent>)>,
+    /// How long a local service discovery announce takes to reach the other nodes, as if
+    /// they all shared one LAN; `None` (the default) drops announces, so that nodes find
+    /// each other only as a test arranges.
+    pub lsd_latency: Option<Duration>,
     steps: u64,
 }
 
@@ -143,6 +147,7 @@ impl Swarm {
             disk_latency: Duration::from_micros(200),
             tracker_latency: Duration::from_millis(20),
             announces: Vec::new(),
+            lsd_latency: None,
             steps: 0,
         };
         swarm
