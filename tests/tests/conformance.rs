@@ -6,6 +6,7 @@ use bt_smol::Smol;
 use bt_tests::adversary as adv;
 use bt_tests::conformance as c;
 use bt_tests::hostile_disk as hd;
+use bt_tests::local_discovery as lsd;
 use bt_tests::swarm::run_on;
 use bt_tests::tracker::{http_tracker, udp_tracker};
 use bt_tokio::Tokio;
@@ -82,6 +83,14 @@ macro_rules! suite {
                 run_on::<$rt, _>("http tracker", async {
                     c::swarm_through::<$rt>(http_tracker().await).await
                 });
+            }
+
+            #[test]
+            fn two_sessions_find_each_other_by_local_discovery() {
+                run_on::<$rt, _>(
+                    "local discovery",
+                    lsd::two_sessions_find_each_other::<$rt, $rt>(),
+                );
             }
 
             #[test]
