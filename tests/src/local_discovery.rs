@@ -92,3 +92,37 @@ pub async fn two_sessions_find_each_other<S: Runtime, L: Runtime>() {
     leecher.shutdown().await;
     off.shutdown().await;
 }
+
+/// LSD asked for on an interface the host does not have: its socket cannot join the group,
+/// and the session runs without it (a warning logged), downloading from the peer it is given.
+pub async fn unavailable_lsd_is_not_fatal<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let torrent = unique_torrent::<R>(&seed_dir).await;
+    let seed = loopback_session::<R>().await;
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+
+    // TEST-NET-3 (RFC 5737): no host has it.
+    let nowhere = Ipv4Addr::new(203, 0, 113, 77);
+    let leecher = loopback_builder::<R>()
+        .lsd(true)
+        .lsd_interface(LsdInterface::V4(nowhere))
+        .start()
+        .await
+        .unwrap();
+    assert!(leecher.local_discovery().is_empty());
+    let base = dir.path().join("leecher");
+    let lt = leecher
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&base))
+        .await
+        .unwrap();
+    lt.add_peer(addr_of(&seed)).await.unwrap();
+    lt.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    seed.shutdown().await;
+    leecher.shutdown().await;
+}
