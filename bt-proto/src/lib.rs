@@ -15,9 +15,11 @@
 //!                                                                 // set_file_priority, remove_torrent
 //! let conn = s.accept(now, addr);                                 // an incoming TCP connection
 //! s.handle(now, Input::Received { conn, data });                  // anything that happened:
-//!     // Connected, Received, Closed, BlockRead, PieceStored, PieceChecked, Announced
+//!     // Connected, Received, Closed, BlockRead, PieceStored, PieceChecked, Announced,
+//!     // MulticastReceived (local service discovery)
 //! while let Some(o) = s.poll_output() { /* do it */ }             // Connect, Send, Close, ReadBlock,
-//!     // VerifyAndStore (the piece's bytes: hash once, write once), CheckPiece, Announce, CloseFiles
+//!     // VerifyAndStore (the piece's bytes: hash once, write once), CheckPiece, Announce, CloseFiles,
+//!     // SendMulticast
 //! while let Some(e) = s.poll_event() { /* tell the app */ }       // HashPassed, HashFailed, Complete,
 //!     // StateChanged, PeerConnected/Disconnected, TrackerReply/Warning/Error, StorageFailed, ...
 //! sleep_until(s.poll_timeout()); s.handle_timeout(now);           // the only clock is the caller's

@@ -40,8 +40,8 @@
 //! admit, activate), `extension` (BEP 10, routing to `metadata`, BEP 9, and `pex`, BEP 11),
 //! `messages`, `download` (with `block_memory`: what
 //! a kept block may pin, and `exclusive`: failed pieces fetched again from one peer),
-//! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce` and
-//! `resume_saves`; `commands` and `queries` are the user's side.
+//! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce`,
+//! `local_discovery` (BEP 14, over [`crate::lsd`]) and `resume_saves`; `commands` and `queries` are the user's side.
 
 mod announce;
 mod block_memory;
