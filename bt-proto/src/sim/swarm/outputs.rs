@@ -139,6 +139,7 @@ impl Swarm {
         data: Bytes,
         now: Instant,
     ) {
+        self.multicasts.push((from, self.clock.elapsed()));
         let Some(latency) = self.lsd_latency else {
             return;
         };
