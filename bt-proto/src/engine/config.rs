@@ -135,7 +135,7 @@ pub struct Config {
     /// multicasts which swarms it is in ([`super::Output::SendMulticast`]) and dials the
     /// local peers that announce ours ([`super::Input::MulticastReceived`]). On by default,
     /// as in libtorrent, Transmission and qBittorrent: peers on one LAN find each other
-    /// without a tracker, at one small datagram a minute at most.
+    /// without a tracker, at one small datagram a minute to each group at most.
     pub lsd: bool,
 }
 
