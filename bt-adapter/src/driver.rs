@@ -21,6 +21,7 @@ use bt_proto::tracker::AnnounceEvent;
 use crate::disk::Storage;
 use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
+use crate::lsd::LsdSockets;
 use crate::messages::{AddCmd, Command, Msg, PieceCallback, Reply};
 use crate::net::{self, ConnHandle, FREE_BUFFER_TTL, Origin};
 use crate::resume::BeforeStamp::{self, Close, Flush};
@@ -84,6 +85,7 @@ pub(crate) struct Driver<R: Runtime> {
     reads: Vec<ReadRequest>,
     rng: Rng,
     http: Arc<HttpClient>,
+    lsd: LsdSockets<R>,
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
@@ -117,7 +119,14 @@ impl<R: Runtime> Driver<R> {
             reads: Vec::new(),
             rng: Rng::seed_from_u64(rng_seed),
             http,
+            lsd: LsdSockets::default(),
         }
+    }
+
+    /// Carries out the engine's local service discovery on these sockets.
+    pub(crate) fn with_lsd(mut self, lsd: LsdSockets<R>) -> Self {
+        self.lsd = lsd;
+        self
     }
 
     /// Runs until shut down (a `Shutdown` command, or every handle dropped).
@@ -202,6 +211,7 @@ impl<R: Runtime> Driver<R> {
         for l in self.listeners.drain(..) {
             R::abort(l);
         }
+        self.lsd.close();
         let deadline = R::now() + SHUTDOWN_DEADLINE;
         let now = R::now();
         for id in self.session.torrent_ids() {
@@ -561,6 +571,7 @@ impl<R: Runtime> Driver<R> {
             Output::SaveResume(save) => self.save_resume(save.torrent, Some(save), Flush),
             Output::CloseFiles { torrent, resume } => self.save_resume(torrent, resume, Close),
             Output::MetadataReceived { .. } => {}
+            Output::SendMulticast { group, data } => self.lsd.send(group, data),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The [`Runtime`] trait: the few things an async runtime must provide (tasks, the blocking
-//! pool, a clock and a timer, TCP and UDP sockets, DNS). Everything else an adapter does is written once,
-//! in this crate, over this trait; `bt-tokio` and `bt-smol` each implement it in a page.
+//! pool, a clock and a timer, TCP and UDP sockets (multicast ones made by the adapter), DNS).
+//! Everything else an adapter does is written once, in this crate, over this trait; `bt-tokio` and `bt-smol` each implement it in a page.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -24,7 +24,8 @@ pub trait Runtime: Send + Sync + 'static {
     type Reader: Send + 'static;
     /// The writing half of a [`Runtime::Stream`].
     type Writer: Send + 'static;
-    /// A UDP socket connected to one remote address.
+    /// A UDP socket: connected to one remote address (trackers), or not (local service
+    /// discovery).
     type Udp: Send + Sync + 'static;
 
     /// Runs `f` as a task.
@@ -94,6 +95,21 @@ pub trait Runtime: Send + Sync + 'static {
         socket: &Self::Udp,
         buf: &mut [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send;
+    /// Takes a UDP socket the adapter opened and set up itself (bound, options set, joined
+    /// to multicast groups, for local service discovery), already non-blocking. Must be
+    /// called on the runtime (inside it, for tokio).
+    fn udp_from_std(socket: std::net::UdpSocket) -> io::Result<Self::Udp>;
+    /// Sends one datagram to `to`.
+    fn udp_send_to(
+        socket: &Self::Udp,
+        packet: &[u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = io::Result<()>> + Send;
+    /// Receives one datagram; returns its length and sender.
+    fn udp_recv_from(
+        socket: &Self::Udp,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
 }
 
 /// `f`, or `None` if `deadline` comes first.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::disk::Storage;
 use crate::driver::Driver;
 use crate::events::{Events, Fanout};
+use crate::lsd::{LsdInterface, LsdSockets};
 use crate::messages::{AddCmd, Command, Msg, reply};
 use crate::runtime::Runtime;
 use crate::torrent::{Shared, Torrent, TorrentOptions};
@@ -19,6 +20,7 @@ use crate::{Error, layout, resume};
 use bt_proto::PeerId;
 use bt_proto::engine::DEFAULT_RESUME_SAVE_INTERVAL;
 use bt_proto::engine::{self, Config};
+use bt_proto::lsd::LsdGroup;
 use bt_proto::peer_id::ClientVersion;
 use bt_proto::storage::resume_path;
 
@@ -68,6 +70,7 @@ pub struct SessionBuilder<R: Runtime> {
     seed: Option<u64>,
     tune: Vec<ConfigFn>,
     resume_interval: Option<Duration>,
+    lsd_interface: LsdInterface,
     #[cfg(feature = "https")]
     tracker_roots: Vec<Vec<u8>>,
     runtime: PhantomData<fn() -> R>,
@@ -81,6 +84,7 @@ impl<R: Runtime> std::fmt::Debug for SessionBuilder<R> {
             .field("peer_id", &self.peer_id)
             .field("seed", &self.seed)
             .field("resume_interval", &self.resume_interval)
+            .field("lsd_interface", &self.lsd_interface)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +118,21 @@ impl<R: Runtime> SessionBuilder<R> {
     /// Changes the engine's configuration (limits, timeouts, ...); applied in order.
     pub fn config(mut self, f: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         self.tune.push(Box::new(f));
+        self
+    }
+
+    /// Local service discovery (BEP 14) on or off (default on, [`Config::lsd`]): torrents
+    /// that are not private are announced on the local network, and peers announcing them
+    /// there are dialled. If its sockets cannot be opened, the session runs without it (a
+    /// warning is logged; [`Session::local_discovery`] says what was opened).
+    pub fn lsd(self, on: bool) -> Self {
+        self.config(move |c| c.lsd = on)
+    }
+
+    /// Where local service discovery runs (default: both groups, on the interfaces the
+    /// system routes multicast through).
+    pub fn lsd_interface(mut self, interface: LsdInterface) -> Self {
+        self.lsd_interface = interface;
         self
     }
 
@@ -164,6 +183,12 @@ impl<R: Runtime> SessionBuilder<R> {
         let (cmd_tx, cmd_rx) = async_channel::bounded(COMMAND_QUEUE);
         let (in_tx, in_rx) = async_channel::bounded::<Msg<R>>(INPUT_QUEUE);
         let events = Arc::new(Fanout::default());
+        let lsd = if config.lsd {
+            LsdSockets::open(self.lsd_interface, &in_tx)
+        } else {
+            LsdSockets::default()
+        };
+        let lsd_groups = lsd.groups();
         let accepts = listeners
             .into_iter()
             .map(|l| R::spawn(crate::net::accept_loop::<R>(l, in_tx.clone())))
@@ -175,7 +200,8 @@ impl<R: Runtime> SessionBuilder<R> {
             accepts,
             seed ^ 0x9e37_79b9_7f4a_7c15,
             http,
-        );
+        )
+        .with_lsd(lsd);
         let task = R::spawn(driver.run(cmd_rx, in_rx));
         Ok(Session {
             shared: Arc::new(Shared {
@@ -185,6 +211,7 @@ impl<R: Runtime> SessionBuilder<R> {
             }),
             events,
             driver: Some(task),
+            lsd_groups,
         })
     }
 }
@@ -197,6 +224,8 @@ pub struct Session<R: Runtime> {
     shared: Arc<Shared>,
     events: Arc<Fanout>,
     driver: Option<R::Task>,
+    /// The local service discovery groups joined.
+    lsd_groups: Vec<LsdGroup>,
 }
 
 impl<R: Runtime> std::fmt::Debug for Session<R> {
@@ -218,6 +247,7 @@ impl<R: Runtime> Session<R> {
             seed: None,
             tune: Vec::new(),
             resume_interval: Some(DEFAULT_RESUME_SAVE_INTERVAL),
+            lsd_interface: LsdInterface::Default,
             #[cfg(feature = "https")]
             tracker_roots: Vec::new(),
             runtime: PhantomData,
@@ -232,6 +262,12 @@ impl<R: Runtime> Session<R> {
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
         self.shared.peer_id
+    }
+
+    /// The local service discovery groups the session joined: empty when LSD is off or its
+    /// sockets could not be opened (then the session finds peers by other means only).
+    pub fn local_discovery(&self) -> &[LsdGroup] {
+        &self.lsd_groups
     }
 
     /// Every event of every torrent of the session.

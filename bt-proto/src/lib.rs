@@ -15,9 +15,11 @@
 //!                                                                 // set_file_priority, remove_torrent
 //! let conn = s.accept(now, addr);                                 // an incoming TCP connection
 //! s.handle(now, Input::Received { conn, data });                  // anything that happened:
-//!     // Connected, Received, Closed, BlockRead, PieceStored, PieceChecked, Announced
+//!     // Connected, Received, Closed, BlockRead, PieceStored, PieceChecked, Announced,
+//!     // MulticastReceived (local service discovery)
 //! while let Some(o) = s.poll_output() { /* do it */ }             // Connect, Send, Close, ReadBlock,
-//!     // VerifyAndStore (the piece's bytes: hash once, write once), CheckPiece, Announce, CloseFiles
+//!     // VerifyAndStore (the piece's bytes: hash once, write once), CheckPiece, Announce, CloseFiles,
+//!     // SendMulticast
 //! while let Some(e) = s.poll_event() { /* tell the app */ }       // HashPassed, HashFailed, Complete,
 //!     // StateChanged, PeerConnected/Disconnected, TrackerReply/Warning/Error, StorageFailed, ...
 //! sleep_until(s.poll_timeout()); s.handle_timeout(now);           // the only clock is the caller's
@@ -38,6 +40,7 @@
 //! - [`wire`]: the peer handshake, every peer message, an incremental zero-copy decoder.
 //! - [`extensions`]: the extension protocol's handshake (BEP 10), metadata exchange (BEP 9)
 //!   and peer exchange (BEP 11) messages; [`compact`]: compact peer addresses.
+//! - [`lsd`]: local service discovery (BEP 14), the `BT-SEARCH` codec and its rate rules.
 //! - [`tracker`]: HTTP announce/scrape (with sans-IO HTTP framing) and UDP trackers (BEP 15).
 //! - [`peer_id`]: our Azureus-style peer id and other clients' ids.
 //! - [`engine`]: the session state machine; [`picker`], [`choker`], [`rate`] and [`resume`]
@@ -55,6 +58,7 @@ pub mod dht;
 pub mod encoding;
 pub mod engine;
 pub mod extensions;
+pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer_id;

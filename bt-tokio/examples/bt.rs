@@ -8,8 +8,8 @@
 //! bt                                   # the loopback demo
 //! bt info FILE.torrent [--json]
 //! bt create PATH -o OUT.torrent [-t URL]... [--piece-length N] [--private] [--comment C]
-//! bt download FILE.torrent [-o DIR] [--port N] [--peer HOST:PORT]... [--seed] [--json]
-//! bt seed FILE.torrent DIR [--port N]
+//! bt download FILE.torrent [-o DIR] [--port N] [--no-lsd] [--peer HOST:PORT]... [--seed] [--json]
+//! bt seed FILE.torrent DIR [--port N] [--no-lsd]
 //! bt check FILE.torrent DIR [--json]
 //! ```
 //!
@@ -86,9 +86,8 @@ enum Cmd {
         /// Directory to download into (default: the current one).
         #[arg(short = 'o', long = "out")]
         dir: Option<PathBuf>,
-        /// Port to listen on (default: any free one).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
+        #[command(flatten)]
+        net: Net,
         /// A peer to connect to (repeat for more).
         #[arg(long = "peer")]
         peers: Vec<String>,
@@ -105,9 +104,8 @@ enum Cmd {
         file: PathBuf,
         /// The directory holding the data.
         dir: PathBuf,
-        /// Port to listen on (default: any free one).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
+        #[command(flatten)]
+        net: Net,
     },
     /// Verify the data in DIR against the torrent.
     Check {
@@ -131,6 +129,26 @@ enum Cmd {
 }
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// How a downloading or seeding session meets peers.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Net {
+    /// Port to listen on (default: any free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// No local service discovery (BEP 14): do not announce the torrent on the local network
+    /// nor dial the peers announced there.
+    #[arg(long)]
+    no_lsd: bool,
+}
+
+impl Net {
+    /// A session listening and discovering as asked.
+    async fn start(self) -> Result<Session> {
+        let builder = Session::builder().port(self.port).lsd(!self.no_lsd);
+        Ok(builder.start().await?)
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -164,12 +182,12 @@ async fn main() -> ExitCode {
         Cmd::Download {
             file,
             dir,
-            port,
+            net,
             peers,
             seed,
             json,
-        } => download(&file, dir, port, peers, seed, json, quiet).await,
-        Cmd::Seed { file, dir, port } => seed(&file, &dir, port, quiet).await,
+        } => download(&file, dir, net, peers, seed, json, quiet).await,
+        Cmd::Seed { file, dir, net } => seed(&file, &dir, net, quiet).await,
         Cmd::Check { file, dir, json } => check(&file, &dir, json).await,
         Cmd::Demo { size_mib, leechers } => demo(size_mib, leechers, quiet).await,
     };
@@ -381,14 +399,14 @@ async fn add_peers(t: &Torrent, peers: &[String]) -> Result<()> {
 async fn download(
     file: &Path,
     dir: Option<PathBuf>,
-    port: u16,
+    net: Net,
     peers: Vec<String>,
     keep_seeding: bool,
     json: bool,
     quiet: bool,
 ) -> Result<ExitCode> {
     let start = Instant::now();
-    let session = Session::builder().port(port).start().await?;
+    let session = net.start().await?;
     let tally = tally(&session, quiet);
     let opts =
         TorrentOptions::from_path(torrent_path(file)?).base_dir(dir.unwrap_or_else(|| ".".into()));
@@ -562,8 +580,8 @@ impl Interrupt {
     }
 }
 
-async fn seed(file: &Path, dir: &Path, port: u16, quiet: bool) -> Result<ExitCode> {
-    let session = Session::builder().port(port).start().await?;
+async fn seed(file: &Path, dir: &Path, net: Net, quiet: bool) -> Result<ExitCode> {
+    let session = net.start().await?;
     let opts = TorrentOptions::from_path(torrent_path(file)?)
         .base_dir(dir)
         .verify_existing(false)

@@ -116,4 +116,16 @@ impl Runtime for Tokio {
     async fn udp_recv(socket: &Self::Udp, buf: &mut [u8]) -> io::Result<usize> {
         socket.recv(buf).await
     }
+
+    fn udp_from_std(socket: std::net::UdpSocket) -> io::Result<Self::Udp> {
+        UdpSocket::from_std(socket)
+    }
+
+    async fn udp_send_to(socket: &Self::Udp, packet: &[u8], to: SocketAddr) -> io::Result<()> {
+        socket.send_to(packet, to).await.map(drop)
+    }
+
+    async fn udp_recv_from(socket: &Self::Udp, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        socket.recv_from(buf).await
+    }
 }

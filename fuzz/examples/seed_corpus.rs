@@ -12,6 +12,7 @@ use bt_proto::bencode::Bencode;
 use bt_proto::extensions::ExtensionHandshake;
 use bt_proto::extensions::ut_metadata::{METADATA_PIECE_LEN, MetadataMessage};
 use bt_proto::extensions::ut_pex::{PexFlags, PexMessage};
+use bt_proto::lsd::{Announce, LsdGroup};
 use bt_proto::magnet::{Magnet, MagnetPeer};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::{FileStamp, ResumeData};
@@ -82,6 +83,22 @@ fn main() {
         "magnet",
         "base32",
         b"magnet:?xt=urn:btih:VLVLVLVLVLVLVLVLVLVLVLVLVLVLVLVL&tr.1=http%3A%2F%2Fa%2F",
+    );
+
+    for group in LsdGroup::ALL {
+        let announce = Announce {
+            group,
+            port: 6881,
+            info_hashes: vec![numbers.info_hash(), InfoHash([0xab; 20])],
+            cookie: Some("0badcafe".into()),
+        };
+        write("lsd", &format!("{group:?}"), &announce.encode());
+    }
+    write(
+        "lsd",
+        "other_client",
+        b"BT-SEARCH * HTTP/1.1\r\nhost: 239.192.152.143:6771\r\nPORT: 51413\r\n\
+X-Extra: 1\r\nInfohash: D2474E86C95B19B8BCFDB92BC12C9D44667CFA36\r\n\r\n",
     );
 
     let hs = Handshake {

@@ -21,9 +21,14 @@ pub fn fixtures_dir() -> PathBuf {
 /// loopback address (every test process here is 127.0.0.1): with the defaults, one host gets
 /// one connection per torrent and four pending handshakes. Tests of those limits put their
 /// adversary on another loopback address instead.
+///
+/// Local service discovery is switched off too: tests running side by side on one host share
+/// torrents (the same fixtures and payloads), and must meet only the peers they give each
+/// other. The LSD tests switch it on again.
 pub fn loopback_limits(c: &mut bt_proto::engine::Config) {
     c.max_connections_per_host = LOOPBACK_PEERS_PER_HOST;
     c.max_incoming_handshakes_per_host = LOOPBACK_PEERS_PER_HOST;
+    c.lsd = false;
 }
 
 /// Connections per torrent and pending handshakes allowed from one loopback address:
@@ -39,5 +44,6 @@ pub mod crash_loop;
 pub mod edges;
 pub mod hostile_disk;
 pub mod interop;
+pub mod local_discovery;
 pub mod swarm;
 pub mod tracker;

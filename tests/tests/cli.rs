@@ -60,10 +60,14 @@ fn assert_plain(what: &str, text: &str) {
     );
 }
 
-/// Starts `bt ARGS` with its output to pipes.
+/// Starts `bt ARGS` with its output to pipes. A `download` or `seed` runs with `--no-lsd`:
+/// the tests here share torrents and run side by side, and must meet only the peers they
+/// give each other.
 fn spawn_bt(args: &[&str]) -> Child {
+    let no_lsd = matches!(args.first(), Some(&"download" | &"seed"));
     Command::new(BT)
         .args(args)
+        .args(no_lsd.then_some("--no-lsd"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

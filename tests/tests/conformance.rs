@@ -6,6 +6,7 @@ use bt_smol::Smol;
 use bt_tests::adversary as adv;
 use bt_tests::conformance as c;
 use bt_tests::hostile_disk as hd;
+use bt_tests::local_discovery as lsd;
 use bt_tests::swarm::run_on;
 use bt_tests::tracker::{http_tracker, udp_tracker};
 use bt_tokio::Tokio;
@@ -85,6 +86,19 @@ macro_rules! suite {
             }
 
             #[test]
+            fn two_sessions_find_each_other_by_local_discovery() {
+                run_on::<$rt, _>(
+                    "local discovery",
+                    lsd::two_sessions_find_each_other::<$rt, $rt>(),
+                );
+            }
+
+            #[test]
+            fn a_session_runs_on_without_its_lsd_socket() {
+                run_on::<$rt, _>("no lsd socket", lsd::unavailable_lsd_is_not_fatal::<$rt>());
+            }
+
+            #[test]
             fn udp_tracker_brings_peers_together() {
                 run_on::<$rt, _>("udp tracker", async {
                     c::swarm_through::<$rt>(udp_tracker().await).await
@@ -114,4 +128,12 @@ fn tokio_seed_smol_leechers() {
 #[test]
 fn smol_seed_tokio_leechers() {
     run_on::<Tokio, _>("smol seed, tokio leechers", c::transfer::<Smol, Tokio>());
+}
+
+#[test]
+fn tokio_and_smol_sessions_find_each_other_by_local_discovery() {
+    run_on::<Smol, _>(
+        "local discovery, tokio seed, smol leecher",
+        lsd::two_sessions_find_each_other::<Tokio, Smol>(),
+    );
 }

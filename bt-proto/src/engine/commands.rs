@@ -188,6 +188,7 @@ impl Session {
                 self.request_metadata(now, id);
             }
         }
+        self.lsd_torrent_changed(now, id);
         self.events
             .push_back(Event::StateChanged { torrent: id, state });
     }

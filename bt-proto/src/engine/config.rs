@@ -131,6 +131,12 @@ pub struct Config {
     /// common client: it finds peers when trackers are slow or down and costs one small
     /// message a minute per peer.
     pub pex: bool,
+    /// Local service discovery (BEP 14) for torrents that are not private: the session
+    /// multicasts which swarms it is in ([`super::Output::SendMulticast`]) and dials the
+    /// local peers that announce ours ([`super::Input::MulticastReceived`]). On by default,
+    /// as in libtorrent, Transmission and qBittorrent: peers on one LAN find each other
+    /// without a tracker, at one small datagram a minute to each group at most.
+    pub lsd: bool,
 }
 
 impl Config {
@@ -163,6 +169,7 @@ impl Config {
             client_name: concat!("bt ", env!("CARGO_PKG_VERSION")).to_string(),
             resume_save_interval: Some(DEFAULT_RESUME_SAVE_INTERVAL),
             pex: true,
+            lsd: true,
         }
     }
 }

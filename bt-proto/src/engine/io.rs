@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::violation::ProtocolViolation;
+use crate::lsd::LsdGroup;
 use crate::picker::Block;
 use crate::resume::ResumeData;
 use crate::tracker::{AnnounceError, AnnounceRequest, AnnounceResponse};
@@ -124,6 +125,15 @@ pub enum Input {
         /// The reply, or why there was none.
         result: Result<AnnounceResponse, AnnounceError>,
     },
+    /// A datagram arrived on a local service discovery socket (BEP 14: port 6771, joined to
+    /// the groups of [`crate::lsd::LsdGroup`]). Anything may arrive there; the engine checks
+    /// it all.
+    MulticastReceived {
+        /// The sender: its IP is the announced peer's.
+        from: SocketAddr,
+        /// The datagram.
+        data: Bytes,
+    },
 }
 
 /// Something the adapter must do, drained with [`crate::engine::Session::poll_output`].
@@ -210,6 +220,15 @@ pub enum Output {
     MetadataReceived {
         /// The torrent.
         torrent: TorrentId,
+    },
+    /// Send a local service discovery announce to a multicast group (its address is
+    /// [`LsdGroup::addr`]). If that family's socket could not be opened, drop it: nothing
+    /// waits for an answer.
+    SendMulticast {
+        /// The group, and so the family and socket.
+        group: LsdGroup,
+        /// The datagram.
+        data: Bytes,
     },
 }
 

@@ -40,8 +40,9 @@
 //! admit, activate), `extension` (BEP 10, routing to `metadata`, BEP 9, and `pex`, BEP 11),
 //! `messages`, `download` (with `block_memory`: what
 //! a kept block may pin, and `exclusive`: failed pieces fetched again from one peer),
-//! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce` and
-//! `resume_saves`; `commands` and `queries` are the user's side.
+//! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce`,
+//! `local_discovery` (BEP 14, over [`crate::lsd`]) and `resume_saves`; `commands` and
+//! `queries` are the user's side.
 //!
 //! A torrent added by magnet link lives in a second map until its metadata arrives
 //! (`fetching`): it dials, announces and handshakes through the same code as a whole torrent
@@ -69,6 +70,7 @@ mod hashcheck;
 mod hostile_tests;
 mod info;
 mod io;
+mod local_discovery;
 mod magnet;
 #[cfg(test)]
 mod magnet_tests;
@@ -149,6 +151,8 @@ pub struct Session {
     resume_generation: u64,
     /// The read being handled, for [`block_memory`].
     read_use: block_memory::ReadUse,
+    /// Local service discovery (BEP 14).
+    lsd: local_discovery::LocalDiscovery,
 }
 
 impl Session {
@@ -156,6 +160,7 @@ impl Session {
     pub fn new(config: Config) -> Self {
         let mut rng = Rng::seed_from_u64(config.seed);
         let key = rng.next_u32();
+        let lsd = local_discovery::LocalDiscovery::new(&config);
         Session {
             config,
             rng,
@@ -171,6 +176,7 @@ impl Session {
             key,
             resume_generation: 0,
             read_use: block_memory::ReadUse::default(),
+            lsd,
         }
     }
 
@@ -204,6 +210,7 @@ impl Session {
                 url,
                 result,
             } => self.on_announced(now, torrent, &url, result),
+            Input::MulticastReceived { from, data } => self.on_lsd_datagram(now, from, &data),
         }
     }
 
@@ -220,6 +227,7 @@ impl Session {
             match timer {
                 Timer::Peer(conn, t) => self.on_peer_timer(now, conn, t),
                 Timer::Torrent(id, t) => self.on_torrent_timer(now, id, t),
+                Timer::Lsd => self.on_lsd_timer(now),
             }
         }
     }

@@ -53,6 +53,8 @@ pub(crate) enum Timer {
     Peer(ConnId, PeerTimer),
     /// A torrent's.
     Torrent(TorrentId, TorrentTimer),
+    /// The session's next local service discovery announce.
+    Lsd,
 }
 
 /// Deadlines by name, and the names by deadline.

@@ -120,6 +120,12 @@ pub struct Swarm {
     pub tracker_latency: Duration,
     /// Announces the tracker has seen: (node address, event).
     pub announces: Vec<(SocketAddr, Option<AnnounceEvent>)>,
+    /// Local service discovery announces sent (one per group): (node address, when).
+    pub multicasts: Vec<(SocketAddr, Duration)>,
+    /// How long a local service discovery announce takes to reach the other nodes, as if
+    /// they all shared one LAN; `None` (the default) drops announces, so that nodes find
+    /// each other only as a test arranges.
+    pub lsd_latency: Option<Duration>,
     steps: u64,
 }
 
@@ -143,6 +149,8 @@ impl Swarm {
             disk_latency: Duration::from_micros(200),
             tracker_latency: Duration::from_millis(20),
             announces: Vec::new(),
+            multicasts: Vec::new(),
+            lsd_latency: None,
             steps: 0,
         };
         swarm

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use super::run::Delayed;
 use super::{NodeId, Swarm, TRACKER_URL};
 use crate::IoFailure;
-use crate::engine::{Input, Output};
+use crate::engine::{Input, Output, TorrentId};
+use crate::lsd::LsdGroup;
 use crate::sim::net::Side;
 use crate::storage::verify_blocks;
 use crate::tracker::{AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
@@ -116,18 +117,7 @@ impl Swarm {
                 torrent,
                 url,
                 request,
-            } => {
-                let result = self.tracker_reply(addr, &url, &request);
-                // A `stopped` announce is not answered (the session does not wait for it).
-                if request.event != Some(AnnounceEvent::Stopped) {
-                    let input = Input::Announced {
-                        torrent,
-                        url,
-                        result,
-                    };
-                    self.answer_later(node, now + self.tracker_latency, input);
-                }
-            }
+            } => self.announce(node, addr, torrent, url, &request, now),
             Output::CloseFiles { .. } | Output::SaveResume(_) => {}
             Output::MetadataReceived { torrent } => {
                 // The node's files are laid out from the metadata, as an adapter's would be.
@@ -135,6 +125,61 @@ impl Swarm {
                     n.metas.insert(torrent, meta);
                 }
             }
+            Output::SendMulticast { group, data } => self.multicast(node, addr, group, data, now),
+        }
+    }
+
+    /// A local service discovery announce of `node`, delivered to every other running node
+    /// of the same address family after [`Swarm::lsd_latency`] (if set).
+    fn multicast(
+        &mut self,
+        node: NodeId,
+        from: SocketAddr,
+        group: LsdGroup,
+        data: Bytes,
+        now: Instant,
+    ) {
+        self.multicasts.push((from, self.clock.elapsed()));
+        let Some(latency) = self.lsd_latency else {
+            return;
+        };
+        if group.addr().is_ipv4() != from.is_ipv4() {
+            return;
+        }
+        let others: Vec<NodeId> = (0..self.nodes.len())
+            .map(NodeId)
+            .filter(|o| *o != node)
+            .filter(|o| self.nodes.get(o.0).is_some_and(|n| n.alive && !n.raw))
+            .collect();
+        for other in others {
+            let data = data.clone();
+            self.answer_later(
+                other,
+                now + latency,
+                Input::MulticastReceived { from, data },
+            );
+        }
+    }
+
+    /// An announce of `node` (at `addr`) to `url`, answered after [`Swarm::tracker_latency`].
+    fn announce(
+        &mut self,
+        node: NodeId,
+        addr: SocketAddr,
+        torrent: TorrentId,
+        url: String,
+        request: &AnnounceRequest,
+        now: Instant,
+    ) {
+        let result = self.tracker_reply(addr, &url, request);
+        // A `stopped` announce is not answered (the session does not wait for it).
+        if request.event != Some(AnnounceEvent::Stopped) {
+            let input = Input::Announced {
+                torrent,
+                url,
+                result,
+            };
+            self.answer_later(node, now + self.tracker_latency, input);
         }
     }
 
