@@ -571,7 +571,16 @@ impl<R: Runtime> Driver<R> {
             Output::SaveResume(save) => self.save_resume(save.torrent, Some(save), Flush),
             Output::CloseFiles { torrent, resume } => self.save_resume(torrent, resume, Close),
             Output::MetadataReceived { .. } => {}
-            Output::SendMulticast { group, data } => self.lsd.send(group, data),
+            o @ (Output::SendMulticast { .. } | Output::SendDatagram { .. }) => self.datagram(o),
+        }
+    }
+
+    /// A datagram to send: local service discovery's, or the DHT's.
+    fn datagram(&mut self, o: Output) {
+        // No UDP socket for the DHT yet (`Output::SendDatagram`): `Config::dht` is off
+        // unless a user turns it on.
+        if let Output::SendMulticast { group, data } = o {
+            self.lsd.send(group, data);
         }
     }
 

@@ -455,6 +455,16 @@ impl Node {
         }
     }
 
+    /// Pings a node known only by its address (a peer's PORT message): it enters the table
+    /// if it answers.
+    pub fn ping_addr(&mut self, now: Instant, addr: SocketAddr) {
+        let busy = self.pending.values().any(|p| p.to == addr);
+        if !busy {
+            let q = Query::Ping { id: self.id };
+            self.send_query(now, addr, None, q, Purpose::Ping);
+        }
+    }
+
     /// Pings one or two questionable nodes of a full bucket, so a dead one makes room.
     fn ping_some(&mut self, now: Instant, nodes: &[NodeInfo]) {
         let busy = |n: &NodeInfo| self.pending.values().any(|p| p.to == n.addr);

@@ -176,6 +176,7 @@ impl Session {
                 // Paused torrents still make and accept connections.
                 self.connect_more(now, id);
                 self.announce_due(now, id);
+                self.dht_search(now, id);
             }
             TorrentState::Started => {
                 for c in conns {
@@ -185,6 +186,7 @@ impl Session {
                 self.choke_round(now, id);
                 self.connect_more(now, id);
                 self.announce_due(now, id);
+                self.dht_search(now, id);
                 self.request_metadata(now, id);
             }
         }

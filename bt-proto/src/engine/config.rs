@@ -137,6 +137,14 @@ pub struct Config {
     /// as in libtorrent, Transmission and qBittorrent: peers on one LAN find each other
     /// without a tracker, at one small datagram a minute to each group at most.
     pub lsd: bool,
+    /// The DHT (BEP 5) for torrents that are not private: the session runs a node on its
+    /// UDP port ([`super::Input::Datagram`], [`super::Output::SendDatagram`]), looks up
+    /// peers of each torrent when it starts and every [`super::DHT_SEARCH_INTERVAL`], and
+    /// announces itself. Off by default for now: the adapters do not carry datagrams yet.
+    pub dht: bool,
+    /// Runs the DHT node read-only (BEP 43): it asks, never answers, and other nodes keep
+    /// it out of their tables.
+    pub dht_read_only: bool,
 }
 
 impl Config {
@@ -170,6 +178,8 @@ impl Config {
             resume_save_interval: Some(DEFAULT_RESUME_SAVE_INTERVAL),
             pex: true,
             lsd: true,
+            dht: false,
+            dht_read_only: false,
         }
     }
 }

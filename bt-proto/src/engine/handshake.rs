@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::fetching::swarm_of;
 use super::timers::{PeerTimer, Timer};
 use super::{CloseReason, Event, Session, TorrentId, TorrentState};
-use crate::wire::{Extension, Handshake, Message, Progress};
+use crate::wire::{Extension, Handshake, Message, Progress, Reserved};
 use crate::{Bitfield, ConnId};
 
 use super::peer::{Peer, Phase};
@@ -20,13 +20,13 @@ impl Session {
         let Some(info_hash) = torrent.and_then(|t| self.info_hash_of(t)) else {
             return;
         };
-        let Some(p) = self.peers.get_mut(conn) else {
-            return;
-        };
         let hs = Handshake {
-            reserved: Peer::our_reserved(),
+            reserved: self.our_reserved(),
             info_hash,
             peer_id: self.config.peer_id,
+        };
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
         };
         p.send_raw(&hs.encode(), now);
         if let Phase::Handshaking { sent } = &mut p.phase {
@@ -162,7 +162,8 @@ impl Session {
         if !sent {
             self.send_handshake(now, conn);
         }
-        let common = Peer::our_reserved().common(hs.reserved);
+        let common = self.our_reserved().common(hs.reserved);
+        let dht = common.has(Extension::Dht);
         let Some(p) = self.peers.get_mut(conn) else {
             return;
         };
@@ -184,6 +185,9 @@ impl Session {
             last_sent + self.config.keepalive_interval,
         );
         self.send_piece_summary(now, conn, id);
+        if dht {
+            self.send_dht_port(now, conn);
+        }
         if extended {
             self.send_extension_handshake(now, conn, id);
         }
@@ -196,6 +200,16 @@ impl Session {
             addr,
             peer_id: hs.peer_id,
         });
+    }
+
+    /// The extensions our handshakes offer: the DHT bit only with a node to talk to.
+    fn our_reserved(&self) -> Reserved {
+        let ours = Peer::our_reserved();
+        if self.runs_dht() {
+            ours.with(Extension::Dht)
+        } else {
+            ours
+        }
     }
 
     /// BEP 6: the piece summary must directly follow the handshake.

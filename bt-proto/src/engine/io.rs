@@ -134,6 +134,14 @@ pub enum Input {
         /// The datagram.
         data: Bytes,
     },
+    /// A datagram arrived on the session's UDP socket (the port number of its listener). The
+    /// engine tells DHT messages (bencoded dictionaries) from anything else, which it drops.
+    Datagram {
+        /// The sender.
+        from: SocketAddr,
+        /// The datagram.
+        data: Bytes,
+    },
 }
 
 /// Something the adapter must do, drained with [`crate::engine::Session::poll_output`].
@@ -227,6 +235,14 @@ pub enum Output {
     SendMulticast {
         /// The group, and so the family and socket.
         group: LsdGroup,
+        /// The datagram.
+        data: Bytes,
+    },
+    /// Send a datagram from the session's UDP socket. Nothing waits for it to be sent: a
+    /// datagram that cannot be is dropped, as the network may drop any.
+    SendDatagram {
+        /// Where to.
+        to: SocketAddr,
         /// The datagram.
         data: Bytes,
     },

@@ -115,6 +115,7 @@ impl Session {
             Message::Extended { id: ext, payload } => {
                 return self.on_extended(now, conn, id, ext, payload);
             }
+            Message::Port(port) => self.on_dht_port(now, conn, port),
             _ => {}
         }
         Ok(())

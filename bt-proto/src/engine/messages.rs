@@ -56,7 +56,8 @@ impl Session {
             return self.on_message_while_fetching(now, conn, id, msg, first);
         }
         match msg {
-            Message::KeepAlive | Message::Port(_) | Message::Suggest(_) => {}
+            Message::Port(port) => self.on_dht_port(now, conn, port),
+            Message::KeepAlive | Message::Suggest(_) => {}
             Message::Unknown { .. } => {}
             Message::Choke => self.on_choked(now, conn, id),
             Message::Unchoke => {

@@ -55,6 +55,7 @@ mod block_memory;
 mod commands;
 mod config;
 mod connection;
+mod dht;
 mod dialing;
 mod download;
 mod early_pieces;
@@ -97,6 +98,7 @@ use std::time::Instant;
 pub use announce::{RETRY_BASE, RETRY_MAX, STARVED_REANNOUNCE};
 pub use block_memory::MIN_ZERO_COPY_READ;
 pub use config::*;
+pub use dht::{DHT_SEARCH_INTERVAL, DHT_SEARCH_RETRY, MAX_DHT_PEERS_PER_ANSWER};
 pub use dialing::{
     CONNECTION_PROVEN_AFTER, MAX_CONNECT_FAILURES, MAX_KNOWN_PEERS, MAX_PEERS_PER_REPLY,
     PROTOCOL_ERROR_CLOSES, RECONNECT_AFTER_CLOSE, RECONNECT_AFTER_CLOSE_MAX, RECONNECT_BASE,
@@ -153,6 +155,8 @@ pub struct Session {
     read_use: block_memory::ReadUse,
     /// Local service discovery (BEP 14).
     lsd: local_discovery::LocalDiscovery,
+    /// The DHT node and the torrent of each of its lookups (see `dht`).
+    dht: dht::SessionDht,
 }
 
 impl Session {
@@ -161,6 +165,7 @@ impl Session {
         let mut rng = Rng::seed_from_u64(config.seed);
         let key = rng.next_u32();
         let lsd = local_discovery::LocalDiscovery::new(&config);
+        let dht = dht::SessionDht::new(&config, &mut rng);
         Session {
             config,
             rng,
@@ -177,6 +182,7 @@ impl Session {
             resume_generation: 0,
             read_use: block_memory::ReadUse::default(),
             lsd,
+            dht,
         }
     }
 
@@ -211,6 +217,7 @@ impl Session {
                 result,
             } => self.on_announced(now, torrent, &url, result),
             Input::MulticastReceived { from, data } => self.on_lsd_datagram(now, from, &data),
+            Input::Datagram { from, data } => self.on_datagram(now, from, &data),
         }
     }
 
@@ -228,6 +235,7 @@ impl Session {
                 Timer::Peer(conn, t) => self.on_peer_timer(now, conn, t),
                 Timer::Torrent(id, t) => self.on_torrent_timer(now, id, t),
                 Timer::Lsd => self.on_lsd_timer(now),
+                Timer::Dht => self.on_dht_timer(now),
             }
         }
     }
@@ -239,6 +247,7 @@ impl Session {
             TorrentTimer::Dial => self.connect_more(now, id),
             TorrentTimer::ResumeSave => self.save_resume_if_dirty(id),
             TorrentTimer::Metadata => self.request_metadata(now, id),
+            TorrentTimer::Dht => self.dht_search(now, id),
         }
     }
 

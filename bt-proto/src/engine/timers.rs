@@ -44,6 +44,8 @@ pub(crate) enum TorrentTimer {
     ResumeSave,
     /// A metadata request times out, or a peer that refused one may be asked again.
     Metadata,
+    /// The next DHT search for the torrent's peers.
+    Dht,
 }
 
 /// What a deadline belongs to.
@@ -55,6 +57,8 @@ pub(crate) enum Timer {
     Torrent(TorrentId, TorrentTimer),
     /// The session's next local service discovery announce.
     Lsd,
+    /// The DHT node's next time-out or maintenance.
+    Dht,
 }
 
 /// Deadlines by name, and the names by deadline.
@@ -122,7 +126,6 @@ impl TimerTable {
     }
 
     /// When `timer` fires, if it is set.
-    #[cfg(test)]
     pub fn deadline(&self, timer: Timer) -> Option<Instant> {
         self.by_name.get(&timer).copied()
     }

@@ -126,7 +126,25 @@ impl Swarm {
                 }
             }
             Output::SendMulticast { group, data } => self.multicast(node, addr, group, data, now),
+            Output::SendDatagram { to, data } => self.datagram(addr, to, data, now),
         }
+    }
+
+    /// A datagram from `from` to whichever running node is at `to`, after
+    /// [`Swarm::datagram_latency`], unless [`Swarm::datagram_loss_percent`] drops it.
+    fn datagram(&mut self, from: SocketAddr, to: SocketAddr, data: Bytes, now: Instant) {
+        if self.rng.below(100) < self.datagram_loss_percent {
+            return;
+        }
+        let Some(i) = self
+            .nodes
+            .iter()
+            .position(|n| n.addr == to && n.alive && !n.raw)
+        else {
+            return;
+        };
+        let at = now + self.datagram_latency;
+        self.answer_later(NodeId(i), at, Input::Datagram { from, data });
     }
 
     /// A local service discovery announce of `node`, delivered to every other running node

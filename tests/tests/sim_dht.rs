@@ -1,0 +1,105 @@
+//! The DHT (BEP 5) in the engine, on the simulator: a leecher that knows only an info-hash
+//! finds the seed through a DHT of other sessions, with the tracker listing nobody; and a
+//! private torrent never touches the DHT.
+// Test code: helpers that fail should fail the test on their line.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use bt_proto::Bitfield;
+use bt_proto::engine::{AddTorrent, Config};
+use bt_proto::magnet::Magnet;
+use bt_proto::sim::net::LinkConfig;
+use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_private_torrent, make_torrent};
+
+const KIB: u64 = 1024;
+
+fn dht_on(c: &mut Config) {
+    c.dht = true;
+}
+
+fn node(swarm: &mut Swarm) -> NodeId {
+    swarm.add_node(NodeOptions {
+        upload: Some(512 * KIB),
+        tweak: Some(dht_on),
+        ..Default::default()
+    })
+}
+
+/// A DHT of `n` sessions with no torrent, each bootstrapped from the first.
+fn dht_nodes(swarm: &mut Swarm, n: usize) -> Vec<NodeId> {
+    let nodes: Vec<NodeId> = (0..n).map(|_| node(swarm)).collect();
+    let (first, rest) = nodes.split_first().unwrap();
+    let router = swarm.addr(*first);
+    for x in rest {
+        swarm.with_session(*x, |s, now| s.dht_bootstrap(now, &[router], &[]));
+        swarm.run_for(Duration::from_millis(200));
+    }
+    swarm.run_for(Duration::from_secs(10));
+    nodes
+}
+
+#[test]
+fn a_magnet_with_only_the_info_hash_completes_through_the_dht() {
+    let (meta, content) = make_torrent(&[("d.bin", 200 * KIB)], 16 * 1024, 4).unwrap();
+    let mut swarm = Swarm::new(31);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(20)));
+    // The tracker answers but lists nobody: peers can come from the DHT only.
+    swarm.tracker_mut().set_max_peers_per_reply(Some(0));
+    let others = dht_nodes(&mut swarm, 12);
+    let router = swarm.addr(*others.first().unwrap());
+    let seed = node(&mut swarm);
+    swarm.with_session(seed, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    swarm.put_content(seed, &meta, &content);
+    let opts = AddTorrent {
+        have: Some(Bitfield::full(meta.piece_count())),
+        ..Default::default()
+    };
+    swarm.add_torrent(seed, &meta, opts);
+    swarm.run_for(Duration::from_secs(20));
+    let leecher = node(&mut swarm);
+    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    let t = swarm.add_magnet(
+        leecher,
+        &Magnet::new(meta.info_hash()),
+        AddTorrent::default(),
+    );
+    swarm
+        .run_until(|s| s.is_complete(leecher, t), Duration::from_secs(300))
+        .unwrap();
+    assert_eq!(swarm.content(leecher, &meta), content);
+    let table = swarm
+        .session(leecher)
+        .and_then(|s| s.dht_node().map(|n| n.table().len()))
+        .unwrap();
+    assert!(table >= 8, "the leecher's table holds {table} nodes");
+}
+
+#[test]
+fn a_private_torrent_never_touches_the_dht() {
+    let (meta, content) = make_private_torrent(&[("p.bin", 64 * KIB)], 16 * 1024, 5).unwrap();
+    let mut swarm = Swarm::new(32);
+    swarm.tracker_mut().set_max_peers_per_reply(Some(0));
+    let others = dht_nodes(&mut swarm, 6);
+    let router = swarm.addr(*others.first().unwrap());
+    let seed = node(&mut swarm);
+    swarm.with_session(seed, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    swarm.put_content(seed, &meta, &content);
+    let opts = AddTorrent {
+        have: Some(Bitfield::full(meta.piece_count())),
+        ..Default::default()
+    };
+    swarm.add_torrent(seed, &meta, opts);
+    let leecher = node(&mut swarm);
+    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    let t = swarm.add_torrent(leecher, &meta, AddTorrent::default());
+    swarm.run_for(Duration::from_secs(120));
+    assert!(!swarm.is_complete(leecher, t), "found through the DHT");
+    for n in others.iter().chain([&seed, &leecher]) {
+        let stored = swarm
+            .session(*n)
+            .and_then(|s| s.dht_node().map(|d| d.stored_peers()))
+            .unwrap();
+        assert_eq!(stored, 0, "nobody announced a private torrent");
+    }
+}
