@@ -39,5 +39,6 @@ pub mod crash_loop;
 pub mod edges;
 pub mod hostile_disk;
 pub mod interop;
+pub mod magnet;
 pub mod swarm;
 pub mod tracker;

@@ -6,6 +6,7 @@ use bt_smol::Smol;
 use bt_tests::adversary as adv;
 use bt_tests::conformance as c;
 use bt_tests::hostile_disk as hd;
+use bt_tests::magnet;
 use bt_tests::swarm::run_on;
 use bt_tests::tracker::{http_tracker, udp_tracker};
 use bt_tokio::Tokio;
@@ -82,6 +83,23 @@ macro_rules! suite {
                 run_on::<$rt, _>("http tracker", async {
                     c::swarm_through::<$rt>(http_tracker().await).await
                 });
+            }
+
+            #[test]
+            fn magnet_through_a_tracker() {
+                run_on::<$rt, _>("magnet, tracker", async {
+                    magnet::through_tracker::<$rt>(http_tracker().await).await
+                });
+            }
+
+            #[test]
+            fn magnet_from_a_peer_host_name() {
+                run_on::<$rt, _>("magnet, x.pe", magnet::from_peer_only::<$rt>());
+            }
+
+            #[test]
+            fn magnet_restart_does_not_fetch_the_metadata_again() {
+                run_on::<$rt, _>("magnet restart", magnet::restart::<$rt>());
             }
 
             #[test]

@@ -1,0 +1,194 @@
+//! Magnet links over real sockets and files, generic over the runtime like the conformance
+//! suite (`tests/tests/conformance.rs` runs them on tokio and smol): a download whose only
+//! way in is a tracker, one whose only way in is an `x.pe` host name, and a restart that
+//! takes the metadata kept by the first run instead of fetching it again.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bt_adapter::{MagnetOptions, MagnetTorrent, Runtime, Session, TorrentOptions};
+use bt_proto::engine::Event;
+use bt_proto::magnet::{Magnet, MagnetPeer};
+use bt_proto::metainfo::Metainfo;
+use bt_proto::storage::{metadata_path, resume_path};
+use futures_lite::StreamExt;
+
+use crate::conformance::{RESUME_PIECE, running_seed};
+use crate::swarm::*;
+use crate::tracker::TestTracker;
+
+/// The events of `session` from now on, kept for looking at later.
+fn event_log<R: Runtime>(session: &Session<R>) -> Arc<Mutex<Vec<Event>>> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let writer = log.clone();
+    let mut events = session.events();
+    R::detach(R::spawn(async move {
+        while let Some(e) = events.next().await {
+            writer.lock().unwrap().push(e);
+        }
+    }));
+    log
+}
+
+/// The metadata the leecher under `base` kept for the torrent `meta`, if it kept it.
+fn kept_metadata(base: &Path, meta: &Metainfo) -> Option<Metainfo> {
+    let path = metadata_path(&resume_path(base, &meta.info_hash()));
+    Some(Metainfo::from_bytes(&std::fs::read(path).ok()?).unwrap())
+}
+
+/// Downloads through the magnet `link` into `base` and checks what must hold of any magnet
+/// download: no name or size before the metadata, the same torrent after, byte-exact files,
+/// one `MetadataReceived`, and the metadata kept beside the resume data.
+async fn download<R: Runtime>(
+    leecher: &Session<R>,
+    link: Magnet,
+    base: &Path,
+    seed_dir: &Path,
+    meta: &Metainfo,
+) -> MagnetTorrent<R> {
+    let events = event_log(leecher);
+    let lt = leecher
+        .add_magnet(MagnetOptions::from_magnet(link).base_dir(base))
+        .await
+        .unwrap();
+    assert_eq!(lt.infohash(), meta.info_hash());
+    let t = lt.wait_metadata().await.unwrap();
+    assert_eq!(t.metainfo().info_bytes(), meta.info_bytes());
+    assert_eq!(t.id(), lt.id());
+    assert!(lt.stats().await.unwrap().has_metadata);
+    assert_eq!(lt.name().as_deref(), Some(meta.name()));
+    lt.wait_complete().await.unwrap();
+    assert_same_tree(seed_dir, base);
+    let kept = until::<R, _, _, _>(|| async { kept_metadata(base, meta) }).await;
+    assert_eq!(kept.info_hash(), meta.info_hash());
+    let received =
+        |e: &Event| matches!(e, Event::MetadataReceived { torrent } if *torrent == lt.id());
+    until::<R, _, _, _>(|| async { events.lock().unwrap().iter().any(received).then_some(()) })
+        .await;
+    assert_eq!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| received(e))
+            .count(),
+        1
+    );
+    lt
+}
+
+/// A magnet link holding only the info-hash and a tracker: the tracker brings the seed, the
+/// seed gives the metadata, then the files.
+pub async fn through_tracker<R: Runtime>(tracker: TestTracker) {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let content = seed_dir.join("payload");
+    write_payload(&content, &standard_files(3_000));
+    let torrent = torrent_of::<R>(&content, 16 * 1024, vec![tracker.url.clone()]).await;
+    let meta = Metainfo::from_bytes(&torrent).unwrap();
+    let seed = loopback_session::<R>().await;
+    let mut seed_events = seed.events();
+    let st = seed
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&seed_dir))
+        .await
+        .unwrap();
+    st.wait_complete().await.unwrap();
+    // The seed is known to the tracker before the leecher asks.
+    while !matches!(
+        seed_events.next().await.unwrap(),
+        Event::TrackerReply { .. }
+    ) {}
+
+    let mut link = Magnet::new(meta.info_hash());
+    link.trackers = vec![tracker.url.clone()];
+    let leecher = loopback_session::<R>().await;
+    let base = dir.path().join("leecher");
+    let lt = download(&leecher, link, &base, &seed_dir, &meta).await;
+    let trackers = lt.trackers().await.unwrap();
+    assert_eq!(trackers.len(), 1);
+    assert_eq!(trackers[0].last_error, None);
+    leecher.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// A magnet link with no tracker and one `x.pe` peer given by host name (`localhost`),
+/// which the adapter resolves.
+pub async fn from_peer_only<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let (torrent, seed, _st) = running_seed::<R>(&seed_dir, 3_000, 16 * 1024).await;
+    let meta = Metainfo::from_bytes(&torrent).unwrap();
+    let mut link = Magnet::new(meta.info_hash());
+    link.peers = vec![MagnetPeer::Host {
+        host: "localhost".into(),
+        port: seed.port(),
+    }];
+    let leecher = loopback_session::<R>().await;
+    let base = dir.path().join("leecher");
+    download(&leecher, link, &base, &seed_dir, &meta).await;
+    leecher.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// A magnet download shut down part-way (only the first file wanted) and added again by the
+/// same link into the same directory: the second run takes the metadata kept by the first
+/// (it is there at once, and no `MetadataReceived` comes) and its resume data (the verified
+/// pieces are not downloaded again), and finishes.
+pub async fn restart<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let (torrent, seed, st) = running_seed::<R>(&seed_dir, 5_000, RESUME_PIECE).await;
+    let meta = Metainfo::from_bytes(&torrent).unwrap();
+    let link = Magnet::parse(&format!(
+        "magnet:?xt=urn:btih:{}&x.pe={}",
+        meta.info_hash(),
+        addr_of(&seed)
+    ))
+    .unwrap();
+    let base = dir.path().join("leecher");
+    let mut prio = vec![0u8; st.metainfo().files().len()];
+    prio[0] = 1;
+
+    let s1 = loopback_session::<R>().await;
+    let t1 = s1
+        .add_magnet(
+            MagnetOptions::from_magnet(link.clone())
+                .base_dir(&base)
+                .file_priorities(prio),
+        )
+        .await
+        .unwrap();
+    t1.wait_complete().await.unwrap();
+    let have1 = t1.metadata().unwrap().bitfield().await.unwrap();
+    assert!(have1.count() > 0 && !have1.is_full());
+    until::<R, _, _, _>(|| async { kept_metadata(&base, &meta) }).await;
+    s1.shutdown().await;
+
+    let s2 = loopback_session::<R>().await;
+    let events = event_log(&s2);
+    let t2 = s2
+        .add_magnet(MagnetOptions::from_magnet(link).base_dir(&base))
+        .await
+        .unwrap();
+    let whole = t2.metadata().expect("the kept metadata, at once");
+    assert!(t2.stats().await.unwrap().has_metadata);
+    assert_eq!(whole.metainfo().info_bytes(), meta.info_bytes());
+    assert_eq!(whole.bitfield().await.unwrap(), have1, "resume data taken");
+    let down_before = whole.downloaded().await.unwrap();
+    t2.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    let missing: u64 = (0..have1.len())
+        .map(bt_proto::PieceIndex)
+        .filter(|p| !have1.get(*p))
+        .map(|p| u64::from(meta.piece_len(p).unwrap()))
+        .sum();
+    assert_eq!(whole.downloaded().await.unwrap() - down_before, missing);
+    let fetched = events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::MetadataReceived { .. }));
+    assert!(!fetched, "the metadata was fetched again");
+    s2.shutdown().await;
+    seed.shutdown().await;
+}
