@@ -1,17 +1,29 @@
 //! Magnet links over real sockets and files, generic over the runtime like the conformance
 //! suite (`tests/tests/conformance.rs` runs them on tokio and smol): a download whose only
 //! way in is a tracker, one whose only way in is an `x.pe` host name, and a restart that
-//! takes the metadata kept by the first run instead of fetching it again.
+//! takes the metadata kept by the first run instead of fetching it again; and metadata no
+//! honest seed would hold (served by a scripted peer), refused without harm.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bt_adapter::{MagnetOptions, MagnetTorrent, Runtime, Session, TorrentOptions};
+use bt_adapter::{
+    Error, LayoutError, MagnetOptions, MagnetTorrent, Runtime, Session, TorrentOptions,
+    TorrentState,
+};
+use bt_proto::bencode::Bencode;
 use bt_proto::engine::Event;
+use bt_proto::extensions::ExtensionHandshake;
+use bt_proto::extensions::ut_metadata::{MetadataMessage, piece_of};
 use bt_proto::magnet::{Magnet, MagnetPeer};
-use bt_proto::metainfo::Metainfo;
+use bt_proto::metainfo::{Metainfo, MetainfoError};
+use bt_proto::sim::remote::{self, RemotePeer};
 use bt_proto::storage::{metadata_path, resume_path};
+use bt_proto::wire::{Extension, Message, Reserved};
+use bt_proto::{InfoHash, PeerId};
 use futures_lite::StreamExt;
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::conformance::{RESUME_PIECE, running_seed};
 use crate::swarm::*;
@@ -191,4 +203,138 @@ pub async fn restart<R: Runtime>() {
     assert!(!fetched, "the metadata was fetched again");
     s2.shutdown().await;
     seed.shutdown().await;
+}
+
+/// A peer on 127.0.0.1 that serves `info` (any bytes) as the metadata of its SHA-1 to every
+/// connection, and nothing else: metadata no honest seed would hold. Its address and the
+/// info-hash.
+async fn metadata_server(info: Vec<u8>) -> (std::net::SocketAddr, InfoHash) {
+    let info_hash = InfoHash(Sha1::digest(&info).into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_metadata(stream, info_hash, info.clone()));
+        }
+    });
+    (addr, info_hash)
+}
+
+/// Answers every `ut_metadata` request on `stream` with its piece of `info`.
+async fn serve_metadata(mut stream: tokio::net::TcpStream, info_hash: InfoHash, info: Vec<u8>) {
+    let mut peer = RemotePeer::new(0u8, info_hash, PeerId(*b"-XX0000-metadata-srv"))
+        .with_reserved(Reserved::NONE.with(Extension::ExtensionProtocol));
+    let ours = ExtensionHandshake {
+        ut_metadata: Some(3),
+        metadata_size: Some(info.len() as u64),
+        ..Default::default()
+    };
+    let hello = Message::Extended {
+        id: 0,
+        payload: ours.encode().into(),
+    };
+    if stream
+        .write_all(&peer.hello_bytes(&[hello]).unwrap())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut their_id = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n @ 1..) = stream.read(&mut buf).await {
+        peer.receive(&buf[..n]);
+        let Ok(messages) = peer.messages() else {
+            return;
+        };
+        for m in messages {
+            let Message::Extended { id, payload } = m else {
+                continue;
+            };
+            if id == 0 {
+                their_id = ExtensionHandshake::decode(&payload)
+                    .ok()
+                    .and_then(|h| h.metadata_id());
+                continue;
+            }
+            let (Some(to), Ok(MetadataMessage::Request { piece })) =
+                (their_id, MetadataMessage::decode(&payload))
+            else {
+                continue;
+            };
+            let data = MetadataMessage::Data {
+                piece,
+                total_size: info.len() as u64,
+                data: piece_of(&info, piece).unwrap_or_default().to_vec().into(),
+            };
+            let reply = Message::Extended {
+                id: to,
+                payload: data.encode().into(),
+            };
+            if stream
+                .write_all(&remote::encode(&[reply]).unwrap())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// The info dictionary of a one-file torrent named `name` (5 bytes, one piece).
+fn info_named(name: &str) -> Vec<u8> {
+    Bencode::dict()
+        .with("length", 5)
+        .with("name", name)
+        .with("piece length", 16384)
+        .with("pieces", vec![7u8; 20])
+        .encode()
+}
+
+/// Adds the magnet of the metadata `info`, served by a peer of its own, and returns the error
+/// waiting for the metadata ends with. The torrent is stopped then, and stays so; nothing of
+/// it was written (its directory holds no file, and no metadata was kept).
+async fn refused<R: Runtime>(info: Vec<u8>) -> Error {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, info_hash) = metadata_server(info).await;
+    let mut link = Magnet::new(info_hash);
+    link.peers = vec![MagnetPeer::Addr(addr)];
+    let session = loopback_session::<R>().await;
+    let base = dir.path().join("down");
+    let mt = session
+        .add_magnet(MagnetOptions::from_magnet(link).base_dir(&base))
+        .await
+        .unwrap();
+    let error = mt.wait_metadata().await.unwrap_err();
+    assert!(mt.metadata().is_none());
+    assert_eq!(mt.state().await.unwrap(), TorrentState::Stopped);
+    assert!(mt.wait_complete().await.is_err(), "it can never complete");
+    session.shutdown().await;
+    // Not even the directory (nor `.bt` in it, which `tree` would skip).
+    assert!(!base.exists(), "nothing written");
+    assert_eq!(tree(dir.path()), Vec::new(), "nothing written");
+    error
+}
+
+/// Metadata whose files would be written where resume data is kept (a torrent named `.bt`)
+/// is refused with [`Error::Layout`], and the torrent cannot be started again; metadata with
+/// an unsafe path (`..`) with [`Error::Metainfo`]. Neither panics or writes anything.
+pub async fn refused_metadata<R: Runtime>() {
+    let error = refused::<R>(info_named(".bt")).await;
+    assert!(
+        matches!(
+            error,
+            Error::Layout {
+                source: LayoutError::ResumeDir(_),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let error = refused::<R>(info_named("..")).await;
+    assert!(
+        matches!(error, Error::Metainfo(MetainfoError::UnsafePath { .. })),
+        "{error}"
+    );
 }

@@ -103,6 +103,11 @@ macro_rules! suite {
             }
 
             #[test]
+            fn magnet_metadata_that_cannot_be_laid_out_is_refused() {
+                run_on::<$rt, _>("magnet refused", magnet::refused_metadata::<$rt>());
+            }
+
+            #[test]
             fn udp_tracker_brings_peers_together() {
                 run_on::<$rt, _>("udp tracker", async {
                     c::swarm_through::<$rt>(udp_tracker().await).await
