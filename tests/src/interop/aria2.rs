@@ -57,7 +57,12 @@ pub(crate) fn start(s: Start<'_>) -> Running {
             Done::Exit
         }
     };
-    cmd.arg(&s.payload.torrent_path);
+    match &s.magnet {
+        // aria2 fetches the metadata first (BEP 9), keeps it in memory only, then downloads
+        // the torrent into --dir as it would from the .torrent.
+        Some(uri) => cmd.arg("--bt-save-metadata=false").arg(uri),
+        None => cmd.arg(&s.payload.torrent_path),
+    };
     let proc = Proc::spawn(&s.name, cmd, s.log_dir);
     Running::new(proc, done, Vec::new())
 }

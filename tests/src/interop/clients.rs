@@ -108,6 +108,38 @@ impl Client {
         work: &Path,
         log_dir: &Path,
     ) -> Option<Running> {
+        self.start_from(role, payload, None, data_dir, work, log_dir)
+    }
+
+    /// Starts the client downloading `payload` from the magnet link `magnet` (it fetches
+    /// the metadata from its peers) instead of from the .torrent, as [`Client::start`] does
+    /// otherwise. Only aria2's driver takes a magnet link so far; the others panic.
+    pub fn start_magnet(
+        self,
+        payload: &Payload,
+        magnet: &str,
+        data_dir: &Path,
+        work: &Path,
+        log_dir: &Path,
+    ) -> Option<Running> {
+        assert_eq!(
+            self,
+            Client::Aria2,
+            "only aria2 is driven from a magnet link"
+        );
+        let role = Role::Download;
+        self.start_from(role, payload, Some(magnet), data_dir, work, log_dir)
+    }
+
+    fn start_from(
+        self,
+        role: Role,
+        payload: &Payload,
+        magnet: Option<&str>,
+        data_dir: &Path,
+        work: &Path,
+        log_dir: &Path,
+    ) -> Option<Running> {
         let bin = super::require(self.program())?;
         let work = work.join(format!("{}-{}", self.name(), role.name()));
         fs::create_dir_all(&work).unwrap();
@@ -123,6 +155,7 @@ impl Client {
             ip: self.ip(),
             listen,
             name: format!("{}-{}", self.name(), role.name()),
+            magnet: magnet.map(str::to_string),
         };
         Some(match self {
             Client::Transmission => transmission::start(start),
@@ -162,6 +195,8 @@ pub(crate) struct Start<'a> {
     pub listen: SocketAddr,
     /// The process name, for its log.
     pub name: String,
+    /// A magnet link to download from instead of the payload's .torrent (aria2 only).
+    pub magnet: Option<String>,
 }
 
 impl Start<'_> {

@@ -25,6 +25,8 @@ pub struct LtArgs {
     seed: bool,
     peer_log: bool,
     connect: Vec<SocketAddr>,
+    magnet: Option<String>,
+    metadata: bool,
 }
 
 impl LtArgs {
@@ -34,6 +36,8 @@ impl LtArgs {
             seed: true,
             peer_log: false,
             connect: Vec::new(),
+            magnet: None,
+            metadata: false,
         }
     }
 
@@ -43,6 +47,22 @@ impl LtArgs {
             seed: false,
             ..LtArgs::seed()
         }
+    }
+
+    /// A leecher of the magnet link `uri` instead of the payload's .torrent: it fetches the
+    /// metadata from its peers first (BEP 9), and prints `METADATA <name>` when it has it.
+    pub fn leech_magnet(uri: String) -> LtArgs {
+        LtArgs {
+            magnet: Some(uri),
+            ..LtArgs::leech()
+        }
+    }
+
+    /// Serves the torrent's metadata to peers that fetch it (libtorrent's `ut_metadata`
+    /// plugin, which the script loads only when asked).
+    pub fn serve_metadata(mut self) -> LtArgs {
+        self.metadata = true;
+        self
     }
 
     /// Prints the fast-extension messages of the peer log (`PEERLOG` lines).
@@ -92,16 +112,20 @@ impl Lt {
         require_python_module("libtorrent")?;
         let mut cmd = Command::new(SYSTEM_PYTHON);
         // -u: unbuffered, so every line is in the log as soon as it is printed.
-        cmd.arg("-u")
-            .arg(SCRIPT)
-            .arg("--torrent")
-            .arg(&payload.torrent_path)
-            .arg("--save")
+        cmd.arg("-u").arg(SCRIPT);
+        match &args.magnet {
+            Some(uri) => cmd.arg("--magnet").arg(uri),
+            None => cmd.arg("--torrent").arg(&payload.torrent_path),
+        };
+        cmd.arg("--save")
             .arg(save_dir)
             .args(["--role", if args.seed { "seed" } else { "leech" }])
             .args(["--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
         if args.peer_log {
             cmd.arg("--peer-log");
+        }
+        if args.metadata {
+            cmd.arg("--metadata");
         }
         for c in &args.connect {
             cmd.arg("--connect").arg(c.to_string());

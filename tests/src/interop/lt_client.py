@@ -10,6 +10,7 @@ One torrent, one role. Prints one line per fact on stdout, which the Rust side r
   PEERLOG <in|out> <TYPE> <message>  (--peer-log) fast-extension messages on the wire
   HASHFAIL <piece>                 a downloaded piece failed its hash check
   BANNED <ip:port>
+  METADATA <name>                  the metadata of a magnet link arrived
   DONE <seconds>                   every piece verified, seconds since the torrent was added
   ERROR <message>
 Exit codes: 0 done (or stopped by SIGTERM), 2 bad arguments, 3 torrent error,
@@ -85,7 +86,12 @@ def settings(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--torrent", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--torrent")
+    source.add_argument("--magnet", help="a magnet link to fetch the metadata of, then download")
+    p.add_argument(
+        "--metadata", action="store_true", help="load the ut_metadata plugin (BEP 9)"
+    )
     p.add_argument("--save", required=True)
     p.add_argument("--role", choices=["seed", "leech"], required=True)
     p.add_argument("--peer-log", action="store_true")
@@ -100,11 +106,17 @@ def main():
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
 
-    # flags=0: no default plugins, so no ut_pex (nor ut_metadata, smart_ban).
+    # flags=0: no default plugins, so no ut_pex (nor ut_metadata, smart_ban) unless asked.
     ses = lt.session(settings(args), 0)
+    if args.metadata or args.magnet:
+        # Serves the metadata to peers that fetch it, and fetches it for a magnet link.
+        ses.add_extension("ut_metadata")
 
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(args.torrent)
+    if args.magnet:
+        atp = lt.parse_magnet_uri(args.magnet)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.save
     flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
     if args.role == "seed":
@@ -138,6 +150,8 @@ def main():
                 out("TRACKER_REPLY %s %d" % (a.tracker_url(), a.num_peers))
             elif isinstance(a, (lt.tracker_error_alert, lt.tracker_warning_alert)):
                 out("TRACKER_ERROR %s %s" % (a.tracker_url(), a.message()))
+            elif isinstance(a, lt.metadata_received_alert):
+                out("METADATA %s" % a.handle.status().name)
             elif isinstance(a, lt.hash_failed_alert):
                 out("HASHFAIL %d" % a.piece_index)
             elif isinstance(a, lt.peer_ban_alert):
