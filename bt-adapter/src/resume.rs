@@ -261,6 +261,43 @@ mod tests {
         assert!(!dir.path().join("x.resume.tmp").exists());
     }
 
+    /// Kept metadata is taken only when it is a torrent of the info-hash asked for; anything
+    /// else there (another torrent's, a cut write, garbage) means fetching it again.
+    #[test]
+    fn kept_metadata_is_taken_only_for_its_own_torrent() {
+        use bt_proto::bencode::Bencode;
+        let dir = tempfile::tempdir().unwrap();
+        let info = |name: &str| {
+            Bencode::dict()
+                .with("length", 5)
+                .with("name", name)
+                .with("piece length", 16384)
+                .with("pieces", vec![7u8; 20])
+                .encode()
+        };
+        let meta = Metainfo::from_info_bytes(&info("a"))
+            .unwrap()
+            .with_trackers(vec![vec!["http://t.example/announce".into()]]);
+        let other = Metainfo::from_info_bytes(&info("b")).unwrap();
+        let path = dir.path().join("x.torrent");
+        assert!(
+            load_metadata(&path, &meta.info_hash()).is_none(),
+            "none kept"
+        );
+        write_atomic(&path, &meta.to_torrent_bytes()).unwrap();
+        assert_eq!(load_metadata(&path, &meta.info_hash()), Some(meta.clone()));
+        assert!(
+            load_metadata(&path, &other.info_hash()).is_none(),
+            "another torrent's"
+        );
+        let bytes = meta.to_torrent_bytes();
+        fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(
+            load_metadata(&path, &meta.info_hash()).is_none(),
+            "a cut write"
+        );
+    }
+
     #[test]
     fn a_save_stamps_the_files_and_writes_only_to_a_file_given() {
         use bt_proto::metainfo::create::{InputFile, TorrentBuilder};
