@@ -331,7 +331,15 @@ impl<R: Runtime> Session<R> {
     /// Adding the same link again with the same resume file (the next run, say) finds that
     /// .torrent and adds the torrent from it, with its resume data, fetching nothing: the
     /// handle's [`MagnetTorrent::metadata`] is there at once and no
-    /// [`crate::Event::MetadataReceived`] comes.
+    /// [`crate::Event::MetadataReceived`] comes. The link's peers are added to it then too.
+    /// With resume data off ([`TorrentOptions::resume`]), the metadata is neither kept nor
+    /// looked for.
+    ///
+    /// With `verify_existing` (the default), every piece is checked once the metadata has
+    /// arrived, as the file names are not known before: its
+    /// [`crate::Event::PieceChecked`] events and hash callbacks come for a fresh download
+    /// too (each missing piece failing, quickly). Switch it off for a directory known to
+    /// hold none of the files.
     pub async fn add_magnet(&self, opts: MagnetOptions) -> Result<MagnetTorrent<R>, Error> {
         let magnet = opts.source.clone();
         let info_hash = magnet.info_hash;
