@@ -126,24 +126,34 @@ fn client_downloads(client: Client, announce: Announce, layout: Layout) {
             .await;
         let secs = started.elapsed().as_secs_f64();
         check_written(client, &s.p, &theirs, &c);
-        // The data can only have come from us; the counter shows our side served all of it.
-        let uploaded = ours.torrent.uploaded().await.unwrap();
-        if uploaded < s.p.size() {
-            c.fail(
-                &format!("we uploaded {uploaded} bytes of {}", s.p.size()),
-                &[s.tracker.proc()],
-            );
-        }
-        let r = TransferReport {
-            bytes: s.p.size(),
-            secs,
-            ..Default::default()
-        };
+        let r = served_all(&ours, &s, &c, secs).await;
         let direction = format!("bt->{}", client.name());
         report(client.name(), &direction, announce, layout, &r);
         c.stop();
         ours.shutdown().await;
     });
+}
+
+/// The figures of a download by `c` that took `secs`, once our seed's counter shows it
+/// served all of it (the data can only have come from us); fails the test otherwise.
+async fn served_all(
+    ours: &Ours<Tokio>,
+    s: &Setup,
+    c: &clients::Running,
+    secs: f64,
+) -> TransferReport {
+    let uploaded = ours.torrent.uploaded().await.unwrap();
+    if uploaded < s.p.size() {
+        c.fail(
+            &format!("we uploaded {uploaded} bytes of {}", s.p.size()),
+            &[s.tracker.proc()],
+        );
+    }
+    TransferReport {
+        bytes: s.p.size(),
+        secs,
+        ..Default::default()
+    }
 }
 
 /// Fails the test unless what `c` wrote under `dir` is `p`, byte for byte.
@@ -253,18 +263,7 @@ fn aria2_downloads_a_magnet_link() {
         c.wait_finished::<Tokio>(TRANSFER_TIMEOUT, &[s.tracker.proc()])
             .await;
         check_written(client, &s.p, &theirs, &c);
-        let uploaded = ours.torrent.uploaded().await.unwrap();
-        if uploaded < s.p.size() {
-            c.fail(
-                &format!("we uploaded {uploaded} bytes of {}", s.p.size()),
-                &[s.tracker.proc()],
-            );
-        }
-        let r = TransferReport {
-            bytes: s.p.size(),
-            secs: started.elapsed().as_secs_f64(),
-            ..Default::default()
-        };
+        let r = served_all(&ours, &s, &c, started.elapsed().as_secs_f64()).await;
         report(
             "aria2",
             "bt->aria2 magnet",
