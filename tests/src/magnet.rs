@@ -2,7 +2,8 @@
 //! suite (`tests/tests/conformance.rs` runs them on tokio and smol): a download whose only
 //! way in is a tracker, one whose only way in is an `x.pe` host name, and a restart that
 //! takes the metadata kept by the first run instead of fetching it again; and metadata no
-//! honest seed would hold (served by a scripted peer), refused without harm.
+//! honest seed would hold (served by a scripted peer), refused without harm. And the
+//! session's switch for peer exchange, seen in its extension handshake.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -337,4 +338,48 @@ pub async fn refused_metadata<R: Runtime>() {
         matches!(error, Error::Metainfo(MetainfoError::UnsafePath { .. })),
         "{error}"
     );
+}
+
+/// The extension handshake a session seeding `torrent` sends a peer that connects and says
+/// it speaks the extension protocol.
+async fn extension_handshake_of(
+    seed: std::net::SocketAddr,
+    info_hash: InfoHash,
+) -> ExtensionHandshake {
+    let mut stream = tokio::net::TcpStream::connect(seed).await.unwrap();
+    let mut peer = RemotePeer::new(0u8, info_hash, PeerId(*b"-XX0000-handshaker!!"))
+        .with_reserved(Reserved::NONE.with(Extension::ExtensionProtocol));
+    stream
+        .write_all(&peer.hello_bytes(&[]).unwrap())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before its extension handshake");
+        peer.receive(&buf[..n]);
+        for m in peer.messages().unwrap() {
+            if let Message::Extended { id: 0, payload } = m {
+                return ExtensionHandshake::decode(&payload).unwrap();
+            }
+        }
+    }
+}
+
+/// `SessionBuilder::pex(false)` switches peer exchange off: the session no longer offers
+/// `ut_pex` in its extension handshake (so no peer sends it PEX messages, and it sends none),
+/// while `ut_metadata` stays; on by default.
+pub async fn pex_switch<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    for pex in [true, false] {
+        let seed_dir = dir.path().join(format!("seed-{pex}"));
+        let session = loopback_builder::<R>().pex(pex).start().await.unwrap();
+        let (torrent, seed, _st) =
+            crate::conformance::running_seed_on(session, &seed_dir, 1_000, 16 * 1024).await;
+        let info_hash = Metainfo::from_bytes(&torrent).unwrap().info_hash();
+        let theirs = extension_handshake_of(addr_of(&seed), info_hash).await;
+        assert_eq!(theirs.pex_id().is_some(), pex, "ut_pex offered: {theirs:?}");
+        assert!(theirs.metadata_id().is_some(), "ut_metadata offered");
+        seed.shutdown().await;
+    }
 }

@@ -108,6 +108,11 @@ macro_rules! suite {
             }
 
             #[test]
+            fn pex_can_be_switched_off() {
+                run_on::<$rt, _>("pex switch", magnet::pex_switch::<$rt>());
+            }
+
+            #[test]
             fn udp_tracker_brings_peers_together() {
                 run_on::<$rt, _>("udp tracker", async {
                     c::swarm_through::<$rt>(udp_tracker().await).await
