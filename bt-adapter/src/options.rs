@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bt_proto::engine::TorrentState;
+use bt_proto::engine::{AddTorrent, TorrentState};
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::storage::resume_path;
@@ -58,6 +58,7 @@ pub struct TorrentOptions<S = TorrentSource> {
     pub(crate) resume_path: Option<PathBuf>,
     pub(crate) verify_existing: bool,
     pub(crate) file_priorities: Vec<u8>,
+    pub(crate) pex: bool,
     pub(crate) on_hash_pass: Option<PieceCallback>,
     pub(crate) on_hash_fail: Option<PieceCallback>,
 }
@@ -74,6 +75,7 @@ impl<S> std::fmt::Debug for TorrentOptions<S> {
             .field("use_resume", &self.use_resume)
             .field("resume_path", &self.resume_path)
             .field("verify_existing", &self.verify_existing)
+            .field("pex", &self.pex)
             .finish_non_exhaustive()
     }
 }
@@ -123,8 +125,20 @@ impl<S> TorrentOptions<S> {
             resume_path: None,
             verify_existing: true,
             file_priorities: Vec::new(),
+            pex: true,
             on_hash_pass: None,
             on_hash_fail: None,
+        }
+    }
+
+    /// What the engine is told of these options when the torrent is added (the rest is the
+    /// adapter's: files, resume data, callbacks).
+    pub(crate) fn engine_options(&self) -> AddTorrent {
+        AddTorrent {
+            state: self.state,
+            file_priorities: self.file_priorities.clone(),
+            no_pex: !self.pex,
+            ..Default::default()
         }
     }
 
@@ -175,6 +189,13 @@ impl<S> TorrentOptions<S> {
     /// Priority per file in metainfo order (0 = skip); missing entries are 1.
     pub fn file_priorities(mut self, priorities: Vec<u8>) -> Self {
         self.file_priorities = priorities;
+        self
+    }
+
+    /// Peer exchange (BEP 11) for this torrent (default: on, if the session has it on:
+    /// [`crate::SessionBuilder::pex`]; never for a private torrent).
+    pub fn pex(mut self, enabled: bool) -> Self {
+        self.pex = enabled;
         self
     }
 

@@ -284,11 +284,7 @@ impl<R: Runtime> Session<R> {
             .await
             .ok_or(Error::SessionClosed)??
         };
-        let mut add = engine::AddTorrent {
-            state: opts.state,
-            file_priorities: opts.file_priorities.clone(),
-            ..Default::default()
-        };
+        let mut add = opts.engine_options();
         if let Some((data, plan)) = loaded {
             add.uploaded = data.uploaded;
             add.downloaded = data.downloaded;
@@ -371,12 +367,10 @@ impl<R: Runtime> Session<R> {
             ));
         }
         let add = engine::AddTorrent {
-            state: opts.state,
-            file_priorities: opts.file_priorities.clone(),
             // Whether any of its files is on disk is known only once their names are: a check
             // of files that are not there finds nothing, quickly.
             check: opts.verify_existing.then_some(engine::CheckScope::All),
-            ..Default::default()
+            ..opts.engine_options()
         };
         let tx = Arc::new(Fanout::default());
         let (reply, rx) = reply();

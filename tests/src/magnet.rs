@@ -366,19 +366,39 @@ async fn extension_handshake_of(
     }
 }
 
-/// `SessionBuilder::pex(false)` switches peer exchange off: the session no longer offers
-/// `ut_pex` in its extension handshake (so no peer sends it PEX messages, and it sends none),
-/// while `ut_metadata` stays; on by default.
+/// `SessionBuilder::pex(false)` switches peer exchange off for a session, and
+/// `TorrentOptions::pex(false)` for one torrent: the session no longer offers `ut_pex` in
+/// that torrent's extension handshake (so no peer sends it PEX messages, and it sends none),
+/// while `ut_metadata` stays. Both are on by default.
 pub async fn pex_switch<R: Runtime>() {
     let dir = tempfile::tempdir().unwrap();
-    for pex in [true, false] {
-        let seed_dir = dir.path().join(format!("seed-{pex}"));
-        let session = loopback_builder::<R>().pex(pex).start().await.unwrap();
-        let (torrent, seed, _st) =
-            crate::conformance::running_seed_on(session, &seed_dir, 1_000, 16 * 1024).await;
-        let info_hash = Metainfo::from_bytes(&torrent).unwrap().info_hash();
+    let content = dir.path().join("payload");
+    write_payload(&content, &standard_files(1_000));
+    let torrent = torrent_of::<R>(&content, 16 * 1024, Vec::new()).await;
+    let info_hash = Metainfo::from_bytes(&torrent).unwrap().info_hash();
+    for (session_pex, torrent_pex) in [(true, true), (false, true), (true, false)] {
+        let seed = loopback_builder::<R>()
+            .pex(session_pex)
+            .start()
+            .await
+            .unwrap();
+        let opts = TorrentOptions::from_bytes(torrent.clone())
+            .base_dir(dir.path())
+            .resume(false)
+            .pex(torrent_pex);
+        seed.add_torrent(opts)
+            .await
+            .unwrap()
+            .wait_complete()
+            .await
+            .unwrap();
         let theirs = extension_handshake_of(addr_of(&seed), info_hash).await;
-        assert_eq!(theirs.pex_id().is_some(), pex, "ut_pex offered: {theirs:?}");
+        let offered = theirs.pex_id().is_some();
+        assert_eq!(
+            offered,
+            session_pex && torrent_pex,
+            "{session_pex} {torrent_pex}: {theirs:?}"
+        );
         assert!(theirs.metadata_id().is_some(), "ut_metadata offered");
         seed.shutdown().await;
     }
