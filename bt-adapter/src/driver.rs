@@ -30,6 +30,9 @@ use crate::runtime::Runtime;
 use crate::tracker::HttpClient;
 use crate::{Error, HashcheckReport, resume};
 
+mod magnet;
+use magnet::MagnetCtx;
+
 /// Inputs taken from the queue before the driver drains the engine's outputs: batching
 /// amortises the drain without letting one busy peer delay timers for long.
 const MAX_BATCH: usize = 256;
@@ -55,7 +58,9 @@ enum Wake<R: Runtime> {
 }
 
 struct TorrentCtx {
-    storage: Arc<Storage>,
+    /// Its files; `None` while a torrent added by magnet link fetches its metadata (and
+    /// after its layout was refused): nothing is read or written for it then.
+    storage: Option<Arc<Storage>>,
     events: Arc<Fanout>,
     on_pass: Option<PieceCallback>,
     on_fail: Option<PieceCallback>,
@@ -63,7 +68,32 @@ struct TorrentCtx {
     hashchecks: Vec<Reply<HashcheckReport>>,
     /// `wait_complete` calls waiting for the torrent to complete, or to fail.
     completes: Vec<Reply<Result<(), Error>>>,
+    /// What a torrent added by magnet link needs until its storage is laid out.
+    magnet: Option<MagnetCtx>,
     span: tracing::Span,
+}
+
+impl TorrentCtx {
+    fn new(
+        storage: Option<Arc<Storage>>,
+        events: Arc<Fanout>,
+        on_pass: Option<PieceCallback>,
+        on_fail: Option<PieceCallback>,
+        resume_path: Option<PathBuf>,
+        span: tracing::Span,
+    ) -> Self {
+        TorrentCtx {
+            storage,
+            events,
+            on_pass,
+            on_fail,
+            resume: resume_path.map(|p| Arc::new(ResumeFile::new(p))),
+            hashchecks: Vec::new(),
+            completes: Vec::new(),
+            magnet: None,
+            span,
+        }
+    }
 }
 
 /// The driver's state; see the module docs.
@@ -283,11 +313,19 @@ impl<R: Runtime> Driver<R> {
         let now = R::now();
         match c {
             Command::Add(add) => self.add(*add),
+            Command::AddMagnet(add) => self.add_magnet(*add),
+            Command::WaitMetadata { id, reply } => self.wait_metadata(id, reply),
             Command::Run(job) => job(&mut self.session, now),
             Command::SetState { id, state, reply } => {
-                let known = self.session.stats(id).is_some();
-                self.session.set_state(now, id, state);
-                let _ = reply.try_send(known);
+                let answer = match self.refused(id, state) {
+                    Some(e) => Err(e),
+                    None if self.session.stats(id).is_none() => Err(Error::NoSuchTorrent),
+                    None => {
+                        self.session.set_state(now, id, state);
+                        Ok(())
+                    }
+                };
+                let _ = reply.try_send(answer);
             }
             Command::Hashcheck { id, scope, reply } => {
                 if let Some(ctx) = self.torrents.get_mut(&id) {
@@ -302,6 +340,8 @@ impl<R: Runtime> Driver<R> {
                 };
                 if stats.complete {
                     let _ = reply.try_send(Ok(()));
+                } else if let Some(failure) = ctx.magnet.as_ref().and_then(|m| m.failure()) {
+                    let _ = reply.try_send(Err(failure));
                 } else if let Some(error) = stats.error {
                     let _ = reply.try_send(Err(Error::Storage(error)));
                 } else {
@@ -331,19 +371,15 @@ impl<R: Runtime> Driver<R> {
         // Its outputs (the add-time check) wait in the engine until the next drain, when the
         // context below is in place.
         let id = self.session.add_torrent(R::now(), cmd.meta, cmd.add);
-        self.torrents.insert(
-            id,
-            TorrentCtx {
-                storage: cmd.storage,
-                events: cmd.events,
-                on_pass: cmd.on_pass,
-                on_fail: cmd.on_fail,
-                resume: cmd.resume_path.map(|p| Arc::new(ResumeFile::new(p))),
-                hashchecks: Vec::new(),
-                completes: Vec::new(),
-                span,
-            },
+        let ctx = TorrentCtx::new(
+            Some(cmd.storage),
+            cmd.events,
+            cmd.on_pass,
+            cmd.on_fail,
+            cmd.resume_path,
+            span,
         );
+        self.torrents.insert(id, ctx);
         let _ = cmd.reply.try_send(Ok(id));
     }
 
@@ -365,7 +401,10 @@ impl<R: Runtime> Driver<R> {
             let _ = reply.try_send(Err(Error::NoSuchTorrent));
             return;
         };
-        let storage = ctx.storage.clone();
+        let Some(storage) = ctx.storage.clone() else {
+            let _ = reply.try_send(Err(Error::NoSuchTorrent));
+            return;
+        };
         let file = if save { ctx.resume.clone() } else { None };
         R::detach(R::spawn(async move {
             let result = R::unblock(move || {
@@ -387,7 +426,10 @@ impl<R: Runtime> Driver<R> {
         let Some(ctx) = self.torrents.get(&torrent) else {
             return;
         };
-        let storage = ctx.storage.clone();
+        // A torrent fetching its metadata has no files to close and no pieces to save.
+        let Some(storage) = ctx.storage.clone() else {
+            return;
+        };
         let file = ctx.resume.clone();
         if (file.is_none() || save.is_none()) && before == Flush {
             // Nothing to write, and nothing else asks for the flush.
@@ -439,6 +481,17 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// The files of `torrent`. A disk job for a torrent without them (one whose layout was
+    /// refused as its metadata arrived, while the engine stops it) is dropped: nothing is
+    /// written for it.
+    fn storage_of(&self, torrent: TorrentId) -> Option<Arc<Storage>> {
+        let storage = self.torrents.get(&torrent).and_then(|t| t.storage.clone());
+        if storage.is_none() {
+            tracing::debug!(?torrent, "disk job of a torrent without storage dropped");
+        }
+        storage
+    }
+
     fn spawn_disk<F>(&mut self, queue: &Arc<DiskQueue<Msg<R>>>, job: F)
     where
         F: FnOnce() -> Msg<R> + Send + 'static,
@@ -454,7 +507,7 @@ impl<R: Runtime> Driver<R> {
         let runs = read_runs(&self.reads);
         self.reads.clear();
         for run in runs {
-            let Some(storage) = self.torrents.get(&run.torrent).map(|t| t.storage.clone()) else {
+            let Some(storage) = self.storage_of(run.torrent) else {
                 continue;
             };
             let queue = self.reads_queue.clone();
@@ -513,7 +566,7 @@ impl<R: Runtime> Driver<R> {
                 hash,
                 blocks,
             } => {
-                let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
+                let Some(storage) = self.storage_of(torrent) else {
                     return;
                 };
                 let queue = self.stores.clone();
@@ -531,7 +584,7 @@ impl<R: Runtime> Driver<R> {
                 piece,
                 hash,
             } => {
-                let Some(storage) = self.torrents.get(&torrent).map(|t| t.storage.clone()) else {
+                let Some(storage) = self.storage_of(torrent) else {
                     return;
                 };
                 let queue = self.checks.clone();
@@ -570,7 +623,7 @@ impl<R: Runtime> Driver<R> {
             }
             Output::SaveResume(save) => self.save_resume(save.torrent, Some(save), Flush),
             Output::CloseFiles { torrent, resume } => self.save_resume(torrent, resume, Close),
-            Output::MetadataReceived { .. } => {}
+            Output::MetadataReceived { torrent } => self.metadata_received(torrent),
             o @ (Output::SendMulticast { .. } | Output::SendDatagram { .. }) => self.datagram(o),
         }
     }
@@ -593,7 +646,7 @@ impl<R: Runtime> Driver<R> {
             self.session_events.send(&e);
             return;
         };
-        let _enter = ctx.span.enter();
+        let _enter = ctx.span.clone().entered();
         tracing::debug!(event = ?e);
         let (pass, fail) = (ctx.on_pass.clone(), ctx.on_fail.clone());
         match &e {
@@ -628,6 +681,9 @@ impl<R: Runtime> Driver<R> {
                 for w in ctx.completes.drain(..) {
                     let _ = w.try_send(Ok(()));
                 }
+            }
+            Event::MetadataInvalid { error, .. } => {
+                magnet::fail(ctx, magnet::Failure::Invalid(error.clone()));
             }
             // The torrent will not complete until it is started again: the waits end with
             // the error that put it there.

@@ -24,10 +24,13 @@ pub mod disk;
 mod disk_queue;
 mod driver;
 pub mod events;
+mod handle;
 mod layout;
 pub mod lsd;
+mod magnet;
 mod messages;
 pub mod net;
+mod options;
 mod resume;
 pub mod runtime;
 mod session;
@@ -53,10 +56,12 @@ pub use bt_proto::{Bitfield, InfoHash, IoFailure, PeerId, PieceIndex};
 pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
 pub use events::{EVENT_QUEUE, Events};
 pub use lsd::LsdInterface;
-pub use resume::MAX_RESUME_FILE;
+pub use magnet::MagnetTorrent;
+pub use options::{MagnetOptions, TorrentOptions, TorrentSource};
+pub use resume::{MAX_METADATA_FILE, MAX_RESUME_FILE};
 pub use runtime::Runtime;
 pub use session::{INPUT_QUEUE, Session, SessionBuilder};
-pub use torrent::{Torrent, TorrentOptions, TorrentSource};
+pub use torrent::Torrent;
 
 /// What can go wrong with the API.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +74,13 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
-    /// The .torrent is not a valid torrent.
+    /// The .torrent is not a valid torrent (or, for a magnet link, the metadata its peers
+    /// sent is not).
     #[error("invalid torrent: {0}")]
     Metainfo(#[from] bt_proto::metainfo::MetainfoError),
+    /// The magnet link is not a valid one.
+    #[error("invalid magnet link: {0}")]
+    Magnet(#[from] bt_proto::magnet::MagnetError),
     /// The torrent is in the session already.
     #[error("torrent {0} is already in this session")]
     Duplicate(InfoHash),
@@ -138,10 +147,10 @@ macro_rules! adapter_api {
         pub use $crate::{
             AnnounceError, Bitfield, CheckScope, CloseReason, Config, DEFAULT_RESUME_SAVE_INTERVAL,
             EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash,
-            IoFailure, LayoutError, MAX_CONCURRENT_READS, MAX_READ_RUN, MAX_RESUME_FILE, PeerId,
-            PeerInfo, PieceIndex, ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError,
-            StorageOp, TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats,
-            TrackerInfo, disk, net, tracker,
+            IoFailure, LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN,
+            MAX_RESUME_FILE, MagnetOptions, PeerId, PeerInfo, PieceIndex, ProtocolViolation,
+            ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId, TorrentOptions,
+            TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net, tracker,
         };
 
         /// A BitTorrent session: one listening port serving any number of torrents.
@@ -150,6 +159,9 @@ macro_rules! adapter_api {
         pub type SessionBuilder = $crate::SessionBuilder<$rt>;
         /// A handle to one torrent of a [`Session`].
         pub type Torrent = $crate::Torrent<$rt>;
+        /// A handle to a torrent of a [`Session`] added by magnet link, whose metadata may
+        /// not be known yet.
+        pub type MagnetTorrent = $crate::MagnetTorrent<$rt>;
 
         /// Making a `.torrent` from a file or directory on disk, hashing on the runtime's
         /// blocking pool.

@@ -12,6 +12,7 @@ use std::time::Instant;
 use async_channel::{Receiver, Sender};
 use bt_proto::PieceIndex;
 use bt_proto::engine::{self, AddTorrent, CheckScope, Input, TorrentId, TorrentState};
+use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
 
@@ -19,6 +20,10 @@ use crate::disk::Storage;
 use crate::events::Fanout;
 use crate::runtime::Runtime;
 use crate::{Error, HashcheckReport};
+
+/// Where the driver puts a magnet torrent's metainfo once it has arrived and its storage is
+/// laid out; every clone of its handle sees it.
+pub(crate) type MetadataSlot = Arc<std::sync::OnceLock<Arc<Metainfo>>>;
 
 /// A callback taking a piece index.
 pub(crate) type PieceCallback = Arc<dyn Fn(PieceIndex) + Send + Sync>;
@@ -65,15 +70,41 @@ pub(crate) struct AddCmd {
     pub(crate) reply: Reply<Result<TorrentId, Error>>,
 }
 
+/// Everything the driver needs to add a torrent by magnet link: what it needs for a torrent,
+/// but for the storage, which is laid out when the metadata arrives.
+pub(crate) struct AddMagnetCmd {
+    pub(crate) magnet: Magnet,
+    pub(crate) add: AddTorrent,
+    /// The base directory the files will go to.
+    pub(crate) base: PathBuf,
+    /// Whether the file system of `base` ignores case (asked of it at add time, so that the
+    /// layout check when the metadata arrives does no I/O on the driver).
+    pub(crate) ignores_case: bool,
+    pub(crate) resume_path: Option<PathBuf>,
+    /// Where to keep the metadata once it arrives.
+    pub(crate) metadata_path: Option<PathBuf>,
+    pub(crate) metadata: MetadataSlot,
+    pub(crate) on_pass: Option<PieceCallback>,
+    pub(crate) on_fail: Option<PieceCallback>,
+    pub(crate) events: Arc<Fanout>,
+    pub(crate) reply: Reply<Result<TorrentId, Error>>,
+}
+
 /// What the API handles ask the driver.
 pub(crate) enum Command {
     Add(Box<AddCmd>),
+    AddMagnet(Box<AddMagnetCmd>),
+    /// Answer once the torrent's metadata is here and its storage laid out.
+    WaitMetadata {
+        id: TorrentId,
+        reply: Reply<Result<Arc<Metainfo>, Error>>,
+    },
     /// Run a job on the engine (it replies itself).
     Run(EngineJob),
     SetState {
         id: TorrentId,
         state: TorrentState,
-        reply: Reply<bool>,
+        reply: Reply<Result<(), Error>>,
     },
     Hashcheck {
         id: TorrentId,

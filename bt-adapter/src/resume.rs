@@ -13,6 +13,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use bt_proto::InfoHash;
+use bt_proto::engine::MAX_METADATA_SIZE;
+use bt_proto::magnet::MAX_MAGNET_LEN;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
 use bt_proto::storage::{ResumePlan, resume_plan};
@@ -54,7 +57,7 @@ impl ResumeFile {
         if generation <= *written {
             return Ok(());
         }
-        write(&self.path, data)?;
+        write_atomic(&self.path, &data.encode())?;
         *written = generation;
         Ok(())
     }
@@ -97,8 +100,9 @@ pub(crate) fn save(
     Ok(data)
 }
 
-/// Writes `data` to `path` atomically, creating its directory.
-fn write(path: &Path, data: &ResumeData) -> Result<(), Error> {
+/// Writes `bytes` to `path` atomically, creating its directory: resume data, and the
+/// metadata of a torrent added by magnet link kept beside it.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io_err = |source: io::Error| Error::Resume {
         path: path.to_path_buf(),
         source,
@@ -109,7 +113,7 @@ fn write(path: &Path, data: &ResumeData) -> Result<(), Error> {
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let mut f = create_new(&tmp).map_err(io_err)?;
-    f.write_all(&data.encode()).map_err(io_err)?;
+    f.write_all(bytes).map_err(io_err)?;
     f.sync_all().map_err(io_err)?;
     drop(f);
     fs::rename(&tmp, path).map_err(io_err)?;
@@ -143,6 +147,29 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
+}
+
+/// Saved metadata larger than this is not read: it is the largest metadata the engine
+/// fetches plus a magnet link's worth of trackers.
+pub const MAX_METADATA_FILE: u64 = MAX_METADATA_SIZE + MAX_MAGNET_LEN as u64;
+
+/// The metadata of the torrent `info_hash` kept at `path` by an earlier run (see
+/// [`bt_proto::storage::metadata_path`]), if it is there, readable, and of that torrent.
+/// `None` otherwise: that costs fetching it again, never a wrong torrent.
+pub(crate) fn load_metadata(path: &Path, info_hash: &InfoHash) -> Option<Metainfo> {
+    let len = fs::metadata(path).ok()?.len();
+    if len > MAX_METADATA_FILE {
+        tracing::warn!(path = %path.display(), "saved metadata too large; ignored");
+        return None;
+    }
+    let meta = match Metainfo::from_bytes(&fs::read(path).ok()?) {
+        Ok(meta) => meta,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "saved metadata ignored: {e}");
+            return None;
+        }
+    };
+    (meta.info_hash() == *info_hash).then_some(meta)
 }
 
 /// Reads the resume data at `path` for `meta` and decides, from the files as they are now,
@@ -232,6 +259,43 @@ mod tests {
         ResumeFile::new(path.clone()).write(1, &data(100)).unwrap();
         assert_eq!(on_disk(&path), data(100));
         assert!(!dir.path().join("x.resume.tmp").exists());
+    }
+
+    /// Kept metadata is taken only when it is a torrent of the info-hash asked for; anything
+    /// else there (another torrent's, a cut write, garbage) means fetching it again.
+    #[test]
+    fn kept_metadata_is_taken_only_for_its_own_torrent() {
+        use bt_proto::bencode::Bencode;
+        let dir = tempfile::tempdir().unwrap();
+        let info = |name: &str| {
+            Bencode::dict()
+                .with("length", 5)
+                .with("name", name)
+                .with("piece length", 16384)
+                .with("pieces", vec![7u8; 20])
+                .encode()
+        };
+        let meta = Metainfo::from_info_bytes(&info("a"))
+            .unwrap()
+            .with_trackers(vec![vec!["http://t.example/announce".into()]]);
+        let other = Metainfo::from_info_bytes(&info("b")).unwrap();
+        let path = dir.path().join("x.torrent");
+        assert!(
+            load_metadata(&path, &meta.info_hash()).is_none(),
+            "none kept"
+        );
+        write_atomic(&path, &meta.to_torrent_bytes()).unwrap();
+        assert_eq!(load_metadata(&path, &meta.info_hash()), Some(meta.clone()));
+        assert!(
+            load_metadata(&path, &other.info_hash()).is_none(),
+            "another torrent's"
+        );
+        let bytes = meta.to_torrent_bytes();
+        fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(
+            load_metadata(&path, &meta.info_hash()).is_none(),
+            "a cut write"
+        );
     }
 
     #[test]

@@ -11,18 +11,23 @@ use std::time::Duration;
 use crate::disk::Storage;
 use crate::driver::Driver;
 use crate::events::{Events, Fanout};
+use crate::handle::{Handle, Shared};
 use crate::lsd::{LsdInterface, LsdSockets};
-use crate::messages::{AddCmd, Command, Msg, reply};
+use crate::magnet::MagnetTorrent;
+use crate::messages::{AddCmd, AddMagnetCmd, Command, MetadataSlot, Msg, reply};
+use crate::options::{MagnetOptions, TorrentOptions};
 use crate::runtime::Runtime;
-use crate::torrent::{Shared, Torrent, TorrentOptions};
+use crate::torrent::Torrent;
 use crate::tracker::HttpClient;
 use crate::{Error, layout, resume};
 use bt_proto::PeerId;
 use bt_proto::engine::DEFAULT_RESUME_SAVE_INTERVAL;
 use bt_proto::engine::{self, Config};
 use bt_proto::lsd::LsdGroup;
+use bt_proto::magnet::MagnetPeer;
+use bt_proto::metainfo::Metainfo;
 use bt_proto::peer_id::ClientVersion;
-use bt_proto::storage::resume_path;
+use bt_proto::storage::metadata_path;
 
 /// Commands queued to the driver: API calls are rare and each waits for its answer.
 const COMMAND_QUEUE: usize = 64;
@@ -154,6 +159,12 @@ impl<R: Runtime> SessionBuilder<R> {
         self
     }
 
+    /// Peer exchange (BEP 11) on or off for every torrent of the session (default: on; see
+    /// [`Config::pex`]).
+    pub fn pex(self, enabled: bool) -> Self {
+        self.config(move |c| c.pex = enabled)
+    }
+
     /// Binds the port and starts the driver on the runtime.
     pub async fn start(self) -> Result<Session<R>, Error> {
         #[cfg(feature = "https")]
@@ -282,22 +293,22 @@ impl<R: Runtime> Session<R> {
     /// once that check is done).
     pub async fn add_torrent(&self, opts: TorrentOptions) -> Result<Torrent<R>, Error> {
         let meta = opts.source.load::<R>().await?;
-        let base = opts.base_dir.clone().unwrap_or_else(|| ".".into());
+        self.add_metainfo(meta, &opts).await
+    }
+
+    /// Adds the torrent `meta` with `opts` (whose source is not read again).
+    async fn add_metainfo<S>(
+        &self,
+        meta: Metainfo,
+        opts: &TorrentOptions<S>,
+    ) -> Result<Torrent<R>, Error> {
+        let base = opts.base();
         let storage = Arc::new(Storage::new(base.clone(), &meta));
-        let resume_file = if opts.use_resume {
-            Some(
-                opts.resume_path
-                    .clone()
-                    .unwrap_or_else(|| resume_path(&base, &meta.info_hash())),
-            )
-        } else {
-            None
-        };
+        let resume_file = opts.resume_file(&meta.info_hash());
         let (meta, storage, loaded, exists) = {
             let storage = storage.clone();
             let path = resume_file.clone();
             let verify = opts.verify_existing;
-            let base = base.clone();
             R::unblock(move || {
                 layout::check(&base, &meta)?;
                 let loaded = path
@@ -309,11 +320,7 @@ impl<R: Runtime> Session<R> {
             .await
             .ok_or(Error::SessionClosed)??
         };
-        let mut add = engine::AddTorrent {
-            state: opts.state,
-            file_priorities: opts.file_priorities.clone(),
-            ..Default::default()
-        };
+        let mut add = opts.engine_options();
         if let Some((data, plan)) = loaded {
             add.uploaded = data.uploaded;
             add.downloaded = data.downloaded;
@@ -339,13 +346,113 @@ impl<R: Runtime> Session<R> {
             events: tx.clone(),
             reply,
         };
+        let id = self.command(Command::Add(Box::new(cmd)), rx).await?;
+        let handle = Handle::new(id, self.shared.clone(), tx, resume_file);
+        Ok(Torrent::new(handle, meta))
+    }
+
+    /// Adds a torrent by magnet link ([`MagnetOptions::from_uri`] or
+    /// [`MagnetOptions::from_magnet`]): it dials the link's `x.pe` peers (host names are
+    /// resolved first), announces to its `tr` trackers, and fetches the metadata from peers.
+    /// When the metadata arrives, the files are checked against the base directory as for a
+    /// .torrent ([`Error::Layout`] from [`MagnetTorrent::wait_metadata`] if they cannot be
+    /// laid out: the torrent stops and nothing is written), existing files are checked if
+    /// `verify_existing` says so, and the metadata is kept beside the resume data as a
+    /// .torrent ([`bt_proto::storage::metadata_path`]).
+    ///
+    /// Adding the same link again with the same resume file (the next run, say) finds that
+    /// .torrent and adds the torrent from it, with its resume data, fetching nothing: the
+    /// handle's [`MagnetTorrent::metadata`] is there at once and no
+    /// [`crate::Event::MetadataReceived`] comes. The link's peers are added to it then too.
+    /// With resume data off ([`TorrentOptions::resume`]), the metadata is neither kept nor
+    /// looked for.
+    ///
+    /// With `verify_existing` (the default), every piece is checked once the metadata has
+    /// arrived, as the file names are not known before: its
+    /// [`crate::Event::PieceChecked`] events and hash callbacks come for a fresh download
+    /// too (each missing piece failing, quickly). Switch it off for a directory known to
+    /// hold none of the files.
+    pub async fn add_magnet(&self, opts: MagnetOptions) -> Result<MagnetTorrent<R>, Error> {
+        let magnet = opts.source.clone();
+        let info_hash = magnet.info_hash;
+        let base = opts.base();
+        let resume_file = opts.resume_file(&info_hash);
+        let metadata_path = resume_file.as_deref().map(metadata_path);
+        let (saved, ignores_case) = {
+            let (path, base) = (metadata_path.clone(), base.clone());
+            R::unblock(
+                move || match path.and_then(|p| resume::load_metadata(&p, &info_hash)) {
+                    Some(meta) => (Some(meta), false),
+                    None => (None, layout::ignores_case(&base)),
+                },
+            )
+            .await
+            .ok_or(Error::SessionClosed)?
+        };
+        let slot = MetadataSlot::default();
+        if let Some(meta) = saved {
+            let t = self.add_metainfo(meta, &opts).await?;
+            let (handle, meta) = t.parts();
+            let _ = slot.set(meta.clone());
+            add_link_peers(handle, magnet.peers);
+            return Ok(MagnetTorrent::new(
+                handle.clone(),
+                info_hash,
+                magnet.display_name,
+                slot,
+            ));
+        }
+        let add = engine::AddTorrent {
+            // Whether any of its files is on disk is known only once their names are: a check
+            // of files that are not there finds nothing, quickly.
+            check: opts.verify_existing.then_some(engine::CheckScope::All),
+            ..opts.engine_options()
+        };
+        let tx = Arc::new(Fanout::default());
+        let (reply, rx) = reply();
+        let cmd = AddMagnetCmd {
+            magnet: magnet.clone(),
+            add,
+            base,
+            ignores_case,
+            resume_path: resume_file.clone(),
+            metadata_path,
+            metadata: slot.clone(),
+            on_pass: opts.on_hash_pass.clone(),
+            on_fail: opts.on_hash_fail.clone(),
+            events: tx.clone(),
+            reply,
+        };
+        let id = self.command(Command::AddMagnet(Box::new(cmd)), rx).await?;
+        let handle = Handle::new(id, self.shared.clone(), tx, resume_file);
+        // The engine dials the literal addresses itself.
+        let hosts = magnet.peers.into_iter();
+        add_link_peers(
+            &handle,
+            hosts
+                .filter(|p| matches!(p, MagnetPeer::Host { .. }))
+                .collect(),
+        );
+        Ok(MagnetTorrent::new(
+            handle,
+            info_hash,
+            magnet.display_name,
+            slot,
+        ))
+    }
+
+    /// Sends `c` to the driver and waits for its answer on `rx`.
+    async fn command<T>(
+        &self,
+        c: Command,
+        rx: async_channel::Receiver<Result<T, Error>>,
+    ) -> Result<T, Error> {
         self.shared
             .commands
-            .send(Command::Add(Box::new(cmd)))
+            .send(c)
             .await
             .map_err(|_| Error::SessionClosed)?;
-        let id = rx.recv().await.map_err(|_| Error::SessionClosed)??;
-        Ok(Torrent::new(id, meta, self.shared.clone(), tx, resume_file))
+        rx.recv().await.map_err(|_| Error::SessionClosed)?
     }
 
     /// Stops gracefully: `stopped` announced (within a short deadline), files flushed and
@@ -378,4 +485,32 @@ impl<R: Runtime> Drop for Session<R> {
             R::detach(task);
         }
     }
+}
+
+/// Adds `peers` of a magnet link to the torrent of `handle`, in the background, resolving
+/// host names first. A name that does not resolve is logged and skipped.
+fn add_link_peers<R: Runtime>(handle: &Handle<R>, peers: Vec<MagnetPeer>) {
+    if peers.is_empty() {
+        return;
+    }
+    let handle = handle.clone();
+    R::detach(R::spawn(async move {
+        for peer in peers {
+            let addrs = match peer {
+                MagnetPeer::Addr(addr) => vec![addr],
+                MagnetPeer::Host { host, port } => match R::resolve(host.clone(), port).await {
+                    Ok(addrs) => addrs,
+                    Err(e) => {
+                        tracing::warn!("peer {host}:{port} of the magnet link: {e}");
+                        continue;
+                    }
+                },
+            };
+            for addr in addrs {
+                if handle.add_peer(addr).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }));
 }

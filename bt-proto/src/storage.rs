@@ -267,6 +267,21 @@ pub fn resume_path(base: &Path, info_hash: &InfoHash) -> PathBuf {
     base.join(RESUME_DIR).join(format!("{info_hash}.resume"))
 }
 
+/// Where an adapter keeps the metadata of a torrent added by magnet link (as a `.torrent`
+/// file, [`Metainfo::to_torrent_bytes`]) next to its resume file `resume`: the same name with
+/// the extension `.torrent` (`<base>/.bt/<info-hash>.torrent` by default), or with `.torrent`
+/// added when the resume file's own name ends so.
+pub fn metadata_path(resume: &Path) -> PathBuf {
+    let path = resume.with_extension("torrent");
+    if path == resume {
+        let mut name = resume.as_os_str().to_owned();
+        name.push(".torrent");
+        PathBuf::from(name)
+    } else {
+        path
+    }
+}
+
 /// The files holding bytes of `piece` that live on disk (padding files are skipped: they are
 /// never written, so they have no stamp to compare). Empty for a piece not in the map.
 pub fn piece_files(map: &PieceMap, piece: PieceIndex) -> Vec<usize> {
@@ -334,6 +349,23 @@ pub fn fill_from_plan<E>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn metadata_is_kept_beside_the_resume_file_never_in_its_place() {
+        let resume = resume_path(Path::new("dl"), &InfoHash([0xab; 20]));
+        assert_eq!(
+            metadata_path(&resume),
+            Path::new("dl/.bt").join(format!("{}.torrent", InfoHash([0xab; 20])))
+        );
+        assert_eq!(
+            metadata_path(Path::new("r/state")),
+            Path::new("r/state.torrent")
+        );
+        assert_eq!(
+            metadata_path(Path::new("r/x.torrent")),
+            Path::new("r/x.torrent.torrent")
+        );
+    }
 
     proptest! {
         #[test]

@@ -45,5 +45,6 @@ pub mod edges;
 pub mod hostile_disk;
 pub mod interop;
 pub mod local_discovery;
+pub mod magnet;
 pub mod swarm;
 pub mod tracker;

@@ -174,7 +174,7 @@ fn info_prints_the_fields_and_refuses_a_bad_torrent() {
 }
 
 #[test]
-fn info_reads_a_magnet_link_and_download_says_it_cannot_yet() {
+fn info_reads_a_magnet_link_and_seed_says_it_needs_a_torrent() {
     let hash = "0123456789abcdef0123456789abcdef01234567";
     let link = format!(
         "magnet:?xt=urn:btih:{hash}&dn=Some%20name%1B%5B2J&tr=http%3A%2F%2Ft.example%2Fannounce\
@@ -207,18 +207,60 @@ fn info_reads_a_magnet_link_and_download_says_it_cannot_yet() {
         bad.stderr
     );
 
-    // Not "cannot read torrent file magnet:...": a sentence saying what is missing.
+    // Seeding needs the file list a link lacks: a sentence says so, and where to get it.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let download = bt(&["download", &link, "-o", out]);
-    assert!(!download.status.success());
+    let seed = bt(&["seed", &link, out]);
+    assert!(!seed.status.success());
     assert!(
-        download
-            .stderr
-            .contains("magnet links cannot be downloaded or seeded yet"),
+        seed.stderr.contains("not a magnet link") && seed.stderr.contains("bt download"),
         "{}",
-        download.stderr
+        seed.stderr
     );
+}
+
+/// `bt download MAGNET --peer ...` fetches the metadata from the peer, says so, downloads,
+/// and gives the summary a .torrent gets; run again, it takes the metadata it kept and
+/// fetches nothing.
+#[test]
+fn download_a_magnet_link_from_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent, meta) = payload_and_torrent(dir.path(), 3_000);
+    let down = dir.path().join("down");
+    let down_str = down.to_str().unwrap();
+    let seeder = Seeder::start(&torrent, dir.path());
+    let peer = format!("localhost:{}", seeder.port);
+    let link = format!("magnet:?xt=urn:btih:{}", meta.info_hash());
+    let args = [
+        "download", &link, "-o", down_str, "--peer", &peer, "--json", "--no-pex",
+    ];
+
+    let run = bt(&args);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("fetching metadata from"),
+        "{}",
+        run.stderr
+    );
+    let json = run.json();
+    assert_eq!(json["info_hash"], meta.info_hash().to_string());
+    assert_eq!(json["name"], meta.name());
+    assert_eq!(json["size"], meta.size());
+    assert_eq!(json["pieces_verified"], meta.piece_count());
+    assert_eq!(json["pieces_total"], meta.piece_count());
+    assert_eq!(json["downloaded"], meta.size());
+    assert_eq!(json["hash_failures"], 0);
+    assert_same_tree(&content, &down.join("payload"));
+
+    let again = bt(&args);
+    assert!(again.status.success(), "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("fetching metadata"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(again.json()["downloaded"], 0);
+    assert_eq!(again.json()["pieces_verified"], meta.piece_count());
 }
 
 /// Asserts that `text` holds nothing a terminal acts on or hides: no control character but

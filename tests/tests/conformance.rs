@@ -7,6 +7,7 @@ use bt_tests::adversary as adv;
 use bt_tests::conformance as c;
 use bt_tests::hostile_disk as hd;
 use bt_tests::local_discovery as lsd;
+use bt_tests::magnet;
 use bt_tests::swarm::run_on;
 use bt_tests::tracker::{http_tracker, udp_tracker};
 use bt_tokio::Tokio;
@@ -96,6 +97,33 @@ macro_rules! suite {
             #[test]
             fn a_session_runs_on_without_its_lsd_socket() {
                 run_on::<$rt, _>("no lsd socket", lsd::unavailable_lsd_is_not_fatal::<$rt>());
+            }
+
+            #[test]
+            fn magnet_through_a_tracker() {
+                run_on::<$rt, _>("magnet, tracker", async {
+                    magnet::through_tracker::<$rt>(http_tracker().await).await
+                });
+            }
+
+            #[test]
+            fn magnet_from_a_peer_host_name() {
+                run_on::<$rt, _>("magnet, x.pe", magnet::from_peer_only::<$rt>());
+            }
+
+            #[test]
+            fn magnet_restart_does_not_fetch_the_metadata_again() {
+                run_on::<$rt, _>("magnet restart", magnet::restart::<$rt>());
+            }
+
+            #[test]
+            fn magnet_metadata_that_cannot_be_laid_out_is_refused() {
+                run_on::<$rt, _>("magnet refused", magnet::refused_metadata::<$rt>());
+            }
+
+            #[test]
+            fn pex_can_be_switched_off() {
+                run_on::<$rt, _>("pex switch", magnet::pex_switch::<$rt>());
             }
 
             #[test]

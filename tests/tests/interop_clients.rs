@@ -4,7 +4,8 @@
 //! The matrix is the smallest that covers, for every client and direction, both announce
 //! kinds and both layouts, and for every client all four announce × layout pairs: when the
 //! client seeds, HTTP + single file and UDP + multi-file; when it downloads, HTTP +
-//! multi-file and UDP + single file. 16 tests of 64 MiB each.
+//! multi-file and UDP + single file. 16 tests of 64 MiB each, and one more where aria2
+//! downloads from a magnet link, fetching the metadata from us.
 //!
 //! Multi-file payloads have nested folders, a file spanning pieces and an empty file
 //! ([`Layout::Multi`]). Every file is compared by length and SHA-1 with the source.
@@ -125,24 +126,34 @@ fn client_downloads(client: Client, announce: Announce, layout: Layout) {
             .await;
         let secs = started.elapsed().as_secs_f64();
         check_written(client, &s.p, &theirs, &c);
-        // The data can only have come from us; the counter shows our side served all of it.
-        let uploaded = ours.torrent.uploaded().await.unwrap();
-        if uploaded < s.p.size() {
-            c.fail(
-                &format!("we uploaded {uploaded} bytes of {}", s.p.size()),
-                &[s.tracker.proc()],
-            );
-        }
-        let r = TransferReport {
-            bytes: s.p.size(),
-            secs,
-            ..Default::default()
-        };
+        let r = served_all(&ours, &s, &c, secs).await;
         let direction = format!("bt->{}", client.name());
         report(client.name(), &direction, announce, layout, &r);
         c.stop();
         ours.shutdown().await;
     });
+}
+
+/// The figures of a download by `c` that took `secs`, once our seed's counter shows it
+/// served all of it (the data can only have come from us); fails the test otherwise.
+async fn served_all(
+    ours: &Ours<Tokio>,
+    s: &Setup,
+    c: &clients::Running,
+    secs: f64,
+) -> TransferReport {
+    let uploaded = ours.torrent.uploaded().await.unwrap();
+    if uploaded < s.p.size() {
+        c.fail(
+            &format!("we uploaded {uploaded} bytes of {}", s.p.size()),
+            &[s.tracker.proc()],
+        );
+    }
+    TransferReport {
+        bytes: s.p.size(),
+        secs,
+        ..Default::default()
+    }
 }
 
 /// Fails the test unless what `c` wrote under `dir` is `p`, byte for byte.
@@ -230,4 +241,37 @@ fn qbittorrent_downloads_http_multi() {
 #[test]
 fn qbittorrent_downloads_udp_single() {
     client_downloads(Client::Qbittorrent, Announce::Udp, Layout::Single);
+}
+
+/// We seed, the only peer with the torrent; aria2 downloads from a magnet link holding only
+/// the info-hash and the tracker, fetching the metadata from us.
+#[test]
+fn aria2_downloads_a_magnet_link() {
+    run_tokio(async move {
+        let Some(s) = Setup::new("ours", Announce::Http, Layout::Multi) else {
+            return;
+        };
+        let started = Instant::now();
+        let ours = our_seed::<Tokio>(&s.p, &s.seed_dir, &[s.tracker.proc()]).await;
+        let theirs = s.tmp.path().join("theirs");
+        let link = magnet::bare_magnet(&s.p, &s.tracker.url(Announce::Http)).to_uri();
+        let client = Client::Aria2;
+        let started_client = client.start_magnet(&s.p, &link, &theirs, s.tmp.path(), &s.logs);
+        let Some(mut c) = started_client else {
+            return;
+        };
+        c.wait_finished::<Tokio>(TRANSFER_TIMEOUT, &[s.tracker.proc()])
+            .await;
+        check_written(client, &s.p, &theirs, &c);
+        let r = served_all(&ours, &s, &c, started.elapsed().as_secs_f64()).await;
+        report(
+            "aria2",
+            "bt->aria2 magnet",
+            Announce::Http,
+            Layout::Multi,
+            &r,
+        );
+        c.stop();
+        ours.shutdown().await;
+    });
 }

@@ -1,7 +1,8 @@
 //! Interop with libtorrent-rasterbar 2.0 (Debian's python3-libtorrent, driven by
 //! `tests/src/interop/lt_client.py`) through opentracker, on loopback: each direction with HTTP
 //! and UDP announces and single- and multi-file payloads, the fast extension seen on the wire,
-//! a mixed swarm, bt-smol, and a corrupted seed. Each test prints an `INTEROP` throughput line.
+//! a mixed swarm, bt-smol, a corrupted seed, and magnet links both ways (each side fetching
+//! the metadata from the other). Each test prints an `INTEROP` throughput line.
 // Test code: helpers that fail should fail the test on their line.
 #![allow(clippy::unwrap_used)]
 
@@ -333,5 +334,84 @@ fn corrupted_seed_hash_failure_good_lt_seed_finishes() {
         }
         ours.shutdown().await;
         bad.shutdown().await;
+    });
+}
+
+/// libtorrent seeds, serving the metadata; we download from a magnet link holding only the
+/// info-hash and the tracker: the tracker gives us libtorrent, libtorrent the metadata, then
+/// the files.
+#[test]
+fn lt_seeds_bt_fetches_a_magnet_link() {
+    run_on::<Tokio, _>("libtorrent seeds, we fetch a magnet link", async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let Some(tracker) = Tracker::start(&logs) else {
+            return;
+        };
+        let url = tracker.url(Announce::Http);
+        let seed_dir = tmp.path().join("lt");
+        let p = make_payload(&seed_dir, "payload", Layout::Multi, SIZE, PIECE, &url);
+        tracker.allow(p.info_hash());
+        let args = LtArgs::seed().serve_metadata();
+        let Some(mut lt) = Lt::start("libtorrent-seed", &p, &seed_dir, args, &logs) else {
+            return;
+        };
+        lt.wait_announced::<Tokio>().await;
+        let procs = [&lt.proc, tracker.proc()];
+        let link = magnet::bare_magnet(&p, &url);
+        let ours = tmp.path().join("ours");
+        let r = magnet::our_magnet_download::<Tokio>(&p, link, &ours, &procs).await;
+        report(
+            "libtorrent",
+            "lt->bt magnet",
+            Announce::Http,
+            Layout::Multi,
+            &r,
+        );
+        lt.stop();
+    });
+}
+
+/// We seed; libtorrent downloads from a magnet link holding only the info-hash and the
+/// tracker, fetching the metadata from us, the only peer that has it.
+#[test]
+fn bt_seeds_lt_fetches_a_magnet_link() {
+    run_on::<Tokio, _>("we seed, libtorrent fetches a magnet link", async move {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let Some(tracker) = Tracker::start(&logs) else {
+            return;
+        };
+        let url = tracker.url(Announce::Http);
+        let seed_dir = tmp.path().join("ours");
+        let p = make_payload(&seed_dir, "payload", Layout::Multi, SIZE, PIECE, &url);
+        tracker.allow(p.info_hash());
+        let ours = our_seed::<Tokio>(&p, &seed_dir, &[tracker.proc()]).await;
+        let lt_dir = tmp.path().join("lt");
+        let link = magnet::bare_magnet(&p, &url).to_uri();
+        let args = LtArgs::leech_magnet(link);
+        let Some(mut lt) = Lt::start("libtorrent-magnet", &p, &lt_dir, args, &logs) else {
+            return;
+        };
+        let r = lt.wait_done::<Tokio>(&p, &[tracker.proc()]).await;
+        let procs = [&lt.proc, tracker.proc()];
+        if lt.lines("METADATA") != [p.name.clone()] {
+            fail(
+                "libtorrent did not say once that the metadata arrived",
+                &procs,
+            );
+        }
+        if let Err(e) = verify(&p, &lt_dir) {
+            fail(&format!("libtorrent's copy differs: {e}"), &procs);
+        }
+        report(
+            "libtorrent",
+            "bt->lt magnet",
+            Announce::Http,
+            Layout::Multi,
+            &r,
+        );
+        lt.stop();
+        ours.shutdown().await;
     });
 }

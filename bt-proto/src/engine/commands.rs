@@ -89,6 +89,7 @@ impl Session {
             after_check: None,
             resume_dirty: false,
             error: None,
+            no_pex: opts.no_pex,
         }
     }
 

@@ -41,10 +41,11 @@ pub(super) fn serves_metadata(t: &Torrent) -> bool {
 }
 
 impl Session {
-    /// Whether a torrent exchanges peers (BEP 11): PEX is on and the torrent is not private
-    /// (BEP 27: a private torrent's peers come from its tracker only).
+    /// Whether a torrent exchanges peers (BEP 11): PEX is on for the session and the
+    /// torrent, and the torrent is not private (BEP 27: a private torrent's peers come from
+    /// its tracker only).
     pub(super) fn exchanges_peers(&self, t: &Torrent) -> bool {
-        self.config.pex && !t.meta.is_private()
+        self.config.pex && !t.no_pex && !t.meta.is_private()
     }
 
     /// Sends our extension handshake for torrent `id` on `conn`: once activated, and again

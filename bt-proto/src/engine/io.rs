@@ -463,4 +463,7 @@ pub struct AddTorrent {
     pub uploaded: u64,
     /// See `uploaded`.
     pub downloaded: u64,
+    /// No peer exchange (BEP 11) for this torrent, whatever [`super::Config::pex`] says
+    /// (default: `false`, the session's setting decides).
+    pub no_pex: bool,
 }

@@ -54,6 +54,8 @@ pub(crate) struct Torrent {
     pub resume_dirty: bool,
     /// The storage error that made the torrent [`TorrentState::Failed`]; `Some` exactly then.
     pub error: Option<StorageError>,
+    /// Peer exchange switched off for this torrent ([`super::AddTorrent::no_pex`]).
+    pub no_pex: bool,
 }
 
 impl Torrent {

@@ -50,7 +50,7 @@ pub mod piece_map;
 
 use std::fmt;
 
-use crate::bencode::DecodeError;
+use crate::bencode::{Bencode, DecodeError};
 use crate::magnet::Magnet;
 use crate::{InfoHash, PieceHash, PieceIndex};
 use path::{FilePath, PathClash, PathError};
@@ -364,6 +364,32 @@ impl Metainfo {
         self.creation_date
     }
 
+    /// A `.torrent` file of this torrent: its `info` dictionary byte for byte (so the
+    /// info-hash is the same) and its tracker tiers (`announce` and `announce-list`); web
+    /// seeds, comment and dates are left out. This is how metadata fetched from peers
+    /// (BEP 9) is kept, so that a restart adds it as a torrent instead of fetching it again.
+    pub fn to_torrent_bytes(&self) -> Vec<u8> {
+        let mut root = Bencode::dict();
+        if let Some(first) = self.trackers.iter().flatten().next() {
+            root.insert("announce", first.as_str());
+            let tiers: Vec<Bencode> = self
+                .trackers
+                .iter()
+                .map(|t| Bencode::List(t.iter().map(|u| Bencode::from(u.as_str())).collect()))
+                .collect();
+            root.insert("announce-list", tiers);
+        }
+        let mut out = root.encode();
+        // The dictionary's closing `e` goes after `info`, spliced in raw: a re-encoding could
+        // differ from the bytes the info-hash is of. Keys stay sorted: `info` comes after
+        // `announce` and `announce-list`.
+        out.pop();
+        out.extend_from_slice(b"4:info");
+        out.extend_from_slice(&self.info_bytes);
+        out.push(b'e');
+        out
+    }
+
     /// A magnet link for this torrent: info-hash, name and every tracker.
     pub fn magnet(&self) -> Magnet {
         let mut m = Magnet::new(self.info_hash);
@@ -387,5 +413,52 @@ impl fmt::Debug for Metainfo {
             .field("private", &self.private)
             .field("trackers", &self.trackers)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bencode::Bencode;
+
+    /// The info dictionary of a one-file torrent of one piece, with a key order and an
+    /// integer a re-encoding would keep, and an unknown key it must not drop.
+    fn info() -> Vec<u8> {
+        Bencode::dict()
+            .with("length", 5)
+            .with("name", "a.bin")
+            .with("piece length", 16384)
+            .with("pieces", vec![7u8; 20])
+            .with("x-unknown", "kept")
+            .encode()
+    }
+
+    #[test]
+    fn a_torrent_made_from_fetched_metadata_has_the_same_info_hash_and_trackers() {
+        let tiers = vec![
+            vec!["http://a.example/announce".to_string()],
+            vec![
+                "udp://b.example:1337".to_string(),
+                "http://c.example/a".to_string(),
+            ],
+        ];
+        let fetched = Metainfo::from_info_bytes(&info())
+            .unwrap()
+            .with_trackers(tiers.clone());
+        let again = Metainfo::from_bytes(&fetched.to_torrent_bytes()).unwrap();
+        assert_eq!(again.info_hash(), fetched.info_hash());
+        assert_eq!(again.info_bytes(), &info()[..]);
+        assert_eq!(again.trackers(), &tiers[..]);
+        assert_eq!(again.name(), "a.bin");
+    }
+
+    #[test]
+    fn a_torrent_without_trackers_has_only_its_info() {
+        let fetched = Metainfo::from_info_bytes(&info()).unwrap();
+        let bytes = fetched.to_torrent_bytes();
+        assert!(bytes.starts_with(b"d4:infod"));
+        let again = Metainfo::from_bytes(&bytes).unwrap();
+        assert_eq!(again.info_hash(), fetched.info_hash());
+        assert!(again.trackers().is_empty());
     }
 }

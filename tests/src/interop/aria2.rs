@@ -58,7 +58,9 @@ pub(crate) fn start(s: Start<'_>) -> Running {
         }
     };
     match &s.magnet {
-        Some(uri) => cmd.arg(uri),
+        // aria2 fetches the metadata first (BEP 9), keeps it in memory only, then downloads
+        // the torrent into --dir as it would from the .torrent.
+        Some(uri) => cmd.arg("--bt-save-metadata=false").arg(uri),
         None => cmd.arg(&s.payload.torrent_path),
     };
     let proc = Proc::spawn(&s.name, cmd, s.log_dir);

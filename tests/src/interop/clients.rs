@@ -108,15 +108,16 @@ impl Client {
         work: &Path,
         log_dir: &Path,
     ) -> Option<Running> {
-        self.start_from(role, None, payload, data_dir, work, log_dir)
+        self.start_from(role, payload, None, data_dir, work, log_dir)
     }
 
-    /// [`Client::start`] downloading from the magnet link `magnet` instead of the payload's
-    /// .torrent, so the metadata comes from peers. Only aria2's driver takes a magnet link.
-    pub fn start_magnet_download(
+    /// Starts the client downloading `payload` from the magnet link `magnet` (it fetches
+    /// the metadata from its peers) instead of from the .torrent, as [`Client::start`] does
+    /// otherwise. Only aria2's driver takes a magnet link so far; the others panic.
+    pub fn start_magnet(
         self,
-        magnet: &str,
         payload: &Payload,
+        magnet: &str,
         data_dir: &Path,
         work: &Path,
         log_dir: &Path,
@@ -124,17 +125,17 @@ impl Client {
         assert_eq!(
             self,
             Client::Aria2,
-            "only aria2 is driven with magnet links"
+            "only aria2 is driven from a magnet link"
         );
-        let magnet = Some(magnet.to_string());
-        self.start_from(Role::Download, magnet, payload, data_dir, work, log_dir)
+        let role = Role::Download;
+        self.start_from(role, payload, Some(magnet), data_dir, work, log_dir)
     }
 
     fn start_from(
         self,
         role: Role,
-        magnet: Option<String>,
         payload: &Payload,
+        magnet: Option<&str>,
         data_dir: &Path,
         work: &Path,
         log_dir: &Path,
@@ -154,7 +155,7 @@ impl Client {
             ip: self.ip(),
             listen,
             name: format!("{}-{}", self.name(), role.name()),
-            magnet,
+            magnet: magnet.map(str::to_string),
         };
         Some(match self {
             Client::Transmission => transmission::start(start),

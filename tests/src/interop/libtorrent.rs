@@ -27,6 +27,7 @@ pub struct LtArgs {
     connect: Vec<SocketAddr>,
     magnet: Option<String>,
     pex: bool,
+    metadata: bool,
 }
 
 impl LtArgs {
@@ -38,6 +39,7 @@ impl LtArgs {
             connect: Vec::new(),
             magnet: None,
             pex: false,
+            metadata: false,
         }
     }
 
@@ -49,16 +51,25 @@ impl LtArgs {
         }
     }
 
-    /// Prints the fast-extension messages of the peer log (`PEERLOG` lines).
-    pub fn peer_log(mut self) -> LtArgs {
-        self.peer_log = true;
+    /// A leecher of the magnet link `uri` instead of the payload's .torrent: it fetches the
+    /// metadata from its peers first (BEP 9), and prints `METADATA <name>` when it has it.
+    pub fn leech_magnet(uri: String) -> LtArgs {
+        LtArgs {
+            magnet: Some(uri),
+            ..LtArgs::leech()
+        }
+    }
+
+    /// Serves the torrent's metadata to peers that fetch it (libtorrent's `ut_metadata`
+    /// plugin, which the script loads only when asked).
+    pub fn serve_metadata(mut self) -> LtArgs {
+        self.metadata = true;
         self
     }
 
-    /// Adds the torrent by this magnet link instead of the payload's .torrent: the metadata
-    /// comes from peers (libtorrent's `ut_metadata` plugin is loaded).
-    pub fn magnet(mut self, uri: impl Into<String>) -> LtArgs {
-        self.magnet = Some(uri.into());
+    /// Prints the fast-extension messages of the peer log (`PEERLOG` lines).
+    pub fn peer_log(mut self) -> LtArgs {
+        self.peer_log = true;
         self
     }
 
@@ -123,6 +134,9 @@ impl Lt {
             .args(["--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
         if args.peer_log {
             cmd.arg("--peer-log");
+        }
+        if args.metadata {
+            cmd.arg("--metadata");
         }
         for c in &args.connect {
             cmd.arg("--connect").arg(c.to_string());

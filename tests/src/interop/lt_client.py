@@ -10,7 +10,7 @@ One torrent, one role. Prints one line per fact on stdout, which the Rust side r
   PEERLOG <in|out> <TYPE> <message>  (--peer-log) fast-extension messages on the wire
   HASHFAIL <piece>                 a downloaded piece failed its hash check
   BANNED <ip:port>
-  METADATA <seconds>               (--magnet) the metadata arrived, seconds since added
+  METADATA <name>                  the metadata of a magnet link arrived
   DONE <seconds>                   every piece verified, seconds since the torrent was added
   ERROR <message>
 Exit codes: 0 done (or stopped by SIGTERM), 2 bad arguments, 3 torrent error,
@@ -88,7 +88,10 @@ def main():
     p = argparse.ArgumentParser()
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--torrent")
-    source.add_argument("--magnet", help="a magnet link: the metadata comes from peers")
+    source.add_argument("--magnet", help="a magnet link to fetch the metadata of, then download")
+    p.add_argument(
+        "--metadata", action="store_true", help="load the ut_metadata plugin (BEP 9)"
+    )
     p.add_argument("--pex", action="store_true", help="load ut_pex and exchange peers")
     p.add_argument("--save", required=True)
     p.add_argument("--role", choices=["seed", "leech"], required=True)
@@ -106,7 +109,8 @@ def main():
 
     # flags=0: no default plugins, so no ut_pex (nor ut_metadata, smart_ban) unless asked.
     ses = lt.session(settings(args), 0)
-    if args.magnet:
+    if args.metadata or args.magnet:
+        # Serves the metadata to peers that fetch it, and fetches it for a magnet link.
         ses.add_extension("ut_metadata")
     if args.pex:
         ses.add_extension("ut_pex")
@@ -152,7 +156,7 @@ def main():
             elif isinstance(a, (lt.tracker_error_alert, lt.tracker_warning_alert)):
                 out("TRACKER_ERROR %s %s" % (a.tracker_url(), a.message()))
             elif isinstance(a, lt.metadata_received_alert):
-                out("METADATA %.3f" % (time.monotonic() - started))
+                out("METADATA %s" % a.handle.status().name)
             elif isinstance(a, lt.hash_failed_alert):
                 out("HASHFAIL %d" % a.piece_index)
             elif isinstance(a, lt.peer_ban_alert):

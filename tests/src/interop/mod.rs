@@ -10,6 +10,7 @@
 pub mod aria2;
 pub mod clients;
 pub mod libtorrent;
+pub mod magnet;
 pub mod qbittorrent;
 pub mod rtorrent;
 pub mod transmission;

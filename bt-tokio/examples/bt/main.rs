@@ -8,8 +8,9 @@
 //! bt                                   # the loopback demo
 //! bt info FILE.torrent [--json]
 //! bt create PATH -o OUT.torrent [-t URL]... [--piece-length N] [--private] [--comment C]
-//! bt download FILE.torrent [-o DIR] [--port N] [--no-lsd] [--peer HOST:PORT]... [--seed] [--json]
-//! bt seed FILE.torrent DIR [--port N] [--no-lsd]
+//! bt download FILE.torrent|MAGNET [-o DIR] [--port N] [--no-lsd] [--no-pex]
+//!             [--peer HOST:PORT]... [--seed] [--json]
+//! bt seed FILE.torrent DIR [--port N] [--no-lsd] [--no-pex]
 //! bt check FILE.torrent DIR [--json]
 //! ```
 //!
@@ -29,6 +30,8 @@ use bt_tokio::proto::metainfo::Metainfo;
 use bt_tokio::proto::rng::Rng;
 use bt_tokio::{Event, Session, Torrent, TorrentOptions, TorrentState};
 use clap::{Parser, Subcommand};
+
+mod magnet;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_stream::StreamExt;
 
@@ -81,7 +84,8 @@ enum Cmd {
     },
     /// Download a torrent (rerun to resume).
     Download {
-        /// The .torrent file.
+        /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`): its metadata is
+        /// fetched from peers first, and kept in DIR/.bt for the next run.
         file: PathBuf,
         /// Directory to download into (default: the current one).
         #[arg(short = 'o', long = "out")]
@@ -140,12 +144,19 @@ struct Net {
     /// nor dial the peers announced there.
     #[arg(long)]
     no_lsd: bool,
+    /// No peer exchange (BEP 11): peers are told of no others, and what they tell is
+    /// ignored.
+    #[arg(long)]
+    no_pex: bool,
 }
 
 impl Net {
     /// A session listening and discovering as asked.
     async fn start(self) -> Result<Session> {
-        let builder = Session::builder().port(self.port).lsd(!self.no_lsd);
+        let builder = Session::builder()
+            .port(self.port)
+            .lsd(!self.no_lsd)
+            .pex(!self.no_pex);
         Ok(builder.start().await?)
     }
 }
@@ -186,7 +197,17 @@ async fn main() -> ExitCode {
             peers,
             seed,
             json,
-        } => download(&file, dir, net, peers, seed, json, quiet).await,
+        } => {
+            let how = Download {
+                dir,
+                net,
+                peers,
+                keep_seeding: seed,
+                json,
+                quiet,
+            };
+            download(&file, how).await
+        }
         Cmd::Seed { file, dir, net } => seed(&file, &dir, net, quiet).await,
         Cmd::Check { file, dir, json } => check(&file, &dir, json).await,
         Cmd::Demo { size_mib, leechers } => demo(size_mib, leechers, quiet).await,
@@ -205,14 +226,12 @@ fn as_magnet(arg: &Path) -> Option<&str> {
     arg.to_str().filter(|s| s.starts_with("magnet:"))
 }
 
-/// A .torrent path, not a magnet link: those are read by `bt info` only, for now.
+/// A .torrent path, not a magnet link: seeding and checking need the file list a link lacks.
 fn torrent_path(file: &Path) -> Result<&Path> {
     if as_magnet(file).is_some() {
-        return Err(
-            "magnet links cannot be downloaded or seeded yet: fetching the metadata \
-            from peers is still to come (`bt info` reads the link)"
-                .into(),
-        );
+        return Err("seed and check take a .torrent file, not a magnet link: \
+            `bt download` fetches a link's metadata and keeps it as DIR/.bt/<info-hash>.torrent"
+            .into());
     }
     Ok(file)
 }
@@ -395,23 +414,52 @@ async fn add_peers(t: &Torrent, peers: &[String]) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn download(
-    file: &Path,
+/// How `bt download` runs.
+struct Download {
     dir: Option<PathBuf>,
     net: Net,
     peers: Vec<String>,
     keep_seeding: bool,
     json: bool,
     quiet: bool,
-) -> Result<ExitCode> {
+}
+
+async fn download(file: &Path, how: Download) -> Result<ExitCode> {
+    let Download {
+        dir,
+        net,
+        peers,
+        keep_seeding,
+        json,
+        quiet,
+    } = how;
     let start = Instant::now();
     let session = net.start().await?;
     let tally = tally(&session, quiet);
-    let opts =
-        TorrentOptions::from_path(torrent_path(file)?).base_dir(dir.unwrap_or_else(|| ".".into()));
-    let t = session.add_torrent(opts).await?;
-    let first = t.stats().await?;
+    let base = dir.unwrap_or_else(|| ".".into());
+    let mut interrupt = Interrupt::new()?;
+    let (t, first) = match as_magnet(file) {
+        Some(uri) => {
+            match magnet::fetch(&session, uri, base, &peers, quiet, &mut interrupt).await? {
+                Some(fetched) => fetched,
+                None => {
+                    if !quiet {
+                        eprintln!("interrupted before the metadata arrived");
+                    }
+                    session.shutdown().await;
+                    return Ok(ExitCode::from(130));
+                }
+            }
+        }
+        None => {
+            let t = session
+                .add_torrent(TorrentOptions::from_path(file).base_dir(base))
+                .await?;
+            let first = t.stats().await?;
+            add_peers(&t, &peers).await?;
+            (t, first)
+        }
+    };
     if !quiet {
         eprintln!(
             "{}: {} bytes, listening on port {}",
@@ -420,8 +468,6 @@ async fn download(
             session.port()
         );
     }
-    let mut interrupt = Interrupt::new()?;
-    add_peers(&t, &peers).await?;
     let multi = MultiProgress::new();
     let pb = bar(&multi, &t, "download", quiet || json);
     let done = tokio::select! {
