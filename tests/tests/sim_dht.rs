@@ -4,11 +4,13 @@
 // Test code: helpers that fail should fail the test on their line.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bt_proto::Bitfield;
 use bt_proto::engine::{AddTorrent, Config};
 use bt_proto::magnet::Magnet;
+use bt_proto::metainfo::Metainfo;
 use bt_proto::sim::net::LinkConfig;
 use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_private_torrent, make_torrent};
 
@@ -39,6 +41,19 @@ fn dht_nodes(swarm: &mut Swarm, n: usize) -> Vec<NodeId> {
     nodes
 }
 
+/// A session with DHT bootstrapped from `router`, seeding `meta`.
+fn dht_seed(swarm: &mut Swarm, router: SocketAddr, meta: &Metainfo, content: &[u8]) -> NodeId {
+    let seed = node(swarm);
+    swarm.with_session(seed, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    swarm.put_content(seed, meta, content);
+    let opts = AddTorrent {
+        have: Some(Bitfield::full(meta.piece_count())),
+        ..Default::default()
+    };
+    swarm.add_torrent(seed, meta, opts);
+    seed
+}
+
 #[test]
 fn a_magnet_with_only_the_info_hash_completes_through_the_dht() {
     let (meta, content) = make_torrent(&[("d.bin", 200 * KIB)], 16 * 1024, 4).unwrap();
@@ -48,14 +63,7 @@ fn a_magnet_with_only_the_info_hash_completes_through_the_dht() {
     swarm.tracker_mut().set_max_peers_per_reply(Some(0));
     let others = dht_nodes(&mut swarm, 12);
     let router = swarm.addr(*others.first().unwrap());
-    let seed = node(&mut swarm);
-    swarm.with_session(seed, |s, now| s.dht_bootstrap(now, &[router], &[]));
-    swarm.put_content(seed, &meta, &content);
-    let opts = AddTorrent {
-        have: Some(Bitfield::full(meta.piece_count())),
-        ..Default::default()
-    };
-    swarm.add_torrent(seed, &meta, opts);
+    dht_seed(&mut swarm, router, &meta, &content);
     swarm.run_for(Duration::from_secs(20));
     let leecher = node(&mut swarm);
     swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
@@ -82,14 +90,7 @@ fn a_private_torrent_never_touches_the_dht() {
     swarm.tracker_mut().set_max_peers_per_reply(Some(0));
     let others = dht_nodes(&mut swarm, 6);
     let router = swarm.addr(*others.first().unwrap());
-    let seed = node(&mut swarm);
-    swarm.with_session(seed, |s, now| s.dht_bootstrap(now, &[router], &[]));
-    swarm.put_content(seed, &meta, &content);
-    let opts = AddTorrent {
-        have: Some(Bitfield::full(meta.piece_count())),
-        ..Default::default()
-    };
-    swarm.add_torrent(seed, &meta, opts);
+    let seed = dht_seed(&mut swarm, router, &meta, &content);
     let leecher = node(&mut swarm);
     swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
     let t = swarm.add_torrent(leecher, &meta, AddTorrent::default());
