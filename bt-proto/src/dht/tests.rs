@@ -183,7 +183,7 @@ fn lookups_in_a_network_of_500_reach_the_closest_nodes() {
     net.bootstrap();
     let mut rng = Rng::seed_from_u64(9);
     let mut queries = Vec::new();
-    for k in 0..10 {
+    for k in 0..20 {
         let asker = 1 + rng.index(499);
         let target = NodeId::random(&mut rng);
         let (found, q) = net.lookup(asker, target);
@@ -196,6 +196,12 @@ fn lookups_in_a_network_of_500_reach_the_closest_nodes() {
         queries.push(q);
     }
     queries.sort();
+    // The figure, for the notes: queries per lookup, median and 95th percentile.
+    let p95 = queries[(queries.len() * 95 / 100).min(queries.len() - 1)];
+    eprintln!(
+        "DHT lookups among 500 nodes: queries per lookup median {}, p95 {p95}",
+        queries[queries.len() / 2]
+    );
     assert!(queries[queries.len() - 1] < 200, "{queries:?}");
 }
 
