@@ -35,6 +35,9 @@ enum State {
 struct Candidate {
     node: NodeInfo,
     state: State,
+    /// Answers between the seeds and this node: 0 for a seed, one more than the node that
+    /// named it.
+    hop: u32,
 }
 
 /// A lookup of the nodes closest to `target`.
@@ -56,7 +59,7 @@ impl Lookup {
             queries: 0,
         };
         for n in seeds {
-            l.add(n);
+            l.add_at(n, 0);
         }
         l
     }
@@ -71,8 +74,13 @@ impl Lookup {
         self.queries
     }
 
-    /// Adds a node learned from an answer, if it is among the closest kept.
+    /// Adds a starting node (a router's answer, a saved table), if it is among the
+    /// closest kept.
     pub fn add(&mut self, node: NodeInfo) {
+        self.add_at(node, 0);
+    }
+
+    fn add_at(&mut self, node: NodeInfo, hop: u32) {
         let d = node.id.distance(&self.target);
         if self.candidates.contains_key(&d) {
             return;
@@ -91,6 +99,7 @@ impl Lookup {
             Candidate {
                 node,
                 state: State::Fresh,
+                hop,
             },
         );
     }
@@ -126,12 +135,26 @@ impl Lookup {
 
     /// `from` answered, naming `nodes` and giving `token`.
     pub fn answered(&mut self, from: &NodeInfo, nodes: &[NodeInfo], token: Option<Vec<u8>>) {
+        let mut hop = 1;
         if let Some(c) = self.find(from) {
             c.state = State::Answered(token);
+            hop = c.hop + 1;
         }
         for n in nodes {
-            self.add(*n);
+            self.add_at(*n, hop);
         }
+    }
+
+    /// The most answers between a seed and one of the closest that answered: how many
+    /// steps the lookup took towards its target.
+    pub fn hops(&self) -> u32 {
+        self.candidates
+            .values()
+            .filter(|c| matches!(c.state, State::Answered(_)))
+            .take(K)
+            .map(|c| c.hop)
+            .max()
+            .unwrap_or(0)
     }
 
     /// `node` did not answer (in time), or answered nonsense.

@@ -72,6 +72,8 @@ pub enum DhtEvent {
         target: NodeId,
         /// Queries it sent.
         queries: u32,
+        /// Steps it took towards the target (see [`Lookup::hops`]).
+        hops: u32,
         /// The closest nodes that answered, closest first (at most [`K`]).
         closest: Vec<NodeInfo>,
     },
@@ -340,10 +342,19 @@ impl Node {
                 self.send_query(now, node.addr, Some(node.id), q, Purpose::Announce);
             }
         }
+        // Our own id looked up (a bootstrap): the far buckets are still thin, as every answer
+        // came from near us. A lookup in each fills them, or lookups from the far side of the
+        // id space end among the few nodes we know there.
+        if r.info_hash.is_none() && r.lookup.target() == self.id {
+            for target in self.table.join_targets(now, &mut self.rng) {
+                self.find_node(now, target);
+            }
+        }
         self.events.push_back(DhtEvent::LookupDone {
             lookup: id,
             target: r.lookup.target(),
             queries: r.lookup.queries(),
+            hops: r.lookup.hops(),
             closest: closest.into_iter().map(|(n, _)| n).collect(),
         });
     }

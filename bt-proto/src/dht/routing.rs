@@ -339,11 +339,23 @@ impl RoutingTable {
     /// Targets to look up for the buckets unchanged for [`REFRESH_AFTER`]: a random id in
     /// each one's range. Those buckets count as changed now.
     pub fn refresh_targets(&mut self, now: Instant, rng: &mut Rng) -> Vec<NodeId> {
+        self.targets(now, rng, false)
+    }
+
+    /// A target in every bucket's range but the last (which holds our own id): what a node
+    /// that just joined looks up, so that it knows nodes in every part of the id space and
+    /// not only near itself (Kademlia's join). The buckets count as changed now.
+    pub fn join_targets(&mut self, now: Instant, rng: &mut Rng) -> Vec<NodeId> {
+        self.targets(now, rng, true)
+    }
+
+    fn targets(&mut self, now: Instant, rng: &mut Rng, joining: bool) -> Vec<NodeId> {
         let last = self.buckets.len().saturating_sub(1);
         let own = self.own;
         let mut out = Vec::new();
         for (i, b) in self.buckets.iter_mut().enumerate() {
-            if now.saturating_duration_since(b.last_changed) < REFRESH_AFTER {
+            let stale = now.saturating_duration_since(b.last_changed) >= REFRESH_AFTER;
+            if joining && i == last || !joining && !stale {
                 continue;
             }
             b.last_changed = now;

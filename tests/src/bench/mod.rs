@@ -8,6 +8,7 @@
 //! reads too), so every figure is per process. Linux only: it reads `/proc`.
 
 pub mod child;
+pub mod dht;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -599,7 +600,7 @@ pub struct Options {
     pub work: PathBuf,
     /// Where to write the JSON.
     pub json: PathBuf,
-    /// Only the parts named (empty: all): loopback, swarm, hashcheck, idle, first.
+    /// Only the parts named (empty: all): loopback, swarm, hashcheck, idle, first, dht.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -760,6 +761,26 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             all.push(v);
         }
         out["swarm"] = Value::Array(all);
+    }
+    if want("dht") {
+        let v = dht::lookups(1000, 100, 1);
+        let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        row(
+            "DHT 1000 nodes: lookups finding the 8 closest (%)".into(),
+            format!("{:.0}", 100.0 * f("exact_k_closest_fraction")),
+            "",
+        );
+        row(
+            "DHT 1000 nodes: queries per lookup (median/p95)".into(),
+            format!("{}/{}", f("queries_median"), f("queries_p95")),
+            "",
+        );
+        row(
+            "DHT 1000 nodes: hops per lookup (median/p95)".into(),
+            format!("{}/{}", f("hops_median"), f("hops_p95")),
+            "",
+        );
+        out["dht"] = v;
     }
     if want("first") {
         let mut all = Vec::new();
