@@ -230,6 +230,26 @@ fn get_peers_finds_every_announcer() {
     }
 }
 
+/// Two nodes alone: what one announced to the other is found by the other's own lookup,
+/// from its own store (no third node holds it).
+#[test]
+fn a_lookup_finds_the_peers_announced_to_its_own_node() {
+    let mut net = Net::new(2, 5);
+    net.bootstrap();
+    let h = InfoHash([0x24; 20]);
+    net.nodes[1].get_peers(net.now, h, Some(Some(7001)));
+    net.flush(1);
+    net.run_for(Duration::from_secs(10));
+    let l = net.nodes[0].get_peers(net.now, h, None).unwrap();
+    net.flush(0);
+    let want = SocketAddr::new(net.addrs[1].ip(), 7001);
+    let found = net.events.iter().any(|(i, e)| {
+        matches!(e, DhtEvent::Peers { lookup, peers, .. }
+            if *i == 0 && *lookup == l && peers.contains(&want))
+    });
+    assert!(found, "{:?}", net.events);
+}
+
 #[test]
 fn lookups_converge_with_loss_and_nodes_leaving() {
     let mut net = Net::new(300, 3);
