@@ -60,14 +60,15 @@ fn assert_plain(what: &str, text: &str) {
     );
 }
 
-/// Starts `bt ARGS` with its output to pipes. A `download` or `seed` runs with `--no-lsd`:
-/// the tests here share torrents and run side by side, and must meet only the peers they
-/// give each other.
+/// Starts `bt ARGS` with its output to pipes. A `download` or `seed` runs with `--no-lsd`
+/// and `--no-dht`: the tests here share torrents and run side by side, and must meet only
+/// the peers they give each other (and send nothing to the public DHT routers).
 fn spawn_bt(args: &[&str]) -> Child {
-    let no_lsd = matches!(args.first(), Some(&"download" | &"seed"));
+    let alone = matches!(args.first(), Some(&"download" | &"seed"));
     Command::new(BT)
         .args(args)
-        .args(no_lsd.then_some("--no-lsd"))
+        .args(alone.then_some("--no-lsd"))
+        .args(alone.then_some("--no-dht"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
