@@ -29,7 +29,7 @@ fn lsd_builder<R: Runtime>() -> SessionBuilder<R> {
 
 /// A torrent (no tracker) of a file of content unique to this run under `dir`, so that
 /// other tests running beside this one on the host never share its swarm.
-async fn unique_torrent<R: Runtime>(dir: &Path) -> Vec<u8> {
+pub(crate) async fn unique_torrent<R: Runtime>(dir: &Path) -> Vec<u8> {
     let unique = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
