@@ -112,6 +112,11 @@ macro_rules! suite {
             }
 
             #[test]
+            fn a_session_runs_on_without_its_dht_socket() {
+                run_on::<$rt, _>("no dht socket", dht::a_taken_udp_port_is_not_fatal::<$rt>());
+            }
+
+            #[test]
             fn a_session_runs_on_without_its_lsd_socket() {
                 run_on::<$rt, _>("no lsd socket", lsd::unavailable_lsd_is_not_fatal::<$rt>());
             }
