@@ -16,7 +16,7 @@ use bt_proto::dht::saved::SavedTable;
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
 
-use crate::local_discovery::unique_torrent;
+use crate::local_discovery::{download_from_the_seed_given, unique_torrent};
 use crate::swarm::*;
 
 /// How soon the sessions must have found each other and completed once the leecher's node
@@ -184,37 +184,16 @@ pub async fn a_restart_takes_up_the_saved_table<R: Runtime>() {
     session.shutdown().await;
 }
 
-/// A session whose UDP port is taken runs without the DHT (a warning logged): no node, no
-/// DHT socket, and its torrents still move over TCP from the peers given.
+/// A session whose UDP port is taken runs without the DHT (a warning logged): no DHT
+/// socket, and its torrents still move over TCP from the peers given.
 pub async fn a_taken_udp_port_is_not_fatal<R: Runtime>() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let seed_dir = dir.path().join("seed");
-    let torrent = unique_torrent::<R>(&seed_dir).await;
-    let seed = loopback_session::<R>().await;
-    let st = seed
-        .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))
-        .await
-        .unwrap();
-    st.wait_complete().await.unwrap();
-
-    let leecher = dht_builder::<R>(Vec::new())
-        .port(port)
-        .start()
-        .await
-        .unwrap();
-    assert_eq!(leecher.port(), port);
-    assert_eq!(leecher.dht_port(), None);
-    assert_eq!(leecher.dht_status().await.unwrap(), None);
-    let base = dir.path().join("leecher");
-    let lt = leecher
-        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&base))
-        .await
-        .unwrap();
-    lt.add_peer(addr_of(&seed)).await.unwrap();
-    lt.wait_complete().await.unwrap();
-    assert_same_tree(&seed_dir, &base);
-    seed.shutdown().await;
-    leecher.shutdown().await;
+    let leecher = dht_builder::<R>(Vec::new()).port(port);
+    download_from_the_seed_given(leecher, |l| {
+        assert_eq!(l.port(), port);
+        assert_eq!(l.dht_port(), None);
+    })
+    .await;
+    drop(taken);
 }
