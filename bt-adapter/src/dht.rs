@@ -83,7 +83,8 @@ impl DhtOptions {
 
     /// Where the routing table is kept between runs: read at start (a missing, unreadable
     /// or bad file is ignored, with a warning for the last two), written atomically every
-    /// [`DHT_SAVE_INTERVAL`] and at shutdown.
+    /// [`DHT_SAVE_INTERVAL`] and at shutdown (unless the table is empty: a run that met no
+    /// node keeps the last one's).
     pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.state_file = Some(path.into());
         self
@@ -241,9 +242,11 @@ impl<R: Runtime> DhtSocket<R> {
     }
 }
 
-/// Writes `table` to `path` atomically, on the blocking pool; a failure is logged.
+/// Writes `table` to `path` atomically, on the blocking pool; a failure is logged. An empty
+/// table is not written: a run that met no node (offline, say) keeps the last run's table,
+/// whose nodes enter the table only as they answer.
 async fn save_to<R: Runtime>(path: Option<PathBuf>, table: Option<SavedTable>) {
-    let (Some(path), Some(table)) = (path, table) else {
+    let (Some(path), Some(table)) = (path, table.filter(|t| !t.nodes.is_empty())) else {
         return;
     };
     let written = R::unblock(move || {

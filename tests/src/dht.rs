@@ -133,7 +133,8 @@ async fn with_state<R: Runtime>(state: &std::path::Path) -> Session<R> {
 
 /// A session whose state file holds a table restarts with that table's id and asks its
 /// nodes first, bootstrapping from nothing else; a node that answers enters its table, and
-/// the table is saved again at shutdown. A bad state file is ignored.
+/// the table is saved again at shutdown. A bad state file is ignored (and not overwritten by
+/// an empty table).
 pub async fn a_restart_takes_up_the_saved_table<R: Runtime>() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join(".bt").join("dht.dat");
@@ -182,6 +183,8 @@ pub async fn a_restart_takes_up_the_saved_table<R: Runtime>() {
     assert_ne!(status.id, saved.id);
     assert_eq!(status.nodes, 0);
     session.shutdown().await;
+    // An empty table is not saved over the last one.
+    assert_eq!(std::fs::read(&state).unwrap(), b"d2:id3:abce");
 }
 
 /// A session whose UDP port is taken runs without the DHT (a warning logged): no DHT
