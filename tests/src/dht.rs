@@ -11,7 +11,7 @@ use bt_adapter::{
     DhtOptions, DhtStatus, MagnetOptions, Runtime, Session, SessionBuilder, TorrentOptions,
 };
 use bt_proto::dht::NodeId;
-use bt_proto::dht::krpc::{Body, Message, NodeInfo, Response};
+use bt_proto::dht::krpc::{Body, Message, NodeInfo, Query, Response};
 use bt_proto::dht::saved::SavedTable;
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
@@ -199,4 +199,49 @@ pub async fn a_taken_udp_port_is_not_fatal<R: Runtime>() {
     })
     .await;
     drop(taken);
+}
+
+/// Whether the DHT node of a session started from `builder` answers a ping sent to its port
+/// within a second.
+async fn answers_a_ping<R: Runtime>(builder: SessionBuilder<R>) -> bool {
+    let session = builder.start().await.unwrap();
+    let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let ping = Message {
+        transaction: b"pi".to_vec(),
+        body: Body::Query(Query::Ping {
+            id: NodeId([0x77; 20]),
+        }),
+        read_only: false,
+        your_ip: None,
+        version: None,
+    };
+    raw.send_to(&ping.encode(), ("127.0.0.1", session.port()))
+        .unwrap();
+    // The node may ping us too (to put us in its table) before or after its answer.
+    let answered = R::unblock(move || {
+        let mut buf = vec![0; 2048];
+        while let Ok((n, _)) = raw.recv_from(&mut buf) {
+            let answer = Message::decode(buf.get(..n).unwrap_or_default());
+            if answer.is_ok_and(|m| matches!(m.body, Body::Response(_)) && m.transaction == b"pi") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    session.shutdown().await;
+    answered
+}
+
+/// A read-only node (BEP 43) asks but answers nobody; a node that is not answers.
+pub async fn a_read_only_node_answers_nothing<R: Runtime>() {
+    let read_only = dht_builder::<R>(Vec::new()).dht(
+        DhtOptions::default()
+            .bootstrap(Vec::<String>::new())
+            .read_only(true),
+    );
+    assert!(!answers_a_ping(read_only).await);
+    assert!(answers_a_ping(dht_builder::<R>(Vec::new())).await);
 }

@@ -112,6 +112,14 @@ macro_rules! suite {
             }
 
             #[test]
+            fn a_read_only_dht_node_answers_nothing() {
+                run_on::<$rt, _>(
+                    "dht read-only",
+                    dht::a_read_only_node_answers_nothing::<$rt>(),
+                );
+            }
+
+            #[test]
             fn a_session_runs_on_without_its_dht_socket() {
                 run_on::<$rt, _>("no dht socket", dht::a_taken_udp_port_is_not_fatal::<$rt>());
             }
