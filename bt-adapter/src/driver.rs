@@ -18,6 +18,7 @@ use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::AnnounceEvent;
 
+use crate::dht::DhtSocket;
 use crate::disk::Storage;
 use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
@@ -116,6 +117,7 @@ pub(crate) struct Driver<R: Runtime> {
     rng: Rng,
     http: Arc<HttpClient>,
     lsd: LsdSockets<R>,
+    dht: DhtSocket<R>,
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
@@ -150,6 +152,7 @@ impl<R: Runtime> Driver<R> {
             rng: Rng::seed_from_u64(rng_seed),
             http,
             lsd: LsdSockets::default(),
+            dht: DhtSocket::default(),
         }
     }
 
@@ -159,12 +162,20 @@ impl<R: Runtime> Driver<R> {
         self
     }
 
+    /// Carries out the engine's DHT on this socket.
+    pub(crate) fn with_dht(mut self, dht: DhtSocket<R>) -> Self {
+        self.dht = dht;
+        self
+    }
+
     /// Runs until shut down (a `Shutdown` command, or every handle dropped).
     pub(crate) async fn run(mut self, commands: Receiver<Command>, inputs: Receiver<Msg<R>>) {
         let mut shutdown_reply = None;
         let mut last_timer: Option<Instant> = None;
         // When the receive-buffer pool is next trimmed; set while it holds buffers.
         let mut buffer_release: Option<Instant> = None;
+        // What the engine was given before the driver ran (the DHT's first bootstrap).
+        self.drain();
         loop {
             let engine_deadline = self
                 .session
@@ -242,6 +253,8 @@ impl<R: Runtime> Driver<R> {
             R::abort(l);
         }
         self.lsd.close();
+        self.dht.close();
+        self.dht.save(self.session.dht_saved()).await;
         let deadline = R::now() + SHUTDOWN_DEADLINE;
         let now = R::now();
         for id in self.session.torrent_ids() {
@@ -306,6 +319,8 @@ impl<R: Runtime> Driver<R> {
                     net::spawn_conn::<R>(conn, addr, Origin::Accepted(stream), self.inputs.clone());
                 self.conns.insert(conn, h);
             }
+            Msg::DhtBootstrap(routers) => self.session.dht_bootstrap(now, &routers, &[]),
+            Msg::DhtSave => self.dht.save_later(self.session.dht_saved()),
         }
     }
 
@@ -630,10 +645,10 @@ impl<R: Runtime> Driver<R> {
 
     /// A datagram to send: local service discovery's, or the DHT's.
     fn datagram(&mut self, o: Output) {
-        // No UDP socket for the DHT yet (`Output::SendDatagram`): `Config::dht` is off
-        // unless a user turns it on.
-        if let Output::SendMulticast { group, data } = o {
-            self.lsd.send(group, data);
+        match o {
+            Output::SendMulticast { group, data } => self.lsd.send(group, data),
+            Output::SendDatagram { to, data } => self.dht.send(to, data),
+            _ => {}
         }
     }
 

@@ -20,6 +20,7 @@
 
 mod beneath;
 pub mod create;
+pub mod dht;
 pub mod disk;
 mod disk_queue;
 mod driver;
@@ -53,6 +54,7 @@ pub use bt_proto::resume::ResumeData;
 pub use bt_proto::storage::{LayoutError, StorageOp};
 pub use bt_proto::tracker::AnnounceError;
 pub use bt_proto::{Bitfield, InfoHash, IoFailure, PeerId, PieceIndex};
+pub use dht::{DhtOptions, DhtStatus};
 pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
 pub use events::{EVENT_QUEUE, Events};
 pub use lsd::LsdInterface;
@@ -146,11 +148,12 @@ macro_rules! adapter_api {
         pub use $crate::proto;
         pub use $crate::{
             AnnounceError, Bitfield, CheckScope, CloseReason, Config, DEFAULT_RESUME_SAVE_INTERVAL,
-            EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash,
-            IoFailure, LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN,
-            MAX_RESUME_FILE, MagnetOptions, PeerId, PeerInfo, PieceIndex, ProtocolViolation,
-            ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId, TorrentOptions,
-            TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net, tracker,
+            DhtOptions, DhtStatus, EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport,
+            INPUT_QUEUE, InfoHash, IoFailure, LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE,
+            MAX_READ_RUN, MAX_RESUME_FILE, MagnetOptions, PeerId, PeerInfo, PieceIndex,
+            ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId,
+            TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net,
+            tracker,
         };
 
         /// A BitTorrent session: one listening port serving any number of torrents.

@@ -79,7 +79,13 @@ impl<R: Runtime> LsdSockets<R> {
             match socket {
                 Ok(socket) => {
                     let socket = Arc::new(socket);
-                    let task = R::spawn(receive_loop::<R>(socket.clone(), inputs.clone()));
+                    let task = R::spawn(receive_loop::<R>(
+                        socket.clone(),
+                        inputs.clone(),
+                        RECV_BUFFER,
+                        "local service discovery",
+                        |from, data| Input::MulticastReceived { from, data },
+                    ));
                     out.sockets.push((group, socket));
                     out.tasks.push(task);
                 }
@@ -119,20 +125,28 @@ impl<R: Runtime> LsdSockets<R> {
     }
 }
 
-/// Feeds every datagram of `socket` to the driver until the driver is gone.
-async fn receive_loop<R: Runtime>(socket: Arc<R::Udp>, inputs: Sender<Msg<R>>) {
-    let mut buf = vec![0u8; RECV_BUFFER];
+/// Feeds every datagram of `socket` to the driver, as the input `to_input` makes of it,
+/// until the driver is gone; `buffer` bytes are read at most (a longer datagram is cut).
+/// The DHT's socket runs it too; `what` names the socket in the log.
+pub(crate) async fn receive_loop<R: Runtime>(
+    socket: Arc<R::Udp>,
+    inputs: Sender<Msg<R>>,
+    buffer: usize,
+    what: &'static str,
+    to_input: fn(SocketAddr, Bytes) -> Input,
+) {
+    let mut buf = vec![0u8; buffer];
     loop {
         match R::udp_recv_from(&socket, &mut buf).await {
             Ok((n, from)) => {
                 let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                let input = Input::MulticastReceived { from, data };
-                if inputs.send(Msg::Input(input)).await.is_err() {
+                if inputs.send(Msg::Input(to_input(from, data))).await.is_err() {
                     return;
                 }
             }
             Err(e) => {
-                tracing::debug!("local service discovery receive: {e}");
+                // Linux also reports here an ICMP "port unreachable" of an earlier send.
+                tracing::debug!("{what} receive: {e}");
                 R::sleep_until(R::now() + RECV_ERROR_PAUSE).await;
             }
         }

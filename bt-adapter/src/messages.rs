@@ -56,6 +56,10 @@ pub(crate) enum Msg<R: Runtime> {
     StopSent,
     /// The listener accepted a connection.
     Accepted(R::Stream, SocketAddr),
+    /// Bootstrap the DHT node from these routers (a name resolved).
+    DhtBootstrap(Vec<SocketAddr>),
+    /// Time to save the DHT's routing table.
+    DhtSave,
 }
 
 /// Everything the driver needs to add a torrent.

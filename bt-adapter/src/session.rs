@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::dht::{self, DhtOptions, DhtSocket, DhtStatus};
 use crate::disk::Storage;
 use crate::driver::Driver;
 use crate::events::{Events, Fanout};
@@ -76,6 +77,7 @@ pub struct SessionBuilder<R: Runtime> {
     tune: Vec<ConfigFn>,
     resume_interval: Option<Duration>,
     lsd_interface: LsdInterface,
+    dht: DhtOptions,
     #[cfg(feature = "https")]
     tracker_roots: Vec<Vec<u8>>,
     runtime: PhantomData<fn() -> R>,
@@ -90,6 +92,7 @@ impl<R: Runtime> std::fmt::Debug for SessionBuilder<R> {
             .field("seed", &self.seed)
             .field("resume_interval", &self.resume_interval)
             .field("lsd_interface", &self.lsd_interface)
+            .field("dht", &self.dht)
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +144,18 @@ impl<R: Runtime> SessionBuilder<R> {
         self
     }
 
+    /// The DHT (BEP 5): on by default ([`DhtOptions::default`]: the public mainline routers
+    /// to bootstrap from, no state file), as in every common client, so that a magnet link
+    /// with only an info-hash, or a torrent whose trackers are dead, finds peers. It runs
+    /// on a UDP socket on the listening port's number; if that cannot be opened the session
+    /// runs without it (a warning logged; [`Session::dht_port`] says). Sets [`Config::dht`]
+    /// and [`Config::dht_read_only`] (before [`SessionBuilder::config`] changes, which may
+    /// switch it off).
+    pub fn dht(mut self, opts: DhtOptions) -> Self {
+        self.dht = opts;
+        self
+    }
+
     /// How often each torrent's resume data is saved while pieces are being verified
     /// (default [`DEFAULT_RESUME_SAVE_INTERVAL`]); `None` saves only when a torrent completes or
     /// stops. What a crash loses is at most this long of downloading.
@@ -183,8 +198,20 @@ impl<R: Runtime> SessionBuilder<R> {
         let seed = self.seed.unwrap_or_else(random_u64);
         let mut config = Config::new(peer_id, port, seed);
         config.resume_save_interval = self.resume_interval;
+        config.dht = self.dht.is_enabled();
+        config.dht_read_only = self.dht.is_read_only();
         for f in self.tune {
             f(&mut config);
+        }
+        let saved = match self.dht.state().filter(|_| config.dht) {
+            Some(path) => {
+                let path = path.to_path_buf();
+                R::unblock(move || dht::load_state(&path)).await.flatten()
+            }
+            None => None,
+        };
+        if let Some(saved) = &saved {
+            config.dht_id = config.dht_id.or(Some(saved.id));
         }
         let http = Arc::new(HttpClient {
             user_agent: config.client_name.replace(' ', "/"),
@@ -200,19 +227,40 @@ impl<R: Runtime> SessionBuilder<R> {
             LsdSockets::default()
         };
         let lsd_groups = lsd.groups();
+        let dht_socket = if config.dht {
+            let state = self.dht.state().map(|p| p.to_path_buf());
+            DhtSocket::open(self.ip, port, state, &in_tx)
+        } else {
+            DhtSocket::default()
+        };
+        let dht_port = dht_socket.is_open().then_some(port);
+        // Without its socket the node would tell peers (PORT) of a port nobody answers on.
+        config.dht = dht_port.is_some();
+        if config.dht {
+            dht::bootstrap::<R>(self.dht.routers(), &in_tx);
+        }
         let accepts = listeners
             .into_iter()
             .map(|l| R::spawn(crate::net::accept_loop::<R>(l, in_tx.clone())))
             .collect();
+        let dht_on = config.dht;
+        let mut engine = engine::Session::new(config);
+        if dht_on {
+            // The node starts now, from its saved nodes: the routers follow as their names
+            // resolve.
+            let saved = saved.map(|t| t.nodes).unwrap_or_default();
+            engine.dht_bootstrap(R::now(), &[], &saved);
+        }
         let driver = Driver::new(
-            engine::Session::new(config),
+            engine,
             in_tx,
             events.clone(),
             accepts,
             seed ^ 0x9e37_79b9_7f4a_7c15,
             http,
         )
-        .with_lsd(lsd);
+        .with_lsd(lsd)
+        .with_dht(dht_socket);
         let task = R::spawn(driver.run(cmd_rx, in_rx));
         Ok(Session {
             shared: Arc::new(Shared {
@@ -223,6 +271,7 @@ impl<R: Runtime> SessionBuilder<R> {
             events,
             driver: Some(task),
             lsd_groups,
+            dht_port,
         })
     }
 }
@@ -237,6 +286,8 @@ pub struct Session<R: Runtime> {
     driver: Option<R::Task>,
     /// The local service discovery groups joined.
     lsd_groups: Vec<LsdGroup>,
+    /// The DHT's UDP port, if its socket opened.
+    dht_port: Option<u16>,
 }
 
 impl<R: Runtime> std::fmt::Debug for Session<R> {
@@ -259,6 +310,7 @@ impl<R: Runtime> Session<R> {
             tune: Vec::new(),
             resume_interval: Some(DEFAULT_RESUME_SAVE_INTERVAL),
             lsd_interface: LsdInterface::Default,
+            dht: DhtOptions::default(),
             #[cfg(feature = "https")]
             tracker_roots: Vec::new(),
             runtime: PhantomData,
@@ -279,6 +331,23 @@ impl<R: Runtime> Session<R> {
     /// sockets could not be opened (then the session finds peers by other means only).
     pub fn local_discovery(&self) -> &[LsdGroup] {
         &self.lsd_groups
+    }
+
+    /// The UDP port of the DHT: the listening port's number, or `None` when the DHT is off
+    /// or its socket could not be opened.
+    pub fn dht_port(&self) -> Option<u16> {
+        self.dht_port
+    }
+
+    /// Where the DHT node is: its id, the size of its routing table and what it dropped;
+    /// `None` when the DHT is off or the node has not started yet (it starts with its
+    /// bootstrap, at once).
+    pub async fn dht_status(&self) -> Result<Option<DhtStatus>, Error> {
+        let (tx, rx) = reply();
+        let job = Box::new(move |s: &mut engine::Session, _| {
+            let _ = tx.try_send(Ok(s.dht_node().map(DhtStatus::of)));
+        });
+        self.command(Command::Run(job), rx).await
     }
 
     /// Every event of every torrent of the session.

@@ -175,6 +175,7 @@ pub async fn connection_flood<R: TestRuntime>() {
     // The default limits: the leecher is the one peer on 127.0.0.1.
     let session = Session::<R>::builder()
         .listen_ip([127, 0, 0, 1].into())
+        .dht(bt_adapter::DhtOptions::off())
         .start()
         .await
         .unwrap();

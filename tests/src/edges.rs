@@ -270,7 +270,11 @@ pub async fn ipv6_loopback_transfer<R: Runtime>() {
     let content = seed_dir.join("payload");
     write_payload(&content, &standard_files(3_000));
     let torrent = torrent_of::<R>(&content, 16 * 1024, Vec::new()).await;
-    let v6 = || Session::<R>::builder().listen_ip(Ipv6Addr::LOCALHOST.into());
+    let v6 = || {
+        Session::<R>::builder()
+            .listen_ip(Ipv6Addr::LOCALHOST.into())
+            .dht(bt_adapter::DhtOptions::off())
+    };
     let seed = v6().start().await.unwrap();
     let st = seed
         .add_torrent(TorrentOptions::from_bytes(torrent.clone()).base_dir(&seed_dir))

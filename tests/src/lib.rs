@@ -24,11 +24,14 @@ pub fn fixtures_dir() -> PathBuf {
 ///
 /// Local service discovery is switched off too: tests running side by side on one host share
 /// torrents (the same fixtures and payloads), and must meet only the peers they give each
-/// other. The LSD tests switch it on again.
+/// other. The LSD tests switch it on again. So is the DHT, for the same reason and so that no
+/// test sends datagrams to the public routers; the DHT tests switch it on again with their
+/// own bootstrap node.
 pub fn loopback_limits(c: &mut bt_proto::engine::Config) {
     c.max_connections_per_host = LOOPBACK_PEERS_PER_HOST;
     c.max_incoming_handshakes_per_host = LOOPBACK_PEERS_PER_HOST;
     c.lsd = false;
+    c.dht = false;
 }
 
 /// Connections per torrent and pending handshakes allowed from one loopback address:
@@ -41,6 +44,7 @@ pub mod child;
 pub mod conformance;
 #[cfg(unix)]
 pub mod crash_loop;
+pub mod dht;
 pub mod edges;
 pub mod hostile_disk;
 pub mod interop;

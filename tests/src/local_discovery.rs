@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use bt_adapter::{LsdInterface, Runtime, SessionBuilder, TorrentOptions};
+use bt_adapter::{LsdInterface, Runtime, Session, SessionBuilder, TorrentOptions};
 use bt_proto::lsd::LsdGroup;
 
 use crate::swarm::*;
@@ -29,7 +29,7 @@ fn lsd_builder<R: Runtime>() -> SessionBuilder<R> {
 
 /// A torrent (no tracker) of a file of content unique to this run under `dir`, so that
 /// other tests running beside this one on the host never share its swarm.
-async fn unique_torrent<R: Runtime>(dir: &Path) -> Vec<u8> {
+pub(crate) async fn unique_torrent<R: Runtime>(dir: &Path) -> Vec<u8> {
     let unique = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -96,6 +96,21 @@ pub async fn two_sessions_find_each_other<S: Runtime, L: Runtime>() {
 /// LSD asked for on an interface the host does not have: its socket cannot join the group,
 /// and the session runs without it (a warning logged), downloading from the peer it is given.
 pub async fn unavailable_lsd_is_not_fatal<R: Runtime>() {
+    // TEST-NET-3 (RFC 5737): no host has it.
+    let nowhere = Ipv4Addr::new(203, 0, 113, 77);
+    let leecher = loopback_builder::<R>()
+        .lsd(true)
+        .lsd_interface(LsdInterface::V4(nowhere));
+    download_from_the_seed_given(leecher, |l| assert!(l.local_discovery().is_empty())).await;
+}
+
+/// A seed of a torrent of its own, and a leecher started from `leecher` (looked at first by
+/// `check`) that downloads it from the seed, given as its peer: a session that lost one way
+/// to find peers still uses the others.
+pub(crate) async fn download_from_the_seed_given<R: Runtime>(
+    leecher: SessionBuilder<R>,
+    check: impl FnOnce(&Session<R>),
+) {
     let dir = tempfile::tempdir().unwrap();
     let seed_dir = dir.path().join("seed");
     let torrent = unique_torrent::<R>(&seed_dir).await;
@@ -106,15 +121,8 @@ pub async fn unavailable_lsd_is_not_fatal<R: Runtime>() {
         .unwrap();
     st.wait_complete().await.unwrap();
 
-    // TEST-NET-3 (RFC 5737): no host has it.
-    let nowhere = Ipv4Addr::new(203, 0, 113, 77);
-    let leecher = loopback_builder::<R>()
-        .lsd(true)
-        .lsd_interface(LsdInterface::V4(nowhere))
-        .start()
-        .await
-        .unwrap();
-    assert!(leecher.local_discovery().is_empty());
+    let leecher = leecher.start().await.unwrap();
+    check(&leecher);
     let base = dir.path().join("leecher");
     let lt = leecher
         .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&base))

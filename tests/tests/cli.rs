@@ -60,14 +60,17 @@ fn assert_plain(what: &str, text: &str) {
     );
 }
 
-/// Starts `bt ARGS` with its output to pipes. A `download` or `seed` runs with `--no-lsd`:
-/// the tests here share torrents and run side by side, and must meet only the peers they
-/// give each other.
+/// Starts `bt ARGS` with its output to pipes. A `download` or `seed` runs with `--no-lsd`,
+/// and with `--no-dht` unless it names its DHT bootstrap node: the tests here share torrents
+/// and run side by side, and must meet only the peers they give each other (and send
+/// nothing to the public DHT routers).
 fn spawn_bt(args: &[&str]) -> Child {
-    let no_lsd = matches!(args.first(), Some(&"download" | &"seed"));
+    let alone = matches!(args.first(), Some(&"download" | &"seed"));
+    let own_dht = args.contains(&"--dht-bootstrap");
     Command::new(BT)
         .args(args)
-        .args(no_lsd.then_some("--no-lsd"))
+        .args(alone.then_some("--no-lsd"))
+        .args((alone && !own_dht).then_some("--no-dht"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -395,8 +398,15 @@ impl Seeder {
 
     /// A seeder listening on `port` (0: any free one).
     fn start_on(torrent: &str, dir: &Path, port: u16) -> Seeder {
+        Seeder::start_with(torrent, dir, port, &[])
+    }
+
+    /// A seeder listening on `port`, with more arguments.
+    fn start_with(torrent: &str, dir: &Path, port: u16, more: &[&str]) -> Seeder {
         let port = port.to_string();
-        let mut child = spawn_bt(&["seed", torrent, dir.to_str().unwrap(), "--port", &port]);
+        let mut args = vec!["seed", torrent, dir.to_str().unwrap(), "--port", &port];
+        args.extend_from_slice(more);
+        let mut child = spawn_bt(&args);
         // It says its port once it has checked its data and started; the rest of its
         // output is collected for the end.
         let mut err = BufReader::new(child.stderr.take().unwrap());
@@ -691,4 +701,45 @@ fn download_onto_a_full_disk_names_the_file_and_the_error() {
     let run = bt(&args);
     assert!(run.status.success(), "{}", run.stderr);
     assert_same_tree(&content, &down.join("payload"));
+}
+
+/// `bt seed` and `bt download MAGNET` of a link with only the info-hash, given no tracker
+/// and no peer, each bootstrapping its DHT from the other, meet through the DHT; both keep
+/// their routing table in DIR/.bt/dht.dat. The leecher's port is chosen first so that the
+/// seed can name it; the seed's first search finds nobody, so this takes one retry of a
+/// search ([`bt_proto::engine::DHT_SEARCH_RETRY`], 30 s).
+#[test]
+fn a_magnet_link_completes_through_the_dht() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent, meta) = payload_and_torrent(dir.path(), 2_000);
+    let leecher_port = free_port();
+    let seeder = Seeder::start_with(
+        &torrent,
+        dir.path(),
+        0,
+        &["--dht-bootstrap", &format!("127.0.0.1:{leecher_port}")],
+    );
+    let down = dir.path().join("down");
+    let link = format!("magnet:?xt=urn:btih:{}", meta.info_hash());
+    let run = bt(&[
+        "download",
+        &link,
+        "-o",
+        down.to_str().unwrap(),
+        "--port",
+        &leecher_port.to_string(),
+        "--dht-bootstrap",
+        &format!("127.0.0.1:{}", seeder.port),
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.json()["pieces_verified"], meta.piece_count());
+    assert_same_tree(&content, &down.join("payload"));
+    let seed_run = seeder.interrupt();
+    assert!(seed_run.status.success(), "{}", seed_run.stderr);
+    for base in [down.as_path(), dir.path()] {
+        let saved = std::fs::read(base.join(".bt").join("dht.dat")).unwrap();
+        let table = bt_proto::dht::saved::SavedTable::decode(&saved).unwrap();
+        assert_eq!(table.nodes.len(), 1, "{table:?}");
+    }
 }

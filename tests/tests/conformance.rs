@@ -5,6 +5,7 @@
 use bt_smol::Smol;
 use bt_tests::adversary as adv;
 use bt_tests::conformance as c;
+use bt_tests::dht;
 use bt_tests::hostile_disk as hd;
 use bt_tests::local_discovery as lsd;
 use bt_tests::magnet;
@@ -95,6 +96,35 @@ macro_rules! suite {
             }
 
             #[test]
+            fn a_magnet_link_completes_through_the_dht() {
+                run_on::<$rt, _>(
+                    "dht magnet",
+                    dht::magnet_completes_through_the_dht::<$rt, $rt>(),
+                );
+            }
+
+            #[test]
+            fn a_restart_takes_up_the_saved_dht_table() {
+                run_on::<$rt, _>(
+                    "dht restart",
+                    dht::a_restart_takes_up_the_saved_table::<$rt>(),
+                );
+            }
+
+            #[test]
+            fn a_read_only_dht_node_answers_nothing() {
+                run_on::<$rt, _>(
+                    "dht read-only",
+                    dht::a_read_only_node_answers_nothing::<$rt>(),
+                );
+            }
+
+            #[test]
+            fn a_session_runs_on_without_its_dht_socket() {
+                run_on::<$rt, _>("no dht socket", dht::a_taken_udp_port_is_not_fatal::<$rt>());
+            }
+
+            #[test]
             fn a_session_runs_on_without_its_lsd_socket() {
                 run_on::<$rt, _>("no lsd socket", lsd::unavailable_lsd_is_not_fatal::<$rt>());
             }
@@ -163,5 +193,13 @@ fn tokio_and_smol_sessions_find_each_other_by_local_discovery() {
     run_on::<Smol, _>(
         "local discovery, tokio seed, smol leecher",
         lsd::two_sessions_find_each_other::<Tokio, Smol>(),
+    );
+}
+
+#[test]
+fn tokio_and_smol_sessions_find_each_other_through_the_dht() {
+    run_on::<Smol, _>(
+        "dht magnet, tokio seed, smol leecher",
+        dht::magnet_completes_through_the_dht::<Tokio, Smol>(),
     );
 }

@@ -239,6 +239,18 @@ impl Node {
         announce: Option<Option<u16>>,
     ) -> Option<LookupId> {
         let id = self.start(now, NodeId::from(info_hash), Some(info_hash), announce)?;
+        // Peers announced to us count too: we may be one of the nodes closest to the
+        // info-hash (in a small DHT, always), and no other node holds what was stored here.
+        let peers = self
+            .store
+            .get(now, &info_hash, MAX_VALUES_SENT, |_| true, &mut self.rng);
+        if !peers.is_empty() {
+            self.events.push_back(DhtEvent::Peers {
+                lookup: id,
+                info_hash,
+                peers,
+            });
+        }
         self.drive(now, id);
         Some(id)
     }

@@ -77,6 +77,28 @@ fn get_peers_finds_every_announcer() {
     }
 }
 
+/// Two nodes alone: what one announced to the other is found by the other's own lookup,
+/// from its own store (no third node holds it).
+#[test]
+fn a_lookup_finds_the_peers_announced_to_its_own_node() {
+    let mut net = DhtNetwork::new(2, 5);
+    net.bootstrap_all();
+    let h = InfoHash([0x24; 20]);
+    let now = net.now();
+    net.node_mut(1).unwrap().get_peers(now, h, Some(Some(7001)));
+    net.flush(1);
+    net.run_for(Duration::from_secs(10));
+    let now = net.now();
+    let l = net.node_mut(0).unwrap().get_peers(now, h, None).unwrap();
+    net.flush(0);
+    let want = SocketAddr::new(net.addr(1).unwrap().ip(), 7001);
+    let found = net.events().iter().any(|(i, e)| {
+        matches!(e, DhtEvent::Peers { lookup, peers, .. }
+            if *i == 0 && *lookup == l && peers.contains(&want))
+    });
+    assert!(found, "{:?}", net.events());
+}
+
 /// 10 % of datagrams lost, a fifth of the nodes gone before the lookups and a tenth more
 /// leaving while they run.
 #[test]

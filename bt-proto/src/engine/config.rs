@@ -140,11 +140,16 @@ pub struct Config {
     /// The DHT (BEP 5) for torrents that are not private: the session runs a node on its
     /// UDP port ([`super::Input::Datagram`], [`super::Output::SendDatagram`]), looks up
     /// peers of each torrent when it starts and every [`super::DHT_SEARCH_INTERVAL`], and
-    /// announces itself. Off by default for now: the adapters do not carry datagrams yet.
+    /// announces itself. Off by default in the engine (the simulator and integrators opt
+    /// in); the adapters turn it on by default.
     pub dht: bool,
     /// Runs the DHT node read-only (BEP 43): it asks, never answers, and other nodes keep
     /// it out of their tables.
     pub dht_read_only: bool,
+    /// The DHT node's id: the one of a saved table ([`crate::dht::saved::SavedTable`]), so
+    /// that the nodes that know us find us where they expect after a restart. `None` (the
+    /// default) draws a random one.
+    pub dht_id: Option<crate::dht::NodeId>,
 }
 
 impl Config {
@@ -180,6 +185,7 @@ impl Config {
             lsd: true,
             dht: false,
             dht_read_only: false,
+            dht_id: None,
         }
     }
 }

@@ -46,7 +46,9 @@ impl SessionDht {
     /// then, so a session without a DHT makes the same choices as before it had one.
     pub fn new(config: &Config, rng: &mut Rng) -> Self {
         let unstarted = config.dht.then(|| {
-            let id = NodeId::random(rng);
+            // Drawn even when a saved id is given, so the draws after it stay the same.
+            let drawn = NodeId::random(rng);
+            let id = config.dht_id.unwrap_or(drawn);
             let cfg = NodeConfig {
                 read_only: config.dht_read_only,
             };

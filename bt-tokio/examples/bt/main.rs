@@ -9,8 +9,15 @@
 //! bt info FILE.torrent [--json]
 //! bt create PATH -o OUT.torrent [-t URL]... [--piece-length N] [--private] [--comment C]
 //! bt download FILE.torrent|MAGNET [-o DIR] [--port N] [--no-lsd] [--no-pex]
-//!             [--peer HOST:PORT]... [--seed] [--json]
-//! bt seed FILE.torrent DIR [--port N] [--no-lsd] [--no-pex]
+//!             [--no-dht] [--dht-bootstrap HOST:PORT]... [--peer HOST:PORT]... [--seed] [--json]
+//! bt seed FILE.torrent DIR [--port N] [--no-lsd] [--no-pex] [--no-dht]
+//!             [--dht-bootstrap HOST:PORT]...
+//! ```
+//!
+//! `download` and `seed` run the DHT unless `--no-dht` is given, and keep its routing table
+//! in DIR/.bt/dht.dat between runs.
+//!
+//! ```text
 //! bt check FILE.torrent DIR [--json]
 //! ```
 //!
@@ -28,7 +35,8 @@ use bt_tokio::proto::encoding::printable::{escape, needs_escape};
 use bt_tokio::proto::magnet::Magnet;
 use bt_tokio::proto::metainfo::Metainfo;
 use bt_tokio::proto::rng::Rng;
-use bt_tokio::{Event, Session, Torrent, TorrentOptions, TorrentState};
+use bt_tokio::proto::storage::RESUME_DIR;
+use bt_tokio::{DhtOptions, Event, Session, Torrent, TorrentOptions, TorrentState};
 use clap::{Parser, Subcommand};
 
 mod magnet;
@@ -132,10 +140,14 @@ enum Cmd {
     },
 }
 
+/// The DHT's routing table, in the base directory's resume directory, so the next run
+/// does not start from the routers alone.
+const DHT_STATE_FILE: &str = "dht.dat";
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// How a downloading or seeding session meets peers.
-#[derive(Debug, Clone, Copy, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct Net {
     /// Port to listen on (default: any free one).
     #[arg(long, default_value_t = 0)]
@@ -148,15 +160,35 @@ struct Net {
     /// ignored.
     #[arg(long)]
     no_pex: bool,
+    /// No DHT (BEP 5): no UDP socket, no lookups; a magnet link then needs a tracker or a
+    /// peer.
+    #[arg(long)]
+    no_dht: bool,
+    /// A DHT node to bootstrap from (repeat for more); replaces the public mainline routers.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    dht_bootstrap: Vec<String>,
 }
 
 impl Net {
-    /// A session listening and discovering as asked.
-    async fn start(self) -> Result<Session> {
+    /// A session listening and discovering as asked, its DHT table kept under `base`
+    /// ([`DHT_STATE_FILE`] in the resume directory, beside the metadata of magnet links).
+    async fn start(self, base: &Path) -> Result<Session> {
+        let dht = if self.no_dht {
+            DhtOptions::off()
+        } else {
+            let state = base.join(RESUME_DIR).join(DHT_STATE_FILE);
+            let opts = DhtOptions::default().state_file(state);
+            if self.dht_bootstrap.is_empty() {
+                opts
+            } else {
+                opts.bootstrap(self.dht_bootstrap)
+            }
+        };
         let builder = Session::builder()
             .port(self.port)
             .lsd(!self.no_lsd)
-            .pex(!self.no_pex);
+            .pex(!self.no_pex)
+            .dht(dht);
         Ok(builder.start().await?)
     }
 }
@@ -434,9 +466,9 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
         quiet,
     } = how;
     let start = Instant::now();
-    let session = net.start().await?;
-    let tally = tally(&session, quiet);
     let base = dir.unwrap_or_else(|| ".".into());
+    let session = net.start(&base).await?;
+    let tally = tally(&session, quiet);
     let mut interrupt = Interrupt::new()?;
     let (t, first) = match as_magnet(file) {
         Some(uri) => {
@@ -627,7 +659,7 @@ impl Interrupt {
 }
 
 async fn seed(file: &Path, dir: &Path, net: Net, quiet: bool) -> Result<ExitCode> {
-    let session = net.start().await?;
+    let session = net.start(dir).await?;
     let opts = TorrentOptions::from_path(torrent_path(file)?)
         .base_dir(dir)
         .verify_existing(false)
@@ -654,6 +686,7 @@ async fn check(file: &Path, dir: &Path, json: bool) -> Result<ExitCode> {
     let start = Instant::now();
     let session = Session::builder()
         .listen_ip([127, 0, 0, 1].into())
+        .dht(DhtOptions::off())
         .start()
         .await?;
     let tally = tally(&session, true);
@@ -755,10 +788,13 @@ async fn demo(size_mib: u64, leechers: usize, quiet: bool) -> Result<ExitCode> {
     }
     // Every peer of the demo is 127.0.0.1: lift the engine's one-connection-per-host rule.
     let local = |b: bt_tokio::SessionBuilder| {
-        b.listen_ip([127, 0, 0, 1].into()).config(move |c| {
-            c.max_connections_per_host = leechers + 1;
-            c.max_incoming_handshakes_per_host = leechers + 1;
-        })
+        // Its sessions meet through the peers given: nothing to ask the DHT.
+        b.listen_ip([127, 0, 0, 1].into())
+            .dht(DhtOptions::off())
+            .config(move |c| {
+                c.max_connections_per_host = leechers + 1;
+                c.max_incoming_handshakes_per_host = leechers + 1;
+            })
     };
     let seed = local(Session::builder()).start().await?;
     let st = seed
