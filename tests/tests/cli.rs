@@ -738,7 +738,8 @@ fn a_magnet_link_completes_through_the_dht() {
     let seed_run = seeder.interrupt();
     assert!(seed_run.status.success(), "{}", seed_run.stderr);
     for base in [down.as_path(), dir.path()] {
-        let saved = std::fs::read(base.join(".bt").join("dht.dat")).unwrap();
+        let saved = std::fs::read(base.join(".bt").join("dht.dat"))
+            .unwrap_or_else(|e| panic!("{}: {e}; seeder: {}", base.display(), seed_run.stderr));
         let table = bt_proto::dht::saved::SavedTable::decode(&saved).unwrap();
         assert_eq!(table.nodes.len(), 1, "{table:?}");
     }

@@ -39,6 +39,13 @@ pub(crate) struct SessionDht {
     unstarted: Option<(NodeId, NodeConfig, u64)>,
     node: Option<Node>,
     lookups: BTreeMap<LookupId, TorrentId>,
+    /// Torrents whose last search ended with fewer than k nodes answering, with the size
+    /// of the routing table then: searched again as soon as the table has doubled (a
+    /// bootstrap answered, a node that queried us answered our ping), not only at
+    /// [`DHT_SEARCH_RETRY`]. Doubling bounds it to a few searches while a table fills.
+    thin: BTreeMap<TorrentId, usize>,
+    /// The table's size when `thin` was last looked at: only a change is worth a look.
+    seen_table: usize,
 }
 
 impl SessionDht {
@@ -58,6 +65,8 @@ impl SessionDht {
             unstarted,
             node: None,
             lookups: BTreeMap::new(),
+            thin: BTreeMap::new(),
+            seen_table: 0,
         }
     }
 
@@ -140,7 +149,8 @@ impl Session {
             });
         }
         let mut found = Vec::new();
-        let mut thin = Vec::new();
+        let mut retry = Vec::new();
+        let table = node.table().len();
         while let Some(e) = node.poll_event() {
             match e {
                 DhtEvent::Peers { lookup, peers, .. } => {
@@ -150,20 +160,35 @@ impl Session {
                 }
                 DhtEvent::LookupDone {
                     lookup, closest, ..
-                } => {
-                    if let Some(id) = self.dht.lookups.remove(&lookup)
-                        && closest.len() < crate::dht::routing::K
-                    {
-                        thin.push(id);
+                } => match self.dht.lookups.remove(&lookup) {
+                    Some(id) if closest.len() < crate::dht::routing::K => {
+                        self.dht.thin.insert(id, table);
+                        retry.push((id, now + DHT_SEARCH_RETRY));
                     }
+                    Some(id) => {
+                        self.dht.thin.remove(&id);
+                    }
+                    None => {}
+                },
+            }
+        }
+        if table != self.dht.seen_table {
+            self.dht.seen_table = table;
+            for (id, then) in &mut self.dht.thin {
+                if table >= (*then * 2).max(1) {
+                    *then = table;
+                    retry.push((*id, now));
                 }
             }
         }
         self.timers.set(Timer::Dht, node.poll_timeout());
-        for id in thin {
+        for (id, at) in retry {
             let timer = Timer::Torrent(id, TorrentTimer::Dht);
             if self.timers.deadline(timer).is_some() {
-                self.timers.set(timer, now + DHT_SEARCH_RETRY);
+                self.timers.set(timer, at);
+            } else {
+                // Stopped or removed: it searches again when it starts.
+                self.dht.thin.remove(&id);
             }
         }
         for (id, peers) in found {
