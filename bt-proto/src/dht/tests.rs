@@ -211,3 +211,21 @@ fn garbage_and_unsolicited_answers_are_dropped_and_a_flood_gets_a_bounded_answer
     assert_eq!(answers, super::rate_limit::BURST as usize);
     assert_eq!(queries, 1, "one ping to see whether it is a node");
 }
+
+/// A node that queried us enters our table once it answered our ping: the router of a
+/// bootstrap learns the nodes that bootstrap from it.
+#[test]
+fn a_querying_node_enters_the_table_after_our_ping() {
+    let mut net = DhtNetwork::new(2, 8);
+    let router = net.addr(0).unwrap();
+    let now = net.now();
+    net.node_mut(1).unwrap().bootstrap(now, &[router], &[]);
+    net.flush(1);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.node(1).unwrap().table().len(), 1, "the router answered");
+    assert_eq!(
+        net.node(0).unwrap().table().len(),
+        1,
+        "the router pinged it back"
+    );
+}
