@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bt_proto::Bitfield;
 use bt_proto::engine::{AddTorrent, Config, DHT_SEARCH_RETRY};
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
@@ -45,12 +44,7 @@ fn dht_nodes(swarm: &mut Swarm, n: usize) -> Vec<NodeId> {
 fn dht_seed(swarm: &mut Swarm, router: SocketAddr, meta: &Metainfo, content: &[u8]) -> NodeId {
     let seed = node(swarm);
     swarm.with_session(seed, |s, now| s.dht_bootstrap(now, &[router], &[]));
-    swarm.put_content(seed, meta, content);
-    let opts = AddTorrent {
-        have: Some(Bitfield::full(meta.piece_count())),
-        ..Default::default()
-    };
-    swarm.add_torrent(seed, meta, opts);
+    swarm.add_seed(seed, meta, content);
     seed
 }
 

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use bt_proto::Bitfield;
 use bt_proto::engine::{AddTorrent, Config};
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
@@ -24,16 +23,7 @@ fn leechers_complete(meta: &Metainfo, content: &[u8], tweak: Option<fn(&mut Conf
         ..Default::default()
     };
     let seed = swarm.add_node(options.clone());
-    swarm.put_content(seed, meta, content);
-    let have = Some(Bitfield::full(meta.piece_count()));
-    swarm.add_torrent(
-        seed,
-        meta,
-        AddTorrent {
-            have,
-            ..Default::default()
-        },
-    );
+    swarm.add_seed(seed, meta, content);
     let leechers: Vec<_> = (0..2)
         .map(|_| {
             let n = swarm.add_node(options.clone());
@@ -76,16 +66,7 @@ fn magnet_leecher_announces(meta: &Metainfo, content: &[u8]) -> (usize, bool) {
     let mut swarm = Swarm::new(21);
     swarm.lsd_latency = Some(Duration::from_millis(1));
     let seed = swarm.add_node(NodeOptions::default());
-    swarm.put_content(seed, meta, content);
-    let have = Some(Bitfield::full(meta.piece_count()));
-    swarm.add_torrent(
-        seed,
-        meta,
-        AddTorrent {
-            have,
-            ..Default::default()
-        },
-    );
+    swarm.add_seed(seed, meta, content);
     let leecher = swarm.add_node(NodeOptions::default());
     let mut magnet = Magnet::new(meta.info_hash());
     magnet.trackers = vec![TRACKER_URL.to_string()];

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use bt_proto::PeerId;
 use bt_proto::engine::{AddTorrent, Event, MAX_METADATA_SIZE, TorrentId};
 use bt_proto::extensions::ut_metadata::{self, METADATA_PIECE_LEN, MetadataMessage};
 use bt_proto::extensions::{ExtensionHandshake, UT_METADATA_ID};
@@ -17,7 +18,6 @@ use bt_proto::sim::net::LinkConfig;
 use bt_proto::sim::remote::{RemotePeer, encode};
 use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, TRACKER_URL, make_torrent};
 use bt_proto::wire::{Extension, Message, Reserved};
-use bt_proto::{Bitfield, PeerId};
 
 const KIB: u64 = 1024;
 
@@ -26,12 +26,7 @@ fn seeded(swarm: &mut Swarm, meta: &Metainfo, content: &[u8]) -> NodeId {
         upload: Some(512 * KIB),
         ..Default::default()
     });
-    swarm.put_content(seed, meta, content);
-    let opts = AddTorrent {
-        have: Some(Bitfield::full(meta.piece_count())),
-        ..Default::default()
-    };
-    swarm.add_torrent(seed, meta, opts);
+    swarm.add_seed(seed, meta, content);
     seed
 }
 

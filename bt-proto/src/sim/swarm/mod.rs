@@ -276,6 +276,17 @@ impl Swarm {
         id
     }
 
+    /// Makes a node a seed of `meta`: its files hold `content` and the torrent is added with
+    /// every piece verified (as from resume data), so nothing is checked first.
+    pub fn add_seed(&mut self, node: NodeId, meta: &Metainfo, content: &[u8]) -> TorrentId {
+        self.put_content(node, meta, content);
+        let opts = AddTorrent {
+            have: Some(crate::Bitfield::full(meta.piece_count())),
+            ..Default::default()
+        };
+        self.add_torrent(node, meta, opts)
+    }
+
     /// Adds a torrent to a node by magnet link: it fetches the metadata from its peers.
     pub fn add_magnet(&mut self, node: NodeId, magnet: &Magnet, opts: AddTorrent) -> TorrentId {
         let now = self.clock.now();
