@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::krpc::NodeInfo;
 use super::routing::K;
@@ -12,6 +12,11 @@ use super::{Distance, NodeId};
 
 /// Queries in flight per lookup (BEP 5's α, Kademlia's 3).
 pub const ALPHA: usize = 3;
+
+/// How long a query holds one of the [`ALPHA`] slots. A round trip takes well under a
+/// second on most paths: a node silent that long is likely gone, and waiting for its
+/// full time-out would stall the lookup. Its answer still counts if it comes later.
+pub const SLOW_AFTER: Duration = Duration::from_secs(1);
 
 /// Candidates a lookup keeps, closest first. Only the closest [`K`] decide when it ends; a
 /// few times that lets it route around nodes that do not answer, and bounds what the
@@ -105,12 +110,12 @@ impl Lookup {
     }
 
     /// Nodes to query now, marked asked: the closest fresh ones, while fewer than
-    /// [`ALPHA`] queries are in flight.
+    /// [`ALPHA`] queries are in flight, not counting those asked [`SLOW_AFTER`] ago.
     pub fn next(&mut self, now: Instant) -> Vec<NodeInfo> {
         let in_flight = self
             .candidates
             .values()
-            .filter(|c| matches!(c.state, State::Asked(_)))
+            .filter(|c| matches!(c.state, State::Asked(t) if now.saturating_duration_since(t) < SLOW_AFTER))
             .count();
         let mut out = Vec::new();
         for c in self.candidates.values_mut() {
@@ -246,6 +251,25 @@ mod tests {
         );
         assert_eq!(best[0].0, first[1]);
         assert_eq!(best[0].1.as_deref(), Some(&b"t"[..]));
+    }
+
+    #[test]
+    fn a_slow_query_gives_up_its_slot_but_its_answer_still_counts() {
+        let now = Instant::now();
+        let mut rng = Rng::seed_from_u64(6);
+        let target = NodeId::random(&mut rng);
+        let seeds: Vec<NodeInfo> = (0..10).map(|i| node(NodeId::random(&mut rng), i)).collect();
+        let mut l = Lookup::new(target, seeds);
+        let first = l.next(now);
+        assert_eq!(first.len(), ALPHA);
+        assert!(l.next(now + SLOW_AFTER / 2).is_empty());
+        let second = l.next(now + SLOW_AFTER);
+        assert_eq!(second.len(), ALPHA, "the silent three no longer hold slots");
+        l.answered(&first[0], &[], None);
+        assert_eq!(
+            l.closest_answered().first().map(|(n, _)| *n),
+            Some(first[0])
+        );
     }
 
     #[test]

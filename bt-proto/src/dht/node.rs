@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::NodeId;
 use super::krpc::{Body, Message, NodeInfo, Query, Response, Want};
-use super::lookup::Lookup;
+use super::lookup::{Lookup, SLOW_AFTER};
 use super::peer_store::PeerStore;
 use super::rate_limit::RateLimit;
 use super::routing::{Heard, Inserted, K, RoutingTable};
@@ -98,6 +98,9 @@ pub struct DhtStats {
     pub unexpected: u64,
     /// Queries that timed out.
     pub timeouts: u64,
+    /// Answers that lied: another id than the one we asked, or nodes that cannot be
+    /// queried (port 0, a broadcast address). The node is dropped from the table at once.
+    pub lies: u64,
 }
 
 /// Why we sent a query.
@@ -115,6 +118,8 @@ struct Pending {
     id: Option<NodeId>,
     sent: Instant,
     purpose: Purpose,
+    /// Its lookup was driven again once it went unanswered for [`SLOW_AFTER`].
+    slow: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -395,6 +400,7 @@ impl Node {
                 id,
                 sent,
                 purpose,
+                slow: false,
             },
         );
     }
@@ -426,14 +432,31 @@ impl Node {
         };
         let p = p.clone();
         self.pending.remove(transaction);
-        let answered = r.filter(|r| p.id.is_none_or(|id| id == r.id) && r.id != self.id);
-        let Some(r) = answered else {
-            // An error, or an answer under another id than the one we asked: a failure.
-            if let Some(id) = p.id {
-                self.failed(now, &p, NodeInfo { id, addr: from });
+        let Some(r) = r else {
+            // An error answer: the query failed.
+            match p.id {
+                Some(id) => self.failed(now, &p, NodeInfo { id, addr: from }),
+                None => self.drive_purpose(now, &p.purpose),
             }
             return;
         };
+        if lies(&p, &r, self.id) {
+            // The answer matched our transaction and address, so it is the node's own: a
+            // node that lies once is not worth a place, and its nodes are not worth asking.
+            self.stats.lies += 1;
+            let asked = NodeInfo {
+                id: p.id.unwrap_or(r.id),
+                addr: from,
+            };
+            self.table.remove(&asked);
+            if let Purpose::Lookup(lookup) = p.purpose
+                && let Some(run) = self.lookups.get_mut(&lookup)
+            {
+                run.lookup.failed(&asked);
+            }
+            self.drive_purpose(now, &p.purpose);
+            return;
+        }
         let node = NodeInfo {
             id: r.id,
             addr: from,
@@ -451,7 +474,7 @@ impl Node {
             .nodes
             .iter()
             .chain(&r.nodes6)
-            .filter(|n| super::usable(n) && n.id != self.id)
+            .filter(|n| n.id != self.id)
             .copied()
             .collect();
         run.lookup.answered(&node, &nodes, r.token.clone());
@@ -466,6 +489,13 @@ impl Node {
             });
         }
         self.drive(now, lookup);
+    }
+
+    /// A query for `purpose` ended without an answer to use: its lookup goes on.
+    fn drive_purpose(&mut self, now: Instant, purpose: &Purpose) {
+        if let Purpose::Lookup(lookup) = purpose {
+            self.drive(now, *lookup);
+        }
     }
 
     fn failed(&mut self, now: Instant, p: &Pending, node: NodeInfo) {
@@ -555,13 +585,24 @@ impl Node {
                 self.stats.timeouts += 1;
                 match p.id {
                     Some(id) => self.failed(now, &p, NodeInfo { id, addr: p.to }),
-                    None => {
-                        if let Purpose::Lookup(l) = p.purpose {
-                            self.drive(now, l);
-                        }
-                    }
+                    None => self.drive_purpose(now, &p.purpose),
                 }
             }
+        }
+        // Lookup queries silent for SLOW_AFTER give up their slot: the lookup asks others.
+        let mut slow = Vec::new();
+        for p in self.pending.values_mut() {
+            if !p.slow && now.saturating_duration_since(p.sent) >= SLOW_AFTER {
+                p.slow = true;
+                if let Purpose::Lookup(l) = p.purpose {
+                    slow.push(l);
+                }
+            }
+        }
+        slow.sort_unstable();
+        slow.dedup();
+        for l in slow {
+            self.drive(now, l);
         }
         self.tokens.rotate(now, &mut self.rng);
         if now >= self.next_maintenance {
@@ -575,7 +616,11 @@ impl Node {
 
     /// When [`Node::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Instant {
-        let oldest = self.pending.values().map(|p| p.sent + QUERY_TIMEOUT).min();
+        let oldest = self
+            .pending
+            .values()
+            .map(|p| p.sent + if p.slow { QUERY_TIMEOUT } else { SLOW_AFTER })
+            .min();
         oldest.map_or(self.next_maintenance, |t| t.min(self.next_maintenance))
     }
 
@@ -600,4 +645,12 @@ impl Node {
     pub(super) fn store_mut(&mut self) -> (&mut PeerStore, &mut Rng) {
         (&mut self.store, &mut self.rng)
     }
+}
+
+/// Whether answer `r` to query `p` lies: it comes under another id than the one we asked
+/// (or ours), or names a node nobody can query (port 0, an unspecified, multicast or
+/// broadcast address). An honest node only passes on nodes that answered it.
+fn lies(p: &Pending, r: &Response, own: NodeId) -> bool {
+    let wrong_id = p.id.is_some_and(|id| id != r.id) || r.id == own;
+    wrong_id || !r.nodes.iter().chain(&r.nodes6).all(super::usable)
 }

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::dht::NodeId;
-use crate::dht::krpc::NodeInfo;
+use crate::dht::krpc::{Body, Message, NodeInfo};
 use crate::dht::node::{DhtEvent, LookupId, Node, NodeConfig};
 use crate::dht::routing::K;
 use crate::rng::Rng;
@@ -50,6 +50,17 @@ pub struct LookupResult {
     pub hops: u32,
 }
 
+/// How a lying node ([`DhtNetwork::make_liar`]) bends its answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lie {
+    /// It answers under a random id, not its own.
+    WrongId,
+    /// The nodes it lists point at port 0.
+    PortZero,
+    /// It answers with bytes that are not KRPC.
+    Garbage,
+}
+
 /// Nodes at `10.x.y.z:6881`, node `i` at the address of `i`.
 pub struct DhtNetwork {
     nodes: Vec<Node>,
@@ -64,6 +75,9 @@ pub struct DhtNetwork {
     loss_percent: u64,
     events: Vec<(usize, DhtEvent)>,
     sent: u64,
+    liars: HashMap<usize, Lie>,
+    /// Nodes to leave at a time: (when, node), earliest first.
+    leaving: BinaryHeap<Reverse<(Instant, usize)>>,
 }
 
 impl DhtNetwork {
@@ -85,6 +99,8 @@ impl DhtNetwork {
             loss_percent: 0,
             events: Vec::new(),
             sent: 0,
+            liars: HashMap::new(),
+            leaving: BinaryHeap::new(),
         };
         for i in 0..n {
             let b = (i as u32).to_be_bytes();
@@ -109,6 +125,16 @@ impl DhtNetwork {
         if let Some(a) = self.alive.get_mut(i) {
             *a = false;
         }
+    }
+
+    /// Node `i` leaves at `at` (virtual time), while the network runs.
+    pub fn kill_at(&mut self, i: usize, at: Instant) {
+        self.leaving.push(Reverse((at, i)));
+    }
+
+    /// Node `i` lies in every answer it sends from now on, as `lie` says.
+    pub fn make_liar(&mut self, i: usize, lie: Lie) {
+        self.liars.insert(i, lie);
     }
 
     /// Whether node `i` is still there.
@@ -168,7 +194,12 @@ impl DhtNetwork {
         let (Some(from), Some(node)) = (self.addrs.get(i).copied(), self.nodes.get_mut(i)) else {
             return;
         };
+        let lie = self.liars.get(&i).copied();
         while let Some((to, data)) = node.poll_transmit() {
+            let data = match lie {
+                Some(lie) => bend(lie, data, &mut self.rng),
+                None => data,
+            };
             self.sent += 1;
             if self.rng.below(100) < self.loss_percent {
                 continue;
@@ -196,6 +227,12 @@ impl DhtNetwork {
                 return;
             }
             self.now = next;
+            while let Some(Reverse((at, i))) = self.leaving.peek().copied()
+                && at <= next
+            {
+                self.leaving.pop();
+                self.kill(i);
+            }
             if next_msg == Some(next) {
                 let Some(Reverse((_, _, j, from, data))) = self.queue.pop() else {
                     return;
@@ -294,4 +331,24 @@ impl DhtNetwork {
         }
         empty
     }
+}
+
+/// An answer as a liar sends it; queries and what does not decode go out as they are.
+fn bend(lie: Lie, data: Vec<u8>, rng: &mut Rng) -> Vec<u8> {
+    let Ok(mut m) = Message::decode(&data) else {
+        return data;
+    };
+    let Body::Response(r) = &mut m.body else {
+        return data;
+    };
+    match lie {
+        Lie::WrongId => r.id = NodeId::random(rng),
+        Lie::PortZero => {
+            for n in r.nodes.iter_mut().chain(&mut r.nodes6) {
+                n.addr.set_port(0);
+            }
+        }
+        Lie::Garbage => return b"d1:y1:r1:rxe".to_vec(),
+    }
+    m.encode()
 }
