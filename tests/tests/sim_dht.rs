@@ -83,6 +83,46 @@ fn a_magnet_with_only_the_info_hash_completes_through_the_dht() {
     assert!(table >= 8, "the leecher's table holds {table} nodes");
 }
 
+/// A seed that cannot be dialled (behind a NAT) dials a leecher as soon as it announces
+/// itself to the seed's node, rather than at the seed's next search.
+#[test]
+fn a_seed_dials_a_peer_that_announced_to_its_node() {
+    let (meta, content) = make_torrent(&[("n.bin", 64 * KIB)], 16 * 1024, 6).unwrap();
+    let mut swarm = Swarm::new(33);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(20)));
+    swarm.tracker_mut().set_max_peers_per_reply(Some(0));
+    // Fewer than k nodes in all: every node is among the closest to the info-hash, so the
+    // leecher announces to the seed's node too.
+    let others = dht_nodes(&mut swarm, 4);
+    let router = swarm.addr(*others.first().unwrap());
+    let seed = swarm.add_node(NodeOptions {
+        upload: Some(512 * KIB),
+        refuse: true,
+        tweak: Some(dht_on),
+        ..Default::default()
+    });
+    swarm.with_session(seed, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    swarm.add_seed(seed, &meta, &content);
+    swarm.run_for(Duration::from_secs(5));
+    let leecher = node(&mut swarm);
+    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    let t = swarm.add_magnet(
+        leecher,
+        &Magnet::new(meta.info_hash()),
+        AddTorrent::default(),
+    );
+    let took = swarm
+        .run_until(|s| s.is_complete(leecher, t), Duration::from_secs(300))
+        .unwrap();
+    // The seed's own next search, with its table thin, would come DHT_SEARCH_RETRY after
+    // its last one, about 25 s after the leecher joined.
+    assert!(
+        took < DHT_SEARCH_RETRY / 3,
+        "complete after {took:?} of virtual time"
+    );
+    assert_eq!(swarm.content(leecher, &meta), content);
+}
+
 #[test]
 fn a_private_torrent_never_touches_the_dht() {
     let (meta, content) = make_private_torrent(&[("p.bin", 64 * KIB)], 16 * 1024, 5).unwrap();

@@ -64,6 +64,14 @@ pub enum DhtEvent {
         /// The peers (each lookup may report the same peer more than once).
         peers: Vec<SocketAddr>,
     },
+    /// A node announced itself to us as a peer of `info_hash` (with a valid token, so
+    /// from an address that answered us before).
+    PeerAnnounced {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The peer: the announcer's address and the port it gave.
+        peer: SocketAddr,
+    },
     /// A lookup ended (and its announces, if any, were sent).
     LookupDone {
         /// The lookup.
@@ -511,17 +519,31 @@ impl Node {
     /// Pings a node known only by its address (a peer's PORT message): it enters the table
     /// if it answers.
     pub fn ping_addr(&mut self, now: Instant, addr: SocketAddr) {
-        let busy = self.pending.values().any(|p| p.to == addr);
-        if !busy {
+        if !self.busy(addr) {
             let q = Query::Ping { id: self.id };
             self.send_query(now, addr, None, q, Purpose::Ping);
         }
     }
 
+    /// Whether a query to `addr` is in flight that will let it into the table when it
+    /// answers: a ping, or a query to a known id. A bootstrap query to an address whose id
+    /// we do not know does not count: it may have gone out before that node listened (a
+    /// router started after us) and be lost, and the node would wait out its time-out
+    /// before we could ping it.
+    fn busy(&self, addr: SocketAddr) -> bool {
+        self.pending
+            .values()
+            .any(|p| p.to == addr && (p.id.is_some() || matches!(p.purpose, Purpose::Ping)))
+    }
+
     /// Pings one or two questionable nodes of a full bucket, so a dead one makes room.
     fn ping_some(&mut self, now: Instant, nodes: &[NodeInfo]) {
-        let busy = |n: &NodeInfo| self.pending.values().any(|p| p.to == n.addr);
-        let todo: Vec<NodeInfo> = nodes.iter().filter(|n| !busy(n)).take(2).copied().collect();
+        let todo: Vec<NodeInfo> = nodes
+            .iter()
+            .filter(|n| !self.busy(n.addr))
+            .take(2)
+            .copied()
+            .collect();
         for n in todo {
             let q = Query::Ping { id: self.id };
             self.send_query(now, n.addr, Some(n.id), q, Purpose::Ping);
@@ -634,8 +656,16 @@ impl Node {
         self.events.pop_front()
     }
 
-    pub(super) fn closest(&self, now: Instant, target: &NodeId) -> Vec<NodeInfo> {
-        self.table.closest(now, target, K)
+    /// The [`K`] closest nodes to `target` of one family (BEP 32: IPv6 ones for `nodes6`).
+    pub(super) fn closest_of(&self, now: Instant, target: &NodeId, v6: bool) -> Vec<NodeInfo> {
+        self.table
+            .closest_where(now, target, K, |n| n.addr.is_ipv6() == v6)
+    }
+
+    /// Tells the user about an announce we stored.
+    pub(super) fn announced(&mut self, info_hash: InfoHash, peer: SocketAddr) {
+        self.events
+            .push_back(DhtEvent::PeerAnnounced { info_hash, peer });
     }
 
     pub(super) fn tokens(&self) -> &Tokens {

@@ -326,11 +326,23 @@ impl RoutingTable {
 
     /// Up to `count` nodes closest to `target` that are not bad, closest first.
     pub fn closest(&self, now: Instant, target: &NodeId, count: usize) -> Vec<NodeInfo> {
+        self.closest_where(now, target, count, |_| true)
+    }
+
+    /// Up to `count` nodes closest to `target` that are not bad and that `keep` takes,
+    /// closest first.
+    pub fn closest_where(
+        &self,
+        now: Instant,
+        target: &NodeId,
+        count: usize,
+        keep: impl Fn(&NodeInfo) -> bool,
+    ) -> Vec<NodeInfo> {
         let mut all: Vec<&Entry> = self
             .buckets
             .iter()
             .flat_map(|b| &b.nodes)
-            .filter(|e| e.status(now) != Status::Bad)
+            .filter(|e| e.status(now) != Status::Bad && keep(&e.node))
             .collect();
         all.sort_by_key(|e| e.node.id.distance(target));
         all.into_iter().take(count).map(|e| e.node).collect()

@@ -60,8 +60,10 @@ pub(super) fn answer(node: &mut Node, now: Instant, from: SocketAddr, q: Query) 
             if port == 0 {
                 return error("bad port");
             }
+            let peer = SocketAddr::new(from.ip(), port);
             let (store, _) = node.store_mut();
-            store.announce(now, info_hash, SocketAddr::new(from.ip(), port));
+            store.announce(now, info_hash, peer);
+            node.announced(info_hash, peer);
             Body::Response(Response {
                 id,
                 ..Default::default()
@@ -93,14 +95,9 @@ fn nodes_for(
     } else {
         want
     };
-    let closest = node.closest(now, target);
-    let of = |v6: bool| -> Vec<NodeInfo> {
-        closest
-            .iter()
-            .filter(|n| n.addr.is_ipv6() == v6)
-            .copied()
-            .collect()
-    };
+    // Each family's own closest: one table holds both, and the closest of all may be of
+    // the family not asked for.
+    let of = |v6: bool| node.closest_of(now, target, v6);
     let nodes = if want.v4 { of(false) } else { Vec::new() };
     let nodes6 = if want.v6 { of(true) } else { Vec::new() };
     (nodes, nodes6)

@@ -3,7 +3,7 @@
 //! and nodes leaving, restarts from a saved table. Deterministic: the same seed gives the
 //! same run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -267,4 +267,107 @@ fn a_querying_node_enters_the_table_after_our_ping() {
         1,
         "the router pinged it back"
     );
+}
+
+/// A router that started after our bootstrap query to it went out (and was lost) queries
+/// us: we ping it at once, not only once the lost query timed out, so it enters our table
+/// while it is there.
+#[test]
+fn a_router_that_queries_us_before_our_bootstrap_query_times_out_is_pinged() {
+    let now = std::time::Instant::now();
+    let router: SocketAddr = "10.0.0.1:6881".parse().unwrap();
+    let mut node = Node::new(NodeId([1; 20]), NodeConfig::default(), 1, now);
+    node.bootstrap(now, &[router], &[]);
+    let lost = node.poll_transmit().unwrap();
+    assert_eq!(lost.0, router);
+    let query = Message::query(
+        b"q1".to_vec(),
+        Query::FindNode {
+            id: NodeId([2; 20]),
+            target: NodeId([3; 20]),
+            want: Default::default(),
+        },
+    );
+    node.handle(now, router, &query.encode());
+    let sent: Vec<Body> = std::iter::from_fn(|| node.poll_transmit())
+        .filter(|(to, _)| *to == router)
+        .map(|(_, data)| Message::decode(&data).unwrap().body)
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|b| matches!(b, Body::Query(Query::Ping { .. }))),
+        "{sent:?}"
+    );
+}
+
+/// BEP 32: one table holds both families, and a `find_node` from an IPv4 node gets the
+/// closest IPv4 nodes, k of them, even when IPv6 nodes are closer to the target.
+#[test]
+fn an_ipv4_asker_gets_k_ipv4_nodes_when_ipv6_ones_are_closer() {
+    let now = std::time::Instant::now();
+    let target = NodeId([0x80; 20]);
+    let mut rng = Rng::seed_from_u64(3);
+    // Our id near the target, so both groups fit the table (in two buckets).
+    let mut own = target;
+    own.0[19] ^= 1;
+    let mut node = Node::new(own, NodeConfig::default(), 1, now);
+    // Close IPv6 nodes (sharing 16 bits with the target), farther IPv4 ones.
+    let mut others = HashMap::new();
+    for i in 0..K as u16 {
+        let v6 = SocketAddr::new(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i + 1).into(),
+            6881,
+        );
+        let v4 = SocketAddr::from(([10, 0, 1, i as u8 + 1], 6881));
+        others.insert(v6, target.random_with_prefix(16, &mut rng));
+        others.insert(v4, target.random_with_prefix(4, &mut rng));
+    }
+    for (addr, id) in &others {
+        node.ping_addr(now, *addr);
+        answer_queries(&mut node, now, *id, *addr);
+    }
+    assert_eq!(node.table().len(), 2 * K);
+    let asker: SocketAddr = "10.9.9.9:6881".parse().unwrap();
+    let q = Message::query(
+        b"fn".to_vec(),
+        Query::FindNode {
+            id: NodeId([9; 20]),
+            target,
+            want: Default::default(),
+        },
+    );
+    node.handle(now, asker, &q.encode());
+    let reply = std::iter::from_fn(|| node.poll_transmit())
+        .filter(|(to, _)| *to == asker)
+        .find_map(|(_, d)| match Message::decode(&d).unwrap().body {
+            Body::Response(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(reply.nodes.len(), K, "{reply:?}");
+    assert!(reply.nodes.iter().all(|n| n.addr.is_ipv4()));
+    assert!(reply.nodes6.is_empty());
+}
+
+/// Answers every query `node` sent to `addr` as the node `id` there would (an empty
+/// answer), dropping what it sent elsewhere.
+fn answer_queries(node: &mut Node, now: std::time::Instant, id: NodeId, addr: SocketAddr) {
+    let sent: Vec<(SocketAddr, Vec<u8>)> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    for (to, data) in sent {
+        let m = Message::decode(&data).unwrap();
+        if to != addr || !matches!(m.body, Body::Query(_)) {
+            continue;
+        }
+        let reply = Message {
+            transaction: m.transaction,
+            body: Body::Response(super::krpc::Response {
+                id,
+                ..Default::default()
+            }),
+            read_only: false,
+            your_ip: None,
+            version: None,
+        };
+        node.handle(now, addr, &reply.encode());
+    }
 }

@@ -158,6 +158,14 @@ impl Session {
                         found.push((*id, peers));
                     }
                 }
+                DhtEvent::PeerAnnounced { info_hash, peer } => {
+                    // A peer of a torrent we have told our node where it is: dial it, as a
+                    // peer an LSD announce names (it may not find us through its lookup
+                    // if it cannot be dialled itself).
+                    if let Some(id) = self.by_info_hash.get(&info_hash) {
+                        found.push((*id, vec![peer]));
+                    }
+                }
                 DhtEvent::LookupDone {
                     lookup, closest, ..
                 } => match self.dht.lookups.remove(&lookup) {
@@ -192,6 +200,9 @@ impl Session {
             }
         }
         for (id, peers) in found {
+            if !self.uses_dht(id) {
+                continue;
+            }
             for peer in peers.into_iter().take(MAX_DHT_PEERS_PER_ANSWER) {
                 self.learn_peer(now, id, peer);
             }
