@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bt_proto::engine::{AddTorrent, Config, DHT_SEARCH_RETRY};
+use bt_proto::engine::{
+    AddTorrent, Config, DHT_SEARCH_INTERVAL, DHT_SEARCH_RETRY, DHT_STARVED_SEARCH,
+};
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::sim::net::LinkConfig;
@@ -119,6 +121,47 @@ fn a_seed_dials_a_peer_that_announced_to_its_node() {
     assert!(
         took < DHT_SEARCH_RETRY / 3,
         "complete after {took:?} of virtual time"
+    );
+    assert_eq!(swarm.content(leecher, &meta), content);
+}
+
+/// A leecher that found nobody searches again [`DHT_STARVED_SEARCH`] after its last
+/// search, not [`DHT_SEARCH_INTERVAL`] later: it finds a seed that announced after it
+/// looked (and that cannot dial it, being unable to reach it). The leecher's node is
+/// read-only, so nobody announces to it: it learns of the seed by searching.
+#[test]
+fn a_starved_leecher_searches_again_soon() {
+    let (meta, content) = make_torrent(&[("s.bin", 64 * KIB)], 16 * 1024, 7).unwrap();
+    let mut swarm = Swarm::new(34);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(20)));
+    swarm.tracker_mut().set_max_peers_per_reply(Some(0));
+    // Enough nodes that searches do not end thin (no DHT_SEARCH_RETRY).
+    let others = dht_nodes(&mut swarm, 12);
+    let router = swarm.addr(*others.first().unwrap());
+    let leecher = swarm.add_node(NodeOptions {
+        refuse: true,
+        tweak: Some(|c| {
+            c.dht = true;
+            c.dht_read_only = true;
+        }),
+        ..Default::default()
+    });
+    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    swarm.run_for(Duration::from_secs(5));
+    let t = swarm.add_magnet(
+        leecher,
+        &Magnet::new(meta.info_hash()),
+        AddTorrent::default(),
+    );
+    swarm.run_for(Duration::from_secs(30));
+    assert!(!swarm.is_complete(leecher, t));
+    dht_seed(&mut swarm, router, &meta, &content);
+    let took = swarm
+        .run_until(|s| s.is_complete(leecher, t), DHT_SEARCH_INTERVAL)
+        .unwrap();
+    assert!(
+        took < DHT_STARVED_SEARCH,
+        "complete {took:?} after the seed came"
     );
     assert_eq!(swarm.content(leecher, &meta), content);
 }

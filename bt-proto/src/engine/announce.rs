@@ -340,6 +340,7 @@ impl Session {
         if starved {
             t.announcer.starved(now);
             self.schedule_announce(id);
+            self.dht_if_starved(now, id);
         }
     }
 

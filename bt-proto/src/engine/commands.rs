@@ -104,6 +104,7 @@ impl Session {
             return;
         };
         self.timers.stop_torrent(id);
+        self.dht_forget(id);
         if self.by_info_hash.get(&info_hash) == Some(&id) {
             self.by_info_hash.remove(&info_hash);
             // Another torrent of the same info-hash (the engine allows it) takes its place.

@@ -27,6 +27,12 @@ pub const DHT_SEARCH_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// network), and waiting [`DHT_SEARCH_INTERVAL`] would leave a magnet link without peers.
 pub const DHT_SEARCH_RETRY: Duration = Duration::from_secs(30);
 
+/// How soon a torrent that wants pieces and has no peer searches again, however long until
+/// its next regular search: new peers announce at any time, and one lookup (some 30
+/// datagrams) every two minutes per starved torrent costs the network little. Trackers
+/// get the same early re-announce ([`super::announce`]'s `starved`).
+pub const DHT_STARVED_SEARCH: Duration = Duration::from_secs(2 * 60);
+
 /// Peers taken from one DHT answer, as from one tracker reply: enough to fill the
 /// connection slots, and a node listing thousands only makes us dial them.
 pub const MAX_DHT_PEERS_PER_ANSWER: usize = 100;
@@ -46,6 +52,8 @@ pub(crate) struct SessionDht {
     thin: BTreeMap<TorrentId, usize>,
     /// The table's size when `thin` was last looked at: only a change is worth a look.
     seen_table: usize,
+    /// When each torrent last searched, for [`DHT_STARVED_SEARCH`].
+    searched: BTreeMap<TorrentId, Instant>,
 }
 
 impl SessionDht {
@@ -67,6 +75,7 @@ impl SessionDht {
             lookups: BTreeMap::new(),
             thin: BTreeMap::new(),
             seen_table: 0,
+            searched: BTreeMap::new(),
         }
     }
 
@@ -105,8 +114,10 @@ impl Session {
             .is_none_or(|s| *s.state == TorrentState::Stopped);
         if stopped || !self.uses_dht(id) {
             self.timers.stop(timer);
+            self.dht.searched.remove(&id);
             return;
         }
+        self.dht.searched.insert(id, now);
         let port = self.config.listen_port;
         let announce = (port != 0).then_some(Some(port));
         if let Some(node) = self.dht.node_at(now)
@@ -116,6 +127,26 @@ impl Session {
         }
         self.timers.set(timer, now + DHT_SEARCH_INTERVAL);
         self.after_dht(now);
+    }
+
+    /// Torrent `id` is removed: nothing about it is kept.
+    pub(super) fn dht_forget(&mut self, id: TorrentId) {
+        self.dht.searched.remove(&id);
+        self.dht.thin.remove(&id);
+        self.dht.lookups.retain(|_, t| *t != id);
+    }
+
+    /// Torrent `id` wants pieces and has no peer: its next search comes
+    /// [`DHT_STARVED_SEARCH`] after its last, if that is sooner than planned.
+    pub(super) fn dht_if_starved(&mut self, now: Instant, id: TorrentId) {
+        let Some(last) = self.dht.searched.get(&id) else {
+            return;
+        };
+        let earliest = (*last + DHT_STARVED_SEARCH).max(now);
+        let timer = Timer::Torrent(id, TorrentTimer::Dht);
+        if self.timers.deadline(timer).is_some_and(|at| at > earliest) {
+            self.timers.set(timer, earliest);
+        }
     }
 
     /// A datagram on the session's UDP port: DHT messages are bencoded dictionaries.
@@ -150,6 +181,7 @@ impl Session {
         }
         let mut found = Vec::new();
         let mut retry = Vec::new();
+        let mut searched = Vec::new();
         let table = node.table().len();
         while let Some(e) = node.poll_event() {
             match e {
@@ -175,6 +207,7 @@ impl Session {
                     }
                     Some(id) => {
                         self.dht.thin.remove(&id);
+                        searched.push(id);
                     }
                     None => {}
                 },
@@ -206,6 +239,11 @@ impl Session {
             for peer in peers.into_iter().take(MAX_DHT_PEERS_PER_ANSWER) {
                 self.learn_peer(now, id, peer);
             }
+            self.connect_more(now, id);
+        }
+        // A search that found no peer to dial leaves the torrent starved: dialling (or
+        // finding nothing to dial) brings its next search and announce forward.
+        for id in searched {
             self.connect_more(now, id);
         }
     }
