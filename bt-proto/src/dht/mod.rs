@@ -7,6 +7,7 @@
 //! ([`lookup`]) and announces, within per-source rate limits ([`rate_limit`]). Its use by
 //! the engine (one UDP port shared with uTP, `get_peers` for torrents) is still to come.
 
+pub mod external_ip;
 mod id;
 pub mod krpc;
 pub mod lookup;

@@ -18,10 +18,11 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::NodeId;
+use super::external_ip::ExternalIp;
 use super::krpc::{Body, Message, NodeInfo, Query, Response, Want};
 use super::lookup::{Lookup, SLOW_AFTER};
 use super::peer_store::PeerStore;
@@ -71,6 +72,14 @@ pub enum DhtEvent {
         info_hash: InfoHash,
         /// The peer: the announcer's address and the port it gave.
         peer: SocketAddr,
+    },
+    /// Other nodes agree that we are at `external`, an address our id did not suit: the
+    /// node took a new id, `id`, as BEP 42 says (and rebuilds its table around it).
+    IdChanged {
+        /// The new id.
+        id: NodeId,
+        /// Our external address, as the vote settled it.
+        external: IpAddr,
     },
     /// A lookup ended (and its announces, if any, were sent).
     LookupDone {
@@ -156,6 +165,7 @@ pub struct Node {
     events: VecDeque<DhtEvent>,
     next_maintenance: Instant,
     stats: DhtStats,
+    external: ExternalIp,
 }
 
 impl Node {
@@ -178,10 +188,12 @@ impl Node {
             events: VecDeque::new(),
             next_maintenance: now + MAINTENANCE_EVERY,
             stats: DhtStats::default(),
+            external: ExternalIp::default(),
         }
     }
 
-    /// Our id.
+    /// Our id. It changes once, as BEP 42 wants, when other nodes agree on an external
+    /// address it does not suit ([`DhtEvent::IdChanged`]).
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -421,8 +433,10 @@ impl Node {
         };
         match m.body {
             Body::Query(q) => self.on_query(now, from, m.transaction, m.read_only, q),
-            Body::Response(r) => self.on_response(now, from, &m.transaction, Some(r)),
-            Body::Error { .. } => self.on_response(now, from, &m.transaction, None),
+            Body::Response(r) => {
+                self.on_response(now, from, &m.transaction, Some(r), m.your_ip);
+            }
+            Body::Error { .. } => self.on_response(now, from, &m.transaction, None, None),
         }
     }
 
@@ -432,6 +446,7 @@ impl Node {
         from: SocketAddr,
         transaction: &[u8],
         r: Option<Response>,
+        your_ip: Option<SocketAddr>,
     ) {
         // An answer must come from where the query went: anyone can forge a datagram.
         let Some(p) = self.pending.get(transaction).filter(|p| p.to == from) else {
@@ -465,6 +480,11 @@ impl Node {
             self.drive_purpose(now, &p.purpose);
             return;
         }
+        if let Some(seen) = your_ip
+            && let Some(external) = self.external.vote(from, seen)
+        {
+            self.external_address_is(now, external);
+        }
         let node = NodeInfo {
             id: r.id,
             addr: from,
@@ -497,6 +517,23 @@ impl Node {
             });
         }
         self.drive(now, lookup);
+    }
+
+    /// The vote settled our external address: an id that does not suit it (BEP 42) is
+    /// replaced, and the table is rebuilt around the new one from the nodes it held (the
+    /// buckets split around our id). Private and loopback addresses suit any id.
+    fn external_address_is(&mut self, now: Instant, external: std::net::Ipv4Addr) {
+        let ip = IpAddr::V4(external);
+        if self.id.is_secure_for(ip) {
+            return;
+        }
+        let id = NodeId::secure_for(ip, &mut self.rng);
+        let known: Vec<NodeInfo> = self.table.nodes().map(|e| e.node).collect();
+        self.id = id;
+        self.table = RoutingTable::new(id, now);
+        self.events
+            .push_back(DhtEvent::IdChanged { id, external: ip });
+        self.bootstrap(now, &[], &known);
     }
 
     /// A query for `purpose` ended without an answer to use: its lookup goes on.

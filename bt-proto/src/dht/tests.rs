@@ -371,3 +371,56 @@ fn answer_queries(node: &mut Node, now: std::time::Instant, id: NodeId, addr: So
         node.handle(now, addr, &reply.encode());
     }
 }
+
+/// Twenty nodes at public addresses answer our bootstrap saying they see us at a public
+/// address our random id does not suit: the node takes a BEP 42 id for it, says so, and
+/// asks the nodes it knew again to fill a table around the new id. Votes for a private
+/// address change nothing.
+#[test]
+fn a_vote_on_our_external_address_gives_us_a_bep42_id() {
+    use super::external_ip::ROUND_VOTES;
+    let run = |seen: SocketAddr| {
+        let now = std::time::Instant::now();
+        let mut node = Node::new(NodeId([0x11; 20]), NodeConfig::default(), 1, now);
+        let routers: Vec<SocketAddr> = (0..ROUND_VOTES)
+            .map(|i| SocketAddr::from(([198, 51, 100, i as u8 + 1], 6881)))
+            .collect();
+        node.bootstrap(now, &routers, &[]);
+        let sent: Vec<_> = std::iter::from_fn(|| node.poll_transmit()).collect();
+        let mut rng = Rng::seed_from_u64(2);
+        for (to, data) in sent {
+            let m = Message::decode(&data).unwrap();
+            let reply = Message {
+                transaction: m.transaction,
+                body: Body::Response(super::krpc::Response {
+                    id: NodeId::random(&mut rng),
+                    ..Default::default()
+                }),
+                read_only: false,
+                your_ip: Some(seen),
+                version: None,
+            };
+            node.handle(now, to, &reply.encode());
+        }
+        let asked_again = std::iter::from_fn(|| node.poll_transmit())
+            .filter(|(to, _)| routers.contains(to))
+            .count();
+        let changed = std::iter::from_fn(|| node.poll_event())
+            .find(|e| matches!(e, DhtEvent::IdChanged { .. }));
+        (node.id(), changed, asked_again)
+    };
+    let public: SocketAddr = "203.0.113.7:6881".parse().unwrap();
+    let (id, changed, asked_again) = run(public);
+    assert!(id.is_secure_for(public.ip()));
+    assert!(!NodeId([0x11; 20]).is_secure_for(public.ip()));
+    assert_eq!(
+        changed,
+        Some(DhtEvent::IdChanged {
+            id,
+            external: public.ip()
+        })
+    );
+    assert!(asked_again >= super::lookup::ALPHA, "{asked_again}");
+    let (id, changed, _) = run("192.168.1.5:6881".parse().unwrap());
+    assert_eq!((id, changed), (NodeId([0x11; 20]), None));
+}

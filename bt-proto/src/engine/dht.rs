@@ -190,6 +190,8 @@ impl Session {
                         found.push((*id, peers));
                     }
                 }
+                // The new id is in the table the adapter saves (`dht_saved`).
+                DhtEvent::IdChanged { .. } => {}
                 DhtEvent::PeerAnnounced { info_hash, peer } => {
                     // A peer of a torrent we have told our node where it is: dial it, as a
                     // peer an LSD announce names (it may not find us through its lookup
