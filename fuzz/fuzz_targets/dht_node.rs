@@ -20,8 +20,10 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
 /// What one datagram may make the node send: an answer, a ping to a node that queried or
-/// two questionable ones, a lookup's next α queries, and the announces that end one.
-const MAX_SENT_PER_INPUT: usize = 1 + 2 + ALPHA + K;
+/// two questionable ones, a lookup's next α queries, the announces that end one, and the
+/// first α queries of the bootstrap that rebuilds the table when the external-address
+/// vote gives us a new id.
+const MAX_SENT_PER_INPUT: usize = 1 + 2 + ALPHA + K + ALPHA;
 
 fn addr(u: &mut Unstructured) -> Result<SocketAddr> {
     let host: u8 = u.int_in_range(1..=40)?;
@@ -125,7 +127,13 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     transaction: t,
                     body,
                     read_only: u.arbitrary()?,
-                    your_ip: None,
+                    // Public addresses, so that a vote can settle one and change our id.
+                    your_ip: if u.arbitrary()? {
+                        let host: u8 = u.int_in_range(1..=3)?;
+                        Some(SocketAddr::from(([203, 0, 113, host], 6881)))
+                    } else {
+                        None
+                    },
                     version: None,
                 };
                 node.handle(now, from, &m.encode());
