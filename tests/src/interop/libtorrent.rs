@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bt_adapter::Runtime;
+use bt_proto::InfoHash;
 
 use super::{Payload, Proc, SYSTEM_PYTHON, TRANSFER_TIMEOUT, fail, poll_until, wait_until};
 use super::{TransferReport, require_python_module};
@@ -28,6 +29,9 @@ pub struct LtArgs {
     magnet: Option<String>,
     pex: bool,
     metadata: bool,
+    dht: bool,
+    dht_bootstrap: Vec<SocketAddr>,
+    dht_log: bool,
 }
 
 impl LtArgs {
@@ -40,6 +44,18 @@ impl LtArgs {
             magnet: None,
             pex: false,
             metadata: false,
+            dht: false,
+            dht_bootstrap: Vec::new(),
+            dht_log: false,
+        }
+    }
+
+    /// A DHT node and nothing else (no torrent), for [`Lt::node`]: the bootstrap node of
+    /// the DHT tests. It bootstraps from nobody unless given [`LtArgs::dht`] nodes.
+    pub fn node() -> LtArgs {
+        LtArgs {
+            dht: true,
+            ..LtArgs::seed()
         }
     }
 
@@ -84,6 +100,56 @@ impl LtArgs {
         self.connect.push(addr);
         self
     }
+
+    /// Runs the DHT (BEP 5), bootstrapping from the node at `bootstrap` only (never the
+    /// public routers), with libtorrent's guards against many nodes on one IP off (see the
+    /// script's `dht_settings`), and searches it for the torrent's peers, announcing again
+    /// every 2 s while it has none.
+    pub fn dht(mut self, bootstrap: SocketAddr) -> LtArgs {
+        self.dht = true;
+        self.dht_bootstrap.push(bootstrap);
+        self
+    }
+
+    /// Prints libtorrent's DHT log (`DHTLOG` lines): what it did with every message, for
+    /// finding out why it ignored one of ours.
+    pub fn dht_log(mut self) -> LtArgs {
+        self.dht_log = true;
+        self
+    }
+}
+
+/// libtorrent's DHT counters, as last printed (`DHT_STATS`): a field is 0 until printed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LtDhtStats {
+    /// Nodes in its routing table.
+    pub nodes: u64,
+    /// Torrents it stores peers for (announced to it).
+    pub torrents: u64,
+    /// Peers it stores, for every torrent.
+    pub peers: u64,
+    /// `announce_peer` queries it received.
+    pub announce_in: u64,
+    /// `get_peers` queries it received.
+    pub get_peers_in: u64,
+    /// `find_node` queries it received.
+    pub find_node_in: u64,
+    /// Queries it refused, by kind: a bad token, a missing argument, an id it would not
+    /// take.
+    pub invalid_announce: u64,
+    /// See `invalid_announce`.
+    pub invalid_get_peers: u64,
+    /// See `invalid_announce`.
+    pub invalid_find_node: u64,
+    /// Datagrams it dropped unread (not bencode, not a dictionary, from a blocked IP).
+    pub dropped_in: u64,
+}
+
+impl LtDhtStats {
+    /// Queries libtorrent refused or dropped: none when it takes every message of ours.
+    pub fn refused(&self) -> u64 {
+        self.invalid_announce + self.invalid_get_peers + self.invalid_find_node + self.dropped_in
+    }
 }
 
 /// Progress as last printed by the script.
@@ -117,21 +183,51 @@ impl Lt {
         args: LtArgs,
         log_dir: &Path,
     ) -> Option<Lt> {
+        Lt::spawn(name, Some((payload, save_dir)), args, log_dir)
+    }
+
+    /// Starts libtorrent as `name` with no torrent, a DHT node only (see [`LtArgs::node`]),
+    /// log in `log_dir`; it prints its DHT counters as they change ([`Lt::dht_stats`]) and
+    /// every announce it stores ([`Lt::dht_announces`]). `None` means skipped.
+    pub fn node(name: &str, args: LtArgs, log_dir: &Path) -> Option<Lt> {
+        Lt::spawn(name, None, args, log_dir)
+    }
+
+    fn spawn(
+        name: &str,
+        torrent: Option<(&Payload, &Path)>,
+        args: LtArgs,
+        log_dir: &Path,
+    ) -> Option<Lt> {
         require_python_module("libtorrent")?;
         let mut cmd = Command::new(SYSTEM_PYTHON);
         // -u: unbuffered, so every line is in the log as soon as it is printed.
         cmd.arg("-u").arg(SCRIPT);
-        match &args.magnet {
-            Some(uri) => cmd.arg("--magnet").arg(uri),
-            None => cmd.arg("--torrent").arg(&payload.torrent_path),
+        let role = match torrent {
+            Some((payload, save_dir)) => {
+                match &args.magnet {
+                    Some(uri) => cmd.arg("--magnet").arg(uri),
+                    None => cmd.arg("--torrent").arg(&payload.torrent_path),
+                };
+                cmd.arg("--save").arg(save_dir);
+                if args.seed { "seed" } else { "leech" }
+            }
+            None => "node",
         };
         if args.pex {
             cmd.arg("--pex");
         }
-        cmd.arg("--save")
-            .arg(save_dir)
-            .args(["--role", if args.seed { "seed" } else { "leech" }])
+        cmd.args(["--role", role])
             .args(["--timeout", &TRANSFER_TIMEOUT.as_secs().to_string()]);
+        if args.dht {
+            cmd.arg("--dht");
+        }
+        for b in &args.dht_bootstrap {
+            cmd.arg("--dht-bootstrap").arg(b.to_string());
+        }
+        if args.dht_log {
+            cmd.arg("--dht-log");
+        }
         if args.peer_log {
             cmd.arg("--peer-log");
         }
@@ -195,6 +291,92 @@ impl Lt {
         Some(s)
     }
 
+    /// Its DHT counters as last printed.
+    pub fn dht_stats(&self) -> LtDhtStats {
+        let mut s = LtDhtStats::default();
+        let Some(last) = self.lines("DHT_STATS").pop() else {
+            return s;
+        };
+        for kv in last.split(' ') {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            let Ok(v) = v.parse() else {
+                continue;
+            };
+            let field = match k {
+                "nodes" => &mut s.nodes,
+                "torrents" => &mut s.torrents,
+                "peers" => &mut s.peers,
+                "announce_in" => &mut s.announce_in,
+                "get_peers_in" => &mut s.get_peers_in,
+                "find_node_in" => &mut s.find_node_in,
+                "invalid_announce" => &mut s.invalid_announce,
+                "invalid_get_peers" => &mut s.invalid_get_peers,
+                "invalid_find_node" => &mut s.invalid_find_node,
+                "dropped_in" => &mut s.dropped_in,
+                _ => continue,
+            };
+            *field = v;
+        }
+        s
+    }
+
+    /// Every announce its DHT node stored: who announced (the peer's address: the IP the
+    /// query came from, the port it named) and the info-hash (hex), in order.
+    pub fn dht_announces(&self) -> Vec<(SocketAddr, String)> {
+        self.lines("DHT_ANNOUNCE")
+            .iter()
+            .filter_map(|l| {
+                let (addr, hash) = l.trim().split_once(' ')?;
+                Some((addr.parse().ok()?, hash.to_string()))
+            })
+            .collect()
+    }
+
+    /// Waits (up to `within`) until its DHT node has stored `peer` as a peer of
+    /// `info_hash` (an `announce_peer` from it). Fails the test with its log and `others`'
+    /// otherwise.
+    pub async fn wait_dht_announce<R: Runtime>(
+        &mut self,
+        info_hash: InfoHash,
+        peer: SocketAddr,
+        within: Duration,
+        others: &[&Proc],
+    ) {
+        let hash = info_hash.to_string();
+        let ok = poll_until::<R>(within, || {
+            self.dht_announces().contains(&(peer, hash.clone())) || self.proc.exited().is_some()
+        })
+        .await;
+        if !ok || self.proc.exited().is_some() {
+            let mut procs = others.to_vec();
+            procs.push(&self.proc);
+            fail(
+                &format!(
+                    "libtorrent's DHT node did not store {peer} as a peer of {hash} within \
+                     {within:?} (it stored {:?}; counters {:?})",
+                    self.dht_announces(),
+                    self.dht_stats()
+                ),
+                &procs,
+            );
+        }
+    }
+
+    /// Every peer it had (with [`LtArgs::dht`]; `PEER_SEEN` lines), in order, with where
+    /// libtorrent learnt of it: `dht`, `tracker`, ... (comma-separated), or `none` for a peer
+    /// that connected to it.
+    pub fn peers_seen(&self) -> Vec<(SocketAddr, String)> {
+        self.lines("PEER_SEEN")
+            .iter()
+            .filter_map(|l| {
+                let (addr, source) = l.trim().split_once(" source=")?;
+                Some((addr.parse().ok()?, source.to_string()))
+            })
+            .collect()
+    }
+
     /// Waits until its tracker answered an announce (so the tracker knows it).
     pub async fn wait_announced<R: Runtime>(&mut self) {
         let ok = poll_until::<R>(START_TIMEOUT, || {
@@ -214,7 +396,18 @@ impl Lt {
         payload: &Payload,
         others: &[&Proc],
     ) -> TransferReport {
-        let ok = poll_until::<R>(TRANSFER_TIMEOUT, || {
+        self.wait_done_within::<R>(TRANSFER_TIMEOUT, payload, others)
+            .await
+    }
+
+    /// [`Lt::wait_done`], failing after `within`.
+    pub async fn wait_done_within<R: Runtime>(
+        &mut self,
+        within: Duration,
+        payload: &Payload,
+        others: &[&Proc],
+    ) -> TransferReport {
+        let ok = poll_until::<R>(within, || {
             !self.lines("DONE").is_empty() || self.proc.exited().is_some()
         })
         .await;

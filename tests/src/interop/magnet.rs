@@ -3,10 +3,10 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bt_adapter::runtime::timeout_at;
-use bt_adapter::{Error, MagnetOptions, Runtime, Session};
+use bt_adapter::{Error, MagnetOptions, Runtime, Session, SessionBuilder};
 use bt_proto::magnet::Magnet;
 
 use super::{Payload, Proc, TRANSFER_TIMEOUT, TransferReport, fail, verify};
@@ -29,18 +29,29 @@ pub async fn our_magnet_download<R: Runtime>(
     dir: &Path,
     procs: &[&Proc],
 ) -> TransferReport {
-    let session = Session::<R>::builder()
+    let builder = Session::<R>::builder()
         .listen_ip(Ipv4Addr::LOCALHOST.into())
-        .config(crate::loopback_limits)
-        .start()
-        .await
-        .unwrap();
+        .config(crate::loopback_limits);
+    our_magnet_download_on(builder, payload, link, dir, TRANSFER_TIMEOUT, procs).await
+}
+
+/// [`our_magnet_download`] by a session started from `builder` (the DHT's tests give one
+/// with the DHT on), failing if it has not completed `within` the add.
+pub async fn our_magnet_download_on<R: Runtime>(
+    builder: SessionBuilder<R>,
+    payload: &Payload,
+    link: Magnet,
+    dir: &Path,
+    within: Duration,
+    procs: &[&Proc],
+) -> TransferReport {
+    let session = builder.start().await.unwrap();
     let started = Instant::now();
     let mt = session
         .add_magnet(MagnetOptions::from_magnet(link).base_dir(dir))
         .await
         .unwrap();
-    let done = timeout_at::<R, _>(Instant::now() + TRANSFER_TIMEOUT, async {
+    let done = timeout_at::<R, _>(Instant::now() + within, async {
         let t = mt.wait_metadata().await?;
         t.wait_complete().await?;
         Ok::<_, Error>(t)
@@ -51,9 +62,11 @@ pub async fn our_magnet_download<R: Runtime>(
         Some(Err(e)) => fail(&format!("our magnet download failed: {e}"), procs),
         None => fail(
             &format!(
-                "our magnet download did not complete: {:?}, peers {:?}",
+                "our magnet download did not complete within {within:?}: {:?}, peers {:?}, \
+                 DHT {:?}",
                 mt.stats().await,
-                mt.peers().await
+                mt.peers().await,
+                session.dht_status().await
             ),
             procs,
         ),
