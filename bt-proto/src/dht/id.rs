@@ -119,7 +119,13 @@ impl fmt::Display for NodeId {
 fn exempt(ip: IpAddr) -> bool {
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
+        // fec0::/10: the deprecated site-local range, private like the unique-local one.
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || v6.segments()[0] & 0xffc0 == 0xfec0
+        }
     }
 }
 
@@ -203,6 +209,10 @@ mod tests {
             assert!(NodeId::secure_for(ip, &mut rng).is_secure_for(ip));
         }
         assert!(NodeId([0; 20]).is_secure_for("192.168.1.4".parse().unwrap()));
+        for private in ["fec0::1", "fd00::1", "fe80::1", "::1"] {
+            assert!(NodeId([0; 20]).is_secure_for(private.parse().unwrap()));
+        }
+        assert!(!NodeId([0; 20]).is_secure_for("2001:4860::8888".parse().unwrap()));
     }
 
     #[test]

@@ -175,9 +175,13 @@ pub enum KrpcError {
     /// A `y` other than `q`, `r` or `e`.
     #[error("KRPC message of unknown kind")]
     UnknownKind,
-    /// A query method we do not serve (answered with error 204).
+    /// A query method we do not serve, with the query's transaction id: it is answered
+    /// with error 204 (BEP 5), so the asker need not wait for a time-out.
     #[error("unknown KRPC method")]
-    UnknownMethod,
+    UnknownMethod {
+        /// The query's `t`.
+        transaction: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -206,7 +210,14 @@ impl Message {
             return Err(KrpcError::Bad("t"));
         }
         let body = match msg.get(b"y").and_then(Value::as_bytes) {
-            Some(b"q") => Body::Query(decode_query(&msg)?),
+            Some(b"q") => match decode_query(&msg) {
+                Err(KrpcError::UnknownMethod { .. }) => {
+                    return Err(KrpcError::UnknownMethod {
+                        transaction: transaction.to_vec(),
+                    });
+                }
+                q => Body::Query(q?),
+            },
             Some(b"r") => Body::Response(decode_response(&msg)?),
             Some(b"e") => decode_error(&msg)?,
             Some(_) => return Err(KrpcError::UnknownKind),
@@ -332,7 +343,11 @@ fn decode_query(msg: &Value<'_>) -> Result<Query, KrpcError> {
                 token: token.to_vec(),
             }
         }
-        _ => return Err(KrpcError::UnknownMethod),
+        _ => {
+            return Err(KrpcError::UnknownMethod {
+                transaction: Vec::new(),
+            });
+        }
     })
 }
 
@@ -634,7 +649,9 @@ mod tests {
             ),
             (
                 b"d1:ad2:id20:abcdefghij0123456789e1:q4:frob1:t2:aa1:y1:qe",
-                KrpcError::UnknownMethod,
+                KrpcError::UnknownMethod {
+                    transaction: b"aa".to_vec(),
+                },
             ),
             (long_t.as_bytes(), KrpcError::Bad("t")),
             (

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::NodeId;
 use super::external_ip::ExternalIp;
-use super::krpc::{Body, Message, NodeInfo, Query, Response, Want};
+use super::krpc::{Body, KrpcError, Message, NodeInfo, Query, Response, Want};
 use super::lookup::{Lookup, SLOW_AFTER};
 use super::peer_store::PeerStore;
 use super::rate_limit::RateLimit;
@@ -45,6 +45,9 @@ pub const MAX_LOOKUPS: usize = 32;
 
 /// Peers in one `get_peers` answer: about 50 fit a datagram with room to spare.
 pub const MAX_VALUES_SENT: usize = 50;
+
+/// The KRPC error code for a method the node does not know (BEP 5).
+const METHOD_UNKNOWN: i64 = 204;
 
 /// How often the node looks at its buckets and stored peers.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
@@ -411,6 +414,7 @@ impl Node {
         self.next_transaction = self.next_transaction.wrapping_add(1);
         let mut m = Message::query(t.clone(), query);
         m.read_only = self.config.read_only;
+        m.version = Some(version());
         self.transmit.push_back((to, m.encode()));
         let sent = now;
         self.pending.insert(
@@ -427,9 +431,17 @@ impl Node {
 
     /// A datagram arrived from `from`.
     pub fn handle(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Ok(m) = Message::decode(datagram) else {
-            self.stats.malformed += 1;
-            return;
+        let m = match Message::decode(datagram) {
+            Ok(m) => m,
+            Err(KrpcError::UnknownMethod { transaction }) => {
+                self.stats.malformed += 1;
+                self.unknown_method(now, from, transaction);
+                return;
+            }
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
         };
         match m.body {
             Body::Query(q) => self.on_query(now, from, m.transaction, m.read_only, q),
@@ -626,7 +638,25 @@ impl Node {
             body,
             read_only: false,
             your_ip: Some(from),
-            version: None,
+            version: Some(version()),
+        };
+        self.transmit.push_back((from, reply.encode()));
+    }
+
+    /// A query of a method we do not serve: error 204 (BEP 5), within the asker's budget.
+    fn unknown_method(&mut self, now: Instant, from: SocketAddr, transaction: Vec<u8>) {
+        if self.config.read_only || !self.limit.allow(now, from.ip()) {
+            return;
+        }
+        let reply = Message {
+            transaction,
+            body: Body::Error {
+                code: METHOD_UNKNOWN,
+                message: "Method Unknown".to_string(),
+            },
+            read_only: false,
+            your_ip: None,
+            version: Some(version()),
         };
         self.transmit.push_back((from, reply.encode()));
     }
@@ -712,6 +742,14 @@ impl Node {
     pub(super) fn store_mut(&mut self) -> (&mut PeerStore, &mut Rng) {
         (&mut self.store, &mut self.rng)
     }
+}
+
+/// Our `v` (BEP 5): the client code of our peer ids and the version's two numbers, so
+/// that other nodes can tell which implementation they talk to.
+fn version() -> Vec<u8> {
+    let v = crate::peer_id::ClientVersion::CURRENT;
+    let [a, b] = crate::peer_id::CLIENT_CODE;
+    vec![a, b, v.major(), v.minor()]
 }
 
 /// Whether answer `r` to query `p` lies: it comes under another id than the one we asked

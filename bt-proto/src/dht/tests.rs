@@ -424,3 +424,28 @@ fn a_vote_on_our_external_address_gives_us_a_bep42_id() {
     let (id, changed, _) = run("192.168.1.5:6881".parse().unwrap());
     assert_eq!((id, changed), (NodeId([0x11; 20]), None));
 }
+
+/// A query of a method we do not know is answered with error 204 and its transaction id
+/// (BEP 5), so the asker does not wait for a time-out; like every message of ours it
+/// carries our `v`.
+#[test]
+fn an_unknown_method_gets_error_204() {
+    let now = std::time::Instant::now();
+    let mut node = Node::new(NodeId([1; 20]), NodeConfig::default(), 1, now);
+    let from: SocketAddr = "10.0.0.9:6881".parse().unwrap();
+    node.handle(
+        now,
+        from,
+        b"d1:ad2:id20:abcdefghij0123456789e1:q4:frob1:t2:aa1:y1:qe",
+    );
+    let (to, data) = node.poll_transmit().unwrap();
+    assert_eq!(to, from);
+    let m = Message::decode(&data).unwrap();
+    assert_eq!(m.transaction, b"aa");
+    assert!(matches!(m.body, Body::Error { code: 204, .. }), "{m:?}");
+    // Our messages say which client sent them (`v`: client code and version).
+    assert_eq!(
+        m.version.as_deref().and_then(|v| v.get(..2)),
+        Some(&b"Sx"[..])
+    );
+}
