@@ -85,6 +85,34 @@ fn a_magnet_with_only_the_info_hash_completes_through_the_dht() {
     assert!(table >= 8, "the leecher's table holds {table} nodes");
 }
 
+/// The same over links that lose 5 % of datagrams and segments and reorder datagrams
+/// (30 ms of jitter): the DHT's time-outs and retries still bring the leecher to the seed.
+#[test]
+fn a_magnet_completes_through_the_dht_over_lossy_reordering_links() {
+    let (meta, content) = make_torrent(&[("l.bin", 200 * KIB)], 16 * 1024, 8).unwrap();
+    let mut swarm = Swarm::new(35);
+    let lossy = LinkConfig::new(Duration::from_millis(20))
+        .with_jitter(Duration::from_millis(30))
+        .with_loss(0.05);
+    swarm.set_default_link(lossy);
+    swarm.tracker_mut().set_max_peers_per_reply(Some(0));
+    let others = dht_nodes(&mut swarm, 12);
+    let router = swarm.addr(*others.first().unwrap());
+    dht_seed(&mut swarm, router, &meta, &content);
+    swarm.run_for(Duration::from_secs(20));
+    let leecher = node(&mut swarm);
+    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    let t = swarm.add_magnet(
+        leecher,
+        &Magnet::new(meta.info_hash()),
+        AddTorrent::default(),
+    );
+    swarm
+        .run_until(|s| s.is_complete(leecher, t), Duration::from_secs(300))
+        .unwrap();
+    assert_eq!(swarm.content(leecher, &meta), content);
+}
+
 /// A seed that cannot be dialled (behind a NAT) dials a leecher as soon as it announces
 /// itself to the seed's node, rather than at the seed's next search.
 #[test]

@@ -128,6 +128,11 @@ pub struct LinkConfig {
     pub drop_within: Option<Duration>,
     /// Largest segment delivered at once; 1 delivers byte by byte (0 is taken as 1).
     pub mss: usize,
+    /// Datagrams only: extra delay drawn for each one up to this much, so that datagrams
+    /// sent close together may arrive out of order (a stream's segments never do).
+    pub jitter: Duration,
+    /// Datagrams only: probability (0 to 1) that one arrives twice.
+    pub duplicate: f64,
 }
 
 impl Default for LinkConfig {
@@ -145,7 +150,19 @@ impl LinkConfig {
             loss: 0.0,
             drop_within: None,
             mss: MSS,
+            jitter: Duration::ZERO,
+            duplicate: 0.0,
         }
+    }
+
+    /// The same link delaying each datagram by up to `jitter` more (reordering them).
+    pub fn with_jitter(self, jitter: Duration) -> Self {
+        LinkConfig { jitter, ..self }
+    }
+
+    /// The same link delivering each datagram twice with probability `duplicate`.
+    pub fn with_duplicate(self, duplicate: f64) -> Self {
+        LinkConfig { duplicate, ..self }
     }
 
     /// The same link capped at `bytes_per_sec`.
@@ -629,6 +646,39 @@ impl Network {
         Ok(())
     }
 
+    /// A datagram of `len` bytes from `from` to `to` sent at `now`: when its copies arrive
+    /// (none if it is lost, two if duplicated). It waits in the same upload and link queues
+    /// as the connections' segments, so datagrams and streams share a bottleneck; it is
+    /// never retransmitted, and [`LinkConfig::jitter`] may reorder datagrams.
+    pub fn datagram(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        len: usize,
+        now: Instant,
+    ) -> Vec<Instant> {
+        let link = self.link(from, to);
+        let t = self.transmit(from, to, &link, len.max(1), now);
+        if t.lost {
+            return Vec::new();
+        }
+        let copies = if link.duplicate > 0.0 && self.chance(link.duplicate) {
+            2
+        } else {
+            1
+        };
+        (0..copies)
+            .map(|_| {
+                let nanos = u64::try_from(link.jitter.as_nanos()).unwrap_or(u64::MAX);
+                let extra = match nanos {
+                    0 => 0,
+                    n => self.rng.below(n.saturating_add(1)),
+                };
+                after(t.arrival, Duration::from_nanos(extra))
+            })
+            .collect()
+    }
+
     /// Passes `len` bytes through the sender's upload queue and the link's queue.
     fn transmit(
         &mut self,
@@ -888,6 +938,39 @@ mod tests {
         let mid = &events[events.len() / 2];
         let expected = ms(50) + Duration::from_nanos(1_460_000 * (events.len() as u64 / 2 + 1));
         assert_eq!(mid.at - start, expected);
+    }
+
+    #[test]
+    fn datagrams_share_the_link_and_may_be_lost_reordered_or_duplicated() {
+        let t0 = Instant::now();
+        let link = LinkConfig::new(ms(50)).with_bandwidth(1_000_000);
+        let (mut net, conn, start) = pair(link, t0);
+        // 100 kB of stream first: a datagram behind it waits its 100 ms in the queue.
+        net.send(conn, Side::Initiator, vec![7u8; 100_000], start)
+            .unwrap();
+        let at = net.datagram(addr(1), addr(2), 1_000, start);
+        assert_eq!(at, vec![start + ms(50 + 101)]);
+        // Total loss drops every datagram; it is never retransmitted.
+        let mut net = Network::new(1);
+        net.set_default_link(LinkConfig::new(ms(10)).with_loss(1.0));
+        assert!(net.datagram(addr(1), addr(2), 100, t0).is_empty());
+        // Duplicates arrive twice; jitter reorders back-to-back datagrams.
+        let mut net = Network::new(2);
+        let jittery = LinkConfig::new(ms(10))
+            .with_jitter(ms(20))
+            .with_duplicate(1.0);
+        net.set_default_link(jittery);
+        let arrivals: Vec<Vec<Instant>> = (0..20)
+            .map(|_| net.datagram(addr(1), addr(2), 100, t0))
+            .collect();
+        assert!(arrivals.iter().all(|a| a.len() == 2));
+        let firsts: Vec<Instant> = arrivals.iter().map(|a| a[0]).collect();
+        assert!(firsts.windows(2).any(|w| w[1] < w[0]), "never reordered");
+        assert!(
+            firsts
+                .iter()
+                .all(|a| *a >= t0 + ms(10) && *a <= t0 + ms(30))
+        );
     }
 
     #[test]

@@ -126,10 +126,6 @@ pub struct Swarm {
     /// they all shared one LAN; `None` (the default) drops announces, so that nodes find
     /// each other only as a test arranges.
     pub lsd_latency: Option<Duration>,
-    /// How long a unicast datagram (DHT) takes between two nodes.
-    pub datagram_latency: Duration,
-    /// Datagrams lost, in percent (0 to 100), drawn from the swarm's seed.
-    pub datagram_loss_percent: u64,
     steps: u64,
 }
 
@@ -155,8 +151,6 @@ impl Swarm {
             announces: Vec::new(),
             multicasts: Vec::new(),
             lsd_latency: None,
-            datagram_latency: Duration::from_millis(25),
-            datagram_loss_percent: 0,
             steps: 0,
         };
         swarm

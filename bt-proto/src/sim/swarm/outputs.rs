@@ -130,12 +130,10 @@ impl Swarm {
         }
     }
 
-    /// A datagram from `from` to whichever running node is at `to`, after
-    /// [`Swarm::datagram_latency`], unless [`Swarm::datagram_loss_percent`] drops it.
+    /// A datagram from `from` to whichever running node is at `to`, over the network's
+    /// link between them ([`crate::sim::net::Network::datagram`]: its latency, bandwidth,
+    /// loss, jitter and duplicates, in the queues the connections use).
     fn datagram(&mut self, from: SocketAddr, to: SocketAddr, data: Bytes, now: Instant) {
-        if self.rng.below(100) < self.datagram_loss_percent {
-            return;
-        }
         let Some(i) = self
             .nodes
             .iter()
@@ -143,8 +141,10 @@ impl Swarm {
         else {
             return;
         };
-        let at = now + self.datagram_latency;
-        self.answer_later(NodeId(i), at, Input::Datagram { from, data });
+        for at in self.net.datagram(from, to, data.len(), now) {
+            let data = data.clone();
+            self.answer_later(NodeId(i), at, Input::Datagram { from, data });
+        }
     }
 
     /// A local service discovery announce of `node`, delivered to every other running node
