@@ -30,7 +30,7 @@ pub const DHT_SEARCH_RETRY: Duration = Duration::from_secs(30);
 /// How soon a torrent that wants pieces and has no peer searches again, however long until
 /// its next regular search: new peers announce at any time, and one lookup (some 30
 /// datagrams) every two minutes per starved torrent costs the network little. Trackers
-/// get the same early re-announce ([`super::announce`]'s `starved`).
+/// get the same early re-announce.
 pub const DHT_STARVED_SEARCH: Duration = Duration::from_secs(2 * 60);
 
 /// Peers taken from one DHT answer, as from one tracker reply: enough to fill the

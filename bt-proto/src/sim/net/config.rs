@@ -11,7 +11,7 @@ pub enum Listen {
     /// Accepts every connection.
     #[default]
     Accept,
-    /// Answers with a reset: the initiator sees [`NetEventKind::Refused`].
+    /// Answers with a reset: the initiator sees [`super::NetEventKind::Refused`].
     Refuse,
     /// Never answers (a firewall dropping SYNs, or a host that is gone).
     Silent,
