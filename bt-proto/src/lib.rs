@@ -61,6 +61,7 @@ pub mod extensions;
 pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
+pub mod mse;
 pub mod peer_id;
 pub mod picker;
 pub mod rate;
