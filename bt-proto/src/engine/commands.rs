@@ -23,7 +23,7 @@ impl Session {
     /// more before the torrent starts.
     pub fn add_torrent(&mut self, now: Instant, meta: Metainfo, opts: AddTorrent) -> TorrentId {
         let id = self.new_torrent_id();
-        self.by_info_hash.entry(meta.info_hash()).or_insert(id);
+        self.index_info_hash(meta.info_hash(), id);
         let state = opts.state.requested();
         let check = opts.check.clone();
         let start_after_check = check.is_some() && state == TorrentState::Started;
@@ -107,11 +107,12 @@ impl Session {
         self.dht_forget(id);
         if self.by_info_hash.get(&info_hash) == Some(&id) {
             self.by_info_hash.remove(&info_hash);
+            self.mse_keys.remove(&crate::mse::torrent_key(&info_hash));
             // Another torrent of the same info-hash (the engine allows it) takes its place.
             let torrents = self.torrents.values().map(|o| (o.meta.info_hash(), o.id));
             let fetching = self.fetching.values().map(|f| (f.info_hash, f.id));
             if let Some((_, other)) = torrents.chain(fetching).find(|(h, _)| *h == info_hash) {
-                self.by_info_hash.insert(info_hash, other);
+                self.index_info_hash(info_hash, other);
             }
         }
     }

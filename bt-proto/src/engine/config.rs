@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::PeerId;
+use crate::mse::Encryption;
 
 /// Inbound connections per session. With [`DEFAULT_MAX_OUTGOING`] it makes 400: enough for
 /// many torrents, within a default descriptor limit of 1024 with room for files. Inbound and
@@ -146,6 +147,12 @@ pub struct Config {
     /// Runs the DHT node read-only (BEP 43): it asks, never answers, and other nodes keep
     /// it out of their tables.
     pub dht_read_only: bool,
+    /// Message stream encryption ([`crate::mse`]): whether connections may, must or must not
+    /// be encrypted. [`Encryption::Disabled`] in the engine's defaults, so that simulations
+    /// and integrators of the bare engine choose it (it costs a Diffie-Hellman exchange per
+    /// connection); the adapter's `SessionBuilder` uses [`Encryption::Enabled`], as
+    /// libtorrent does.
+    pub encryption: Encryption,
     /// The DHT node's id: the one of a saved table ([`crate::dht::saved::SavedTable`]), so
     /// that the nodes that know us find us where they expect after a restart. `None` (the
     /// default) draws a random one.
@@ -186,6 +193,7 @@ impl Config {
             dht: false,
             dht_read_only: false,
             dht_id: None,
+            encryption: Encryption::Disabled,
         }
     }
 }

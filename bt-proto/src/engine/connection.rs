@@ -24,6 +24,10 @@ impl Session {
         let conn = self
             .peers
             .add_incoming(addr, now, cfg.initial_request_depth);
+        let crypto = self.crypto_for_accept();
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.crypto = crypto;
+        }
         self.timers.set(
             Timer::Peer(conn, PeerTimer::Handshake),
             now + self.config.handshake_timeout,
@@ -38,6 +42,10 @@ impl Session {
     pub(super) fn dial(&mut self, now: Instant, id: TorrentId, addr: SocketAddr) {
         let depth = self.config.initial_request_depth;
         let conn = self.peers.add_outgoing(addr, id, now, depth);
+        let crypto = self.crypto_for_dial(id, addr);
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.crypto = crypto;
+        }
         if let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) {
             t.conns.insert(conn);
         }
@@ -108,6 +116,11 @@ impl Session {
                         torrent_done: t.is_done(),
                     };
                     t.candidates.closed(p.addr, now, Some(how));
+                } else if p.crypto.is_initiating() && p.phase != super::peer::Phase::Connecting {
+                    // Connected, and our MSE handshake went unanswered: a peer that speaks
+                    // only plaintext. Dial it again at once in plaintext if we may.
+                    let redial = self.config.encryption == crate::mse::Encryption::Enabled;
+                    t.candidates.refuses_mse(p.addr, now, redial);
                 } else {
                     t.candidates.dial_failed(p.addr, now);
                 }

@@ -58,6 +58,8 @@ pub(crate) struct Candidate {
     pub closes: u32,
     /// A connection of ours to it exists (dialling, handshaking or active).
     pub connected: bool,
+    /// It did not answer our MSE handshake: dialled in plaintext from now on.
+    pub plaintext_only: bool,
 }
 
 /// How an established connection to a known address ended, for [`Candidates::closed`].
@@ -84,6 +86,7 @@ impl Candidate {
             failures: 0,
             closes: 0,
             connected: false,
+            plaintext_only: false,
         }
     }
 
@@ -174,12 +177,12 @@ impl Candidates {
         &mut self,
         now: Instant,
         budget: usize,
-        mut allowed: impl FnMut(SocketAddr) -> bool,
+        mut allowed: impl FnMut(SocketAddr, &Candidate) -> bool,
     ) -> (Vec<SocketAddr>, bool) {
         let mut due: Vec<SocketAddr> = self
             .by_addr
             .iter()
-            .filter(|(a, c)| !c.connected && c.next_attempt <= now && allowed(**a))
+            .filter(|(a, c)| !c.connected && c.next_attempt <= now && allowed(**a, c))
             .map(|(a, _)| *a)
             .take(budget.saturating_add(1))
             .collect();
@@ -243,6 +246,24 @@ impl Candidates {
         if let Some(c) = self.by_addr.get_mut(&addr) {
             c.failures = 0;
         }
+    }
+
+    /// Our MSE handshake to `addr` went unanswered: the peer speaks only plaintext. With
+    /// `redial` it is due again at once, in plaintext (not a failure: the peer is there);
+    /// without (encryption required), it is not dialled again.
+    pub fn refuses_mse(&mut self, addr: SocketAddr, now: Instant, redial: bool) {
+        if let Some(c) = self.by_addr.get_mut(&addr) {
+            c.connected = false;
+            c.plaintext_only = true;
+            if redial {
+                c.next_attempt = now;
+            }
+        }
+    }
+
+    /// Whether `addr` answered no MSE handshake of ours before.
+    pub fn refused_mse(&self, addr: SocketAddr) -> bool {
+        self.by_addr.get(&addr).is_some_and(|c| c.plaintext_only)
     }
 
     /// Forgets an address (it was ourselves).
@@ -316,7 +337,12 @@ impl Session {
         for p in t.conns.iter().filter_map(|c| self.peers.get(*c)) {
             *per_host.entry(p.addr.ip()).or_insert(0) += 1;
         }
-        let (due, more) = t.candidates.take_due(now, budget, |addr| {
+        // A peer that speaks only plaintext is never dialled while encryption is required.
+        let required = cfg.encryption == crate::mse::Encryption::Required;
+        let (due, more) = t.candidates.take_due(now, budget, |addr, c| {
+            if required && c.plaintext_only {
+                return false;
+            }
             let n = per_host.entry(addr.ip()).or_insert(0);
             *n += 1;
             *n <= cfg.max_connections_per_host
@@ -375,9 +401,12 @@ mod tests {
             assert!(c.learn(addr(p), t0, &mut rng));
         }
         assert!(!c.learn(addr(1), t0, &mut rng), "known already");
-        assert_eq!(c.take_due(t0, 2, |_| true), (vec![addr(1), addr(2)], true));
-        assert_eq!(c.take_due(t0, 5, |_| true), (vec![addr(3)], false));
-        assert_eq!(c.take_due(t0, 5, |_| true), (vec![], false));
+        assert_eq!(
+            c.take_due(t0, 2, |_, _| true),
+            (vec![addr(1), addr(2)], true)
+        );
+        assert_eq!(c.take_due(t0, 5, |_, _| true), (vec![addr(3)], false));
+        assert_eq!(c.take_due(t0, 5, |_, _| true), (vec![], false));
         assert_eq!(c.next_attempt(), None, "all connected");
     }
 
@@ -387,7 +416,7 @@ mod tests {
         let mut c = Candidates::default();
         let mut rng = Rng::seed_from_u64(1);
         c.learn(addr(1), t0, &mut rng);
-        c.take_due(t0, 1, |_| true);
+        c.take_due(t0, 1, |_, _| true);
         c.dial_failed(addr(1), t0);
         assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_BASE * 2));
         for _ in 1..MAX_CONNECT_FAILURES {
@@ -402,7 +431,7 @@ mod tests {
         let mut c = Candidates::default();
         let mut rng = Rng::seed_from_u64(1);
         c.learn(addr(1), t0, &mut rng);
-        c.take_due(t0, 1, |_| true);
+        c.take_due(t0, 1, |_, _| true);
         c.closed(addr(1), t0, Some(ended(Duration::ZERO)));
         assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_AFTER_CLOSE));
         c.closed(addr(1), t0, Some(ended(Duration::ZERO)));
@@ -419,7 +448,7 @@ mod tests {
         let mut c = Candidates::default();
         let mut rng = Rng::seed_from_u64(1);
         c.learn(addr(1), t0, &mut rng);
-        c.take_due(t0, 1, |_| true);
+        c.take_due(t0, 1, |_, _| true);
         c.closed(addr(1), t0, None);
         assert_eq!(c.next_attempt(), Some(t0), "due at once");
     }
@@ -433,7 +462,7 @@ mod tests {
             assert!(c.learn(addr(p), t0, &mut rng));
         }
         // Full: a new address takes the place of one that failed most.
-        c.take_due(t0, 1, |_| true);
+        c.take_due(t0, 1, |_, _| true);
         c.dial_failed(addr(0), t0);
         let newcomer = SocketAddr::from(([10, 0, 0, 2], 1));
         assert!(c.learn(newcomer, t0, &mut rng));
@@ -451,7 +480,7 @@ mod tests {
         for p in 0..MAX_KNOWN_PEERS as u16 {
             c.learn(addr(p), t0, &mut rng);
         }
-        c.take_due(t0, MAX_KNOWN_PEERS, |_| true);
+        c.take_due(t0, MAX_KNOWN_PEERS, |_, _| true);
         assert!(!c.learn(SocketAddr::from(([10, 0, 0, 2], 1)), t0, &mut rng));
     }
 

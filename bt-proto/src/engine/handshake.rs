@@ -25,10 +25,16 @@ impl Session {
             info_hash,
             peer_id: self.config.peer_id,
         };
+        let encoded = hs.encode();
+        let in_mse = self.start_mse(conn, info_hash, &encoded);
         let Some(p) = self.peers.get_mut(conn) else {
             return;
         };
-        p.send_raw(&hs.encode(), now);
+        if in_mse {
+            p.last_sent = now;
+        } else {
+            p.send_raw(&encoded, now);
+        }
         if let Phase::Handshaking { sent } = &mut p.phase {
             *sent = true;
         }

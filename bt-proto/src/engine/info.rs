@@ -84,6 +84,19 @@ pub struct PeerInfo {
     pub uploaded: u64,
     /// Pieces they have.
     pub pieces: u32,
+    /// Whether the connection is encrypted ([`crate::mse`]).
+    pub encryption: ConnEncryption,
+}
+
+/// How a connection's bytes look on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnEncryption {
+    /// Plain BitTorrent.
+    Plaintext,
+    /// An MSE handshake hid the BitTorrent handshake; the messages after it are plaintext.
+    Obfuscated,
+    /// MSE with RC4: every byte after the key exchange is encrypted.
+    Rc4,
 }
 
 /// One tracker's state, as shown by [`crate::engine::Session::trackers`].

@@ -281,6 +281,10 @@ pub enum CloseReason {
     BothSeeds,
     /// The connection limit was reached.
     TooManyConnections,
+    /// The message stream encryption handshake failed.
+    Encryption(crate::mse::MseError),
+    /// A plaintext connection where our policy requires encryption.
+    EncryptionRequired,
 }
 
 /// What the application is told, drained with [`crate::engine::Session::poll_event`].

@@ -45,7 +45,7 @@ impl Session {
     /// ```
     pub fn add_magnet(&mut self, now: Instant, magnet: &Magnet, opts: AddTorrent) -> TorrentId {
         let id = self.new_torrent_id();
-        self.by_info_hash.entry(magnet.info_hash).or_insert(id);
+        self.index_info_hash(magnet.info_hash, id);
         // Each `tr` its own tier, tried in link order, as libtorrent does: a link lists
         // alternatives, not one tracker's addresses.
         let trackers: Vec<Vec<String>> = magnet.trackers.iter().map(|u| vec![u.clone()]).collect();

@@ -11,6 +11,12 @@ use crate::{Bitfield, ConnId, PieceIndex};
 
 impl Session {
     pub(super) fn on_received(&mut self, now: Instant, conn: ConnId, data: Bytes) {
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.last_received = now;
+        }
+        let Some(data) = self.unseal(now, conn, data) else {
+            return;
+        };
         let Some(p) = self.peers.get_mut(conn) else {
             return;
         };

@@ -59,6 +59,7 @@ mod dht;
 mod dialing;
 mod download;
 mod early_pieces;
+mod encryption;
 mod exclusive;
 mod extension;
 #[cfg(test)]
@@ -108,7 +109,7 @@ pub use dialing::{
 };
 pub use early_pieces::MAX_PIECES_BEFORE_METADATA;
 pub use extension::{MAX_CLIENT_NAME, MAX_EXTENSION_HANDSHAKE_LEN, MAX_EXTENSION_HANDSHAKES};
-pub use info::{FileInfo, MemoryUse, PeerInfo, TorrentStats, TrackerInfo};
+pub use info::{ConnEncryption, FileInfo, MemoryUse, PeerInfo, TorrentStats, TrackerInfo};
 pub use io::{
     AddTorrent, CheckScope, CloseReason, Event, HashcheckReport, Input, Output, ResumeSave,
     StorageError, TorrentId, TorrentState,
@@ -142,6 +143,9 @@ pub struct Session {
     /// in both maps.
     fetching: BTreeMap<TorrentId, Fetching>,
     by_info_hash: BTreeMap<InfoHash, TorrentId>,
+    /// Each torrent's info-hash by the key an MSE handshake names it with
+    /// ([`crate::mse::torrent_key`]), kept beside `by_info_hash`.
+    mse_keys: BTreeMap<[u8; 20], InfoHash>,
     next_torrent: u32,
     peers: Peers,
     timers: TimerTable,
@@ -174,6 +178,7 @@ impl Session {
             torrents: BTreeMap::new(),
             fetching: BTreeMap::new(),
             by_info_hash: BTreeMap::new(),
+            mse_keys: BTreeMap::new(),
             next_torrent: 0,
             peers: Peers::default(),
             timers: TimerTable::default(),

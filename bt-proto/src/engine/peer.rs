@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::early_pieces::EarlyPieces;
+use super::encryption::Crypto;
 use super::extension::PeerExtensions;
 use super::io::TorrentId;
 use super::metadata::MetadataServed;
@@ -100,6 +101,10 @@ pub(crate) struct Peer {
     pub metadata_served: MetadataServed,
     /// What we told it by peer exchange, and how often it told us (BEP 11).
     pub pex: PexSent,
+    /// Message stream encryption: the handshake, or the cipher after it.
+    pub crypto: Crypto,
+    /// Bytes for the wire as they are, ahead of everything else: an MSE handshake's.
+    sealed: Vec<Bytes>,
     /// Messages waiting to be written with the next flush.
     out: BytesMut,
     /// Buffers waiting behind `out` (PIECE payloads), flushed in order.
@@ -157,6 +162,8 @@ impl Peer {
             extensions: PeerExtensions::default(),
             metadata_served: MetadataServed::default(),
             pex: PexSent::default(),
+            crypto: Crypto::Plain,
+            sealed: Vec::new(),
             out: BytesMut::new(),
             out_tail: Vec::new(),
             slips: 0,
@@ -240,7 +247,21 @@ impl Peer {
         if !pending.is_empty() {
             bufs.push(pending);
         }
-        bufs
+        let bufs = self.crypto.seal(bufs);
+        if self.sealed.is_empty() {
+            return bufs;
+        }
+        let mut all = std::mem::take(&mut self.sealed);
+        all.extend(bufs);
+        all
+    }
+
+    /// Queues bytes that go on the wire as they are, before anything queued later or
+    /// now: an MSE handshake's, which it encrypts itself.
+    pub fn send_sealed(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.sealed.push(Bytes::from(bytes));
+        }
     }
 
     // ----- choking and interest ---------------------------------------------------------

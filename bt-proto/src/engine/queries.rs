@@ -166,6 +166,7 @@ impl Session {
                     downloaded: p.downloaded,
                     uploaded: p.uploaded,
                     pieces: p.pieces.count(),
+                    encryption: p.crypto.as_info(),
                 })
             })
             .collect()

@@ -1,0 +1,152 @@
+//! Message stream encryption in the engine, on the simulator: swarms under each pair of
+//! policies. Required on both sides moves every byte under RC4; enabled on both hides the
+//! handshake and sends plaintext; an enabled side dialling a plaintext-only peer falls back
+//! to plaintext; required against disabled fails cleanly, and is not retried in a loop.
+// Test code: helpers that fail should fail the test on their line.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use bt_proto::engine::{AddTorrent, CloseReason, Config, ConnEncryption, Event};
+use bt_proto::metainfo::Metainfo;
+use bt_proto::mse::Encryption;
+use bt_proto::sim::net::LinkConfig;
+use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_torrent};
+
+const KIB: u64 = 1024;
+
+fn disabled(c: &mut Config) {
+    c.encryption = Encryption::Disabled;
+}
+fn enabled(c: &mut Config) {
+    c.encryption = Encryption::Enabled;
+}
+fn required(c: &mut Config) {
+    c.encryption = Encryption::Required;
+}
+
+/// A seed with policy `seed`, a leecher with `leech` that learns the seed from the
+/// tracker and dials it; the swarm after `run`, and whether the leecher completed.
+struct Run {
+    swarm: Swarm,
+    seed: NodeId,
+    leecher: NodeId,
+    seen: Vec<ConnEncryption>,
+    meta: Metainfo,
+    content: Vec<u8>,
+    complete: bool,
+}
+
+fn run(seed_policy: fn(&mut Config), leech_policy: fn(&mut Config), run: Duration) -> Run {
+    let (meta, content) = make_torrent(&[("e.bin", 512 * KIB)], 16 * 1024, 3).unwrap();
+    let mut swarm = Swarm::new(41);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
+    let seed = swarm.add_node(NodeOptions {
+        tweak: Some(seed_policy),
+        ..Default::default()
+    });
+    swarm.add_seed(seed, &meta, &content);
+    swarm.run_for(Duration::from_secs(1));
+    let leecher = swarm.add_node(NodeOptions {
+        tweak: Some(leech_policy),
+        ..Default::default()
+    });
+    let t = swarm.add_torrent(leecher, &meta, AddTorrent::default());
+    // How the connection looks while it carries blocks (two seeds part once done).
+    let mut seen = Vec::new();
+    let complete = swarm
+        .run_until(
+            |s| {
+                let peers = s.session(leecher).unwrap().peers(t, s.now());
+                if seen.is_empty() {
+                    seen = peers
+                        .iter()
+                        .filter(|p| p.downloaded > 0)
+                        .map(|p| p.encryption)
+                        .collect();
+                }
+                s.is_complete(leecher, t)
+            },
+            run,
+        )
+        .is_ok();
+    Run {
+        swarm,
+        seed,
+        leecher,
+        seen,
+        meta,
+        content,
+        complete,
+    }
+}
+
+fn reasons(swarm: &Swarm, n: NodeId) -> Vec<CloseReason> {
+    swarm
+        .events(n)
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::PeerDisconnected {
+                reason: Some(r), ..
+            } => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn required_on_both_sides_moves_every_byte_under_rc4() {
+    let mut r = run(required, required, Duration::from_secs(60));
+    assert!(r.complete);
+    assert_eq!(r.swarm.content(r.leecher, &r.meta), r.content);
+    assert_eq!(r.seen, vec![ConnEncryption::Rc4]);
+}
+
+#[test]
+fn enabled_on_both_sides_hides_the_handshake_and_sends_plaintext() {
+    let mut r = run(enabled, enabled, Duration::from_secs(60));
+    assert!(r.complete);
+    assert_eq!(r.swarm.content(r.leecher, &r.meta), r.content);
+    assert_eq!(r.seen, vec![ConnEncryption::Obfuscated]);
+}
+
+#[test]
+fn a_seed_that_requires_it_gets_rc4_from_an_enabled_leecher() {
+    let r = run(required, enabled, Duration::from_secs(60));
+    assert!(r.complete);
+    assert_eq!(r.seen, vec![ConnEncryption::Rc4]);
+}
+
+#[test]
+fn an_enabled_leecher_falls_back_to_plaintext_for_a_peer_without_mse() {
+    let mut r = run(disabled, enabled, Duration::from_secs(60));
+    assert!(r.complete, "no fall back to plaintext");
+    assert_eq!(r.swarm.content(r.leecher, &r.meta), r.content);
+    assert_eq!(r.seen, vec![ConnEncryption::Plaintext]);
+}
+
+/// Required against disabled, both ways round: no transfer, and no retry loop. A required
+/// leecher whose MSE handshake a plaintext-only seed drops never dials it again; a
+/// plaintext-only leecher that a required seed drops cannot know why, and backs off as from
+/// any peer that drops it (forgotten after five failures, until the tracker names it again).
+#[test]
+fn required_against_disabled_fails_cleanly_and_is_not_retried_in_a_loop() {
+    for (seed, leech, most) in [
+        (disabled as fn(&mut Config), required as fn(&mut Config), 1),
+        (required, disabled, 10),
+    ] {
+        let r = run(seed, leech, Duration::from_secs(600));
+        assert!(!r.complete);
+        // Every attempt ends at the seed with a reason: a plaintext handshake refused, or
+        // an MSE key that is no BitTorrent handshake.
+        let at_seed = reasons(&r.swarm, r.seed);
+        assert!((1..=most).contains(&at_seed.len()), "{at_seed:?}");
+        assert!(
+            at_seed.iter().all(|c| matches!(
+                c,
+                CloseReason::EncryptionRequired | CloseReason::Protocol(_)
+            )),
+            "{at_seed:?}"
+        );
+    }
+}
