@@ -413,11 +413,16 @@ fn decode_error(msg: &Value<'_>) -> Result<Body, KrpcError> {
         .and_then(Value::as_int)
         .ok_or(KrpcError::Missing("e"))?;
     let text = e.get(1).and_then(Value::as_bytes).unwrap_or_default();
-    let text = text.get(..MAX_ERROR_MESSAGE_LEN).unwrap_or(text);
-    Ok(Body::Error {
-        code,
-        message: String::from_utf8_lossy(text).into_owned(),
-    })
+    // Cut after the lossy decoding, at a character boundary: cutting the raw bytes first
+    // would let the replacement characters (three bytes each) take the text past the cap,
+    // and a second decode would cut it elsewhere.
+    let mut message = String::from_utf8_lossy(text).into_owned();
+    let mut end = message.len().min(MAX_ERROR_MESSAGE_LEN);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.truncate(end);
+    Ok(Body::Error { code, message })
 }
 
 /// The nodes of a `nodes` or `nodes6` string, at most `max`; `None` if it is not a whole
@@ -712,5 +717,25 @@ mod tests {
             assert!(back.nodes.len() == MAX_NODES_PER_REPLY || back.nodes.is_empty());
             assert!(back.values.len() == MAX_PEERS_PER_REPLY || back.values.is_empty());
         }
+    }
+
+    /// An error text with bytes that are not UTF-8, longer than the cap: what decodes
+    /// re-encodes to bytes that decode to the same text (the fuzzer found the text cut
+    /// before the replacement characters made it longer, so a second decode cut it again
+    /// elsewhere).
+    #[test]
+    fn an_error_text_with_invalid_utf8_decodes_the_same_after_a_round_trip() {
+        let mut text = b"A Generic Error".to_vec();
+        text.extend([0xd2; 150]);
+        text.extend(b" and more after it");
+        let mut datagram = format!("d1:eli201e{}:", text.len()).into_bytes();
+        datagram.extend(&text);
+        datagram.extend(b"e1:t2:aa1:y1:ee");
+        let m = Message::decode(&datagram).unwrap();
+        let Body::Error { message, .. } = &m.body else {
+            panic!("an error");
+        };
+        assert!(message.len() <= MAX_ERROR_MESSAGE_LEN);
+        assert_eq!(Message::decode(&m.encode()), Ok(m));
     }
 }
