@@ -45,10 +45,11 @@ use std::path::PathBuf;
 pub use bt_proto as proto;
 
 pub use bt_proto::engine::{
-    CheckScope, CloseReason, Config, DEFAULT_RESUME_SAVE_INTERVAL, Event, FileInfo,
+    CheckScope, CloseReason, Config, ConnEncryption, DEFAULT_RESUME_SAVE_INTERVAL, Event, FileInfo,
     HashcheckReport, PeerInfo, ProtocolViolation, StorageError, TorrentId, TorrentState,
     TorrentStats, TrackerInfo,
 };
+pub use bt_proto::mse::Encryption;
 pub use bt_proto::read_runs::MAX_READ_RUN;
 pub use bt_proto::resume::ResumeData;
 pub use bt_proto::storage::{LayoutError, StorageOp};
@@ -147,13 +148,13 @@ macro_rules! adapter_api {
     ($rt:ty) => {
         pub use $crate::proto;
         pub use $crate::{
-            AnnounceError, Bitfield, CheckScope, CloseReason, Config, DEFAULT_RESUME_SAVE_INTERVAL,
-            DhtOptions, DhtStatus, EVENT_QUEUE, Error, Event, Events, FileInfo, HashcheckReport,
-            INPUT_QUEUE, InfoHash, IoFailure, LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE,
-            MAX_READ_RUN, MAX_RESUME_FILE, MagnetOptions, PeerId, PeerInfo, PieceIndex,
-            ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId,
-            TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net,
-            tracker,
+            AnnounceError, Bitfield, CheckScope, CloseReason, Config, ConnEncryption,
+            DEFAULT_RESUME_SAVE_INTERVAL, DhtOptions, DhtStatus, EVENT_QUEUE, Encryption, Error,
+            Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash, IoFailure,
+            LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN, MAX_RESUME_FILE,
+            MagnetOptions, PeerId, PeerInfo, PieceIndex, ProtocolViolation, ResumeData,
+            SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId, TorrentOptions, TorrentSource,
+            TorrentState, TorrentStats, TrackerInfo, disk, net, tracker,
         };
 
         /// A BitTorrent session: one listening port serving any number of torrents.

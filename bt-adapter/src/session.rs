@@ -27,6 +27,7 @@ use bt_proto::engine::{self, Config};
 use bt_proto::lsd::LsdGroup;
 use bt_proto::magnet::MagnetPeer;
 use bt_proto::metainfo::Metainfo;
+use bt_proto::mse::Encryption;
 use bt_proto::peer_id::ClientVersion;
 use bt_proto::storage::metadata_path;
 
@@ -174,6 +175,14 @@ impl<R: Runtime> SessionBuilder<R> {
         self
     }
 
+    /// Message stream encryption for every connection of the session (default
+    /// [`Encryption::Enabled`], as libtorrent: both kinds accepted, MSE tried first on
+    /// outgoing connections with a fall back to plaintext; see [`Config::encryption`]).
+    /// [`Encryption::Required`] reaches only the peers that speak it, with RC4.
+    pub fn encryption(self, policy: Encryption) -> Self {
+        self.config(move |c| c.encryption = policy)
+    }
+
     /// Peer exchange (BEP 11) on or off for every torrent of the session (default: on; see
     /// [`Config::pex`]).
     pub fn pex(self, enabled: bool) -> Self {
@@ -200,6 +209,7 @@ impl<R: Runtime> SessionBuilder<R> {
         config.resume_save_interval = self.resume_interval;
         config.dht = self.dht.is_enabled();
         config.dht_read_only = self.dht.is_read_only();
+        config.encryption = Encryption::Enabled;
         for f in self.tune {
             f(&mut config);
         }

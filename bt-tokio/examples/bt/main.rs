@@ -36,7 +36,7 @@ use bt_tokio::proto::magnet::Magnet;
 use bt_tokio::proto::metainfo::Metainfo;
 use bt_tokio::proto::rng::Rng;
 use bt_tokio::proto::storage::RESUME_DIR;
-use bt_tokio::{DhtOptions, Event, Session, Torrent, TorrentOptions, TorrentState};
+use bt_tokio::{DhtOptions, Encryption, Event, Session, Torrent, TorrentOptions, TorrentState};
 use clap::{Parser, Subcommand};
 
 mod magnet;
@@ -167,6 +167,28 @@ struct Net {
     /// A DHT node to bootstrap from (repeat for more); replaces the public mainline routers.
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
     dht_bootstrap: Vec<String>,
+    /// Message stream encryption: `enabled` accepts both and tries it first on outgoing
+    /// connections; `required` talks only to peers that encrypt (RC4); `disabled` never.
+    #[arg(long, value_enum, default_value_t = EncryptionArg::Enabled)]
+    encryption: EncryptionArg,
+}
+
+/// `--encryption`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EncryptionArg {
+    Disabled,
+    Enabled,
+    Required,
+}
+
+impl From<EncryptionArg> for Encryption {
+    fn from(a: EncryptionArg) -> Self {
+        match a {
+            EncryptionArg::Disabled => Encryption::Disabled,
+            EncryptionArg::Enabled => Encryption::Enabled,
+            EncryptionArg::Required => Encryption::Required,
+        }
+    }
 }
 
 impl Net {
@@ -188,7 +210,8 @@ impl Net {
             .port(self.port)
             .lsd(!self.no_lsd)
             .pex(!self.no_pex)
-            .dht(dht);
+            .dht(dht)
+            .encryption(self.encryption.into());
         Ok(builder.start().await?)
     }
 }
