@@ -48,6 +48,8 @@ pub struct ChildArgs {
     /// Connections the session accepts (the idle-connections bench needs more than the
     /// default).
     pub max_connections: Option<usize>,
+    /// Message stream encryption required (RC4 on every byte), for the bench's `rc4` part.
+    pub encryption_required: bool,
 }
 
 enum Line {
@@ -94,9 +96,15 @@ fn say(line: &str) {
 /// Runs one child to the end; `started` is when the process started.
 pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), String> {
     let max = args.max_connections;
+    let required = args.encryption_required;
     let session = Session::<R>::builder()
         .listen_ip(Ipv4Addr::LOCALHOST.into())
         .config(crate::loopback_limits)
+        .config(move |c| {
+            if required {
+                c.encryption = bt_proto::mse::Encryption::Required;
+            }
+        })
         .config(move |c| {
             if let Some(n) = max {
                 c.max_incoming = n;

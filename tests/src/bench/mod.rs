@@ -391,12 +391,18 @@ fn same_content(a: &Path, b: &Path) -> Result<bool, String> {
     }
 }
 
-fn loopback_once(exe: &Path, rt: Rt, p: &Payload, work: &Path) -> Result<Transfer, String> {
+fn loopback_once(
+    exe: &Path,
+    rt: Rt,
+    p: &Payload,
+    work: &Path,
+    extra: &[String],
+) -> Result<Transfer, String> {
     let leech_dir = work.join(format!("leech-{}", rt.name()));
     let _ = fs::remove_dir_all(&leech_dir);
     let seed_dir = p.file.parent().ok_or("payload has no directory")?;
-    let seeder = Proc::spawn(exe, rt, "seed", &p.torrent, seed_dir, &[])?;
-    let mut leecher = Proc::spawn(exe, rt, "leech", &p.torrent, &leech_dir, &[])?;
+    let seeder = Proc::spawn(exe, rt, "seed", &p.torrent, seed_dir, extra)?;
+    let mut leecher = Proc::spawn(exe, rt, "leech", &p.torrent, &leech_dir, extra)?;
     leecher.add_peer(seeder.port)?;
     let secs = leecher.expect_secs("done")?;
     let leecher_usage = leecher.stop()?;
@@ -600,7 +606,7 @@ pub struct Options {
     pub work: PathBuf,
     /// Where to write the JSON.
     pub json: PathBuf,
-    /// Only the parts named (empty: all): loopback, swarm, hashcheck, idle, first, dht.
+    /// Only the parts named (empty: all): loopback, rc4, swarm, hashcheck, idle, first, dht.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -623,7 +629,7 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
     };
     println!("{:<44} {:>18}   target", "bench", "figure");
 
-    if want("hashcheck") || want("loopback") || want("idle") {
+    if want("hashcheck") || want("loopback") || want("rc4") || want("idle") {
         let p = make_payload(&work.join("seed"), "payload", s.loopback, PIECE_LENGTH)?;
         if want("hashcheck") {
             // Creation and hashcheck of the loopback payload (warm cache), the 1 GiB.
@@ -669,7 +675,7 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             for &rt in &opts.runtimes {
                 let mut runs = Vec::new();
                 for _ in 0..s.runs {
-                    runs.push(loopback_once(exe, rt, &p, work)?);
+                    runs.push(loopback_once(exe, rt, &p, work, &[])?);
                 }
                 let size = p_size(&p)?;
                 let gib = size as f64 / GIB as f64;
@@ -715,6 +721,43 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
                 }));
             }
             out["loopback"] = Value::Array(all);
+        }
+        if want("rc4") {
+            // The same transfer with encryption required on both sides: RC4 on every byte.
+            let mut all = Vec::new();
+            for &rt in &opts.runtimes {
+                let extra = ["--encryption-required".to_string()];
+                let mut runs = Vec::new();
+                for _ in 0..s.runs {
+                    runs.push(loopback_once(exe, rt, &p, work, &extra)?);
+                }
+                let size = p_size(&p)?;
+                let gib = size as f64 / GIB as f64;
+                let rate = median(runs.iter().map(|r| mb_per_s(size, r.secs)).collect());
+                let lcpu = median(runs.iter().map(|r| r.leecher.cpu() / gib).collect());
+                let scpu = median(runs.iter().map(|r| r.seeder.cpu() / gib).collect());
+                let n = rt.name();
+                row(
+                    format!("loopback rc4 {n}: leech (MB/s, median)"),
+                    format!("{rate:.0}"),
+                    "≥ 342",
+                );
+                row(
+                    format!("loopback rc4 {n}: leecher CPU (s/GiB)"),
+                    format!("{lcpu:.2}"),
+                    "",
+                );
+                row(
+                    format!("loopback rc4 {n}: seeder CPU (s/GiB)"),
+                    format!("{scpu:.2}"),
+                    "",
+                );
+                all.push(json!({
+                    "runtime": n, "bytes": size, "mb_s_median": rate,
+                    "leecher_cpu_s_per_gib": lcpu, "seeder_cpu_s_per_gib": scpu,
+                }));
+            }
+            out["loopback_rc4"] = Value::Array(all);
         }
         if want("idle") {
             let mut all = Vec::new();

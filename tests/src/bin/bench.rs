@@ -18,7 +18,7 @@ use bt_tests::bench::{self, Options, Rt, Sizes, child};
 
 fn usage() -> String {
     "usage: bench [--quick] [--json OUT] [--dir WORK] [--only a,b] [--runtime tokio,smol]\n       \
-     bench child seed|leech tokio|smol TORRENT DIR [--max-connections N]"
+     bench child seed|leech tokio|smol TORRENT DIR [--max-connections N] [--encryption-required]"
         .to_string()
 }
 
@@ -32,16 +32,25 @@ fn child_main(args: &[String], started: Instant) -> Result<(), String> {
         _ => return Err(usage()),
     };
     let rt = Rt::parse(rt).ok_or_else(usage)?;
-    let max_connections = match rest {
-        [] => None,
-        [flag, n] if flag == "--max-connections" => Some(n.parse().map_err(|_| usage())?),
-        _ => return Err(usage()),
-    };
+    let mut max_connections = None;
+    let mut encryption_required = false;
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--max-connections" => {
+                let n = it.next().ok_or_else(usage)?;
+                max_connections = Some(n.parse().map_err(|_| usage())?);
+            }
+            "--encryption-required" => encryption_required = true,
+            _ => return Err(usage()),
+        }
+    }
     let args = child::ChildArgs {
         role,
         torrent: PathBuf::from(torrent),
         dir: PathBuf::from(dir),
         max_connections,
+        encryption_required,
     };
     bench::run_child(rt, args, started)
 }
