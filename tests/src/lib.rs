@@ -46,6 +46,7 @@ pub mod conformance;
 pub mod crash_loop;
 pub mod dht;
 pub mod edges;
+pub mod encryption;
 pub mod hostile_disk;
 pub mod interop;
 pub mod local_discovery;

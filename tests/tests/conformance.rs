@@ -6,6 +6,7 @@ use bt_smol::Smol;
 use bt_tests::adversary as adv;
 use bt_tests::conformance as c;
 use bt_tests::dht;
+use bt_tests::encryption as enc;
 use bt_tests::hostile_disk as hd;
 use bt_tests::local_discovery as lsd;
 use bt_tests::magnet;
@@ -152,6 +153,30 @@ macro_rules! suite {
             }
 
             #[test]
+            fn encryption_required_on_both_sides_is_rc4() {
+                run_on::<$rt, _>(
+                    "encryption required",
+                    enc::required_on_both_sides::<$rt, $rt>(),
+                );
+            }
+
+            #[test]
+            fn encryption_enabled_falls_back_to_plaintext() {
+                run_on::<$rt, _>(
+                    "encryption fall back",
+                    enc::enabled_falls_back_to_plaintext::<$rt, $rt>(),
+                );
+            }
+
+            #[test]
+            fn encryption_required_against_disabled_moves_nothing() {
+                run_on::<$rt, _>(
+                    "encryption mismatch",
+                    enc::required_against_disabled_moves_nothing::<$rt, $rt>(),
+                );
+            }
+
+            #[test]
             fn pex_can_be_switched_off() {
                 run_on::<$rt, _>("pex switch", magnet::pex_switch::<$rt>());
             }
@@ -186,6 +211,14 @@ fn tokio_seed_smol_leechers() {
 #[test]
 fn smol_seed_tokio_leechers() {
     run_on::<Tokio, _>("smol seed, tokio leechers", c::transfer::<Smol, Tokio>());
+}
+
+#[test]
+fn tokio_seed_smol_leecher_encryption_required() {
+    run_on::<Smol, _>(
+        "encryption required, tokio seed, smol leecher",
+        enc::required_on_both_sides::<Tokio, Smol>(),
+    );
 }
 
 #[test]
