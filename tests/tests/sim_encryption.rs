@@ -7,11 +7,16 @@
 
 use std::time::Duration;
 
+use bt_proto::PeerId;
 use bt_proto::engine::{AddTorrent, CloseReason, Config, ConnEncryption, Event};
+use bt_proto::extensions::ExtensionHandshake;
+use bt_proto::extensions::ut_pex::{PexFlags, PexMessage};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::mse::Encryption;
 use bt_proto::sim::net::LinkConfig;
+use bt_proto::sim::remote::RemotePeer;
 use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_torrent};
+use bt_proto::wire::{Extension, Message, Reserved};
 
 const KIB: u64 = 1024;
 
@@ -149,4 +154,69 @@ fn required_against_disabled_fails_cleanly_and_is_not_retried_in_a_loop() {
             "{at_seed:?}"
         );
     }
+}
+
+/// Peer exchange says which peers speak MSE (BEP 11's flag 0x01): a raw node that joins the
+/// seed in plaintext hears of an encrypting leecher with the flag, and of a plaintext one
+/// without.
+#[test]
+fn peer_exchange_flags_the_peers_that_speak_mse() {
+    let (meta, content) = make_torrent(&[("p.bin", 4096 * KIB)], 16 * 1024, 9).unwrap();
+    let mut swarm = Swarm::new(42);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
+    // The seed uploads slowly, so the leechers stay leechers while peer exchange runs.
+    let seed = swarm.add_node(NodeOptions {
+        upload: Some(64 * KIB),
+        tweak: Some(enabled),
+        ..Default::default()
+    });
+    swarm.add_seed(seed, &meta, &content);
+    let mut leechers = Vec::new();
+    for policy in [enabled as fn(&mut Config), disabled] {
+        let l = swarm.add_node(NodeOptions {
+            tweak: Some(policy),
+            ..Default::default()
+        });
+        swarm.add_torrent(l, &meta, AddTorrent::default());
+        leechers.push(swarm.addr(l));
+    }
+    swarm.run_for(Duration::from_secs(2));
+    let raw = swarm.add_raw_node();
+    let conn = swarm.raw_connect(raw, swarm.addr(seed));
+    let reserved = Reserved::NONE.with(Extension::ExtensionProtocol);
+    let mut peer =
+        RemotePeer::new(conn, meta.info_hash(), PeerId([0xdd; 20])).with_reserved(reserved);
+    let hello = ExtensionHandshake {
+        ut_pex: Some(9),
+        ..Default::default()
+    };
+    swarm.run_for(Duration::from_millis(100));
+    let first = [Message::Extended {
+        id: 0,
+        payload: hello.encode().into(),
+    }];
+    assert!(swarm.raw_send(conn, peer.hello_bytes(&first).unwrap()));
+    let mut told = Vec::new();
+    for _ in 0..200 {
+        swarm.run_for(Duration::from_millis(100));
+        swarm.raw_receive(raw, &mut peer);
+        for m in peer.messages().unwrap() {
+            if let Message::Extended { id: 9, payload } = m {
+                told.extend(PexMessage::decode(&payload).unwrap().added);
+            }
+        }
+        if !told.is_empty() {
+            break;
+        }
+    }
+    let flags_of = |a| told.iter().find(|(x, _)| *x == a).map(|(_, f)| *f);
+    let (encrypting, plain) = (leechers[0], leechers[1]);
+    let f = flags_of(encrypting).unwrap_or_else(|| panic!("{told:?}"));
+    assert_eq!(
+        f.0 & PexFlags::ENCRYPTION.0,
+        PexFlags::ENCRYPTION.0,
+        "{told:?}"
+    );
+    let f = flags_of(plain).unwrap_or_else(|| panic!("{told:?}"));
+    assert_eq!(f.0 & PexFlags::ENCRYPTION.0, 0, "{told:?}");
 }

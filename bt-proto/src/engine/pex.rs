@@ -170,7 +170,13 @@ impl Session {
                 } else {
                     PexFlags::NONE
                 };
-                (a, flags | seed)
+                // It spoke MSE with us: others may open with it too (BEP 11's flag 0x01).
+                let mse = if p.crypto.as_info() == super::ConnEncryption::Plaintext {
+                    PexFlags::NONE
+                } else {
+                    PexFlags::ENCRYPTION
+                };
+                (a, flags | seed | mse)
             })
             .collect()
     }
