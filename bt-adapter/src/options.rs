@@ -59,6 +59,7 @@ pub struct TorrentOptions<S = TorrentSource> {
     pub(crate) verify_existing: bool,
     pub(crate) file_priorities: Vec<u8>,
     pub(crate) pex: bool,
+    pub(crate) encryption: Option<bt_proto::mse::Encryption>,
     pub(crate) on_hash_pass: Option<PieceCallback>,
     pub(crate) on_hash_fail: Option<PieceCallback>,
 }
@@ -126,6 +127,7 @@ impl<S> TorrentOptions<S> {
             verify_existing: true,
             file_priorities: Vec::new(),
             pex: true,
+            encryption: None,
             on_hash_pass: None,
             on_hash_fail: None,
         }
@@ -138,6 +140,7 @@ impl<S> TorrentOptions<S> {
             state: self.state,
             file_priorities: self.file_priorities.clone(),
             no_pex: !self.pex,
+            encryption: self.encryption,
             ..Default::default()
         }
     }
@@ -196,6 +199,14 @@ impl<S> TorrentOptions<S> {
     /// [`crate::SessionBuilder::pex`]; never for a private torrent).
     pub fn pex(mut self, enabled: bool) -> Self {
         self.pex = enabled;
+        self
+    }
+
+    /// Message stream encryption for this torrent's connections, instead of the session's
+    /// ([`crate::SessionBuilder::encryption`]): a torrent may require it in a session that
+    /// only enables it, or refuse it.
+    pub fn encryption(mut self, policy: bt_proto::mse::Encryption) -> Self {
+        self.encryption = Some(policy);
         self
     }
 

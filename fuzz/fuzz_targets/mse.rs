@@ -12,8 +12,9 @@ use libfuzzer_sys::fuzz_target;
 
 const TORRENT: InfoHash = InfoHash([0x42; 20]);
 
-fn find(k: &[u8; 20]) -> Option<InfoHash> {
-    (*k == torrent_key(&TORRENT)).then_some(TORRENT)
+/// The one torrent, accepting `accept`.
+fn finder(accept: Methods) -> impl Fn(&[u8; 20]) -> Option<(InfoHash, Methods)> {
+    move |k| (*k == torrent_key(&TORRENT)).then_some((TORRENT, accept))
 }
 
 fn methods(u: &mut Unstructured) -> Result<Methods> {
@@ -26,11 +27,12 @@ fn raw(u: &mut Unstructured) -> Result<()> {
     let offer = methods(u)?;
     let mut a = Initiator::new(&mut rng, TORRENT, offer, b"ia".to_vec())
         .map_err(|_| libfuzzer_sys::arbitrary::Error::IncorrectFormat)?;
-    let mut b = Responder::new(&mut rng, methods(u)?);
+    let mut b = Responder::new(&mut rng);
+    let find = finder(methods(u)?);
     while !u.is_empty() {
         let n = u.int_in_range(0..=700)?;
         let piece = u.bytes(n.min(u.len()))?;
-        if let Ok(Some(done)) = b.receive(piece, find) {
+        if let Ok(Some(done)) = b.receive(piece, &find) {
             assert_eq!(done.info_hash, TORRENT);
             assert!(done.initial_payload.len() <= MAX_INITIAL_PAYLOAD);
         }
@@ -54,7 +56,8 @@ fn exchange(u: &mut Unstructured) -> Result<()> {
     let Ok(mut a) = Initiator::new(&mut rng, TORRENT, offer, ia.clone()) else {
         return Ok(());
     };
-    let mut b = Responder::new(&mut rng, accept);
+    let mut b = Responder::new(&mut rng);
+    let find = finder(accept);
     let flip: Option<(usize, u8)> = u.arbitrary()?;
     let mut sent = 0usize;
     let (mut b_done, mut failed) = (None, false);
@@ -68,7 +71,7 @@ fn exchange(u: &mut Unstructured) -> Result<()> {
         sent += out.len();
         let cut = u.int_in_range(0..=out.len())?;
         for piece in [&out[..cut], &out[cut..]] {
-            match b.receive(piece, find) {
+            match b.receive(piece, &find) {
                 Ok(Some(d)) => b_done = Some(d),
                 Ok(None) => {}
                 Err(_) => failed = true,

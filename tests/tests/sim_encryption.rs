@@ -220,3 +220,54 @@ fn peer_exchange_flags_the_peers_that_speak_mse() {
     let f = flags_of(plain).unwrap_or_else(|| panic!("{told:?}"));
     assert_eq!(f.0 & PexFlags::ENCRYPTION.0, 0, "{told:?}");
 }
+
+/// A torrent's own policy over the session's: in a session with encryption disabled, a
+/// torrent that requires it takes only RC4 connections, while the session's other torrent
+/// still talks plaintext. A plaintext-only leecher gets the second and never the first.
+#[test]
+fn a_torrent_may_require_encryption_in_a_session_that_disables_it() {
+    let (strict, strict_content) =
+        make_torrent(&[("strict.bin", 256 * KIB)], 16 * 1024, 10).unwrap();
+    let (open, open_content) = make_torrent(&[("open.bin", 256 * KIB)], 16 * 1024, 11).unwrap();
+    let mut swarm = Swarm::new(43);
+    swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
+    let seed = swarm.add_node(NodeOptions {
+        tweak: Some(disabled),
+        ..Default::default()
+    });
+    swarm.put_content(seed, &strict, &strict_content);
+    swarm.add_torrent(
+        seed,
+        &strict,
+        AddTorrent {
+            have: Some(bt_proto::Bitfield::full(strict.piece_count())),
+            encryption: Some(Encryption::Required),
+            ..Default::default()
+        },
+    );
+    swarm.add_seed(seed, &open, &open_content);
+    swarm.run_for(Duration::from_secs(1));
+    let (plain, rc4) = (
+        swarm.add_node(NodeOptions {
+            tweak: Some(disabled),
+            ..Default::default()
+        }),
+        swarm.add_node(NodeOptions {
+            tweak: Some(required),
+            ..Default::default()
+        }),
+    );
+    let plain_strict = swarm.add_torrent(plain, &strict, AddTorrent::default());
+    let plain_open = swarm.add_torrent(plain, &open, AddTorrent::default());
+    let rc4_strict = swarm.add_torrent(rc4, &strict, AddTorrent::default());
+    swarm
+        .run_until(
+            |s| s.is_complete(plain, plain_open) && s.is_complete(rc4, rc4_strict),
+            Duration::from_secs(120),
+        )
+        .unwrap();
+    swarm.run_for(Duration::from_secs(60));
+    assert!(!swarm.is_complete(plain, plain_strict));
+    assert_eq!(swarm.content(rc4, &strict), strict_content);
+    assert_eq!(swarm.content(plain, &open), open_content);
+}

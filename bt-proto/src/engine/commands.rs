@@ -24,6 +24,9 @@ impl Session {
     pub fn add_torrent(&mut self, now: Instant, meta: Metainfo, opts: AddTorrent) -> TorrentId {
         let id = self.new_torrent_id();
         self.index_info_hash(meta.info_hash(), id);
+        if let Some(e) = opts.encryption {
+            self.encryption_of.insert(id, e);
+        }
         let state = opts.state.requested();
         let check = opts.check.clone();
         let start_after_check = check.is_some() && state == TorrentState::Started;
@@ -105,6 +108,7 @@ impl Session {
         };
         self.timers.stop_torrent(id);
         self.dht_forget(id);
+        self.encryption_of.remove(&id);
         if self.by_info_hash.get(&info_hash) == Some(&id) {
             self.by_info_hash.remove(&info_hash);
             self.mse_keys.remove(&crate::mse::torrent_key(&info_hash));

@@ -99,6 +99,7 @@ impl Session {
         if let Some(f) = p.torrent.and_then(|id| self.fetching.get_mut(&id)) {
             f.fetch.closed(conn);
         }
+        let policy = p.torrent.map(|id| self.encryption_for(id));
         let swarm = p
             .torrent
             .and_then(|id| swarm_of(&mut self.torrents, &mut self.fetching, id));
@@ -119,7 +120,7 @@ impl Session {
                 } else if p.crypto.is_initiating() && p.phase != super::peer::Phase::Connecting {
                     // Connected, and our MSE handshake went unanswered: a peer that speaks
                     // only plaintext. Dial it again at once in plaintext if we may.
-                    let redial = self.config.encryption == crate::mse::Encryption::Enabled;
+                    let redial = policy == Some(crate::mse::Encryption::Enabled);
                     t.candidates.refuses_mse(p.addr, now, redial);
                 } else {
                     t.candidates.dial_failed(p.addr, now);

@@ -318,6 +318,8 @@ impl Session {
     /// torrent's next dial deadline.
     pub(super) fn connect_more(&mut self, now: Instant, id: TorrentId) {
         let timer = Timer::Torrent(id, TorrentTimer::Dial);
+        // A peer that speaks only plaintext is never dialled while encryption is required.
+        let required = self.encryption_for(id) == crate::mse::Encryption::Required;
         let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
@@ -337,8 +339,6 @@ impl Session {
         for p in t.conns.iter().filter_map(|c| self.peers.get(*c)) {
             *per_host.entry(p.addr.ip()).or_insert(0) += 1;
         }
-        // A peer that speaks only plaintext is never dialled while encryption is required.
-        let required = cfg.encryption == crate::mse::Encryption::Required;
         let (due, more) = t.candidates.take_due(now, budget, |addr, c| {
             if required && c.plaintext_only {
                 return false;

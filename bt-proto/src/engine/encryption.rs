@@ -91,22 +91,59 @@ impl Session {
             .insert(crate::mse::torrent_key(&info_hash), info_hash);
     }
 
+    /// The encryption policy of torrent `id`: its own, or the session's.
+    pub(super) fn encryption_for(&self, id: TorrentId) -> Encryption {
+        self.encryption_of
+            .get(&id)
+            .copied()
+            .unwrap_or(self.config.encryption)
+    }
+
     /// How an outgoing connection of torrent `id` to `addr` starts.
     pub(super) fn crypto_for_dial(&mut self, id: TorrentId, addr: std::net::SocketAddr) -> Crypto {
+        let policy = self.encryption_for(id);
         let plaintext_known = swarm_of(&mut self.torrents, &mut self.fetching, id)
             .is_some_and(|t| t.candidates.refused_mse(addr));
-        match self.config.encryption {
+        match policy {
             Encryption::Disabled => Crypto::Plain,
             Encryption::Enabled if plaintext_known => Crypto::Plain,
             _ => Crypto::WillInitiate,
         }
     }
 
-    /// How an incoming connection starts: sniffed unless encryption is off.
+    /// How an incoming connection starts: its first bytes tell plaintext from MSE, unless
+    /// no torrent of the session takes MSE (then they are BitTorrent or nothing).
     pub(super) fn crypto_for_accept(&self) -> Crypto {
-        match self.config.encryption {
-            Encryption::Disabled => Crypto::Plain,
-            _ => Crypto::Sniffing(Vec::new()),
+        let any = self.config.encryption != Encryption::Disabled
+            || self
+                .encryption_of
+                .values()
+                .any(|e| *e != Encryption::Disabled);
+        if any {
+            Crypto::Sniffing(Vec::new())
+        } else {
+            Crypto::Plain
+        }
+    }
+
+    /// An incoming handshake for torrent `id` (`info_hash`) may go on over `conn`: a
+    /// plaintext one only where the torrent does not require encryption, an encrypted one
+    /// only for the torrent its MSE handshake named.
+    pub(super) fn check_encryption(
+        &self,
+        conn: ConnId,
+        id: TorrentId,
+        info_hash: &InfoHash,
+    ) -> Result<(), CloseReason> {
+        let Some(p) = self.peers.get(conn) else {
+            return Ok(());
+        };
+        match p.mse_torrent {
+            None if self.encryption_for(id) == Encryption::Required => {
+                Err(CloseReason::EncryptionRequired)
+            }
+            Some(named) if named != *info_hash => Err(CloseReason::UnknownTorrent),
+            _ => Ok(()),
         }
     }
 
@@ -119,7 +156,11 @@ impl Session {
         info_hash: InfoHash,
         handshake: &[u8],
     ) -> bool {
-        let offer = self.config.encryption.offer();
+        let torrent = self.peers.get(conn).and_then(|p| p.torrent);
+        let offer = match torrent {
+            Some(id) => self.encryption_for(id).offer(),
+            None => self.config.encryption.offer(),
+        };
         let Some(p) = self.peers.get_mut(conn) else {
             return false;
         };
@@ -155,7 +196,6 @@ impl Session {
     }
 
     fn unseal_inner(&mut self, conn: ConnId, data: Bytes) -> Result<Option<Bytes>, CloseReason> {
-        let policy = self.config.encryption;
         let Some(p) = self.peers.get_mut(conn) else {
             return Ok(None);
         };
@@ -170,11 +210,10 @@ impl Session {
             }
             Crypto::Sniffing(first) => {
                 first.extend_from_slice(&data);
+                // A plaintext handshake is checked against its torrent's policy once it
+                // names it (`check_encryption`).
                 match crate::mse::is_plaintext(first) {
                     None => return Ok(None),
-                    Some(true) if !policy.allows_plaintext_handshake() => {
-                        return Err(CloseReason::EncryptionRequired);
-                    }
                     Some(true) => {
                         let all = Bytes::from(std::mem::take(first));
                         p.crypto = Crypto::Plain;
@@ -182,7 +221,7 @@ impl Session {
                     }
                     Some(false) => {
                         let all = std::mem::take(first);
-                        let r = Responder::new(&mut self.rng, policy.accept());
+                        let r = Responder::new(&mut self.rng);
                         p.crypto = Crypto::Responding(Box::new(r));
                         Bytes::from(all)
                     }
@@ -190,8 +229,19 @@ impl Session {
             }
             Crypto::Initiating(_) | Crypto::Responding(_) => data,
         };
-        let keys = &self.mse_keys;
-        let find = |k: &[u8; 20]| keys.get(k).copied();
+        // The torrent an initiator names, with what its policy accepts.
+        let (keys, ids, own, default) = (
+            &self.mse_keys,
+            &self.by_info_hash,
+            &self.encryption_of,
+            self.config.encryption,
+        );
+        let find = |k: &[u8; 20]| {
+            let info_hash = *keys.get(k)?;
+            let id = ids.get(&info_hash)?;
+            let policy = own.get(id).copied().unwrap_or(default);
+            Some((info_hash, policy.accept()))
+        };
         let (result, out) = match &mut p.crypto {
             Crypto::Initiating(i) => (i.receive(&data), i.take_output()),
             Crypto::Responding(r) => (r.receive(&data, find), r.take_output()),
@@ -203,6 +253,7 @@ impl Session {
             Err(e) => Err(CloseReason::Encryption(e)),
             Ok(Some(mut e)) => {
                 p.crypto = Crypto::after(&mut e);
+                p.mse_torrent = Some(e.info_hash);
                 let mut stream = e.initial_payload;
                 stream.extend_from_slice(&e.rest);
                 Ok(Some(Bytes::from(stream)))

@@ -83,6 +83,7 @@ impl Session {
         let id = self
             .torrent_by_info_hash(&prefix.info_hash)
             .ok_or(CloseReason::UnknownTorrent)?;
+        self.check_encryption(conn, id, &prefix.info_hash)?;
         let t = swarm_of(&mut self.torrents, &mut self.fetching, id)
             .filter(|t| *t.state != TorrentState::Stopped)
             .ok_or(CloseReason::UnknownTorrent)?;

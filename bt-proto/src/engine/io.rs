@@ -470,4 +470,7 @@ pub struct AddTorrent {
     /// No peer exchange (BEP 11) for this torrent, whatever [`super::Config::pex`] says
     /// (default: `false`, the session's setting decides).
     pub no_pex: bool,
+    /// Message stream encryption for this torrent's connections, instead of
+    /// [`super::Config::encryption`] (default: `None`, the session's setting decides).
+    pub encryption: Option<crate::mse::Encryption>,
 }

@@ -60,6 +60,8 @@ mod dialing;
 mod download;
 mod early_pieces;
 mod encryption;
+#[cfg(test)]
+mod encryption_tests;
 mod exclusive;
 mod extension;
 #[cfg(test)]
@@ -146,6 +148,8 @@ pub struct Session {
     /// Each torrent's info-hash by the key an MSE handshake names it with
     /// ([`crate::mse::torrent_key`]), kept beside `by_info_hash`.
     mse_keys: BTreeMap<[u8; 20], InfoHash>,
+    /// Torrents whose encryption policy is their own ([`AddTorrent::encryption`]).
+    encryption_of: BTreeMap<TorrentId, crate::mse::Encryption>,
     next_torrent: u32,
     peers: Peers,
     timers: TimerTable,
@@ -179,6 +183,7 @@ impl Session {
             fetching: BTreeMap::new(),
             by_info_hash: BTreeMap::new(),
             mse_keys: BTreeMap::new(),
+            encryption_of: BTreeMap::new(),
             next_torrent: 0,
             peers: Peers::default(),
             timers: TimerTable::default(),

@@ -103,6 +103,9 @@ pub(crate) struct Peer {
     pub pex: PexSent,
     /// Message stream encryption: the handshake, or the cipher after it.
     pub crypto: Crypto,
+    /// The torrent an incoming MSE handshake named: its BitTorrent handshake must name the
+    /// same one.
+    pub mse_torrent: Option<crate::InfoHash>,
     /// Bytes for the wire as they are, ahead of everything else: an MSE handshake's.
     sealed: Vec<Bytes>,
     /// Messages waiting to be written with the next flush.
@@ -163,6 +166,7 @@ impl Peer {
             metadata_served: MetadataServed::default(),
             pex: PexSent::default(),
             crypto: Crypto::Plain,
+            mse_torrent: None,
             sealed: Vec::new(),
             out: BytesMut::new(),
             out_tail: Vec::new(),

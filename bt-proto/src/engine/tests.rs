@@ -30,16 +30,26 @@ fn torrent(len: u64, piece_len: u32, byte: u8, trackers: &[&str]) -> Metainfo {
 
 /// A session seeding a torrent of three pieces (the last short), without trackers.
 pub(super) fn seed_session() -> (Session, InfoHash) {
-    let meta = torrent(40_000, 16384, 7, &[]);
+    seed_session_with(Config::new(crate::PeerId([1; 20]), 6881, 1), 7)
+}
+
+/// A session with `config` seeding a torrent like [`seed_session`]'s, of bytes `byte`.
+pub(super) fn seed_session_with(config: Config, byte: u8) -> (Session, InfoHash) {
+    let mut s = Session::new(config);
+    let info_hash = add_seed_torrent(&mut s, byte);
+    (s, info_hash)
+}
+
+/// Adds a seeding torrent of three pieces, every byte `byte`, to `s`.
+pub(super) fn add_seed_torrent(s: &mut Session, byte: u8) -> InfoHash {
+    let meta = torrent(40_000, 16384, byte, &[]);
     let info_hash = meta.info_hash();
-    let n = meta.piece_count();
-    let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
     let opts = AddTorrent {
-        have: Some(Bitfield::full(n)),
+        have: Some(Bitfield::full(meta.piece_count())),
         ..Default::default()
     };
     s.add_torrent(Instant::now(), meta, opts);
-    (s, info_hash)
+    info_hash
 }
 
 #[test]

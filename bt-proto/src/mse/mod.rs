@@ -26,9 +26,10 @@
 //! let mut rng = Rng::seed_from_u64(1);
 //! let info_hash = InfoHash([7; 20]);
 //! let mut a = Initiator::new(&mut rng, info_hash, Methods::BOTH, b"hello".to_vec()).unwrap();
-//! let mut b = Responder::new(&mut rng, Methods::RC4);
-//! // The session's torrents by the key an initiator names them with.
-//! let ours = |key: &[u8; 20]| (*key == torrent_key(&info_hash)).then_some(info_hash);
+//! let mut b = Responder::new(&mut rng);
+//! // The session's torrents by the key an initiator names them with, and what each
+//! // accepts.
+//! let ours = |key: &[u8; 20]| (*key == torrent_key(&info_hash)).then_some((info_hash, Methods::RC4));
 //! let (mut a_done, mut b_done) = (None, None);
 //! while a_done.is_none() || b_done.is_none() {
 //!     let to_b = a.take_output();

@@ -14,10 +14,11 @@ pub fn torrent_key(info_hash: &InfoHash) -> [u8; 20] {
     hash(b"req2", &[&info_hash.0])
 }
 
-/// The ciphers once the torrent is known.
+/// The ciphers once the torrent is known, and what its policy accepts.
 #[derive(Debug)]
 struct Keyed {
     info_hash: InfoHash,
+    accept: Methods,
     send: Cipher,
     receive: Cipher,
 }
@@ -56,7 +57,6 @@ enum State {
 #[derive(Debug)]
 pub struct Responder {
     keys: KeyPair,
-    accept: Methods,
     pad: Vec<u8>,
     state: State,
     input: Vec<u8>,
@@ -64,17 +64,17 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// A handshake that may select among `accept` (see [`super::Encryption::accept`]).
-    pub fn new(rng: &mut Rng, accept: Methods) -> Self {
+    /// A handshake; what it may select depends on the torrent the initiator names (see
+    /// [`Responder::receive`]).
+    pub fn new(rng: &mut Rng) -> Self {
         let keys = KeyPair::random(rng);
-        Responder::with_keys(rng, keys, accept)
+        Responder::with_keys(rng, keys)
     }
 
     /// The same with a given key pair (tests and fixed vectors).
-    pub fn with_keys(rng: &mut Rng, keys: KeyPair, accept: Methods) -> Self {
+    pub fn with_keys(rng: &mut Rng, keys: KeyPair) -> Self {
         Responder {
             keys,
-            accept,
             pad: random_pad(rng),
             state: State::PeerKey,
             input: Vec::new(),
@@ -88,12 +88,13 @@ impl Responder {
     }
 
     /// Bytes received; `find` names the torrent whose [`torrent_key`] is given, if it is
-    /// one of ours. `Ok(Some)` once the handshake is over (its last bytes wait in
+    /// one of ours, and the methods its policy accepts ([`super::Encryption::accept`]).
+    /// `Ok(Some)` once the handshake is over (its last bytes wait in
     /// [`Responder::take_output`]), `Ok(None)` while more are needed.
     pub fn receive(
         &mut self,
         data: &[u8],
-        find: impl Fn(&[u8; 20]) -> Option<InfoHash>,
+        find: impl Fn(&[u8; 20]) -> Option<(InfoHash, Methods)>,
     ) -> Result<Option<Established>, MseError> {
         self.input.extend_from_slice(data);
         loop {
@@ -112,7 +113,7 @@ impl Responder {
     fn step(
         &mut self,
         state: State,
-        find: &impl Fn(&[u8; 20]) -> Option<InfoHash>,
+        find: &impl Fn(&[u8; 20]) -> Option<(InfoHash, Methods)>,
     ) -> Result<Step<State>, MseError> {
         match state {
             State::PeerKey => {
@@ -186,7 +187,7 @@ impl Responder {
     fn torrent(
         &mut self,
         secret: [u8; PUBLIC_KEY_LEN],
-        find: &impl Fn(&[u8; 20]) -> Option<InfoHash>,
+        find: &impl Fn(&[u8; 20]) -> Option<(InfoHash, Methods)>,
     ) -> Result<Step<State>, MseError> {
         let Some(named) = sync::take::<20>(&mut self.input) else {
             return Ok(Step::Wait(State::Torrent { secret }));
@@ -196,9 +197,10 @@ impl Responder {
         for ((k, n), r) in key.iter_mut().zip(named).zip(req3) {
             *k = n ^ r;
         }
-        let info_hash = find(&key).ok_or(MseError::UnknownTorrent)?;
+        let (info_hash, accept) = find(&key).ok_or(MseError::UnknownTorrent)?;
         Ok(Step::Next(State::Provide(Keyed {
             info_hash,
+            accept,
             send: Cipher::b_to_a(&secret, &info_hash),
             receive: Cipher::a_to_b(&secret, &info_hash),
         })))
@@ -235,7 +237,7 @@ impl Responder {
     ) -> Result<Established, MseError> {
         let mut initial_payload: Vec<u8> = self.input.drain(..len).collect();
         keyed.receive.apply(&mut initial_payload);
-        let common = offered.and(self.accept);
+        let common = offered.and(keyed.accept);
         // Plaintext when both are allowed: the handshake is hidden either way, and RC4
         // costs CPU on every byte. A policy that requires RC4 accepts nothing else.
         let method = if common.contains(Methods::PLAINTEXT) {
@@ -245,7 +247,7 @@ impl Responder {
         } else {
             return Err(MseError::NoCommonMethod {
                 offered: offered.0,
-                accepted: self.accept.0,
+                accepted: keyed.accept.0,
             });
         };
         let mut answer = VC.to_vec();

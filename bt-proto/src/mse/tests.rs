@@ -94,12 +94,12 @@ fn the_responder_sends_and_reads_what_the_vectors_say() {
         let ih = info_hash(&v);
         let mut rng = Rng::seed_from_u64(2);
         // It accepts exactly what the vector selected.
-        let mut b = Responder::with_keys(&mut rng, private(&v["xb"]), methods(&v["select"]));
+        let mut b = Responder::with_keys(&mut rng, private(&v["xb"]));
         let mut stream = v["ya"].clone();
         stream.extend(&v["pad_a"]);
         stream.extend(&v["step3"]);
         stream.extend(&v["wire_a"]);
-        let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some(ih);
+        let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some((ih, methods(&v["select"])));
         let mut done = b.receive(&stream, find).unwrap().unwrap();
         let out = b.take_output();
         assert_eq!(out[..96], v["yb"], "{name}");
@@ -121,8 +121,8 @@ fn exchange(seed: u64, offer: Methods, accept: Methods) -> (Vec<u8>, Vec<u8>, In
     let mut rng = Rng::seed_from_u64(seed);
     let ih = InfoHash([seed as u8; 20]);
     let mut a = Initiator::new(&mut rng, ih, offer, b"IA bytes".to_vec()).unwrap();
-    let mut b = Responder::new(&mut rng, accept);
-    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some(ih);
+    let mut b = Responder::new(&mut rng);
+    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some((ih, accept));
     let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
     let (mut a_done, mut b_done) = (false, false);
     for _ in 0..4 {
@@ -143,19 +143,19 @@ fn exchange(seed: u64, offer: Methods, accept: Methods) -> (Vec<u8>, Vec<u8>, In
 
 /// The responder of [`exchange`]'s run with `seed`, made again: the same keys and padding,
 /// so that A's recorded stream fits it.
-fn replayed_responder(seed: u64, offer: Methods, accept: Methods) -> Responder {
+fn replayed_responder(seed: u64, offer: Methods) -> Responder {
     let mut rng = Rng::seed_from_u64(seed);
     let ih = InfoHash([seed as u8; 20]);
     let _a = Initiator::new(&mut rng, ih, offer, b"IA bytes".to_vec()).unwrap();
-    Responder::new(&mut rng, accept)
+    Responder::new(&mut rng)
 }
 
 #[test]
 fn every_truncation_point_waits_and_the_rest_completes() {
     let (to_b, _, ih) = exchange(3, Methods::BOTH, Methods::RC4);
-    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some(ih);
+    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some((ih, Methods::RC4));
     for cut in 0..to_b.len() {
-        let mut b = replayed_responder(3, Methods::BOTH, Methods::RC4);
+        let mut b = replayed_responder(3, Methods::BOTH);
         assert!(
             b.receive(&to_b[..cut], find).unwrap().is_none(),
             "cut {cut}"
@@ -192,8 +192,8 @@ fn the_torrent_is_found_among_ten_thousand_and_an_unknown_one_refused() {
     want[..4].copy_from_slice(&7777u32.to_be_bytes());
     let mut rng = Rng::seed_from_u64(5);
     let mut a = Initiator::new(&mut rng, InfoHash(want), Methods::RC4, Vec::new()).unwrap();
-    let mut b = Responder::new(&mut rng, Methods::BOTH);
-    let find = |k: &[u8; 20]| keys.get(k).copied();
+    let mut b = Responder::new(&mut rng);
+    let find = |k: &[u8; 20]| keys.get(k).map(|h| (*h, Methods::BOTH));
     b.receive(&a.take_output(), find).unwrap();
     a.receive(&b.take_output()).unwrap();
     let done = b.receive(&a.take_output(), find).unwrap().unwrap();
@@ -201,7 +201,7 @@ fn the_torrent_is_found_among_ten_thousand_and_an_unknown_one_refused() {
     assert_eq!(done.method, Methods::RC4, "RC4 was all A offered");
 
     let mut a = Initiator::new(&mut rng, InfoHash([0xee; 20]), Methods::RC4, Vec::new()).unwrap();
-    let mut b = Responder::new(&mut rng, Methods::BOTH);
+    let mut b = Responder::new(&mut rng);
     b.receive(&a.take_output(), find).unwrap();
     a.receive(&b.take_output()).unwrap();
     assert_eq!(
@@ -210,9 +210,9 @@ fn the_torrent_is_found_among_ten_thousand_and_an_unknown_one_refused() {
     );
 }
 
-/// Runs A against B until one fails; that error.
-fn failure(mut a: Initiator, mut b: Responder, ih: InfoHash) -> MseError {
-    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some(ih);
+/// Runs A against B (whose torrent `ih` accepts `accept`) until one fails; that error.
+fn failure(mut a: Initiator, mut b: Responder, ih: InfoHash, accept: Methods) -> MseError {
+    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some((ih, accept));
     for _ in 0..4 {
         if let Err(e) = b.receive(&a.take_output(), find) {
             return e;
@@ -229,9 +229,9 @@ fn policies_that_share_no_method_fail_cleanly() {
     let mut rng = Rng::seed_from_u64(6);
     let ih = InfoHash([6; 20]);
     let a = Initiator::new(&mut rng, ih, Methods::PLAINTEXT, Vec::new()).unwrap();
-    let b = Responder::new(&mut rng, Encryption::Required.accept());
+    let b = Responder::new(&mut rng);
     assert_eq!(
-        failure(a, b, ih),
+        failure(a, b, ih, Encryption::Required.accept()),
         MseError::NoCommonMethod {
             offered: 1,
             accepted: 2
@@ -260,10 +260,10 @@ fn weak_public_keys_are_refused() {
 #[test]
 fn malformed_handshakes_fail_with_their_reason() {
     let ih = InfoHash([8; 20]);
-    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some(ih);
+    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some((ih, Methods::BOTH));
     // Padding beyond 512 bytes before the synchronisation hash.
     let mut rng = Rng::seed_from_u64(8);
-    let mut b = Responder::new(&mut rng, Methods::BOTH);
+    let mut b = Responder::new(&mut rng);
     let kp = KeyPair::random(&mut rng);
     let mut stream = kp.public().to_vec();
     stream.extend(vec![0x5a; MAX_PAD_LEN + 20]);
@@ -273,8 +273,8 @@ fn malformed_handshakes_fail_with_their_reason() {
     let (mut to_b, _, ih2) = exchange(9, Methods::BOTH, Methods::BOTH);
     let vc_at = to_b.len() - (8 + 4 + 2 + 2 + b"IA bytes".len());
     to_b[vc_at] ^= 1;
-    let mut b = replayed_responder(9, Methods::BOTH, Methods::BOTH);
-    let find2 = |k: &[u8; 20]| (*k == torrent_key(&ih2)).then_some(ih2);
+    let mut b = replayed_responder(9, Methods::BOTH);
+    let find2 = |k: &[u8; 20]| (*k == torrent_key(&ih2)).then_some((ih2, Methods::BOTH));
     assert_eq!(b.receive(&to_b, find2).unwrap_err(), MseError::BadVc);
 
     // An initial payload over the limit is refused before it is sent.
@@ -318,8 +318,8 @@ fn rc4_streams_carry_bytes_both_ways_after_the_handshake() {
     let mut rng = Rng::seed_from_u64(12);
     let ih = InfoHash([12; 20]);
     let mut a = Initiator::new(&mut rng, ih, Methods::RC4, Vec::new()).unwrap();
-    let mut b = Responder::new(&mut rng, Methods::BOTH);
-    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some(ih);
+    let mut b = Responder::new(&mut rng);
+    let find = |k: &[u8; 20]| (*k == torrent_key(&ih)).then_some((ih, Methods::BOTH));
     b.receive(&a.take_output(), find).unwrap();
     a.receive(&b.take_output()).unwrap();
     let mut bd = b.receive(&a.take_output(), find).unwrap().unwrap();
