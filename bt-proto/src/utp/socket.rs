@@ -1,0 +1,293 @@
+//! Many uTP connections over one UDP port: packets routed by (remote address, connection
+//! id), incoming connections bounded, strangers answered with at most one reset each.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::connection::{Connection, Event};
+use super::packet::{Header, Packet, PacketType};
+use crate::rng::Rng;
+
+/// Resets queued and not yet sent, at most: 64. Each answers one packet for no connection
+/// (never a reset, never more than one per packet, never larger than it), so they amplify
+/// nothing; the cap keeps a flood of strangers from growing the queue between two drains.
+pub const MAX_PENDING_RESETS: usize = 64;
+
+/// A connection's handle, unique for the socket's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(pub u64);
+
+/// The socket's limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// Connections the peers opened that may exist at once; SYNs beyond it are answered
+    /// with a reset and allocate nothing.
+    pub max_incoming: usize,
+}
+
+/// What happened, for the application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketEvent {
+    /// A peer opened a connection.
+    Incoming(StreamId, SocketAddr),
+    /// Something happened on a connection. After `Closed` or `Failed` the socket forgets it
+    /// once nothing is left to read.
+    Stream(StreamId, Event),
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    conn: Connection,
+    addr: SocketAddr,
+    incoming: bool,
+}
+
+/// The multiplexer.
+#[derive(Clone, Debug)]
+pub struct Socket {
+    config: SocketConfig,
+    rng: Rng,
+    streams: HashMap<StreamId, Entry>,
+    /// (peer, the id its packets carry) → stream.
+    routes: HashMap<(SocketAddr, u16), StreamId>,
+    next_id: u64,
+    incoming: usize,
+    resets: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<SocketEvent>,
+    /// Round-robin position for [`Socket::poll_transmit`].
+    turn: VecDeque<StreamId>,
+    epoch: Instant,
+}
+
+impl Socket {
+    /// An empty socket; `seed` decides its connection ids and sequence numbers.
+    pub fn new(now: Instant, config: SocketConfig, seed: u64) -> Self {
+        Socket {
+            config,
+            rng: Rng::seed_from_u64(seed),
+            streams: HashMap::new(),
+            routes: HashMap::new(),
+            next_id: 0,
+            incoming: 0,
+            resets: VecDeque::new(),
+            events: VecDeque::new(),
+            turn: VecDeque::new(),
+            epoch: now,
+        }
+    }
+
+    /// Opens a connection to `to`; its SYN comes out of [`Socket::poll_transmit`].
+    pub fn connect(&mut self, now: Instant, to: SocketAddr) -> StreamId {
+        // A free receive id for this peer: random start, then the next free one (at most
+        // 65,536 steps; a peer with every id taken is not a case worth more).
+        let start = self.rng.next_u32() as u16;
+        let recv_id = (0..=u16::MAX)
+            .map(|i| start.wrapping_add(i))
+            .find(|id| !self.routes.contains_key(&(to, *id)))
+            .unwrap_or(start);
+        let conn = Connection::connect(now, recv_id, self.rng.next_u32() as u16);
+        self.insert(to, conn, false)
+    }
+
+    fn insert(&mut self, addr: SocketAddr, conn: Connection, incoming: bool) -> StreamId {
+        let id = StreamId(self.next_id);
+        self.next_id += 1;
+        self.routes.insert((addr, conn.recv_id()), id);
+        self.streams.insert(
+            id,
+            Entry {
+                conn,
+                addr,
+                incoming,
+            },
+        );
+        self.turn.push_back(id);
+        if incoming {
+            self.incoming += 1;
+        }
+        id
+    }
+
+    /// A datagram from `from` (the caller checked [`super::is_utp`] or not: anything that
+    /// does not decode is dropped).
+    pub fn handle(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Ok(packet) = Packet::decode(datagram) else {
+            return;
+        };
+        let h = packet.header;
+        let key_id = if h.kind == PacketType::Syn {
+            h.connection_id.wrapping_add(1)
+        } else {
+            h.connection_id
+        };
+        if let Some(id) = self.routes.get(&(from, key_id)).copied() {
+            if let Some(e) = self.streams.get_mut(&id) {
+                e.conn.on_datagram(now, &packet);
+            }
+            self.collect(id);
+            return;
+        }
+        if h.kind == PacketType::Syn && self.incoming < self.config.max_incoming {
+            let conn = Connection::accept(now, &h, self.rng.next_u32() as u16);
+            let id = self.insert(from, conn, true);
+            self.events.push_back(SocketEvent::Incoming(id, from));
+            return;
+        }
+        self.answer_stranger(now, from, &h);
+    }
+
+    /// One reset for a packet that belongs to no connection (a reset gets none). The peer
+    /// receives on our id − 1 if it opened the connection, on the SYN's id if this is one.
+    fn answer_stranger(&mut self, now: Instant, to: SocketAddr, h: &Header) {
+        if h.kind == PacketType::Reset || self.resets.len() >= MAX_PENDING_RESETS {
+            return;
+        }
+        let connection_id = if h.kind == PacketType::Syn {
+            h.connection_id
+        } else {
+            h.connection_id.wrapping_sub(1)
+        };
+        let header = Header {
+            kind: PacketType::Reset,
+            connection_id,
+            // Wrapping on purpose: a free-running 32-bit microsecond clock.
+            timestamp_us: now.saturating_duration_since(self.epoch).as_micros() as u32,
+            timestamp_diff_us: 0,
+            wnd_size: 0,
+            seq_nr: self.rng.next_u32() as u16,
+            ack_nr: h.seq_nr,
+        };
+        let reset = Packet {
+            header,
+            sack: None,
+            payload: &[],
+        };
+        self.resets.push_back((to, reset.encode()));
+    }
+
+    /// Moves a connection's events to the socket's queue, and forgets it if it is finished.
+    fn collect(&mut self, id: StreamId) {
+        let Some(e) = self.streams.get_mut(&id) else {
+            return;
+        };
+        while let Some(ev) = e.conn.poll_event() {
+            self.events.push_back(SocketEvent::Stream(id, ev));
+        }
+        if e.conn.is_finished() {
+            self.remove(id);
+        }
+    }
+
+    /// The next datagram to send and where, if any; call until `None` after every input.
+    /// Connections take turns, one datagram each.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
+        if let Some(r) = self.resets.pop_front() {
+            return Some(r);
+        }
+        for _ in 0..self.turn.len() {
+            let id = self.turn.pop_front()?;
+            let Some(e) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            self.turn.push_back(id);
+            let (addr, d) = (e.addr, e.conn.poll_transmit(now));
+            self.collect(id);
+            if let Some(d) = d {
+                return Some((addr, d));
+            }
+        }
+        None
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SocketEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Socket::handle_timeout`] should be called next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.streams
+            .values()
+            .filter_map(|e| e.conn.next_timeout())
+            .min()
+    }
+
+    /// Time passed: each connection's time-outs; finished connections are forgotten.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, e)| e.conn.next_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(e) = self.streams.get_mut(&id) {
+                e.conn.on_timeout(now);
+            }
+            self.collect(id);
+        }
+    }
+
+    fn remove(&mut self, id: StreamId) {
+        if let Some(e) = self.streams.remove(&id) {
+            self.routes.remove(&(e.addr, e.conn.recv_id()));
+            self.turn.retain(|t| *t != id);
+            if e.incoming {
+                self.incoming -= 1;
+            }
+        }
+    }
+
+    /// The connection behind `id`, while the socket has it.
+    pub fn connection(&self, id: StreamId) -> Option<&Connection> {
+        self.streams.get(&id).map(|e| &e.conn)
+    }
+
+    /// Queues bytes on `id`; returns how many its send buffer took.
+    pub fn write(&mut self, id: StreamId, data: &[u8]) -> usize {
+        self.streams.get_mut(&id).map_or(0, |e| e.conn.write(data))
+    }
+
+    /// Reads bytes from `id`; returns how many.
+    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> usize {
+        let n = self.streams.get_mut(&id).map_or(0, |e| e.conn.read(buf));
+        self.collect(id);
+        n
+    }
+
+    /// Bytes readable on `id` now.
+    pub fn readable(&self, id: StreamId) -> usize {
+        self.connection(id).map_or(0, Connection::readable)
+    }
+
+    /// Bytes `id` would take now.
+    pub fn writable(&self, id: StreamId) -> usize {
+        self.connection(id).map_or(0, Connection::writable)
+    }
+
+    /// Ends our side of `id`'s stream after the bytes written.
+    pub fn close(&mut self, id: StreamId) {
+        if let Some(e) = self.streams.get_mut(&id) {
+            e.conn.close();
+        }
+    }
+
+    /// Ends `id` at once with a reset.
+    pub fn reset(&mut self, id: StreamId) {
+        if let Some(e) = self.streams.get_mut(&id) {
+            e.conn.reset();
+        }
+        self.collect(id);
+    }
+
+    /// Connections the socket holds, and how many of them the peers opened.
+    pub fn len(&self) -> (usize, usize) {
+        (self.streams.len(), self.incoming)
+    }
+
+    /// Whether the socket holds no connection.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+}

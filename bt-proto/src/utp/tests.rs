@@ -1,0 +1,402 @@
+//! Two sockets over the virtual link of `link.rs`: transfers under loss, reordering and
+//! duplication, closes, resets, dead and hostile peers.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::connection::{
+    ACCEPT_TIMEOUT, MAX_RETRANSMITS, MAX_STALLED_TIMEOUTS, MAX_SYN_RETRANSMITS,
+};
+use super::link::{LinkConfig, Pair};
+use super::packet::{Header, Packet, PacketType};
+use super::socket::MAX_PENDING_RESETS;
+use super::*;
+use crate::rng::Rng;
+
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0; len];
+    Rng::seed_from_u64(seed).fill(&mut v);
+    v
+}
+
+/// Connects a to b; returns both ends once b accepted.
+fn open(p: &mut Pair) -> (StreamId, StreamId) {
+    let a = p.a.connect(p.now, p.addr_b);
+    let mut b = None;
+    let ok = p.run(Duration::from_secs(30), |p| {
+        while let Some(e) = p.b.poll_event() {
+            if let SocketEvent::Incoming(id, _) = e {
+                b = Some(id);
+            }
+        }
+        b.is_some()
+    });
+    assert!(ok, "no incoming connection");
+    (a, b.unwrap())
+}
+
+/// What one side saw: events, bytes read.
+#[derive(Default)]
+struct Seen {
+    events: Vec<Event>,
+    read: Vec<u8>,
+}
+
+fn drain(s: &mut Socket, id: StreamId, seen: &mut Seen) {
+    while let Some(e) = s.poll_event() {
+        if let SocketEvent::Stream(i, ev) = e
+            && i == id
+        {
+            seen.events.push(ev);
+        }
+    }
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(id, &mut buf);
+        if n == 0 {
+            break;
+        }
+        seen.read.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Sends `data` from a to b, then closes both ways; returns what b read and both event lists.
+fn transfer(p: &mut Pair, data: &[u8], limit: Duration) -> (Seen, Seen) {
+    let (a, b) = open(p);
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    let mut written = 0;
+    let mut b_closed = false;
+    p.run(limit, |p| {
+        written += p.a.write(a, &data[written..]);
+        if written == data.len() {
+            p.a.close(a);
+        }
+        drain(&mut p.a, a, &mut sa);
+        drain(&mut p.b, b, &mut sb);
+        if sb.events.contains(&Event::Eof) && !b_closed {
+            b_closed = true;
+            p.b.close(b);
+        }
+        sa.events.contains(&Event::Closed) && sb.events.contains(&Event::Closed)
+    });
+    (sa, sb)
+}
+
+#[test]
+fn four_mib_arrive_exactly_under_loss_reordering_and_duplication() {
+    let cfg = LinkConfig {
+        latency: Duration::from_millis(20),
+        jitter: Duration::from_millis(15),
+        loss_per_mille: 50,
+        dup_per_mille: 20,
+        rate: None,
+    };
+    let mut p = Pair::new(cfg, 1, 8);
+    let data = payload(4 << 20, 7);
+    let start = p.now;
+    let (sa, sb) = transfer(&mut p, &data, Duration::from_secs(3600));
+    println!(
+        "4 MiB over 5 % loss, 2 % duplication, 20-35 ms one way: {:?} virtual, {} datagrams \
+         sent by the sender, {} by the receiver",
+        p.now - start,
+        p.sent[0],
+        p.sent[1]
+    );
+    assert_eq!(sb.read.len(), data.len());
+    assert!(sb.read == data, "bytes differ");
+    assert!(sa.events.contains(&Event::Connected));
+    assert!(sa.events.contains(&Event::Closed), "{:?}", sa.events);
+    assert!(sb.events.contains(&Event::Closed), "{:?}", sb.events);
+    // Both ends forget the connection once it lingered.
+    p.run(Duration::from_secs(60), |p| {
+        p.a.is_empty() && p.b.is_empty()
+    });
+    assert!(p.a.is_empty() && p.b.is_empty());
+}
+
+#[test]
+fn fin_closes_both_sides_and_bytes_flow_both_ways() {
+    let mut p = Pair::new(LinkConfig::default(), 2, 8);
+    let (a, b) = open(&mut p);
+    assert_eq!(p.a.write(a, b"ping"), 4);
+    assert_eq!(p.b.write(b, b"pong"), 4);
+    p.a.close(a);
+    p.b.close(b);
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    let done = p.run(Duration::from_secs(10), |p| {
+        drain(&mut p.a, a, &mut sa);
+        drain(&mut p.b, b, &mut sb);
+        sa.events.contains(&Event::Closed) && sb.events.contains(&Event::Closed)
+    });
+    assert!(done);
+    assert_eq!(sa.read, b"pong");
+    assert_eq!(sb.read, b"ping");
+    assert!(sa.events.contains(&Event::Eof) && sb.events.contains(&Event::Eof));
+    assert_eq!(p.a.write(a, b"late"), 0, "closed: nothing more");
+}
+
+#[test]
+fn reset_fails_the_peer() {
+    let mut p = Pair::new(LinkConfig::default(), 3, 8);
+    let (a, b) = open(&mut p);
+    p.a.write(a, b"x");
+    p.run(Duration::from_secs(1), |p| p.b.readable(b) == 1);
+    p.a.reset(a);
+    let mut sb = Seen::default();
+    p.run(Duration::from_secs(5), |p| {
+        drain(&mut p.b, b, &mut sb);
+        sb.events.contains(&Event::Failed(ConnectionError::Reset))
+    });
+    assert_eq!(
+        sb.events.last(),
+        Some(&Event::Failed(ConnectionError::Reset))
+    );
+    assert!(p.a.is_empty() && p.b.is_empty());
+}
+
+#[test]
+fn a_dead_peer_fails_after_the_named_time_outs() {
+    // No answer to the SYN.
+    let mut p = Pair::new(LinkConfig::default(), 4, 8);
+    p.a_to_b_up = false;
+    let a = p.a.connect(p.now, p.addr_b);
+    let start = p.now;
+    let mut failed = None;
+    p.run(Duration::from_secs(600), |p| {
+        while let Some(e) = p.a.poll_event() {
+            failed = Some(e);
+        }
+        failed.is_some()
+    });
+    assert_eq!(
+        failed,
+        Some(SocketEvent::Stream(
+            a,
+            Event::Failed(ConnectionError::TimedOut)
+        ))
+    );
+    assert_eq!(p.sent[0], u64::from(MAX_SYN_RETRANSMITS) + 1, "SYNs sent");
+    assert_eq!(p.now - start, Duration::from_secs(1 + 2 + 4));
+
+    // A peer that vanishes mid-transfer.
+    let mut p = Pair::new(LinkConfig::default(), 5, 8);
+    let (a, _b) = open(&mut p);
+    p.a.write(a, &payload(100_000, 1));
+    p.run(Duration::from_millis(100), |_| false);
+    p.a_to_b_up = false;
+    p.b_to_a_up = false;
+    let sent_before = p.sent[0];
+    let mut failed = None;
+    p.run(Duration::from_secs(600), |p| {
+        while let Some(e) = p.a.poll_event() {
+            if let SocketEvent::Stream(_, Event::Failed(why)) = e {
+                failed = Some(why);
+            }
+        }
+        failed.is_some()
+    });
+    assert_eq!(failed, Some(ConnectionError::TimedOut));
+    // At most a minimum window of packets per time-out (the window falls to it, and the
+    // rest wait for acks), plus one such window released by acks that were already on the
+    // wire when the link went down.
+    let per_window = (ledbat::MIN_CWND / MAX_PAYLOAD) as u64;
+    let resent = p.sent[0] - sent_before;
+    assert!(
+        resent <= (u64::from(MAX_RETRANSMITS) + 2) * per_window,
+        "{resent} datagrams to a dead peer"
+    );
+    assert!(p.a.is_empty());
+}
+
+#[test]
+fn a_zero_window_peer_is_probed_not_flooded_then_given_up() {
+    let mut p = Pair::new(LinkConfig::default(), 6, 8);
+    let (a, b) = open(&mut p);
+    // b never reads: its window fills and stays at 0.
+    let data = payload(4 << 20, 2);
+    let mut written = 0;
+    let mut failed = None;
+    let mut full_at = None;
+    p.run(Duration::from_secs(3600), |p| {
+        written += p.a.write(a, &data[written..]);
+        if full_at.is_none() && p.b.readable(b) >= RECV_BUFFER - MAX_PAYLOAD {
+            full_at = Some((p.now, p.sent[0]));
+        }
+        while let Some(e) = p.a.poll_event() {
+            if let SocketEvent::Stream(_, Event::Failed(why)) = e {
+                failed = Some(why);
+            }
+        }
+        failed.is_some()
+    });
+    assert_eq!(failed, Some(ConnectionError::Stalled));
+    let (at, sent) = full_at.expect("b's window filled");
+    let probes = p.sent[0] - sent;
+    // A few packets still in flight when the window closed, then one probe per time-out.
+    assert!(
+        probes <= u64::from(MAX_STALLED_TIMEOUTS) + 16,
+        "{probes} datagrams to a closed window"
+    );
+    let waited = p.now - at;
+    assert!(waited > Duration::from_secs(60), "gave up after {waited:?}");
+    assert!(p.a.is_empty());
+}
+
+#[test]
+fn a_syn_flood_beyond_the_limit_allocates_nothing() {
+    let now = Instant::now();
+    let mut s = Socket::new(now, SocketConfig { max_incoming: 4 }, 9);
+    for i in 0..10_000u32 {
+        let syn = Packet {
+            header: Header {
+                kind: PacketType::Syn,
+                connection_id: i as u16,
+                timestamp_us: 0,
+                timestamp_diff_us: 0,
+                wnd_size: 1 << 20,
+                seq_nr: 1,
+                ack_nr: 0,
+            },
+            sack: None,
+            payload: &[],
+        };
+        let from = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1000));
+        s.handle(now, from, &syn.encode());
+    }
+    assert_eq!(s.len(), (4, 4));
+    let mut incoming = 0;
+    while let Some(e) = s.poll_event() {
+        assert!(matches!(e, SocketEvent::Incoming(..)));
+        incoming += 1;
+    }
+    assert_eq!(incoming, 4);
+    let mut out = Vec::new();
+    while let Some(d) = s.poll_transmit(now) {
+        out.push(d);
+    }
+    // Four acks of accepted SYNs and at most the reset queue's worth of resets.
+    assert_eq!(out.len(), 4 + MAX_PENDING_RESETS);
+    let resets = out
+        .iter()
+        .filter(|(_, d)| Packet::decode(d).unwrap().header.kind == PacketType::Reset)
+        .count();
+    assert_eq!(resets, MAX_PENDING_RESETS);
+    // Unconfirmed connections give their slots back.
+    s.handle_timeout(now + ACCEPT_TIMEOUT);
+    assert_eq!(s.len(), (0, 0));
+}
+
+#[test]
+fn strangers_get_one_reset_and_resets_get_none() {
+    let now = Instant::now();
+    let mut s = Socket::new(now, SocketConfig { max_incoming: 4 }, 10);
+    let from = SocketAddr::from(([10, 0, 0, 9], 1));
+    let mut h = Header {
+        kind: PacketType::Data,
+        connection_id: 500,
+        timestamp_us: 0,
+        timestamp_diff_us: 0,
+        wnd_size: 0,
+        seq_nr: 7,
+        ack_nr: 3,
+    };
+    let data = Packet {
+        header: h,
+        sack: None,
+        payload: b"x",
+    };
+    s.handle(now, from, &data.encode());
+    let (to, reset) = s.poll_transmit(now).unwrap();
+    assert_eq!(to, from);
+    let r = Packet::decode(&reset).unwrap().header;
+    assert_eq!(
+        (r.kind, r.connection_id, r.ack_nr),
+        (PacketType::Reset, 499, 7)
+    );
+    assert_eq!(s.poll_transmit(now), None);
+    h.kind = PacketType::Reset;
+    s.handle(
+        now,
+        from,
+        &Packet {
+            header: h,
+            sack: None,
+            payload: &[],
+        }
+        .encode(),
+    );
+    s.handle(now, from, b"garbage");
+    assert_eq!(s.poll_transmit(now), None);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn transfer_across_sequence_number_wrap_around() {
+    let t0 = Instant::now();
+    let mut a = Connection::connect(t0, 100, 65500);
+    let syn = a.poll_transmit(t0).unwrap();
+    let syn = Packet::decode(&syn).unwrap();
+    let mut b = Connection::accept(t0, &syn.header, 65530);
+    let data = payload(300_000, 3);
+    let mut written = a.write(&data);
+    let mut got = Vec::new();
+    let mut now = t0;
+    for _ in 0..100_000 {
+        now += Duration::from_millis(1);
+        let mut moved = false;
+        while let Some(d) = a.poll_transmit(now) {
+            b.on_datagram(now, &Packet::decode(&d).unwrap());
+            moved = true;
+        }
+        while let Some(d) = b.poll_transmit(now) {
+            a.on_datagram(now, &Packet::decode(&d).unwrap());
+            moved = true;
+        }
+        let mut buf = [0; 4096];
+        let n = b.read(&mut buf);
+        got.extend_from_slice(&buf[..n]);
+        written += a.write(&data[written..]);
+        if got.len() == data.len() && !moved {
+            break;
+        }
+    }
+    assert!(got == data);
+    assert_eq!(a.state(), State::Connected);
+}
+
+#[test]
+fn acks_of_unsent_data_and_forged_packets_are_ignored() {
+    let t0 = Instant::now();
+    let mut a = Connection::connect(t0, 100, 1000);
+    let syn = a.poll_transmit(t0).unwrap();
+    let syn = Packet::decode(&syn).unwrap();
+    let mut b = Connection::accept(t0, &syn.header, 5000);
+    let state = b.poll_transmit(t0).unwrap();
+    a.on_datagram(t0, &Packet::decode(&state).unwrap());
+    assert_eq!(a.state(), State::Connected);
+    a.write(&[1; 10_000]);
+    let mut sent = 0;
+    while a.poll_transmit(t0).is_some() {
+        sent += 1;
+    }
+    assert!(sent >= 1);
+    let before = a.send_backlog();
+    // An ack far past anything sent, with a huge selective ack and window 0.
+    let bits = [0xff; 252];
+    let forged = Packet {
+        header: Header {
+            kind: PacketType::State,
+            connection_id: a.recv_id(),
+            timestamp_us: 0,
+            timestamp_diff_us: 0,
+            wnd_size: 0,
+            seq_nr: 5000,
+            ack_nr: 1000 + 2000,
+        },
+        sack: Some(SelectiveAck::new(&bits).unwrap()),
+        payload: &[],
+    };
+    a.on_datagram(t0, &forged);
+    assert_eq!(a.send_backlog(), before);
+    assert_eq!(a.state(), State::Connected);
+}
