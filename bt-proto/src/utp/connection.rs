@@ -58,7 +58,7 @@ pub enum State {
 }
 
 /// Why a connection failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ConnectionError {
     /// Nothing heard from the peer for [`MAX_RETRANSMITS`] time-outs (or
     /// [`MAX_SYN_RETRANSMITS`] for a SYN, or [`ACCEPT_TIMEOUT`] after an incoming SYN).
@@ -77,7 +77,7 @@ pub enum ConnectionError {
 }
 
 /// What happened on a connection, for the application.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Event {
     /// The handshake completed (connections we opened).
     Connected,

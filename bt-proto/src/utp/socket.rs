@@ -1,7 +1,7 @@
 //! Many uTP connections over one UDP port: packets routed by (remote address, connection
 //! id), incoming connections bounded, strangers answered with at most one reset each.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ pub struct SocketConfig {
 }
 
 /// What happened, for the application.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SocketEvent {
     /// A peer opened a connection.
     Incoming(StreamId, SocketAddr),
@@ -55,6 +55,9 @@ pub struct Socket {
     incoming: usize,
     resets: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<SocketEvent>,
+    /// The events queued, so that each is queued once until taken: the queue stays within
+    /// a few per connection even if the application is slow to take them.
+    queued: HashSet<SocketEvent>,
     /// Round-robin position for [`Socket::poll_transmit`].
     turn: VecDeque<StreamId>,
     epoch: Instant,
@@ -72,6 +75,7 @@ impl Socket {
             incoming: 0,
             resets: VecDeque::new(),
             events: VecDeque::new(),
+            queued: HashSet::new(),
             turn: VecDeque::new(),
             epoch: now,
         }
@@ -131,7 +135,7 @@ impl Socket {
         if h.kind == PacketType::Syn && self.incoming < self.config.max_incoming {
             let conn = Connection::accept(now, &h, self.rng.next_u32() as u16);
             let id = self.insert(from, conn, true);
-            self.events.push_back(SocketEvent::Incoming(id, from));
+            self.push_event(SocketEvent::Incoming(id, from));
             return;
         }
         self.answer_stranger(now, from, &h);
@@ -172,7 +176,10 @@ impl Socket {
             return;
         };
         while let Some(ev) = e.conn.poll_event() {
-            self.events.push_back(SocketEvent::Stream(id, ev));
+            let ev = SocketEvent::Stream(id, ev);
+            if self.queued.insert(ev) {
+                self.events.push_back(ev);
+            }
         }
         if e.conn.is_finished() {
             self.remove(id);
@@ -200,9 +207,17 @@ impl Socket {
         None
     }
 
+    fn push_event(&mut self, ev: SocketEvent) {
+        if self.queued.insert(ev) {
+            self.events.push_back(ev);
+        }
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<SocketEvent> {
-        self.events.pop_front()
+        let ev = self.events.pop_front()?;
+        self.queued.remove(&ev);
+        Some(ev)
     }
 
     /// When [`Socket::handle_timeout`] should be called next.

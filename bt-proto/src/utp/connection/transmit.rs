@@ -49,25 +49,33 @@ impl Connection {
         Some(self.encode(now, PacketType::State, self.send.next_seq(), &[]))
     }
 
-    /// The room the windows leave for `len` more bytes: the congestion window and the
-    /// peer's advertised window, or one packet after a time-out whatever they say.
-    fn window_allows(&mut self, len: usize) -> bool {
+    /// How many of `want` more bytes the windows let go now (0: none). A packet goes whole
+    /// when it fits both the congestion window and the peer's; with nothing in flight, a
+    /// window smaller than a packet lets that much go; after a time-out, one packet goes
+    /// whatever the windows say (the probe).
+    fn room_for(&mut self, want: usize) -> usize {
         let in_flight = self.send.in_flight();
         if self.probe && in_flight == 0 {
-            return true;
+            return want;
         }
-        let fits_cwnd = in_flight + len <= self.cc.window();
-        let fits_peer = in_flight + len <= self.peer_wnd;
-        if !fits_cwnd && fits_peer {
+        let cwnd = self.cc.window();
+        if in_flight + want > cwnd && cwnd <= self.peer_wnd {
             self.cwnd_limited = true;
         }
-        fits_cwnd && fits_peer
+        let window = cwnd.min(self.peer_wnd);
+        if in_flight + want <= window {
+            want
+        } else if in_flight == 0 {
+            want.min(window)
+        } else {
+            0
+        }
     }
 
     fn resend(&mut self, now: Instant) -> Option<Vec<u8>> {
         let (seq_nr, p) = self.send.first_lost()?;
         let (kind, len) = (p.kind, p.payload.len());
-        if !self.window_allows(len) {
+        if self.room_for(len) < len {
             return None;
         }
         self.probe = false;
@@ -90,21 +98,10 @@ impl Connection {
             self.arm(now);
             return Some(self.encode(now, PacketType::Fin, seq_nr, &[]));
         }
-        let in_flight = self.send.in_flight();
-        let room = if self.probe && in_flight == 0 {
-            MAX_PAYLOAD
-        } else {
-            self.cc
-                .window()
-                .min(self.peer_wnd)
-                .saturating_sub(in_flight)
-        };
-        let len = MAX_PAYLOAD.min(self.send.unsent()).min(room);
-        if len == 0 || !self.window_allows(len) {
+        let len = self.room_for(MAX_PAYLOAD.min(self.send.unsent()));
+        if len == 0 {
             // Blocked by a window: a time-out will probe if no ack reopens it.
-            if self.deadline.is_none() {
-                self.deadline = Some(now + self.rtt.rto());
-            }
+            self.arm(now);
             return None;
         }
         self.probe = false;
