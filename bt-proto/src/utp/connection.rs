@@ -232,6 +232,11 @@ impl Connection {
         self.cc.window()
     }
 
+    /// The queueing delay our packets see, as LEDBAT last measured it.
+    pub fn queuing_delay(&self) -> Duration {
+        self.cc.queuing_delay()
+    }
+
     /// The smoothed round-trip time, once measured.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt.smoothed()

@@ -464,3 +464,140 @@ fn utilisation_of_a_100_mbit_link() {
     );
     assert!(clean >= 0.9, "{clean}");
 }
+
+#[test]
+fn ledbat_keeps_the_queue_near_its_target_and_fills_the_link() {
+    // 4 Mbit/s, 40 ms round trip, a one-second queue: a loss-based sender would fill the
+    // queue (1 s of delay); LEDBAT stops at about 100 ms of queueing.
+    let rate = 500_000u64;
+    let cfg = LinkConfig {
+        latency: Duration::from_millis(20),
+        rate: Some((rate, rate as usize)),
+        ..LinkConfig::default()
+    };
+    let mut p = Pair::new(cfg, 12, 8);
+    let (a, b) = open(&mut p);
+    let chunk = payload(256 << 10, 5);
+    let start = p.now;
+    let (mut read, mut at_20) = (0u64, None);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut max_queuing = Duration::ZERO;
+    p.run(Duration::from_secs(40), |p| {
+        while p.a.write(a, &chunk) > 0 {}
+        loop {
+            let n = p.b.read(b, &mut buf);
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+        }
+        while p.a.poll_event().is_some() || p.b.poll_event().is_some() {}
+        if p.now - start >= Duration::from_secs(20) {
+            at_20.get_or_insert(read);
+            let q = p.a.connection(a).unwrap().queuing_delay();
+            max_queuing = max_queuing.max(q);
+        }
+        false
+    });
+    let share = (read - at_20.unwrap()) as f64 / (rate as f64 * 20.0);
+    println!(
+        "4 Mbit/s, 40 ms RTT, 1 s queue: {:.1} % of the link, queueing delay at most {max_queuing:?}",
+        share * 100.0
+    );
+    assert!(share > 0.9, "{share}");
+    assert!(max_queuing < Duration::from_millis(150), "{max_queuing:?}");
+    assert!(max_queuing > Duration::from_millis(50), "{max_queuing:?}");
+}
+
+/// a connected to b directly, no link: (a, b, now).
+fn connected_pair() -> (Connection, Connection, Instant) {
+    let t0 = Instant::now();
+    let mut a = Connection::connect(t0, 100, 1000);
+    let syn = a.poll_transmit(t0).unwrap();
+    let mut b = Connection::accept(t0, &Packet::decode(&syn).unwrap().header, 5000);
+    let state = b.poll_transmit(t0).unwrap();
+    a.on_datagram(t0, &Packet::decode(&state).unwrap());
+    assert_eq!(a.state(), State::Connected);
+    (a, b, t0)
+}
+
+#[test]
+fn selective_acks_past_a_lost_packet_resend_it_before_the_time_out() {
+    let (mut a, mut b, mut t0) = connected_pair();
+    // Round trips without loss open a's window wide enough for five packets.
+    let mut buf = vec![0; 40 * MAX_PAYLOAD];
+    while a.congestion_window() < 5 * MAX_PAYLOAD || a.send_backlog().0 > 0 {
+        if a.send_backlog().0 == 0 {
+            a.write(&payload(10 * MAX_PAYLOAD, 9));
+        }
+        b.read(&mut buf);
+        t0 += Duration::from_millis(10);
+        while let Some(d) = a.poll_transmit(t0) {
+            b.on_datagram(t0, &Packet::decode(&d).unwrap());
+        }
+        while let Some(d) = b.poll_transmit(t0) {
+            a.on_datagram(t0, &Packet::decode(&d).unwrap());
+        }
+    }
+    b.read(&mut buf);
+    assert_eq!(b.readable(), 0);
+    a.write(&payload(5 * MAX_PAYLOAD, 6));
+    let mut sent = Vec::new();
+    while let Some(d) = a.poll_transmit(t0) {
+        sent.push(d);
+    }
+    assert_eq!(sent.len(), 5);
+    let now = t0 + Duration::from_millis(30);
+    // The first is lost; b acks the others, each time with a selective ack.
+    for d in &sent[1..] {
+        b.on_datagram(now, &Packet::decode(d).unwrap());
+        while let Some(ack) = b.poll_transmit(now) {
+            let ack = Packet::decode(&ack).unwrap();
+            assert!(ack.sack.is_some());
+            a.on_datagram(now, &ack);
+        }
+    }
+    let resent = a.poll_transmit(now).expect("a fast retransmit");
+    let resent = Packet::decode(&resent).unwrap();
+    assert_eq!(resent.payload, Packet::decode(&sent[0]).unwrap().payload);
+    assert!(now < a.next_timeout().unwrap(), "before the time-out");
+    b.on_datagram(now, &resent);
+    assert_eq!(b.readable(), 5 * MAX_PAYLOAD);
+    assert_eq!(b.read(&mut buf), 5 * MAX_PAYLOAD);
+    assert!(buf[..5 * MAX_PAYLOAD] == payload(5 * MAX_PAYLOAD, 6));
+}
+
+#[test]
+fn three_duplicate_acks_resend_the_first_unacked_packet() {
+    let (mut a, _b, t0) = connected_pair();
+    a.write(&payload(2 * MAX_PAYLOAD, 8));
+    let first = a.poll_transmit(t0).unwrap();
+    let first = Packet::decode(&first).unwrap();
+    assert!(a.poll_transmit(t0).is_some());
+    // A peer without selective acks: three acks of what came before.
+    let dup = Packet {
+        header: Header {
+            kind: PacketType::State,
+            connection_id: a.recv_id(),
+            timestamp_us: 0,
+            timestamp_diff_us: 0,
+            wnd_size: 1 << 20,
+            seq_nr: 5000,
+            ack_nr: first.header.seq_nr.wrapping_sub(1),
+        },
+        sack: None,
+        payload: &[],
+    };
+    for i in 0..DUP_ACK_LIMIT {
+        assert!(a.poll_transmit(t0).is_none(), "resent after {i} duplicates");
+        a.on_datagram(t0, &dup);
+    }
+    let resent = a.poll_transmit(t0).unwrap();
+    assert_eq!(
+        Packet::decode(&resent).unwrap().header.seq_nr,
+        first.header.seq_nr
+    );
+    // Once: more duplicates do not resend it again.
+    a.on_datagram(t0, &dup);
+    assert!(a.poll_transmit(t0).is_none());
+}
