@@ -93,6 +93,12 @@ impl RecvBuffer {
         }
         if fin {
             self.fin = Some(seq_nr);
+            // Nothing comes after the FIN: forget what arrived early past it.
+            while self.early.len() > usize::from(ahead) - 1 {
+                if let Some(Some(past)) = self.early.pop_back() {
+                    self.early_bytes -= past.len();
+                }
+            }
         }
         if ahead == 1 {
             self.readable.extend(payload);
@@ -175,6 +181,27 @@ mod tests {
         assert_eq!(r.insert(2, b"dd", false), Received::New);
         assert!(r.fin_received());
         assert_eq!(r.readable(), 2);
+    }
+
+    #[test]
+    fn nothing_past_the_fin_is_delivered() {
+        let mut r = RecvBuffer::new(0);
+        assert_eq!(r.insert(3, b"3", false), Received::New);
+        assert_eq!(r.insert(5, b"5", false), Received::New);
+        assert_eq!(r.insert(4, b"", true), Received::New);
+        assert_eq!(
+            r.sack(),
+            Some(vec![0b110, 0, 0, 0]),
+            "3 and the FIN (bit 0 is 2)"
+        );
+        assert_eq!(r.window(), RECV_BUFFER - 1);
+        assert_eq!(r.insert(2, b"2", false), Received::New);
+        assert_eq!(r.insert(1, b"1", false), Received::New);
+        assert!(r.fin_received());
+        assert_eq!(r.ack_nr(), 4);
+        let mut buf = [0; 8];
+        assert_eq!(r.read(&mut buf), 3);
+        assert_eq!(&buf[..3], b"123");
     }
 
     #[test]

@@ -601,3 +601,22 @@ fn three_duplicate_acks_resend_the_first_unacked_packet() {
     a.on_datagram(t0, &dup);
     assert!(a.poll_transmit(t0).is_none());
 }
+
+#[test]
+fn an_idle_connection_stays_open_and_quiet() {
+    let mut p = Pair::new(LinkConfig::default(), 13, 8);
+    let (a, b) = open(&mut p);
+    p.a.write(a, b"hello");
+    p.run(Duration::from_secs(1), |p| p.b.readable(b) == 5);
+    let sent = p.sent;
+    p.run(Duration::from_secs(600), |_| false);
+    assert_eq!(p.sent, sent, "nothing sent while idle");
+    let open_states = [a, b].map(|_| State::Connected);
+    assert_eq!(
+        [
+            p.a.connection(a).unwrap().state(),
+            p.b.connection(b).unwrap().state()
+        ],
+        open_states
+    );
+}

@@ -138,6 +138,11 @@ impl Connection {
         if !self.is_open() || self.deadline.is_none_or(|t| now < t) {
             return;
         }
+        if self.send.packets() == 0 && self.send.unsent() == 0 {
+            // Nothing outstanding: an idle connection does not time out.
+            self.deadline = None;
+            return;
+        }
         if !self.heard_since_timeout {
             self.silent_timeouts += 1;
         }
