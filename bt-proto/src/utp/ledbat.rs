@@ -7,6 +7,7 @@
 //! minutes, kept as the minimum of each minute so that an old minimum (a route that changed)
 //! ages out. Queueing delay = measurement − base.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::MAX_PAYLOAD;
@@ -31,6 +32,11 @@ pub const INITIAL_CWND: usize = 2 * MAX_PAYLOAD;
 
 /// The largest window: the send buffer's size, beyond which nothing could be in flight anyway.
 pub const MAX_CWND: usize = super::MAX_SEND_BUFFER;
+
+/// Recent delay measurements whose minimum is the current queueing delay: 3. RFC 6817's
+/// "current delay" filter: one late packet (a scheduling hiccup, a delayed ack) is not a
+/// queue, three in a row are.
+pub const DELAY_FILTER: usize = 3;
 
 /// Fixed-point scale of the window (16 fractional bits), so that the small per-ack increases
 /// of a large window add up instead of rounding to nothing.
@@ -100,7 +106,9 @@ pub struct Ledbat {
     /// Window in bytes, scaled by 2^[`SCALE`].
     cwnd: u64,
     base: BaseDelay,
-    /// The last queueing delay seen, for inspection.
+    /// The last [`DELAY_FILTER`] queueing delays measured, newest last, in microseconds.
+    recent: VecDeque<u32>,
+    /// Their minimum: the current queueing delay.
     queuing: Duration,
 }
 
@@ -109,6 +117,7 @@ impl Default for Ledbat {
         Ledbat {
             cwnd: (INITIAL_CWND as u64) << SCALE,
             base: BaseDelay::new(),
+            recent: VecDeque::with_capacity(DELAY_FILTER),
             queuing: Duration::ZERO,
         }
     }
@@ -120,7 +129,7 @@ impl Ledbat {
         usize::try_from(self.cwnd >> SCALE).unwrap_or(MAX_CWND)
     }
 
-    /// The queueing delay of the last measurement.
+    /// The current queueing delay: the least of the last [`DELAY_FILTER`] measurements.
     pub fn queuing_delay(&self) -> Duration {
         self.queuing
     }
@@ -134,8 +143,12 @@ impl Ledbat {
     /// one packet per RTT either way.
     pub fn on_ack(&mut self, now: Instant, acked: usize, delay_us: u32, window_full: bool) {
         if delay_us != 0 {
-            let queuing = self.base.add(now, delay_us);
-            self.queuing = Duration::from_micros(u64::from(queuing));
+            if self.recent.len() == DELAY_FILTER {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(self.base.add(now, delay_us));
+            let current = self.recent.iter().copied().min().unwrap_or(0);
+            self.queuing = Duration::from_micros(u64::from(current));
         }
         if acked == 0 {
             return;
@@ -213,6 +226,9 @@ mod tests {
         for _ in 0..200 {
             l.on_ack(t0, MAX_PAYLOAD, 10_000, true);
         }
+        // One late packet is not a queue.
+        l.on_ack(t0, 0, 500_000, true);
+        assert_eq!(l.queuing_delay(), Duration::ZERO);
         let w = l.window();
         l.on_loss();
         assert_eq!(l.window(), (w / 2).max(MIN_CWND));

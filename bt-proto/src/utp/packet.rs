@@ -400,4 +400,31 @@ mod tests {
             Err(PacketError::SackLength(255))
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn every_packet_round_trips(
+            kind in 0u8..5,
+            fields in proptest::prelude::any::<(u16, u32, u32, u32, u16, u16)>(),
+            sack_words in 0usize..64,
+            sack_seed in proptest::prelude::any::<u8>(),
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1500),
+        ) {
+            let kind = PacketType::from_code(kind).unwrap();
+            let (connection_id, timestamp_us, timestamp_diff_us, wnd_size, seq_nr, ack_nr) = fields;
+            let bits: Vec<u8> = (0..sack_words * 4).map(|i| sack_seed.wrapping_mul(i as u8)).collect();
+            let p = Packet {
+                header: Header { kind, connection_id, timestamp_us, timestamp_diff_us, wnd_size, seq_nr, ack_nr },
+                sack: SelectiveAck::new(&bits).ok(),
+                payload: if kind == PacketType::Data { &payload } else { &[] },
+            };
+            let bytes = p.encode();
+            proptest::prop_assert_eq!(bytes.len(), p.encoded_len());
+            proptest::prop_assert_eq!(Packet::decode(&bytes), Ok(p));
+            // Every strict prefix of the header or of an extension is a typed error.
+            for cut in 0..HEADER_LEN.min(bytes.len()) {
+                proptest::prop_assert_eq!(Packet::decode(&bytes[..cut]), Err(PacketError::Truncated(cut)));
+            }
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::connection::{Connection, Event};
 use super::packet::{Header, Packet, PacketType};
@@ -13,6 +13,11 @@ use crate::rng::Rng;
 /// (never a reset, never more than one per packet, never larger than it), so they amplify
 /// nothing; the cap keeps a flood of strangers from growing the queue between two drains.
 pub const MAX_PENDING_RESETS: usize = 64;
+
+/// Resets sent per second, at most: 100. Stale connections after a restart need a few; a
+/// flood of packets with forged source addresses should not turn the socket into a
+/// reflector of more than 2 kB/s (a reset is 20 bytes).
+pub const MAX_RESETS_PER_SECOND: u32 = 100;
 
 /// A connection's handle, unique for the socket's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,6 +59,8 @@ pub struct Socket {
     next_id: u64,
     incoming: usize,
     resets: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The second in which resets are being counted, and how many were queued in it.
+    reset_second: (Instant, u32),
     events: VecDeque<SocketEvent>,
     /// The events queued, so that each is queued once until taken: the queue stays within
     /// a few per connection even if the application is slow to take them.
@@ -74,6 +81,7 @@ impl Socket {
             next_id: 0,
             incoming: 0,
             resets: VecDeque::new(),
+            reset_second: (now, 0),
             events: VecDeque::new(),
             queued: HashSet::new(),
             turn: VecDeque::new(),
@@ -147,6 +155,14 @@ impl Socket {
         if h.kind == PacketType::Reset || self.resets.len() >= MAX_PENDING_RESETS {
             return;
         }
+        let (second, count) = &mut self.reset_second;
+        if now.saturating_duration_since(*second) >= Duration::from_secs(1) {
+            (*second, *count) = (now, 0);
+        }
+        if *count >= MAX_RESETS_PER_SECOND {
+            return;
+        }
+        *count += 1;
         let connection_id = if h.kind == PacketType::Syn {
             h.connection_id
         } else {

@@ -9,7 +9,7 @@ use super::connection::{
 };
 use super::link::{LinkConfig, Pair};
 use super::packet::{Header, Packet, PacketType};
-use super::socket::MAX_PENDING_RESETS;
+use super::socket::{MAX_PENDING_RESETS, MAX_RESETS_PER_SECOND};
 use super::*;
 use crate::rng::Rng;
 
@@ -318,6 +318,16 @@ fn strangers_get_one_reset_and_resets_get_none() {
         (PacketType::Reset, 499, 7)
     );
     assert_eq!(s.poll_transmit(now), None);
+    // More strangers than the reset rate allows: the excess gets nothing.
+    let mut resets = 1;
+    for t in 0..3 {
+        let at = now + Duration::from_secs(t);
+        for _ in 0..2 * MAX_RESETS_PER_SECOND {
+            s.handle(at, from, &data.encode());
+            resets += u32::from(s.poll_transmit(at).is_some());
+        }
+    }
+    assert_eq!(resets, 3 * MAX_RESETS_PER_SECOND);
     h.kind = PacketType::Reset;
     s.handle(
         now,
