@@ -18,21 +18,23 @@ use super::rtt::Rtt;
 use super::send_buffer::SendBuffer;
 use super::{DUP_ACK_LIMIT, MAX_PAYLOAD, seq};
 
-/// Time-outs in a row with nothing at all heard from the peer before an open connection is
-/// given up: 5. With back-off from the 500 ms minimum that is about 30 s of silence
-/// (0.5 + 1 + 2 + 4 + 8 + 16 s), as long as BitTorrent waits for a TCP peer's keep-alive.
+/// Retransmission time-outs survived with nothing at all heard from the peer: 5. The sixth
+/// gives the connection up: with back-off from the 500 ms minimum, about 30 s of silence
+/// (0.5 + 1 + 2 + 4 + 8 + 16 s). A peer silent that long is gone or unreachable (libtorrent
+/// gives up after 3 resends), and BitTorrent has other peers to use.
 pub const MAX_RETRANSMITS: u32 = 5;
 
-/// Time-outs of a SYN before connecting fails: 2, i.e. three SYNs over 1 + 2 + 4 = 7 s (from
-/// BEP 29's 1 s initial time-out). A peer that answers none of them is not there; BitTorrent
-/// has other peers to try.
+/// Time-outs of a SYN survived: 2; the third fails the connect. Three SYNs over
+/// 1 + 2 + 4 = 7 s (from BEP 29's 1 s initial time-out): a peer that answers none of them
+/// is not there, and BitTorrent has other peers to try.
 pub const MAX_SYN_RETRANSMITS: u32 = 2;
 
 /// Time-outs in a row without progress (nothing newly acked), even if the peer answers,
-/// before the connection is given up: 10, about 4 minutes with back-off capped at a minute.
-/// This is what ends a peer that keeps its window at 0 (it answers every probe) or acks
-/// nothing: its buffers would otherwise be held forever.
-pub const MAX_STALLED_TIMEOUTS: u32 = 10;
+/// survived: 8; the ninth gives the connection up, about two minutes with back-off (0.5 s doubling to
+/// 32 s, then the one-minute cap), BitTorrent's usual inactivity time-out. This is what ends
+/// a peer that keeps its window at 0 (it answers every probe) or acks nothing: its buffers
+/// would otherwise be held forever.
+pub const MAX_STALLED_TIMEOUTS: u32 = 8;
 
 /// How long an accepted connection waits for the peer to show it is there (any packet after
 /// its SYN) before it is dropped: 10 s. A spoofed SYN never gets an answer through, and an
@@ -116,10 +118,9 @@ pub struct Connection {
     accept_deadline: Option<Instant>,
     /// Closed and lingering until then.
     linger_until: Option<Instant>,
-    /// Time-outs in a row with nothing heard, and without progress.
+    /// Time-outs since the peer's last valid packet, and since the last progress.
     silent_timeouts: u32,
     stalled_timeouts: u32,
-    heard_since_timeout: bool,
     /// After a time-out: one packet may go out whatever the windows say.
     probe: bool,
     dup_acks: usize,
@@ -157,7 +158,6 @@ impl Connection {
             linger_until: None,
             silent_timeouts: 0,
             stalled_timeouts: 0,
-            heard_since_timeout: false,
             probe: false,
             dup_acks: 0,
             loss_guard: first_seq.wrapping_sub(1),

@@ -186,6 +186,7 @@ fn a_dead_peer_fails_after_the_named_time_outs() {
     p.a_to_b_up = false;
     p.b_to_a_up = false;
     let sent_before = p.sent[0];
+    let cut = p.now;
     let window_then = p.a.connection(a).unwrap().congestion_window();
     let mut failed = None;
     p.run(Duration::from_secs(600), |p| {
@@ -197,6 +198,12 @@ fn a_dead_peer_fails_after_the_named_time_outs() {
         failed.is_some()
     });
     assert_eq!(failed, Some(ConnectionError::TimedOut));
+    // Time-outs of 0.5, 1, 2, 4, 8 and 16 s (the first may be longer if the RTT was).
+    let silence = p.now - cut;
+    assert!(
+        silence >= Duration::from_millis(31_500) && silence < Duration::from_secs(40),
+        "failed after {silence:?}"
+    );
     // At most a minimum window of packets per time-out (the window falls to it, and the
     // rest wait for acks), plus the window that acks already on the wire when the link went
     // down could release.

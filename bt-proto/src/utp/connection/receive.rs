@@ -41,7 +41,6 @@ impl Connection {
             return;
         }
         self.accept_deadline = None;
-        self.heard_since_timeout = true;
         self.silent_timeouts = 0;
         self.peer_wnd = usize::try_from(h.wnd_size).unwrap_or(usize::MAX);
         self.reply_micros = self.micros(now).wrapping_sub(h.timestamp_us);
@@ -143,10 +142,7 @@ impl Connection {
             self.deadline = None;
             return;
         }
-        if !self.heard_since_timeout {
-            self.silent_timeouts += 1;
-        }
-        self.heard_since_timeout = false;
+        self.silent_timeouts += 1;
         self.stalled_timeouts += 1;
         let silent_limit = if self.state == State::SynSent {
             MAX_SYN_RETRANSMITS
