@@ -637,3 +637,39 @@ fn an_idle_connection_stays_open_and_quiet() {
         open_states
     );
 }
+
+#[test]
+fn the_peers_advertised_window_bounds_what_is_in_flight() {
+    let (mut a, _b, t0) = connected_pair();
+    let id = a.recv_id();
+    let ack = |wnd_size, ack_nr| Packet {
+        header: Header {
+            kind: PacketType::State,
+            connection_id: id,
+            timestamp_us: 0,
+            timestamp_diff_us: 0,
+            wnd_size,
+            seq_nr: 5000,
+            ack_nr,
+        },
+        sack: None,
+        payload: &[],
+    };
+    a.write(&payload(20 * MAX_PAYLOAD, 10));
+    let first = a.poll_transmit(t0).unwrap();
+    let first = Packet::decode(&first).unwrap().header.seq_nr;
+    // The peer acks it and has room for 1,500 bytes: one packet, though the congestion
+    // window (now above two packets) would allow two.
+    a.on_datagram(t0, &ack(1500, first));
+    assert!(a.congestion_window() >= 2 * MAX_PAYLOAD);
+    let mut in_flight = 0;
+    while let Some(d) = a.poll_transmit(t0) {
+        in_flight += Packet::decode(&d).unwrap().payload.len();
+    }
+    assert_eq!(in_flight, MAX_PAYLOAD);
+    // A window smaller than a packet, with nothing in flight: that much goes.
+    a.on_datagram(t0, &ack(100, first.wrapping_add(1)));
+    let d = a.poll_transmit(t0).unwrap();
+    assert_eq!(Packet::decode(&d).unwrap().payload.len(), 100);
+    assert!(a.poll_transmit(t0).is_none());
+}
