@@ -13,7 +13,8 @@ impl Connection {
     pub fn on_datagram(&mut self, now: Instant, packet: &Packet) {
         let h = packet.header;
         match (self.state, h.kind) {
-            (State::Failed(_), _) => return,
+            // After a clean close a reset changes nothing.
+            (State::Failed(_), _) | (State::Closed, PacketType::Reset) => return,
             (_, PacketType::Reset) => {
                 self.fail(ConnectionError::Reset);
                 return;
