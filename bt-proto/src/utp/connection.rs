@@ -42,9 +42,11 @@ pub const MAX_STALLED_TIMEOUTS: u32 = 8;
 pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a closed connection stays to ack the peer's FIN again, should our ack be lost:
-/// 5 s, a few of the peer's time-outs. A FIN later than that gets a reset, which for a peer
-/// that has finished sending only makes its clean close an abrupt one.
-pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// 30 s, about as long as the peer retries before it gives up ([`MAX_RETRANSMITS`] with
+/// back-off). It holds no buffers then, and the socket no longer counts it as incoming. A
+/// FIN later than that gets a reset, which for a peer that has finished sending only makes
+/// its clean close an abrupt one.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(30);
 
 /// Where a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -84,7 +84,17 @@ impl Pair {
 
     fn schedule(&mut self, to_b: bool, data: Vec<u8>) {
         let up = if to_b { self.a_to_b_up } else { self.b_to_a_up };
-        if !up || self.rng.below(1000) < self.cfg.loss_per_mille {
+        let lost = !up || self.rng.below(1000) < self.cfg.loss_per_mille;
+        if std::env::var_os("UTP_TRACE").is_some() {
+            let h = super::Packet::decode(&data).map(|p| p.header);
+            println!(
+                "{:?} {} {:?} lost={lost}",
+                self.now,
+                if to_b { "a->b" } else { "b->a" },
+                h
+            );
+        }
+        if lost {
             return;
         }
         let mut depart = self.now;

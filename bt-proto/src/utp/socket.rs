@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::connection::{Connection, Event};
+use super::connection::{Connection, Event, State};
 use super::packet::{Header, Packet, PacketType};
 use crate::rng::Rng;
 
@@ -45,6 +45,8 @@ pub enum SocketEvent {
 struct Entry {
     conn: Connection,
     addr: SocketAddr,
+    /// Whether it counts against [`SocketConfig::max_incoming`]: opened by the peer and
+    /// neither closed nor failed.
     incoming: bool,
 }
 
@@ -133,7 +135,15 @@ impl Socket {
         } else {
             h.connection_id
         };
-        if let Some(id) = self.routes.get(&(from, key_id)).copied() {
+        let route = self.routes.get(&(from, key_id)).copied().or_else(|| {
+            // A peer that forgot the connection answers with our send id - 1: our receive
+            // id if we opened it, our receive id - 2 if the peer did (see answer_stranger).
+            let id = *self.routes.get(&(from, key_id.wrapping_add(2)))?;
+            let e = self.streams.get(&id)?;
+            (h.kind == PacketType::Reset && e.conn.send_id() == key_id.wrapping_add(1))
+                .then_some(id)
+        });
+        if let Some(id) = route {
             if let Some(e) = self.streams.get_mut(&id) {
                 e.conn.on_datagram(now, &packet);
             }
@@ -196,6 +206,11 @@ impl Socket {
             if self.queued.insert(ev) {
                 self.events.push_back(ev);
             }
+        }
+        if e.incoming && !matches!(e.conn.state(), State::SynSent | State::Connected) {
+            // Closed (lingering) or failed: the slot is free for another peer.
+            e.incoming = false;
+            self.incoming -= 1;
         }
         if e.conn.is_finished() {
             self.remove(id);
