@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(is_utp(data));
     if let Some(s) = p.sack {
         let n = s.bytes().len();
-        assert!((4..=252).contains(&n) && n.is_multiple_of(4), "sack of {n} bytes");
+        assert!(
+            (4..=252).contains(&n) && n.is_multiple_of(4),
+            "sack of {n} bytes"
+        );
     }
     assert!(p.header.kind == PacketType::Data || p.payload.is_empty());
     let bytes = p.encode();
