@@ -92,7 +92,7 @@ fn packet(u: &mut Unstructured, peer: &mut Peer, out: &mut Vec<u8>) -> Result<()
 }
 
 fn check(s: &Socket, id: StreamId) {
-    assert!(s.len().1 <= 1);
+    assert!(s.counts().1 <= 1);
     if let Some(c) = s.connection(id) {
         let (bytes, packets) = c.send_backlog();
         assert!(bytes <= MAX_SEND_BUFFER);

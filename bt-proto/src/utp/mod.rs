@@ -25,6 +25,14 @@
 //!
 //! Parts: [`packet`] (the codec), [`seq`] (16-bit wrap-around), [`rtt`] (time-outs),
 //! [`ledbat`] (congestion control), the send and receive buffers, [`connection`], [`socket`].
+//!
+//! Every packet carries the current ack, so acks coalesce over the datagrams handled between
+//! two drains of `poll_transmit`: an adapter that reads a batch of datagrams before draining
+//! sends one ack per batch, as libtorrent defers its acks until the socket is drained.
+//!
+//! Not yet here: path MTU discovery (every datagram is at most [`MAX_DATAGRAM`]), the
+//! close-reason extension, and keep-alives (an idle connection sends nothing; the peer wire's
+//! keep-alives above it notice a peer that went away).
 
 pub mod connection;
 pub mod ledbat;

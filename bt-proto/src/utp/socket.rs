@@ -327,8 +327,9 @@ impl Socket {
         self.collect(id);
     }
 
-    /// Connections the socket holds, and how many of them the peers opened.
-    pub fn len(&self) -> (usize, usize) {
+    /// Connections the socket holds, and how many of them count against
+    /// [`SocketConfig::max_incoming`] (opened by the peers, neither closed nor failed).
+    pub fn counts(&self) -> (usize, usize) {
         (self.streams.len(), self.incoming)
     }
 

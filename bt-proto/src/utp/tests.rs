@@ -286,7 +286,7 @@ fn a_syn_flood_beyond_the_limit_allocates_nothing() {
         let from = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1000));
         s.handle(now, from, &syn.encode());
     }
-    assert_eq!(s.len(), (4, 4));
+    assert_eq!(s.counts(), (4, 4));
     let mut incoming = 0;
     while let Some(e) = s.poll_event() {
         assert!(matches!(e, SocketEvent::Incoming(..)));
@@ -306,7 +306,7 @@ fn a_syn_flood_beyond_the_limit_allocates_nothing() {
     assert_eq!(resets, MAX_PENDING_RESETS);
     // Unconfirmed connections give their slots back.
     s.handle_timeout(now + ACCEPT_TIMEOUT);
-    assert_eq!(s.len(), (0, 0));
+    assert_eq!(s.counts(), (0, 0));
 }
 
 #[test]
