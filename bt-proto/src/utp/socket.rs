@@ -67,8 +67,10 @@ pub struct Socket {
     /// The events queued, so that each is queued once until taken: the queue stays within
     /// a few per connection even if the application is slow to take them.
     queued: HashSet<SocketEvent>,
-    /// Round-robin position for [`Socket::poll_transmit`].
-    turn: VecDeque<StreamId>,
+    /// Connections that may have something to send (every call that changes one puts it
+    /// here), in turn order for [`Socket::poll_transmit`]; and the same as a set.
+    ready: VecDeque<StreamId>,
+    ready_set: HashSet<StreamId>,
     epoch: Instant,
 }
 
@@ -86,7 +88,8 @@ impl Socket {
             reset_second: (now, 0),
             events: VecDeque::new(),
             queued: HashSet::new(),
-            turn: VecDeque::new(),
+            ready: VecDeque::new(),
+            ready_set: HashSet::new(),
             epoch: now,
         }
     }
@@ -116,7 +119,7 @@ impl Socket {
                 incoming,
             },
         );
-        self.turn.push_back(id);
+        self.touch(id);
         if incoming {
             self.incoming += 1;
         }
@@ -147,6 +150,7 @@ impl Socket {
             if let Some(e) = self.streams.get_mut(&id) {
                 e.conn.on_datagram(now, &packet);
             }
+            self.touch(id);
             self.collect(id);
             return;
         }
@@ -217,22 +221,39 @@ impl Socket {
         }
     }
 
+    /// Marks `id` as maybe having something to send.
+    fn touch(&mut self, id: StreamId) {
+        if self.ready_set.insert(id) {
+            self.ready.push_back(id);
+        }
+    }
+
     /// The next datagram to send and where, if any; call until `None` after every input.
-    /// Connections take turns, one datagram each.
+    /// Connections with something to send take turns, one datagram each; idle ones cost
+    /// nothing.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
         if let Some(r) = self.resets.pop_front() {
             return Some(r);
         }
-        for _ in 0..self.turn.len() {
-            let id = self.turn.pop_front()?;
+        while let Some(id) = self.ready.pop_front() {
             let Some(e) = self.streams.get_mut(&id) else {
+                self.ready_set.remove(&id);
                 continue;
             };
-            self.turn.push_back(id);
             let (addr, d) = (e.addr, e.conn.poll_transmit(now));
             self.collect(id);
-            if let Some(d) = d {
-                return Some((addr, d));
+            match d {
+                Some(d) => {
+                    if self.streams.contains_key(&id) {
+                        self.ready.push_back(id);
+                    } else {
+                        self.ready_set.remove(&id);
+                    }
+                    return Some((addr, d));
+                }
+                None => {
+                    self.ready_set.remove(&id);
+                }
             }
         }
         None
@@ -271,6 +292,7 @@ impl Socket {
             if let Some(e) = self.streams.get_mut(&id) {
                 e.conn.on_timeout(now);
             }
+            self.touch(id);
             self.collect(id);
         }
     }
@@ -278,7 +300,6 @@ impl Socket {
     fn remove(&mut self, id: StreamId) {
         if let Some(e) = self.streams.remove(&id) {
             self.routes.remove(&(e.addr, e.conn.recv_id()));
-            self.turn.retain(|t| *t != id);
             if e.incoming {
                 self.incoming -= 1;
             }
@@ -292,12 +313,14 @@ impl Socket {
 
     /// Queues bytes on `id`; returns how many its send buffer took.
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> usize {
+        self.touch(id);
         self.streams.get_mut(&id).map_or(0, |e| e.conn.write(data))
     }
 
     /// Reads bytes from `id`; returns how many.
     pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> usize {
         let n = self.streams.get_mut(&id).map_or(0, |e| e.conn.read(buf));
+        self.touch(id);
         self.collect(id);
         n
     }
@@ -317,6 +340,7 @@ impl Socket {
         if let Some(e) = self.streams.get_mut(&id) {
             e.conn.close();
         }
+        self.touch(id);
     }
 
     /// Ends `id` at once with a reset.
@@ -324,6 +348,7 @@ impl Socket {
         if let Some(e) = self.streams.get_mut(&id) {
             e.conn.reset();
         }
+        self.touch(id);
         self.collect(id);
     }
 
