@@ -138,6 +138,8 @@ impl Pair {
     /// when nothing is left to happen.
     pub fn step(&mut self) -> bool {
         self.pump();
+        assert_eq!(self.a.next_timeout(), self.a.next_timeout_scan());
+        assert_eq!(self.b.next_timeout(), self.b.next_timeout_scan());
         let next = [
             self.queue.peek().map(|Reverse((t, ..))| *t),
             self.a.next_timeout(),

@@ -1,7 +1,8 @@
 //! Many uTP connections over one UDP port: packets routed by (remote address, connection
 //! id), incoming connections bounded, strangers answered with at most one reset each.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ struct Entry {
     /// Whether it counts against [`SocketConfig::max_incoming`]: opened by the peer and
     /// neither closed nor failed.
     incoming: bool,
+    /// Its next time-out as the timer heap knows it.
+    scheduled: Option<Instant>,
 }
 
 /// The multiplexer.
@@ -71,6 +74,9 @@ pub struct Socket {
     /// here), in turn order for [`Socket::poll_transmit`]; and the same as a set.
     ready: VecDeque<StreamId>,
     ready_set: HashSet<StreamId>,
+    /// Every connection's next time-out, earliest first; entries that no longer match
+    /// their connection's `scheduled` are stale and skipped. The earliest is always valid.
+    timers: BinaryHeap<Reverse<(Instant, StreamId)>>,
     epoch: Instant,
 }
 
@@ -90,6 +96,7 @@ impl Socket {
             queued: HashSet::new(),
             ready: VecDeque::new(),
             ready_set: HashSet::new(),
+            timers: BinaryHeap::new(),
             epoch: now,
         }
     }
@@ -117,9 +124,11 @@ impl Socket {
                 conn,
                 addr,
                 incoming,
+                scheduled: None,
             },
         );
         self.touch(id);
+        self.schedule(id);
         if incoming {
             self.incoming += 1;
         }
@@ -219,6 +228,42 @@ impl Socket {
         if e.conn.is_finished() {
             self.remove(id);
         }
+        self.schedule(id);
+    }
+
+    /// Brings the timer heap up to date with `id`'s next time-out, and drops stale entries
+    /// from its top (or rebuilds it when stale entries pile up).
+    fn schedule(&mut self, id: StreamId) {
+        if let Some(e) = self.streams.get_mut(&id) {
+            let t = e.conn.next_timeout();
+            if t != e.scheduled {
+                e.scheduled = t;
+                if let Some(t) = t {
+                    self.timers.push(Reverse((t, id)));
+                }
+            }
+        }
+        self.clean_timers();
+    }
+
+    fn clean_timers(&mut self) {
+        if self.timers.len() > 4 * self.streams.len() + 64 {
+            self.timers = self
+                .streams
+                .iter()
+                .filter_map(|(id, e)| e.scheduled.map(|t| Reverse((t, *id))))
+                .collect();
+        }
+        while let Some(Reverse((t, id))) = self.timers.peek() {
+            if self
+                .streams
+                .get(id)
+                .is_some_and(|e| e.scheduled == Some(*t))
+            {
+                break;
+            }
+            self.timers.pop();
+        }
     }
 
     /// Marks `id` as maybe having something to send.
@@ -274,6 +319,13 @@ impl Socket {
 
     /// When [`Socket::handle_timeout`] should be called next.
     pub fn next_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// The earliest time-out of all connections, found the slow way: the tests check the
+    /// timer heap against it.
+    #[cfg(test)]
+    pub(super) fn next_timeout_scan(&self) -> Option<Instant> {
         self.streams
             .values()
             .filter_map(|e| e.conn.next_timeout())
@@ -282,12 +334,19 @@ impl Socket {
 
     /// Time passed: each connection's time-outs; finished connections are forgotten.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<StreamId> = self
-            .streams
-            .iter()
-            .filter(|(_, e)| e.conn.next_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut due = Vec::new();
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(e) = self.streams.get_mut(&id)
+                && e.scheduled == Some(t)
+            {
+                e.scheduled = None;
+                due.push(id);
+            }
+        }
         for id in due {
             if let Some(e) = self.streams.get_mut(&id) {
                 e.conn.on_timeout(now);
@@ -295,6 +354,7 @@ impl Socket {
             self.touch(id);
             self.collect(id);
         }
+        self.clean_timers();
     }
 
     fn remove(&mut self, id: StreamId) {

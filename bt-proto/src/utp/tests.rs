@@ -766,3 +766,53 @@ fn a_peer_that_forgot_the_connection_resets_it_whichever_side_opened_it() {
         );
     }
 }
+
+#[test]
+fn many_connections_share_one_socket() {
+    let cfg = LinkConfig {
+        latency: Duration::from_millis(15),
+        jitter: Duration::from_millis(10),
+        loss_per_mille: 20,
+        dup_per_mille: 10,
+        rate: None,
+    };
+    let mut p = Pair::new(cfg, 15, 40);
+    let n = 20;
+    let ours: Vec<StreamId> = (0..n).map(|_| p.a.connect(p.now, p.addr_b)).collect();
+    let data: Vec<Vec<u8>> = (0..n)
+        .map(|i| payload(30_000 + i * 1000, i as u64))
+        .collect();
+    let mut written = vec![0; n];
+    let mut theirs = Vec::new();
+    let mut got: std::collections::HashMap<StreamId, Vec<u8>> = Default::default();
+    let mut buf = vec![0u8; 65536];
+    let done = p.run(Duration::from_secs(600), |p| {
+        for (i, id) in ours.iter().enumerate() {
+            written[i] += p.a.write(*id, &data[i][written[i]..]);
+        }
+        while p.a.poll_event().is_some() {}
+        while let Some(e) = p.b.poll_event() {
+            if let SocketEvent::Incoming(id, _) = e {
+                theirs.push(id);
+            }
+        }
+        for id in &theirs {
+            loop {
+                let k = p.b.read(*id, &mut buf);
+                if k == 0 {
+                    break;
+                }
+                got.entry(*id).or_default().extend_from_slice(&buf[..k]);
+            }
+        }
+        got.values().map(Vec::len).sum::<usize>() == data.iter().map(Vec::len).sum::<usize>()
+    });
+    assert!(done);
+    assert_eq!(theirs.len(), n);
+    // Each incoming stream holds exactly one of the payloads (they differ in length).
+    let mut received: Vec<&Vec<u8>> = got.values().collect();
+    received.sort_by_key(|v| v.len());
+    for (r, d) in received.iter().zip(&data) {
+        assert!(*r == d);
+    }
+}
