@@ -30,6 +30,10 @@ pub const VERSION: u8 = 1;
 /// Extension type of the selective ack.
 pub const EXT_SELECTIVE_ACK: u8 = 1;
 
+/// The longest selective-ack bitmask the wire can carry: its length is one byte and a
+/// multiple of 4 (BEP 29), so 252 bytes, 2,016 packets.
+pub const MAX_SACK_LEN: usize = 252;
+
 /// The five packet types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PacketType {
@@ -114,7 +118,8 @@ pub struct Header {
 }
 
 /// A selective ack's bitmask (BEP 29): bit `i` (least significant bit of byte 0 first)
-/// says whether packet `ack_nr + 2 + i` arrived. Always 4 to 252 bytes, a multiple of 4.
+/// says whether packet `ack_nr + 2 + i` arrived. Always 4 to [`MAX_SACK_LEN`] bytes, a
+/// multiple of 4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SelectiveAck<'a>(&'a [u8]);
 
@@ -122,7 +127,7 @@ impl<'a> SelectiveAck<'a> {
     /// The bitmask as it is on the wire, if its length is valid.
     pub fn new(bitmask: &'a [u8]) -> Result<Self, PacketError> {
         let len = u8::try_from(bitmask.len()).unwrap_or(u8::MAX);
-        if bitmask.is_empty() || !bitmask.len().is_multiple_of(4) || bitmask.len() > 252 {
+        if bitmask.is_empty() || !bitmask.len().is_multiple_of(4) || bitmask.len() > MAX_SACK_LEN {
             return Err(PacketError::SackLength(len));
         }
         Ok(SelectiveAck(bitmask))

@@ -74,7 +74,7 @@ impl RecvBuffer {
     /// Offers packet `seq_nr` (DATA with `payload`, or the FIN when `fin`).
     pub fn insert(&mut self, seq_nr: u16, payload: &[u8], fin: bool) -> Received {
         let ahead = seq::distance(self.ack_nr, seq_nr);
-        if ahead == 0 || ahead >= 0x8000 {
+        if !seq::before(self.ack_nr, seq_nr) {
             return Received::Duplicate;
         }
         let slot_taken = usize::from(ahead)

@@ -20,6 +20,12 @@ pub const MAX_PENDING_RESETS: usize = 64;
 /// reflector of more than 2 kB/s (a reset is 20 bytes).
 pub const MAX_RESETS_PER_SECOND: u32 = 100;
 
+/// Stale entries the timer heap may hold beyond one per connection before it is rebuilt:
+/// each connection re-arms its timer on every ack, so stale entries pile up at the rate of
+/// acks; rebuilding when the heap is four times the connections (plus a floor of 64 for few
+/// connections) keeps it small at the cost of a rebuild every few hundred acks.
+const TIMER_SLACK: (usize, usize) = (4, 64);
+
 /// A connection's handle, unique for the socket's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(pub u64);
@@ -247,7 +253,8 @@ impl Socket {
     }
 
     fn clean_timers(&mut self) {
-        if self.timers.len() > 4 * self.streams.len() + 64 {
+        let (per_connection, floor) = TIMER_SLACK;
+        if self.timers.len() > per_connection * self.streams.len() + floor {
             self.timers = self
                 .streams
                 .iter()
