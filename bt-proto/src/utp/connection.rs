@@ -98,6 +98,19 @@ pub enum Event {
     Failed(ConnectionError),
 }
 
+/// What a connection did, for diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams sent, all kinds.
+    pub datagrams_sent: u64,
+    /// Packets sent again (after a time-out or a fast retransmit).
+    pub retransmissions: u64,
+    /// Retransmission time-outs.
+    pub timeouts: u64,
+    /// Losses found by duplicate or selective acks.
+    pub fast_losses: u64,
+}
+
 /// One uTP connection.
 #[derive(Clone, Debug)]
 pub struct Connection {
@@ -139,6 +152,7 @@ pub struct Connection {
     write_blocked: bool,
     reset_pending: bool,
     events: VecDeque<Event>,
+    stats: Stats,
 }
 
 impl Connection {
@@ -172,6 +186,7 @@ impl Connection {
             write_blocked: false,
             reset_pending: false,
             events: VecDeque::new(),
+            stats: Stats::default(),
         }
     }
 
@@ -237,6 +252,11 @@ impl Connection {
     /// The queueing delay our packets see, as LEDBAT last measured it.
     pub fn queuing_delay(&self) -> Duration {
         self.cc.queuing_delay()
+    }
+
+    /// What the connection did so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// The smoothed round-trip time, once measured.

@@ -48,7 +48,7 @@ mod link;
 #[cfg(test)]
 mod tests;
 
-pub use connection::{Connection, ConnectionError, Event, State};
+pub use connection::{Connection, ConnectionError, Event, State, Stats};
 pub use packet::{Header, Packet, PacketError, PacketType, SelectiveAck, is_utp};
 pub use socket::{Socket, SocketConfig, SocketEvent, StreamId};
 

@@ -65,6 +65,12 @@ fn drain(s: &mut Socket, id: StreamId, seen: &mut Seen) {
 
 /// Sends `data` from a to b, then closes both ways; returns what b read and both event lists.
 fn transfer(p: &mut Pair, data: &[u8], limit: Duration) -> (Seen, Seen) {
+    transfer_with_stats(p, data, limit).0
+}
+
+/// [`transfer`], and the sender's statistics just before it closed.
+fn transfer_with_stats(p: &mut Pair, data: &[u8], limit: Duration) -> ((Seen, Seen), Stats) {
+    let mut stats = Stats::default();
     let (mut sa, mut sb) = (Seen::default(), Seen::default());
     let (a, b) = match try_open(p) {
         Ok(ends) => ends,
@@ -73,7 +79,7 @@ fn transfer(p: &mut Pair, data: &[u8], limit: Duration) -> (Seen, Seen) {
                 drain(&mut p.a, a, &mut sa);
                 !sa.events.is_empty()
             });
-            return (sa, sb);
+            return ((sa, sb), stats);
         }
     };
     let mut written = 0;
@@ -83,6 +89,7 @@ fn transfer(p: &mut Pair, data: &[u8], limit: Duration) -> (Seen, Seen) {
         if written == data.len() {
             p.a.close(a);
         }
+        stats = p.a.connection(a).map_or(stats, Connection::stats);
         drain(&mut p.a, a, &mut sa);
         drain(&mut p.b, b, &mut sb);
         if sb.events.contains(&Event::Eof) && !b_closed {
@@ -91,7 +98,7 @@ fn transfer(p: &mut Pair, data: &[u8], limit: Duration) -> (Seen, Seen) {
         }
         sa.events.contains(&Event::Closed) && sb.events.contains(&Event::Closed)
     });
-    (sa, sb)
+    ((sa, sb), stats)
 }
 
 #[test]
@@ -106,10 +113,10 @@ fn four_mib_arrive_exactly_under_loss_reordering_and_duplication() {
     let mut p = Pair::new(cfg, 1, 8);
     let data = payload(4 << 20, 7);
     let start = p.now;
-    let (sa, sb) = transfer(&mut p, &data, Duration::from_secs(3600));
+    let ((sa, sb), stats) = transfer_with_stats(&mut p, &data, Duration::from_secs(3600));
     println!(
         "4 MiB over 5 % loss, 2 % duplication, 20-35 ms one way: {:?} virtual, {} datagrams \
-         sent by the sender, {} by the receiver",
+         sent by the sender, {} by the receiver; sender {stats:?}",
         p.now - start,
         p.sent[0],
         p.sent[1]

@@ -94,6 +94,7 @@ impl Connection {
     /// Halves the window once per window of packets: a loss of a packet sent before the last
     /// halving is part of the same congestion event.
     fn on_loss(&mut self, lost: u16) {
+        self.stats.fast_losses += 1;
         if seq::before(self.loss_guard, lost) {
             self.cc.on_loss();
             self.loss_guard = self.send.next_seq().wrapping_sub(1);
@@ -145,6 +146,7 @@ impl Connection {
         }
         self.silent_timeouts += 1;
         self.stalled_timeouts += 1;
+        self.stats.timeouts += 1;
         let silent_limit = if self.state == State::SynSent {
             MAX_SYN_RETRANSMITS
         } else {

@@ -12,6 +12,7 @@ impl Connection {
         if d.is_some() {
             // Every packet acks what arrived so far.
             self.need_ack = false;
+            self.stats.datagrams_sent += 1;
         }
         d
     }
@@ -80,6 +81,7 @@ impl Connection {
         }
         self.probe = false;
         self.send.resent(now, seq_nr);
+        self.stats.retransmissions += 1;
         self.arm(now);
         Some(self.encode(now, kind, seq_nr, self.send.payload(seq_nr)))
     }
