@@ -44,6 +44,8 @@ pub mod seq;
 pub mod socket;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod link;
 #[cfg(test)]
 mod tests;
