@@ -47,6 +47,8 @@
 //!   are its parts, usable alone.
 //! - [`storage`] and [`read_runs`]: which file bytes a piece or block is, and how block reads
 //!   merge into disk reads.
+//! - [`utp`]: the micro transport protocol (BEP 29) with LEDBAT congestion control, a
+//!   connection machine and a multiplexer over one UDP port.
 //! - `sim` (feature `sim`): a deterministic swarm simulator on virtual time.
 #![forbid(unsafe_code)]
 
@@ -73,6 +75,7 @@ pub mod sim;
 pub mod storage;
 pub mod tracker;
 pub mod types;
+pub mod utp;
 pub mod wire;
 
 pub use bitfield::Bitfield;

@@ -258,6 +258,7 @@ X-Extra: 1\r\nInfohash: D2474E86C95B19B8BCFDB92BC12C9D44667CFA36\r\n\r\n",
     http_reply_seeds(&body);
     encoding_seeds(&numbers);
     extension_seeds(&numbers);
+    utp_seeds();
 
     // UDP tracker: one selector byte (see the target), then a packet.
     let txn = TransactionId(0x1234_5678);
@@ -468,6 +469,46 @@ fn http_reply_seeds(reply: &[u8]) {
         seed.extend_from_slice(body);
         write("http_reply", name, &seed);
     }
+}
+
+/// `utp_packet`: a SYN, an ack with a selective ack, data, and a packet with an extension
+/// the decoder skips.
+fn utp_seeds() {
+    use bt_proto::utp::{Header, Packet, PacketType, SelectiveAck};
+    let header = |kind| Header {
+        kind,
+        connection_id: 0x1234,
+        timestamp_us: 1_000_000,
+        timestamp_diff_us: 20_000,
+        wnd_size: 1 << 20,
+        seq_nr: 65535,
+        ack_nr: 7,
+    };
+    let packet = |kind, sack: Option<SelectiveAck<'static>>, payload: &'static [u8]| Packet {
+        header: header(kind),
+        sack,
+        payload,
+    };
+    write(
+        "utp_packet",
+        "syn",
+        &packet(PacketType::Syn, None, b"").encode(),
+    );
+    let sack = SelectiveAck::new(&[0b101, 0, 0, 0x80]).ok();
+    write(
+        "utp_packet",
+        "state-sack",
+        &packet(PacketType::State, sack, b"").encode(),
+    );
+    write(
+        "utp_packet",
+        "data",
+        &packet(PacketType::Data, None, b"hello").encode(),
+    );
+    let mut skipped = packet(PacketType::Fin, None, b"").encode();
+    skipped[1] = 2;
+    skipped.extend_from_slice(&[0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    write("utp_packet", "fin-extension-bits", &skipped);
 }
 
 /// `encoding`: text each codec reads.
