@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bt_proto::engine::{
-    AddTorrent, Config, DHT_SEARCH_INTERVAL, DHT_SEARCH_RETRY, DHT_STARVED_SEARCH,
+    AddTorrent, Config, DHT_SEARCH_INTERVAL, DHT_SEARCH_RETRY, DHT_STARVED_SEARCH, TorrentId,
 };
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
@@ -50,6 +50,16 @@ fn dht_seed(swarm: &mut Swarm, router: SocketAddr, meta: &Metainfo, content: &[u
     seed
 }
 
+/// A DHT session bootstrapped from `router` that adds a magnet link with only `meta`'s
+/// info-hash.
+fn join_by_magnet(swarm: &mut Swarm, router: SocketAddr, meta: &Metainfo) -> (NodeId, TorrentId) {
+    let leecher = node(swarm);
+    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
+    let magnet = Magnet::new(meta.info_hash());
+    let t = swarm.add_magnet(leecher, &magnet, AddTorrent::default());
+    (leecher, t)
+}
+
 #[test]
 fn a_magnet_with_only_the_info_hash_completes_through_the_dht() {
     let (meta, content) = make_torrent(&[("d.bin", 200 * KIB)], 16 * 1024, 4).unwrap();
@@ -61,13 +71,7 @@ fn a_magnet_with_only_the_info_hash_completes_through_the_dht() {
     let router = swarm.addr(*others.first().unwrap());
     dht_seed(&mut swarm, router, &meta, &content);
     swarm.run_for(Duration::from_secs(20));
-    let leecher = node(&mut swarm);
-    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
-    let t = swarm.add_magnet(
-        leecher,
-        &Magnet::new(meta.info_hash()),
-        AddTorrent::default(),
-    );
+    let (leecher, t) = join_by_magnet(&mut swarm, router, &meta);
     // Its first search ran on an empty table; the end of its bootstrap starts the next at
     // once, rather than after DHT_SEARCH_RETRY.
     let took = swarm
@@ -100,13 +104,7 @@ fn a_magnet_completes_through_the_dht_over_lossy_reordering_links() {
     let router = swarm.addr(*others.first().unwrap());
     dht_seed(&mut swarm, router, &meta, &content);
     swarm.run_for(Duration::from_secs(20));
-    let leecher = node(&mut swarm);
-    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
-    let t = swarm.add_magnet(
-        leecher,
-        &Magnet::new(meta.info_hash()),
-        AddTorrent::default(),
-    );
+    let (leecher, t) = join_by_magnet(&mut swarm, router, &meta);
     swarm
         .run_until(|s| s.is_complete(leecher, t), Duration::from_secs(300))
         .unwrap();
@@ -134,13 +132,7 @@ fn a_seed_dials_a_peer_that_announced_to_its_node() {
     swarm.with_session(seed, |s, now| s.dht_bootstrap(now, &[router], &[]));
     swarm.add_seed(seed, &meta, &content);
     swarm.run_for(Duration::from_secs(5));
-    let leecher = node(&mut swarm);
-    swarm.with_session(leecher, |s, now| s.dht_bootstrap(now, &[router], &[]));
-    let t = swarm.add_magnet(
-        leecher,
-        &Magnet::new(meta.info_hash()),
-        AddTorrent::default(),
-    );
+    let (leecher, t) = join_by_magnet(&mut swarm, router, &meta);
     let took = swarm
         .run_until(|s| s.is_complete(leecher, t), Duration::from_secs(300))
         .unwrap();
