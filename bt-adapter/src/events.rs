@@ -48,6 +48,22 @@ impl Fanout {
 #[derive(Debug)]
 pub struct Events(Pin<Box<Receiver<Event>>>);
 
+impl Events {
+    /// The next event, or `None` once the stream has ended: no extra crate needed to read
+    /// events (the stream also implements `futures_core::Stream`).
+    ///
+    /// ```no_run
+    /// # async fn f(mut events: bt_adapter::Events) {
+    /// while let Some(event) = events.next().await {
+    ///     println!("{event:?}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn next(&mut self) -> Option<Event> {
+        std::future::poll_fn(|cx| self.0.as_mut().poll_next(cx)).await
+    }
+}
+
 impl Stream for Events {
     type Item = Event;
 

@@ -49,12 +49,14 @@ pub use bt_proto::engine::{
     HashcheckReport, PeerInfo, ProtocolViolation, StorageError, TorrentId, TorrentState,
     TorrentStats, TrackerInfo,
 };
+pub use bt_proto::magnet::Magnet;
+pub use bt_proto::metainfo::{Metainfo, MetainfoError};
 pub use bt_proto::mse::Encryption;
 pub use bt_proto::read_runs::MAX_READ_RUN;
 pub use bt_proto::resume::ResumeData;
 pub use bt_proto::storage::{LayoutError, StorageOp};
 pub use bt_proto::tracker::AnnounceError;
-pub use bt_proto::{Bitfield, InfoHash, IoFailure, PeerId, PieceIndex};
+pub use bt_proto::{Bitfield, ConnId, InfoHash, IoFailure, PeerId, PieceIndex};
 pub use dht::{DhtOptions, DhtStatus};
 pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
 pub use events::{EVENT_QUEUE, Events};
@@ -148,13 +150,14 @@ macro_rules! adapter_api {
     ($rt:ty) => {
         pub use $crate::proto;
         pub use $crate::{
-            AnnounceError, Bitfield, CheckScope, CloseReason, Config, ConnEncryption,
+            AnnounceError, Bitfield, CheckScope, CloseReason, Config, ConnEncryption, ConnId,
             DEFAULT_RESUME_SAVE_INTERVAL, DhtOptions, DhtStatus, EVENT_QUEUE, Encryption, Error,
             Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash, IoFailure,
             LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN, MAX_RESUME_FILE,
-            MagnetOptions, PeerId, PeerInfo, PieceIndex, ProtocolViolation, ResumeData,
-            SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId, TorrentOptions, TorrentSource,
-            TorrentState, TorrentStats, TrackerInfo, disk, net, tracker,
+            Magnet, MagnetOptions, Metainfo, MetainfoError, PeerId, PeerInfo, PieceIndex,
+            ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId,
+            TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net,
+            tracker,
         };
 
         /// A BitTorrent session: one listening port serving any number of torrents.

@@ -299,6 +299,31 @@ const SHADOW: &[(u8, &str)] = &[
 const SHADOW_DIGITS: &[u8; 64] =
     b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-";
 
+/// The client and version an id names when it follows a known scheme (`qBittorrent
+/// 4.6.3`), else the id in hexadecimal.
+///
+/// ```
+/// use bt_proto::PeerId;
+/// assert_eq!(PeerId(*b"-qB4630-abcdefghijkl").to_string(), "qBittorrent 4.6.3");
+/// assert_eq!(PeerId([0xff; 20]).to_string(), "ff".repeat(20));
+/// ```
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = identify(self);
+        if c.name == "unknown" {
+            for b in self.0 {
+                write!(f, "{b:02x}")?;
+            }
+            return Ok(());
+        }
+        if c.version.is_empty() {
+            write!(f, "{}", c.name)
+        } else {
+            write!(f, "{} {}", c.name, c.version)
+        }
+    }
+}
+
 /// Names the client behind a peer id (same as [`PeerId::client`]).
 ///
 /// ```

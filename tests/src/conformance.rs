@@ -14,7 +14,6 @@ use bt_proto::engine::Event;
 use bt_proto::metainfo::MetainfoError;
 use bt_proto::storage::{piece_files, resume_path};
 use bt_proto::tracker::AnnounceError;
-use futures_lite::StreamExt;
 
 use crate::child::ChildGuard;
 use crate::swarm::*;

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use bt_adapter::{AnnounceError, Error, Event, Runtime, Session, TorrentOptions};
 use bt_proto::bencode::Bencode;
-use futures_lite::StreamExt;
 use tokio::net::TcpListener;
 
 use crate::swarm::{

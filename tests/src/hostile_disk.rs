@@ -12,7 +12,6 @@ use bt_adapter::{
     Error, LayoutError, Runtime, StorageError, Torrent, TorrentOptions, TorrentState,
 };
 use bt_proto::engine::Event;
-use futures_lite::StreamExt;
 
 use crate::child::{ChildGuard, on_full_disk};
 use crate::conformance::running_seed;

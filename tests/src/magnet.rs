@@ -22,7 +22,6 @@ use bt_proto::sim::remote::{self, RemotePeer};
 use bt_proto::storage::{metadata_path, resume_path};
 use bt_proto::wire::{Extension, Message, Reserved};
 use bt_proto::{InfoHash, PeerId};
-use futures_lite::StreamExt;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -41,7 +41,6 @@ use clap::{Parser, Subcommand};
 
 mod magnet;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio_stream::StreamExt;
 
 #[derive(Parser)]
 #[command(

@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bt_adapter::{Event, Runtime, Session, TorrentOptions, TorrentState};
-use futures_lite::StreamExt;
 
 use super::{Usage, err};
 

@@ -33,7 +33,6 @@ use bt_proto::engine::{Event, PeerInfo};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::metainfo::create::{InputFile, TorrentBuilder};
 use bt_proto::{InfoHash, PieceIndex};
-use futures_lite::StreamExt;
 use sha1::{Digest, Sha1};
 
 use crate::swarm::{pseudo_random, sleep, standard_files};
