@@ -101,7 +101,7 @@ fn reasons(swarm: &Swarm, n: NodeId) -> Vec<CloseReason> {
 
 #[test]
 fn required_on_both_sides_moves_every_byte_under_rc4() {
-    let mut r = run(required, required, Duration::from_secs(60));
+    let r = run(required, required, Duration::from_secs(60));
     assert!(r.complete);
     assert_eq!(r.swarm.content(r.leecher, &r.meta), r.content);
     assert_eq!(r.seen, vec![ConnEncryption::Rc4]);
@@ -109,7 +109,7 @@ fn required_on_both_sides_moves_every_byte_under_rc4() {
 
 #[test]
 fn enabled_on_both_sides_hides_the_handshake_and_sends_plaintext() {
-    let mut r = run(enabled, enabled, Duration::from_secs(60));
+    let r = run(enabled, enabled, Duration::from_secs(60));
     assert!(r.complete);
     assert_eq!(r.swarm.content(r.leecher, &r.meta), r.content);
     assert_eq!(r.seen, vec![ConnEncryption::Obfuscated]);
@@ -124,7 +124,7 @@ fn a_seed_that_requires_it_gets_rc4_from_an_enabled_leecher() {
 
 #[test]
 fn an_enabled_leecher_falls_back_to_plaintext_for_a_peer_without_mse() {
-    let mut r = run(disabled, enabled, Duration::from_secs(60));
+    let r = run(disabled, enabled, Duration::from_secs(60));
     assert!(r.complete, "no fall back to plaintext");
     assert_eq!(r.swarm.content(r.leecher, &r.meta), r.content);
     assert_eq!(r.seen, vec![ConnEncryption::Plaintext]);
