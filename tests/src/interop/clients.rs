@@ -29,6 +29,17 @@ pub enum Client {
     Qbittorrent,
 }
 
+/// How the client treats message stream encryption (MSE).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientEncryption {
+    /// What the driver sets when a test does not ask (see each driver).
+    #[default]
+    Default,
+    /// MSE with RC4 on every connection, both ways: a plaintext handshake, or plaintext
+    /// after the MSE handshake, is refused. Only transmission's and aria2's drivers take it.
+    Required,
+}
+
 /// What the client does with the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -108,7 +119,33 @@ impl Client {
         work: &Path,
         log_dir: &Path,
     ) -> Option<Running> {
-        self.start_from(role, payload, None, data_dir, work, log_dir)
+        self.start_from(
+            role,
+            payload,
+            None,
+            ClientEncryption::Default,
+            data_dir,
+            work,
+            log_dir,
+        )
+    }
+
+    /// [`Client::start`] with the client's encryption set to `encryption`.
+    pub fn start_with(
+        self,
+        role: Role,
+        payload: &Payload,
+        encryption: ClientEncryption,
+        data_dir: &Path,
+        work: &Path,
+        log_dir: &Path,
+    ) -> Option<Running> {
+        assert!(
+            encryption == ClientEncryption::Default
+                || matches!(self, Client::Transmission | Client::Aria2),
+            "only transmission's and aria2's drivers set encryption"
+        );
+        self.start_from(role, payload, None, encryption, data_dir, work, log_dir)
     }
 
     /// Starts the client downloading `payload` from the magnet link `magnet` (it fetches
@@ -128,14 +165,18 @@ impl Client {
             "only aria2 is driven from a magnet link"
         );
         let role = Role::Download;
-        self.start_from(role, payload, Some(magnet), data_dir, work, log_dir)
+        let enc = ClientEncryption::Default;
+        self.start_from(role, payload, Some(magnet), enc, data_dir, work, log_dir)
     }
 
+    // Private: the public starts above name what they vary, and fill in the rest.
+    #[allow(clippy::too_many_arguments)]
     fn start_from(
         self,
         role: Role,
         payload: &Payload,
         magnet: Option<&str>,
+        encryption: ClientEncryption,
         data_dir: &Path,
         work: &Path,
         log_dir: &Path,
@@ -156,6 +197,7 @@ impl Client {
             listen,
             name: format!("{}-{}", self.name(), role.name()),
             magnet: magnet.map(str::to_string),
+            encryption,
         };
         Some(match self {
             Client::Transmission => transmission::start(start),
@@ -197,6 +239,8 @@ pub(crate) struct Start<'a> {
     pub name: String,
     /// A magnet link to download from instead of the payload's .torrent (aria2 only).
     pub magnet: Option<String>,
+    /// The client's encryption policy.
+    pub encryption: ClientEncryption,
 }
 
 impl Start<'_> {
@@ -221,14 +265,30 @@ pub struct Running {
     /// The process (its own log files, if any, are quoted with its output).
     pub proc: Proc,
     done: Done,
+    own_logs: Vec<PathBuf>,
 }
 
 impl Running {
     pub(crate) fn new(mut proc: Proc, done: Done, own_logs: Vec<PathBuf>) -> Self {
-        for log in own_logs {
-            proc.also_log(log);
+        for log in &own_logs {
+            proc.also_log(log.clone());
         }
-        Running { proc, done }
+        Running {
+            proc,
+            done,
+            own_logs,
+        }
+    }
+
+    /// Whether its output or one of its own log files has a line containing `needle`.
+    pub fn log_has(&self, needle: &str) -> bool {
+        let own = self
+            .own_logs
+            .iter()
+            .map(|p| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned());
+        std::iter::once(self.proc.log())
+            .chain(own)
+            .any(|log| log.contains(needle))
     }
 
     /// Whether the client reports its download finished; an error if it exited otherwise
