@@ -16,6 +16,10 @@
 //! The six transfers run at once, each on its own threads and runtime, in one test, so the
 //! suite takes about as long as its slowest transfer; a failure names every scenario that
 //! failed, with the logs of its processes.
+//!
+//! A second test has libtorrent speak plaintext only (pe_disabled), dialled by us and
+//! dialling us: our side, requiring encryption, must neither fall back to plaintext nor
+//! accept it.
 // Test code: helpers that fail should fail the test on their line.
 #![allow(clippy::unwrap_used)]
 
@@ -470,6 +474,15 @@ impl Scenario {
     }
 }
 
+/// The message of a panic of a scenario's thread (what `fail` and `assert!` give).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 /// Every scenario of [`Scenario::ALL`] at once, each on a thread of its own; fails naming
 /// every scenario that failed, with its message and logs.
 #[test]
@@ -488,11 +501,7 @@ fn encryption_required_both_ways_with_libtorrent_aria2_and_transmission() {
     let mut failed = Vec::new();
     for (sc, t) in threads {
         if let Err(panic) = t.join() {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = panic_message(&*panic);
             failed.push(format!("===== {} =====\n{msg}", sc.name()));
         }
     }
@@ -508,4 +517,119 @@ fn encryption_required_both_ways_with_libtorrent_aria2_and_transmission() {
         Scenario::ALL.len(),
         failed.join("\n")
     );
+}
+
+/// How long our side is watched once libtorrent has turned away its first connection: our
+/// side falling back to plaintext would redial at once, and a plaintext transfer of
+/// [`SIZE`] takes under a second here.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// Where a plaintext-only libtorrent meets our side requiring encryption.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// libtorrent seeds; we dial it with MSE, which it refuses ("incoming encrypted
+    /// connections disabled"); we must not dial again in plaintext.
+    WeDial,
+    /// We seed; libtorrent dials us in plaintext, which we must refuse.
+    TheyDial,
+}
+
+/// Our side requires encryption and libtorrent speaks plaintext only: once libtorrent
+/// shows it met our side and the connection closed, nothing may be transferred for
+/// [`SETTLE`] and our peer list must stay empty (a peer is listed once its handshake is
+/// done). With our side at [`Encryption::Enabled`] the download goes through in plaintext.
+async fn refused(way: Refusal) {
+    let seed = match way {
+        Refusal::WeDial => "lt",
+        Refusal::TheyDial => "ours",
+    };
+    let Some(s) = Setup::new(seed, Layout::Single) else {
+        return;
+    };
+    let dir = s.tmp.path().join("other");
+    let (ours, lt) = match way {
+        Refusal::WeDial => {
+            // Its refusal of our MSE handshake is in its peer log only (see
+            // `Lt::peer_closes`).
+            let args = LtArgs::seed().peer_log();
+            let Some(mut lt) = Lt::start("libtorrent-seed", &s.p, &s.seed_dir, args, &s.logs)
+            else {
+                return;
+            };
+            lt.wait_announced::<Tokio>().await;
+            let ours = Ours::<Tokio>::start_with(Ipv4Addr::LOCALHOST, OURS, &s.p, &dir, &[]).await;
+            (ours, lt)
+        }
+        Refusal::TheyDial => {
+            let ours = our_seed_with::<Tokio>(OURS, &s.p, &s.seed_dir, &[s.tracker.proc()]).await;
+            let args = LtArgs::leech();
+            let Some(lt) = Lt::start("libtorrent-leech", &s.p, &dir, args, &s.logs) else {
+                return;
+            };
+            (ours, lt)
+        }
+    };
+    let procs = [&lt.proc, s.tracker.proc()];
+    // libtorrent's close of the connection from or to us, not of its own connection to
+    // itself (the tracker lists it; it drops that one as a self connection).
+    let ours_addr = ours.addr();
+    let met_us = |lt: &Lt| {
+        lt.peer_closes().iter().any(|(addr, message)| match way {
+            Refusal::WeDial => message.contains("incoming encrypted connections disabled"),
+            Refusal::TheyDial => *addr == ours_addr,
+        })
+    };
+    let mut w = Watched::default();
+    let started = Instant::now();
+    let mut refused_at = None;
+    // Until SETTLE has passed since the refusal, or at once when our side has a connection.
+    while refused_at.is_none_or(|t: Instant| t.elapsed() < SETTLE) && w.seen.is_empty() {
+        w.record(&ours.torrent.peers().await.unwrap_or_default());
+        if refused_at.is_none() && met_us(&lt) {
+            refused_at = Some(Instant::now());
+        }
+        if refused_at.is_none() && started.elapsed() > CONNECT_TIMEOUT {
+            fail(
+                &format!(
+                    "libtorrent never closed a connection with us within {CONNECT_TIMEOUT:?} \
+                     (its closes: {:?})\nours: {}",
+                    lt.peer_closes(),
+                    ours.describe().await
+                ),
+                &procs,
+            );
+        }
+        sleep::<Tokio>(WATCH_EVERY).await;
+    }
+    let moved = ours.torrent.downloaded().await.unwrap() + ours.torrent.uploaded().await.unwrap();
+    if !w.seen.is_empty() || moved > 0 {
+        fail(
+            &format!(
+                "our side ({OURS:?}) connected to a plaintext-only libtorrent: connections {:?}, \
+                 {moved} payload bytes moved\nours: {}",
+                w.seen,
+                ours.describe().await
+            ),
+            &procs,
+        );
+    }
+    ours.shutdown().await;
+}
+
+/// Both ways of [`refused`] at once, each on a thread of its own. (Checked: with our side
+/// at `Encryption::Enabled` both ways fail, our side connected in plaintext.)
+#[test]
+fn encryption_required_refuses_a_plaintext_only_libtorrent() {
+    let threads: Vec<_> = [Refusal::WeDial, Refusal::TheyDial]
+        .into_iter()
+        .map(|way| (way, std::thread::spawn(move || run_tokio(refused(way)))))
+        .collect();
+    let failed: Vec<String> = threads
+        .into_iter()
+        .filter_map(|(way, t)| {
+            let panic = t.join().err()?;
+            Some(format!("===== {way:?} =====\n{}", panic_message(&*panic)))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

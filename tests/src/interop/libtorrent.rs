@@ -427,10 +427,21 @@ impl Lt {
             .collect()
     }
 
-    /// Every connection error libtorrent reported (`PEER_ERROR` lines): the peer's address
-    /// and libtorrent's message.
-    pub fn peer_errors(&self) -> Vec<String> {
-        self.lines("PEER_ERROR")
+    /// Every connection libtorrent closed, with an error it blames on the peer
+    /// (`PEER_ERROR` lines) or otherwise (`PEER_DISCONNECT`), and with
+    /// [`LtArgs::peer_log`] every close its peer log shows (`PEER_CLOSED`, which alone has
+    /// the incoming connections refused before they named a torrent): the peer's address
+    /// as libtorrent sees it, and libtorrent's message.
+    pub fn peer_closes(&self) -> Vec<(SocketAddr, String)> {
+        let mut all = self.lines("PEER_ERROR");
+        all.extend(self.lines("PEER_DISCONNECT"));
+        all.extend(self.lines("PEER_CLOSED"));
+        all.iter()
+            .filter_map(|l| {
+                let (addr, message) = l.split_once(' ')?;
+                Some((addr.parse().ok()?, message.to_string()))
+            })
+            .collect()
     }
 
     /// Waits until its tracker answered an announce (so the tracker knows it).

@@ -27,6 +27,10 @@ reads:
                                    side of the connection is RC4 or MSE-then-plaintext (both 0:
                                    no MSE handshake finished yet, or a connection to itself)
   PEER_ERROR <ip:port> <message>   a connection to a peer failed or was closed with an error
+                                   that libtorrent blames on the peer
+  PEER_DISCONNECT <ip:port> <message>   any other connection of a torrent closed
+  PEER_CLOSED <ip:port> <error>    (--peer-log) any connection closed, also one refused before
+                                   it named a torrent (its encryption policy refuses there)
   DHTLOG <message>                 (--dht-log) libtorrent's DHT log
   ERROR <message>
 Exit codes: 0 done (or stopped by SIGTERM), 2 bad arguments, 3 torrent error,
@@ -81,6 +85,8 @@ DHT_BLOCK_RATELIMIT = 100000
 # handshake, so a test can see the extension was negotiated and used.
 FAST_TYPES = {"HAVE_ALL", "HAVE_NONE", "ALLOWED_FAST", "REJECT_PIECE", "SUGGEST_PIECE"}
 PEER_LOG = re.compile(r"(<==|==>) ([A-Z_]+)(.*)")
+# "... [ip:port] *** CONNECTION_CLOSED [ op: 1 ERROR: (libtorrent:77) <message> ]"
+PEER_CLOSED = re.compile(r"\[([0-9.]+:[0-9]+)\] \*\*\* CONNECTION_CLOSED \[ (.*) \]")
 
 
 def out(line):
@@ -158,6 +164,7 @@ def settings(args):
             | lt.alert.category_t.status_notification
             | lt.alert.category_t.tracker_notification
             | lt.alert.category_t.peer_notification
+            | lt.alert.category_t.connect_notification
             | lt.alert.category_t.ip_block_notification
             | (lt.alert.category_t.peer_log_notification if args.peer_log else 0)
             | (lt.alert.category_t.dht_notification if args.dht else 0)
@@ -343,10 +350,20 @@ def main():
             elif isinstance(a, lt.peer_error_alert):
                 # Why a connection failed: an MSE handshake refused shows up here.
                 out("PEER_ERROR %s:%d %s" % (a.endpoint[0], a.endpoint[1], a.message()))
+            elif isinstance(a, lt.peer_disconnected_alert):
+                # libtorrent posts peer_error_alert only for errors it blames on the peer
+                # (peer_connection.cpp, disconnect); the rest are disconnects.
+                out("PEER_DISCONNECT %s:%d %s" % (a.endpoint[0], a.endpoint[1], a.message()))
             elif isinstance(a, lt.torrent_error_alert):
                 out("ERROR %s" % a.message())
                 code = 3
             elif args.peer_log and isinstance(a, lt.peer_log_alert):
+                # Quirk: a connection closed before its handshake named a torrent (as an
+                # incoming MSE handshake refused by in_enc_policy pe_disabled: "incoming
+                # encrypted connections disabled") raises no disconnect alert, only this.
+                c = PEER_CLOSED.search(a.message())
+                if c:
+                    out("PEER_CLOSED %s %s" % (c.group(1), c.group(2)))
                 # The binding exposes neither the direction nor the event type, only the
                 # formatted message: "... [ip:port] <== TYPE [ details ]" ("==>" outgoing).
                 m = PEER_LOG.search(a.message())
