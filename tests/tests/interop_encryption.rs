@@ -247,11 +247,14 @@ async fn lt_seeds() {
     lt.wait_announced::<Tokio>().await;
     let dir = s.tmp.path().join("ours");
     let ours = Ours::<Tokio>::start_with(Ipv4Addr::LOCALHOST, OURS, &s.p, &dir, &[]).await;
+    // A seed never finishes, nor exits on its own: the probe only fails on an exit.
+    let w = watch(&ours, Until::OursComplete, || match lt.proc.exited() {
+        Some(status) => Err(format!("libtorrent exited ({status})")),
+        None => Ok(false),
+    })
+    .await;
     let procs = [&lt.proc, s.tracker.proc()];
-    let w = watched(
-        watch(&ours, Until::OursComplete, || Ok(false)).await,
-        &procs,
-    );
+    let w = watched(w, &procs);
     let r = finish_download(&ours, &s.p, &dir, &procs).await;
     report(
         "libtorrent",
@@ -277,6 +280,10 @@ async fn lt_downloads() {
         return;
     };
     let w = watch(&ours, Until::ClientDone, || {
+        // It keeps running once done: an exit before is a failure, not a wait.
+        if let Some(status) = lt.proc.exited() {
+            return Err(format!("libtorrent exited ({status}) before it was done"));
+        }
         Ok(!lt.lines("DONE").is_empty())
     })
     .await;
