@@ -318,12 +318,7 @@ async fn client_seeds(client: Client) {
     let Some(mut c) = client.start_with(Role::Seed, &s.p, enc, &s.seed_dir, tmp, &s.logs) else {
         return;
     };
-    if !s.tracker.wait_seeders::<Tokio>(s.p.info_hash(), 1).await {
-        c.fail(
-            "the tracker never counted the client as a seeder",
-            &[s.tracker.proc()],
-        );
-    }
+    wait_registered(&s, &mut c, Role::Seed).await;
     let dir = s.tmp.path().join("ours");
     let ours = Ours::<Tokio>::start_with(Ipv4Addr::LOCALHOST, OURS, &s.p, &dir, &[]).await;
     // A seed never finishes, nor exits on its own: the probe only fails on an exit.
@@ -365,22 +360,10 @@ async fn client_downloads(client: Client) {
     } else {
         // The client registers as a leecher first; our seed's announce returns it, and we
         // dial it.
-        let Some(c) = start() else {
+        let Some(mut c) = start() else {
             return;
         };
-        let ih = s.p.info_hash();
-        let registered = poll_until::<Tokio>(TRACKER_WAIT, || {
-            s.tracker
-                .scrape(ih)
-                .is_some_and(|(_, leechers)| leechers >= 1)
-        })
-        .await;
-        if !registered {
-            c.fail(
-                "the tracker never counted the client as a leecher",
-                &[s.tracker.proc()],
-            );
-        }
+        wait_registered(&s, &mut c, Role::Download).await;
         let procs = [&c.proc, s.tracker.proc()];
         let ours = our_seed_with::<Tokio>(OURS, &s.p, &s.seed_dir, &procs).await;
         (ours, c)
@@ -404,6 +387,36 @@ async fn client_downloads(client: Client) {
     assert_client_rc4(client, &c, &[s.tracker.proc()]);
     c.stop();
     ours.shutdown().await;
+}
+
+/// Waits (up to [`TRACKER_WAIT`]) until the tracker counts the client as a seeder (`role`
+/// seed) or a leecher, polling the client meanwhile (an early exit is a failure, or a
+/// relaunch where the driver says so: see `Running::finished`). Fails the test otherwise.
+async fn wait_registered(s: &Setup, c: &mut Running, role: Role) {
+    let ih = s.p.info_hash();
+    let mut exited = None;
+    let registered = poll_until::<Tokio>(TRACKER_WAIT, || {
+        if let Err(e) = c.finished() {
+            exited = Some(e);
+            return true;
+        }
+        s.tracker
+            .scrape(ih)
+            .is_some_and(|(seeders, leechers)| match role {
+                Role::Seed => seeders >= 1,
+                Role::Download => leechers >= 1,
+            })
+    })
+    .await;
+    if let Some(e) = exited {
+        c.fail(&e, &[s.tracker.proc()]);
+    }
+    if !registered {
+        c.fail(
+            &format!("the tracker never counted the client ({role:?})"),
+            &[s.tracker.proc()],
+        );
+    }
 }
 
 /// Our download of `p` into `dir`: waits until our session has verified every piece,

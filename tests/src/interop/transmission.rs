@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use super::Proc;
-use super::clients::{ClientEncryption, Done, Role, Running, Start};
+use super::clients::{ClientEncryption, Done, Relaunch, Role, Running, Start};
 
 /// `tr_encryption_mode` (transmission.h): its default, MSE first, RC4 preferred, plaintext
 /// accepted.
@@ -93,6 +93,13 @@ pub(crate) fn start(s: Start<'_>) -> Running {
         }
     };
     cmd.arg(&s.payload.torrent_path);
+    let relaunch = Relaunch::of(&cmd, &s.name, s.log_dir);
     let proc = Proc::spawn(&s.name, cmd, s.log_dir);
-    Running::new(proc, done, Vec::new())
+    // Quirk: transmission-cli exits as soon as its torrent is stopped (cli.c:371, polled
+    // every 200 ms), and a torrent is "stopped" (torrent.c:1271, tr_torrentGetActivity:
+    // neither verifying nor running) for a moment between the end of its first
+    // verification and its start (onVerifyDoneThreadFunc, on another thread): a poll that
+    // lands there ends the process, with success, a second after it started. Rare, more
+    // so on an idle machine; it is started again.
+    Running::new(proc, done, Vec::new()).relaunch_early_exit(relaunch)
 }
