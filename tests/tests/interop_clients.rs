@@ -64,17 +64,12 @@ fn client_seeds(client: Client, announce: Announce, layout: Layout) {
         let Some(s) = Setup::new("theirs", announce, layout) else {
             return;
         };
-        let Some(c) = client.start(Role::Seed, &s.p, &s.seed_dir, s.tmp.path(), &s.logs) else {
+        let Some(mut c) = client.start(Role::Seed, &s.p, &s.seed_dir, s.tmp.path(), &s.logs) else {
             return;
         };
         // Clients announce once at start (opentracker's interval is ~30 minutes), after
         // checking their data; our download must find the client already registered.
-        if !s.tracker.wait_seeders::<Tokio>(s.p.info_hash(), 1).await {
-            c.fail(
-                "the tracker never counted the client as a seeder",
-                &[s.tracker.proc()],
-            );
-        }
+        wait_registered(&s, &mut c, Role::Seed).await;
         let ours = s.tmp.path().join("ours");
         let procs = [&c.proc, s.tracker.proc()];
         let r = our_download::<Tokio>(&s.p, &ours, &[], &procs).await;
@@ -102,22 +97,10 @@ fn client_downloads(client: Client, announce: Announce, layout: Layout) {
         } else {
             // The client registers as a leecher first; our seed's announce returns it, and
             // we connect to it.
-            let Some(c) = start() else {
+            let Some(mut c) = start() else {
                 return;
             };
-            let ih = s.p.info_hash();
-            let registered = poll_until::<Tokio>(TRACKER_WAIT, || {
-                s.tracker
-                    .scrape(ih)
-                    .is_some_and(|(_, leechers)| leechers >= 1)
-            })
-            .await;
-            if !registered {
-                c.fail(
-                    "the tracker never counted the client as a leecher",
-                    &[s.tracker.proc()],
-                );
-            }
+            wait_registered(&s, &mut c, Role::Download).await;
             let procs = [&c.proc, s.tracker.proc()];
             let ours = our_seed::<Tokio>(&s.p, &s.seed_dir, &procs).await;
             (ours, c)
@@ -132,6 +115,36 @@ fn client_downloads(client: Client, announce: Announce, layout: Layout) {
         c.stop();
         ours.shutdown().await;
     });
+}
+
+/// Waits (up to [`TRACKER_WAIT`]) until the tracker counts the client as a seeder (`role`
+/// seed) or a leecher, polling the client meanwhile (an early exit is a failure, or a
+/// relaunch where the driver says so: see `Running::finished`). Fails the test otherwise.
+async fn wait_registered(s: &Setup, c: &mut clients::Running, role: Role) {
+    let ih = s.p.info_hash();
+    let mut exited = None;
+    let registered = poll_until::<Tokio>(TRACKER_WAIT, || {
+        if let Err(e) = c.finished() {
+            exited = Some(e);
+            return true;
+        }
+        s.tracker
+            .scrape(ih)
+            .is_some_and(|(seeders, leechers)| match role {
+                Role::Seed => seeders >= 1,
+                Role::Download => leechers >= 1,
+            })
+    })
+    .await;
+    if let Some(e) = exited {
+        c.fail(&e, &[s.tracker.proc()]);
+    }
+    if !registered {
+        c.fail(
+            &format!("the tracker never counted the client ({role:?})"),
+            &[s.tracker.proc()],
+        );
+    }
 }
 
 /// The figures of a download by `c` that took `secs`, once our seed's counter shows it

@@ -11,7 +11,7 @@
 
 use std::process::Command;
 
-use super::clients::{Done, Role, Running, Start, free_port};
+use super::clients::{ClientEncryption, Done, Role, Running, Start, free_port};
 use super::{Announce, Proc};
 
 /// Starts `aria2c` as `s` describes.
@@ -47,6 +47,21 @@ pub(crate) fn start(s: Start<'_>) -> Running {
     } else {
         cmd.arg("--enable-dht=false");
     }
+    let mut own_logs = Vec::new();
+    if s.encryption == ClientEncryption::Required {
+        // Refuses a legacy (plaintext) handshake either way and never retries an outgoing
+        // connection without MSE (InitiatorMSEHandshakeCommand.cc, prepareForNextPeer);
+        // arc4 as the minimum level makes it offer and select RC4 only (MSEHandshake.cc:
+        // plaintext only when the level is "plain" and --bt-force-encryption is off).
+        cmd.args(["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]);
+        // Which method each MSE handshake settled on is logged at debug level only
+        // ("peer provides ARC4." as the receiving side, "peer prefers ARC4" as the
+        // initiator), in a log file of its own: the console stays at notice.
+        let log = s.work.join("aria2.log");
+        cmd.arg(format!("--log={}", log.display()))
+            .arg("--log-level=debug");
+        own_logs.push(log);
+    }
     let done = match s.role {
         Role::Seed => {
             cmd.arg("--seed-ratio=0.0");
@@ -64,7 +79,7 @@ pub(crate) fn start(s: Start<'_>) -> Running {
         None => cmd.arg(&s.payload.torrent_path),
     };
     let proc = Proc::spawn(&s.name, cmd, s.log_dir);
-    Running::new(proc, done, Vec::new())
+    Running::new(proc, done, own_logs)
 }
 
 /// The announce flavour of the payload's torrent.

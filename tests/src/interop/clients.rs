@@ -6,10 +6,12 @@
 //! ways peers meet are the tracker and the wire; each gets a free listening port on a loopback
 //! address of its own (see [`Client::ip`]).
 
+use std::ffi::OsString;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use bt_adapter::Runtime;
 
@@ -27,6 +29,17 @@ pub enum Client {
     Rtorrent,
     /// `qbittorrent-nox` 4.5 (libtorrent-rasterbar 2.0).
     Qbittorrent,
+}
+
+/// How the client treats message stream encryption (MSE).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientEncryption {
+    /// What the driver sets when a test does not ask (see each driver).
+    #[default]
+    Default,
+    /// MSE with RC4 on every connection, both ways: a plaintext handshake, or plaintext
+    /// after the MSE handshake, is refused. Only transmission's and aria2's drivers take it.
+    Required,
 }
 
 /// What the client does with the payload.
@@ -108,7 +121,33 @@ impl Client {
         work: &Path,
         log_dir: &Path,
     ) -> Option<Running> {
-        self.start_from(role, payload, None, data_dir, work, log_dir)
+        self.start_from(
+            role,
+            payload,
+            None,
+            ClientEncryption::Default,
+            data_dir,
+            work,
+            log_dir,
+        )
+    }
+
+    /// [`Client::start`] with the client's encryption set to `encryption`.
+    pub fn start_with(
+        self,
+        role: Role,
+        payload: &Payload,
+        encryption: ClientEncryption,
+        data_dir: &Path,
+        work: &Path,
+        log_dir: &Path,
+    ) -> Option<Running> {
+        assert!(
+            encryption == ClientEncryption::Default
+                || matches!(self, Client::Transmission | Client::Aria2),
+            "only transmission's and aria2's drivers set encryption"
+        );
+        self.start_from(role, payload, None, encryption, data_dir, work, log_dir)
     }
 
     /// Starts the client downloading `payload` from the magnet link `magnet` (it fetches
@@ -128,14 +167,18 @@ impl Client {
             "only aria2 is driven from a magnet link"
         );
         let role = Role::Download;
-        self.start_from(role, payload, Some(magnet), data_dir, work, log_dir)
+        let enc = ClientEncryption::Default;
+        self.start_from(role, payload, Some(magnet), enc, data_dir, work, log_dir)
     }
 
+    // Private: the public starts above name what they vary, and fill in the rest.
+    #[allow(clippy::too_many_arguments)]
     fn start_from(
         self,
         role: Role,
         payload: &Payload,
         magnet: Option<&str>,
+        encryption: ClientEncryption,
         data_dir: &Path,
         work: &Path,
         log_dir: &Path,
@@ -156,6 +199,7 @@ impl Client {
             listen,
             name: format!("{}-{}", self.name(), role.name()),
             magnet: magnet.map(str::to_string),
+            encryption,
         };
         Some(match self {
             Client::Transmission => transmission::start(start),
@@ -197,6 +241,8 @@ pub(crate) struct Start<'a> {
     pub name: String,
     /// A magnet link to download from instead of the payload's .torrent (aria2 only).
     pub magnet: Option<String>,
+    /// The client's encryption policy.
+    pub encryption: ClientEncryption,
 }
 
 impl Start<'_> {
@@ -221,14 +267,91 @@ pub struct Running {
     /// The process (its own log files, if any, are quoted with its output).
     pub proc: Proc,
     done: Done,
+    own_logs: Vec<PathBuf>,
+    started: Instant,
+    relaunch: Option<Relaunch>,
+}
+
+/// How long after its start a client that exits on its own, with success, is started
+/// again (see [`Running::relaunch_early_exit`]): its startup race happens in its first
+/// second; seconds more cover a loaded machine.
+const EARLY_EXIT: Duration = Duration::from_secs(10);
+
+/// How many times a client is started again after an early exit: the race is rare, twice
+/// in a row would be news.
+const RELAUNCHES: u32 = 2;
+
+/// A command's program, arguments and environment, to start it again.
+pub(crate) struct Relaunch {
+    program: OsString,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, Option<OsString>)>,
+    name: String,
+    log_dir: PathBuf,
+    left: u32,
+}
+
+impl Relaunch {
+    /// What `cmd` runs, started as `name` with its log in `log_dir`.
+    pub(crate) fn of(cmd: &Command, name: &str, log_dir: &Path) -> Relaunch {
+        Relaunch {
+            program: cmd.get_program().to_owned(),
+            args: cmd.get_args().map(OsString::from).collect(),
+            envs: cmd
+                .get_envs()
+                .map(|(k, v)| (k.to_owned(), v.map(OsString::from)))
+                .collect(),
+            name: name.to_string(),
+            log_dir: log_dir.to_path_buf(),
+            left: RELAUNCHES,
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        for (k, v) in &self.envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
 }
 
 impl Running {
     pub(crate) fn new(mut proc: Proc, done: Done, own_logs: Vec<PathBuf>) -> Self {
-        for log in own_logs {
-            proc.also_log(log);
+        for log in &own_logs {
+            proc.also_log(log.clone());
         }
-        Running { proc, done }
+        Running {
+            proc,
+            done,
+            own_logs,
+            started: Instant::now(),
+            relaunch: None,
+        }
+    }
+
+    /// Starts the process again as `relaunch` says, up to [`RELAUNCHES`] times, when it
+    /// exits with success within [`EARLY_EXIT`] of its start without having finished (seen
+    /// by [`Running::finished`]): for a client with a startup race that makes it exit
+    /// (transmission-cli, see [`super::transmission`]).
+    pub(crate) fn relaunch_early_exit(mut self, relaunch: Relaunch) -> Self {
+        self.relaunch = Some(relaunch);
+        self
+    }
+
+    /// Whether its output or one of its own log files has a line containing `needle`.
+    pub fn log_has(&self, needle: &str) -> bool {
+        let own = self
+            .own_logs
+            .iter()
+            .map(|p| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned());
+        std::iter::once(self.proc.log())
+            .chain(own)
+            .any(|log| log.contains(needle))
     }
 
     /// Whether the client reports its download finished; an error if it exited otherwise
@@ -242,7 +365,22 @@ impl Running {
         match self.proc.exited() {
             None => Ok(false),
             Some(s) if s.success() && matches!(self.done, Done::Exit) => Ok(true),
-            Some(s) => Err(format!("{} exited: {s}", self.proc.name())),
+            Some(s) => {
+                let early = s.success() && self.started.elapsed() < EARLY_EXIT;
+                if let Some(r) = self.relaunch.as_mut().filter(|r| early && r.left > 0) {
+                    r.left -= 1;
+                    eprintln!(
+                        "RELAUNCHED: {} exited ({s}) {:.1} s after its start (log {})",
+                        self.proc.name(),
+                        self.started.elapsed().as_secs_f64(),
+                        self.proc.log_path().display()
+                    );
+                    self.proc = Proc::spawn(&r.name, r.command(), &r.log_dir);
+                    self.started = Instant::now();
+                    return Ok(false);
+                }
+                Err(format!("{} exited: {s}", self.proc.name()))
+            }
         }
     }
 
@@ -304,4 +442,46 @@ pub fn verify_written(client: Client, payload: &Payload, dir: &Path) -> Result<(
         .files
         .retain(|(rel, len, _)| *len > 0 || fs::metadata(dir.join(rel)).is_ok());
     verify(&written, dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wait_until;
+    use super::*;
+
+    /// A process that exits with success at once is started again [`RELAUNCHES`] times,
+    /// then its exit is an error; without a relaunch it is an error at once.
+    #[test]
+    fn an_early_exit_is_relaunched_then_fails() {
+        let logs = tempfile::tempdir().unwrap();
+        let cmd = || {
+            let mut c = Command::new("sh");
+            c.args(["-c", "exit 0"]);
+            c
+        };
+        let relaunch = Relaunch::of(&cmd(), "quits", logs.path());
+        let proc = Proc::spawn("quits", cmd(), logs.path());
+        let mut r = Running::new(proc, Done::Never, Vec::new()).relaunch_early_exit(relaunch);
+        let mut starts = 1;
+        let err = loop {
+            match r.finished() {
+                Ok(false)
+                    if r.proc
+                        .log_path()
+                        .ends_with(format!("quits-{}.log", starts + 1)) =>
+                {
+                    starts += 1
+                }
+                Ok(false) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(true) => panic!("a seed never finishes"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(starts, 1 + RELAUNCHES as usize, "{err}");
+        let proc = Proc::spawn("once", cmd(), logs.path());
+        let mut once = Running::new(proc, Done::Never, Vec::new());
+        assert!(wait_until(Duration::from_secs(10), || once
+            .finished()
+            .is_err()));
+    }
 }

@@ -32,6 +32,7 @@ pub struct LtArgs {
     dht: bool,
     dht_bootstrap: Vec<SocketAddr>,
     dht_log: bool,
+    require_encryption: bool,
 }
 
 impl LtArgs {
@@ -47,6 +48,7 @@ impl LtArgs {
             dht: false,
             dht_bootstrap: Vec::new(),
             dht_log: false,
+            require_encryption: false,
         }
     }
 
@@ -111,6 +113,15 @@ impl LtArgs {
         self
     }
 
+    /// Message stream encryption required, RC4 only, both ways (libtorrent's
+    /// `out_enc_policy`/`in_enc_policy` pe_forced, `allowed_enc_level` pe_rc4), and a
+    /// `PEER_ENC` line per connected peer ([`Lt::peers_encryption`]). Without it libtorrent
+    /// speaks plaintext only (pe_disabled both ways).
+    pub fn require_encryption(mut self) -> LtArgs {
+        self.require_encryption = true;
+        self
+    }
+
     /// Prints libtorrent's DHT log (`DHTLOG` lines): what it did with every message, for
     /// finding out why it ignored one of ours.
     pub fn dht_log(mut self) -> LtArgs {
@@ -150,6 +161,17 @@ impl LtDhtStats {
     pub fn refused(&self) -> u64 {
         self.invalid_announce + self.invalid_get_peers + self.invalid_find_node + self.dropped_in
     }
+}
+
+/// How one of libtorrent's connections is encrypted, as its `peer_info` flags say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LtPeerEncryption {
+    /// The peer, as libtorrent sees it (an incoming peer's port is its outgoing port).
+    pub addr: SocketAddr,
+    /// `rc4_encrypted`: MSE with RC4 on the payload.
+    pub rc4: bool,
+    /// `plaintext_encrypted`: an MSE handshake, then plaintext.
+    pub plaintext: bool,
 }
 
 /// Progress as last printed by the script.
@@ -233,6 +255,9 @@ impl Lt {
         }
         if args.metadata {
             cmd.arg("--metadata");
+        }
+        if args.require_encryption {
+            cmd.args(["--encryption", "required"]);
         }
         for c in &args.connect {
             cmd.arg("--connect").arg(c.to_string());
@@ -373,6 +398,48 @@ impl Lt {
             .filter_map(|l| {
                 let (addr, source) = l.trim().split_once(" source=")?;
                 Some((addr.parse().ok()?, source.to_string()))
+            })
+            .collect()
+    }
+
+    /// How its connections were encrypted (with [`LtArgs::require_encryption`]; `PEER_ENC`
+    /// lines), in order: a peer when first listed and again whenever its flags change, with
+    /// the address as libtorrent sees it. A peer listed before its MSE handshake finished,
+    /// or libtorrent's connection to itself (the tracker lists it too), has neither flag.
+    pub fn peers_encryption(&self) -> Vec<LtPeerEncryption> {
+        self.lines("PEER_ENC")
+            .iter()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                let addr = words.next()?.parse().ok()?;
+                let mut flag = |name: &str| {
+                    let v = words.next()?.strip_prefix(name)?.strip_prefix('=')?;
+                    Some(v == "1")
+                };
+                let rc4 = flag("rc4")?;
+                let plaintext = flag("plaintext")?;
+                Some(LtPeerEncryption {
+                    addr,
+                    rc4,
+                    plaintext,
+                })
+            })
+            .collect()
+    }
+
+    /// Every connection libtorrent closed, with an error it blames on the peer
+    /// (`PEER_ERROR` lines) or otherwise (`PEER_DISCONNECT`), and with
+    /// [`LtArgs::peer_log`] every close its peer log shows (`PEER_CLOSED`, which alone has
+    /// the incoming connections refused before they named a torrent): the peer's address
+    /// as libtorrent sees it, and libtorrent's message.
+    pub fn peer_closes(&self) -> Vec<(SocketAddr, String)> {
+        let mut all = self.lines("PEER_ERROR");
+        all.extend(self.lines("PEER_DISCONNECT"));
+        all.extend(self.lines("PEER_CLOSED"));
+        all.iter()
+            .filter_map(|l| {
+                let (addr, message) = l.split_once(' ')?;
+                Some((addr.parse().ok()?, message.to_string()))
             })
             .collect()
     }

@@ -22,6 +22,15 @@ reads:
   DHT_ANNOUNCE <ip:port> <info-hash>   (--dht) a node announced a peer to us (we store it)
   DHT_REPLY <peers>                (--dht) a DHT search for the torrent returned peers
   PEER_SEEN <ip:port> source=<how>   (--dht) a peer, the first time it is in the peer list
+  PEER_ENC <ip:port> rc4=<0|1> plaintext=<0|1>   (--encryption required) a peer in the peer
+                                   list, first seen or its flags changed: whether libtorrent's
+                                   side of the connection is RC4 or MSE-then-plaintext (both 0:
+                                   no MSE handshake finished yet, or a connection to itself)
+  PEER_ERROR <ip:port> <message>   a connection to a peer failed or was closed with an error
+                                   that libtorrent blames on the peer
+  PEER_DISCONNECT <ip:port> <message>   any other connection of a torrent closed
+  PEER_CLOSED <ip:port> <error>    (--peer-log) any connection closed, also one refused before
+                                   it named a torrent (its encryption policy refuses there)
   DHTLOG <message>                 (--dht-log) libtorrent's DHT log
   ERROR <message>
 Exit codes: 0 done (or stopped by SIGTERM), 2 bad arguments, 3 torrent error,
@@ -76,6 +85,8 @@ DHT_BLOCK_RATELIMIT = 100000
 # handshake, so a test can see the extension was negotiated and used.
 FAST_TYPES = {"HAVE_ALL", "HAVE_NONE", "ALLOWED_FAST", "REJECT_PIECE", "SUGGEST_PIECE"}
 PEER_LOG = re.compile(r"(<==|==>) ([A-Z_]+)(.*)")
+# "... [ip:port] *** CONNECTION_CLOSED [ op: 1 ERROR: (libtorrent:77) <message> ]"
+PEER_CLOSED = re.compile(r"\[([0-9.]+:[0-9]+)\] \*\*\* CONNECTION_CLOSED \[ (.*) \]")
 
 
 def out(line):
@@ -142,9 +153,7 @@ def settings(args):
         # Our side speaks TCP only; uTP would only add failed attempts to the log.
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
-        # Plain BitTorrent: an encrypted handshake would hide the wire from our peer.
-        "out_enc_policy": 2,  # pe_disabled
-        "in_enc_policy": 2,
+        # See encryption_settings: plain BitTorrent unless --encryption says otherwise.
         "announce_to_all_tiers": True,
         "announce_to_all_trackers": True,
         # A test swarm of a few peers on one machine: no slow start of unchoke slots.
@@ -155,6 +164,7 @@ def settings(args):
             | lt.alert.category_t.status_notification
             | lt.alert.category_t.tracker_notification
             | lt.alert.category_t.peer_notification
+            | lt.alert.category_t.connect_notification
             | lt.alert.category_t.ip_block_notification
             | (lt.alert.category_t.peer_log_notification if args.peer_log else 0)
             | (lt.alert.category_t.dht_notification if args.dht else 0)
@@ -164,7 +174,33 @@ def settings(args):
     }
     if args.dht:
         s.update(dht_settings(args))
+    s.update(encryption_settings(args.encryption))
     return s
+
+
+# libtorrent's settings_pack::enc_policy (settings_pack.hpp): pe_forced = 0, pe_enabled = 1,
+# pe_disabled = 2; and enc_level: pe_plaintext = 1, pe_rc4 = 2, pe_both = 3.
+PE_FORCED = 0
+PE_DISABLED = 2
+PE_RC4 = 2
+
+
+def encryption_settings(mode):
+    """The message stream encryption settings of --encryption MODE."""
+    if mode == "required":
+        # MSE on every connection both ways, RC4 only: libtorrent refuses a plaintext
+        # handshake and never retries an outgoing connection in plaintext, and the payload
+        # after the MSE handshake must be RC4 (pe_rc4 alone does that; prefer_rc4 says so
+        # for the case it is not alone).
+        return {
+            "out_enc_policy": PE_FORCED,
+            "in_enc_policy": PE_FORCED,
+            "allowed_enc_level": PE_RC4,
+            "prefer_rc4": True,
+        }
+    # Plain BitTorrent (the default of the tests that look at the wire): an encrypted
+    # handshake would hide the wire from our peer.
+    return {"out_enc_policy": PE_DISABLED, "in_enc_policy": PE_DISABLED}
 
 
 def dht_stats(a):
@@ -197,6 +233,12 @@ def main():
     )
     p.add_argument("--dht-log", action="store_true", help="print libtorrent's DHT log")
     p.add_argument("--exit-when-done", action="store_true")
+    p.add_argument(
+        "--encryption",
+        choices=["disabled", "required"],
+        default="disabled",
+        help="message stream encryption: plaintext only, or MSE with RC4 on every connection",
+    )
     p.add_argument("--timeout", type=float, default=300.0)
     try:
         args = p.parse_args()
@@ -275,6 +317,7 @@ def main():
     printed_nodes = None
     printed_stats = None
     seen_peers = set()
+    enc_peers = {}
     code = 0
     while not stopping:
         ses.wait_for_alert(50)
@@ -304,10 +347,23 @@ def main():
                 out("HASHFAIL %d" % a.piece_index)
             elif isinstance(a, lt.peer_ban_alert):
                 out("BANNED %s:%d" % (a.endpoint[0], a.endpoint[1]))
+            elif isinstance(a, lt.peer_error_alert):
+                # Why a connection failed: an MSE handshake refused shows up here.
+                out("PEER_ERROR %s:%d %s" % (a.endpoint[0], a.endpoint[1], a.message()))
+            elif isinstance(a, lt.peer_disconnected_alert):
+                # libtorrent posts peer_error_alert only for errors it blames on the peer
+                # (peer_connection.cpp, disconnect); the rest are disconnects.
+                out("PEER_DISCONNECT %s:%d %s" % (a.endpoint[0], a.endpoint[1], a.message()))
             elif isinstance(a, lt.torrent_error_alert):
                 out("ERROR %s" % a.message())
                 code = 3
             elif args.peer_log and isinstance(a, lt.peer_log_alert):
+                # Quirk: a connection closed before its handshake named a torrent (as an
+                # incoming MSE handshake refused by in_enc_policy pe_disabled: "incoming
+                # encrypted connections disabled") raises no disconnect alert, only this.
+                c = PEER_CLOSED.search(a.message())
+                if c:
+                    out("PEER_CLOSED %s %s" % (c.group(1), c.group(2)))
                 # The binding exposes neither the direction nor the event type, only the
                 # formatted message: "... [ip:port] <== TYPE [ details ]" ("==>" outgoing).
                 m = PEER_LOG.search(a.message())
@@ -337,6 +393,18 @@ def main():
                 if st.num_peers == 0 and now - last_dht_announce >= DHT_ANNOUNCE_EVERY:
                     last_dht_announce = now
                     h.force_dht_announce()
+            if args.encryption != "disabled":
+                # Every peer as soon as it is in the list and whenever its encryption
+                # flags change: a seed and a leecher close their connection once both are
+                # seeds, so the PEER lines at exit may miss it, and a peer is listed before
+                # its MSE handshake is done.
+                for pi in h.get_peer_info():
+                    ep = "%s:%d" % (pi.ip[0], pi.ip[1])
+                    enc = (1 if pi.flags & lt.peer_info.rc4_encrypted else 0,
+                           1 if pi.flags & lt.peer_info.plaintext_encrypted else 0)
+                    if enc_peers.get(ep) != enc:
+                        enc_peers[ep] = enc
+                        out("PEER_ENC %s rc4=%d plaintext=%d" % ((ep,) + enc))
             if not done and st.is_seeding and st.state == lt.torrent_status.seeding:
                 done = True
                 out("DONE %.3f" % (now - started))

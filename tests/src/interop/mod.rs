@@ -27,7 +27,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bt_adapter::{Runtime, Session, Torrent, TorrentOptions};
+use bt_adapter::{Encryption, Runtime, Session, Torrent, TorrentOptions};
 use bt_proto::bencode;
 use bt_proto::engine::{Event, PeerInfo};
 use bt_proto::metainfo::Metainfo;
@@ -713,9 +713,22 @@ impl<R: Runtime> Ours<R> {
         dir: &Path,
         peers: &[SocketAddr],
     ) -> Ours<R> {
+        Ours::start_with(ip, Encryption::default(), payload, dir, peers).await
+    }
+
+    /// [`Ours::start_at`] with the session's encryption policy `encryption` (the others
+    /// start at the adapter's default, [`Encryption::Enabled`]).
+    pub async fn start_with(
+        ip: Ipv4Addr,
+        encryption: Encryption,
+        payload: &Payload,
+        dir: &Path,
+        peers: &[SocketAddr],
+    ) -> Ours<R> {
         let session = Session::builder()
             .listen_ip(ip.into())
             .config(crate::loopback_limits)
+            .encryption(encryption)
             .start()
             .await
             .unwrap();
@@ -831,7 +844,17 @@ impl<R: Runtime> Ours<R> {
 /// Our side seeds `payload` from `dir` (which holds `dir/<name>`): returns once the data is
 /// verified and the tracker has our announce. Panics (with `procs`' logs) otherwise.
 pub async fn our_seed<R: Runtime>(payload: &Payload, dir: &Path, procs: &[&Proc]) -> Ours<R> {
-    let ours = Ours::<R>::start(payload, dir, &[]).await;
+    our_seed_with(Encryption::default(), payload, dir, procs).await
+}
+
+/// [`our_seed`] with the session's encryption policy `encryption`.
+pub async fn our_seed_with<R: Runtime>(
+    encryption: Encryption,
+    payload: &Payload,
+    dir: &Path,
+    procs: &[&Proc],
+) -> Ours<R> {
+    let ours = Ours::<R>::start_with(Ipv4Addr::LOCALHOST, encryption, payload, dir, &[]).await;
     if ours.wait_complete().await.is_none() {
         fail("our seed did not verify its data", procs);
     }
