@@ -260,7 +260,7 @@ impl<R: Runtime> Driver<R> {
         for id in self.session.torrent_ids() {
             if self
                 .session
-                .stats(id)
+                .stats(id, now)
                 .is_some_and(|s| s.state == TorrentState::Started)
             {
                 self.session.set_state(now, id, TorrentState::Paused);
@@ -334,7 +334,7 @@ impl<R: Runtime> Driver<R> {
             Command::SetState { id, state, reply } => {
                 let answer = match self.refused(id, state) {
                     Some(e) => Err(e),
-                    None if self.session.stats(id).is_none() => Err(Error::NoSuchTorrent),
+                    None if !self.session.has_torrent(id) => Err(Error::NoSuchTorrent),
                     None => {
                         self.session.set_state(now, id, state);
                         Ok(())
@@ -349,7 +349,9 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Command::WaitComplete { id, reply } => {
-                let (Some(ctx), Some(stats)) = (self.torrents.get_mut(&id), self.session.stats(id))
+                let now = R::now();
+                let (Some(ctx), Some(stats)) =
+                    (self.torrents.get_mut(&id), self.session.stats(id, now))
                 else {
                     return;
                 };
@@ -706,7 +708,7 @@ impl<R: Runtime> Driver<R> {
                 state: TorrentState::Failed,
                 ..
             } => {
-                if let Some(error) = self.session.stats(id).and_then(|s| s.error) {
+                if let Some(error) = self.session.stats(id, R::now()).and_then(|s| s.error) {
                     for w in ctx.completes.drain(..) {
                         let _ = w.try_send(Err(Error::Storage(error.clone())));
                     }

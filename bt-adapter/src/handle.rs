@@ -92,12 +92,12 @@ impl<R: Runtime> Handle<R> {
     }
 
     pub(crate) async fn stats(&self) -> Result<TorrentStats, Error> {
-        self.query(|s, id, _| s.stats(id)).await
+        self.query(|s, id, now| s.stats(id, now)).await
     }
 
     pub(crate) async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
         self.query(|s, id, now| {
-            s.stats(id)?;
+            s.has_torrent(id).then_some(())?;
             Some(s.peers(id, now))
         })
         .await
@@ -105,7 +105,7 @@ impl<R: Runtime> Handle<R> {
 
     pub(crate) async fn trackers(&self) -> Result<Vec<TrackerInfo>, Error> {
         self.query(|s, id, _| {
-            s.stats(id)?;
+            s.has_torrent(id).then_some(())?;
             Some(s.trackers(id))
         })
         .await
@@ -124,7 +124,7 @@ impl<R: Runtime> Handle<R> {
 
     pub(crate) async fn add_peer(&self, addr: SocketAddr) -> Result<(), Error> {
         self.query(move |s, id, now| {
-            s.stats(id)?;
+            s.has_torrent(id).then_some(())?;
             s.add_peer(now, id, addr);
             Some(())
         })

@@ -158,7 +158,7 @@ impl<R: Runtime> Torrent<R> {
     pub async fn set_priority(&self, file: usize, priority: u8) -> Result<(), Error> {
         self.handle
             .query(move |s, id, now| {
-                s.stats(id)?;
+                s.has_torrent(id).then_some(())?;
                 s.set_file_priority(now, id, file, priority);
                 Some(())
             })

@@ -207,7 +207,7 @@ impl Harness {
         }
         // Invariants.
         if self.s.is_fetching_metadata(t) {
-            let stats = self.s.stats(t).expect("torrent exists");
+            let stats = self.s.stats(t, self.now).expect("torrent exists");
             assert!(!stats.has_metadata && stats.left == 0 && stats.pieces_have == 0);
             return Ok(());
         }
@@ -224,7 +224,10 @@ impl Harness {
             .filter(|p| !have.get(*p))
             .map(|p| piece_bytes(p.0).len() as u64)
             .sum();
-        assert_eq!(self.s.stats(t).expect("torrent exists").left, left);
+        assert_eq!(
+            self.s.stats(t, self.now).expect("torrent exists").left,
+            left
+        );
         let memory = self.s.memory_use();
         assert!(
             memory.block_bytes <= self.max_block_bytes,
@@ -246,10 +249,18 @@ impl Harness {
     /// in `messages` may have the engine ask for a block later in them).
     fn send(&mut self, u: &mut Unstructured, conn: ConnId, messages: &[Message]) -> Result<()> {
         let t = bt_proto::engine::TorrentId(0);
-        let before = self.s.stats(t).expect("torrent exists").downloaded;
+        let before = self
+            .s
+            .stats(t, self.now)
+            .expect("torrent exists")
+            .downloaded;
         let peer = self.peers.entry(conn).or_insert_with(|| remote(conn));
         let _ = peer.send(&mut self.s, self.now, messages);
-        let after = self.s.stats(t).expect("torrent exists").downloaded;
+        let after = self
+            .s
+            .stats(t, self.now)
+            .expect("torrent exists")
+            .downloaded;
         self.drain(u)?;
         let asked = self.asked.get(&conn);
         let allowed: u64 = messages

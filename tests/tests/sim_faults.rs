@@ -228,7 +228,7 @@ impl Run {
     fn state(&self, n: NodeId, t: TorrentId) -> Option<TorrentState> {
         self.swarm
             .session(n)
-            .and_then(|s| s.stats(t))
+            .and_then(|s| s.stats(t, self.swarm.now()))
             .map(|s| s.state)
     }
 
@@ -304,7 +304,11 @@ impl Run {
                 continue;
             }
             let (node, torrent) = (l.node, l.torrent);
-            let Some(stats) = self.swarm.session(node).and_then(|s| s.stats(torrent)) else {
+            let Some(stats) = self
+                .swarm
+                .session(node)
+                .and_then(|s| s.stats(torrent, self.swarm.now()))
+            else {
                 continue;
             };
             let have = self

@@ -117,7 +117,7 @@ fn a_magnet_with_only_a_peer_address_downloads() {
     let t = swarm.add_magnet(n, &magnet, AddTorrent::default());
     let session = swarm.session(n).unwrap();
     assert_eq!(session.name_of(t), Some("a.bin"));
-    assert!(!session.stats(t).unwrap().has_metadata);
+    assert!(!session.stats(t, swarm.now()).unwrap().has_metadata);
     assert!(session.trackers(t).is_empty());
     swarm
         .run_until(|s| s.is_complete(n, t), Duration::from_secs(120))

@@ -65,14 +65,14 @@ fn all_complete(swarm: &Swarm, nodes: &[(NodeId, TorrentId)]) -> bool {
 fn downloaded(swarm: &Swarm, n: NodeId, t: TorrentId) -> u64 {
     swarm
         .session(n)
-        .and_then(|s| s.stats(t))
+        .and_then(|s| s.stats(t, swarm.now()))
         .map_or(0, |s| s.downloaded)
 }
 
 fn left(swarm: &Swarm, n: NodeId, t: TorrentId) -> u64 {
     swarm
         .session(n)
-        .and_then(|s| s.stats(t))
+        .and_then(|s| s.stats(t, swarm.now()))
         .map_or(u64::MAX, |s| s.left)
 }
 
@@ -461,7 +461,7 @@ fn states_priorities_hashcheck_and_resume() {
     let seed_sent = swarm
         .session(NodeId(0))
         .unwrap()
-        .stats(TorrentId(0))
+        .stats(TorrentId(0), swarm.now())
         .unwrap()
         .uploaded;
     swarm.run_for(Duration::from_secs(10));
@@ -473,19 +473,33 @@ fn states_priorities_hashcheck_and_resume() {
     let seed_now = swarm
         .session(NodeId(0))
         .unwrap()
-        .stats(TorrentId(0))
+        .stats(TorrentId(0), swarm.now())
         .unwrap()
         .uploaded;
     assert_eq!(seed_now, seed_sent, "paused but the seed still serves it");
     assert!(
-        swarm.session(l).unwrap().stats(t).unwrap().peers > 0,
+        swarm
+            .session(l)
+            .unwrap()
+            .stats(t, swarm.now())
+            .unwrap()
+            .peers
+            > 0,
         "pause keeps connections"
     );
 
     // Stop: every connection closes; start again: it resumes.
     swarm.with_session(l, |s, now| s.set_state(now, t, TorrentState::Stopped));
     swarm.run_for(Duration::from_secs(1));
-    assert_eq!(swarm.session(l).unwrap().stats(t).unwrap().peers, 0);
+    assert_eq!(
+        swarm
+            .session(l)
+            .unwrap()
+            .stats(t, swarm.now())
+            .unwrap()
+            .peers,
+        0
+    );
     swarm.with_session(l, |s, now| s.set_state(now, t, TorrentState::Started));
     swarm
         .run_until(|s| downloaded(s, l, t) > total / 2, Duration::from_secs(30))
@@ -502,7 +516,14 @@ fn states_priorities_hashcheck_and_resume() {
         .find(|f| f.path.last().map(String::as_str) == Some("b.bin"))
         .unwrap();
     assert!(b.done < b.length, "a skipped file is not fully fetched");
-    assert!(!swarm.session(l).unwrap().stats(t).unwrap().seed);
+    assert!(
+        !swarm
+            .session(l)
+            .unwrap()
+            .stats(t, swarm.now())
+            .unwrap()
+            .seed
+    );
     swarm.with_session(l, |s, now| s.set_file_priority(now, t, 1, 1));
     swarm
         .run_until(|s| s.is_complete(l, t), Duration::from_secs(30))

@@ -17,7 +17,10 @@ use bt_proto::{Bitfield, PieceIndex};
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn stats(swarm: &Swarm, n: NodeId, t: TorrentId) -> TorrentStats {
-    swarm.session(n).and_then(|s| s.stats(t)).unwrap()
+    swarm
+        .session(n)
+        .and_then(|s| s.stats(t, swarm.now()))
+        .unwrap()
 }
 
 fn have(swarm: &Swarm, n: NodeId, t: TorrentId) -> Bitfield {

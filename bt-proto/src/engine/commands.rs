@@ -27,6 +27,7 @@ impl Session {
         if let Some(e) = opts.encryption {
             self.encryption_of.insert(id, e);
         }
+        self.run_base.insert(id, (opts.uploaded, opts.downloaded));
         let state = opts.state.requested();
         let check = opts.check.clone();
         let start_after_check = check.is_some() && state == TorrentState::Started;
@@ -109,6 +110,7 @@ impl Session {
         self.timers.stop_torrent(id);
         self.dht_forget(id);
         self.encryption_of.remove(&id);
+        self.run_base.remove(&id);
         if self.by_info_hash.get(&info_hash) == Some(&id) {
             self.by_info_hash.remove(&info_hash);
             self.mse_keys.remove(&crate::mse::torrent_key(&info_hash));

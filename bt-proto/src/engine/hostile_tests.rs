@@ -55,7 +55,7 @@ fn a_peer_cannot_fill_our_pieces_with_blocks_nobody_asked_it_for() {
         .unwrap();
     drain(&mut s, &mut forger);
     assert_eq!(
-        s.stats(id).unwrap().downloaded,
+        s.stats(id, std::time::Instant::now()).unwrap().downloaded,
         0,
         "the forged block was taken"
     );
@@ -129,7 +129,7 @@ fn silent_connections_from_one_host_cannot_take_every_slot() {
         peer.their_handshake().is_some(),
         "the real peer was refused"
     );
-    assert_eq!(s.stats(id).unwrap().peers, 1);
+    assert_eq!(s.stats(id, std::time::Instant::now()).unwrap().peers, 1);
 }
 
 /// The pending-handshake cap is session-wide, and our own dials have a budget inbound
@@ -171,7 +171,7 @@ fn one_connection_per_host_and_torrent() {
     );
     hello(&mut s, [127, 0, 0, 3], 1);
     assert!(closes(&mut s).is_empty());
-    assert_eq!(s.stats(id).unwrap().peers, 2);
+    assert_eq!(s.stats(id, std::time::Instant::now()).unwrap().peers, 2);
 }
 
 /// Two peers that dial each other at once: both ends keep the connection opened by the peer

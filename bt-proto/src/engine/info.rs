@@ -1,14 +1,14 @@
 //! What the session's queries return: snapshots of torrents, files, peers and trackers.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::io::{StorageError, TorrentState};
 use crate::tracker::AnnounceError;
 use crate::{ConnId, PeerId};
 
 /// A whole torrent's view for [`crate::engine::Session::stats`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TorrentStats {
     /// The run state.
     pub state: TorrentState,
@@ -34,6 +34,22 @@ pub struct TorrentStats {
     /// Why the torrent is [`TorrentState::Failed`]: the storage error that put it there (the
     /// file and what the system said). `Some` exactly when the state is `Failed`.
     pub error: Option<StorageError>,
+    /// Payload bytes per second from its peers now (the sum of their meters, over the last
+    /// few seconds).
+    pub download_rate: u64,
+    /// Payload bytes per second to its peers now.
+    pub upload_rate: u64,
+    /// Share of the wanted bytes verified, from 0 to 1 (0 until the metadata is known; 1
+    /// when nothing is wanted).
+    pub progress: f64,
+    /// Time to the last wanted byte at the current download rate: zero when complete,
+    /// `None` while nothing comes.
+    pub eta: Option<Duration>,
+    /// Bytes of blocks received since the torrent was added to this session
+    /// (`downloaded` also counts earlier runs, from resume data).
+    pub session_downloaded: u64,
+    /// Bytes of blocks sent since the torrent was added to this session.
+    pub session_uploaded: u64,
 }
 
 /// One file's state for [`crate::engine::Session::files`].

@@ -49,6 +49,7 @@ impl Session {
         if let Some(e) = opts.encryption {
             self.encryption_of.insert(id, e);
         }
+        self.run_base.insert(id, (opts.uploaded, opts.downloaded));
         // Each `tr` its own tier, tried in link order, as libtorrent does: a link lists
         // alternatives, not one tracker's addresses.
         let trackers: Vec<Vec<String>> = magnet.trackers.iter().map(|u| vec![u.clone()]).collect();

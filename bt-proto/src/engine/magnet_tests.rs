@@ -125,7 +125,7 @@ fn the_metadata_is_fetched_from_two_peers_and_the_torrent_keeps_its_id_and_peers
     let again = extended(&mut a, 0);
     let hs = ExtensionHandshake::decode(again.last().unwrap()).unwrap();
     assert_eq!(hs.metadata_size, Some(size));
-    let stats = s.stats(id).unwrap();
+    let stats = s.stats(id, std::time::Instant::now()).unwrap();
     assert!(stats.has_metadata);
     assert_eq!(stats.pieces_total, 2000);
     // The peer that had everything is interesting now, the empty one is not.
@@ -304,7 +304,10 @@ fn metadata_that_hashes_right_but_is_unsafe_stops_the_torrent() {
         ev.iter().any(|e| matches!(e, Event::MetadataInvalid { torrent, error: MetainfoError::UnsafePath { .. } } if *torrent == id)),
         "{ev:?}"
     );
-    assert_eq!(s.stats(id).unwrap().state, TorrentState::Stopped);
+    assert_eq!(
+        s.stats(id, std::time::Instant::now()).unwrap().state,
+        TorrentState::Stopped
+    );
     assert!(closes(&mut s).contains(&(conn, CloseReason::TorrentStopped)));
 }
 
@@ -331,5 +334,5 @@ fn peers_and_file_priorities_given_while_fetching_are_kept() {
         Some(0),
         "the file is skipped"
     );
-    assert!(s.stats(id).unwrap().complete);
+    assert!(s.stats(id, std::time::Instant::now()).unwrap().complete);
 }

@@ -148,6 +148,9 @@ pub struct Session {
     /// Each torrent's info-hash by the key an MSE handshake names it with
     /// ([`crate::mse::torrent_key`]), kept beside `by_info_hash`.
     mse_keys: BTreeMap<[u8; 20], InfoHash>,
+    /// Each torrent's lifetime (uploaded, downloaded) when added to this session, from its
+    /// resume data: the session's own figures are the difference.
+    run_base: BTreeMap<TorrentId, (u64, u64)>,
     /// Torrents whose encryption policy is their own ([`AddTorrent::encryption`]).
     encryption_of: BTreeMap<TorrentId, crate::mse::Encryption>,
     next_torrent: u32,
@@ -184,6 +187,7 @@ impl Session {
             by_info_hash: BTreeMap::new(),
             mse_keys: BTreeMap::new(),
             encryption_of: BTreeMap::new(),
+            run_base: BTreeMap::new(),
             next_torrent: 0,
             peers: Peers::default(),
             timers: TimerTable::default(),

@@ -1,7 +1,7 @@
 //! What the user can ask of a session: torrents, their counters, files, peers and trackers.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::info::{FileInfo, MemoryUse, PeerInfo, TorrentStats, TrackerInfo};
 use super::{Session, TorrentId};
@@ -57,8 +57,29 @@ impl Session {
             .count()
     }
 
-    /// Counters and flags of a torrent.
-    pub fn stats(&self, id: TorrentId) -> Option<TorrentStats> {
+    /// Whether torrent `id` is in the session (with its metadata or still fetching it).
+    pub fn has_torrent(&self, id: TorrentId) -> bool {
+        self.torrents.contains_key(&id) || self.fetching.contains_key(&id)
+    }
+
+    /// Counters, rates and flags of a torrent at `now`.
+    pub fn stats(&self, id: TorrentId, now: Instant) -> Option<TorrentStats> {
+        let (before_up, before_down) = self.run_base.get(&id).copied().unwrap_or((0, 0));
+        let conns = match (self.torrents.get(&id), self.fetching.get(&id)) {
+            (Some(t), _) => &t.conns,
+            (None, Some(f)) => &f.conns,
+            (None, None) => return None,
+        };
+        let active = conns
+            .iter()
+            .filter_map(|c| self.peers.get(*c))
+            .filter(|p| p.is_active());
+        let (download_rate, upload_rate) = active.fold((0u64, 0u64), |(d, u), p| {
+            (
+                d.saturating_add(p.down.rate(now)),
+                u.saturating_add(p.up.rate(now)),
+            )
+        });
         let Some(t) = self.torrents.get(&id) else {
             let f = self.fetching.get(&id)?;
             return Some(TorrentStats {
@@ -73,21 +94,48 @@ impl Session {
                 peers: self.active_peers(&f.conns),
                 error: None,
                 has_metadata: false,
+                download_rate,
+                upload_rate,
+                progress: 0.0,
+                eta: None,
+                session_downloaded: f.downloaded.saturating_sub(before_down),
+                session_uploaded: f.uploaded.saturating_sub(before_up),
             });
         };
-        let peers = self.active_peers(&t.conns);
+        let left = t.left();
+        let wanted: u64 = (0..t.piece_count())
+            .map(PieceIndex)
+            .filter(|p| t.picker.priority(*p) > 0)
+            .map(|p| u64::from(t.piece_len(p)))
+            .sum();
+        let progress = if wanted == 0 {
+            1.0
+        } else {
+            (wanted - left.min(wanted)) as f64 / wanted as f64
+        };
+        let eta = match (left, download_rate) {
+            (0, _) => Some(Duration::ZERO),
+            (_, 0) => None,
+            (l, r) => Some(Duration::from_secs(l.div_ceil(r))),
+        };
         Some(TorrentStats {
             state: t.state,
             uploaded: t.uploaded,
             downloaded: t.downloaded,
-            left: t.left(),
+            left,
             pieces_have: t.picker.have().count(),
             pieces_total: t.piece_count(),
             complete: t.picker.is_done(),
             seed: t.picker.have().is_full(),
-            peers,
+            peers: self.active_peers(&t.conns),
             error: t.error.clone(),
             has_metadata: true,
+            download_rate,
+            upload_rate,
+            progress,
+            eta,
+            session_downloaded: t.downloaded.saturating_sub(before_down),
+            session_uploaded: t.uploaded.saturating_sub(before_up),
         })
     }
 

@@ -319,10 +319,10 @@ fn a_lone_peer_whose_connection_closed_is_redialled_within_seconds() {
     remote(conn, info_hash, 4)
         .hello(&mut s, start, &hello)
         .unwrap();
-    assert_eq!(s.stats(id).unwrap().peers, 1);
+    assert_eq!(s.stats(id, std::time::Instant::now()).unwrap().peers, 1);
     let closed_at = start + Duration::from_secs(3);
     s.handle(closed_at, Input::Closed { conn });
-    assert_eq!(s.stats(id).unwrap().peers, 0);
+    assert_eq!(s.stats(id, std::time::Instant::now()).unwrap().peers, 0);
     let (wait, _) = time_to_redial(&mut s, closed_at).expect("never redialled");
     assert!(
         wait <= RECONNECT_AFTER_CLOSE,
@@ -414,7 +414,7 @@ fn a_peer_that_keeps_closing_is_backed_off() {
     rude.hello(&mut s, now, &hello).unwrap();
     rude.send(&mut s, now, &hello).unwrap();
     assert_eq!(
-        s.stats(id).unwrap().peers,
+        s.stats(id, std::time::Instant::now()).unwrap().peers,
         0,
         "the protocol error did not close"
     );
@@ -530,7 +530,7 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     let mut c = accept_remote(&mut s, now, 3, info_hash, PIECES, &Message::HaveAll);
     serve_all(&mut s, now, id, &mut c);
     assert!(
-        s.stats(id).unwrap().complete,
+        s.stats(id, std::time::Instant::now()).unwrap().complete,
         "{}",
         s.debug_state(id, now).unwrap()
     );

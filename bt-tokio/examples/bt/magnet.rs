@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use bt_tokio::proto::magnet::{Magnet, MagnetPeer};
-use bt_tokio::{MagnetOptions, Session, Torrent, TorrentStats};
+use bt_tokio::{MagnetOptions, Session, Torrent};
 
 use crate::{Interrupt, Result};
 
@@ -14,8 +14,8 @@ const FETCH_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Adds the magnet link `uri`, with `peers` (`HOST:PORT`) as more of its `x.pe` peers, to
 /// download into `base`, and waits for its metadata, saying on stderr (unless `quiet`) how
-/// many peers it is fetched from whenever that changes. Returns the torrent and its stats
-/// as added (the start of the summary's counts), or `None` on Ctrl-C.
+/// many peers it is fetched from whenever that changes. Returns the torrent, or `None` on
+/// Ctrl-C.
 pub(crate) async fn fetch(
     session: &Session,
     uri: &str,
@@ -23,7 +23,7 @@ pub(crate) async fn fetch(
     peers: &[String],
     quiet: bool,
     interrupt: &mut Interrupt,
-) -> Result<Option<(Torrent, TorrentStats)>> {
+) -> Result<Option<Torrent>> {
     let mut link = Magnet::parse(uri).map_err(|e| format!("not a valid magnet link: {e}"))?;
     for p in peers {
         let peer: MagnetPeer = p
@@ -38,7 +38,7 @@ pub(crate) async fn fetch(
     let kept = mt.metadata();
     let first = mt.stats().await?;
     if let Some(t) = kept {
-        return Ok(Some((t, first)));
+        return Ok(Some(t));
     }
     if !quiet {
         eprintln!("fetching metadata from {} peers", first.peers);
@@ -59,7 +59,7 @@ pub(crate) async fn fetch(
         }
     };
     tokio::select! {
-        t = mt.wait_metadata() => Ok(Some((t?, first))),
+        t = mt.wait_metadata() => Ok(Some(t?)),
         e = progress => Err(e.into()),
         () = interrupt.wait() => Ok(None),
     }

@@ -492,7 +492,7 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
     let session = net.start(&base).await?;
     let tally = tally(&session, quiet);
     let mut interrupt = Interrupt::new()?;
-    let (t, first) = match as_magnet(file) {
+    let t = match as_magnet(file) {
         Some(uri) => {
             match magnet::fetch(&session, uri, base, &peers, quiet, &mut interrupt).await? {
                 Some(fetched) => fetched,
@@ -509,9 +509,8 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
             let t = session
                 .add_torrent(TorrentOptions::from_path(file).base_dir(base))
                 .await?;
-            let first = t.stats().await?;
             add_peers(&t, &peers).await?;
-            (t, first)
+            t
         }
     };
     if !quiet {
@@ -548,7 +547,7 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
         hash_failures: tally.hash_failures,
         peers_banned: tally.peers_banned,
     };
-    report(&t, &first, &last, summary, start, json, quiet);
+    report(&t, &last, summary, start, json, quiet);
     Ok(if last.complete {
         ExitCode::SUCCESS
     } else {
@@ -616,7 +615,6 @@ struct Summary {
 
 fn report(
     t: &Torrent,
-    first: &bt_tokio::TorrentStats,
     last: &bt_tokio::TorrentStats,
     failures: Summary,
     start: Instant,
@@ -624,8 +622,8 @@ fn report(
     quiet: bool,
 ) {
     let secs = start.elapsed().as_secs_f64();
-    let down = last.downloaded.saturating_sub(first.downloaded);
-    let up = last.uploaded.saturating_sub(first.uploaded);
+    // This run's bytes, not the lifetime ones resume data carries.
+    let (down, up) = (last.session_downloaded, last.session_uploaded);
     if json {
         let obj = serde_json::json!({
             "info_hash": t.infohash().to_string(),
@@ -727,7 +725,7 @@ async fn check(file: &Path, dir: &Path, json: bool) -> Result<ExitCode> {
         peers_banned: 0,
     };
     if json {
-        report(&t, &stats, &stats, failures, start, true, false);
+        report(&t, &stats, failures, start, true, false);
     } else {
         println!(
             "{}: {}/{} pieces verified",

@@ -299,8 +299,9 @@ impl Swarm {
 
     /// Whether a node's torrent has every wanted piece.
     pub fn is_complete(&self, node: NodeId, torrent: TorrentId) -> bool {
+        let now = self.clock.now();
         self.session(node)
-            .and_then(|s| s.stats(torrent))
+            .and_then(|s| s.stats(torrent, now))
             .is_some_and(|st| st.complete)
     }
 
