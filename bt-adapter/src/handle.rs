@@ -16,6 +16,7 @@ use crate::Error;
 use crate::events::{Events, Fanout};
 use crate::messages::{Command, reply};
 use crate::runtime::Runtime;
+use bt_proto::magnet::MagnetPeer;
 
 /// What the handles share: the way to the driver and the session's identity.
 #[derive(Debug)]
@@ -131,6 +132,25 @@ impl<R: Runtime> Handle<R> {
         .await
     }
 
+    /// Adds `peer`: an address, or `HOST:PORT` resolved through the runtime (every address
+    /// the name has is added).
+    pub(crate) async fn add_peer_spec(&self, peer: PeerSpec) -> Result<(), Error> {
+        let text = match peer {
+            PeerSpec::Addr(addr) => return self.add_peer(addr).await,
+            PeerSpec::Text(text) => text,
+        };
+        let addrs = match text.parse::<MagnetPeer>()? {
+            MagnetPeer::Addr(addr) => vec![addr],
+            MagnetPeer::Host { host, port } => R::resolve(host.clone(), port)
+                .await
+                .map_err(|source| Error::Resolve { host, source })?,
+        };
+        for addr in addrs {
+            self.add_peer(addr).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn events(&self) -> Events {
         self.events.subscribe()
     }
@@ -146,5 +166,41 @@ impl<R: Runtime> Handle<R> {
         let (reply, rx) = reply();
         self.send(Command::Remove { id: self.id, reply }).await?;
         rx.recv().await.map_err(|_| Error::SessionClosed)
+    }
+}
+
+/// A peer to add to a torrent: an address, or `HOST:PORT` (a host name or an address
+/// literal), resolved through the runtime when added.
+///
+/// ```
+/// use bt_adapter::PeerSpec;
+/// let by_addr: PeerSpec = "192.0.2.7:6881".parse::<std::net::SocketAddr>().unwrap().into();
+/// let by_name: PeerSpec = "peer.example:6881".into();
+/// assert!(matches!(by_addr, PeerSpec::Addr(_)));
+/// assert!(matches!(by_name, PeerSpec::Text(_)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerSpec {
+    /// An address.
+    Addr(SocketAddr),
+    /// `HOST:PORT`.
+    Text(String),
+}
+
+impl From<SocketAddr> for PeerSpec {
+    fn from(a: SocketAddr) -> Self {
+        PeerSpec::Addr(a)
+    }
+}
+
+impl From<&str> for PeerSpec {
+    fn from(s: &str) -> Self {
+        PeerSpec::Text(s.to_string())
+    }
+}
+
+impl From<String> for PeerSpec {
+    fn from(s: String) -> Self {
+        PeerSpec::Text(s)
     }
 }

@@ -60,6 +60,7 @@ pub use bt_proto::{Bitfield, ConnId, InfoHash, IoFailure, PeerId, PieceIndex};
 pub use dht::{DhtOptions, DhtStatus};
 pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
 pub use events::{EVENT_QUEUE, Events};
+pub use handle::PeerSpec;
 pub use lsd::LsdInterface;
 pub use magnet::MagnetTorrent;
 pub use options::{MagnetOptions, TorrentOptions, TorrentSource};
@@ -110,6 +111,14 @@ pub enum Error {
     /// The session has shut down.
     #[error("the session has shut down")]
     SessionClosed,
+    /// A peer's host name could not be resolved.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The torrent was removed from the session.
     #[error("the torrent is not in the session")]
     NoSuchTorrent,
@@ -154,7 +163,7 @@ macro_rules! adapter_api {
             DEFAULT_RESUME_SAVE_INTERVAL, DhtOptions, DhtStatus, EVENT_QUEUE, Encryption, Error,
             Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash, IoFailure,
             LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN, MAX_RESUME_FILE,
-            Magnet, MagnetOptions, Metainfo, MetainfoError, PeerId, PeerInfo, PieceIndex,
+            Magnet, MagnetOptions, Metainfo, MetainfoError, PeerId, PeerInfo, PeerSpec, PieceIndex,
             ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId,
             TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net,
             tracker,

@@ -8,14 +8,13 @@
 //! [`Torrent`] once the metadata has arrived ([`MagnetTorrent::metadata`] without waiting,
 //! [`MagnetTorrent::wait_metadata`] waiting). Both name the same torrent of the engine.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use bt_proto::InfoHash;
 use bt_proto::engine::{PeerInfo, TorrentId, TorrentState, TorrentStats, TrackerInfo};
 
 use crate::events::Events;
-use crate::handle::Handle;
+use crate::handle::{Handle, PeerSpec};
 use crate::messages::{Command, MetadataSlot, reply};
 use crate::runtime::Runtime;
 use crate::{Error, Torrent};
@@ -154,9 +153,9 @@ impl<R: Runtime> MagnetTorrent<R> {
         self.handle.set_state(TorrentState::Stopped).await
     }
 
-    /// Adds a peer address to connect to (and fetch the metadata from).
-    pub async fn add_peer(&self, addr: SocketAddr) -> Result<(), Error> {
-        self.handle.add_peer(addr).await
+    /// Adds a peer to connect to (and fetch the metadata from), as [`Torrent::add_peer`].
+    pub async fn add_peer(&self, peer: impl Into<PeerSpec>) -> Result<(), Error> {
+        self.handle.add_peer_spec(peer.into()).await
     }
 
     /// This torrent's events from now on, [`crate::Event::MetadataReceived`] included.

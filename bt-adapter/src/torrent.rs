@@ -1,6 +1,5 @@
 //! The [`Torrent`] handle: a torrent whose metainfo is known.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use bt_proto::resume::ResumeData;
 use bt_proto::{Bitfield, InfoHash, PeerId, PieceIndex};
 
 use crate::events::Events;
-use crate::handle::Handle;
+use crate::handle::{Handle, PeerSpec};
 use crate::messages::{Command, reply};
 use crate::runtime::Runtime;
 use crate::{Error, HashcheckReport};
@@ -199,9 +198,11 @@ impl<R: Runtime> Torrent<R> {
         self.handle.set_state(TorrentState::Stopped).await
     }
 
-    /// Adds a peer address to connect to.
-    pub async fn add_peer(&self, addr: SocketAddr) -> Result<(), Error> {
-        self.handle.add_peer(addr).await
+    /// Adds a peer to connect to: an address, or `"HOST:PORT"` resolved through the
+    /// runtime ([`Error::Resolve`] if the name does not resolve, [`Error::Magnet`] if the
+    /// text is not `HOST:PORT`).
+    pub async fn add_peer(&self, peer: impl Into<PeerSpec>) -> Result<(), Error> {
+        self.handle.add_peer_spec(peer.into()).await
     }
 
     async fn check(&self, scope: CheckScope) -> Result<HashcheckReport, Error> {

@@ -679,3 +679,33 @@ pub async fn first_tracker_error<R: Runtime>(session: Session<R>, url: &str) -> 
         Ok(()) => panic!("{url} answered"),
     }
 }
+
+/// A peer given by name: `add_peer("localhost:PORT")` resolves through the runtime and the
+/// download completes; text that is not `HOST:PORT`, and a name that does not resolve, are
+/// typed errors.
+pub async fn peer_by_host_name<R: Runtime>() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let (torrent, seed, _st) = running_seed::<R>(&seed_dir, 20_000, PIECE).await;
+    let leecher = loopback_session::<R>().await;
+    let base = dir.path().join("leech");
+    let t = leecher
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&base))
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.add_peer("no port here").await,
+        Err(Error::Magnet(_))
+    ));
+    assert!(matches!(
+        t.add_peer("nowhere.invalid:6881").await,
+        Err(Error::Resolve { .. })
+    ));
+    t.add_peer(format!("localhost:{}", seed.port()))
+        .await
+        .unwrap();
+    t.wait_complete().await.unwrap();
+    assert_same_tree(&seed_dir, &base);
+    leecher.shutdown().await;
+    seed.shutdown().await;
+}

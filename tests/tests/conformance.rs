@@ -177,6 +177,11 @@ macro_rules! suite {
             }
 
             #[test]
+            fn a_peer_given_by_host_name() {
+                run_on::<$rt, _>("peer by host name", c::peer_by_host_name::<$rt>());
+            }
+
+            #[test]
             fn pex_can_be_switched_off() {
                 run_on::<$rt, _>("pex switch", magnet::pex_switch::<$rt>());
             }
