@@ -12,10 +12,10 @@
 // Test code: helpers that fail should fail the test on their line.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
-use bt_tests::interop::clients::{Client, Role, verify_written};
+use bt_tests::interop::clients::{Client, Role, Setup, verify_written};
 use bt_tests::interop::*;
 use bt_tokio::Tokio;
 
@@ -24,44 +24,11 @@ const MIB: u64 = 1024 * 1024;
 const SIZE: u64 = 64 * MIB;
 /// A common piece length for this size (256 pieces).
 const PIECE: u32 = 256 * 1024;
-/// How long a client gets to check its (absent) data and announce: a few seconds at most
-/// on two busy cores.
-const TRACKER_WAIT: Duration = Duration::from_secs(30);
-
-/// What every test starts from: a temporary directory, the tracker, and the payload under
-/// `tmp/<seed>` with the tracker allowing it.
-struct Setup {
-    tmp: tempfile::TempDir,
-    logs: PathBuf,
-    tracker: Tracker,
-    seed_dir: PathBuf,
-    p: Payload,
-}
-
-impl Setup {
-    /// `None` when opentracker is missing outside CI (the test is skipped).
-    fn new(seed: &str, announce: Announce, layout: Layout) -> Option<Setup> {
-        let tmp = tempfile::tempdir().unwrap();
-        let logs = tmp.path().join("logs");
-        let tracker = Tracker::start(&logs)?;
-        let seed_dir = tmp.path().join(seed);
-        let url = tracker.url(announce);
-        let p = make_payload(&seed_dir, "payload", layout, SIZE, PIECE, &url);
-        tracker.allow(p.info_hash());
-        Some(Setup {
-            tmp,
-            logs,
-            tracker,
-            seed_dir,
-            p,
-        })
-    }
-}
 
 /// The client seeds `layout` announced over `announce`; our session downloads it.
 fn client_seeds(client: Client, announce: Announce, layout: Layout) {
     run_tokio(async move {
-        let Some(s) = Setup::new("theirs", announce, layout) else {
+        let Some(s) = Setup::new("theirs", announce, layout, SIZE, PIECE) else {
             return;
         };
         let Some(mut c) = client.start(Role::Seed, &s.p, &s.seed_dir, s.tmp.path(), &s.logs) else {
@@ -69,7 +36,7 @@ fn client_seeds(client: Client, announce: Announce, layout: Layout) {
         };
         // Clients announce once at start (opentracker's interval is ~30 minutes), after
         // checking their data; our download must find the client already registered.
-        wait_registered(&s, &mut c, Role::Seed).await;
+        s.wait_registered::<Tokio>(&mut c, Role::Seed).await;
         let ours = s.tmp.path().join("ours");
         let procs = [&c.proc, s.tracker.proc()];
         let r = our_download::<Tokio>(&s.p, &ours, &[], &procs).await;
@@ -81,7 +48,7 @@ fn client_seeds(client: Client, announce: Announce, layout: Layout) {
 /// Our session seeds `layout` announced over `announce`; the client downloads it.
 fn client_downloads(client: Client, announce: Announce, layout: Layout) {
     run_tokio(async move {
-        let Some(s) = Setup::new("ours", announce, layout) else {
+        let Some(s) = Setup::new("ours", announce, layout, SIZE, PIECE) else {
             return;
         };
         let theirs = s.tmp.path().join("theirs");
@@ -100,7 +67,7 @@ fn client_downloads(client: Client, announce: Announce, layout: Layout) {
             let Some(mut c) = start() else {
                 return;
             };
-            wait_registered(&s, &mut c, Role::Download).await;
+            s.wait_registered::<Tokio>(&mut c, Role::Download).await;
             let procs = [&c.proc, s.tracker.proc()];
             let ours = our_seed::<Tokio>(&s.p, &s.seed_dir, &procs).await;
             (ours, c)
@@ -115,36 +82,6 @@ fn client_downloads(client: Client, announce: Announce, layout: Layout) {
         c.stop();
         ours.shutdown().await;
     });
-}
-
-/// Waits (up to [`TRACKER_WAIT`]) until the tracker counts the client as a seeder (`role`
-/// seed) or a leecher, polling the client meanwhile (an early exit is a failure, or a
-/// relaunch where the driver says so: see `Running::finished`). Fails the test otherwise.
-async fn wait_registered(s: &Setup, c: &mut clients::Running, role: Role) {
-    let ih = s.p.info_hash();
-    let mut exited = None;
-    let registered = poll_until::<Tokio>(TRACKER_WAIT, || {
-        if let Err(e) = c.finished() {
-            exited = Some(e);
-            return true;
-        }
-        s.tracker
-            .scrape(ih)
-            .is_some_and(|(seeders, leechers)| match role {
-                Role::Seed => seeders >= 1,
-                Role::Download => leechers >= 1,
-            })
-    })
-    .await;
-    if let Some(e) = exited {
-        c.fail(&e, &[s.tracker.proc()]);
-    }
-    if !registered {
-        c.fail(
-            &format!("the tracker never counted the client ({role:?})"),
-            &[s.tracker.proc()],
-        );
-    }
 }
 
 /// The figures of a download by `c` that took `secs`, once our seed's counter shows it
@@ -261,7 +198,7 @@ fn qbittorrent_downloads_udp_single() {
 #[test]
 fn aria2_downloads_a_magnet_link() {
     run_tokio(async move {
-        let Some(s) = Setup::new("ours", Announce::Http, Layout::Multi) else {
+        let Some(s) = Setup::new("ours", Announce::Http, Layout::Multi, SIZE, PIECE) else {
             return;
         };
         let started = Instant::now();

@@ -24,11 +24,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bt_adapter::{ConnEncryption, Encryption};
-use bt_tests::interop::clients::{Client, ClientEncryption, Role, Running, verify_written};
+use bt_tests::interop::clients::{Client, ClientEncryption, Role, Running, Setup, verify_written};
 use bt_tests::interop::libtorrent::{Lt, LtArgs};
 use bt_tests::interop::*;
 use bt_tests::swarm::sleep;
@@ -51,43 +51,9 @@ const OURS: Encryption = Encryption::Required;
 /// [`TRANSFER_TIMEOUT`]) into a quick failure with logs.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// How long a client gets to check its (absent) data and announce: a few seconds at most
-/// on two busy cores, with six transfers running.
-const TRACKER_WAIT: Duration = Duration::from_secs(30);
-
 /// How often our peer list is looked at while a transfer runs: often enough to see a
 /// connection that lives for the fraction of a second a 16 MiB transfer may take.
 const WATCH_EVERY: Duration = Duration::from_millis(20);
-
-/// A temporary directory, the tracker, and the payload under `tmp/<seed>`, allowed by the
-/// tracker.
-struct Setup {
-    tmp: tempfile::TempDir,
-    logs: PathBuf,
-    tracker: Tracker,
-    seed_dir: PathBuf,
-    p: Payload,
-}
-
-impl Setup {
-    /// `None` when opentracker is missing outside CI (the test is skipped).
-    fn new(seed: &str, layout: Layout) -> Option<Setup> {
-        let tmp = tempfile::tempdir().unwrap();
-        let logs = tmp.path().join("logs");
-        let tracker = Tracker::start(&logs)?;
-        let seed_dir = tmp.path().join(seed);
-        let url = tracker.url(Announce::Http);
-        let p = make_payload(&seed_dir, "payload", layout, SIZE, PIECE, &url);
-        tracker.allow(p.info_hash());
-        Some(Setup {
-            tmp,
-            logs,
-            tracker,
-            seed_dir,
-            p,
-        })
-    }
-}
 
 /// How our side's connections looked while a transfer ran.
 #[derive(Debug, Default)]
@@ -237,7 +203,7 @@ fn assert_client_rc4(client: Client, c: &Running, procs: &[&Proc]) {
 
 /// libtorrent seeds with encryption required; we download it.
 async fn lt_seeds() {
-    let Some(s) = Setup::new("lt", Layout::Single) else {
+    let Some(s) = Setup::new("lt", Announce::Http, Layout::Single, SIZE, PIECE) else {
         return;
     };
     let args = LtArgs::seed().require_encryption();
@@ -270,7 +236,7 @@ async fn lt_seeds() {
 
 /// We seed with encryption required; libtorrent (required too) downloads.
 async fn lt_downloads() {
-    let Some(s) = Setup::new("ours", Layout::Multi) else {
+    let Some(s) = Setup::new("ours", Announce::Http, Layout::Multi, SIZE, PIECE) else {
         return;
     };
     let ours = our_seed_with::<Tokio>(OURS, &s.p, &s.seed_dir, &[s.tracker.proc()]).await;
@@ -310,7 +276,7 @@ async fn lt_downloads() {
 /// `client` seeds with encryption required; we download it (we dial it: it announced
 /// first).
 async fn client_seeds(client: Client) {
-    let Some(s) = Setup::new("theirs", Layout::Single) else {
+    let Some(s) = Setup::new("theirs", Announce::Http, Layout::Single, SIZE, PIECE) else {
         return;
     };
     let enc = ClientEncryption::Required;
@@ -318,7 +284,7 @@ async fn client_seeds(client: Client) {
     let Some(mut c) = client.start_with(Role::Seed, &s.p, enc, &s.seed_dir, tmp, &s.logs) else {
         return;
     };
-    wait_registered(&s, &mut c, Role::Seed).await;
+    s.wait_registered::<Tokio>(&mut c, Role::Seed).await;
     let dir = s.tmp.path().join("ours");
     let ours = Ours::<Tokio>::start_with(Ipv4Addr::LOCALHOST, OURS, &s.p, &dir, &[]).await;
     // A seed never finishes, nor exits on its own: the probe only fails on an exit.
@@ -342,7 +308,7 @@ async fn client_seeds(client: Client) {
 
 /// We seed with encryption required; `client` (required too) downloads.
 async fn client_downloads(client: Client) {
-    let Some(s) = Setup::new("ours", Layout::Multi) else {
+    let Some(s) = Setup::new("ours", Announce::Http, Layout::Multi, SIZE, PIECE) else {
         return;
     };
     let theirs = s.tmp.path().join("theirs");
@@ -363,7 +329,7 @@ async fn client_downloads(client: Client) {
         let Some(mut c) = start() else {
             return;
         };
-        wait_registered(&s, &mut c, Role::Download).await;
+        s.wait_registered::<Tokio>(&mut c, Role::Download).await;
         let procs = [&c.proc, s.tracker.proc()];
         let ours = our_seed_with::<Tokio>(OURS, &s.p, &s.seed_dir, &procs).await;
         (ours, c)
@@ -387,36 +353,6 @@ async fn client_downloads(client: Client) {
     assert_client_rc4(client, &c, &[s.tracker.proc()]);
     c.stop();
     ours.shutdown().await;
-}
-
-/// Waits (up to [`TRACKER_WAIT`]) until the tracker counts the client as a seeder (`role`
-/// seed) or a leecher, polling the client meanwhile (an early exit is a failure, or a
-/// relaunch where the driver says so: see `Running::finished`). Fails the test otherwise.
-async fn wait_registered(s: &Setup, c: &mut Running, role: Role) {
-    let ih = s.p.info_hash();
-    let mut exited = None;
-    let registered = poll_until::<Tokio>(TRACKER_WAIT, || {
-        if let Err(e) = c.finished() {
-            exited = Some(e);
-            return true;
-        }
-        s.tracker
-            .scrape(ih)
-            .is_some_and(|(seeders, leechers)| match role {
-                Role::Seed => seeders >= 1,
-                Role::Download => leechers >= 1,
-            })
-    })
-    .await;
-    if let Some(e) = exited {
-        c.fail(&e, &[s.tracker.proc()]);
-    }
-    if !registered {
-        c.fail(
-            &format!("the tracker never counted the client ({role:?})"),
-            &[s.tracker.proc()],
-        );
-    }
 }
 
 /// Our download of `p` into `dir`: waits until our session has verified every piece,
@@ -563,7 +499,7 @@ async fn refused(way: Refusal) {
         Refusal::WeDial => "lt",
         Refusal::TheyDial => "ours",
     };
-    let Some(s) = Setup::new(seed, Layout::Single) else {
+    let Some(s) = Setup::new(seed, Announce::Http, Layout::Single, SIZE, PIECE) else {
         return;
     };
     let dir = s.tmp.path().join("other");

@@ -444,6 +444,83 @@ pub fn verify_written(client: Client, payload: &Payload, dir: &Path) -> Result<(
     verify(&written, dir)
 }
 
+/// How long a client gets to check its (absent) data and announce: a few seconds at most
+/// on two busy cores.
+pub const TRACKER_WAIT: Duration = Duration::from_secs(30);
+
+/// What a test with a client starts from: a temporary directory, the tracker, and the
+/// payload under `tmp/<seed>` with the tracker allowing it.
+pub struct Setup {
+    /// The temporary directory.
+    pub tmp: tempfile::TempDir,
+    /// Where the processes' logs go.
+    pub logs: PathBuf,
+    /// The tracker.
+    pub tracker: super::Tracker,
+    /// The seed's data directory.
+    pub seed_dir: PathBuf,
+    /// The payload.
+    pub p: Payload,
+}
+
+impl Setup {
+    /// A payload of `size` bytes in pieces of `piece`, announced over `announce`; `None`
+    /// when opentracker is missing outside CI (the test is skipped).
+    pub fn new(
+        seed: &str,
+        announce: super::Announce,
+        layout: super::Layout,
+        size: u64,
+        piece: u32,
+    ) -> Option<Setup> {
+        let tmp = tempfile::tempdir().ok()?;
+        let logs = tmp.path().join("logs");
+        let tracker = super::Tracker::start(&logs)?;
+        let seed_dir = tmp.path().join(seed);
+        let url = tracker.url(announce);
+        let p = super::make_payload(&seed_dir, "payload", layout, size, piece, &url);
+        tracker.allow(p.info_hash());
+        Some(Setup {
+            tmp,
+            logs,
+            tracker,
+            seed_dir,
+            p,
+        })
+    }
+
+    /// Waits (up to [`TRACKER_WAIT`]) until the tracker counts client `c` as a seeder
+    /// (`role` seed) or a leecher, polling the client meanwhile (an early exit is a
+    /// failure, or a relaunch where the driver says so: see [`Running::finished`]). Fails
+    /// the test otherwise.
+    pub async fn wait_registered<R: Runtime>(&self, c: &mut Running, role: Role) {
+        let ih = self.p.info_hash();
+        let mut exited = None;
+        let registered = poll_until::<R>(TRACKER_WAIT, || {
+            if let Err(e) = c.finished() {
+                exited = Some(e);
+                return true;
+            }
+            self.tracker
+                .scrape(ih)
+                .is_some_and(|(seeders, leechers)| match role {
+                    Role::Seed => seeders >= 1,
+                    Role::Download => leechers >= 1,
+                })
+        })
+        .await;
+        if let Some(e) = exited {
+            c.fail(&e, &[self.tracker.proc()]);
+        }
+        if !registered {
+            c.fail(
+                &format!("the tracker never counted the client ({role:?})"),
+                &[self.tracker.proc()],
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::wait_until;
