@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use bt_proto::PeerId;
-use bt_proto::engine::{AddTorrent, CloseReason, Config, ConnEncryption, Event};
+use bt_proto::engine::{AddTorrent, CloseReason, Config, ConnEncryption};
 use bt_proto::extensions::ExtensionHandshake;
 use bt_proto::extensions::ut_pex::{PexFlags, PexMessage};
 use bt_proto::metainfo::Metainfo;
@@ -86,19 +86,6 @@ fn run(seed_policy: fn(&mut Config), leech_policy: fn(&mut Config), run: Duratio
     }
 }
 
-fn reasons(swarm: &Swarm, n: NodeId) -> Vec<CloseReason> {
-    swarm
-        .events(n)
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::PeerDisconnected {
-                reason: Some(r), ..
-            } => Some(r.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn required_on_both_sides_moves_every_byte_under_rc4() {
     let r = run(required, required, Duration::from_secs(60));
@@ -144,7 +131,7 @@ fn required_against_disabled_fails_cleanly_and_is_not_retried_in_a_loop() {
         assert!(!r.complete);
         // Every attempt ends at the seed with a reason: a plaintext handshake refused, or
         // an MSE key that is no BitTorrent handshake.
-        let at_seed = reasons(&r.swarm, r.seed);
+        let at_seed = r.swarm.close_reasons(r.seed);
         assert!((1..=most).contains(&at_seed.len()), "{at_seed:?}");
         assert!(
             at_seed.iter().all(|c| matches!(

@@ -213,19 +213,6 @@ fn hostile(
     peer
 }
 
-fn disconnect_reasons(swarm: &Swarm, n: NodeId) -> Vec<CloseReason> {
-    swarm
-        .events(n)
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::PeerDisconnected {
-                reason: Some(r), ..
-            } => Some(r.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 // 4. Hostile wire input: each peer is dropped or rejected, memory stays bounded.
 #[test]
 fn hostile_wire_input_is_contained() {
@@ -281,9 +268,9 @@ fn hostile_wire_input_is_contained() {
     let mut swarm = Swarm::new(4);
     let (seed, _) = seed_node(&mut swarm, &meta, &content, NodeOptions::default());
     for (name, bytes) in &cases {
-        let before = disconnect_reasons(&swarm, seed).len();
+        let before = swarm.close_reasons(seed).len();
         let (raw, peer) = hostile(&mut swarm, seed, &meta, bytes);
-        let reasons = disconnect_reasons(&swarm, seed);
+        let reasons = swarm.close_reasons(seed);
         assert_eq!(reasons.len(), before + 1, "{name}: peer not dropped");
         assert!(
             matches!(reasons.last(), Some(CloseReason::Protocol(_))),
@@ -873,7 +860,7 @@ fn keepalives_and_inactivity_timeout() {
         .filter(|m| **m == Message::KeepAlive)
         .count();
     assert!(keepalives >= 1, "keep-alives sent while idle");
-    assert!(disconnect_reasons(&swarm, l).contains(&CloseReason::Inactive));
+    assert!(swarm.close_reasons(l).contains(&CloseReason::Inactive));
 }
 
 // Connecting to ourselves is noticed and never retried; unknown torrents are refused.
@@ -886,7 +873,7 @@ fn self_connection_and_unknown_torrent() {
     let me = swarm.addr(l);
     swarm.add_peer(l, t, me);
     swarm.run_for(Duration::from_secs(5));
-    let reasons = disconnect_reasons(&swarm, l);
+    let reasons = swarm.close_reasons(l);
     assert!(
         reasons.contains(&CloseReason::SelfConnection),
         "{reasons:?}"
@@ -895,14 +882,18 @@ fn self_connection_and_unknown_torrent() {
     swarm.add_peer(l, t, me);
     swarm.run_for(Duration::from_secs(120));
     assert_eq!(
-        disconnect_reasons(&swarm, l).len(),
+        swarm.close_reasons(l).len(),
         before,
         "ourselves, never again"
     );
     // A handshake for a torrent the session does not have is refused.
     let (raw, peer) = hostile(&mut swarm, l, &other, &[]);
     assert!(swarm.raw_conn(raw, peer.conn()).unwrap().closed);
-    assert!(disconnect_reasons(&swarm, l).contains(&CloseReason::UnknownTorrent));
+    assert!(
+        swarm
+            .close_reasons(l)
+            .contains(&CloseReason::UnknownTorrent)
+    );
 }
 
 /// Messages raw node `raw`, played by `peer`, received since the last call, after the

@@ -258,6 +258,20 @@ impl Swarm {
         self.nodes.get(node.0).map_or(&[], |n| &n.events)
     }
 
+    /// Why a node closed its connections, in order: the reasons of its
+    /// [`Event::PeerDisconnected`] events that have one.
+    pub fn close_reasons(&self, node: NodeId) -> Vec<crate::engine::CloseReason> {
+        self.events(node)
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::PeerDisconnected {
+                    reason: Some(r), ..
+                } => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Adds a torrent to a node.
     pub fn add_torrent(&mut self, node: NodeId, meta: &Metainfo, opts: AddTorrent) -> TorrentId {
         let now = self.clock.now();
