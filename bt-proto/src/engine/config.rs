@@ -157,6 +157,44 @@ pub struct Config {
     /// that the nodes that know us find us where they expect after a restart. `None` (the
     /// default) draws a random one.
     pub dht_id: Option<crate::dht::NodeId>,
+    /// The transports peer connections may use: TCP, uTP ([`crate::utp`], over the session's
+    /// UDP port) or both (the default, as in libtorrent and Transmission). With both, a peer
+    /// known to speak uTP (a PEX `utp` flag, or a uTP connection it opened to us) is dialled
+    /// over uTP first and over TCP if that fails; any other peer over TCP.
+    pub transports: Transports,
+}
+
+/// Which transports a session's peer connections use ([`Config::transports`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Transports {
+    /// TCP only: no uTP connection is opened or accepted.
+    Tcp,
+    /// uTP only: no TCP connection is opened, and the adapter listens on no TCP port.
+    Utp,
+    /// Both: uTP where the peer is known to speak it, TCP otherwise and as the fallback.
+    #[default]
+    Both,
+}
+
+impl Transports {
+    /// Whether TCP connections are made and accepted.
+    pub fn tcp(self) -> bool {
+        self != Transports::Utp
+    }
+
+    /// Whether uTP connections are made and accepted.
+    pub fn utp(self) -> bool {
+        self != Transports::Tcp
+    }
+}
+
+/// The transport carrying one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A TCP connection, carried by the adapter.
+    Tcp,
+    /// A uTP connection over the session's UDP port, carried inside the engine.
+    Utp,
 }
 
 impl Config {
@@ -194,6 +232,7 @@ impl Config {
             dht_read_only: false,
             dht_id: None,
             encryption: Encryption::Disabled,
+            transports: Transports::Both,
         }
     }
 }
