@@ -24,10 +24,7 @@ impl Session {
     pub fn add_torrent(&mut self, now: Instant, meta: Metainfo, opts: AddTorrent) -> TorrentId {
         let id = self.new_torrent_id();
         self.index_info_hash(meta.info_hash(), id);
-        if let Some(e) = opts.encryption {
-            self.encryption_of.insert(id, e);
-        }
-        self.run_base.insert(id, (opts.uploaded, opts.downloaded));
+        self.keep_torrent_options(now, id, &opts);
         let state = opts.state.requested();
         let check = opts.check.clone();
         let start_after_check = check.is_some() && state == TorrentState::Started;
@@ -110,6 +107,7 @@ impl Session {
         self.timers.stop_torrent(id);
         self.dht_forget(id);
         self.encryption_of.remove(&id);
+        self.forget_rate_limits(id);
         self.run_base.remove(&id);
         if self.by_info_hash.get(&info_hash) == Some(&id) {
             self.by_info_hash.remove(&info_hash);
@@ -120,6 +118,18 @@ impl Session {
             if let Some((_, other)) = torrents.chain(fetching).find(|(h, _)| *h == info_hash) {
                 self.index_info_hash(info_hash, other);
             }
+        }
+    }
+
+    /// What a new torrent's options set beside the torrent itself: its encryption policy,
+    /// its counters' base for this session's figures, its rate limits.
+    pub(super) fn keep_torrent_options(&mut self, now: Instant, id: TorrentId, opts: &AddTorrent) {
+        if let Some(e) = opts.encryption {
+            self.encryption_of.insert(id, e);
+        }
+        self.run_base.insert(id, (opts.uploaded, opts.downloaded));
+        if opts.rate_limits != super::RateLimits::NONE {
+            self.set_torrent_limits(now, id, opts.rate_limits);
         }
     }
 

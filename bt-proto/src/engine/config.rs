@@ -162,6 +162,18 @@ pub struct Config {
     /// known to speak uTP (a PEX `utp` flag, or a uTP connection it opened to us) is dialled
     /// over uTP first and over TCP if that fails; any other peer over TCP.
     pub transports: Transports,
+    /// The session's upload and download limits, shared by all its torrents; each torrent
+    /// may have its own besides ([`super::AddTorrent::rate_limits`]). None by default.
+    /// Changed at run time with [`super::Session::set_rate_limits`].
+    pub rate_limits: RateLimits,
+    /// Whether the limits count the protocol's framing of each block (the PIECE header,
+    /// and our REQUEST for downloads) besides its payload. Off by default: the limits are on
+    /// payload, the figure users compare with what they set.
+    pub rate_limit_overhead: bool,
+    /// Whether peers on loopback, private, link-local and unique-local addresses are exempt
+    /// from the limits, as libtorrent allows: a LAN is rarely the link a user limits to
+    /// spare. Off by default.
+    pub rate_limit_exempt_local: bool,
 }
 
 /// Which transports a session's peer connections use ([`Config::transports`]).
@@ -233,6 +245,26 @@ impl Config {
             dht_id: None,
             encryption: Encryption::Disabled,
             transports: Transports::Both,
+            rate_limits: RateLimits::NONE,
+            rate_limit_overhead: false,
+            rate_limit_exempt_local: false,
         }
     }
+}
+
+/// Upload and download limits in bytes per second; 0 is none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RateLimits {
+    /// Bytes per second of blocks sent; 0 is unlimited.
+    pub upload: u64,
+    /// Bytes per second of blocks requested; 0 is unlimited.
+    pub download: u64,
+}
+
+impl RateLimits {
+    /// No limit either way.
+    pub const NONE: RateLimits = RateLimits {
+        upload: 0,
+        download: 0,
+    };
 }

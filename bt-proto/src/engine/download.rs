@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::exclusive::pickable;
 use super::fetching::swarm_of;
+use super::rate_limits::Way;
 use super::smart_ban;
 use super::timers::{PeerTimer, Timer};
 use super::torrent::PartialPiece;
@@ -17,35 +18,48 @@ use crate::wire::Message;
 use crate::{ConnId, PieceIndex};
 
 impl Session {
-    /// Keeps a peer's request pipeline full.
+    /// Keeps a peer's request pipeline full, within what the rate limits allow.
     pub(super) fn fill_requests(&mut self, now: Instant, conn: ConnId) {
-        let torrent = self.peers.get(conn).and_then(|p| p.torrent);
-        let blocked = match torrent {
-            Some(id)
-                if self
-                    .torrents
-                    .get(&id)
-                    .is_some_and(|t| !t.exclusive.is_empty()) =>
-            {
-                self.exclusive_blocked(id, conn)
-            }
-            _ => Vec::new(),
-        };
+        self.request_blocks(now, conn, false);
+    }
+
+    /// One request of a peer's, its turn in the rate limits' queue; whether it went out.
+    pub(super) fn fill_requests_turn(&mut self, now: Instant, conn: ConnId) -> bool {
+        self.request_blocks(now, conn, true)
+    }
+
+    /// Requests blocks of the peer; on its `turn`, one at most. A peer the limits hold back
+    /// waits for its turn (see `rate_limits`). Whether any went out.
+    fn request_blocks(&mut self, now: Instant, conn: ConnId, turn: bool) -> bool {
+        let blocked = self.exclusive_blocked_for(conn);
         let Some(p) = self.peers.get_mut(conn) else {
-            return;
+            return false;
         };
-        let Some(t) = p.torrent.and_then(|id| self.torrents.get_mut(&id)) else {
-            return;
+        let Some((id, t)) = p
+            .torrent
+            .and_then(|id| Some((id, self.torrents.get_mut(&id)?)))
+        else {
+            return false;
         };
         if !p.is_active() || t.state != TorrentState::Started || !p.choke.am_interested {
-            return;
+            return false;
         }
         if p.choke.peer_choking && p.allowed_fast.is_empty() {
-            return;
+            return false;
         }
-        let want = p.request_depth().saturating_sub(p.requests.len());
+        let mut want = p.request_depth().saturating_sub(p.requests.len());
         if want == 0 {
-            return;
+            return false;
+        }
+        let limited = self.limits.covers(id, p.addr, Way::Down);
+        if limited {
+            match self.limits.blocks_allowed(now, id, turn) {
+                0 => {
+                    self.wait_for_tokens(now, id, conn, Way::Down);
+                    return false;
+                }
+                n => want = want.min(n),
+            }
         }
         let subset;
         let has = if p.choke.peer_choking || !blocked.is_empty() {
@@ -93,12 +107,37 @@ impl Session {
             .map(|b| b.piece)
             .filter(|piece| t.exclusive.contains_key(piece))
             .collect();
+        let sent = !picked.is_empty();
         for b in picked {
             p.send(&Message::Request(b), now);
             p.requests.push_back((b, now));
+            if limited {
+                self.limits.take(now, id, Way::Down, b.length);
+            }
         }
-        if let (Some(id), false) = (torrent, exclusive.is_empty()) {
+        let room = p.requests.len() < p.request_depth();
+        if !exclusive.is_empty() {
             self.claim_exclusive(id, conn, &exclusive);
+        }
+        if limited && turn && sent && room {
+            // Its turn is over; the next comes after the others'.
+            self.wait_for_tokens(now, id, conn, Way::Down);
+        }
+        sent
+    }
+
+    /// The pieces `conn` may not be asked for because another peer has them to itself.
+    fn exclusive_blocked_for(&self, conn: ConnId) -> Vec<PieceIndex> {
+        match self.peers.get(conn).and_then(|p| p.torrent) {
+            Some(id)
+                if self
+                    .torrents
+                    .get(&id)
+                    .is_some_and(|t| !t.exclusive.is_empty()) =>
+            {
+                self.exclusive_blocked(id, conn)
+            }
+            _ => Vec::new(),
         }
     }
 

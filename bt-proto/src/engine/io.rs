@@ -478,4 +478,8 @@ pub struct AddTorrent {
     /// Message stream encryption for this torrent's connections, instead of
     /// [`super::Config::encryption`] (default: `None`, the session's setting decides).
     pub encryption: Option<crate::mse::Encryption>,
+    /// This torrent's own rate limits, under the session's ([`super::Config::rate_limits`]);
+    /// none by default. Changed at run time with
+    /// [`crate::engine::Session::set_torrent_rate_limits`].
+    pub rate_limits: super::RateLimits,
 }

@@ -87,6 +87,7 @@ mod peer;
 mod peers;
 mod pex;
 mod queries;
+mod rate_limits;
 mod resume_saves;
 mod smart_ban;
 #[cfg(test)]
@@ -130,6 +131,7 @@ pub use pex::{
     MAX_PEX_ADDED, MAX_PEX_ADDRESSES_TAKEN, MAX_PEX_RECEIVED_PER_INTERVAL, PEX_FIRST_DELAY,
     PEX_INTERVAL,
 };
+pub use rate_limits::{PIECE_HEADER_LEN, REQUEST_LEN};
 pub use violation::ProtocolViolation;
 
 use fetching::Fetching;
@@ -177,6 +179,8 @@ pub struct Session {
     dht: dht::SessionDht,
     /// The uTP socket and the connections it carries (see `utp`).
     utp: utp::SessionUtp,
+    /// Rate limits and the peers waiting on them (see `rate_limits`).
+    limits: rate_limits::Limits,
 }
 
 impl Session {
@@ -187,6 +191,7 @@ impl Session {
         let lsd = local_discovery::LocalDiscovery::new(&config);
         let dht = dht::SessionDht::new(&config, &mut rng);
         let utp = utp::SessionUtp::new(&config);
+        let limits = rate_limits::Limits::new(&config);
         Session {
             config,
             rng,
@@ -208,6 +213,7 @@ impl Session {
             lsd,
             dht,
             utp,
+            limits,
         }
     }
 
@@ -266,6 +272,7 @@ impl Session {
                 Timer::Torrent(id, t) => self.on_torrent_timer(now, id, t),
                 Timer::Lsd => self.on_lsd_timer(now),
                 Timer::Dht => self.on_dht_timer(now),
+                Timer::RateLimit => self.on_rate_timer(now),
             }
         }
     }

@@ -59,6 +59,8 @@ pub(crate) enum Timer {
     Lsd,
     /// The DHT node's next time-out or maintenance.
     Dht,
+    /// A rate limit's bucket refills for a peer waiting on it.
+    RateLimit,
 }
 
 /// Deadlines by name, and the names by deadline.
