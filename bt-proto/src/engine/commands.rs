@@ -108,6 +108,8 @@ impl Session {
         self.dht_forget(id);
         self.encryption_of.remove(&id);
         self.forget_rate_limits(id);
+        self.queue.removed(id);
+        self.rebalance_queue(now);
         self.run_base.remove(&id);
         if self.by_info_hash.get(&info_hash) == Some(&id) {
             self.by_info_hash.remove(&info_hash);
@@ -128,6 +130,7 @@ impl Session {
             self.encryption_of.insert(id, e);
         }
         self.run_base.insert(id, (opts.uploaded, opts.downloaded));
+        self.queue.added(id);
         if opts.rate_limits != super::RateLimits::NONE {
             self.set_torrent_limits(now, id, opts.rate_limits);
         }
@@ -142,7 +145,15 @@ impl Session {
         self.change_state(now, id, state.requested());
     }
 
+    /// Moves a torrent towards `state`; a start goes through the queue (see `queue`).
     pub(super) fn change_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
+        let state = self.admit_state(now, id, state);
+        self.apply_state(now, id, state);
+        self.rebalance_queue(now);
+    }
+
+    /// Puts a torrent in `state` and does what entering it takes.
+    pub(super) fn apply_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
         let Some(s) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
@@ -150,7 +161,7 @@ impl Session {
         if old == state {
             return;
         }
-        if old == TorrentState::Stopped {
+        if !old.in_swarm() {
             // Paused or started, the torrent is in the swarm again: tell the trackers, and
             // try every known address at once.
             s.announcer.start(now);
@@ -170,7 +181,7 @@ impl Session {
         }
         let conns = self.torrent_conns(id);
         match state {
-            TorrentState::Stopped => {
+            TorrentState::Stopped | TorrentState::Queued => {
                 self.announce_stopped(id);
                 for c in conns {
                     self.close(now, c, CloseReason::TorrentStopped);
@@ -210,6 +221,7 @@ impl Session {
             }
         }
         self.lsd_torrent_changed(now, id);
+        self.queue_state_changed(now, id, state);
         self.events
             .push_back(Event::StateChanged { torrent: id, state });
     }

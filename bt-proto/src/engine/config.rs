@@ -73,6 +73,13 @@ pub const DIAL_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// cheap at this rate.
 pub const DEFAULT_RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long a running download may receive no payload before it holds no queue slot: two
+/// minutes. A torrent that just started needs its first tracker replies and DHT lookups
+/// (tens of seconds) and its peers' unchokes (a choke round is 10 s) before payload comes,
+/// so less would start the whole queue at once; much more would let a dead swarm hold a
+/// slot for long.
+pub const DEFAULT_STALLED_AFTER: Duration = Duration::from_secs(120);
+
 /// Everything a [`crate::engine::Session`] can be tuned by.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -174,6 +181,16 @@ pub struct Config {
     /// from the limits, as libtorrent allows: a LAN is rarely the link a user limits to
     /// spare. Off by default.
     pub rate_limit_exempt_local: bool,
+    /// Started torrents with wanted pieces missing that run at once; the others wait in the
+    /// queue ([`super::TorrentState::Queued`], [`super::Session::set_queue_position`]).
+    /// `None` (the default): no cap.
+    pub max_active_downloads: Option<usize>,
+    /// Started torrents with every wanted piece that run at once, as
+    /// [`Config::max_active_downloads`] for seeds. `None` (the default): no cap.
+    pub max_active_seeds: Option<usize>,
+    /// A running download that received no payload for this long holds no queue slot, so
+    /// the next one starts beside it ([`DEFAULT_STALLED_AFTER`]).
+    pub stalled_after: Duration,
 }
 
 /// Which transports a session's peer connections use ([`Config::transports`]).
@@ -248,6 +265,9 @@ impl Config {
             rate_limits: RateLimits::NONE,
             rate_limit_overhead: false,
             rate_limit_exempt_local: false,
+            max_active_downloads: None,
+            max_active_seeds: None,
+            stalled_after: DEFAULT_STALLED_AFTER,
         }
     }
 }

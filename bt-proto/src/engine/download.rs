@@ -254,6 +254,7 @@ impl Session {
         p.record_block(length, now, cfg.request_queue_seconds, depths);
         let addr = p.addr;
         t.downloaded += u64::from(length);
+        self.queue.progressed(id, now);
         let blocks = t.blocks_in(piece);
         let partial = t
             .partial_pieces
@@ -433,6 +434,10 @@ impl Session {
             // "both seeds" are worth calling back now.
             t.candidates.retry_all(now);
             self.connect_more(now, id);
+        }
+        if done != was_done {
+            // A download became a seed or the other way: it changes queues.
+            self.rebalance_queue(now);
         }
     }
 

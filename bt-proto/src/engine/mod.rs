@@ -87,6 +87,7 @@ mod peer;
 mod peers;
 mod pex;
 mod queries;
+mod queue;
 mod rate_limits;
 mod resume_saves;
 mod smart_ban;
@@ -181,6 +182,8 @@ pub struct Session {
     utp: utp::SessionUtp,
     /// Rate limits and the peers waiting on them (see `rate_limits`).
     limits: rate_limits::Limits,
+    /// Which started torrents run and which wait (see `queue`).
+    queue: queue::Queue,
 }
 
 impl Session {
@@ -214,6 +217,7 @@ impl Session {
             dht,
             utp,
             limits,
+            queue: queue::Queue::default(),
         }
     }
 
@@ -273,6 +277,7 @@ impl Session {
                 Timer::Lsd => self.on_lsd_timer(now),
                 Timer::Dht => self.on_dht_timer(now),
                 Timer::RateLimit => self.on_rate_timer(now),
+                Timer::Queue => self.rebalance_queue(now),
             }
         }
     }

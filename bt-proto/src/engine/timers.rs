@@ -61,6 +61,8 @@ pub(crate) enum Timer {
     Dht,
     /// A rate limit's bucket refills for a peer waiting on it.
     RateLimit,
+    /// A running download may stall while another waits in the queue.
+    Queue,
 }
 
 /// Deadlines by name, and the names by deadline.
