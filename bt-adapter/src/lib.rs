@@ -27,6 +27,7 @@ mod driver;
 pub mod events;
 mod handle;
 mod layout;
+mod limits;
 pub mod lsd;
 mod magnet;
 mod messages;
@@ -49,6 +50,7 @@ pub use bt_proto::engine::{
     HashcheckReport, PeerInfo, ProtocolViolation, StorageError, TorrentId, TorrentState,
     TorrentStats, TrackerInfo,
 };
+pub use bt_proto::engine::{DEFAULT_STALLED_AFTER, RateLimits};
 pub use bt_proto::magnet::Magnet;
 pub use bt_proto::metainfo::{Metainfo, MetainfoError};
 pub use bt_proto::mse::Encryption;
@@ -168,6 +170,8 @@ macro_rules! adapter_api {
             TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net,
             tracker,
         };
+
+        pub use $crate::{DEFAULT_STALLED_AFTER, RateLimits};
 
         /// A BitTorrent session: one listening port serving any number of torrents.
         pub type Session = $crate::Session<$rt>;
