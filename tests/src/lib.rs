@@ -53,3 +53,4 @@ pub mod local_discovery;
 pub mod magnet;
 pub mod swarm;
 pub mod tracker;
+pub mod utp;
