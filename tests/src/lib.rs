@@ -51,6 +51,7 @@ pub mod hostile_disk;
 pub mod interop;
 pub mod local_discovery;
 pub mod magnet;
+pub mod sim;
 pub mod swarm;
 pub mod tracker;
 pub mod utp;

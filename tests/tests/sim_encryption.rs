@@ -7,16 +7,14 @@
 
 use std::time::Duration;
 
-use bt_proto::PeerId;
 use bt_proto::engine::{AddTorrent, CloseReason, Config, ConnEncryption};
-use bt_proto::extensions::ExtensionHandshake;
+use bt_proto::extensions::UT_PEX_ID;
 use bt_proto::extensions::ut_pex::{PexFlags, PexMessage};
 use bt_proto::metainfo::Metainfo;
 use bt_proto::mse::Encryption;
 use bt_proto::sim::net::LinkConfig;
-use bt_proto::sim::remote::RemotePeer;
 use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_torrent};
-use bt_proto::wire::{Extension, Message, Reserved};
+use bt_proto::wire::Message;
 
 const KIB: u64 = 1024;
 
@@ -168,27 +166,16 @@ fn peer_exchange_flags_the_peers_that_speak_mse() {
         leechers.push(swarm.addr(l));
     }
     swarm.run_for(Duration::from_secs(2));
-    let raw = swarm.add_raw_node();
-    let conn = swarm.raw_connect(raw, swarm.addr(seed));
-    let reserved = Reserved::NONE.with(Extension::ExtensionProtocol);
-    let mut peer =
-        RemotePeer::new(conn, meta.info_hash(), PeerId([0xdd; 20])).with_reserved(reserved);
-    let hello = ExtensionHandshake {
-        ut_pex: Some(9),
-        ..Default::default()
-    };
-    swarm.run_for(Duration::from_millis(100));
-    let first = [Message::Extended {
-        id: 0,
-        payload: hello.encode().into(),
-    }];
-    assert!(swarm.raw_send(conn, peer.hello_bytes(&first).unwrap()));
+    let to = swarm.addr(seed);
+    let (raw, mut peer) = bt_tests::sim::pex_peer(&mut swarm, &meta, to);
     let mut told = Vec::new();
     for _ in 0..200 {
         swarm.run_for(Duration::from_millis(100));
         swarm.raw_receive(raw, &mut peer);
         for m in peer.messages().unwrap() {
-            if let Message::Extended { id: 9, payload } = m {
+            if let Message::Extended { id, payload } = m
+                && id == UT_PEX_ID
+            {
                 told.extend(PexMessage::decode(&payload).unwrap().added);
             }
         }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::dialing::EndedConnection;
 use super::fetching::swarm_of;
 use super::timers::{PeerTimer, Timer};
-use super::{CloseReason, Event, Output, Session, TorrentId};
+use super::{CloseReason, Event, Output, Session, TorrentId, Transport};
 use crate::ConnId;
 use crate::wire::Message;
 
@@ -15,6 +15,24 @@ impl Session {
     /// An incoming connection was accepted by the listener. Returns its id; if the session
     /// has no room for it, a [`Output::Close`] for it follows at once.
     pub fn accept(&mut self, now: Instant, addr: SocketAddr) -> ConnId {
+        self.utp.tick(now);
+        let (conn, full) = self.admit_incoming(now, addr, Transport::Tcp);
+        if !self.config.transports.tcp() {
+            self.close(now, conn, CloseReason::TransportDisabled);
+        } else if full {
+            self.close(now, conn, CloseReason::TooManyConnections);
+        }
+        conn
+    }
+
+    /// Makes a connection the peer opened over `transport`; and whether the session is too
+    /// full for it, which the caller answers with a close once it can carry one.
+    pub(super) fn admit_incoming(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        transport: Transport,
+    ) -> (ConnId, bool) {
         let addr = canonical(addr);
         let cfg = &self.config;
         let counts = self.peers.counts();
@@ -27,15 +45,13 @@ impl Session {
         let crypto = self.crypto_for_accept();
         if let Some(p) = self.peers.get_mut(conn) {
             p.crypto = crypto;
+            p.transport = transport;
         }
         self.timers.set(
             Timer::Peer(conn, PeerTimer::Handshake),
             now + self.config.handshake_timeout,
         );
-        if full {
-            self.close(now, conn, CloseReason::TooManyConnections);
-        }
-        conn
+        (conn, full)
     }
 
     /// Opens a connection to `addr` for torrent `id`.
@@ -43,18 +59,24 @@ impl Session {
         let depth = self.config.initial_request_depth;
         let conn = self.peers.add_outgoing(addr, id, now, depth);
         let crypto = self.crypto_for_dial(id, addr);
-        if let Some(p) = self.peers.get_mut(conn) {
-            p.crypto = crypto;
-        }
+        let mut transport = Transport::Tcp;
         if let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) {
             t.conns.insert(conn);
+            transport = t.candidates.transport_for(addr, self.config.transports);
+        }
+        if let Some(p) = self.peers.get_mut(conn) {
+            p.crypto = crypto;
+            p.transport = transport;
         }
         // The connect and the handshake share one deadline, set again once connected.
         self.timers.set(
             Timer::Peer(conn, PeerTimer::Handshake),
             now + self.config.handshake_timeout,
         );
-        self.outputs.push_back(Output::Connect { conn, addr });
+        match transport {
+            Transport::Tcp => self.outputs.push_back(Output::Connect { conn, addr }),
+            Transport::Utp => self.utp_connect(now, conn, addr),
+        }
     }
 
     pub(super) fn on_connected(&mut self, now: Instant, conn: ConnId) {
@@ -117,6 +139,12 @@ impl Session {
                         torrent_done: t.is_done(),
                     };
                     t.candidates.closed(p.addr, now, Some(how));
+                } else if p.transport == Transport::Utp && p.phase == super::peer::Phase::Connecting
+                {
+                    // No uTP answer: a peer that speaks only TCP, or a path that drops UDP.
+                    // Dial it again at once over TCP if we may.
+                    let redial = self.config.transports.tcp();
+                    t.candidates.refuses_utp(p.addr, now, redial);
                 } else if p.crypto.is_initiating() && p.phase != super::peer::Phase::Connecting {
                     // Connected, and our MSE handshake went unanswered: a peer that speaks
                     // only plaintext. Dial it again at once in plaintext if we may.

@@ -152,6 +152,7 @@ impl Session {
     /// A datagram on the session's UDP port: DHT messages are bencoded dictionaries.
     pub(super) fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         if data.first() != Some(&b'd') {
+            self.on_utp_datagram(now, from, data);
             return;
         }
         if let Some(node) = self.dht.node_at(now) {

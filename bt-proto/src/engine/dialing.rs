@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::connection::canonical;
 use super::fetching::swarm_of;
 use super::timers::{Timer, TorrentTimer};
-use super::{DIAL_RETRY_INTERVAL, Session, TorrentId, TorrentState};
+use super::{DIAL_RETRY_INTERVAL, Session, TorrentId, TorrentState, Transport, Transports};
 use crate::rng::Rng;
 
 /// Addresses remembered per torrent; tracker replies beyond this are dropped, so a hostile
@@ -60,6 +60,10 @@ pub(crate) struct Candidate {
     pub connected: bool,
     /// It did not answer our MSE handshake: dialled in plaintext from now on.
     pub plaintext_only: bool,
+    /// It is known to speak uTP: a peer exchange said so, or it reached us over uTP.
+    pub speaks_utp: bool,
+    /// It did not answer our uTP dial: dialled over TCP from now on.
+    pub refused_utp: bool,
 }
 
 /// How an established connection to a known address ended, for [`Candidates::closed`].
@@ -87,6 +91,8 @@ impl Candidate {
             closes: 0,
             connected: false,
             plaintext_only: false,
+            speaks_utp: false,
+            refused_utp: false,
         }
     }
 
@@ -258,6 +264,46 @@ impl Candidates {
             if redial {
                 c.next_attempt = now;
             }
+        }
+    }
+
+    /// `addr` is known to speak uTP (see [`Candidate::speaks_utp`]).
+    pub fn speaks_utp(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.by_addr.get_mut(&addr) {
+            c.speaks_utp = true;
+        }
+    }
+
+    /// Whether `addr` is known to speak uTP.
+    pub fn knows_utp(&self, addr: SocketAddr) -> bool {
+        self.by_addr.get(&addr).is_some_and(|c| c.speaks_utp)
+    }
+
+    /// Our uTP dial to `addr` went unanswered. With `redial` (TCP is allowed) it is due again
+    /// at once, over TCP from now on (not a failure: uTP may be what is missing); without,
+    /// it counts as a failed dial.
+    pub fn refuses_utp(&mut self, addr: SocketAddr, now: Instant, redial: bool) {
+        if !redial {
+            self.dial_failed(addr, now);
+            return;
+        }
+        if let Some(c) = self.by_addr.get_mut(&addr) {
+            c.connected = false;
+            c.refused_utp = true;
+            c.next_attempt = now;
+        }
+    }
+
+    /// How to dial `addr` under `transports`: uTP where it is known to speak it and has not
+    /// failed to answer it, TCP otherwise (see [`super::Config::transports`]).
+    pub fn transport_for(&self, addr: SocketAddr, transports: Transports) -> Transport {
+        match transports {
+            Transports::Tcp => Transport::Tcp,
+            Transports::Utp => Transport::Utp,
+            Transports::Both => match self.by_addr.get(&addr) {
+                Some(c) if c.speaks_utp && !c.refused_utp => Transport::Utp,
+                _ => Transport::Tcp,
+            },
         }
     }
 

@@ -198,8 +198,16 @@ impl Session {
         if extended {
             self.send_extension_handshake(now, conn, id);
         }
-        if !incoming && let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) {
-            t.candidates.handshook(addr);
+        let utp = self.peers.get(conn).map(|p| p.transport) == Some(super::Transport::Utp);
+        if let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) {
+            if !incoming {
+                t.candidates.handshook(addr);
+            }
+            // A uTP peer's source port is its UDP port, which clients keep equal to their
+            // listening port: the address, if known, is one to dial over uTP.
+            if utp {
+                t.candidates.speaks_utp(addr);
+            }
         }
         self.events.push_back(Event::PeerConnected {
             torrent: id,

@@ -102,6 +102,8 @@ pub struct PeerInfo {
     pub pieces: u32,
     /// Whether the connection is encrypted ([`crate::mse`]).
     pub encryption: ConnEncryption,
+    /// TCP or uTP.
+    pub transport: super::Transport,
 }
 
 /// How a connection's bytes look on the wire.

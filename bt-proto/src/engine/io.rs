@@ -135,7 +135,8 @@ pub enum Input {
         data: Bytes,
     },
     /// A datagram arrived on the session's UDP socket (the port number of its listener). The
-    /// engine tells DHT messages (bencoded dictionaries) from anything else, which it drops.
+    /// engine tells DHT messages (bencoded dictionaries) from uTP packets, whose connections
+    /// it carries itself ([`super::Config::transports`]), and drops anything else.
     Datagram {
         /// The sender.
         from: SocketAddr,
@@ -154,7 +155,9 @@ pub enum Output {
         /// Where to.
         addr: SocketAddr,
     },
-    /// Write these buffers, in order, to the connection (one vectored write is ideal).
+    /// Write these buffers, in order, to the connection (one vectored write is ideal). Only
+    /// for TCP connections: the engine carries uTP ones itself, and neither this nor
+    /// [`Output::Close`] ever names one.
     Send {
         /// The connection.
         conn: ConnId,
@@ -285,6 +288,8 @@ pub enum CloseReason {
     Encryption(crate::mse::MseError),
     /// A plaintext connection where our policy requires encryption.
     EncryptionRequired,
+    /// A TCP connection to a session whose [`super::Config::transports`] is uTP only.
+    TransportDisabled,
 }
 
 /// What the application is told, drained with [`crate::engine::Session::poll_event`].

@@ -42,7 +42,9 @@
 //! a kept block may pin, and `exclusive`: failed pieces fetched again from one peer),
 //! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce`,
 //! `local_discovery` (BEP 14, over [`crate::lsd`]) and `resume_saves`; `commands` and
-//! `queries` are the user's side.
+//! `queries` are the user's side. `utp` carries uTP connections ([`crate::utp`]) over the
+//! session's UDP port inside the engine, so that they are [`crate::ConnId`]s like TCP ones
+//! and the adapter sees only their datagrams.
 //!
 //! A torrent added by magnet link lives in a second map until its metadata arrives
 //! (`fetching`): it dials, announces and handshakes through the same code as a whole torrent
@@ -92,6 +94,9 @@ mod tests;
 mod timers;
 mod torrent;
 mod upload;
+mod utp;
+#[cfg(test)]
+mod utp_tests;
 mod violation;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -170,6 +175,8 @@ pub struct Session {
     lsd: local_discovery::LocalDiscovery,
     /// The DHT node and the torrent of each of its lookups (see `dht`).
     dht: dht::SessionDht,
+    /// The uTP socket and the connections it carries (see `utp`).
+    utp: utp::SessionUtp,
 }
 
 impl Session {
@@ -179,6 +186,7 @@ impl Session {
         let key = rng.next_u32();
         let lsd = local_discovery::LocalDiscovery::new(&config);
         let dht = dht::SessionDht::new(&config, &mut rng);
+        let utp = utp::SessionUtp::new(&config);
         Session {
             config,
             rng,
@@ -199,6 +207,7 @@ impl Session {
             read_use: block_memory::ReadUse::default(),
             lsd,
             dht,
+            utp,
         }
     }
 
@@ -209,6 +218,7 @@ impl Session {
 
     /// Feeds one input.
     pub fn handle(&mut self, now: Instant, input: Input) {
+        self.utp.tick(now);
         match input {
             Input::Connected { conn } => self.on_connected(now, conn),
             Input::Received { conn, data } => self.on_received(now, conn, data),
@@ -240,6 +250,10 @@ impl Session {
     /// Runs what is due at `now`: time-outs, keep-alives, choke rounds, redials, announces,
     /// resume saves. Only due deadlines are looked at.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.utp.tick(now);
+        if self.utp.next_timeout().is_some_and(|t| t <= now) {
+            self.on_utp_timer(now);
+        }
         // Taken first: a handler that sets a deadline at or before `now` runs at the next
         // call instead of looping here.
         let mut due = Vec::new();
@@ -269,10 +283,7 @@ impl Session {
 
     /// The next thing for the adapter to do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if self.outputs.is_empty() {
-            self.peers.flush_into(&mut self.outputs);
-        }
-        self.outputs.pop_front()
+        self.next_adapter_output()
     }
 
     /// The next thing to tell the application.
@@ -282,6 +293,9 @@ impl Session {
 
     /// When [`Session::handle_timeout`] should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        match (self.timers.next(), self.utp.next_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

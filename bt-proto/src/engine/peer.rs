@@ -121,6 +121,8 @@ pub(crate) struct Peer {
     withdrawn: VecDeque<Block>,
     /// Queued in [`super::peers::Peers`] for a flush.
     pub(super) flush_queued: bool,
+    /// TCP, or uTP carried by the engine itself.
+    pub transport: super::Transport,
 }
 
 impl Peer {
@@ -173,6 +175,7 @@ impl Peer {
             slips: 0,
             withdrawn: VecDeque::new(),
             flush_queued: false,
+            transport: super::Transport::Tcp,
         }
     }
 

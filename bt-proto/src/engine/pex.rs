@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::fetching::swarm_of;
 use super::timers::{PeerTimer, Timer};
 use super::{ProtocolViolation, Session, TorrentId};
 use crate::ConnId;
@@ -176,7 +177,13 @@ impl Session {
                 } else {
                     PexFlags::ENCRYPTION
                 };
-                (a, flags | seed | mse)
+                // It spoke uTP with us, or a peer said it does (BEP 11's flag 0x04).
+                let utp = if p.transport == super::Transport::Utp || t.candidates.knows_utp(a) {
+                    PexFlags::UTP
+                } else {
+                    PexFlags::NONE
+                };
+                (a, flags | seed | mse | utp)
             })
             .collect()
     }
@@ -199,8 +206,13 @@ impl Session {
         let message = PexMessage::decode(payload)?;
         // Dropped addresses are not forgotten: the sender lost its connection, not
         // necessarily the peer its life.
-        for (addr, _) in message.added.into_iter().take(MAX_PEX_ADDRESSES_TAKEN) {
-            self.learn_peer(now, id, addr);
+        for (addr, flags) in message.added.into_iter().take(MAX_PEX_ADDRESSES_TAKEN) {
+            let kept = self.learn_peer(now, id, addr);
+            if let Some(addr) = kept.filter(|_| flags.contains(PexFlags::UTP))
+                && let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id)
+            {
+                t.candidates.speaks_utp(addr);
+            }
         }
         self.connect_more(now, id);
         Ok(())

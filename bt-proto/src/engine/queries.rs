@@ -215,6 +215,7 @@ impl Session {
                     uploaded: p.uploaded,
                     pieces: p.pieces.count(),
                     encryption: p.crypto.as_info(),
+                    transport: p.transport,
                 })
             })
             .collect()
