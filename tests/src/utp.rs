@@ -5,7 +5,7 @@
 
 use std::net::{TcpStream, UdpSocket};
 
-use bt_adapter::{Runtime, Session, Torrent, TorrentOptions, Transports};
+use bt_adapter::{Runtime, Session, Torrent, TorrentOptions, Transport, Transports};
 
 use crate::conformance::running_seed_on;
 use crate::swarm::*;
@@ -77,7 +77,10 @@ async fn download_over_utp<S: Runtime, L: Runtime>(seed: Transports) {
 async fn assert_utp_peer<R: Runtime>(t: &Torrent<R>) {
     let peers = t.peers().await.unwrap();
     assert_eq!(peers.len(), 1, "{peers:?}");
-    // PENDING-ENGINE-MERGE: peers.iter().all(|p| p.transport == Transport::Utp)
+    assert!(
+        peers.iter().all(|p| p.transport == Transport::Utp),
+        "{peers:?}"
+    );
 }
 
 /// Seed and leecher both uTP only: the download completes byte for byte over uTP.

@@ -18,7 +18,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bt_adapter::{SessionBuilder, Transports};
+use bt_adapter::{SessionBuilder, Transport, Transports};
 use bt_tests::interop::clients::Setup;
 use bt_tests::interop::libtorrent::{Lt, LtArgs};
 use bt_tests::interop::*;
@@ -74,7 +74,13 @@ fn assert_ours_utp(seen: &[bt_proto::engine::PeerInfo], procs: &[&Proc]) {
     if seen.is_empty() {
         fail("our side never had a connection to libtorrent", procs);
     }
-    // PENDING-ENGINE-MERGE: every `p.transport == Transport::Utp`.
+    let other: Vec<_> = seen
+        .iter()
+        .filter(|p| p.transport != Transport::Utp)
+        .collect();
+    if !other.is_empty() {
+        fail(&format!("connections that were not uTP: {other:?}"), procs);
+    }
 }
 
 /// Fails the test unless libtorrent's side shows uTP: a connection other than to itself

@@ -479,10 +479,20 @@ def main():
         for pi in h.get_peer_info():
             out(
                 "PEER %s:%d client=%s down=%d up=%d seed=%d source=%s"
-                % (pi.ip[0], pi.ip[1], pi.client.replace(" ", "_") or "?", pi.total_download,
+                % (pi.ip[0], pi.ip[1], client_name(pi), pi.total_download,
                    pi.total_upload, 1 if pi.flags & lt.peer_info.seed else 0, sources(pi.source))
             )
     sys.exit(code)
+
+
+def client_name(pi):
+    """The peer's client name, spaces made underscores; "?" when unknown."""
+    name = pi.client
+    # Quirk: the binding gives bytes, not str, for a name that is not valid UTF-8 (as for a
+    # peer still handshaking, such as a uTP connection to itself, listed at exit).
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return name.replace(" ", "_") or "?"
 
 
 def sources(source):
