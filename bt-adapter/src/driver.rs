@@ -243,7 +243,10 @@ impl<R: Runtime> Driver<R> {
             } else if buffer_release.is_none() && net::buffers_pooled() {
                 buffer_release = Some(now + FREE_BUFFER_TTL);
             }
-            self.drain();
+            self.drain_outputs();
+            if let Some(udp) = self.udp.as_mut() {
+                udp.send_now().await;
+            }
         }
         self.shutdown(&inputs).await;
         if let Some(r) = shutdown_reply {
@@ -487,8 +490,18 @@ impl<R: Runtime> Driver<R> {
         });
     }
 
-    /// Drains the engine: every output done, every event delivered, until it is quiet.
+    /// Drains the engine ([`Driver::drain_outputs`]) and hands its datagrams to the UDP
+    /// port's sender.
     fn drain(&mut self) {
+        self.drain_outputs();
+        if let Some(udp) = self.udp.as_mut() {
+            udp.flush();
+        }
+    }
+
+    /// Drains the engine: every output done, every event delivered, until it is quiet.
+    /// Datagrams wait in the UDP port until flushed.
+    fn drain_outputs(&mut self) {
         loop {
             let mut busy = false;
             while let Some(o) = self.session.poll_output() {
@@ -508,10 +521,6 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             if !busy {
-                // The datagrams of the whole drain go to the sender together.
-                if let Some(udp) = self.udp.as_mut() {
-                    udp.flush();
-                }
                 return;
             }
         }

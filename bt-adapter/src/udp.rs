@@ -69,6 +69,7 @@ pub(crate) struct UdpPort<R: Runtime> {
     out: Option<Sender<Batch>>,
     /// Datagrams in `out` not yet sent.
     queued: Arc<AtomicUsize>,
+    socket: Arc<R::Udp>,
     /// Datagrams of the current drain, not yet handed to the sender.
     pending: Batch,
     /// Datagrams dropped because the sender was behind, logged once per flush.
@@ -88,12 +89,13 @@ impl<R: Runtime> UdpPort<R> {
         // Detached: once the port is closed it sends what is queued (uTP's last packets),
         // then ends with its channel.
         R::detach(R::spawn(send_loop::<R>(socket.clone(), rx, queued.clone())));
-        let receiver = R::spawn(receive_loop::<R>(socket, inputs.clone()));
+        let receiver = R::spawn(receive_loop::<R>(socket.clone(), inputs.clone()));
         Ok(UdpPort {
             port,
             v6,
             out: Some(out),
             queued,
+            socket,
             pending: Vec::new(),
             dropped: 0,
             receiver: Some(receiver),
@@ -121,6 +123,28 @@ impl<R: Runtime> UdpPort<R> {
             to => to,
         };
         self.pending.push((to, data));
+    }
+
+    /// Sends the datagrams queued since the last flush: at once, from the driver, as long as
+    /// the sender task has nothing queued (so the order holds) and the socket takes them
+    /// without waiting; the rest through the sender task. In the common case this saves a
+    /// wake-up of another thread per drain, a tenth of a uTP seeder's CPU.
+    pub async fn send_now(&mut self) {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            let mut sent = 0;
+            for (to, data) in &self.pending {
+                let send = R::udp_send_to(&self.socket, data, *to);
+                match futures_lite::future::poll_once(send).await {
+                    Some(Ok(())) => {}
+                    // Lost, as the network may lose any (see `send_loop`).
+                    Some(Err(e)) => tracing::trace!(%to, "UDP send: {e}"),
+                    None => break,
+                }
+                sent += 1;
+            }
+            self.pending.drain(..sent);
+        }
+        self.flush();
     }
 
     /// Hands the datagrams queued since the last flush to the sender task.
@@ -170,7 +194,7 @@ async fn send_loop<R: Runtime>(socket: Arc<R::Udp>, rx: Receiver<Batch>, queued:
                 tracing::trace!(%to, "UDP send: {e}");
             }
         }
-        queued.fetch_sub(n, Ordering::Relaxed);
+        queued.fetch_sub(n, Ordering::Release);
     }
 }
 
