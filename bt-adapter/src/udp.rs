@@ -7,9 +7,11 @@
 //! - Receiving: after each datagram the task takes whatever else the socket already holds
 //!   (up to [`RECV_BATCH`]) without waiting, and hands the lot to the driver in one message;
 //!   the engine then sees them in one go and acknowledges them with one packet.
-//! - Sending: the driver gathers the datagrams of one drain of the engine and hands them to
-//!   the sender task in one message; that one task sends everything in order (a task per
-//!   datagram would cost a task each and let the runtime reorder them).
+//! - Sending: the driver gathers the datagrams of one drain of the engine. It sends them
+//!   itself while the socket takes them without waiting; what is left goes to the sender
+//!   task in one message, and until that task has sent it all, later datagrams follow it
+//!   there, so everything leaves in order (a task per datagram would cost a task each and
+//!   let the runtime reorder them).
 //!
 //! Datagrams are never buffered without bound: the kernel drops what arrives while the
 //! driver's queue is full, and the driver drops what it would queue beyond
