@@ -73,6 +73,7 @@ pub mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod storage;
+pub mod token_bucket;
 pub mod tracker;
 pub mod types;
 pub mod utp;

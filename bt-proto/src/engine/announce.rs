@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::dialing::MAX_PEERS_PER_REPLY;
 use super::fetching::{LEFT_UNKNOWN, swarm_of};
 use super::timers::{Timer, TorrentTimer};
-use super::{Event, Output, Session, TorrentId, TorrentState};
+use super::{Event, Output, Session, TorrentId};
 use crate::rng::Rng;
 use crate::tracker::{
     AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, MAX_TRACKER_URLS,
@@ -297,7 +297,7 @@ impl Session {
         let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
-        if *t.state != TorrentState::Stopped
+        if t.state.in_swarm()
             && let Some((url, event)) = t.announcer.due(now)
             && let Some(request) = self.announce_request(id, event)
         {
@@ -372,7 +372,7 @@ impl Session {
         let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
-        if *t.state == TorrentState::Stopped {
+        if !t.state.in_swarm() {
             return;
         }
         match result {

@@ -24,10 +24,7 @@ impl Session {
     pub fn add_torrent(&mut self, now: Instant, meta: Metainfo, opts: AddTorrent) -> TorrentId {
         let id = self.new_torrent_id();
         self.index_info_hash(meta.info_hash(), id);
-        if let Some(e) = opts.encryption {
-            self.encryption_of.insert(id, e);
-        }
-        self.run_base.insert(id, (opts.uploaded, opts.downloaded));
+        self.keep_torrent_options(now, id, &opts);
         let state = opts.state.requested();
         let check = opts.check.clone();
         let start_after_check = check.is_some() && state == TorrentState::Started;
@@ -70,6 +67,8 @@ impl Session {
             &prio,
             &mut self.rng,
         );
+        let mut picker = picker;
+        picker.set_sequential(opts.sequential);
         let announcer = Announcer::new(meta.trackers(), &mut self.rng);
         let was_done = picker.is_done();
         Torrent {
@@ -94,6 +93,7 @@ impl Session {
             resume_dirty: false,
             error: None,
             no_pex: opts.no_pex,
+            median_rate: 0,
         }
     }
 
@@ -110,6 +110,10 @@ impl Session {
         self.timers.stop_torrent(id);
         self.dht_forget(id);
         self.encryption_of.remove(&id);
+        self.forget_rate_limits(id);
+        self.queue.removed(id);
+        self.readers.torrent_removed(id);
+        self.rebalance_queue(now);
         self.run_base.remove(&id);
         if self.by_info_hash.get(&info_hash) == Some(&id) {
             self.by_info_hash.remove(&info_hash);
@@ -123,6 +127,19 @@ impl Session {
         }
     }
 
+    /// What a new torrent's options set beside the torrent itself: its encryption policy,
+    /// its counters' base for this session's figures, its rate limits.
+    pub(super) fn keep_torrent_options(&mut self, now: Instant, id: TorrentId, opts: &AddTorrent) {
+        if let Some(e) = opts.encryption {
+            self.encryption_of.insert(id, e);
+        }
+        self.run_base.insert(id, (opts.uploaded, opts.downloaded));
+        self.queue.added(id);
+        if opts.rate_limits != super::RateLimits::NONE {
+            self.set_torrent_limits(now, id, opts.rate_limits);
+        }
+    }
+
     /// Changes a torrent's run state; this overrides a start waiting for the add-time check.
     /// Leaving [`TorrentState::Failed`] clears its error; `Started` tries the disk again.
     pub fn set_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
@@ -132,7 +149,15 @@ impl Session {
         self.change_state(now, id, state.requested());
     }
 
+    /// Moves a torrent towards `state`; a start goes through the queue (see `queue`).
     pub(super) fn change_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
+        let state = self.admit_state(now, id, state);
+        self.apply_state(now, id, state);
+        self.rebalance_queue(now);
+    }
+
+    /// Puts a torrent in `state` and does what entering it takes.
+    pub(super) fn apply_state(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
         let Some(s) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
@@ -140,7 +165,7 @@ impl Session {
         if old == state {
             return;
         }
-        if old == TorrentState::Stopped {
+        if !old.in_swarm() {
             // Paused or started, the torrent is in the swarm again: tell the trackers, and
             // try every known address at once.
             s.announcer.start(now);
@@ -160,7 +185,7 @@ impl Session {
         }
         let conns = self.torrent_conns(id);
         match state {
-            TorrentState::Stopped => {
+            TorrentState::Stopped | TorrentState::Queued => {
                 self.announce_stopped(id);
                 for c in conns {
                     self.close(now, c, CloseReason::TorrentStopped);
@@ -200,6 +225,7 @@ impl Session {
             }
         }
         self.lsd_torrent_changed(now, id);
+        self.queue_state_changed(now, id, state);
         self.events
             .push_back(Event::StateChanged { torrent: id, state });
     }

@@ -73,6 +73,13 @@ pub const DIAL_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// cheap at this rate.
 pub const DEFAULT_RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long a running download may receive no payload before it holds no queue slot: two
+/// minutes. A torrent that just started needs its first tracker replies and DHT lookups
+/// (tens of seconds) and its peers' unchokes (a choke round is 10 s) before payload comes,
+/// so less would start the whole queue at once; much more would let a dead swarm hold a
+/// slot for long.
+pub const DEFAULT_STALLED_AFTER: Duration = Duration::from_secs(120);
+
 /// Everything a [`crate::engine::Session`] can be tuned by.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -162,6 +169,28 @@ pub struct Config {
     /// known to speak uTP (a PEX `utp` flag, or a uTP connection it opened to us) is dialled
     /// over uTP first and over TCP if that fails; any other peer over TCP.
     pub transports: Transports,
+    /// The session's upload and download limits, shared by all its torrents; each torrent
+    /// may have its own besides ([`super::AddTorrent::rate_limits`]). None by default.
+    /// Changed at run time with [`super::Session::set_rate_limits`].
+    pub rate_limits: RateLimits,
+    /// Whether the limits count the protocol's framing of each block (the PIECE header,
+    /// and our REQUEST for downloads) besides its payload. Off by default: the limits are on
+    /// payload, the figure users compare with what they set.
+    pub rate_limit_overhead: bool,
+    /// Whether peers on loopback, private, link-local and unique-local addresses are exempt
+    /// from the limits, as libtorrent allows: a LAN is rarely the link a user limits to
+    /// spare. Off by default.
+    pub rate_limit_exempt_local: bool,
+    /// Started torrents with wanted pieces missing that run at once; the others wait in the
+    /// queue ([`super::TorrentState::Queued`], [`super::Session::set_queue_position`]).
+    /// `None` (the default): no cap.
+    pub max_active_downloads: Option<usize>,
+    /// Started torrents with every wanted piece that run at once, as
+    /// [`Config::max_active_downloads`] for seeds. `None` (the default): no cap.
+    pub max_active_seeds: Option<usize>,
+    /// A running download that received no payload for this long holds no queue slot, so
+    /// the next one starts beside it ([`DEFAULT_STALLED_AFTER`]).
+    pub stalled_after: Duration,
 }
 
 /// Which transports a session's peer connections use ([`Config::transports`]).
@@ -233,6 +262,29 @@ impl Config {
             dht_id: None,
             encryption: Encryption::Disabled,
             transports: Transports::Both,
+            rate_limits: RateLimits::NONE,
+            rate_limit_overhead: false,
+            rate_limit_exempt_local: false,
+            max_active_downloads: None,
+            max_active_seeds: None,
+            stalled_after: DEFAULT_STALLED_AFTER,
         }
     }
+}
+
+/// Upload and download limits in bytes per second; 0 is none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RateLimits {
+    /// Bytes per second of blocks sent; 0 is unlimited.
+    pub upload: u64,
+    /// Bytes per second of blocks requested; 0 is unlimited.
+    pub download: u64,
+}
+
+impl RateLimits {
+    /// No limit either way.
+    pub const NONE: RateLimits = RateLimits {
+        upload: 0,
+        download: 0,
+    };
 }

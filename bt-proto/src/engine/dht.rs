@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::timers::{Timer, TorrentTimer};
-use super::{Config, Output, Session, TorrentId, TorrentState};
+use super::{Config, Output, Session, TorrentId};
 use crate::ConnId;
 use crate::dht::NodeId;
 use crate::dht::krpc::NodeInfo;
@@ -111,7 +111,7 @@ impl Session {
             return;
         };
         let stopped = super::fetching::swarm_of(&mut self.torrents, &mut self.fetching, id)
-            .is_none_or(|s| *s.state == TorrentState::Stopped);
+            .is_none_or(|s| !s.state.in_swarm());
         if stopped || !self.uses_dht(id) {
             self.timers.stop(timer);
             self.dht.searched.remove(&id);

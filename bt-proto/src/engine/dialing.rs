@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::connection::canonical;
 use super::fetching::swarm_of;
 use super::timers::{Timer, TorrentTimer};
-use super::{DIAL_RETRY_INTERVAL, Session, TorrentId, TorrentState, Transport, Transports};
+use super::{DIAL_RETRY_INTERVAL, Session, TorrentId, Transport, Transports};
 use crate::rng::Rng;
 
 /// Addresses remembered per torrent; tracker replies beyond this are dropped, so a hostile
@@ -369,7 +369,7 @@ impl Session {
         let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
-        if *t.state == TorrentState::Stopped {
+        if !t.state.in_swarm() {
             self.timers.stop(timer);
             return;
         }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::exclusive::pickable;
 use super::fetching::swarm_of;
+use super::rate_limits::Way;
 use super::smart_ban;
 use super::timers::{PeerTimer, Timer};
 use super::torrent::PartialPiece;
@@ -17,35 +18,49 @@ use crate::wire::Message;
 use crate::{ConnId, PieceIndex};
 
 impl Session {
-    /// Keeps a peer's request pipeline full.
+    /// Keeps a peer's request pipeline full, within what the rate limits allow.
     pub(super) fn fill_requests(&mut self, now: Instant, conn: ConnId) {
-        let torrent = self.peers.get(conn).and_then(|p| p.torrent);
-        let blocked = match torrent {
-            Some(id)
-                if self
-                    .torrents
-                    .get(&id)
-                    .is_some_and(|t| !t.exclusive.is_empty()) =>
-            {
-                self.exclusive_blocked(id, conn)
-            }
-            _ => Vec::new(),
-        };
+        self.request_blocks(now, conn, false);
+    }
+
+    /// One request of a peer's, its turn in the rate limits' queue; whether it went out.
+    pub(super) fn fill_requests_turn(&mut self, now: Instant, conn: ConnId) -> bool {
+        self.request_blocks(now, conn, true)
+    }
+
+    /// Requests blocks of the peer; on its `turn`, one at most. A peer the limits hold back
+    /// waits for its turn (see `rate_limits`). Whether any went out.
+    fn request_blocks(&mut self, now: Instant, conn: ConnId, turn: bool) -> bool {
+        let blocked = self.exclusive_blocked_for(conn);
         let Some(p) = self.peers.get_mut(conn) else {
-            return;
+            return false;
         };
-        let Some(t) = p.torrent.and_then(|id| self.torrents.get_mut(&id)) else {
-            return;
+        let Some((id, t)) = p
+            .torrent
+            .and_then(|id| Some((id, self.torrents.get_mut(&id)?)))
+        else {
+            return false;
         };
         if !p.is_active() || t.state != TorrentState::Started || !p.choke.am_interested {
-            return;
+            return false;
         }
         if p.choke.peer_choking && p.allowed_fast.is_empty() {
-            return;
+            return false;
         }
-        let want = p.request_depth().saturating_sub(p.requests.len());
+        let depth = p.pipeline_depth(self.readers.streams(id), now);
+        let mut want = depth.saturating_sub(p.requests.len());
         if want == 0 {
-            return;
+            return false;
+        }
+        let limited = self.limits.covers(id, p.addr, Way::Down);
+        if limited {
+            match self.limits.blocks_allowed(now, id, turn) {
+                0 => {
+                    self.wait_for_tokens(now, id, conn, Way::Down);
+                    return false;
+                }
+                n => want = want.min(n),
+            }
         }
         let subset;
         let has = if p.choke.peer_choking || !blocked.is_empty() {
@@ -55,7 +70,11 @@ impl Session {
         } else {
             &p.pieces
         };
+        // A peer at least as fast as the torrent's median is asked again for the blocks of
+        // the most urgent pieces that slower ones hold.
+        let deadline_endgame = p.down.rate(now) >= t.median_rate;
         let limits = PickLimits {
+            deadline_endgame,
             max_partial_pieces: usize::try_from(
                 self.config.max_inflight_bytes / u64::from(t.meta.piece_length().max(1)),
             )
@@ -93,12 +112,37 @@ impl Session {
             .map(|b| b.piece)
             .filter(|piece| t.exclusive.contains_key(piece))
             .collect();
+        let sent = !picked.is_empty();
         for b in picked {
             p.send(&Message::Request(b), now);
             p.requests.push_back((b, now));
+            if limited {
+                self.limits.take(now, id, Way::Down, b.length);
+            }
         }
-        if let (Some(id), false) = (torrent, exclusive.is_empty()) {
+        let room = p.requests.len() < depth;
+        if !exclusive.is_empty() {
             self.claim_exclusive(id, conn, &exclusive);
+        }
+        if limited && turn && sent && room {
+            // Its turn is over; the next comes after the others'.
+            self.wait_for_tokens(now, id, conn, Way::Down);
+        }
+        sent
+    }
+
+    /// The pieces `conn` may not be asked for because another peer has them to itself.
+    fn exclusive_blocked_for(&self, conn: ConnId) -> Vec<PieceIndex> {
+        match self.peers.get(conn).and_then(|p| p.torrent) {
+            Some(id)
+                if self
+                    .torrents
+                    .get(&id)
+                    .is_some_and(|t| !t.exclusive.is_empty()) =>
+            {
+                self.exclusive_blocked(id, conn)
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -126,6 +170,26 @@ impl Session {
             self.release_exclusive(id, conn, host);
         }
         !blocks.is_empty()
+    }
+
+    /// Withdraws, with a CANCEL each, the requests made to `conn` for pieces outside
+    /// `inside`, giving their blocks back to the picker (a streaming reader seeked).
+    pub(super) fn withdraw_outside(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        inside: &std::collections::BTreeSet<PieceIndex>,
+    ) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let depth = self.config.max_request_depth;
+        let blocks = p.drop_requests_where(true, depth, now, |b| !inside.contains(&b.piece));
+        if let Some(t) = p.torrent.and_then(|id| self.torrents.get_mut(&id)) {
+            for b in &blocks {
+                t.picker.release(*b);
+            }
+        }
     }
 
     /// The peer choked us. Without BEP 6 that silently drops every request we made.
@@ -215,6 +279,7 @@ impl Session {
         p.record_block(length, now, cfg.request_queue_seconds, depths);
         let addr = p.addr;
         t.downloaded += u64::from(length);
+        self.queue.progressed(id, now);
         let blocks = t.blocks_in(piece);
         let partial = t
             .partial_pieces
@@ -394,6 +459,10 @@ impl Session {
             // "both seeds" are worth calling back now.
             t.candidates.retry_all(now);
             self.connect_more(now, id);
+        }
+        if done != was_done {
+            // A download became a seed or the other way: it changes queues.
+            self.rebalance_queue(now);
         }
     }
 

@@ -14,7 +14,7 @@ impl Session {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        let enter = t.state != TorrentState::Stopped && t.error.is_none();
+        let enter = t.state.in_swarm() && t.error.is_none();
         if enter {
             t.error = Some(error.clone());
         }

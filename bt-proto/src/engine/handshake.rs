@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::fetching::swarm_of;
 use super::timers::{PeerTimer, Timer};
-use super::{CloseReason, Event, Session, TorrentId, TorrentState};
+use super::{CloseReason, Event, Session, TorrentId};
 use crate::wire::{Extension, Handshake, Message, Progress, Reserved};
 use crate::{Bitfield, ConnId};
 
@@ -85,7 +85,7 @@ impl Session {
             .ok_or(CloseReason::UnknownTorrent)?;
         self.check_encryption(conn, id, &prefix.info_hash)?;
         let t = swarm_of(&mut self.torrents, &mut self.fetching, id)
-            .filter(|t| *t.state != TorrentState::Stopped)
+            .filter(|t| t.state.in_swarm())
             .ok_or(CloseReason::UnknownTorrent)?;
         if t.conns.len() >= self.config.max_connections_per_torrent {
             return Err(CloseReason::TooManyConnections);

@@ -35,16 +35,29 @@ pub enum TorrentState {
     /// engine enters it: asking for it ([`crate::engine::Session::set_state`],
     /// [`AddTorrent::state`]) is taken as `Paused`.
     Failed,
+    /// Started, and waiting for a slot of the session's queue
+    /// ([`super::Config::max_active_downloads`], [`super::Config::max_active_seeds`]): it
+    /// does what `Stopped` does (no connections, nothing announced, files closed, its resume
+    /// data kept) until the queue starts it. Only the engine enters it: asking for it is
+    /// taken as `Started`, which the queue then decides.
+    Queued,
 }
 
 impl TorrentState {
-    /// The state a user's request for `self` means: `Failed` is the engine's to enter, so a
-    /// request for it is a request to pause.
+    /// The state a user's request for `self` means: `Failed` and `Queued` are the engine's
+    /// to enter, so a request for `Failed` is one to pause, and for `Queued` one to start.
     pub(super) fn requested(self) -> TorrentState {
         match self {
             TorrentState::Failed => TorrentState::Paused,
+            TorrentState::Queued => TorrentState::Started,
             other => other,
         }
+    }
+
+    /// Whether the torrent takes part in its swarm (connections, announces): every state
+    /// but `Stopped` and `Queued`.
+    pub fn in_swarm(self) -> bool {
+        !matches!(self, TorrentState::Stopped | TorrentState::Queued)
     }
 }
 
@@ -478,4 +491,12 @@ pub struct AddTorrent {
     /// Message stream encryption for this torrent's connections, instead of
     /// [`super::Config::encryption`] (default: `None`, the session's setting decides).
     pub encryption: Option<crate::mse::Encryption>,
+    /// This torrent's own rate limits, under the session's ([`super::Config::rate_limits`]);
+    /// none by default. Changed at run time with
+    /// [`crate::engine::Session::set_torrent_rate_limits`].
+    pub rate_limits: super::RateLimits,
+    /// Fetch new pieces in index order rather than rarest first (a file played from the
+    /// start while it downloads); see [`crate::engine::Session::set_sequential`]. Off by
+    /// default: rarest first keeps a swarm healthy.
+    pub sequential: bool,
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::timers::Timer;
-use super::{Config, Output, Session, TorrentId, TorrentState};
+use super::{Config, Output, Session, TorrentId};
 use crate::lsd::policy::{Schedule, SourceLimit};
 use crate::lsd::{Announce, LsdGroup};
 use crate::rng::Rng;
@@ -61,8 +61,8 @@ impl Session {
             return false;
         }
         match (self.torrents.get(&id), self.fetching.get(&id)) {
-            (Some(t), _) => t.state != TorrentState::Stopped && !t.meta.is_private(),
-            (None, Some(f)) => f.state != TorrentState::Stopped,
+            (Some(t), _) => t.state.in_swarm() && !t.meta.is_private(),
+            (None, Some(f)) => f.state.in_swarm(),
             (None, None) => false,
         }
     }

@@ -46,10 +46,7 @@ impl Session {
     pub fn add_magnet(&mut self, now: Instant, magnet: &Magnet, opts: AddTorrent) -> TorrentId {
         let id = self.new_torrent_id();
         self.index_info_hash(magnet.info_hash, id);
-        if let Some(e) = opts.encryption {
-            self.encryption_of.insert(id, e);
-        }
-        self.run_base.insert(id, (opts.uploaded, opts.downloaded));
+        self.keep_torrent_options(now, id, &opts);
         // Each `tr` its own tier, tried in link order, as libtorrent does: a link lists
         // alternatives, not one tracker's addresses.
         let trackers: Vec<Vec<String>> = magnet.trackers.iter().map(|u| vec![u.clone()]).collect();

@@ -87,8 +87,11 @@ mod peer;
 mod peers;
 mod pex;
 mod queries;
+mod queue;
+mod rate_limits;
 mod resume_saves;
 mod smart_ban;
+mod streaming;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -129,6 +132,10 @@ pub use peer::{MAX_ALLOWED_FAST, MAX_SLIPS};
 pub use pex::{
     MAX_PEX_ADDED, MAX_PEX_ADDRESSES_TAKEN, MAX_PEX_RECEIVED_PER_INTERVAL, PEX_FIRST_DELAY,
     PEX_INTERVAL,
+};
+pub use rate_limits::{PIECE_HEADER_LEN, REQUEST_LEN};
+pub use streaming::{
+    MAX_READERS, MIN_STREAM_DEPTH, MIN_WINDOW_PIECES, ReaderId, STREAM_REQUEST_AHEAD, STREAM_WINDOW,
 };
 pub use violation::ProtocolViolation;
 
@@ -177,6 +184,12 @@ pub struct Session {
     dht: dht::SessionDht,
     /// The uTP socket and the connections it carries (see `utp`).
     utp: utp::SessionUtp,
+    /// Rate limits and the peers waiting on them (see `rate_limits`).
+    limits: rate_limits::Limits,
+    /// Which started torrents run and which wait (see `queue`).
+    queue: queue::Queue,
+    /// Streaming readers and their windows (see `streaming`).
+    readers: streaming::Readers,
 }
 
 impl Session {
@@ -187,6 +200,7 @@ impl Session {
         let lsd = local_discovery::LocalDiscovery::new(&config);
         let dht = dht::SessionDht::new(&config, &mut rng);
         let utp = utp::SessionUtp::new(&config);
+        let limits = rate_limits::Limits::new(&config);
         Session {
             config,
             rng,
@@ -208,6 +222,9 @@ impl Session {
             lsd,
             dht,
             utp,
+            limits,
+            queue: queue::Queue::default(),
+            readers: streaming::Readers::default(),
         }
     }
 
@@ -266,6 +283,8 @@ impl Session {
                 Timer::Torrent(id, t) => self.on_torrent_timer(now, id, t),
                 Timer::Lsd => self.on_lsd_timer(now),
                 Timer::Dht => self.on_dht_timer(now),
+                Timer::RateLimit => self.on_rate_timer(now),
+                Timer::Queue => self.rebalance_queue(now),
             }
         }
     }

@@ -59,6 +59,10 @@ pub(crate) enum Timer {
     Lsd,
     /// The DHT node's next time-out or maintenance.
     Dht,
+    /// A rate limit's bucket refills for a peer waiting on it.
+    RateLimit,
+    /// A running download may stall while another waits in the queue.
+    Queue,
 }
 
 /// Deadlines by name, and the names by deadline.

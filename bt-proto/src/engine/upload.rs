@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::rate_limits::Way;
 use super::timers::{Timer, TorrentTimer};
 use super::{Output, ProtocolViolation, Session, StorageError, TorrentId, TorrentState};
 use crate::ConnId;
@@ -52,26 +53,59 @@ impl Session {
             return Ok(());
         }
         p.their_requests.push_back(b);
-        self.pump_reads(id, conn);
+        self.pump_reads(now, id, conn);
         Ok(())
     }
 
-    /// Starts reads of a peer's queued requests, up to the reads allowed in flight.
-    fn pump_reads(&mut self, id: TorrentId, conn: ConnId) {
+    /// Starts reads of a peer's queued requests, up to the reads allowed in flight and what
+    /// the rate limits allow.
+    fn pump_reads(&mut self, now: Instant, id: TorrentId, conn: ConnId) {
+        self.start_reads(now, id, conn, false);
+    }
+
+    /// One read of a peer's, its turn in the rate limits' queue; whether it started.
+    pub(super) fn pump_reads_turn(&mut self, now: Instant, id: TorrentId, conn: ConnId) -> bool {
+        self.start_reads(now, id, conn, true)
+    }
+
+    /// Starts reads; on its `turn`, one at most. A peer the limits hold back waits for its
+    /// turn (see `rate_limits`). Whether any started.
+    fn start_reads(&mut self, now: Instant, id: TorrentId, conn: ConnId, turn: bool) -> bool {
         let Some(p) = self.peers.get_mut(conn) else {
-            return;
+            return false;
         };
-        while p.reading.len() < self.config.max_reads_in_flight {
+        let limited = self.limits.covers(id, p.addr, Way::Up);
+        let (mut started, mut held) = (false, false);
+        while p.reading.len() < self.config.max_reads_in_flight && !p.their_requests.is_empty() {
+            if limited {
+                // Outside its turn a peer queues behind those already waiting.
+                held = if turn {
+                    started
+                } else {
+                    self.limits.someone_waits(Way::Up)
+                } || self.limits.available(now, id, Way::Up) == 0;
+                if held {
+                    break;
+                }
+            }
             let Some(block) = p.their_requests.pop_front() else {
                 break;
             };
+            if limited {
+                self.limits.take(now, id, Way::Up, block.length);
+            }
             p.reading.push(block);
+            started = true;
             self.outputs.push_back(Output::ReadBlock {
                 torrent: id,
                 conn,
                 block,
             });
         }
+        if held {
+            self.wait_for_tokens(now, id, conn, Way::Up);
+        }
+        started
     }
 
     pub(super) fn on_block_read(
@@ -117,7 +151,7 @@ impl Session {
                 self.storage_failed(now, id, error);
             }
         }
-        self.pump_reads(id, conn);
+        self.pump_reads(now, id, conn);
     }
 
     pub(super) fn set_choking(&mut self, now: Instant, conn: ConnId, choke: bool) {
@@ -175,6 +209,11 @@ impl Session {
                 snubbed: p.snubbed,
             })
             .collect();
+        if mode == ChokeMode::Leeching {
+            let mut rates: Vec<u64> = snapshot.iter().map(|p| p.rate).collect();
+            rates.sort_unstable();
+            t.median_rate = rates.get(rates.len() / 2).copied().unwrap_or(0);
+        }
         let decision = t.choker.run(now, &snapshot, &mut self.rng);
         let next_round = t.choker.next_round(now);
         self.timers
