@@ -130,7 +130,8 @@ impl<R: Runtime> UdpPort<R> {
     /// Sends the datagrams queued since the last flush: at once, from the driver, as long as
     /// the sender task has nothing queued (so the order holds) and the socket takes them
     /// without waiting; the rest through the sender task. In the common case this saves a
-    /// wake-up of another thread per drain, a tenth of a uTP seeder's CPU.
+    /// wake-up of another thread per drain (measured on a loaded machine: a uTP seeder's CPU
+    /// a few percent lower, the transfer no slower).
     pub async fn send_now(&mut self) {
         if self.queued.load(Ordering::Acquire) == 0 {
             let mut sent = 0;
