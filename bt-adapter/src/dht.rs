@@ -1,23 +1,17 @@
-//! The DHT's side of the adapter: the session's UDP socket (on the port number of its TCP
-//! listener, as libtorrent does), a task feeding what arrives to the engine, the sends the
-//! engine asks for, the bootstrap routers resolved in the background, and the routing table
-//! kept in a state file. What to send and what to believe is the engine's
-//! ([`bt_proto::dht`]); this module only moves datagrams and bytes.
+//! The DHT's side of the adapter: its options, the bootstrap routers resolved in the
+//! background, and the routing table kept in a state file. Its datagrams go through the
+//! session's UDP port ([`crate::udp`], on the port number of its TCP listener, as libtorrent
+//! does). What to send and what to believe is the engine's ([`bt_proto::dht`]); this module
+//! only moves bytes.
 //!
-//! A socket that cannot be opened (the port taken for UDP, no such address) is logged and
+//! A UDP port that cannot be opened (the port taken for UDP, no such address) is logged and
 //! left out: the session works on without the DHT, as it does without a tracker.
 
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::Sender;
 use bt_proto::dht::saved::{MAX_SAVED_LEN, SavedTable};
-use bt_proto::engine::Input;
-use bytes::Bytes;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::messages::Msg;
 use crate::runtime::Runtime;
@@ -31,9 +25,8 @@ pub const DEFAULT_DHT_ROUTERS: [&str; 4] = [
     "dht.libtorrent.org:25401",
 ];
 
-/// Receive buffer: the largest UDP payload, so no datagram is ever cut to a length that
-/// might parse; the engine drops what is longer than a KRPC message may be.
-pub const MAX_DATAGRAM: usize = 64 * 1024;
+/// The largest datagram read, kept here under its old name: see [`crate::udp`].
+pub use crate::udp::MAX_DATAGRAM;
 
 /// How often the routing table is saved while the session runs (and once more at
 /// shutdown): a crash loses at most this long of the table's changes, which are slow.
@@ -140,81 +133,29 @@ impl DhtStatus {
     }
 }
 
-/// The session's DHT socket, its tasks and its state file.
-pub(crate) struct DhtSocket<R: Runtime> {
-    socket: Option<Arc<R::Udp>>,
-    /// Whether the socket is IPv6 (dual stack): IPv4 destinations are then given mapped.
-    v6: bool,
-    tasks: Vec<R::Task>,
+/// The session's DHT state file and its save timer (the node's datagrams go through the
+/// session's [`crate::udp`] port).
+pub(crate) struct DhtState<R: Runtime> {
+    timer: Option<R::Task>,
     state_file: Option<PathBuf>,
 }
 
-impl<R: Runtime> Default for DhtSocket<R> {
+impl<R: Runtime> Default for DhtState<R> {
     fn default() -> Self {
-        DhtSocket {
-            socket: None,
-            v6: false,
-            tasks: Vec::new(),
+        DhtState {
+            timer: None,
             state_file: None,
         }
     }
 }
 
-impl<R: Runtime> DhtSocket<R> {
-    /// Opens the socket on `port` of `ip` (default: every address, IPv6 and IPv4) with its
-    /// receive task, and starts the save timer; a socket that fails is logged and left out.
-    pub fn open(
-        ip: Option<IpAddr>,
-        port: u16,
-        state_file: Option<PathBuf>,
-        inputs: &Sender<Msg<R>>,
-    ) -> Self {
-        let mut out = DhtSocket {
-            state_file,
-            ..DhtSocket::default()
-        };
-        match open_socket(ip, port).and_then(|(s, v6)| Ok((R::udp_from_std(s)?, v6))) {
-            Ok((socket, v6)) => {
-                let socket = Arc::new(socket);
-                out.tasks.push(R::spawn(crate::lsd::receive_loop::<R>(
-                    socket.clone(),
-                    inputs.clone(),
-                    MAX_DATAGRAM,
-                    "DHT",
-                    |from, data| Input::Datagram { from, data },
-                )));
-                out.socket = Some(socket);
-                out.v6 = v6;
-            }
-            Err(e) => tracing::warn!(port, "DHT unavailable, its UDP socket did not open: {e}"),
-        }
-        if out.state_file.is_some() {
-            out.tasks.push(R::spawn(save_timer::<R>(inputs.clone())));
-        }
-        out
-    }
-
-    /// Whether the socket is open.
-    pub fn is_open(&self) -> bool {
-        self.socket.is_some()
-    }
-
-    /// Sends `data` to `to`, if the socket is open; nothing waits for it.
-    pub fn send(&self, to: SocketAddr, data: Bytes) {
-        let Some(socket) = self.socket.clone() else {
-            return;
-        };
-        let to = match to {
-            SocketAddr::V4(a) if self.v6 => {
-                SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port())
-            }
-            to => to,
-        };
-        R::detach(R::spawn(async move {
-            if let Err(e) = R::udp_send_to(&socket, &data, to).await {
-                tracing::debug!(%to, "DHT send: {e}");
-            }
-        }));
+impl<R: Runtime> DhtState<R> {
+    /// Keeps the table in `state_file`, if any, starting the save timer.
+    pub fn new(state_file: Option<PathBuf>, inputs: &Sender<Msg<R>>) -> Self {
+        let timer = state_file
+            .is_some()
+            .then(|| R::spawn(save_timer::<R>(inputs.clone())));
+        DhtState { timer, state_file }
     }
 
     /// Writes `table` to the state file, if there is one, on the blocking pool.
@@ -226,19 +167,18 @@ impl<R: Runtime> DhtSocket<R> {
         save_to::<R>(self.state_file.clone(), table)
     }
 
-    /// Like [`DhtSocket::save`], in the background.
+    /// Like [`DhtState::save`], in the background.
     pub fn save_later(&self, table: Option<SavedTable>) {
         if self.state_file.is_some() {
             R::detach(R::spawn(save_to::<R>(self.state_file.clone(), table)));
         }
     }
 
-    /// Stops the tasks and closes the socket.
+    /// Stops the save timer.
     pub fn close(&mut self) {
-        for t in self.tasks.drain(..) {
+        if let Some(t) = self.timer.take() {
             R::abort(t);
         }
-        self.socket = None;
     }
 }
 
@@ -304,6 +244,12 @@ fn split_host_port(s: &str) -> Option<(&str, u16)> {
     (!host.is_empty()).then_some((host, port))
 }
 
+/// [`load_state`] of `path`, to run on the blocking pool.
+pub(crate) fn loader(path: &Path) -> impl FnOnce() -> Option<SavedTable> + Send + 'static {
+    let path = path.to_path_buf();
+    move || load_state(&path)
+}
+
 /// Reads the table saved at `path`: `None` when there is none (nothing logged) or it is too
 /// large or does not decode (a warning: the node starts from its routers).
 pub(crate) fn load_state(path: &Path) -> Option<SavedTable> {
@@ -325,34 +271,6 @@ pub(crate) fn load_state(path: &Path) -> Option<SavedTable> {
             tracing::warn!(path = %path.display(), "DHT state file ignored: {e}");
             None
         }
-    }
-}
-
-/// A non-blocking UDP socket on `port` of `ip`, or with no `ip` on the IPv6 wildcard taking
-/// IPv4 too (falling back to the IPv4 wildcard on a host without IPv6); the flag says
-/// whether it is IPv6.
-fn open_socket(ip: Option<IpAddr>, port: u16) -> io::Result<(UdpSocket, bool)> {
-    let bind = |addr: SocketAddr, dual: bool| -> io::Result<UdpSocket> {
-        let domain = if addr.is_ipv6() {
-            Domain::IPV6
-        } else {
-            Domain::IPV4
-        };
-        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-        if dual {
-            // Explicitly: the system's default (`bindv6only`) may say otherwise.
-            socket.set_only_v6(false)?;
-        }
-        socket.bind(&SockAddr::from(addr))?;
-        socket.set_nonblocking(true)?;
-        Ok(socket.into())
-    };
-    match ip {
-        Some(ip) => Ok((bind(SocketAddr::new(ip, port), false)?, ip.is_ipv6())),
-        None => match bind((Ipv6Addr::UNSPECIFIED, port).into(), true) {
-            Ok(s) => Ok((s, true)),
-            Err(_) => Ok((bind((Ipv4Addr::UNSPECIFIED, port).into(), false)?, false)),
-        },
     }
 }
 

@@ -18,7 +18,7 @@ use bt_proto::resume::ResumeData;
 use bt_proto::rng::Rng;
 use bt_proto::tracker::AnnounceEvent;
 
-use crate::dht::DhtSocket;
+use crate::dht::DhtState;
 use crate::disk::Storage;
 use crate::disk_queue::DiskQueue;
 use crate::events::Fanout;
@@ -29,6 +29,7 @@ use crate::resume::BeforeStamp::{self, Close, Flush};
 use crate::resume::ResumeFile;
 use crate::runtime::Runtime;
 use crate::tracker::HttpClient;
+use crate::udp::UdpPort;
 use crate::{Error, HashcheckReport, resume};
 
 mod magnet;
@@ -117,7 +118,10 @@ pub(crate) struct Driver<R: Runtime> {
     rng: Rng,
     http: Arc<HttpClient>,
     lsd: LsdSockets<R>,
-    dht: DhtSocket<R>,
+    dht: DhtState<R>,
+    /// The session's UDP port, for the DHT and uTP; `None` when neither runs or it did not
+    /// open.
+    udp: Option<UdpPort<R>>,
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
@@ -152,7 +156,8 @@ impl<R: Runtime> Driver<R> {
             rng: Rng::seed_from_u64(rng_seed),
             http,
             lsd: LsdSockets::default(),
-            dht: DhtSocket::default(),
+            dht: DhtState::default(),
+            udp: None,
         }
     }
 
@@ -162,9 +167,10 @@ impl<R: Runtime> Driver<R> {
         self
     }
 
-    /// Carries out the engine's DHT on this socket.
-    pub(crate) fn with_dht(mut self, dht: DhtSocket<R>) -> Self {
+    /// Keeps the DHT's table with `dht`, and sends the engine's datagrams through `udp`.
+    pub(crate) fn with_udp(mut self, dht: DhtState<R>, udp: Option<UdpPort<R>>) -> Self {
         self.dht = dht;
+        self.udp = udp;
         self
     }
 
@@ -237,7 +243,10 @@ impl<R: Runtime> Driver<R> {
             } else if buffer_release.is_none() && net::buffers_pooled() {
                 buffer_release = Some(now + FREE_BUFFER_TTL);
             }
-            self.drain();
+            self.drain_outputs();
+            if let Some(udp) = self.udp.as_mut() {
+                udp.send_now().await;
+            }
         }
         self.shutdown(&inputs).await;
         if let Some(r) = shutdown_reply {
@@ -255,6 +264,7 @@ impl<R: Runtime> Driver<R> {
         self.lsd.close();
         self.dht.close();
         self.dht.save(self.session.dht_saved()).await;
+        // The UDP port stays open until the end: uTP connections close over it.
         let deadline = R::now() + SHUTDOWN_DEADLINE;
         let now = R::now();
         for id in self.session.torrent_ids() {
@@ -279,6 +289,9 @@ impl<R: Runtime> Driver<R> {
         }
         for t in self.stop_announces.drain(..) {
             R::abort(t);
+        }
+        if let Some(udp) = self.udp.as_mut() {
+            udp.close();
         }
     }
 
@@ -318,6 +331,11 @@ impl<R: Runtime> Driver<R> {
                 let h =
                     net::spawn_conn::<R>(conn, addr, Origin::Accepted(stream), self.inputs.clone());
                 self.conns.insert(conn, h);
+            }
+            Msg::Datagrams(datagrams) => {
+                for (from, data) in datagrams {
+                    self.session.handle(now, Input::Datagram { from, data });
+                }
             }
             Msg::DhtBootstrap(routers) => self.session.dht_bootstrap(now, &routers, &[]),
             Msg::DhtSave => self.dht.save_later(self.session.dht_saved()),
@@ -472,8 +490,18 @@ impl<R: Runtime> Driver<R> {
         });
     }
 
-    /// Drains the engine: every output done, every event delivered, until it is quiet.
+    /// Drains the engine ([`Driver::drain_outputs`]) and hands its datagrams to the UDP
+    /// port's sender.
     fn drain(&mut self) {
+        self.drain_outputs();
+        if let Some(udp) = self.udp.as_mut() {
+            udp.flush();
+        }
+    }
+
+    /// Drains the engine: every output done, every event delivered, until it is quiet.
+    /// Datagrams wait in the UDP port until flushed.
+    fn drain_outputs(&mut self) {
         loop {
             let mut busy = false;
             while let Some(o) = self.session.poll_output() {
@@ -645,11 +673,15 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// A datagram to send: local service discovery's, or the DHT's.
+    /// A datagram to send: local service discovery's, or the UDP port's (DHT and uTP).
     fn datagram(&mut self, o: Output) {
         match o {
             Output::SendMulticast { group, data } => self.lsd.send(group, data),
-            Output::SendDatagram { to, data } => self.dht.send(to, data),
+            Output::SendDatagram { to, data } => {
+                if let Some(udp) = self.udp.as_mut() {
+                    udp.send(to, data);
+                }
+            }
             _ => {}
         }
     }

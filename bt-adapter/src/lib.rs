@@ -40,6 +40,7 @@ mod session;
 mod tls;
 mod torrent;
 pub mod tracker;
+pub mod udp;
 
 use std::path::PathBuf;
 
@@ -48,7 +49,7 @@ pub use bt_proto as proto;
 pub use bt_proto::engine::{
     CheckScope, CloseReason, Config, ConnEncryption, DEFAULT_RESUME_SAVE_INTERVAL, Event, FileInfo,
     HashcheckReport, PeerInfo, ProtocolViolation, StorageError, TorrentId, TorrentState,
-    TorrentStats, TrackerInfo,
+    TorrentStats, TrackerInfo, Transport, Transports,
 };
 pub use bt_proto::engine::{DEFAULT_STALLED_AFTER, RateLimits};
 pub use bt_proto::magnet::Magnet;
@@ -167,8 +168,8 @@ macro_rules! adapter_api {
             LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN, MAX_RESUME_FILE,
             Magnet, MagnetOptions, Metainfo, MetainfoError, PeerId, PeerInfo, PeerSpec, PieceIndex,
             ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId,
-            TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, disk, net,
-            tracker,
+            TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, Transport,
+            Transports, disk, net, tracker, udp,
         };
 
         pub use $crate::{DEFAULT_STALLED_AFTER, RateLimits};

@@ -127,8 +127,8 @@ impl<R: Runtime> LsdSockets<R> {
 
 /// Feeds every datagram of `socket` to the driver, as the input `to_input` makes of it,
 /// until the driver is gone; `buffer` bytes are read at most (a longer datagram is cut).
-/// The DHT's socket runs it too; `what` names the socket in the log.
-pub(crate) async fn receive_loop<R: Runtime>(
+/// `what` names the socket in the log.
+async fn receive_loop<R: Runtime>(
     socket: Arc<R::Udp>,
     inputs: Sender<Msg<R>>,
     buffer: usize,

@@ -56,6 +56,8 @@ pub(crate) enum Msg<R: Runtime> {
     StopSent,
     /// The listener accepted a connection.
     Accepted(R::Stream, SocketAddr),
+    /// Datagrams that arrived on the session's UDP port, in order, with their senders.
+    Datagrams(Vec<(SocketAddr, bytes::Bytes)>),
     /// Bootstrap the DHT node from these routers (a name resolved).
     DhtBootstrap(Vec<SocketAddr>),
     /// Time to save the DHT's routing table.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::dht::{self, DhtOptions, DhtSocket, DhtStatus};
+use crate::dht::{self, DhtOptions, DhtState, DhtStatus};
 use crate::disk::Storage;
 use crate::driver::Driver;
 use crate::events::{Events, Fanout};
@@ -20,10 +20,11 @@ use crate::options::{MagnetOptions, TorrentOptions};
 use crate::runtime::Runtime;
 use crate::torrent::Torrent;
 use crate::tracker::HttpClient;
+use crate::udp::UdpPort;
 use crate::{Error, layout, resume};
 use bt_proto::PeerId;
 use bt_proto::engine::DEFAULT_RESUME_SAVE_INTERVAL;
-use bt_proto::engine::{self, Config};
+use bt_proto::engine::{self, Config, Transports};
 use bt_proto::lsd::LsdGroup;
 use bt_proto::magnet::MagnetPeer;
 use bt_proto::metainfo::Metainfo;
@@ -148,8 +149,8 @@ impl<R: Runtime> SessionBuilder<R> {
     /// The DHT (BEP 5): on by default ([`DhtOptions::default`]: the public mainline routers
     /// to bootstrap from, no state file), as in every common client, so that a magnet link
     /// with only an info-hash, or a torrent whose trackers are dead, finds peers. It runs
-    /// on a UDP socket on the listening port's number; if that cannot be opened the session
-    /// runs without it (a warning logged; [`Session::dht_port`] says). Sets [`Config::dht`]
+    /// on the session's UDP port, on the listening port's number; if that cannot be opened
+    /// the session runs without it (a warning logged; [`Session::dht_port`] says). Sets [`Config::dht`]
     /// and [`Config::dht_read_only`] (before [`SessionBuilder::config`] changes, which may
     /// switch it off).
     pub fn dht(mut self, opts: DhtOptions) -> Self {
@@ -183,41 +184,62 @@ impl<R: Runtime> SessionBuilder<R> {
         self.config(move |c| c.encryption = policy)
     }
 
+    /// The transports of peer connections (default [`Transports::Both`], as libtorrent and
+    /// Transmission: uTP to the peers known to speak it, TCP otherwise and when uTP fails;
+    /// see [`Config::transports`]). uTP runs on the session's UDP port, the one the DHT uses,
+    /// on the TCP listener's port number. With [`Transports::Utp`] the session opens no TCP
+    /// listener and makes no TCP connection, [`Session::port`] is the UDP port, and
+    /// [`SessionBuilder::start`] fails if that port cannot be opened; with `Both`, a UDP
+    /// port that cannot be opened leaves TCP alone (a warning logged).
+    pub fn transports(self, transports: Transports) -> Self {
+        self.config(move |c| c.transports = transports)
+    }
+
     /// Peer exchange (BEP 11) on or off for every torrent of the session (default: on; see
     /// [`Config::pex`]).
     pub fn pex(self, enabled: bool) -> Self {
         self.config(move |c| c.pex = enabled)
     }
 
-    /// Binds the port and starts the driver on the runtime.
+    /// Binds the ports and starts the driver on the runtime.
     pub async fn start(self) -> Result<Session<R>, Error> {
         #[cfg(feature = "https")]
         let tls = crate::tls::client_config(&self.tracker_roots).map_err(Error::Certificate)?;
-        let listeners = crate::net::bind::<R>(self.ip, self.port)
-            .await
-            .map_err(|source| Error::Listen {
-                port: self.port,
-                source,
-            })?;
-        let port = listeners
-            .first()
-            .and_then(|l| R::local_addr(l).ok())
-            .map_or(self.port, |a| a.port());
         let peer_id = self.peer_id.unwrap_or_else(random_peer_id);
         let seed = self.seed.unwrap_or_else(random_u64);
-        let mut config = Config::new(peer_id, port, seed);
+        let mut config = Config::new(peer_id, self.port, seed);
         config.resume_save_interval = self.resume_interval;
         config.dht = self.dht.is_enabled();
         config.dht_read_only = self.dht.is_read_only();
         config.encryption = Encryption::Enabled;
-        for f in self.tune {
-            f(&mut config);
-        }
+        self.tune.into_iter().for_each(|f| f(&mut config));
+        let listen_error = |source| Error::Listen {
+            port: self.port,
+            source,
+        };
+        let listeners = if config.transports.tcp() {
+            crate::net::bind::<R>(self.ip, self.port)
+                .await
+                .map_err(listen_error)?
+        } else {
+            Vec::new()
+        };
+        let tcp_port = listeners.first().and_then(|l| R::local_addr(l).ok());
+        let (cmd_tx, cmd_rx) = async_channel::bounded(COMMAND_QUEUE);
+        let (in_tx, in_rx) = async_channel::bounded::<Msg<R>>(INPUT_QUEUE);
+        let udp = open_udp::<R>(
+            &mut config,
+            self.ip,
+            tcp_port.map_or(self.port, |a| a.port()),
+            &in_tx,
+        )
+        .map_err(listen_error)?;
+        let port = tcp_port
+            .map(|a| a.port())
+            .or(udp.as_ref().map(UdpPort::port));
+        config.listen_port = port.unwrap_or(self.port);
         let saved = match self.dht.state().filter(|_| config.dht) {
-            Some(path) => {
-                let path = path.to_path_buf();
-                R::unblock(move || dht::load_state(&path)).await.flatten()
-            }
+            Some(path) => R::unblock(dht::loader(path)).await.flatten(),
             None => None,
         };
         if let Some(saved) = &saved {
@@ -228,8 +250,6 @@ impl<R: Runtime> SessionBuilder<R> {
             #[cfg(feature = "https")]
             tls,
         });
-        let (cmd_tx, cmd_rx) = async_channel::bounded(COMMAND_QUEUE);
-        let (in_tx, in_rx) = async_channel::bounded::<Msg<R>>(INPUT_QUEUE);
         let events = Arc::new(Fanout::default());
         let lsd = if config.lsd {
             LsdSockets::open(self.lsd_interface, &in_tx)
@@ -237,23 +257,19 @@ impl<R: Runtime> SessionBuilder<R> {
             LsdSockets::default()
         };
         let lsd_groups = lsd.groups();
-        let dht_socket = if config.dht {
-            let state = self.dht.state().map(|p| p.to_path_buf());
-            DhtSocket::open(self.ip, port, state, &in_tx)
-        } else {
-            DhtSocket::default()
-        };
-        let dht_port = dht_socket.is_open().then_some(port);
-        // Without its socket the node would tell peers (PORT) of a port nobody answers on.
-        config.dht = dht_port.is_some();
-        if config.dht {
+        let dht_port = config.dht.then_some(config.listen_port);
+        let dht_state = if config.dht {
             dht::bootstrap::<R>(self.dht.routers(), &in_tx);
-        }
+            DhtState::new(self.dht.state().map(|p| p.to_path_buf()), &in_tx)
+        } else {
+            DhtState::default()
+        };
         let accepts = listeners
             .into_iter()
             .map(|l| R::spawn(crate::net::accept_loop::<R>(l, in_tx.clone())))
             .collect();
         let dht_on = config.dht;
+        let port = config.listen_port;
         let mut engine = engine::Session::new(config);
         if dht_on {
             // The node starts now, from its saved nodes: the routers follow as their names
@@ -270,7 +286,7 @@ impl<R: Runtime> SessionBuilder<R> {
             http,
         )
         .with_lsd(lsd)
-        .with_dht(dht_socket);
+        .with_udp(dht_state, udp);
         let task = R::spawn(driver.run(cmd_rx, in_rx));
         Ok(Session {
             shared: Arc::new(Shared {
@@ -283,6 +299,33 @@ impl<R: Runtime> SessionBuilder<R> {
             lsd_groups,
             dht_port,
         })
+    }
+}
+
+/// Opens the session's UDP port on `port` when the DHT or uTP needs it. One that does not
+/// open is an error when uTP is the only transport (the session could reach nobody);
+/// otherwise it is logged and what needs it is switched off in `config`, so that the node
+/// does not tell peers (PORT) of a port nobody answers on, nor the engine dial over uTP.
+fn open_udp<R: Runtime>(
+    config: &mut Config,
+    ip: Option<IpAddr>,
+    port: u16,
+    inputs: &async_channel::Sender<Msg<R>>,
+) -> std::io::Result<Option<UdpPort<R>>> {
+    if !config.dht && !config.transports.utp() {
+        return Ok(None);
+    }
+    match UdpPort::open(ip, port, inputs) {
+        Ok(udp) => Ok(Some(udp)),
+        Err(e) if config.transports == Transports::Utp => Err(e),
+        Err(e) => {
+            tracing::warn!(port, "UDP port did not open: no DHT, no uTP: {e}");
+            config.dht = false;
+            if config.transports.utp() {
+                config.transports = Transports::Tcp;
+            }
+            Ok(None)
+        }
     }
 }
 
@@ -327,7 +370,8 @@ impl<R: Runtime> Session<R> {
         }
     }
 
-    /// The port we listen on.
+    /// The port we listen on: the TCP listener's, whose number the UDP port (DHT, uTP)
+    /// shares; with uTP only ([`SessionBuilder::transports`]), the UDP port.
     pub fn port(&self) -> u16 {
         self.shared.port
     }
@@ -344,7 +388,7 @@ impl<R: Runtime> Session<R> {
     }
 
     /// The UDP port of the DHT: the listening port's number, or `None` when the DHT is off
-    /// or its socket could not be opened.
+    /// or the UDP port could not be opened.
     pub fn dht_port(&self) -> Option<u16> {
         self.dht_port
     }

@@ -55,3 +55,4 @@ pub mod magnet;
 pub mod sim;
 pub mod swarm;
 pub mod tracker;
+pub mod utp;

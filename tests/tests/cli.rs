@@ -576,6 +576,37 @@ fn seed_and_download_with_encryption_required() {
     assert!(seed_run.status.success(), "{}", seed_run.stderr);
 }
 
+/// `--transport utp` on both sides: the seed listens on its UDP port only, and the download
+/// completes over uTP, byte-exact.
+#[test]
+fn seed_and_download_over_utp_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent, meta) = payload_and_torrent(dir.path(), 2_000);
+    let down = dir.path().join("down");
+    let seeder = Seeder::start_with(&torrent, dir.path(), 0, &["--transport", "utp"]);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", seeder.port)).is_err(),
+        "a uTP-only seed listens for TCP"
+    );
+    let peer = format!("127.0.0.1:{}", seeder.port);
+    let run = bt(&[
+        "download",
+        &torrent,
+        "-o",
+        down.to_str().unwrap(),
+        "--peer",
+        &peer,
+        "--transport",
+        "utp",
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.json()["pieces_verified"], meta.piece_count());
+    assert_same_tree(&content, &down.join("payload"));
+    let seed_run = seeder.interrupt();
+    assert!(seed_run.status.success(), "{}", seed_run.stderr);
+}
+
 /// Copies the tree under `from` to `to`.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -13,6 +13,7 @@ use bt_tests::local_discovery as lsd;
 use bt_tests::magnet;
 use bt_tests::swarm::run_on;
 use bt_tests::tracker::{http_tracker, udp_tracker};
+use bt_tests::utp;
 use bt_tokio::Tokio;
 
 /// One `#[test]` per scenario for the runtime `$rt`.
@@ -178,6 +179,32 @@ macro_rules! suite {
             }
 
             #[test]
+            fn utp_only_on_both_sides() {
+                run_on::<$rt, _>("utp only", utp::utp_only_on_both_sides::<$rt, $rt>());
+            }
+
+            #[test]
+            fn both_transports_serve_a_utp_only_leecher() {
+                run_on::<$rt, _>(
+                    "utp leecher, both seed",
+                    utp::both_serves_a_utp_only_leecher::<$rt, $rt>(),
+                );
+            }
+
+            #[test]
+            fn the_udp_port_opens_when_needed() {
+                run_on::<$rt, _>("udp port", utp::the_udp_port_opens_when_needed::<$rt>());
+            }
+
+            #[test]
+            fn a_taken_udp_port_fails_a_utp_only_session() {
+                run_on::<$rt, _>(
+                    "utp port taken",
+                    utp::a_taken_udp_port_fails_a_utp_only_session::<$rt>(),
+                );
+            }
+
+            #[test]
             fn a_peer_given_by_host_name() {
                 run_on::<$rt, _>("peer by host name", c::peer_by_host_name::<$rt>());
             }
@@ -258,5 +285,13 @@ fn tokio_and_smol_sessions_find_each_other_through_the_dht() {
     run_on::<Smol, _>(
         "dht magnet, tokio seed, smol leecher",
         dht::magnet_completes_through_the_dht::<Tokio, Smol>(),
+    );
+}
+
+#[test]
+fn tokio_seed_smol_leecher_over_utp() {
+    run_on::<Smol, _>(
+        "utp only, tokio seed, smol leecher",
+        utp::utp_only_on_both_sides::<Tokio, Smol>(),
     );
 }

@@ -67,6 +67,8 @@ impl Session {
             &prio,
             &mut self.rng,
         );
+        let mut picker = picker;
+        picker.set_sequential(opts.sequential);
         let announcer = Announcer::new(meta.trackers(), &mut self.rng);
         let was_done = picker.is_done();
         Torrent {
@@ -91,6 +93,7 @@ impl Session {
             resume_dirty: false,
             error: None,
             no_pex: opts.no_pex,
+            median_rate: 0,
         }
     }
 
@@ -109,6 +112,7 @@ impl Session {
         self.encryption_of.remove(&id);
         self.forget_rate_limits(id);
         self.queue.removed(id);
+        self.readers.torrent_removed(id);
         self.rebalance_queue(now);
         self.run_base.remove(&id);
         if self.by_info_hash.get(&info_hash) == Some(&id) {

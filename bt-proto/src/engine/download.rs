@@ -47,7 +47,8 @@ impl Session {
         if p.choke.peer_choking && p.allowed_fast.is_empty() {
             return false;
         }
-        let mut want = p.request_depth().saturating_sub(p.requests.len());
+        let depth = p.pipeline_depth(self.readers.streams(id), now);
+        let mut want = depth.saturating_sub(p.requests.len());
         if want == 0 {
             return false;
         }
@@ -69,7 +70,11 @@ impl Session {
         } else {
             &p.pieces
         };
+        // A peer at least as fast as the torrent's median is asked again for the blocks of
+        // the most urgent pieces that slower ones hold.
+        let deadline_endgame = p.down.rate(now) >= t.median_rate;
         let limits = PickLimits {
+            deadline_endgame,
             max_partial_pieces: usize::try_from(
                 self.config.max_inflight_bytes / u64::from(t.meta.piece_length().max(1)),
             )
@@ -115,7 +120,7 @@ impl Session {
                 self.limits.take(now, id, Way::Down, b.length);
             }
         }
-        let room = p.requests.len() < p.request_depth();
+        let room = p.requests.len() < depth;
         if !exclusive.is_empty() {
             self.claim_exclusive(id, conn, &exclusive);
         }
@@ -165,6 +170,26 @@ impl Session {
             self.release_exclusive(id, conn, host);
         }
         !blocks.is_empty()
+    }
+
+    /// Withdraws, with a CANCEL each, the requests made to `conn` for pieces outside
+    /// `inside`, giving their blocks back to the picker (a streaming reader seeked).
+    pub(super) fn withdraw_outside(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        inside: &std::collections::BTreeSet<PieceIndex>,
+    ) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let depth = self.config.max_request_depth;
+        let blocks = p.drop_requests_where(true, depth, now, |b| !inside.contains(&b.piece));
+        if let Some(t) = p.torrent.and_then(|id| self.torrents.get_mut(&id)) {
+            for b in &blocks {
+                t.picker.release(*b);
+            }
+        }
     }
 
     /// The peer choked us. Without BEP 6 that silently drops every request we made.

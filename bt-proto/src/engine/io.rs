@@ -495,4 +495,8 @@ pub struct AddTorrent {
     /// none by default. Changed at run time with
     /// [`crate::engine::Session::set_torrent_rate_limits`].
     pub rate_limits: super::RateLimits,
+    /// Fetch new pieces in index order rather than rarest first (a file played from the
+    /// start while it downloads); see [`crate::engine::Session::set_sequential`]. Off by
+    /// default: rarest first keeps a swarm healthy.
+    pub sequential: bool,
 }

@@ -91,6 +91,7 @@ mod queue;
 mod rate_limits;
 mod resume_saves;
 mod smart_ban;
+mod streaming;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -133,6 +134,9 @@ pub use pex::{
     PEX_INTERVAL,
 };
 pub use rate_limits::{PIECE_HEADER_LEN, REQUEST_LEN};
+pub use streaming::{
+    MAX_READERS, MIN_STREAM_DEPTH, MIN_WINDOW_PIECES, ReaderId, STREAM_REQUEST_AHEAD, STREAM_WINDOW,
+};
 pub use violation::ProtocolViolation;
 
 use fetching::Fetching;
@@ -184,6 +188,8 @@ pub struct Session {
     limits: rate_limits::Limits,
     /// Which started torrents run and which wait (see `queue`).
     queue: queue::Queue,
+    /// Streaming readers and their windows (see `streaming`).
+    readers: streaming::Readers,
 }
 
 impl Session {
@@ -218,6 +224,7 @@ impl Session {
             utp,
             limits,
             queue: queue::Queue::default(),
+            readers: streaming::Readers::default(),
         }
     }
 

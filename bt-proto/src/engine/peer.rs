@@ -332,6 +332,16 @@ impl Peer {
             .map_or(depth, |reqq| depth.min(reqq))
     }
 
+    /// Requests to keep in flight to it, shorter while its torrent `streaming` has readers
+    /// (see [`super::STREAM_REQUEST_AHEAD`]).
+    pub fn pipeline_depth(&self, streaming: bool, now: Instant) -> usize {
+        let depth = self.request_depth();
+        match streaming {
+            true => depth.min(super::streaming::stream_depth(self.down.rate(now))),
+            false => depth,
+        }
+    }
+
     /// Stops waiting for every request we made, telling the peer with a CANCEL each when
     /// `cancel`; returns them for the picker. Their data may still arrive: see `withdrawn`.
     pub fn drop_requests(
@@ -340,7 +350,25 @@ impl Peer {
         max_withdrawn: usize,
         now: Instant,
     ) -> Vec<Block> {
-        let reqs: Vec<Block> = self.requests.drain(..).map(|(b, _)| b).collect();
+        self.drop_requests_where(cancel, max_withdrawn, now, |_| true)
+    }
+
+    /// Like [`Peer::drop_requests`], for the requests `drop` chooses only.
+    pub fn drop_requests_where(
+        &mut self,
+        cancel: bool,
+        max_withdrawn: usize,
+        now: Instant,
+        drop: impl Fn(Block) -> bool,
+    ) -> Vec<Block> {
+        let mut reqs = Vec::new();
+        self.requests.retain(|(b, _)| {
+            let dropped = drop(*b);
+            if dropped {
+                reqs.push(*b);
+            }
+            !dropped
+        });
         for b in &reqs {
             if cancel {
                 self.send(&Message::Cancel(*b), now);

@@ -56,6 +56,9 @@ pub(crate) struct Torrent {
     pub error: Option<StorageError>,
     /// Peer exchange switched off for this torrent ([`super::AddTorrent::no_pex`]).
     pub no_pex: bool,
+    /// The median download rate of its active peers at the last choke round: peers at
+    /// least this fast are asked for the urgent blocks of streaming readers.
+    pub median_rate: u64,
 }
 
 impl Torrent {

@@ -209,6 +209,11 @@ impl Session {
                 snubbed: p.snubbed,
             })
             .collect();
+        if mode == ChokeMode::Leeching {
+            let mut rates: Vec<u64> = snapshot.iter().map(|p| p.rate).collect();
+            rates.sort_unstable();
+            t.median_rate = rates.get(rates.len() / 2).copied().unwrap_or(0);
+        }
         let decision = t.choker.run(now, &snapshot, &mut self.rng);
         let next_round = t.choker.next_round(now);
         self.timers

@@ -30,8 +30,10 @@ use crate::rng::Rng;
 use crate::{Bitfield, PieceIndex};
 
 mod queue;
+mod urgent;
 
 use queue::Queue;
+pub use urgent::{DEADLINE_ENDGAME_PIECES, URGENT_BLOCKS_PER_PICK};
 
 /// Size of a requested block: 16 KiB, what every client requests and many refuse to exceed.
 pub const BLOCK_LEN: u32 = 16 * 1024;
@@ -58,12 +60,17 @@ pub struct PickLimits {
     /// verified); each one holds its received blocks in memory until stored, so this is the
     /// engine's in-flight memory cap divided by the piece length.
     pub max_partial_pieces: usize,
+    /// Whether this peer is fast enough to be asked again for the blocks of the most
+    /// urgent pieces with deadlines that others were asked for (see
+    /// [`Picker::set_deadlines`]).
+    pub deadline_endgame: bool,
 }
 
 impl Default for PickLimits {
     fn default() -> Self {
         PickLimits {
             max_partial_pieces: 64,
+            deadline_endgame: false,
         }
     }
 }
@@ -148,6 +155,12 @@ pub struct Picker {
     have: Bitfield,
     /// Wanted and not verified: what makes a peer interesting.
     needed: Bitfield,
+    /// Pieces with deadlines, most urgent first (see `urgent`).
+    deadlines: Vec<PieceIndex>,
+    /// New pieces in index order rather than rarest first.
+    sequential: bool,
+    /// No piece before this index is queued: where the sequential scan starts.
+    sequential_from: usize,
 }
 
 impl Picker {
@@ -176,6 +189,9 @@ impl Picker {
             abandoned: Vec::new(),
             have: have.clone(),
             needed: Bitfield::new(piece_count),
+            deadlines: Vec::new(),
+            sequential: false,
+            sequential_from: 0,
         };
         picker.rebuild(rng);
         picker
@@ -208,6 +224,7 @@ impl Picker {
             self.needed.set(p, prio > 0 && next != PieceState::Have);
         }
         self.queue.rebuild(per_priority, &self.availability, rng);
+        self.sequential_from = 0;
     }
 
     /// Number of pieces.
@@ -373,6 +390,7 @@ impl Picker {
         if let Some(s) = self.state.get_mut(idx) {
             *s = PieceState::Queued;
         }
+        self.sequential_from = self.sequential_from.min(idx);
         self.queue
             .insert(prio as usize - 1, p, self.availability(p));
     }
@@ -399,6 +417,19 @@ impl Picker {
         let mut out = Vec::new();
         if max == 0 || has.len() != self.piece_count {
             return out;
+        }
+        // 0. Pieces with deadlines.
+        if !self.deadlines.is_empty() {
+            self.pick_deadlines(
+                has,
+                max,
+                limits.deadline_endgame,
+                &already_requested,
+                &mut out,
+            );
+            if out.len() >= max {
+                return out;
+            }
         }
         // 1. Finish what was started.
         let partial_pieces: Vec<PieceIndex> = self
@@ -430,12 +461,7 @@ impl Picker {
             if let Some(stranded) = make_room {
                 self.abandon(stranded);
             }
-            self.unqueue(p);
-            if let Some(s) = self.state.get_mut(p.as_usize()) {
-                *s = PieceState::Partial;
-            }
-            let blocks = self.block_count(p) as usize;
-            self.partial.insert(p, Partial::new(blocks));
+            self.start_piece(p);
             self.take_free_blocks(p, max, &mut out);
         }
         if out.len() >= max || !self.in_endgame() {
@@ -532,9 +558,23 @@ impl Picker {
         out.extend(taken.into_iter().map(|i| self.block(p, i)));
     }
 
-    fn next_new_piece(&self, has: &Bitfield, rng: &mut Rng) -> Option<PieceIndex> {
+    fn next_new_piece(&mut self, has: &Bitfield, rng: &mut Rng) -> Option<PieceIndex> {
+        if self.sequential {
+            self.advance_sequential();
+            return self.next_in_order(has);
+        }
         let random = self.have.count() < RANDOM_FIRST_PIECES;
         self.queue.first_held(has, random, rng)
+    }
+
+    /// Starts downloading a queued (or skipped, for a deadline) piece.
+    fn start_piece(&mut self, p: PieceIndex) {
+        self.unqueue(p);
+        if let Some(s) = self.state.get_mut(p.as_usize()) {
+            *s = PieceState::Partial;
+        }
+        let blocks = self.block_count(p) as usize;
+        self.partial.insert(p, Partial::new(blocks));
     }
 
     /// Records a received block. Blocks we never asked for are [`BlockReceived::NotWanted`].

@@ -204,6 +204,7 @@ fn partial_piece_limit() {
     let seed = Bitfield::full(10);
     let limits = PickLimits {
         max_partial_pieces: 2,
+        ..Default::default()
     };
     let blocks = p.pick(&seed, 100, limits, &mut rng, |_| false);
     assert_eq!(blocks.len(), 4);
@@ -215,6 +216,7 @@ fn pieces_no_peer_has_make_room_at_the_partial_limit() {
     let (mut p, mut rng) = picker(4);
     let limits = PickLimits {
         max_partial_pieces: 2,
+        ..Default::default()
     };
     // A peer with pieces 0 and 1 gets one block of each, then leaves with the others
     // still requested: those come back free.
@@ -310,7 +312,7 @@ proptest! {
                 3 => if !peers.is_empty() {
                     let k = x as usize % peers.len();
                     let has = peers[k].clone();
-                    let got = p.pick(&has, (r % 6) as usize, PickLimits { max_partial_pieces: 3 }, &mut rng, |_| false);
+                    let got = p.pick(&has, (r % 6) as usize, PickLimits { max_partial_pieces: 3, ..Default::default() }, &mut rng, |_| false);
                     for b in &got { prop_assert!(has.get(b.piece)); prop_assert!(!p.have().get(b.piece)); }
                     // Memory stays bounded, and only pieces no peer has are given up.
                     prop_assert!(p.partial_count() <= 3);
@@ -363,4 +365,81 @@ proptest! {
         }
         prop_assert_eq!(bytes, total);
     }
+}
+
+fn pieces_of(blocks: &[Block]) -> Vec<u32> {
+    let mut v: Vec<u32> = blocks.iter().map(|b| b.piece.0).collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn deadlines_come_first_most_urgent_first() {
+    let (mut p, mut rng) = picker(10);
+    let seed = Bitfield::full(10);
+    p.peer_added(&seed);
+    p.set_deadlines(vec![PieceIndex(7), PieceIndex(3)]);
+    let got = p.pick(&seed, 4, PickLimits::default(), &mut rng, |_| false);
+    assert_eq!(pieces_of(&got), [7, 3]);
+    // A peer without 7 starts with 3's (none left free) then goes on as usual.
+    let without_7 = bits(10, &[0, 1, 2, 3, 4, 5, 6, 8, 9]);
+    let got = p.pick(&without_7, 2, PickLimits::default(), &mut rng, |_| false);
+    assert!(!pieces_of(&got).contains(&7), "{got:?}");
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn deadlines_pass_the_partial_limit() {
+    let (mut p, mut rng) = picker(10);
+    let seed = Bitfield::full(10);
+    p.peer_added(&seed);
+    let limits = PickLimits {
+        max_partial_pieces: 1,
+        ..Default::default()
+    };
+    // Piece 0 started: the limit is reached.
+    p.pick(&bits(10, &[0]), 2, limits, &mut rng, |_| false);
+    assert_eq!(p.partial_count(), 1);
+    p.set_deadlines(vec![PieceIndex(9), PieceIndex(8)]);
+    let got = p.pick(&seed, 4, limits, &mut rng, |_| false);
+    assert_eq!(pieces_of(&got), [9, 8]);
+}
+
+#[test]
+fn only_a_fast_peer_is_asked_again_for_urgent_blocks() {
+    let (mut p, mut rng) = picker(10);
+    let seed = Bitfield::full(10);
+    p.peer_added(&seed);
+    p.set_deadlines(vec![PieceIndex(5)]);
+    let slow = p.pick(&seed, 2, PickLimits::default(), &mut rng, |_| false);
+    assert_eq!(pieces_of(&slow), [5]);
+    // Another slow peer gets other pieces; a fast one the urgent blocks again.
+    let other = p.pick(&seed, 2, PickLimits::default(), &mut rng, |_| false);
+    assert!(!pieces_of(&other).contains(&5), "{other:?}");
+    let fast = PickLimits {
+        deadline_endgame: true,
+        ..Default::default()
+    };
+    let again = p.pick(&seed, 2, fast, &mut rng, |_| false);
+    assert_eq!(again, slow);
+    assert_eq!(p.requested_from(slow[0]), 2);
+    p.check_invariants().unwrap();
+}
+
+#[test]
+fn sequential_picks_in_index_order() {
+    let (mut p, mut rng) = picker(6);
+    let seed = Bitfield::full(6);
+    p.peer_added(&seed);
+    p.set_sequential(true);
+    let got = p.pick(&seed, 6, PickLimits::default(), &mut rng, |_| false);
+    assert_eq!(pieces_of(&got), [0, 1, 2]);
+    // A failed piece goes back ahead of the rest.
+    for b in &got {
+        p.block_received(*b);
+    }
+    p.piece_failed(PieceIndex(1));
+    let got = p.pick(&seed, 2, PickLimits::default(), &mut rng, |_| false);
+    assert_eq!(pieces_of(&got), [1]);
+    p.check_invariants().unwrap();
 }

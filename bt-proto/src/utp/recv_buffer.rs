@@ -65,9 +65,18 @@ impl RecvBuffer {
     /// Copies in-order bytes into `buf`; returns how many.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.readable.len());
-        for (d, s) in buf.iter_mut().zip(self.readable.drain(..n)) {
-            *d = s;
+        // The deque's two halves as slices: a byte-by-byte copy cost a fifth of a
+        // downloader's CPU.
+        let (front, back) = self.readable.as_slices();
+        let mut done = 0;
+        for part in [front, back] {
+            let k = (n - done).min(part.len());
+            if let (Some(d), Some(s)) = (buf.get_mut(done..done + k), part.get(..k)) {
+                d.copy_from_slice(s);
+            }
+            done += k;
         }
+        self.readable.drain(..n);
         n
     }
 
@@ -154,6 +163,22 @@ impl RecvBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_span_the_readable_deques_wrap() {
+        let mut r = RecvBuffer::new(0);
+        let mut buf = [0u8; 8];
+        for (seq, chunk) in [(1, &b"abcdef"[..]), (2, b"gh"), (3, b"ijkl")] {
+            assert_eq!(r.insert(seq, chunk, false), Received::New);
+            // Reading part of each chunk moves the deque's front along its buffer.
+            let n = r.read(&mut buf[..3]);
+            assert!(n > 0);
+        }
+        let mut rest = [0u8; 16];
+        let n = r.read(&mut rest);
+        assert_eq!(&rest[..n], b"jkl");
+        assert_eq!(r.readable(), 0);
+    }
 
     #[test]
     fn reorders_and_acks_selectively() {

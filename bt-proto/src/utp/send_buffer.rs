@@ -59,6 +59,20 @@ pub(super) struct SendBuffer {
     stored: usize,
 }
 
+/// The first `n` bytes of `q`, taken out: copied from its two halves as slices, since a
+/// packet's payload collected byte by byte cost a quarter of a seeder's CPU.
+fn take_front(q: &mut VecDeque<u8>, n: usize) -> Vec<u8> {
+    let n = n.min(q.len());
+    let mut out = Vec::with_capacity(n);
+    let (front, back) = q.as_slices();
+    for part in [front, back] {
+        let k = (n - out.len()).min(part.len());
+        out.extend_from_slice(part.get(..k).unwrap_or_default());
+    }
+    q.drain(..n);
+    out
+}
+
 impl SendBuffer {
     /// An empty buffer whose first packet will take sequence number `first`.
     pub fn new(first: u16) -> Self {
@@ -74,7 +88,8 @@ impl SendBuffer {
     /// Takes as much of `data` as fits in [`MAX_SEND_BUFFER`].
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.capacity());
-        self.unsent.extend(data.iter().take(n));
+        // From a slice, so the deque copies it whole rather than byte by byte.
+        self.unsent.extend(data.get(..n).unwrap_or_default());
         self.stored += n;
         n
     }
@@ -115,7 +130,7 @@ impl SendBuffer {
         let seq = self.next_seq();
         let payload: Vec<u8> = if kind == PacketType::Data {
             let n = max_payload.min(self.unsent.len());
-            self.unsent.drain(..n).collect()
+            take_front(&mut self.unsent, n)
         } else {
             Vec::new()
         };
@@ -265,6 +280,18 @@ impl SendBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_taken_across_the_deques_wrap_keep_their_order() {
+        let mut q: VecDeque<u8> = VecDeque::with_capacity(8);
+        q.extend([0, 0, 0, 0, 0, 1, 2]);
+        q.drain(..5);
+        // The deque's buffer now wraps: its front half ends at the buffer's end.
+        q.extend([3, 4, 5, 6]);
+        assert_eq!(take_front(&mut q, 4), vec![1, 2, 3, 4]);
+        assert_eq!(take_front(&mut q, 9), vec![5, 6]);
+        assert!(q.is_empty());
+    }
 
     #[test]
     fn acks_sacks_and_losses() {

@@ -40,7 +40,9 @@ use bt_tokio::proto::magnet::Magnet;
 use bt_tokio::proto::metainfo::Metainfo;
 use bt_tokio::proto::rng::Rng;
 use bt_tokio::proto::storage::RESUME_DIR;
-use bt_tokio::{DhtOptions, Encryption, Event, Session, Torrent, TorrentOptions, TorrentState};
+use bt_tokio::{
+    DhtOptions, Encryption, Event, Session, Torrent, TorrentOptions, TorrentState, Transports,
+};
 use clap::{Parser, Subcommand};
 
 mod magnet;
@@ -177,6 +179,29 @@ struct Net {
     /// connections; `required` talks only to peers that encrypt (RC4); `disabled` never.
     #[arg(long, value_enum, default_value_t = EncryptionArg::Enabled)]
     encryption: EncryptionArg,
+    /// Transports of peer connections: `both` uses uTP with the peers known to speak it and
+    /// TCP otherwise; `utp` listens on the UDP port only (the port is then a UDP port);
+    /// `tcp` never uses uTP.
+    #[arg(long, value_enum, default_value_t = TransportArg::Both)]
+    transport: TransportArg,
+}
+
+/// `--transport`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TransportArg {
+    Tcp,
+    Utp,
+    Both,
+}
+
+impl From<TransportArg> for Transports {
+    fn from(a: TransportArg) -> Self {
+        match a {
+            TransportArg::Tcp => Transports::Tcp,
+            TransportArg::Utp => Transports::Utp,
+            TransportArg::Both => Transports::Both,
+        }
+    }
 }
 
 /// `--encryption`'s values.
@@ -219,7 +244,8 @@ impl Net {
             .lsd(!self.no_lsd)
             .pex(!self.no_pex)
             .dht(dht)
-            .encryption(self.encryption.into());
+            .encryption(self.encryption.into())
+            .transports(self.transport.into());
         Ok(builder.start().await?)
     }
 }

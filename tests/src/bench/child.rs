@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bt_adapter::{Event, Runtime, Session, TorrentOptions, TorrentState};
+use bt_adapter::{Event, Runtime, Session, TorrentOptions, TorrentState, Transports};
 use bt_proto::engine::RateLimits;
 
 use super::{Usage, err};
@@ -52,6 +52,8 @@ pub struct ChildArgs {
     pub max_connections: Option<usize>,
     /// Message stream encryption required (RC4 on every byte), for the bench's `rc4` part.
     pub encryption_required: bool,
+    /// The transports of peer connections (uTP only for the bench's `utp` part).
+    pub transports: Transports,
 }
 
 enum Line {
@@ -108,6 +110,7 @@ pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), St
                 c.encryption = bt_proto::mse::Encryption::Required;
             }
         })
+        .transports(args.transports)
         .config(move |c| {
             if let Some(n) = max {
                 c.max_incoming = n;

@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod dht;
+mod loopback;
 mod rate_limit;
 
 use std::fs::{self, File};
@@ -373,57 +374,6 @@ fn mb_per_s(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / 1e6 / secs
 }
 
-/// Figures of one loopback run.
-struct Transfer {
-    secs: f64,
-    seeder: Usage,
-    leecher: Usage,
-}
-
-fn same_content(a: &Path, b: &Path) -> Result<bool, String> {
-    let (mut fa, mut fb) = (File::open(a).map_err(err)?, File::open(b).map_err(err)?);
-    let (mut ba, mut bb) = (vec![0u8; MIB as usize], vec![0u8; MIB as usize]);
-    loop {
-        let n = fa.read(&mut ba).map_err(err)?;
-        if n == 0 {
-            return Ok(fb.read(&mut bb).map_err(err)? == 0);
-        }
-        let got = bb.get_mut(..n).ok_or("buffer")?;
-        fb.read_exact(got).map_err(err)?;
-        if ba.get(..n) != Some(&got[..]) {
-            return Ok(false);
-        }
-    }
-}
-
-fn loopback_once(
-    exe: &Path,
-    rt: Rt,
-    p: &Payload,
-    work: &Path,
-    extra: &[String],
-) -> Result<Transfer, String> {
-    let leech_dir = work.join(format!("leech-{}", rt.name()));
-    let _ = fs::remove_dir_all(&leech_dir);
-    let seed_dir = p.file.parent().ok_or("payload has no directory")?;
-    let seeder = Proc::spawn(exe, rt, "seed", &p.torrent, seed_dir, extra)?;
-    let mut leecher = Proc::spawn(exe, rt, "leech", &p.torrent, &leech_dir, extra)?;
-    leecher.add_peer(seeder.port)?;
-    let secs = leecher.expect_secs("done")?;
-    let leecher_usage = leecher.stop()?;
-    let seeder_usage = seeder.stop()?;
-    let name = p.file.file_name().ok_or("payload has no name")?;
-    if !same_content(&p.file, &leech_dir.join(name))? {
-        return Err("the leecher's copy differs from the seeder's".into());
-    }
-    fs::remove_dir_all(&leech_dir).map_err(err)?;
-    Ok(Transfer {
-        secs,
-        seeder: seeder_usage,
-        leecher: leecher_usage,
-    })
-}
-
 fn swarm(exe: &Path, rt: Rt, p: &Payload, work: &Path, leechers: usize) -> Result<Value, String> {
     let seed_dir = p.file.parent().ok_or("payload has no directory")?;
     let seeder = Proc::spawn(exe, rt, "seed", &p.torrent, seed_dir, &[])?;
@@ -611,8 +561,8 @@ pub struct Options {
     pub work: PathBuf,
     /// Where to write the JSON.
     pub json: PathBuf,
-    /// Only the parts named (empty: all): loopback, rc4, swarm, hashcheck, idle, first, dht,
-    /// rate_limit.
+    /// Only the parts named (empty: all): loopback, rc4, utp, swarm, hashcheck, idle, first,
+    /// dht, rate_limit.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -635,7 +585,8 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
     };
     println!("{:<44} {:>18}   target", "bench", "figure");
 
-    if want("hashcheck") || want("loopback") || want("rc4") || want("idle") {
+    let loopback_parts = ["hashcheck", "loopback", "rc4", "utp", "idle"];
+    if loopback_parts.iter().any(|p| want(p)) {
         let p = make_payload(&work.join("seed"), "payload", s.loopback, PIECE_LENGTH)?;
         if want("hashcheck") {
             // Creation and hashcheck of the loopback payload (warm cache), the 1 GiB.
@@ -681,7 +632,7 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             for &rt in &opts.runtimes {
                 let mut runs = Vec::new();
                 for _ in 0..s.runs {
-                    runs.push(loopback_once(exe, rt, &p, work, &[])?);
+                    runs.push(loopback::once(exe, rt, &p, work, &[])?);
                 }
                 let size = p_size(&p)?;
                 let gib = size as f64 / GIB as f64;
@@ -728,42 +679,16 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             }
             out["loopback"] = Value::Array(all);
         }
-        if want("rc4") {
-            // The same transfer with encryption required on both sides: RC4 on every byte.
-            let mut all = Vec::new();
-            for &rt in &opts.runtimes {
-                let extra = ["--encryption-required".to_string()];
-                let mut runs = Vec::new();
-                for _ in 0..s.runs {
-                    runs.push(loopback_once(exe, rt, &p, work, &extra)?);
+        // The same transfer with encryption required on both sides, RC4 on every byte; and
+        // over uTP only.
+        for variant in loopback::VARIANTS {
+            if want(variant.part) {
+                let v = loopback::variant(exe, &opts.runtimes, s.runs, &p, work, &variant, &out)?;
+                for (name, value, target) in v.rows {
+                    row(name, value, target);
                 }
-                let size = p_size(&p)?;
-                let gib = size as f64 / GIB as f64;
-                let rate = median(runs.iter().map(|r| mb_per_s(size, r.secs)).collect());
-                let lcpu = median(runs.iter().map(|r| r.leecher.cpu() / gib).collect());
-                let scpu = median(runs.iter().map(|r| r.seeder.cpu() / gib).collect());
-                let n = rt.name();
-                row(
-                    format!("loopback rc4 {n}: leech (MB/s, median)"),
-                    format!("{rate:.0}"),
-                    "≥ 342",
-                );
-                row(
-                    format!("loopback rc4 {n}: leecher CPU (s/GiB)"),
-                    format!("{lcpu:.2}"),
-                    "",
-                );
-                row(
-                    format!("loopback rc4 {n}: seeder CPU (s/GiB)"),
-                    format!("{scpu:.2}"),
-                    "",
-                );
-                all.push(json!({
-                    "runtime": n, "bytes": size, "mb_s_median": rate,
-                    "leecher_cpu_s_per_gib": lcpu, "seeder_cpu_s_per_gib": scpu,
-                }));
+                out[variant.json_key] = v.json;
             }
-            out["loopback_rc4"] = Value::Array(all);
         }
         if want("idle") {
             let mut all = Vec::new();

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p bt-tests --bin bench -- [--quick] [--json OUT.json] [--dir WORK]
-//!     [--only loopback,swarm,hashcheck,idle,first,dht] [--runtime tokio,smol]
+//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht] [--runtime tokio,smol]
 //! ```
 //!
 //! `--only rate_limit` measures how closely a 20 MiB/s upload limit, and a download limit,
@@ -17,12 +17,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use bt_adapter::Transports;
 use bt_proto::engine::RateLimits;
 use bt_tests::bench::{self, Options, Rt, Sizes, child};
 
 fn usage() -> String {
     "usage: bench [--quick] [--json OUT] [--dir WORK] [--only a,b] [--runtime tokio,smol]\n       \
-     bench child seed|leech tokio|smol TORRENT DIR [--max-connections N] [--encryption-required]"
+     bench child seed|leech tokio|smol TORRENT DIR [--max-connections N] [--encryption-required]\n       \
+     [--transport tcp|utp|both]"
         .to_string()
 }
 
@@ -39,6 +41,7 @@ fn child_main(args: &[String], started: Instant) -> Result<(), String> {
     let mut rate_limits = RateLimits::NONE;
     let mut max_connections = None;
     let mut encryption_required = false;
+    let mut transports = Transports::Both;
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -54,6 +57,14 @@ fn child_main(args: &[String], started: Instant) -> Result<(), String> {
                 max_connections = Some(n.parse().map_err(|_| usage())?);
             }
             "--encryption-required" => encryption_required = true,
+            "--transport" => {
+                transports = match it.next().map(String::as_str) {
+                    Some("tcp") => Transports::Tcp,
+                    Some("utp") => Transports::Utp,
+                    Some("both") => Transports::Both,
+                    _ => return Err(usage()),
+                };
+            }
             _ => return Err(usage()),
         }
     }
@@ -64,6 +75,7 @@ fn child_main(args: &[String], started: Instant) -> Result<(), String> {
         rate_limits,
         max_connections,
         encryption_required,
+        transports,
     };
     bench::run_child(rt, args, started)
 }

@@ -33,6 +33,7 @@ pub struct LtArgs {
     dht_bootstrap: Vec<SocketAddr>,
     dht_log: bool,
     require_encryption: bool,
+    utp_only: bool,
 }
 
 impl LtArgs {
@@ -49,6 +50,7 @@ impl LtArgs {
             dht_bootstrap: Vec::new(),
             dht_log: false,
             require_encryption: false,
+            utp_only: false,
         }
     }
 
@@ -122,6 +124,15 @@ impl LtArgs {
         self
     }
 
+    /// Peer connections over uTP only (libtorrent's `enable_outgoing_tcp` and
+    /// `enable_incoming_tcp` off, `enable_outgoing_utp` and `enable_incoming_utp` on), with
+    /// a `PEER_TRANSPORT` line per peer ([`Lt::peers_utp`]) and its uTP counters
+    /// ([`Lt::utp_stats`]). Without it libtorrent speaks TCP only.
+    pub fn utp_only(mut self) -> LtArgs {
+        self.utp_only = true;
+        self
+    }
+
     /// Prints libtorrent's DHT log (`DHTLOG` lines): what it did with every message, for
     /// finding out why it ignored one of ours.
     pub fn dht_log(mut self) -> LtArgs {
@@ -161,6 +172,19 @@ impl LtDhtStats {
     pub fn refused(&self) -> u64 {
         self.invalid_announce + self.invalid_get_peers + self.invalid_find_node + self.dropped_in
     }
+}
+
+/// libtorrent's uTP counters, as last printed (`UTP_STATS`): a field is 0 until printed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LtUtpStats {
+    /// uTP sockets connected now (`utp.num_utp_connected`).
+    pub connected: u64,
+    /// uTP packets with payload received so far (`utp.utp_payload_pkts_in`).
+    pub payload_in: u64,
+    /// uTP packets with payload sent so far (`utp.utp_payload_pkts_out`).
+    pub payload_out: u64,
+    /// Peer connections over TCP now (`peer.num_tcp_peers`).
+    pub tcp_peers: u64,
 }
 
 /// How one of libtorrent's connections is encrypted, as its `peer_info` flags say.
@@ -258,6 +282,9 @@ impl Lt {
         }
         if args.require_encryption {
             cmd.args(["--encryption", "required"]);
+        }
+        if args.utp_only {
+            cmd.args(["--transport", "utp"]);
         }
         for c in &args.connect {
             cmd.arg("--connect").arg(c.to_string());
@@ -425,6 +452,44 @@ impl Lt {
                 })
             })
             .collect()
+    }
+
+    /// Its peers and whether each connection was uTP (with [`LtArgs::utp_only`];
+    /// `PEER_TRANSPORT` lines), in order: a peer when first listed and again when that
+    /// changes, with the address as libtorrent sees it.
+    pub fn peers_utp(&self) -> Vec<(SocketAddr, bool)> {
+        self.lines("PEER_TRANSPORT")
+            .iter()
+            .filter_map(|l| {
+                let (addr, utp) = l.trim().split_once(" utp=")?;
+                Some((addr.parse().ok()?, utp == "1"))
+            })
+            .collect()
+    }
+
+    /// Its uTP counters as last printed (with [`LtArgs::utp_only`]; `UTP_STATS`).
+    pub fn utp_stats(&self) -> LtUtpStats {
+        let mut s = LtUtpStats::default();
+        let Some(last) = self.lines("UTP_STATS").pop() else {
+            return s;
+        };
+        for kv in last.split(' ') {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            let Ok(v) = v.parse() else {
+                continue;
+            };
+            let field = match k {
+                "connected" => &mut s.connected,
+                "payload_in" => &mut s.payload_in,
+                "payload_out" => &mut s.payload_out,
+                "tcp_peers" => &mut s.tcp_peers,
+                _ => continue,
+            };
+            *field = v;
+        }
+        s
     }
 
     /// Every connection libtorrent closed, with an error it blames on the peer

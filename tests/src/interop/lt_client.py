@@ -4,7 +4,7 @@
 One torrent, one role; or, with --role node, no torrent at all: a bare DHT node (BEP 5) that
 the other clients bootstrap from. Prints one line per fact on stdout, which the Rust side
 reads:
-  LISTEN <port>                    listening on 127.0.0.1:<port> (TCP, and UDP for the DHT)
+  LISTEN <port>                    listening on 127.0.0.1:<port> (TCP, and UDP for the DHT and uTP)
   TRACKER_REPLY <url> <peers>      an announce answered
   TRACKER_ERROR <url> <message>
   STATUS state=.. progress=.. down=.. up=.. peers=.. pieces=..   every STATUS_EVERY seconds
@@ -32,6 +32,12 @@ reads:
   PEER_CLOSED <ip:port> <error>    (--peer-log) any connection closed, also one refused before
                                    it named a torrent (its encryption policy refuses there)
   DHTLOG <message>                 (--dht-log) libtorrent's DHT log
+  PEER_TRANSPORT <ip:port> utp=<0|1>   (--transport utp) a peer in the peer list, first seen
+                                   or its flags changed: whether the connection is uTP
+  UTP_STATS connected=.. payload_in=.. payload_out=.. tcp_peers=..   (--transport utp)
+                                   libtorrent's uTP counters, when they change: uTP sockets
+                                   connected now, uTP data packets received and sent so far,
+                                   TCP peer connections now
   ERROR <message>
 Exit codes: 0 done (or stopped by SIGTERM), 2 bad arguments, 3 torrent error,
 4 could not listen, 5 timed out.
@@ -51,7 +57,8 @@ START_WITHIN = 10.0
 # How often progress is printed: often enough to follow a transfer of a few seconds.
 STATUS_EVERY = 0.25
 
-# How often the DHT counters are looked at (DHT_NODES, DHT_STATS are printed on a change).
+# How often the DHT and uTP counters are looked at (DHT_NODES, DHT_STATS, UTP_STATS are
+# printed on a change).
 DHT_STATS_EVERY = 0.5
 
 # How often a torrent with --dht announces again (force_dht_announce) while it has no peer.
@@ -73,6 +80,18 @@ DHT_METRICS = {
     "invalid_find_node": "dht.dht_invalid_find_node",
     "dropped_in": "dht.dht_messages_in_dropped",
 }
+
+# The uTP counters of UTP_STATS, by the name printed.
+UTP_METRICS = {
+    "connected": "utp.num_utp_connected",
+    "payload_in": "utp.utp_payload_pkts_in",
+    "payload_out": "utp.utp_payload_pkts_out",
+    "tcp_peers": "peer.num_tcp_peers",
+}
+
+# peer_info::utp_socket (peer_info.hpp: bit 17, between i2p_socket and ssl_socket); the
+# Python binding of 2.0 does not name it.
+UTP_SOCKET = 1 << 17
 
 # libtorrent's ban of a DHT node that sends too much (dos_blocker.cpp, incoming): more than
 # dht_block_ratelimit messages a second (default 5, averaged over 10 s: 50) from one IP and
@@ -150,9 +169,6 @@ def settings(args):
         "enable_natpmp": False,
         # Every peer is 127.0.0.1; without this libtorrent keeps one connection per IP.
         "allow_multiple_connections_per_ip": True,
-        # Our side speaks TCP only; uTP would only add failed attempts to the log.
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
         # See encryption_settings: plain BitTorrent unless --encryption says otherwise.
         "announce_to_all_tiers": True,
         "announce_to_all_trackers": True,
@@ -175,7 +191,22 @@ def settings(args):
     if args.dht:
         s.update(dht_settings(args))
     s.update(encryption_settings(args.encryption))
+    s.update(transport_settings(args.transport))
     return s
+
+
+def transport_settings(mode):
+    """The peer transports of --transport MODE."""
+    utp = mode == "utp"
+    # TCP only unless asked: the tests that look at the wire read TCP, and uTP attempts
+    # would only add failures to their logs. uTP only: TCP neither dialled nor accepted, so
+    # every byte of the torrent goes over uTP on the listen port's UDP socket.
+    return {
+        "enable_outgoing_utp": utp,
+        "enable_incoming_utp": utp,
+        "enable_outgoing_tcp": not utp,
+        "enable_incoming_tcp": not utp,
+    }
 
 
 # libtorrent's settings_pack::enc_policy (settings_pack.hpp): pe_forced = 0, pe_enabled = 1,
@@ -205,8 +236,13 @@ def encryption_settings(mode):
 
 def dht_stats(a):
     """The DHT_STATS fields of a session_stats_alert."""
+    return metrics(a, DHT_METRICS)
+
+
+def metrics(a, names):
+    """The counters `names` of a session_stats_alert, as name=value fields."""
     values = a.values
-    return " ".join("%s=%d" % (k, values.get(m, 0)) for k, m in DHT_METRICS.items())
+    return " ".join("%s=%d" % (k, values.get(m, 0)) for k, m in names.items())
 
 
 def main():
@@ -238,6 +274,12 @@ def main():
         choices=["disabled", "required"],
         default="disabled",
         help="message stream encryption: plaintext only, or MSE with RC4 on every connection",
+    )
+    p.add_argument(
+        "--transport",
+        choices=["tcp", "utp"],
+        default="tcp",
+        help="peer connections over TCP only, or over uTP only",
     )
     p.add_argument("--timeout", type=float, default=300.0)
     try:
@@ -318,6 +360,8 @@ def main():
     printed_stats = None
     seen_peers = set()
     enc_peers = {}
+    utp_peers = {}
+    printed_utp = None
     code = 0
     while not stopping:
         ses.wait_for_alert(50)
@@ -330,6 +374,11 @@ def main():
                 out("TRACKER_ERROR %s %s" % (a.tracker_url(), a.message()))
             elif isinstance(a, lt.dht_announce_alert):
                 out("DHT_ANNOUNCE %s:%d %s" % (a.ip, a.port, a.info_hash))
+            elif isinstance(a, lt.session_stats_alert) and not args.dht:
+                stats = metrics(a, UTP_METRICS)
+                if stats != printed_utp:
+                    printed_utp = stats
+                    out("UTP_STATS " + stats)
             elif isinstance(a, lt.session_stats_alert):
                 stats = dht_stats(a)
                 if stats != printed_stats:
@@ -373,7 +422,8 @@ def main():
         if code:
             break
         now = time.monotonic()
-        if args.dht and now - last_dht_stats >= DHT_STATS_EVERY:
+        stats_wanted = args.dht or args.transport == "utp"
+        if stats_wanted and now - last_dht_stats >= DHT_STATS_EVERY:
             last_dht_stats = now
             ses.post_session_stats()
         if h is not None:
@@ -405,6 +455,15 @@ def main():
                     if enc_peers.get(ep) != enc:
                         enc_peers[ep] = enc
                         out("PEER_ENC %s rc4=%d plaintext=%d" % ((ep,) + enc))
+            if args.transport == "utp":
+                # As PEER_ENC: every peer as soon as it is listed, before a seed and a
+                # leecher part.
+                for pi in h.get_peer_info():
+                    ep = "%s:%d" % (pi.ip[0], pi.ip[1])
+                    utp = 1 if int(pi.flags) & UTP_SOCKET else 0
+                    if utp_peers.get(ep) != utp:
+                        utp_peers[ep] = utp
+                        out("PEER_TRANSPORT %s utp=%d" % (ep, utp))
             if not done and st.is_seeding and st.state == lt.torrent_status.seeding:
                 done = True
                 out("DONE %.3f" % (now - started))
@@ -420,10 +479,20 @@ def main():
         for pi in h.get_peer_info():
             out(
                 "PEER %s:%d client=%s down=%d up=%d seed=%d source=%s"
-                % (pi.ip[0], pi.ip[1], pi.client.replace(" ", "_") or "?", pi.total_download,
+                % (pi.ip[0], pi.ip[1], client_name(pi), pi.total_download,
                    pi.total_upload, 1 if pi.flags & lt.peer_info.seed else 0, sources(pi.source))
             )
     sys.exit(code)
+
+
+def client_name(pi):
+    """The peer's client name, spaces made underscores; "?" when unknown."""
+    name = pi.client
+    # Quirk: the binding gives bytes, not str, for a name that is not valid UTF-8 (as for a
+    # peer still handshaking, such as a uTP connection to itself, listed at exit).
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return name.replace(" ", "_") or "?"
 
 
 def sources(source):

@@ -27,7 +27,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bt_adapter::{Encryption, Runtime, Session, Torrent, TorrentOptions};
+use bt_adapter::{Encryption, Runtime, Session, SessionBuilder, Torrent, TorrentOptions};
 use bt_proto::bencode;
 use bt_proto::engine::{Event, PeerInfo};
 use bt_proto::metainfo::Metainfo;
@@ -725,13 +725,22 @@ impl<R: Runtime> Ours<R> {
         dir: &Path,
         peers: &[SocketAddr],
     ) -> Ours<R> {
-        let session = Session::builder()
+        Ours::start_configured(ip, payload, dir, peers, |b| b.encryption(encryption)).await
+    }
+
+    /// [`Ours::start_at`] with the session's builder changed by `configure` (transports,
+    /// say).
+    pub async fn start_configured(
+        ip: Ipv4Addr,
+        payload: &Payload,
+        dir: &Path,
+        peers: &[SocketAddr],
+        configure: impl FnOnce(SessionBuilder<R>) -> SessionBuilder<R>,
+    ) -> Ours<R> {
+        let builder = Session::builder()
             .listen_ip(ip.into())
-            .config(crate::loopback_limits)
-            .encryption(encryption)
-            .start()
-            .await
-            .unwrap();
+            .config(crate::loopback_limits);
+        let session = configure(builder).start().await.unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let s = seen.clone();
         let mut events = session.events();
@@ -854,7 +863,18 @@ pub async fn our_seed_with<R: Runtime>(
     dir: &Path,
     procs: &[&Proc],
 ) -> Ours<R> {
-    let ours = Ours::<R>::start_with(Ipv4Addr::LOCALHOST, encryption, payload, dir, &[]).await;
+    let configure = |b: SessionBuilder<R>| b.encryption(encryption);
+    our_seed_configured(payload, dir, procs, configure).await
+}
+
+/// [`our_seed`] with the session's builder changed by `configure`.
+pub async fn our_seed_configured<R: Runtime>(
+    payload: &Payload,
+    dir: &Path,
+    procs: &[&Proc],
+    configure: impl FnOnce(SessionBuilder<R>) -> SessionBuilder<R>,
+) -> Ours<R> {
+    let ours = Ours::<R>::start_configured(Ipv4Addr::LOCALHOST, payload, dir, &[], configure).await;
     if ours.wait_complete().await.is_none() {
         fail("our seed did not verify its data", procs);
     }
