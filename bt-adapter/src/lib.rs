@@ -27,6 +27,7 @@ mod driver;
 pub mod events;
 mod handle;
 mod layout;
+mod limits;
 pub mod lsd;
 mod magnet;
 mod messages;
@@ -50,6 +51,7 @@ pub use bt_proto::engine::{
     HashcheckReport, PeerInfo, ProtocolViolation, StorageError, TorrentId, TorrentState,
     TorrentStats, TrackerInfo, Transport, Transports,
 };
+pub use bt_proto::engine::{DEFAULT_STALLED_AFTER, RateLimits};
 pub use bt_proto::magnet::Magnet;
 pub use bt_proto::metainfo::{Metainfo, MetainfoError};
 pub use bt_proto::mse::Encryption;
@@ -169,6 +171,8 @@ macro_rules! adapter_api {
             TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, Transport,
             Transports, disk, net, tracker, udp,
         };
+
+        pub use $crate::{DEFAULT_STALLED_AFTER, RateLimits};
 
         /// A BitTorrent session: one listening port serving any number of torrents.
         pub type Session = $crate::Session<$rt>;

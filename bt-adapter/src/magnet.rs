@@ -65,6 +65,11 @@ impl<R: Runtime> MagnetTorrent<R> {
         }
     }
 
+    /// The handle every operation goes through.
+    pub(crate) fn handle(&self) -> &Handle<R> {
+        &self.handle
+    }
+
     /// The engine's id of this torrent (the same as its [`Torrent::id`]).
     pub fn id(&self) -> TorrentId {
         self.handle.id

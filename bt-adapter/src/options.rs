@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bt_proto::engine::{AddTorrent, TorrentState};
+use bt_proto::engine::{AddTorrent, RateLimits, TorrentState};
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::storage::resume_path;
@@ -60,6 +60,7 @@ pub struct TorrentOptions<S = TorrentSource> {
     pub(crate) file_priorities: Vec<u8>,
     pub(crate) pex: bool,
     pub(crate) encryption: Option<bt_proto::mse::Encryption>,
+    pub(crate) rate_limits: RateLimits,
     pub(crate) on_hash_pass: Option<PieceCallback>,
     pub(crate) on_hash_fail: Option<PieceCallback>,
 }
@@ -77,6 +78,7 @@ impl<S> std::fmt::Debug for TorrentOptions<S> {
             .field("resume_path", &self.resume_path)
             .field("verify_existing", &self.verify_existing)
             .field("pex", &self.pex)
+            .field("rate_limits", &self.rate_limits)
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +130,7 @@ impl<S> TorrentOptions<S> {
             file_priorities: Vec::new(),
             pex: true,
             encryption: None,
+            rate_limits: RateLimits::NONE,
             on_hash_pass: None,
             on_hash_fail: None,
         }
@@ -141,6 +144,7 @@ impl<S> TorrentOptions<S> {
             file_priorities: self.file_priorities.clone(),
             no_pex: !self.pex,
             encryption: self.encryption,
+            rate_limits: self.rate_limits,
             ..Default::default()
         }
     }
@@ -207,6 +211,14 @@ impl<S> TorrentOptions<S> {
     /// only enables it, or refuse it.
     pub fn encryption(mut self, policy: bt_proto::mse::Encryption) -> Self {
         self.encryption = Some(policy);
+        self
+    }
+
+    /// This torrent's own upload and download limits in bytes per second (default: none;
+    /// 0 either way is none), within the session's ([`crate::SessionBuilder::rate_limits`]):
+    /// the lower of the two holds. [`crate::Torrent::set_rate_limits`] changes them later.
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
         self
     }
 

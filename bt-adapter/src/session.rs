@@ -565,7 +565,7 @@ impl<R: Runtime> Session<R> {
     }
 
     /// Sends `c` to the driver and waits for its answer on `rx`.
-    async fn command<T>(
+    pub(crate) async fn command<T>(
         &self,
         c: Command,
         rx: async_channel::Receiver<Result<T, Error>>,

@@ -108,7 +108,9 @@ impl<R: Runtime> Torrent<R> {
         self.handle.stats().await
     }
 
-    /// The run state.
+    /// The run state: `Started`, `Paused` or `Stopped` as asked, `Queued` while a started
+    /// torrent waits for a slot of the session's queue
+    /// ([`crate::SessionBuilder::max_active_downloads`]), `Failed` after a disk error.
     pub async fn state(&self) -> Result<TorrentState, Error> {
         Ok(self.stats().await?.state)
     }
@@ -183,6 +185,9 @@ impl<R: Runtime> Torrent<R> {
     // ----- commands -----------------------------------------------------------------------
 
     /// Connect, request and serve. From [`TorrentState::Failed`], this tries the disk again.
+    /// When the session caps the torrents that run at once
+    /// ([`crate::SessionBuilder::max_active_downloads`], `max_active_seeds`), a torrent with
+    /// no free slot waits in [`TorrentState::Queued`] until it gets one.
     pub async fn start(&self) -> Result<(), Error> {
         self.handle.set_state(TorrentState::Started).await
     }

@@ -49,6 +49,7 @@ pub mod edges;
 pub mod encryption;
 pub mod hostile_disk;
 pub mod interop;
+pub mod limits;
 pub mod local_discovery;
 pub mod magnet;
 pub mod sim;

@@ -802,3 +802,83 @@ fn a_magnet_link_completes_through_the_dht() {
         assert_eq!(table.nodes.len(), 1, "{table:?}");
     }
 }
+
+/// `--max-upload-rate` on the seed and `--max-download-rate` on the download: both commands
+/// take a RATE with a suffix, the seed says its limit, the download's JSON reports its own,
+/// and the transfer, byte-exact, takes at least what the seed's limit allows.
+#[test]
+fn seed_and_download_under_rate_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (content, torrent, meta) = payload_and_torrent(dir.path(), 5_000);
+    let down = dir.path().join("down");
+    let seeder = Seeder::start_with(&torrent, dir.path(), 0, &["--max-upload-rate", "128K"]);
+    let peer = format!("127.0.0.1:{}", seeder.port);
+    let run = bt(&[
+        "download",
+        &torrent,
+        "-o",
+        down.to_str().unwrap(),
+        "--peer",
+        &peer,
+        "--max-download-rate",
+        "1.5M",
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["max_download_rate"], 3 << 19);
+    assert_eq!(json["max_upload_rate"], 0);
+    assert_eq!(json["pieces_verified"], meta.piece_count());
+    assert_same_tree(&content, &down.join("payload"));
+    // What comes at once: the seed's bucket full at the start (at least one block) and the
+    // block it starts in debt at the end. The rest comes at 128 KiB/s at most.
+    let limit = 128 * 1024;
+    let at_once = 2 * 16 * 1024;
+    let least = (meta.size() - at_once) as f64 / limit as f64;
+    let took = json["seconds"].as_f64().unwrap();
+    assert!(
+        took >= least,
+        "{} bytes at {limit} B/s in {took} s",
+        meta.size()
+    );
+    let seed_run = seeder.interrupt();
+    assert!(seed_run.status.success(), "{}", seed_run.stderr);
+    assert!(
+        seed_run
+            .stderr
+            .contains("rate limits: download unlimited, upload 128.0 KiB/s"),
+        "{}",
+        seed_run.stderr
+    );
+}
+
+/// A RATE that does not parse: exit status 2, as for any bad argument, with one sentence
+/// naming it on stderr, and nothing done.
+#[test]
+fn a_bad_rate_is_refused_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, torrent, _) = payload_and_torrent(dir.path(), 100);
+    let down = dir.path().join("down");
+    let down_str = down.to_str().unwrap();
+    for (command, flag, rate) in [
+        ("download", "--max-download-rate", "5X"),
+        ("download", "--max-upload-rate", "1.5.M"),
+        ("seed", "--max-upload-rate", "-1"),
+        ("seed", "--max-download-rate", "fast"),
+    ] {
+        let flag_rate = format!("{flag}={rate}");
+        let args: Vec<&str> = match command {
+            "download" => vec![command, &torrent, "-o", down_str, &flag_rate],
+            _ => vec![command, &torrent, down_str, &flag_rate],
+        };
+        let run = bt(&args);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("`{rate}` is not a rate")),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+        assert!(!down.exists(), "{args:?} wrote {}", down.display());
+    }
+}

@@ -8,6 +8,7 @@ use bt_tests::conformance as c;
 use bt_tests::dht;
 use bt_tests::encryption as enc;
 use bt_tests::hostile_disk as hd;
+use bt_tests::limits;
 use bt_tests::local_discovery as lsd;
 use bt_tests::magnet;
 use bt_tests::swarm::run_on;
@@ -218,6 +219,24 @@ macro_rules! suite {
                 run_on::<$rt, _>("udp tracker", async {
                     c::swarm_through::<$rt>(udp_tracker().await).await
                 });
+            }
+
+            #[test]
+            fn a_session_rate_limit_set_at_run_time_holds() {
+                run_on::<$rt, _>(
+                    "session rate limit",
+                    limits::session_limit_set_at_run_time::<$rt>(),
+                );
+            }
+
+            #[test]
+            fn a_torrent_rate_limit_holds() {
+                run_on::<$rt, _>("torrent rate limit", limits::torrent_limit::<$rt>());
+            }
+
+            #[test]
+            fn one_active_download_queues_the_other() {
+                run_on::<$rt, _>("queue", limits::queue_of_two::<$rt>());
             }
         }
     };

@@ -14,6 +14,10 @@
 //!             [--dht-bootstrap HOST:PORT]...
 //! ```
 //!
+//! `download` and `seed` also take `--max-download-rate RATE` and `--max-upload-rate RATE`:
+//! bytes per second with an optional suffix K, M or G, 1024-based (`500K`, `1.5M`); 0, the
+//! default, is no limit (see `rate`).
+//!
 //! `download` and `seed` run the DHT unless `--no-dht` is given, and keep its routing table
 //! in DIR/.bt/dht.dat between runs.
 //!
@@ -42,6 +46,7 @@ use bt_tokio::{
 use clap::{Parser, Subcommand};
 
 mod magnet;
+mod rate;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Parser)]
@@ -153,6 +158,8 @@ struct Net {
     /// Port to listen on (default: any free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    #[command(flatten)]
+    rates: rate::RateArgs,
     /// No local service discovery (BEP 14): do not announce the torrent on the local network
     /// nor dial the peers announced there.
     #[arg(long)]
@@ -230,7 +237,9 @@ impl Net {
                 opts.bootstrap(self.dht_bootstrap)
             }
         };
-        let builder = Session::builder()
+        let builder = self
+            .rates
+            .apply(Session::builder())
             .port(self.port)
             .lsd(!self.no_lsd)
             .pex(!self.no_pex)
@@ -546,6 +555,7 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
             t.size(),
             session.port()
         );
+        rate::say_limits(session.rate_limits().await?);
     }
     let multi = MultiProgress::new();
     let pb = bar(&multi, &t, "download", quiet || json);
@@ -567,11 +577,13 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
         interrupt.wait().await;
     }
     let last = t.stats().await?;
+    let limits = session.rate_limits().await?;
     session.shutdown().await;
     let tally = tally.await?;
     let summary = Summary {
         hash_failures: tally.hash_failures,
         peers_banned: tally.peers_banned,
+        limits,
     };
     report(&t, &last, summary, start, json, quiet);
     Ok(if last.complete {
@@ -637,6 +649,8 @@ struct Summary {
     hash_failures: u64,
     /// Peers banned for it.
     peers_banned: u64,
+    /// The session's rate limits at the end.
+    limits: bt_tokio::RateLimits,
 }
 
 fn report(
@@ -661,6 +675,8 @@ fn report(
             "uploaded": up,
             "hash_failures": failures.hash_failures,
             "peers_banned": failures.peers_banned,
+            "max_download_rate": failures.limits.download,
+            "max_upload_rate": failures.limits.upload,
             "seconds": secs,
         });
         println!("{}", json_line(&obj));
@@ -721,6 +737,7 @@ async fn seed(file: &Path, dir: &Path, net: Net, quiet: bool) -> Result<ExitCode
     let mut interrupt = Interrupt::new()?;
     t.start().await?;
     if !quiet {
+        rate::say_limits(session.rate_limits().await?);
         eprintln!("seeding on port {} until Ctrl-C", session.port());
     }
     interrupt.wait().await;
@@ -749,6 +766,7 @@ async fn check(file: &Path, dir: &Path, json: bool) -> Result<ExitCode> {
     let failures = Summary {
         hash_failures: tally.await?.failed_checks,
         peers_banned: 0,
+        limits: bt_tokio::RateLimits::NONE,
     };
     if json {
         report(&t, &stats, failures, start, true, false);

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bt_adapter::{Event, Runtime, Session, TorrentOptions, TorrentState, Transports};
+use bt_proto::engine::RateLimits;
 
 use super::{Usage, err};
 
@@ -44,6 +45,8 @@ pub struct ChildArgs {
     pub torrent: PathBuf,
     /// The data directory.
     pub dir: PathBuf,
+    /// The session's rate limits (the bench's `rate_limit` part).
+    pub rate_limits: RateLimits,
     /// Connections the session accepts (the idle-connections bench needs more than the
     /// default).
     pub max_connections: Option<usize>,
@@ -100,6 +103,7 @@ pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), St
     let required = args.encryption_required;
     let session = Session::<R>::builder()
         .listen_ip(Ipv4Addr::LOCALHOST.into())
+        .rate_limits(args.rate_limits)
         .config(crate::loopback_limits)
         .config(move |c| {
             if required {

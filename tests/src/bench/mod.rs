@@ -10,6 +10,7 @@
 pub mod child;
 pub mod dht;
 mod loopback;
+mod rate_limit;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -53,6 +54,8 @@ pub struct Sizes {
     pub swarm_leechers: usize,
     /// Idle connections opened to one seeder.
     pub idle_conns: usize,
+    /// Seconds each rate-limited transfer lasts at its limit (`rate_limit`).
+    pub rate_limit_secs: u64,
 }
 
 impl Sizes {
@@ -63,6 +66,7 @@ impl Sizes {
         swarm: 512 * MIB,
         swarm_leechers: 8,
         idle_conns: 1000,
+        rate_limit_secs: 10,
     };
     /// A quick look (a minute or so): small payloads, one run each.
     pub const QUICK: Sizes = Sizes {
@@ -71,6 +75,7 @@ impl Sizes {
         swarm: 64 * MIB,
         swarm_leechers: 8,
         idle_conns: 1000,
+        rate_limit_secs: 3,
     };
 }
 
@@ -557,7 +562,7 @@ pub struct Options {
     /// Where to write the JSON.
     pub json: PathBuf,
     /// Only the parts named (empty: all): loopback, rc4, utp, swarm, hashcheck, idle, first,
-    /// dht.
+    /// dht, rate_limit.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -571,7 +576,7 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
     let s = opts.sizes;
     let mut out = json!({"sizes": {
         "loopback": s.loopback, "runs": s.runs, "swarm": s.swarm,
-        "idle_conns": s.idle_conns,
+        "idle_conns": s.idle_conns, "rate_limit_secs": s.rate_limit_secs,
     }});
     let mut rows: Vec<(String, String, String)> = Vec::new();
     let mut row = |name: String, value: String, target: &str| {
@@ -750,6 +755,13 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             "",
         );
         out["dht"] = v;
+    }
+    if want("rate_limit") {
+        let part = rate_limit::run(exe, &opts.runtimes, s, work)?;
+        for (name, value, target) in part.rows {
+            row(name, value, &target);
+        }
+        out["rate_limit"] = part.json;
     }
     if want("first") {
         let mut all = Vec::new();

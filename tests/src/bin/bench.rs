@@ -5,6 +5,9 @@
 //!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht] [--runtime tokio,smol]
 //! ```
 //!
+//! `--only rate_limit` measures how closely a 20 MiB/s upload limit, and a download limit,
+//! hold on a loopback transfer (the part is in the default run too).
+//!
 //! `--quick` runs small payloads once each (about a minute); the default is the issue's
 //! sizes (1 GiB loopback, three runs each on tokio and smol; several minutes). The work
 //! directory (default: `bench-work` under the system temp dir) holds payloads of a few GiB
@@ -15,6 +18,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bt_adapter::Transports;
+use bt_proto::engine::RateLimits;
 use bt_tests::bench::{self, Options, Rt, Sizes, child};
 
 fn usage() -> String {
@@ -34,12 +38,20 @@ fn child_main(args: &[String], started: Instant) -> Result<(), String> {
         _ => return Err(usage()),
     };
     let rt = Rt::parse(rt).ok_or_else(usage)?;
+    let mut rate_limits = RateLimits::NONE;
     let mut max_connections = None;
     let mut encryption_required = false;
     let mut transports = Transports::Both;
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         match flag.as_str() {
+            "--max-upload-rate" | "--max-download-rate" => {
+                let n = it.next().and_then(|n| n.parse().ok()).ok_or_else(usage)?;
+                match flag.as_str() {
+                    "--max-upload-rate" => rate_limits.upload = n,
+                    _ => rate_limits.download = n,
+                }
+            }
             "--max-connections" => {
                 let n = it.next().ok_or_else(usage)?;
                 max_connections = Some(n.parse().map_err(|_| usage())?);
@@ -60,6 +72,7 @@ fn child_main(args: &[String], started: Instant) -> Result<(), String> {
         role,
         torrent: PathBuf::from(torrent),
         dir: PathBuf::from(dir),
+        rate_limits,
         max_connections,
         encryption_required,
         transports,
