@@ -32,6 +32,7 @@ use crate::tracker::HttpClient;
 use crate::{Error, HashcheckReport, resume};
 
 mod magnet;
+mod readers;
 use magnet::MagnetCtx;
 
 /// Inputs taken from the queue before the driver drains the engine's outputs: batching
@@ -118,6 +119,8 @@ pub(crate) struct Driver<R: Runtime> {
     http: Arc<HttpClient>,
     lsd: LsdSockets<R>,
     dht: DhtSocket<R>,
+    /// Streaming readers dropped, to close in the engine.
+    dropped_readers: crate::messages::DroppedReaders,
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
@@ -153,6 +156,7 @@ impl<R: Runtime> Driver<R> {
             http,
             lsd: LsdSockets::default(),
             dht: DhtSocket::default(),
+            dropped_readers: Default::default(),
         }
     }
 
@@ -326,7 +330,11 @@ impl<R: Runtime> Driver<R> {
 
     fn command(&mut self, c: Command) {
         let now = R::now();
+        self.close_dropped_readers(now);
         match c {
+            Command::OpenReader { id, file, reply } => {
+                let _ = reply.try_send(self.open_reader(now, id, file));
+            }
             Command::Add(add) => self.add(*add),
             Command::AddMagnet(add) => self.add_magnet(*add),
             Command::WaitMetadata { id, reply } => self.wait_metadata(id, reply),

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use bt_proto::PieceIndex;
-use bt_proto::engine::{self, AddTorrent, CheckScope, Input, TorrentId, TorrentState};
+use bt_proto::engine::{self, AddTorrent, CheckScope, Input, ReaderId, TorrentId, TorrentState};
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
@@ -94,6 +94,18 @@ pub(crate) struct AddMagnetCmd {
     pub(crate) reply: Reply<Result<TorrentId, Error>>,
 }
 
+/// Streaming readers dropped whose engine readers the driver has yet to close: a reader is
+/// dropped where it cannot wait for room in the command queue, so it leaves its id here.
+pub(crate) type DroppedReaders = Arc<std::sync::Mutex<Vec<ReaderId>>>;
+
+/// What a streaming reader gets from the driver: its engine reader, the torrent's files and
+/// where to leave its id when dropped.
+pub(crate) struct OpenedReader {
+    pub(crate) reader: ReaderId,
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) dropped: DroppedReaders,
+}
+
 /// What the API handles ask the driver.
 pub(crate) enum Command {
     Add(Box<AddCmd>),
@@ -102,6 +114,12 @@ pub(crate) enum Command {
     WaitMetadata {
         id: TorrentId,
         reply: Reply<Result<Arc<Metainfo>, Error>>,
+    },
+    /// Open a streaming reader on file `file` of the torrent.
+    OpenReader {
+        id: TorrentId,
+        file: usize,
+        reply: Reply<Result<OpenedReader, Error>>,
     },
     /// Run a job on the engine (it replies itself).
     Run(EngineJob),

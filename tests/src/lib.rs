@@ -52,5 +52,6 @@ pub mod interop;
 pub mod local_discovery;
 pub mod magnet;
 pub mod sim;
+pub mod streaming;
 pub mod swarm;
 pub mod tracker;
