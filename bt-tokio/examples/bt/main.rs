@@ -19,6 +19,7 @@
 //!
 //! ```text
 //! bt check FILE.torrent DIR [--json]
+//! bt cat FILE.torrent FILE [-o DIR] [--peer HOST:PORT]...   # one file to stdout as it comes
 //! ```
 //!
 //! Text that comes from a torrent or a tracker (names, paths, comments, URLs, tracker
@@ -39,6 +40,7 @@ use bt_tokio::proto::storage::RESUME_DIR;
 use bt_tokio::{DhtOptions, Encryption, Event, Session, Torrent, TorrentOptions, TorrentState};
 use clap::{Parser, Subcommand};
 
+mod cat;
 mod magnet;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -105,6 +107,9 @@ enum Cmd {
         /// Keep seeding once complete, until Ctrl-C.
         #[arg(long)]
         seed: bool,
+        /// Download pieces in order from the start, rather than rarest first.
+        #[arg(long)]
+        sequential: bool,
         /// Print one JSON object at the end.
         #[arg(long)]
         json: bool,
@@ -127,6 +132,23 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Write one file of a torrent to stdout in order as it downloads (into DIR: rerun to
+    /// resume).
+    Cat {
+        /// The .torrent file.
+        file: PathBuf,
+        /// The file: its index as `bt info` lists the files (from 0), or its path there.
+        #[arg(value_name = "FILE")]
+        which: String,
+        /// Directory to download into (default: the current one).
+        #[arg(short = 'o', long = "out")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        net: Net,
+        /// A peer to connect to (repeat for more).
+        #[arg(long = "peer")]
+        peers: Vec<String>,
     },
     /// The loopback demo (also what `bt` alone runs).
     Demo {
@@ -250,6 +272,7 @@ async fn main() -> ExitCode {
             net,
             peers,
             seed,
+            sequential,
             json,
         } => {
             let how = Download {
@@ -257,6 +280,7 @@ async fn main() -> ExitCode {
                 net,
                 peers,
                 keep_seeding: seed,
+                sequential,
                 json,
                 quiet,
             };
@@ -264,6 +288,23 @@ async fn main() -> ExitCode {
         }
         Cmd::Seed { file, dir, net } => seed(&file, &dir, net, quiet).await,
         Cmd::Check { file, dir, json } => check(&file, &dir, json).await,
+        Cmd::Cat {
+            file,
+            which,
+            dir,
+            net,
+            peers,
+        } => {
+            let how = cat::Cat {
+                torrent: file,
+                file: which,
+                dir,
+                net,
+                peers,
+                quiet,
+            };
+            cat::cat(how).await
+        }
         Cmd::Demo { size_mib, leechers } => demo(size_mib, leechers, quiet).await,
     };
     match result {
@@ -474,6 +515,8 @@ struct Download {
     net: Net,
     peers: Vec<String>,
     keep_seeding: bool,
+    /// Pieces in order (`--sequential`).
+    sequential: bool,
     json: bool,
     quiet: bool,
 }
@@ -484,6 +527,7 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
         net,
         peers,
         keep_seeding,
+        sequential,
         json,
         quiet,
     } = how;
@@ -495,7 +539,12 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
     let t = match as_magnet(file) {
         Some(uri) => {
             match magnet::fetch(&session, uri, base, &peers, quiet, &mut interrupt).await? {
-                Some(fetched) => fetched,
+                Some(fetched) => {
+                    if sequential {
+                        fetched.set_sequential(true).await?;
+                    }
+                    fetched
+                }
                 None => {
                     if !quiet {
                         eprintln!("interrupted before the metadata arrived");
@@ -507,7 +556,11 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
         }
         None => {
             let t = session
-                .add_torrent(TorrentOptions::from_path(file).base_dir(base))
+                .add_torrent(
+                    TorrentOptions::from_path(file)
+                        .base_dir(base)
+                        .sequential(sequential),
+                )
                 .await?;
             add_peers(&t, &peers).await?;
             t
