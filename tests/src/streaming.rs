@@ -91,6 +91,8 @@ struct Setup<R: bt_adapter::Runtime> {
     leecher: Session<R>,
     t: Torrent<R>,
     content: PathBuf,
+    /// The leecher's base directory.
+    base: PathBuf,
 }
 
 async fn setup<R: StreamRuntime>() -> Setup<R> {
@@ -98,8 +100,9 @@ async fn setup<R: StreamRuntime>() -> Setup<R> {
     let seed_dir = dir.path().join("seed");
     let (torrent, seed, _) = running_seed::<R>(&seed_dir, SCALE, PIECE).await;
     let leecher = loopback_session::<R>().await;
+    let base = dir.path().join("leecher");
     let t = leecher
-        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(dir.path().join("leecher")))
+        .add_torrent(TorrentOptions::from_bytes(torrent).base_dir(&base))
         .await
         .unwrap();
     Setup {
@@ -108,6 +111,7 @@ async fn setup<R: StreamRuntime>() -> Setup<R> {
         leecher,
         t,
         content: seed_dir.join("payload"),
+        base,
     }
 }
 
@@ -261,7 +265,7 @@ pub async fn dropping_a_reader_releases_it<R: StreamRuntime>() {
 
 /// A reader waiting for bytes ends with [`Error::Stopped`] when the torrent is stopped, and
 /// with [`Error::NoSuchTorrent`] when it is removed; bytes verified stay readable after a
-/// stop.
+/// stop; a file cut short on disk is an [`Error::Storage`].
 pub async fn stop_and_removal_end_a_wait<R: StreamRuntime>() {
     let s = setup::<R>().await;
     let (file, expected) = file_of(&s.t, &s.content, "big.bin");
@@ -276,6 +280,18 @@ pub async fn stop_and_removal_end_a_wait<R: StreamRuntime>() {
     s.t.stop().await.unwrap();
     let got = read_n::<R>(&mut r, usize::MAX, 65_536).await;
     assert!(got == expected);
+    // A file cut short under the reader: a storage error, not short data.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.base.join("payload/big.bin"))
+        .unwrap()
+        .set_len(1_000)
+        .unwrap();
+    R::seek(&mut r, SeekFrom::Start(500)).await.unwrap();
+    assert_eq!(
+        inner(R::read(&mut r, &mut [0; 4_096]).await.unwrap_err()),
+        "Storage"
+    );
     drop(r);
     // A wait on a torrent removed from under it.
     let fresh = setup::<R>().await;
