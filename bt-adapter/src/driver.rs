@@ -333,7 +333,9 @@ impl<R: Runtime> Driver<R> {
         self.close_dropped_readers(now);
         match c {
             Command::OpenReader { id, file, reply } => {
+                // Undelivered (the caller gave up), the reader's guard queues it for closing.
                 let _ = reply.try_send(self.open_reader(now, id, file));
+                self.close_dropped_readers(now);
             }
             Command::Add(add) => self.add(*add),
             Command::AddMagnet(add) => self.add_magnet(*add),

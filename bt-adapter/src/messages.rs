@@ -98,12 +98,27 @@ pub(crate) struct AddMagnetCmd {
 /// dropped where it cannot wait for room in the command queue, so it leaves its id here.
 pub(crate) type DroppedReaders = Arc<std::sync::Mutex<Vec<ReaderId>>>;
 
-/// What a streaming reader gets from the driver: its engine reader, the torrent's files and
-/// where to leave its id when dropped.
-pub(crate) struct OpenedReader {
+/// An engine reader that the driver closes once this is dropped (at its next command), on
+/// whichever path: a reader dropped, or an open whose caller gave up before the answer.
+pub(crate) struct ReaderGuard {
     pub(crate) reader: ReaderId,
-    pub(crate) storage: Arc<Storage>,
     pub(crate) dropped: DroppedReaders,
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        // The list stays valid whatever a panicking holder did: it only grows and is taken.
+        self.dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.reader);
+    }
+}
+
+/// What a streaming reader gets from the driver: its engine reader and the torrent's files.
+pub(crate) struct OpenedReader {
+    pub(crate) guard: ReaderGuard,
+    pub(crate) storage: Arc<Storage>,
 }
 
 /// What the API handles ask the driver.

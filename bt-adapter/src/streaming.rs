@@ -22,7 +22,7 @@ use crate::Error;
 use crate::disk::Storage;
 use crate::events::Events;
 use crate::handle::Handle;
-use crate::messages::{Command, DroppedReaders, OpenedReader, reply};
+use crate::messages::{Command, OpenedReader, ReaderGuard, reply};
 use crate::runtime::Runtime;
 use crate::torrent::Torrent;
 
@@ -66,8 +66,9 @@ pub struct FileReader<R: Runtime> {
     /// Where the next byte returned is, in bytes from the file's start.
     pos: u64,
     reader: ReaderId,
+    /// Closes the engine reader when dropped; `None` only while the reader is dropped.
+    guard: Option<ReaderGuard>,
     storage: Arc<Storage>,
-    dropped: DroppedReaders,
     /// Verified bytes read at `pos` and not yet returned.
     buf: Bytes,
     fill: Option<Fill>,
@@ -125,19 +126,16 @@ impl<R: Runtime> FileReader<R> {
                 reply,
             })
             .await?;
-        let OpenedReader {
-            reader,
-            storage,
-            dropped,
-        } = rx.recv().await.map_err(|_| Error::SessionClosed)??;
+        let OpenedReader { guard, storage } =
+            rx.recv().await.map_err(|_| Error::SessionClosed)??;
         Ok(FileReader {
             handle: handle.clone(),
             file,
             len,
             pos: 0,
-            reader,
+            reader: guard.reader,
+            guard: Some(guard),
             storage,
-            dropped,
             buf: Bytes::new(),
             fill: None,
         })
@@ -238,12 +236,10 @@ impl<R: Runtime> FileReader<R> {
 
 impl<R: Runtime> Drop for FileReader<R> {
     fn drop(&mut self) {
-        // A drop cannot wait for room in the command queue: the id is left for the driver,
-        // and an empty command wakes it. When the queue is full, the commands in it do.
-        self.dropped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(self.reader);
+        // A drop cannot wait for room in the command queue: the guard leaves the id for the
+        // driver, and then an empty command wakes it. When the queue is full, the commands
+        // in it do.
+        drop(self.guard.take());
         let _ = self
             .handle
             .shared

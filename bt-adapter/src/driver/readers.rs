@@ -8,7 +8,7 @@ use bt_proto::engine::TorrentId;
 
 use super::Driver;
 use crate::Error;
-use crate::messages::OpenedReader;
+use crate::messages::{OpenedReader, ReaderGuard};
 use crate::runtime::Runtime;
 
 impl<R: Runtime> Driver<R> {
@@ -36,14 +36,17 @@ impl<R: Runtime> Driver<R> {
             .open_reader(now, id, file)
             .ok_or(Error::TooManyReaders)?;
         Ok(OpenedReader {
-            reader,
+            guard: ReaderGuard {
+                reader,
+                dropped: self.dropped_readers.clone(),
+            },
             storage,
-            dropped: self.dropped_readers.clone(),
         })
     }
 
     /// Closes the engine readers of the readers dropped since the last command.
     pub(super) fn close_dropped_readers(&mut self, now: Instant) {
+        // The list stays valid whatever a panicking holder did: it only grows and is taken.
         let dropped = std::mem::take(
             &mut *self
                 .dropped_readers
