@@ -154,12 +154,20 @@ fn cat_writes_one_file_byte_exact_and_a_rerun_resumes() {
 }
 
 #[test]
-fn cat_refuses_a_file_not_in_the_torrent_with_status_2() {
+fn cat_refuses_a_file_not_in_the_torrent_or_a_magnet_link_with_status_2() {
     let dir = tempfile::tempdir().unwrap();
     let (torrent, meta) = payload_and_torrent(dir.path());
     let down = dir.path().join("down");
     let listed = meta.files().iter().filter(|f| !f.is_padding()).count();
     let past = listed.to_string();
+    let magnet = format!("magnet:?xt=urn:btih:{}", meta.info_hash());
+    let out = bt(&["cat", &magnet, "0", "-o", down.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a magnet link"),
+        "{}",
+        stderr(&out)
+    );
     for (file, says) in [
         (past.as_str(), format!("no file {listed}")),
         ("nope.bin", "no file `nope.bin`".to_string()),

@@ -10,7 +10,7 @@ use bt_tokio::TorrentOptions;
 use bt_tokio::proto::encoding::printable::escape;
 use bt_tokio::proto::metainfo::Metainfo;
 
-use crate::{Interrupt, Net, Result, add_peers, load, torrent_path};
+use crate::{Interrupt, Net, Result, add_peers, as_magnet, load};
 
 /// The exit status of a bad argument, as clap gives for the ones it parses.
 const BAD_ARGUMENT: u8 = 2;
@@ -57,7 +57,14 @@ fn pick(meta: &Metainfo, arg: &str) -> std::result::Result<usize, String> {
 
 /// Runs `bt cat`.
 pub(crate) async fn cat(how: Cat) -> Result<ExitCode> {
-    let meta = load(torrent_path(&how.torrent)?)?;
+    if as_magnet(&how.torrent).is_some() {
+        eprintln!(
+            "error: cat takes a .torrent file, not a magnet link: `bt download` fetches a \
+             link's metadata and keeps it as DIR/.bt/<info-hash>.torrent"
+        );
+        return Ok(ExitCode::from(BAD_ARGUMENT));
+    }
+    let meta = load(&how.torrent)?;
     let file = match pick(&meta, &how.file) {
         Ok(i) => i,
         Err(sentence) => {
