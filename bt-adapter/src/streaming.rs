@@ -257,8 +257,9 @@ async fn fill<R: Runtime>(
     file: usize,
     pos: u64,
 ) -> Result<Bytes, Error> {
-    // Subscribed only once the bytes are not there (a subscription holds a queue of
-    // events), and before looking again: a piece passing after that look wakes the wait.
+    // Subscribed once the bytes are not there, and before looking again: a piece passing
+    // after that look wakes the wait. Only the latest event is kept: the wait looks again
+    // whatever it was.
     let mut events: Option<Events> = None;
     loop {
         let status = handle
@@ -280,18 +281,15 @@ async fn fill<R: Runtime>(
             ReadStatus::Stopped => return Err(Error::Stopped),
             ReadStatus::Failed(e) => return Err(Error::Storage(e)),
             ReadStatus::Wait => match &mut events {
-                None => events = Some(handle.events()),
+                None => events = Some(handle.events.subscribe_latest()),
                 Some(events) => changed(events).await?,
             },
         }
     }
 }
 
-/// Waits for the torrent's next event and takes every one queued behind it. Whatever they
-/// say, the caller looks again once: a subscriber that falls behind skips the oldest
-/// events, so no single one is relied on.
+/// Waits for the torrent's next event (the subscriber keeps only the latest, so none is
+/// relied on: the caller looks at the state again whatever it says).
 async fn changed(events: &mut Events) -> Result<(), Error> {
-    events.next().await.ok_or(Error::NoSuchTorrent)?;
-    while let Some(Some(_)) = futures_lite::future::poll_once(events.next()).await {}
-    Ok(())
+    events.next().await.map(drop).ok_or(Error::NoSuchTorrent)
 }
