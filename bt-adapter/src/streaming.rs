@@ -26,10 +26,10 @@ use crate::messages::{Command, OpenedReader, ReaderGuard, reply};
 use crate::runtime::Runtime;
 use crate::torrent::Torrent;
 
-/// Bytes a reader takes from the file at a time (fewer if fewer are verified): 1 MiB, a few
-/// milliseconds of reading from the page cache, so that a reader reading small buffers does
-/// not ask the driver and the blocking pool for each; it is also what a reader holds in
-/// memory at most.
+/// Bytes a reader takes from the file at a time (fewer if fewer are verified): 1 MiB, well
+/// under a millisecond from the page cache, so that a reader reading small buffers does not
+/// ask the driver and the blocking pool for each; it is also what a reader holds in memory
+/// at most.
 pub const READ_CHUNK: usize = 1024 * 1024;
 
 /// A runtime whose file readers ([`Torrent::file_reader`]) implement its own async read and
