@@ -34,6 +34,8 @@ use sha1::{Digest, Sha1};
 
 use crate::beneath::{self, Access, OpenError};
 
+mod file_read;
+
 /// Bytes a piece check reads and hashes at a time: fits a core's L2 cache, so each byte read
 /// is hashed from cache rather than memory, and a 16 MiB piece needs no 16 MiB buffer.
 const CHECK_CHUNK: usize = 256 * 1024;

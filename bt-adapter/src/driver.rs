@@ -33,6 +33,7 @@ use crate::udp::UdpPort;
 use crate::{Error, HashcheckReport, resume};
 
 mod magnet;
+mod readers;
 use magnet::MagnetCtx;
 
 /// Inputs taken from the queue before the driver drains the engine's outputs: batching
@@ -122,6 +123,8 @@ pub(crate) struct Driver<R: Runtime> {
     /// The session's UDP port, for the DHT and uTP; `None` when neither runs or it did not
     /// open.
     udp: Option<UdpPort<R>>,
+    /// Streaming readers dropped, to close in the engine.
+    dropped_readers: crate::messages::DroppedReaders,
 }
 
 fn event_torrent(e: &Event) -> Option<TorrentId> {
@@ -158,6 +161,7 @@ impl<R: Runtime> Driver<R> {
             lsd: LsdSockets::default(),
             dht: DhtState::default(),
             udp: None,
+            dropped_readers: Default::default(),
         }
     }
 
@@ -344,7 +348,13 @@ impl<R: Runtime> Driver<R> {
 
     fn command(&mut self, c: Command) {
         let now = R::now();
+        self.close_dropped_readers(now);
         match c {
+            Command::OpenReader { id, file, reply } => {
+                // Undelivered (the caller gave up), the reader's guard queues it for closing.
+                let _ = reply.try_send(self.open_reader(now, id, file));
+                self.close_dropped_readers(now);
+            }
             Command::Add(add) => self.add(*add),
             Command::AddMagnet(add) => self.add_magnet(*add),
             Command::WaitMetadata { id, reply } => self.wait_metadata(id, reply),

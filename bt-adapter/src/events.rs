@@ -26,7 +26,17 @@ impl Fanout {
 
     /// A new subscriber, seeing events from now on.
     pub(crate) fn subscribe(&self) -> Events {
-        let (tx, rx) = async_channel::bounded(EVENT_QUEUE);
+        self.subscribe_with(EVENT_QUEUE)
+    }
+
+    /// A subscriber holding only the latest event: a wake-up for a waiter that looks at the
+    /// state again whatever happened (a streaming reader), without a queue's memory.
+    pub(crate) fn subscribe_latest(&self) -> Events {
+        self.subscribe_with(1)
+    }
+
+    fn subscribe_with(&self, capacity: usize) -> Events {
+        let (tx, rx) = async_channel::bounded(capacity);
         self.subscribers().push(tx);
         Events(Box::pin(rx))
     }
@@ -95,6 +105,18 @@ mod tests {
         let got: Vec<Event> = futures_lite::future::block_on(slow.collect());
         assert_eq!(got.len(), EVENT_QUEUE);
         assert_eq!(got.first(), Some(&complete(3)));
+    }
+
+    #[test]
+    fn a_latest_subscriber_holds_the_last_event() {
+        let f = Fanout::default();
+        let latest = f.subscribe_latest();
+        for i in 0..5 {
+            f.send(&complete(i));
+        }
+        f.close();
+        let got: Vec<Event> = futures_lite::future::block_on(latest.collect());
+        assert_eq!(got, vec![complete(4)]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod options;
 mod resume;
 pub mod runtime;
 mod session;
+pub mod streaming;
 #[cfg(feature = "https")]
 mod tls;
 mod torrent;
@@ -70,6 +71,7 @@ pub use options::{MagnetOptions, TorrentOptions, TorrentSource};
 pub use resume::{MAX_METADATA_FILE, MAX_RESUME_FILE};
 pub use runtime::Runtime;
 pub use session::{INPUT_QUEUE, Session, SessionBuilder};
+pub use streaming::{READ_CHUNK, ReaderRuntime};
 pub use torrent::Torrent;
 
 /// What can go wrong with the API.
@@ -125,6 +127,21 @@ pub enum Error {
     /// The torrent was removed from the session.
     #[error("the torrent is not in the session")]
     NoSuchTorrent,
+    /// A file index past the torrent's files ([`Torrent::file_reader`]).
+    #[error("the torrent has no file {file}: it has {files}")]
+    NoSuchFile {
+        /// The index asked for.
+        file: usize,
+        /// How many files the torrent has.
+        files: usize,
+    },
+    /// The session has [`bt_proto::engine::MAX_READERS`] streaming readers open already.
+    #[error("too many file readers open in the session")]
+    TooManyReaders,
+    /// The torrent was stopped while a reader waited for bytes it had not verified yet:
+    /// they will not come until it is started.
+    #[error("the torrent is stopped: the bytes to read are not downloaded yet")]
+    Stopped,
     /// Reading or writing the torrent's files failed: the torrent is
     /// [`TorrentState::Failed`] until it is started again (see [`Torrent::wait_complete`]).
     #[error("{0}")]
@@ -167,9 +184,9 @@ macro_rules! adapter_api {
             Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash, IoFailure,
             LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN, MAX_RESUME_FILE,
             Magnet, MagnetOptions, Metainfo, MetainfoError, PeerId, PeerInfo, PeerSpec, PieceIndex,
-            ProtocolViolation, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp, TorrentId,
-            TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo, Transport,
-            Transports, disk, net, tracker, udp,
+            ProtocolViolation, READ_CHUNK, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp,
+            TorrentId, TorrentOptions, TorrentSource, TorrentState, TorrentStats, TrackerInfo,
+            Transport, Transports, disk, net, tracker, udp,
         };
 
         pub use $crate::{DEFAULT_STALLED_AFTER, RateLimits};

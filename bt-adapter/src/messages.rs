@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use bt_proto::PieceIndex;
-use bt_proto::engine::{self, AddTorrent, CheckScope, Input, TorrentId, TorrentState};
+use bt_proto::engine::{self, AddTorrent, CheckScope, Input, ReaderId, TorrentId, TorrentState};
 use bt_proto::magnet::Magnet;
 use bt_proto::metainfo::Metainfo;
 use bt_proto::resume::ResumeData;
@@ -96,6 +96,33 @@ pub(crate) struct AddMagnetCmd {
     pub(crate) reply: Reply<Result<TorrentId, Error>>,
 }
 
+/// Streaming readers dropped whose engine readers the driver has yet to close: a reader is
+/// dropped where it cannot wait for room in the command queue, so it leaves its id here.
+pub(crate) type DroppedReaders = Arc<std::sync::Mutex<Vec<ReaderId>>>;
+
+/// An engine reader that the driver closes once this is dropped (at its next command), on
+/// whichever path: a reader dropped, or an open whose caller gave up before the answer.
+pub(crate) struct ReaderGuard {
+    pub(crate) reader: ReaderId,
+    pub(crate) dropped: DroppedReaders,
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        // The list stays valid whatever a panicking holder did: it only grows and is taken.
+        self.dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.reader);
+    }
+}
+
+/// What a streaming reader gets from the driver: its engine reader and the torrent's files.
+pub(crate) struct OpenedReader {
+    pub(crate) guard: ReaderGuard,
+    pub(crate) storage: Arc<Storage>,
+}
+
 /// What the API handles ask the driver.
 pub(crate) enum Command {
     Add(Box<AddCmd>),
@@ -104,6 +131,12 @@ pub(crate) enum Command {
     WaitMetadata {
         id: TorrentId,
         reply: Reply<Result<Arc<Metainfo>, Error>>,
+    },
+    /// Open a streaming reader on file `file` of the torrent.
+    OpenReader {
+        id: TorrentId,
+        file: usize,
+        reply: Reply<Result<OpenedReader, Error>>,
     },
     /// Run a job on the engine (it replies itself).
     Run(EngineJob),

@@ -59,6 +59,7 @@ pub struct TorrentOptions<S = TorrentSource> {
     pub(crate) verify_existing: bool,
     pub(crate) file_priorities: Vec<u8>,
     pub(crate) pex: bool,
+    pub(crate) sequential: bool,
     pub(crate) encryption: Option<bt_proto::mse::Encryption>,
     pub(crate) rate_limits: RateLimits,
     pub(crate) on_hash_pass: Option<PieceCallback>,
@@ -129,6 +130,7 @@ impl<S> TorrentOptions<S> {
             verify_existing: true,
             file_priorities: Vec::new(),
             pex: true,
+            sequential: false,
             encryption: None,
             rate_limits: RateLimits::NONE,
             on_hash_pass: None,
@@ -143,6 +145,7 @@ impl<S> TorrentOptions<S> {
             state: self.state,
             file_priorities: self.file_priorities.clone(),
             no_pex: !self.pex,
+            sequential: self.sequential,
             encryption: self.encryption,
             rate_limits: self.rate_limits,
             ..Default::default()
@@ -203,6 +206,15 @@ impl<S> TorrentOptions<S> {
     /// [`crate::SessionBuilder::pex`]; never for a private torrent).
     pub fn pex(mut self, enabled: bool) -> Self {
         self.pex = enabled;
+        self
+    }
+
+    /// Download pieces in index order rather than rarest first (default: off), for a file
+    /// played or copied from its start while it downloads; the pieces of open file readers
+    /// ([`crate::Torrent::file_reader`]) come first either way. It can be changed later
+    /// ([`crate::Torrent::set_sequential`]).
+    pub fn sequential(mut self, on: bool) -> Self {
+        self.sequential = on;
         self
     }
 

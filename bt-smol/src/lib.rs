@@ -29,8 +29,10 @@
 //! threads it has.
 #![forbid(unsafe_code)]
 
+mod reader;
 mod runtime;
 
+pub use reader::FileReader;
 pub use runtime::{Smol, SmolReader};
 
 bt_adapter::adapter_api!(crate::Smol);

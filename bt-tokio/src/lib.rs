@@ -26,8 +26,10 @@
 //! does the same on smol, so the two expose the same API, events and errors.
 #![forbid(unsafe_code)]
 
+mod reader;
 mod runtime;
 
+pub use reader::FileReader;
 pub use runtime::Tokio;
 
 bt_adapter::adapter_api!(crate::Tokio);

@@ -53,6 +53,7 @@ pub mod limits;
 pub mod local_discovery;
 pub mod magnet;
 pub mod sim;
+pub mod streaming;
 pub mod swarm;
 pub mod tracker;
 pub mod utp;

@@ -89,6 +89,7 @@ mod pex;
 mod queries;
 mod queue;
 mod rate_limits;
+mod reading;
 mod resume_saves;
 mod smart_ban;
 mod streaming;
@@ -134,6 +135,7 @@ pub use pex::{
     PEX_INTERVAL,
 };
 pub use rate_limits::{PIECE_HEADER_LEN, REQUEST_LEN};
+pub use reading::{ReadStatus, seek_target};
 pub use streaming::{
     MAX_READERS, MIN_STREAM_DEPTH, MIN_WINDOW_PIECES, ReaderId, STREAM_REQUEST_AHEAD, STREAM_WINDOW,
 };

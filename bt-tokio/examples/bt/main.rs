@@ -23,6 +23,7 @@
 //!
 //! ```text
 //! bt check FILE.torrent DIR [--json]
+//! bt cat FILE.torrent FILE [-o DIR] [--peer HOST:PORT]...   # one file to stdout as it comes
 //! ```
 //!
 //! Text that comes from a torrent or a tracker (names, paths, comments, URLs, tracker
@@ -45,6 +46,7 @@ use bt_tokio::{
 };
 use clap::{Parser, Subcommand};
 
+mod cat;
 mod magnet;
 mod rate;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -112,6 +114,9 @@ enum Cmd {
         /// Keep seeding once complete, until Ctrl-C.
         #[arg(long)]
         seed: bool,
+        /// Download pieces in order from the start, rather than rarest first.
+        #[arg(long)]
+        sequential: bool,
         /// Print one JSON object at the end.
         #[arg(long)]
         json: bool,
@@ -134,6 +139,23 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Write one file of a torrent to stdout in order as it downloads (into DIR: rerun to
+    /// resume).
+    Cat {
+        /// The .torrent file.
+        file: PathBuf,
+        /// The file: its index as `bt info` lists the files (from 0), or its path there.
+        #[arg(value_name = "FILE")]
+        which: String,
+        /// Directory to download into (default: the current one).
+        #[arg(short = 'o', long = "out")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        net: Net,
+        /// A peer to connect to (repeat for more).
+        #[arg(long = "peer")]
+        peers: Vec<String>,
     },
     /// The loopback demo (also what `bt` alone runs).
     Demo {
@@ -285,6 +307,7 @@ async fn main() -> ExitCode {
             net,
             peers,
             seed,
+            sequential,
             json,
         } => {
             let how = Download {
@@ -292,6 +315,7 @@ async fn main() -> ExitCode {
                 net,
                 peers,
                 keep_seeding: seed,
+                sequential,
                 json,
                 quiet,
             };
@@ -299,6 +323,23 @@ async fn main() -> ExitCode {
         }
         Cmd::Seed { file, dir, net } => seed(&file, &dir, net, quiet).await,
         Cmd::Check { file, dir, json } => check(&file, &dir, json).await,
+        Cmd::Cat {
+            file,
+            which,
+            dir,
+            net,
+            peers,
+        } => {
+            let how = cat::Cat {
+                torrent: file,
+                file: which,
+                dir,
+                net,
+                peers,
+                quiet,
+            };
+            cat::cat(how).await
+        }
         Cmd::Demo { size_mib, leechers } => demo(size_mib, leechers, quiet).await,
     };
     match result {
@@ -509,6 +550,8 @@ struct Download {
     net: Net,
     peers: Vec<String>,
     keep_seeding: bool,
+    /// Pieces in order (`--sequential`).
+    sequential: bool,
     json: bool,
     quiet: bool,
 }
@@ -519,6 +562,7 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
         net,
         peers,
         keep_seeding,
+        sequential,
         json,
         quiet,
     } = how;
@@ -530,7 +574,12 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
     let t = match as_magnet(file) {
         Some(uri) => {
             match magnet::fetch(&session, uri, base, &peers, quiet, &mut interrupt).await? {
-                Some(fetched) => fetched,
+                Some(fetched) => {
+                    if sequential {
+                        fetched.set_sequential(true).await?;
+                    }
+                    fetched
+                }
                 None => {
                     if !quiet {
                         eprintln!("interrupted before the metadata arrived");
@@ -542,7 +591,11 @@ async fn download(file: &Path, how: Download) -> Result<ExitCode> {
         }
         None => {
             let t = session
-                .add_torrent(TorrentOptions::from_path(file).base_dir(base))
+                .add_torrent(
+                    TorrentOptions::from_path(file)
+                        .base_dir(base)
+                        .sequential(sequential),
+                )
                 .await?;
             add_peers(&t, &peers).await?;
             t

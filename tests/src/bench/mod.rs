@@ -11,6 +11,7 @@ pub mod child;
 pub mod dht;
 mod loopback;
 mod rate_limit;
+mod stream;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -562,7 +563,7 @@ pub struct Options {
     /// Where to write the JSON.
     pub json: PathBuf,
     /// Only the parts named (empty: all): loopback, rc4, utp, swarm, hashcheck, idle, first,
-    /// dht, rate_limit.
+    /// dht, rate_limit, stream.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -779,6 +780,25 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             all.push(json!({"runtime": rt.name(), "secs_median": t, "runs": runs}));
         }
         out["first_byte"] = Value::Array(all);
+    }
+    if want("stream") {
+        // A file as large as the loopback payload, in the same 4 MiB pieces: a film.
+        let p = make_payload(&work.join("stream-seed"), "movie", s.loopback, PIECE_LENGTH)?;
+        let mut all = Vec::new();
+        for &rt in &opts.runtimes {
+            let mut runs = Vec::new();
+            for _ in 0..s.runs.max(3) {
+                runs.push(stream::stream_first_byte(exe, rt, &p, work)?);
+            }
+            let t = median(runs.clone());
+            row(
+                format!("file_reader: first byte of the middle, {} (s)", rt.name()),
+                format!("{t:.3}"),
+                "",
+            );
+            all.push(json!({"runtime": rt.name(), "secs_median": t, "runs": runs}));
+        }
+        out["stream_first_byte"] = Value::Array(all);
     }
     out["table"] = Value::Array(
         rows.into_iter()
