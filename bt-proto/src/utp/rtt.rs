@@ -64,6 +64,19 @@ impl Rtt {
         self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
     }
 
+    /// How long after it was sent again a packet is taken as lost again if acks keep
+    /// coming: the smoothed RTT plus a quarter (RACK's reordering window, RFC 8985) plus
+    /// four deviations, with no floor. The [`MIN_RTO`] floor guards against an idle or
+    /// silent peer, not needed while the peer's acks show it is there; and waiting for the
+    /// time-out instead would collapse the window. `None` before the first sample.
+    pub fn resend_loss_delay(&self) -> Option<Duration> {
+        let (srtt, var) = self.estimate?;
+        let us = srtt
+            .saturating_add(srtt / 4)
+            .saturating_add(var.saturating_mul(4));
+        Some(Duration::from_micros(us))
+    }
+
     /// The current retransmission time-out, back-off included.
     pub fn rto(&self) -> Duration {
         let base = match self.estimate {
@@ -84,14 +97,20 @@ mod tests {
     fn follows_bep_29() {
         let mut r = Rtt::default();
         assert_eq!(r.rto(), INITIAL_RTO);
+        assert_eq!(r.resend_loss_delay(), None);
         r.sample(Duration::from_millis(200));
-        // rtt 200, var 100: 200 + 400 = 600 ms.
+        // rtt 200, var 100: 200 + 400 = 600 ms; 50 ms more for a resent packet.
         assert_eq!(r.rto(), Duration::from_millis(600));
+        assert_eq!(r.resend_loss_delay(), Some(Duration::from_millis(650)));
         for _ in 0..100 {
             r.sample(Duration::from_millis(20));
         }
         assert_eq!(r.rto(), MIN_RTO);
         assert!(r.smoothed().unwrap() < Duration::from_millis(25));
+        assert!(
+            r.resend_loss_delay().unwrap() < Duration::from_millis(100),
+            "no floor"
+        );
         r.back_off();
         assert_eq!(r.rto(), 2 * MIN_RTO);
         for _ in 0..20 {
