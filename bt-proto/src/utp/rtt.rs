@@ -77,6 +77,18 @@ impl Rtt {
         Some(Duration::from_micros(us))
     }
 
+    /// How long after it was sent a packet is given to arrive before selective acks of
+    /// later packets mean it was lost: the smoothed RTT and two deviations, a reordering
+    /// window as RACK's (RFC 8985) that follows how much delays vary. RACK's default of a
+    /// quarter RTT would delay every repair by that much, and the packets that may be in
+    /// flight ([`super::MAX_PACKETS_IN_FLIGHT`]) must cover a window plus the repair's
+    /// time. Zero before the first sample.
+    pub fn reorder_delay(&self) -> Duration {
+        self.estimate.map_or(Duration::ZERO, |(srtt, var)| {
+            Duration::from_micros(srtt.saturating_add(var.saturating_mul(2)))
+        })
+    }
+
     /// The current retransmission time-out, back-off included.
     pub fn rto(&self) -> Duration {
         let base = match self.estimate {
@@ -102,6 +114,7 @@ mod tests {
         // rtt 200, var 100: 200 + 400 = 600 ms; 50 ms more for a resent packet.
         assert_eq!(r.rto(), Duration::from_millis(600));
         assert_eq!(r.resend_loss_delay(), Some(Duration::from_millis(650)));
+        assert_eq!(r.reorder_delay(), Duration::from_millis(400));
         for _ in 0..100 {
             r.sample(Duration::from_millis(20));
         }

@@ -48,8 +48,9 @@ pub(super) struct Acked {
     pub lost: Option<u16>,
     /// Packets newly found lost.
     pub lost_packets: usize,
-    /// The latest transmission order (see [`SendBuffer::sends`]) among the packets newly
-    /// known to have arrived; 0 if none.
+    /// The latest transmission order (see [`SendBuffer::sends`]) among the packets sent
+    /// once and newly known to have arrived; 0 if none. Packets sent again are left out,
+    /// as for RTT samples (Karn): which copy arrived is unknown.
     pub newest: u64,
 }
 
@@ -192,14 +193,15 @@ impl SendBuffer {
 
     /// Applies a cumulative ack of everything through `ack_nr` (checked with
     /// [`SendBuffer::is_valid_ack`]) and a selective ack; returns what they newly acked.
-    /// With a selective ack, a packet sent again more than `resend_loss` ago and still
-    /// not acked is lost again (see [`super::rtt::Rtt::resend_loss_delay`]).
+    /// With a selective ack, a packet sent again more than `loss.1` ago and still not
+    /// acked is lost again (see [`super::rtt::Rtt::resend_loss_delay`]); no packet sent
+    /// less than `loss.0` ago is lost (see [`super::rtt::Rtt::reorder_delay`]).
     pub fn ack(
         &mut self,
         now: Instant,
         ack_nr: u16,
         sack: Option<SelectiveAck>,
-        resend_loss: Option<Duration>,
+        loss: (Duration, Option<Duration>),
     ) -> Acked {
         let mut out = Acked::default();
         if !self.is_valid_ack(ack_nr) {
@@ -213,7 +215,7 @@ impl SendBuffer {
         }
         self.acked = ack_nr;
         if let Some(sack) = sack {
-            self.selective(now, sack, resend_loss, &mut out);
+            self.selective(now, sack, loss, &mut out);
         }
         out
     }
@@ -225,7 +227,9 @@ impl SendBuffer {
         if !p.sacked {
             out.bytes += p.payload.len();
             out.packets += 1;
-            out.newest = out.newest.max(p.order);
+            if p.transmissions == 1 {
+                out.newest = out.newest.max(p.order);
+            }
         }
         if p.transmissions == 1 && !p.sacked {
             out.rtt = Some(now.saturating_duration_since(p.sent_at));
@@ -239,7 +243,7 @@ impl SendBuffer {
         &mut self,
         now: Instant,
         sack: SelectiveAck,
-        resend_loss: Option<Duration>,
+        (reorder, resend_loss): (Duration, Option<Duration>),
         out: &mut Acked,
     ) {
         let n = sack.len_bits().min(self.packets.len().saturating_sub(1));
@@ -255,8 +259,8 @@ impl SendBuffer {
                 p.lost = false;
                 out.bytes += p.payload.len();
                 out.packets += 1;
-                out.newest = out.newest.max(p.order);
                 if p.transmissions == 1 {
+                    out.newest = out.newest.max(p.order);
                     out.rtt = Some(now.saturating_duration_since(p.sent_at));
                 }
             }
@@ -267,7 +271,9 @@ impl SendBuffer {
         // the same way instead of by a time-out (which would collapse the window). Packets
         // sent after a retransmission may lie past what the bitmask can name: a resent
         // packet is also lost again once `resend_loss` passed, as this ack shows the peer
-        // is there. `latest` holds the latest transmission orders among the later sacked packets.
+        // is there. Either way a packet sent less than `reorder` ago is not lost yet:
+        // packets overtaken by a few others on the way (RACK's reordering window, RFC 8985)
+        // would otherwise be resent for nothing and counted as losses. `latest` holds the latest transmission orders among the later sacked packets.
         let mut latest = [0u64; DUP_ACK_LIMIT];
         let first = seq::add(self.acked, 1);
         for (i, p) in self.packets.iter_mut().enumerate().rev() {
@@ -280,6 +286,7 @@ impl SendBuffer {
                     }
                 }
             } else if p.in_flight()
+                && now.saturating_duration_since(p.sent_at) >= reorder
                 && (latest.iter().all(|o| *o > p.order)
                     || (p.transmissions > 1
                         && resend_loss
@@ -333,20 +340,30 @@ mod tests {
         // Acks of unsent packets are not valid; the previous ack is.
         assert!(!b.is_valid_ack(4));
         assert!(b.is_valid_ack(65533));
-        assert_eq!(b.ack(t0, 4, None, None), Acked::default());
-        let a = b.ack(t0 + Duration::from_millis(5), 65534, None, None);
+        assert_eq!(b.ack(t0, 4, None, (Duration::ZERO, None)), Acked::default());
+        let a = b.ack(
+            t0 + Duration::from_millis(5),
+            65534,
+            None,
+            (Duration::ZERO, None),
+        );
         assert_eq!((a.bytes, a.packets), (1000, 1));
         assert_eq!(a.rtt, Some(Duration::from_millis(5)));
         // Packets 65535, 0, 1, 2, 3 left; sack 0, 1, 2 (bit i is ack + 2 + i).
         let bits = [0b0000_0111, 0, 0, 0];
-        let a = b.ack(t0, 65534, Some(SelectiveAck::new(&bits).unwrap()), None);
+        let a = b.ack(
+            t0,
+            65534,
+            Some(SelectiveAck::new(&bits).unwrap()),
+            (Duration::ZERO, None),
+        );
         assert_eq!(a.packets, 3);
         assert_eq!(a.lost, Some(65535));
         assert_eq!(b.first_lost().map(|(s, _)| s), Some(65535));
         assert_eq!(b.in_flight(), 1000);
         b.resent(t0, 65535);
         assert_eq!(b.in_flight(), 2000);
-        let a = b.ack(t0, 3, None, None);
+        let a = b.ack(t0, 3, None, (Duration::ZERO, None));
         assert_eq!(a.bytes, 2000, "sacked packets are not counted twice");
         assert_eq!(b.packets(), 0);
         assert_eq!(b.in_flight(), 0);
@@ -361,7 +378,12 @@ mod tests {
         for _ in 0..3 {
             b.push(t0, PacketType::Data, 1000);
         }
-        let a = b.ack(t0, 0, Some(SelectiveAck::new(&[0xff; 252]).unwrap()), None);
+        let a = b.ack(
+            t0,
+            0,
+            Some(SelectiveAck::new(&[0xff; 252]).unwrap()),
+            (Duration::ZERO, None),
+        );
         assert_eq!(a.packets, 2);
         assert_eq!(a.lost, None, "two sacked after it is not yet a loss");
         assert_eq!(b.fast_retransmit(), Some(1));

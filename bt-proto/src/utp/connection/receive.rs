@@ -57,8 +57,8 @@ impl Connection {
     fn on_ack(&mut self, now: Instant, packet: &Packet) {
         let h = packet.header;
         let was_acked = self.send.acked();
-        let resend_loss = self.rtt.resend_loss_delay();
-        let acked = self.send.ack(now, h.ack_nr, packet.sack, resend_loss);
+        let loss = (self.rtt.reorder_delay(), self.rtt.resend_loss_delay());
+        let acked = self.send.ack(now, h.ack_nr, packet.sack, loss);
         if let Some(rtt) = acked.rtt {
             self.rtt.sample(rtt);
         }
@@ -102,7 +102,10 @@ impl Connection {
             return;
         }
         let sends = self.send.sends();
-        self.round_packets = usize::try_from(sends - self.round_start).unwrap_or(usize::MAX);
+        // What was sent in the round, and at least what is still unacked: a round cut
+        // short by an early delivery must not make a few losses look like a high rate.
+        let sent = usize::try_from(sends - self.round_start).unwrap_or(usize::MAX);
+        self.round_packets = sent.max(self.send.packets());
         self.round_start = sends;
         self.round_losses = 0;
     }
