@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p bt-tests --bin bench -- [--quick] [--json OUT.json] [--dir WORK]
-//!     [--only loopback,swarm,hashcheck,idle,first,dht] [--runtime tokio,smol]
+//!     [--only loopback,swarm,hashcheck,idle,first,dht,utp_sim] [--runtime tokio,smol]
 //! ```
 //!
 //! `--quick` runs small payloads once each (about a minute); the default is the issue's
