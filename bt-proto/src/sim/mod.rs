@@ -4,7 +4,8 @@
 //! models hosts and TCP-like stream connections (latency, bandwidth, loss as retransmission
 //! delay, refusals and drops), [`disk`] keeps files in memory with injectable faults,
 //! [`tracker`] remembers who announced, and [`swarm`] runs sessions over them; [`dht`] runs
-//! bare DHT nodes on a datagram network of their own. [`remote`] is
+//! bare DHT nodes on a datagram network of their own, and [`utp`] runs uTP sockets over
+//! [`net`]'s datagrams to measure LEDBAT on a link. [`remote`] is
 //! a scripted peer for the other end of a connection, over the simulated network or straight
 //! into a session. Every random choice comes from a seeded [`crate::rng::Rng`], so a failing
 //! seed replays exactly.
@@ -16,3 +17,4 @@ pub mod net;
 pub mod remote;
 pub mod swarm;
 pub mod tracker;
+pub mod utp;

@@ -16,7 +16,7 @@ use super::packet::{Header, Packet, PacketType, SelectiveAck};
 use super::recv_buffer::{Received, RecvBuffer};
 use super::rtt::Rtt;
 use super::send_buffer::SendBuffer;
-use super::{DUP_ACK_LIMIT, MAX_PAYLOAD, seq};
+use super::{DUP_ACK_LIMIT, MAX_PAYLOAD, MAX_SACK_BYTES, seq};
 
 /// Retransmission time-outs survived with nothing at all heard from the peer: 5. The sixth
 /// gives the connection up: with back-off from the 500 ms minimum, about 30 s of silence
@@ -47,6 +47,13 @@ pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// FIN later than that gets a reset, which for a peer that has finished sending only makes
 /// its clean close an abrupt one.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(30);
+
+/// New packets an ack lets go beyond those it acked: 2 (as TCP's maxburst and Linux's cwnd
+/// moderation). A window grows by far less than a packet per ack, so this costs nothing
+/// while acks flow; but a sender held back while its flight drained (by the packet limit
+/// behind a hole, or the peer's window) otherwise sends the rest of its window at once when
+/// that ends, a burst the bottleneck queues, which LEDBAT then measures as queueing delay.
+pub const ACK_BURST: usize = 2;
 
 /// Where a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +148,16 @@ pub struct Connection {
     dup_acks: usize,
     /// Losses of packets up to this sequence number belong to a window already halved.
     loss_guard: u16,
+    /// The current round trip, as BBR counts them: it began after the transmission with
+    /// this order ([`SendBuffer::sends`]) and ends when a packet sent later arrives. The
+    /// packets sent in the round before (whose losses this round finds), and the losses
+    /// found since it began (see [`super::ledbat`] on loss).
+    round_start: u64,
+    round_packets: usize,
+    round_losses: usize,
+    /// New packets that may go before the next ack while some are in flight (see
+    /// [`ACK_BURST`]).
+    burst: usize,
     /// Whether the congestion window limited the last sends (it only grows then).
     cwnd_limited: bool,
     syn_pushed: bool,
@@ -177,6 +194,10 @@ impl Connection {
             probe: false,
             dup_acks: 0,
             loss_guard: first_seq.wrapping_sub(1),
+            round_start: 0,
+            burst: 0,
+            round_packets: 0,
+            round_losses: 0,
             cwnd_limited: false,
             syn_pushed: false,
             close_requested: false,

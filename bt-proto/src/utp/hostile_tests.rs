@@ -102,7 +102,7 @@ fn a_zero_window_peer_is_probed_not_flooded_then_given_up() {
     let mut p = Pair::new(LinkConfig::default(), 6, 8);
     let (a, b) = open(&mut p);
     // b never reads: its window fills and stays at 0.
-    let data = payload(4 << 20, 2);
+    let data = payload(RECV_BUFFER + (1 << 20), 2);
     let mut written = 0;
     let mut failed = None;
     let mut full_at = None;

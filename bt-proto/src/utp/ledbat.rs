@@ -38,6 +38,25 @@ pub const MAX_CWND: usize = super::MAX_SEND_BUFFER;
 /// queue, three in a row are.
 pub const DELAY_FILTER: usize = 3;
 
+/// Queueing delay from which a loss counts as congestion whatever the loss rate: the
+/// [`TARGET`] itself. There the queue is at least as long as LEDBAT allows, and a halving
+/// leaves `(BDP + TARGET × rate) / 2` in flight, at least the bandwidth-delay product while
+/// the base RTT is no longer than the target: the link stays full while the queue drains.
+/// Below it, a halving would empty the link for random loss.
+pub const CONGESTED_DELAY: Duration = TARGET;
+
+/// The loss rate of a round trip above which its losses are congestion: 2 %, BBRv2's
+/// `loss_thresh`. Random loss on healthy paths, wireless ones included (whose link layers
+/// retransmit), stays below 1 %; a tail-drop queue we overflow drops everything past its
+/// capacity, which soon passes 2 % of a round.
+pub const LOSS_THRESHOLD: f64 = 0.02;
+
+/// Standard deviations above [`LOSS_THRESHOLD`] a round's loss count must be to be believed:
+/// 3, so that random loss below the threshold halves the window about once in a thousand
+/// rounds at worst (and far less often for large windows), while a real excess of a few
+/// packets per round is seen at once.
+pub const LOSS_MARGIN: f64 = 3.0;
+
 /// Fixed-point scale of the window (16 fractional bits), so that the small per-ack increases
 /// of a large window add up instead of rounding to nothing.
 const SCALE: u32 = 16;
@@ -166,8 +185,22 @@ impl Ledbat {
         self.cwnd = u64::try_from(new).unwrap_or(self.cwnd);
     }
 
-    /// A packet was lost (three duplicate acks or selective acks past it): halve.
-    pub fn on_loss(&mut self) {
+    /// Whether `losses` among a round trip's `packets` (the packets in flight when it began)
+    /// are congestion rather than random loss: see the module docs.
+    pub fn is_congestion(&self, losses: usize, packets: usize) -> bool {
+        if losses == 0 {
+            return false;
+        }
+        if self.queuing >= CONGESTED_DELAY {
+            return true;
+        }
+        // One loss is an event, not a rate, even in a round of two packets.
+        let expected = packets.max(1) as f64 * LOSS_THRESHOLD;
+        losses > 1 && losses as f64 > expected + LOSS_MARGIN * expected.sqrt()
+    }
+
+    /// Congestion (a loss that [`Ledbat::is_congestion`] says is one): halve.
+    pub fn on_congestion(&mut self) {
         self.cwnd = (self.cwnd / 2).max((MIN_CWND as u64) << SCALE);
     }
 
@@ -200,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn grows_at_most_one_packet_per_rtt_and_halves_on_loss() {
+    fn grows_at_most_one_packet_per_rtt_and_halves_on_congestion() {
         let t0 = Instant::now();
         let mut l = Ledbat::default();
         l.on_ack(t0, 0, 10_000, true);
@@ -230,9 +263,43 @@ mod tests {
         l.on_ack(t0, 0, 500_000, true);
         assert_eq!(l.queuing_delay(), Duration::ZERO);
         let w = l.window();
-        l.on_loss();
+        l.on_congestion();
         assert_eq!(l.window(), (w / 2).max(MIN_CWND));
         l.on_timeout();
         assert_eq!(l.window(), MIN_CWND);
+    }
+
+    #[test]
+    fn a_lone_loss_is_not_congestion_a_burst_past_the_threshold_is() {
+        let t0 = Instant::now();
+        let mut l = Ledbat::default();
+        l.on_ack(t0, 0, 10_000, true);
+        assert!(!l.is_congestion(0, 100));
+        // One loss, whatever the round: random loss, repaired without a cut.
+        for packets in [1, 2, 20, 100, 1000] {
+            assert!(!l.is_congestion(1, packets), "{packets}");
+        }
+        // 1 % random loss, a few standard deviations up, is not congestion either.
+        assert!(!l.is_congestion(3, 100));
+        assert!(!l.is_congestion(18, 1000));
+        // Past 2 % by the margin: congestion.
+        assert!(l.is_congestion(7, 100));
+        assert!(l.is_congestion(40, 1000));
+        assert!(l.is_congestion(3, 20));
+        assert!(l.is_congestion(2, 2));
+        // The bar is 2 % plus three standard deviations of a 2 % loss count.
+        for packets in [100usize, 1000, 10_000] {
+            let expected = packets as f64 * LOSS_THRESHOLD;
+            let bar = (expected + LOSS_MARGIN * expected.sqrt()).floor() as usize;
+            assert!(!l.is_congestion(bar, packets), "{packets}");
+            assert!(l.is_congestion(bar + 1, packets), "{packets}");
+        }
+        // Near the target, the queue is ours: a lone loss is its tail dropped.
+        for _ in 0..DELAY_FILTER {
+            l.on_ack(t0, 0, 10_000 + CONGESTED_DELAY.as_micros() as u32, true);
+        }
+        assert!(l.queuing_delay() >= CONGESTED_DELAY);
+        assert!(l.is_congestion(1, 1000));
+        assert!(!l.is_congestion(0, 1000));
     }
 }

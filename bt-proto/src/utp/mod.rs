@@ -60,26 +60,47 @@ pub use socket::{Socket, SocketConfig, SocketEvent, StreamId};
 /// whole datagram). Path MTU discovery is left for later.
 pub const MAX_DATAGRAM: usize = 1400;
 
-/// The longest selective-ack bitmask we send: 32 bytes, 256 packets past the ack, enough to
-/// describe the holes of any window we would have open at the loss rates uTP survives.
+/// The longest selective-ack bitmask a packet with payload carries: 32 bytes, 256 packets
+/// past the ack, as libtorrent's. Payload and bitmask share [`MAX_DATAGRAM`]; a connection
+/// that sends data both ways names fewer early packets in its acks rather than sending
+/// smaller packets. Bare acks carry more ([`MAX_STATE_SACK_BYTES`]).
 pub const MAX_SACK_BYTES: usize = 32;
+
+/// The longest selective-ack bitmask a packet without payload (an ack, a FIN) carries: 252
+/// bytes, the most the one-byte extension length allows in multiples of 4, 2,016 packets
+/// past the ack. While a lost packet is being resent, a full window of 100 Mbit/s over a
+/// 100 ms round trip (about 1,000 packets, 2,000 with the queue LEDBAT allows) keeps
+/// arriving behind it: acks that could name only 256 of them would stop reporting progress,
+/// hide a resent packet lost again until a time-out, and a time-out collapses the window.
+/// Acks have no payload to make room for, so they say it all (274 bytes at most).
+pub const MAX_STATE_SACK_BYTES: usize = packet::MAX_SACK_LEN;
 
 /// Payload bytes per DATA packet: what is left of [`MAX_DATAGRAM`] after the header and the
 /// longest selective ack, so that every packet we send fits.
 pub const MAX_PAYLOAD: usize = MAX_DATAGRAM - packet::HEADER_LEN - 2 - MAX_SACK_BYTES;
 
-/// Bytes a connection holds for sending, written but not yet acked: 1 MiB. The window can
-/// never be larger, and 1 MiB covers the bandwidth-delay product of 100 Mbit/s at 80 ms.
-pub const MAX_SEND_BUFFER: usize = 1 << 20;
+/// Bytes a connection holds for sending, written but not yet acked: 4 MiB. The window can
+/// never be larger. A full window of 100 Mbit/s over a 100 ms round trip is 1.25 MB, and
+/// LEDBAT adds up to 100 ms of queue (another 1.25 MB); 4 MiB is also where Linux's TCP
+/// send buffer autotuning stops (`tcp_wmem`). Memory is only taken by bytes written.
+pub const MAX_SEND_BUFFER: usize = 4 << 20;
 
-/// Bytes a connection holds on the receiving side, in order and early: 1 MiB, the window we
-/// advertise when the application has read everything (as [`MAX_SEND_BUFFER`]).
-pub const RECV_BUFFER: usize = 1 << 20;
+/// Bytes a connection holds on the receiving side, in order and early: 4 MiB, the window we
+/// advertise when the application has read everything (as [`MAX_SEND_BUFFER`]). It must
+/// exceed what [`MAX_PACKETS_IN_FLIGHT`] full packets hold, so that packets which arrived
+/// early never fill it: the one packet that lets them all be read must always fit.
+pub const RECV_BUFFER: usize = 4 << 20;
 
-/// Packets numbered and not yet acked, on either side: 1,024. A 1 MiB window of full packets
-/// is 780 of them; small packets beyond 1,024 would only bloat the bookkeeping. Far below
-/// the 32,768 at which 16-bit sequence numbers stop comparing.
-pub const MAX_PACKETS_IN_FLIGHT: u16 = 1024;
+/// Packets numbered and not yet acked, on either side: 2,016, what the longest selective
+/// ack ([`MAX_STATE_SACK_BYTES`]) can name past the first unacked packet. A packet beyond
+/// what acks can name could neither be acked nor found lost until the hole before it is
+/// filled, yet would count as in flight: with enough of them the windows close and only a
+/// time-out ends the wait. 2,016 full packets are 2.7 MB, a window of 100 Mbit/s over a
+/// 200 ms round trip; far below the 32,768 at which 16-bit sequence numbers stop comparing.
+pub const MAX_PACKETS_IN_FLIGHT: u16 = (8 * MAX_STATE_SACK_BYTES) as u16;
+
+// Packets that arrived early never fill the receive buffer (see [`RECV_BUFFER`]).
+const _: () = assert!(MAX_PACKETS_IN_FLIGHT as usize * MAX_PAYLOAD < RECV_BUFFER);
 
 /// Duplicate acks, or packets selectively acked past an unacked one, that mean it was lost:
 /// 3, as TCP and BEP 29. Fewer would mistake reordering for loss.

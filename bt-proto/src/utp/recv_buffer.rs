@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::{MAX_PACKETS_IN_FLIGHT, MAX_SACK_BYTES, RECV_BUFFER, seq};
+use super::{MAX_PACKETS_IN_FLIGHT, RECV_BUFFER, seq};
 
 /// What became of a packet offered to the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,13 +143,14 @@ impl RecvBuffer {
         }
     }
 
-    /// The selective-ack bitmask for the packets that arrived early, at most
-    /// [`MAX_SACK_BYTES`] long; `None` when nothing did.
-    pub fn sack(&self) -> Option<Vec<u8>> {
+    /// The selective-ack bitmask for the packets that arrived early, at most `max_bytes`
+    /// long (rounded down to a multiple of 4, at least 4); `None` when nothing did.
+    pub fn sack(&self, max_bytes: usize) -> Option<Vec<u8>> {
         if self.early.is_empty() {
             return None;
         }
-        let bits = self.early.len().min(MAX_SACK_BYTES * 8);
+        let max_bits = (max_bytes / 4).max(1) * 32;
+        let bits = self.early.len().min(max_bits);
         let mut mask = vec![0u8; bits.div_ceil(32) * 4];
         for (i, e) in self.early.iter().take(bits).enumerate() {
             if let (true, Some(byte)) = (e.is_some(), mask.get_mut(i / 8)) {
@@ -162,6 +163,7 @@ impl RecvBuffer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{MAX_SACK_BYTES, MAX_STATE_SACK_BYTES};
     use super::*;
 
     #[test]
@@ -188,10 +190,10 @@ mod tests {
         assert_eq!(r.insert(0, b"bb", false), Received::New);
         assert_eq!(r.ack_nr(), 65534);
         // Early: 0 and 1 are ack + 2 and ack + 3.
-        assert_eq!(r.sack(), Some(vec![0b11, 0, 0, 0]));
+        assert_eq!(r.sack(MAX_SACK_BYTES), Some(vec![0b11, 0, 0, 0]));
         assert_eq!(r.insert(65535, b"aa", false), Received::New);
         assert_eq!(r.ack_nr(), 1);
-        assert_eq!(r.sack(), None);
+        assert_eq!(r.sack(MAX_SACK_BYTES), None);
         let mut buf = [0; 10];
         assert_eq!(r.read(&mut buf), 6);
         assert_eq!(&buf[..6], b"aabbcc");
@@ -215,7 +217,7 @@ mod tests {
         assert_eq!(r.insert(5, b"5", false), Received::New);
         assert_eq!(r.insert(4, b"", true), Received::New);
         assert_eq!(
-            r.sack(),
+            r.sack(MAX_SACK_BYTES),
             Some(vec![0b110, 0, 0, 0]),
             "3 and the FIN (bit 0 is 2)"
         );
@@ -232,16 +234,22 @@ mod tests {
     #[test]
     fn window_bounds_what_is_held() {
         let mut r = RecvBuffer::new(0);
-        let big = vec![0u8; 1300];
+        // Packets larger than ours, so that the window binds before the packet limit.
+        let len = RECV_BUFFER / usize::from(MAX_PACKETS_IN_FLIGHT) + 100;
+        let big = vec![0u8; len];
         let mut n = 0u16;
         while r.insert(n + 2, &big, false) == Received::New {
             n += 1;
         }
-        assert!(r.window() < 1300);
-        assert_eq!(r.early_bytes, usize::from(n) * 1300);
-        assert_eq!(r.insert(2, &big, false), Received::Duplicate);
+        assert!(r.window() < len);
+        assert_eq!(r.early_bytes, usize::from(n) * len);
+        assert_eq!(r.insert(2, &big[..1300], false), Received::Duplicate);
         assert!(r.early_bytes <= RECV_BUFFER);
-        let mask = r.sack().unwrap();
+        let mask = r.sack(MAX_SACK_BYTES).unwrap();
         assert_eq!(mask.len(), MAX_SACK_BYTES);
+        // The longest bitmask names every packet the buffer holds.
+        let mask = r.sack(MAX_STATE_SACK_BYTES).unwrap();
+        assert_eq!(mask.len(), usize::from(n).div_ceil(32) * 4);
+        assert!(mask.len() <= MAX_STATE_SACK_BYTES);
     }
 }

@@ -64,6 +64,31 @@ impl Rtt {
         self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
     }
 
+    /// How long after it was sent again a packet is taken as lost again if acks keep
+    /// coming: the smoothed RTT plus a quarter (RACK's reordering window, RFC 8985) plus
+    /// four deviations, with no floor. The [`MIN_RTO`] floor guards against an idle or
+    /// silent peer, not needed while the peer's acks show it is there; and waiting for the
+    /// time-out instead would collapse the window. `None` before the first sample.
+    pub fn resend_loss_delay(&self) -> Option<Duration> {
+        let (srtt, var) = self.estimate?;
+        let us = srtt
+            .saturating_add(srtt / 4)
+            .saturating_add(var.saturating_mul(4));
+        Some(Duration::from_micros(us))
+    }
+
+    /// How long after it was sent a packet is given to arrive before selective acks of
+    /// later packets mean it was lost: the smoothed RTT and two deviations, a reordering
+    /// window as RACK's (RFC 8985) that follows how much delays vary. RACK's default of a
+    /// quarter RTT would delay every repair by that much, and the packets that may be in
+    /// flight ([`super::MAX_PACKETS_IN_FLIGHT`]) must cover a window plus the repair's
+    /// time. Zero before the first sample.
+    pub fn reorder_delay(&self) -> Duration {
+        self.estimate.map_or(Duration::ZERO, |(srtt, var)| {
+            Duration::from_micros(srtt.saturating_add(var.saturating_mul(2)))
+        })
+    }
+
     /// The current retransmission time-out, back-off included.
     pub fn rto(&self) -> Duration {
         let base = match self.estimate {
@@ -84,14 +109,21 @@ mod tests {
     fn follows_bep_29() {
         let mut r = Rtt::default();
         assert_eq!(r.rto(), INITIAL_RTO);
+        assert_eq!(r.resend_loss_delay(), None);
         r.sample(Duration::from_millis(200));
-        // rtt 200, var 100: 200 + 400 = 600 ms.
+        // rtt 200, var 100: 200 + 400 = 600 ms; 50 ms more for a resent packet.
         assert_eq!(r.rto(), Duration::from_millis(600));
+        assert_eq!(r.resend_loss_delay(), Some(Duration::from_millis(650)));
+        assert_eq!(r.reorder_delay(), Duration::from_millis(400));
         for _ in 0..100 {
             r.sample(Duration::from_millis(20));
         }
         assert_eq!(r.rto(), MIN_RTO);
         assert!(r.smoothed().unwrap() < Duration::from_millis(25));
+        assert!(
+            r.resend_loss_delay().unwrap() < Duration::from_millis(100),
+            "no floor"
+        );
         r.back_off();
         assert_eq!(r.rto(), 2 * MIN_RTO);
         for _ in 0..20 {

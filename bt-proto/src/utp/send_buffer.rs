@@ -15,13 +15,16 @@ pub(super) struct Sent {
     pub payload: Vec<u8>,
     /// When it was last sent.
     pub sent_at: Instant,
+    /// Where its last transmission falls in the order of all transmissions (from 1).
+    pub order: u64,
     /// Times it was sent; 0 while waiting for the window after a loss.
     pub transmissions: u32,
     /// A selective ack said it arrived.
     pub sacked: bool,
     /// Known or assumed lost, to be sent again.
     pub lost: bool,
-    /// Already sent again for a fast retransmit (once per packet; then only time-outs).
+    /// Already sent again for a fast retransmit after duplicate acks (once per packet;
+    /// selective acks find a resent packet lost again, see [`SendBuffer::ack`]).
     pub fast_resent: bool,
 }
 
@@ -43,6 +46,12 @@ pub(super) struct Acked {
     pub rtt: Option<Duration>,
     /// The last packet newly found lost (selective acks past it), if any.
     pub lost: Option<u16>,
+    /// Packets newly found lost.
+    pub lost_packets: usize,
+    /// The latest transmission order (see [`SendBuffer::sends`]) among the packets sent
+    /// once and newly known to have arrived; 0 if none. Packets sent again are left out,
+    /// as for RTT samples (Karn): which copy arrived is unknown.
+    pub newest: u64,
 }
 
 /// Unsent bytes and unacked packets.
@@ -57,6 +66,8 @@ pub(super) struct SendBuffer {
     in_flight: usize,
     /// Bytes held: unsent plus the payloads of unacked packets.
     stored: usize,
+    /// Transmissions so far, first ones and retransmissions: the last one's order.
+    sends: u64,
 }
 
 /// The first `n` bytes of `q`, taken out: copied from its two halves as slices, since a
@@ -82,6 +93,7 @@ impl SendBuffer {
             acked: first.wrapping_sub(1),
             in_flight: 0,
             stored: 0,
+            sends: 0,
         }
     }
 
@@ -107,6 +119,11 @@ impl SendBuffer {
     /// Payload bytes counted against the window.
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Transmissions so far, first ones and retransmissions, which number them in order.
+    pub fn sends(&self) -> u64 {
+        self.sends
     }
 
     /// Unacked packets.
@@ -135,10 +152,12 @@ impl SendBuffer {
             Vec::new()
         };
         self.in_flight += payload.len();
+        self.sends += 1;
         self.packets.push_back(Sent {
             kind,
             payload,
             sent_at: now,
+            order: self.sends,
             transmissions: 1,
             sacked: false,
             lost: false,
@@ -167,6 +186,8 @@ impl SendBuffer {
             if !p.in_flight() {
                 self.in_flight += p.payload.len();
             }
+            self.sends += 1;
+            p.order = self.sends;
             p.lost = false;
             p.sacked = false;
             p.sent_at = now;
@@ -187,7 +208,16 @@ impl SendBuffer {
 
     /// Applies a cumulative ack of everything through `ack_nr` (checked with
     /// [`SendBuffer::is_valid_ack`]) and a selective ack; returns what they newly acked.
-    pub fn ack(&mut self, now: Instant, ack_nr: u16, sack: Option<SelectiveAck>) -> Acked {
+    /// With a selective ack, a packet sent again more than `loss.1` ago and still not
+    /// acked is lost again (see [`super::rtt::Rtt::resend_loss_delay`]); no packet sent
+    /// less than `loss.0` ago is lost (see [`super::rtt::Rtt::reorder_delay`]).
+    pub fn ack(
+        &mut self,
+        now: Instant,
+        ack_nr: u16,
+        sack: Option<SelectiveAck>,
+        loss: (Duration, Option<Duration>),
+    ) -> Acked {
         let mut out = Acked::default();
         if !self.is_valid_ack(ack_nr) {
             return out;
@@ -200,7 +230,7 @@ impl SendBuffer {
         }
         self.acked = ack_nr;
         if let Some(sack) = sack {
-            self.selective(now, sack, &mut out);
+            self.selective(now, sack, loss, &mut out);
         }
         out
     }
@@ -212,6 +242,9 @@ impl SendBuffer {
         if !p.sacked {
             out.bytes += p.payload.len();
             out.packets += 1;
+            if p.transmissions == 1 {
+                out.newest = out.newest.max(p.order);
+            }
         }
         if p.transmissions == 1 && !p.sacked {
             out.rtt = Some(now.saturating_duration_since(p.sent_at));
@@ -221,7 +254,13 @@ impl SendBuffer {
 
     /// Bit `i` of the bitmask is packet `acked + 2 + i`, our packet index `i + 1`. Only the
     /// bits that name packets in flight are read, so a huge bitmask costs no more than ours.
-    fn selective(&mut self, now: Instant, sack: SelectiveAck, out: &mut Acked) {
+    fn selective(
+        &mut self,
+        now: Instant,
+        sack: SelectiveAck,
+        (reorder, resend_loss): (Duration, Option<Duration>),
+        out: &mut Acked,
+    ) {
         let n = sack.len_bits().min(self.packets.len().saturating_sub(1));
         for i in 0..n {
             let Some(p) = self.packets.get_mut(i + 1) else {
@@ -236,21 +275,43 @@ impl SendBuffer {
                 out.bytes += p.payload.len();
                 out.packets += 1;
                 if p.transmissions == 1 {
+                    out.newest = out.newest.max(p.order);
                     out.rtt = Some(now.saturating_duration_since(p.sent_at));
                 }
             }
         }
-        // A packet with DUP_ACK_LIMIT packets selectively acked after it is lost.
-        let mut later = 0;
+        // A packet is lost once DUP_ACK_LIMIT packets sent after its last transmission were
+        // selectively acked: for a first transmission, any later packets; for one sent again,
+        // only packets that went out after it did, so that a retransmission lost too is found
+        // the same way instead of by a time-out (which would collapse the window). Packets
+        // sent after a retransmission may lie past what the bitmask can name: a resent
+        // packet is also lost again once `resend_loss` passed, as this ack shows the peer
+        // is there. Either way a packet sent less than `reorder` ago is not lost yet:
+        // packets overtaken by a few others on the way (RACK's reordering window, RFC 8985)
+        // would otherwise be resent for nothing and counted as losses. `latest` holds the latest transmission orders among the later sacked packets.
+        let mut latest = [0u64; DUP_ACK_LIMIT];
         let first = seq::add(self.acked, 1);
         for (i, p) in self.packets.iter_mut().enumerate().rev() {
             if p.sacked {
-                later += 1;
-            } else if later >= DUP_ACK_LIMIT && p.in_flight() && !p.fast_resent {
+                let slot = latest.iter().position(|o| p.order > *o);
+                if let Some(tail) = slot.and_then(|s| latest.get_mut(s..)) {
+                    tail.rotate_right(1);
+                    if let Some(o) = tail.first_mut() {
+                        *o = p.order;
+                    }
+                }
+            } else if p.in_flight()
+                && now.saturating_duration_since(p.sent_at) >= reorder
+                && (latest.iter().all(|o| *o > p.order)
+                    || (p.transmissions > 1
+                        && resend_loss
+                            .is_some_and(|d| now.saturating_duration_since(p.sent_at) > d)))
+            {
                 self.in_flight -= p.payload.len();
                 p.lost = true;
                 p.fast_resent = true;
                 out.lost = out.lost.or(Some(first.wrapping_add(i as u16)));
+                out.lost_packets += 1;
             }
         }
     }
@@ -306,20 +367,30 @@ mod tests {
         // Acks of unsent packets are not valid; the previous ack is.
         assert!(!b.is_valid_ack(4));
         assert!(b.is_valid_ack(65533));
-        assert_eq!(b.ack(t0, 4, None), Acked::default());
-        let a = b.ack(t0 + Duration::from_millis(5), 65534, None);
+        assert_eq!(b.ack(t0, 4, None, (Duration::ZERO, None)), Acked::default());
+        let a = b.ack(
+            t0 + Duration::from_millis(5),
+            65534,
+            None,
+            (Duration::ZERO, None),
+        );
         assert_eq!((a.bytes, a.packets), (1000, 1));
         assert_eq!(a.rtt, Some(Duration::from_millis(5)));
         // Packets 65535, 0, 1, 2, 3 left; sack 0, 1, 2 (bit i is ack + 2 + i).
         let bits = [0b0000_0111, 0, 0, 0];
-        let a = b.ack(t0, 65534, Some(SelectiveAck::new(&bits).unwrap()));
+        let a = b.ack(
+            t0,
+            65534,
+            Some(SelectiveAck::new(&bits).unwrap()),
+            (Duration::ZERO, None),
+        );
         assert_eq!(a.packets, 3);
         assert_eq!(a.lost, Some(65535));
         assert_eq!(b.first_lost().map(|(s, _)| s), Some(65535));
         assert_eq!(b.in_flight(), 1000);
         b.resent(t0, 65535);
         assert_eq!(b.in_flight(), 2000);
-        let a = b.ack(t0, 3, None);
+        let a = b.ack(t0, 3, None, (Duration::ZERO, None));
         assert_eq!(a.bytes, 2000, "sacked packets are not counted twice");
         assert_eq!(b.packets(), 0);
         assert_eq!(b.in_flight(), 0);
@@ -334,7 +405,12 @@ mod tests {
         for _ in 0..3 {
             b.push(t0, PacketType::Data, 1000);
         }
-        let a = b.ack(t0, 0, Some(SelectiveAck::new(&[0xff; 252]).unwrap()));
+        let a = b.ack(
+            t0,
+            0,
+            Some(SelectiveAck::new(&[0xff; 252]).unwrap()),
+            (Duration::ZERO, None),
+        );
         assert_eq!(a.packets, 2);
         assert_eq!(a.lost, None, "two sacked after it is not yet a loss");
         assert_eq!(b.fast_retransmit(), Some(1));

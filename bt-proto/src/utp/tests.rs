@@ -190,9 +190,15 @@ fn transfer_across_sequence_number_wrap_around() {
 /// 23 s to the 625 kB bandwidth-delay product). Heavy for a debug build: run with
 /// `cargo test -p bt-proto --release utp::tests::utilisation -- --ignored --nocapture`.
 fn utilisation(loss_per_mille: u64) -> (f64, Duration) {
+    utilisation_over(Duration::from_millis(25), loss_per_mille, 30)
+}
+
+/// [`utilisation`] over a link of this one-way `latency`, measured over the `warmup`
+/// seconds after as many of ramp.
+fn utilisation_over(latency: Duration, loss_per_mille: u64, warmup: u64) -> (f64, Duration) {
     let rate = 12_500_000u64;
     let cfg = LinkConfig {
-        latency: Duration::from_millis(25),
+        latency,
         jitter: Duration::ZERO,
         loss_per_mille,
         dup_per_mille: 0,
@@ -206,7 +212,7 @@ fn utilisation(loss_per_mille: u64) -> (f64, Duration) {
     let mut at_30 = None;
     let mut buf = vec![0u8; 1 << 20];
     let mut delay = Duration::ZERO;
-    p.run(Duration::from_secs(60), |p| {
+    p.run(Duration::from_secs(2 * warmup), |p| {
         while p.a.write(a, &chunk) > 0 {}
         loop {
             let n = p.b.read(b, &mut buf);
@@ -216,7 +222,7 @@ fn utilisation(loss_per_mille: u64) -> (f64, Duration) {
             read += n as u64;
         }
         while p.a.poll_event().is_some() || p.b.poll_event().is_some() {}
-        if at_30.is_none() && p.now - start >= Duration::from_secs(30) {
+        if at_30.is_none() && p.now - start >= Duration::from_secs(warmup) {
             at_30 = Some(read);
         }
         delay =
@@ -225,7 +231,7 @@ fn utilisation(loss_per_mille: u64) -> (f64, Duration) {
         false
     });
     let measured = read - at_30.unwrap_or(0);
-    (measured as f64 / (rate as f64 * 30.0), delay)
+    (measured as f64 / (rate as f64 * warmup as f64), delay)
 }
 
 #[test]
@@ -242,6 +248,8 @@ fn utilisation_of_a_100_mbit_link() {
         lossy * 100.0
     );
     assert!(clean >= 0.9, "{clean}");
+    // Random loss is repaired, not taken for congestion (see `ledbat`): it costs little.
+    assert!(lossy >= 0.9, "{lossy}");
 }
 
 #[test]
@@ -328,15 +336,25 @@ fn selective_acks_past_a_lost_packet_resend_it_before_the_time_out() {
     assert_eq!(sent.len(), 5);
     let now = t0 + Duration::from_millis(30);
     // The first is lost; b acks the others, each time with a selective ack.
-    for d in &sent[1..] {
+    let ack_each = |a: &mut Connection, b: &mut Connection, d: &[u8], now| {
         b.on_datagram(now, &Packet::decode(d).unwrap());
         while let Some(ack) = b.poll_transmit(now) {
             let ack = Packet::decode(&ack).unwrap();
             assert!(ack.sack.is_some());
             a.on_datagram(now, &ack);
         }
+    };
+    for d in &sent[1..] {
+        ack_each(&mut a, &mut b, d, now);
     }
+    // Not yet: it might only be overtaken (the reordering window is the RTT and two
+    // deviations). The next ack past that window, before the time-out, finds it lost.
+    assert!(a.poll_transmit(now).is_none());
+    let now = now + Duration::from_millis(300);
+    ack_each(&mut a, &mut b, &sent[4], now);
     let resent = a.poll_transmit(now).expect("a fast retransmit");
+    // One loss in the round is random loss, repaired without a cut.
+    assert!(a.congestion_window() >= 5 * MAX_PAYLOAD);
     let resent = Packet::decode(&resent).unwrap();
     assert_eq!(resent.payload, Packet::decode(&sent[0]).unwrap().payload);
     assert!(now < a.next_timeout().unwrap(), "before the time-out");

@@ -12,6 +12,7 @@ pub mod dht;
 mod loopback;
 mod rate_limit;
 mod stream;
+pub mod utp_sim;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -563,7 +564,7 @@ pub struct Options {
     /// Where to write the JSON.
     pub json: PathBuf,
     /// Only the parts named (empty: all): loopback, rc4, utp, swarm, hashcheck, idle, first,
-    /// dht, rate_limit, stream.
+    /// dht, rate_limit, stream, utp_sim.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -763,6 +764,53 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             row(name, value, &target);
         }
         out["rate_limit"] = part.json;
+    }
+    if want("utp_sim") {
+        let scale = if s.loopback < Sizes::FULL.loopback {
+            bt_proto::sim::utp::figures::Scale::quick()
+        } else {
+            bt_proto::sim::utp::figures::Scale::full()
+        };
+        let v = utp_sim::figures(scale);
+        let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+        let link = format!(
+            "{} Mbit/s {} ms",
+            scale.rate * 8 / 1_000_000,
+            scale.latency.as_millis()
+        );
+        for u in v["single_flow"].as_array().into_iter().flatten() {
+            row(
+                format!(
+                    "uTP {link}: {} % loss, dup, jitter (% of link)",
+                    100.0 * f(&u["loss"])
+                ),
+                format!("{:.1}", 100.0 * f(&u["share"])),
+                ">= 90",
+            );
+        }
+        let two = &v["two_flows"];
+        row(
+            format!("uTP {link}: two flows (% each, Jain)"),
+            format!(
+                "{:.1}/{:.1} {:.3}",
+                100.0 * f(&two["shares"][0]),
+                100.0 * f(&two["shares"][1]),
+                f(&two["jain"])
+            ),
+            "40-60 each",
+        );
+        let t = &v["next_to_tcp"];
+        row(
+            format!("uTP {link}: next to TCP (uTP/TCP %, queue ms)"),
+            format!(
+                "{:.1}/{:.1} {:.0}",
+                100.0 * f(&t["utp_share"]),
+                100.0 * f(&t["tcp_share"]),
+                f(&t["utp_queuing_delay_ms"])
+            ),
+            "uTP yields",
+        );
+        out["utp_sim"] = v;
     }
     if want("first") {
         let mut all = Vec::new();

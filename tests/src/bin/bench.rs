@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p bt-tests --bin bench -- [--quick] [--json OUT.json] [--dir WORK]
-//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream] [--runtime tokio,smol]
+//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim]
+//!     [--runtime tokio,smol]
 //! ```
 //!
 //! `--only rate_limit` measures how closely a 20 MiB/s upload limit, and a download limit,

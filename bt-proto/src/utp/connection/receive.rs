@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use super::{
-    Connection, ConnectionError, DUP_ACK_LIMIT, Event, MAX_RETRANSMITS, MAX_STALLED_TIMEOUTS,
-    MAX_SYN_RETRANSMITS, Packet, PacketType, Received, State, seq,
+    ACK_BURST, Connection, ConnectionError, DUP_ACK_LIMIT, Event, MAX_RETRANSMITS,
+    MAX_STALLED_TIMEOUTS, MAX_SYN_RETRANSMITS, Packet, PacketType, Received, State, seq,
 };
 
 impl Connection {
@@ -57,13 +57,16 @@ impl Connection {
     fn on_ack(&mut self, now: Instant, packet: &Packet) {
         let h = packet.header;
         let was_acked = self.send.acked();
-        let acked = self.send.ack(now, h.ack_nr, packet.sack);
+        let loss = (self.rtt.reorder_delay(), self.rtt.resend_loss_delay());
+        let acked = self.send.ack(now, h.ack_nr, packet.sack, loss);
         if let Some(rtt) = acked.rtt {
             self.rtt.sample(rtt);
         }
         self.cc
             .on_ack(now, acked.bytes, h.timestamp_diff_us, self.cwnd_limited);
         if acked.packets > 0 {
+            self.next_round(acked.newest);
+            self.burst = self.burst.min(ACK_BURST) + acked.packets + ACK_BURST;
             self.stalled_timeouts = 0;
             self.dup_acks = 0;
             self.deadline = (self.send.packets() > 0).then(|| now + self.rtt.rto());
@@ -83,20 +86,40 @@ impl Connection {
             if self.dup_acks == DUP_ACK_LIMIT
                 && let Some(lost) = self.send.fast_retransmit()
             {
-                self.on_loss(lost);
+                self.on_loss(lost, 1);
             }
         }
         if let Some(lost) = acked.lost {
-            self.on_loss(lost);
+            self.on_loss(lost, acked.lost_packets);
         }
     }
 
-    /// Halves the window once per window of packets: a loss of a packet sent before the last
-    /// halving is part of the same congestion event.
-    fn on_loss(&mut self, lost: u16) {
-        self.stats.fast_losses += 1;
-        if seq::before(self.loss_guard, lost) {
-            self.cc.on_loss();
+    /// Starts a new round trip once a packet sent in this one arrived (`newest`: the
+    /// latest transmission newly acked). Rounds follow deliveries, not the cumulative ack,
+    /// which stalls behind a hole for a round trip and would lump two rounds' losses in one.
+    fn next_round(&mut self, newest: u64) {
+        if newest <= self.round_start {
+            return;
+        }
+        let sends = self.send.sends();
+        // What was sent in the round, and at least what is still unacked: a round cut
+        // short by an early delivery must not make a few losses look like a high rate.
+        let sent = usize::try_from(sends - self.round_start).unwrap_or(usize::MAX);
+        self.round_packets = sent.max(self.send.packets());
+        self.round_start = sends;
+        self.round_losses = 0;
+    }
+
+    /// `count` packets were found lost, the last of them `lost`; they are resent in any
+    /// case. The window halves if LEDBAT calls it congestion, and once per window of
+    /// packets: a loss of a packet sent before the last halving is part of the same event.
+    fn on_loss(&mut self, lost: u16, count: usize) {
+        self.stats.fast_losses += count as u64;
+        self.round_losses += count;
+        if seq::before(self.loss_guard, lost)
+            && self.cc.is_congestion(self.round_losses, self.round_packets)
+        {
+            self.cc.on_congestion();
             self.loss_guard = self.send.next_seq().wrapping_sub(1);
         }
     }
@@ -164,6 +187,8 @@ impl Connection {
         self.cc.on_timeout();
         self.send.all_lost();
         self.loss_guard = self.send.next_seq().wrapping_sub(1);
+        self.round_start = self.send.sends();
+        self.round_losses = 0;
         self.probe = true;
         self.deadline = Some(now + self.rtt.rto());
     }

@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use super::{Connection, Header, MAX_PAYLOAD, Packet, PacketType, SelectiveAck, State};
+use super::{
+    Connection, Header, MAX_PAYLOAD, MAX_SACK_BYTES, Packet, PacketType, SelectiveAck, State,
+};
 
 impl Connection {
     /// The next datagram to send, if any; call until `None` after every input.
@@ -100,13 +102,19 @@ impl Connection {
             self.arm(now);
             return Some(self.encode(now, PacketType::Fin, seq_nr, &[]));
         }
-        let len = self.room_for(MAX_PAYLOAD.min(self.send.unsent()));
+        let paced = self.send.in_flight() > 0 && self.burst == 0;
+        let len = if paced {
+            0
+        } else {
+            self.room_for(MAX_PAYLOAD.min(self.send.unsent()))
+        };
         if len == 0 {
             // Blocked by a window: a time-out will probe if no ack reopens it.
             self.arm(now);
             return None;
         }
         self.probe = false;
+        self.burst = self.burst.saturating_sub(1);
         let seq_nr = self.send.push(now, PacketType::Data, len);
         self.arm(now);
         Some(self.encode(now, PacketType::Data, seq_nr, self.send.payload(seq_nr)))
@@ -134,7 +142,13 @@ impl Connection {
             seq_nr,
             ack_nr: self.recv.ack_nr(),
         };
-        let mask = self.recv.sack();
+        // A packet without payload has room for the longest selective ack.
+        let max_sack = if payload.is_empty() {
+            super::super::MAX_STATE_SACK_BYTES
+        } else {
+            MAX_SACK_BYTES
+        };
+        let mask = self.recv.sack(max_sack);
         let sack = mask.as_deref().and_then(|m| SelectiveAck::new(m).ok());
         Packet {
             header,
