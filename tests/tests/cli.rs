@@ -550,61 +550,59 @@ fn seed_download_resume_and_check() {
     assert_eq!(json["peers_banned"], 0);
 }
 
-/// `--encryption required` on both sides: the download completes over RC4, byte-exact.
-#[test]
-fn seed_and_download_with_encryption_required() {
+/// A fresh payload of `scale`, seeded with `seed_flags`; once `before` looked at the seed,
+/// downloaded from it alone with `download_flags` and `--json`, checked complete and
+/// byte-exact. The download's run, the seed's (stopped cleanly) and the torrent.
+fn seed_then_download(
+    scale: usize,
+    seed_flags: &[&str],
+    before: impl FnOnce(&Seeder),
+    download_flags: &[&str],
+) -> (Run, Run, Metainfo) {
     let dir = tempfile::tempdir().unwrap();
-    let (content, torrent, meta) = payload_and_torrent(dir.path(), 2_000);
+    let (content, torrent, meta) = payload_and_torrent(dir.path(), scale);
     let down = dir.path().join("down");
-    let seeder = Seeder::start_with(&torrent, dir.path(), 0, &["--encryption", "required"]);
+    let seeder = Seeder::start_with(&torrent, dir.path(), 0, seed_flags);
+    before(&seeder);
     let peer = format!("127.0.0.1:{}", seeder.port);
-    let run = bt(&[
+    let mut args = vec![
         "download",
         &torrent,
         "-o",
         down.to_str().unwrap(),
         "--peer",
         &peer,
-        "--encryption",
-        "required",
-        "--json",
-    ]);
+    ];
+    args.extend_from_slice(download_flags);
+    args.push("--json");
+    let run = bt(&args);
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(run.json()["pieces_verified"], meta.piece_count());
     assert_same_tree(&content, &down.join("payload"));
     let seed_run = seeder.interrupt();
     assert!(seed_run.status.success(), "{}", seed_run.stderr);
+    (run, seed_run, meta)
+}
+
+/// `--encryption required` on both sides: the download completes over RC4, byte-exact.
+#[test]
+fn seed_and_download_with_encryption_required() {
+    let required = ["--encryption", "required"];
+    seed_then_download(2_000, &required, |_| {}, &required);
 }
 
 /// `--transport utp` on both sides: the seed listens on its UDP port only, and the download
 /// completes over uTP, byte-exact.
 #[test]
 fn seed_and_download_over_utp_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let (content, torrent, meta) = payload_and_torrent(dir.path(), 2_000);
-    let down = dir.path().join("down");
-    let seeder = Seeder::start_with(&torrent, dir.path(), 0, &["--transport", "utp"]);
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", seeder.port)).is_err(),
-        "a uTP-only seed listens for TCP"
-    );
-    let peer = format!("127.0.0.1:{}", seeder.port);
-    let run = bt(&[
-        "download",
-        &torrent,
-        "-o",
-        down.to_str().unwrap(),
-        "--peer",
-        &peer,
-        "--transport",
-        "utp",
-        "--json",
-    ]);
-    assert!(run.status.success(), "{}", run.stderr);
-    assert_eq!(run.json()["pieces_verified"], meta.piece_count());
-    assert_same_tree(&content, &down.join("payload"));
-    let seed_run = seeder.interrupt();
-    assert!(seed_run.status.success(), "{}", seed_run.stderr);
+    let utp = ["--transport", "utp"];
+    let no_tcp = |seeder: &Seeder| {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", seeder.port)).is_err(),
+            "a uTP-only seed listens for TCP"
+        );
+    };
+    seed_then_download(2_000, &utp, no_tcp, &utp);
 }
 
 /// Copies the tree under `from` to `to`.
@@ -808,28 +806,15 @@ fn a_magnet_link_completes_through_the_dht() {
 /// and the transfer, byte-exact, takes at least what the seed's limit allows.
 #[test]
 fn seed_and_download_under_rate_limits() {
-    let dir = tempfile::tempdir().unwrap();
-    let (content, torrent, meta) = payload_and_torrent(dir.path(), 5_000);
-    let down = dir.path().join("down");
-    let seeder = Seeder::start_with(&torrent, dir.path(), 0, &["--max-upload-rate", "128K"]);
-    let peer = format!("127.0.0.1:{}", seeder.port);
-    let run = bt(&[
-        "download",
-        &torrent,
-        "-o",
-        down.to_str().unwrap(),
-        "--peer",
-        &peer,
-        "--max-download-rate",
-        "1.5M",
-        "--json",
-    ]);
-    assert!(run.status.success(), "{}", run.stderr);
+    let (run, seed_run, meta) = seed_then_download(
+        5_000,
+        &["--max-upload-rate", "128K"],
+        |_| {},
+        &["--max-download-rate", "1.5M"],
+    );
     let json = run.json();
     assert_eq!(json["max_download_rate"], 3 << 19);
     assert_eq!(json["max_upload_rate"], 0);
-    assert_eq!(json["pieces_verified"], meta.piece_count());
-    assert_same_tree(&content, &down.join("payload"));
     // What comes at once: the seed's bucket full at the start (at least one block) and the
     // block it starts in debt at the end. The rest comes at 128 KiB/s at most.
     let limit = 128 * 1024;
@@ -841,8 +826,6 @@ fn seed_and_download_under_rate_limits() {
         "{} bytes at {limit} B/s in {took} s",
         meta.size()
     );
-    let seed_run = seeder.interrupt();
-    assert!(seed_run.status.success(), "{}", seed_run.stderr);
     assert!(
         seed_run
             .stderr

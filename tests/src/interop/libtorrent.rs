@@ -346,17 +346,8 @@ impl Lt {
     /// Its DHT counters as last printed.
     pub fn dht_stats(&self) -> LtDhtStats {
         let mut s = LtDhtStats::default();
-        let Some(last) = self.lines("DHT_STATS").pop() else {
-            return s;
-        };
-        for kv in last.split(' ') {
-            let Some((k, v)) = kv.split_once('=') else {
-                continue;
-            };
-            let Ok(v) = v.parse() else {
-                continue;
-            };
-            let field = match k {
+        for (k, v) in self.counters("DHT_STATS") {
+            let field = match k.as_str() {
                 "nodes" => &mut s.nodes,
                 "torrents" => &mut s.torrents,
                 "peers" => &mut s.peers,
@@ -467,20 +458,24 @@ impl Lt {
             .collect()
     }
 
+    /// The `key=value` counters of the last line tagged `tag`, those that parse.
+    fn counters(&self, tag: &str) -> Vec<(String, u64)> {
+        let Some(last) = self.lines(tag).pop() else {
+            return Vec::new();
+        };
+        last.split(' ')
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Its uTP counters as last printed (with [`LtArgs::utp_only`]; `UTP_STATS`).
     pub fn utp_stats(&self) -> LtUtpStats {
         let mut s = LtUtpStats::default();
-        let Some(last) = self.lines("UTP_STATS").pop() else {
-            return s;
-        };
-        for kv in last.split(' ') {
-            let Some((k, v)) = kv.split_once('=') else {
-                continue;
-            };
-            let Ok(v) = v.parse() else {
-                continue;
-            };
-            let field = match k {
+        for (k, v) in self.counters("UTP_STATS") {
+            let field = match k.as_str() {
                 "connected" => &mut s.connected,
                 "payload_in" => &mut s.payload_in,
                 "payload_out" => &mut s.payload_out,
