@@ -30,8 +30,9 @@ pub const VERSION: u8 = 1;
 /// Extension type of the selective ack.
 pub const EXT_SELECTIVE_ACK: u8 = 1;
 
-/// The longest selective-ack bitmask the wire can carry: its length is one byte and a
-/// multiple of 4 (BEP 29), so 252 bytes, 2,016 packets.
+/// The longest selective-ack bitmask we send: BEP 29 asks for a multiple of 4 bytes and the
+/// length is one byte, so 252 bytes, 2,016 packets. What we read may be any length up to 255
+/// (see [`SelectiveAck::new`]).
 pub const MAX_SACK_LEN: usize = 252;
 
 /// The five packet types.
@@ -89,9 +90,9 @@ pub enum PacketError {
     /// An extension's header or body runs past the end of the datagram.
     #[error("uTP extension at byte {0} runs past the end of the datagram")]
     ExtensionTruncated(usize),
-    /// A selective-ack bitmask whose length is not a positive multiple of 4.
-    #[error("selective ack of {0} bytes, must be a positive multiple of 4")]
-    SackLength(u8),
+    /// A selective-ack bitmask that is empty or longer than its one-byte length can say.
+    #[error("selective ack of {0} bytes, must be 1 to 255")]
+    SackLength(usize),
     /// Bytes after the header of a packet type that carries none.
     #[error("{0:?} packet with {1} bytes of payload")]
     Payload(PacketType, usize),
@@ -118,17 +119,20 @@ pub struct Header {
 }
 
 /// A selective ack's bitmask (BEP 29): bit `i` (least significant bit of byte 0 first)
-/// says whether packet `ack_nr + 2 + i` arrived. Always 4 to [`MAX_SACK_LEN`] bytes, a
-/// multiple of 4.
+/// says whether packet `ack_nr + 2 + i` arrived. 1 to 255 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SelectiveAck<'a>(&'a [u8]);
 
 impl<'a> SelectiveAck<'a> {
-    /// The bitmask as it is on the wire, if its length is valid.
+    /// The bitmask as it is on the wire, if its one-byte length can say it and it is not empty.
+    ///
+    /// BEP 29 asks for a multiple of 4 bytes, and ours always are (at most [`MAX_SACK_LEN`]).
+    /// libtorrent's are as long as its gap needs: 1 to 23 bytes in one capture of it
+    /// downloading from us. Refusing those dropped each of its acks after the first loss,
+    /// and the sender stalled until the connection died, so any length is read.
     pub fn new(bitmask: &'a [u8]) -> Result<Self, PacketError> {
-        let len = u8::try_from(bitmask.len()).unwrap_or(u8::MAX);
-        if bitmask.is_empty() || !bitmask.len().is_multiple_of(4) || bitmask.len() > MAX_SACK_LEN {
-            return Err(PacketError::SackLength(len));
+        if bitmask.is_empty() || bitmask.len() > usize::from(u8::MAX) {
+            return Err(PacketError::SackLength(bitmask.len()));
         }
         Ok(SelectiveAck(bitmask))
     }
@@ -270,7 +274,7 @@ impl<'a> Packet<'a> {
         out.extend_from_slice(&h.ack_nr.to_be_bytes());
         if let Some(SelectiveAck(bits)) = self.sack {
             out.push(0);
-            // SelectiveAck::new keeps the length at most 252.
+            // SelectiveAck::new keeps the length at most 255.
             out.push(u8::try_from(bits.len()).unwrap_or(u8::MAX));
             out.extend_from_slice(bits);
         }
@@ -390,10 +394,10 @@ mod tests {
             Packet::decode(&ext),
             Err(PacketError::ExtensionTruncated(20))
         );
-        let mut odd = good.clone();
-        odd[1] = 1;
-        odd.extend_from_slice(&[0, 3, 1, 2, 3]);
-        assert_eq!(Packet::decode(&odd), Err(PacketError::SackLength(3)));
+        let mut empty = good.clone();
+        empty[1] = 1;
+        empty.extend_from_slice(&[0, 0]);
+        assert_eq!(Packet::decode(&empty), Err(PacketError::SackLength(0)));
         let mut state_payload = good.clone();
         state_payload.push(0);
         assert_eq!(
@@ -402,7 +406,7 @@ mod tests {
         );
         assert_eq!(
             SelectiveAck::new(&[0; 256]),
-            Err(PacketError::SackLength(255))
+            Err(PacketError::SackLength(256))
         );
     }
 
