@@ -200,8 +200,12 @@ impl Proc {
     }
 
     /// The last [`LOG_TAIL_LINES`] lines of the log and of each of the program's own logs,
-    /// headed by the name and path.
+    /// headed by the name, path and exit status as last seen (a client that dies by a signal
+    /// may write nothing: the status is then all there is to go on).
     fn tail(&self) -> String {
+        let status = self
+            .status
+            .map_or("not exited".to_string(), |s| format!("exited: {s}"));
         std::iter::once(&self.log_path)
             .chain(&self.own_logs)
             .map(|path| {
@@ -209,7 +213,7 @@ impl Proc {
                 let lines: Vec<&str> = log.lines().collect();
                 let from = lines.len().saturating_sub(LOG_TAIL_LINES);
                 format!(
-                    "----- {} (pid {}, log {}, last {} of {} lines) -----\n{}",
+                    "----- {} (pid {}, {status}, log {}, last {} of {} lines) -----\n{}",
                     self.name,
                     self.pid(),
                     path.display(),
