@@ -42,6 +42,7 @@ mod tls;
 mod torrent;
 pub mod tracker;
 pub mod udp;
+mod udp_offload;
 
 use std::path::PathBuf;
 

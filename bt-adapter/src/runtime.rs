@@ -110,6 +110,15 @@ pub trait Runtime: Send + Sync + 'static {
         socket: &Self::Udp,
         buf: &mut [u8],
     ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
+    /// Runs `op` on the socket once it is ready to write (`write`) or to read, and again
+    /// each time `op` fails with [`io::ErrorKind::WouldBlock`]. For system calls the
+    /// runtimes' sockets do not offer: the UDP port's segmentation offload (Linux).
+    #[cfg(unix)]
+    fn udp_io<T: Send>(
+        socket: &Self::Udp,
+        write: bool,
+        op: impl FnMut(std::os::fd::BorrowedFd<'_>) -> io::Result<T> + Send,
+    ) -> impl Future<Output = io::Result<T>> + Send;
 }
 
 /// `f`, or `None` if `deadline` comes first.

@@ -13,6 +13,10 @@
 //!   there, so everything leaves in order (a task per datagram would cost a task each and
 //!   let the runtime reorder them).
 //!
+//! On Linux both directions also use segmentation offload (see `udp_offload`): a run of
+//! datagrams to one peer leaves in one system call, and datagrams from one peer arrive
+//! coalesced in one.
+//!
 //! Datagrams are never buffered without bound: the kernel drops what arrives while the
 //! driver's queue is full, and the driver drops what it would queue beyond
 //! [`MAX_QUEUED_DATAGRAMS`], as a congested network would. uTP's congestion control reads
@@ -21,7 +25,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
@@ -30,6 +34,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::messages::Msg;
 use crate::runtime::Runtime;
+use crate::udp_offload::{self, MAX_SEGMENTS};
 
 /// Receive buffer: the largest UDP payload, so no datagram is ever cut to a length that
 /// might parse; the engine drops what is longer than a KRPC message or a uTP packet may be.
@@ -62,6 +67,29 @@ const RECV_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Datagrams to send, in order.
 type Batch = Vec<(SocketAddr, Bytes)>;
 
+/// Whether the port may send segmented (see `udp_offload`): on Linux until a segmented send
+/// fails, never elsewhere.
+struct Offload {
+    gso: AtomicBool,
+}
+
+impl Offload {
+    fn new() -> Self {
+        Offload {
+            gso: AtomicBool::new(cfg!(target_os = "linux")),
+        }
+    }
+
+    /// Datagrams in one send at most.
+    fn max_segments(&self) -> usize {
+        if self.gso.load(Ordering::Relaxed) {
+            MAX_SEGMENTS
+        } else {
+            1
+        }
+    }
+}
+
 /// The session's UDP socket and its two tasks.
 pub(crate) struct UdpPort<R: Runtime> {
     port: u16,
@@ -72,6 +100,9 @@ pub(crate) struct UdpPort<R: Runtime> {
     /// Datagrams in `out` not yet sent.
     queued: Arc<AtomicUsize>,
     socket: Arc<R::Udp>,
+    offload: Arc<Offload>,
+    /// A segmented send's datagrams, end to end.
+    scratch: Vec<u8>,
     /// Datagrams of the current drain, not yet handed to the sender.
     pending: Batch,
     /// Datagrams dropped because the sender was behind, logged once per flush.
@@ -85,12 +116,21 @@ impl<R: Runtime> UdpPort<R> {
     pub fn open(ip: Option<IpAddr>, port: u16, inputs: &Sender<Msg<R>>) -> io::Result<Self> {
         let (socket, v6) = open_socket(ip, port)?;
         let port = socket.local_addr()?.port();
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsFd;
+            // Best effort: without it each datagram is received on its own.
+            let gro = udp_offload::sys::enable_gro(socket.as_fd());
+            tracing::debug!(gro, "UDP receive offload");
+        }
         let socket = Arc::new(R::udp_from_std(socket)?);
+        let offload = Arc::new(Offload::new());
         let (out, rx) = async_channel::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
         // Detached: once the port is closed it sends what is queued (uTP's last packets),
         // then ends with its channel.
-        R::detach(R::spawn(send_loop::<R>(socket.clone(), rx, queued.clone())));
+        let sender = send_loop::<R>(socket.clone(), offload.clone(), rx, queued.clone());
+        R::detach(R::spawn(sender));
         let receiver = R::spawn(receive_loop::<R>(socket.clone(), inputs.clone()));
         Ok(UdpPort {
             port,
@@ -98,6 +138,8 @@ impl<R: Runtime> UdpPort<R> {
             out: Some(out),
             queued,
             socket,
+            offload,
+            scratch: Vec::new(),
             pending: Vec::new(),
             dropped: 0,
             receiver: Some(receiver),
@@ -135,15 +177,14 @@ impl<R: Runtime> UdpPort<R> {
     pub async fn send_now(&mut self) {
         if self.queued.load(Ordering::Acquire) == 0 {
             let mut sent = 0;
-            for (to, data) in &self.pending {
-                let send = R::udp_send_to(&self.socket, data, *to);
-                match futures_lite::future::poll_once(send).await {
-                    Some(Ok(())) => {}
-                    // Lost, as the network may lose any (see `send_loop`).
-                    Some(Err(e)) => tracing::trace!(%to, "UDP send: {e}"),
-                    None => break,
+            for run in udp_offload::runs(&self.pending, self.offload.max_segments()) {
+                let end = run.end;
+                let run = self.pending.get(run).unwrap_or_default();
+                let send = send_run::<R>(&self.socket, &self.offload, run, &mut self.scratch);
+                if futures_lite::future::poll_once(send).await.is_none() {
+                    break;
                 }
-                sent += 1;
+                sent = end;
             }
             self.pending.drain(..sent);
         }
@@ -187,17 +228,58 @@ impl<R: Runtime> Drop for UdpPort<R> {
 }
 
 /// Sends every batch in order until the port is closed and its queue empty.
-async fn send_loop<R: Runtime>(socket: Arc<R::Udp>, rx: Receiver<Batch>, queued: Arc<AtomicUsize>) {
+async fn send_loop<R: Runtime>(
+    socket: Arc<R::Udp>,
+    offload: Arc<Offload>,
+    rx: Receiver<Batch>,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut scratch = Vec::new();
     while let Ok(batch) = rx.recv().await {
-        let n = batch.len();
-        for (to, data) in batch {
-            // A datagram that cannot go (no route, ICMP errors reported late) is lost, as
-            // the network may lose any.
-            if let Err(e) = R::udp_send_to(&socket, &data, to).await {
-                tracing::trace!(%to, "UDP send: {e}");
+        for run in udp_offload::runs(&batch, offload.max_segments()) {
+            let run = batch.get(run).unwrap_or_default();
+            send_run::<R>(&socket, &offload, run, &mut scratch).await;
+        }
+        queued.fetch_sub(batch.len(), Ordering::Release);
+    }
+}
+
+/// Sends `run` (one of [`udp_offload::runs`]): in one segmented send where it can, else
+/// one datagram at a time. A datagram that cannot go (no route, ICMP errors reported late)
+/// is lost, as the network may lose any.
+async fn send_run<R: Runtime>(
+    socket: &R::Udp,
+    offload: &Offload,
+    run: &[(SocketAddr, Bytes)],
+    scratch: &mut Vec<u8>,
+) {
+    #[cfg(target_os = "linux")]
+    if let [(to, first), _, ..] = run
+        && let Ok(segment) = u16::try_from(first.len())
+    {
+        scratch.clear();
+        for (_, data) in run {
+            scratch.extend_from_slice(data);
+        }
+        let send = |fd: std::os::fd::BorrowedFd<'_>| {
+            udp_offload::sys::send_segments(fd, *to, scratch, segment)
+        };
+        match R::udp_io(socket, true, send).await {
+            Ok(()) => return,
+            // The kernel, the device or the route cannot segment (old kernel, no checksum
+            // offload, an MTU below the segment): every datagram on its own from now on.
+            Err(e) => {
+                tracing::debug!(%to, "UDP segmentation offload off: {e}");
+                offload.gso.store(false, Ordering::Relaxed);
             }
         }
-        queued.fetch_sub(n, Ordering::Release);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (offload, scratch);
+    for (to, data) in run {
+        if let Err(e) = R::udp_send_to(socket, data, *to).await {
+            tracing::trace!(%to, "UDP send: {e}");
+        }
     }
 }
 
@@ -206,10 +288,10 @@ async fn receive_loop<R: Runtime>(socket: Arc<R::Udp>, inputs: Sender<Msg<R>>) {
     let mut scratch = vec![0u8; MAX_DATAGRAM];
     let mut arena = BytesMut::new();
     loop {
-        let first = R::udp_recv_from(&socket, &mut scratch).await;
+        let first = receive::<R>(&socket, &mut scratch).await;
         let mut batch = Vec::new();
         match first {
-            Ok((n, from)) => batch.push((from, take(&mut arena, &scratch, n))),
+            Ok(got) => split(&mut batch, take(&mut arena, &scratch, got.0), got),
             Err(e) => {
                 // Linux also reports here an ICMP "port unreachable" of an earlier send.
                 tracing::debug!("UDP receive: {e}");
@@ -220,9 +302,9 @@ async fn receive_loop<R: Runtime>(socket: Arc<R::Udp>, inputs: Sender<Msg<R>>) {
         // What else is there already, without waiting: a receive polled once either has a
         // datagram or registers for the next and is dropped.
         while batch.len() < RECV_BATCH {
-            let more = futures_lite::future::poll_once(R::udp_recv_from(&socket, &mut scratch));
+            let more = futures_lite::future::poll_once(receive::<R>(&socket, &mut scratch));
             match more.await {
-                Some(Ok((n, from))) => batch.push((from, take(&mut arena, &scratch, n))),
+                Some(Ok(got)) => split(&mut batch, take(&mut arena, &scratch, got.0), got),
                 _ => break,
             }
         }
@@ -230,6 +312,30 @@ async fn receive_loop<R: Runtime>(socket: Arc<R::Udp>, inputs: Sender<Msg<R>>) {
             return;
         }
     }
+}
+
+/// What one receive got: its length, the sender, and the length of each datagram in it when
+/// the kernel coalesced several.
+type Received = (usize, SocketAddr, Option<usize>);
+
+/// Receives into `scratch`: datagrams coalesced by the kernel on Linux, one elsewhere.
+async fn receive<R: Runtime>(socket: &R::Udp, scratch: &mut [u8]) -> io::Result<Received> {
+    #[cfg(target_os = "linux")]
+    return R::udp_io(socket, false, |fd| udp_offload::sys::recv(fd, scratch)).await;
+    #[cfg(not(target_os = "linux"))]
+    R::udp_recv_from(socket, scratch)
+        .await
+        .map(|(n, from)| (n, from, None))
+}
+
+/// Appends the datagrams of `data`, one receive's bytes, to `batch`.
+fn split(batch: &mut Batch, mut data: Bytes, (_, from, stride): Received) {
+    if let Some(stride) = stride.filter(|&s| s > 0) {
+        while data.len() > stride {
+            batch.push((from, data.split_to(stride)));
+        }
+    }
+    batch.push((from, data));
 }
 
 /// The first `n` bytes of `scratch`, copied into `arena` (a new one when it is full).
@@ -289,5 +395,23 @@ mod tests {
         let c = take(&mut arena, &scratch, MAX_DATAGRAM);
         assert_eq!(c.len(), MAX_DATAGRAM);
         assert_eq!(&a[..], &scratch[..1400], "earlier slices are untouched");
+    }
+
+    #[test]
+    fn a_coalesced_receive_splits_into_its_datagrams() {
+        let from = SocketAddr::from(([127, 0, 0, 1], 6881));
+        let data = Bytes::from((0..3000u16).map(|i| i as u8).collect::<Vec<_>>());
+        let mut batch = Vec::new();
+        split(&mut batch, data.clone(), (3000, from, Some(1400)));
+        let lens: Vec<usize> = batch.iter().map(|(_, d)| d.len()).collect();
+        assert_eq!(lens, [1400, 1400, 200]);
+        assert!(batch.iter().all(|(f, _)| *f == from));
+        let joined: Vec<u8> = batch.iter().flat_map(|(_, d)| d.to_vec()).collect();
+        assert_eq!(joined, data);
+        // One datagram, or a stride the kernel never gives: as received.
+        let mut one = Vec::new();
+        split(&mut one, data.clone(), (3000, from, None));
+        split(&mut one, data, (3000, from, Some(0)));
+        assert_eq!(one.len(), 2);
     }
 }

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use bt_adapter::Runtime;
 use bytes::BytesMut;
+use smol::Async;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::{TcpListener, TcpStream, UdpSocket};
+use smol::net::{TcpListener, TcpStream};
 
 /// Most bytes one read asks for: a busy connection's whole receive buffer
 /// (`bt_adapter::net::READ_BUFFER`), so a fast download takes about as few reads as on
@@ -42,7 +43,9 @@ impl Runtime for Smol {
     // A smol stream is a shared handle: its halves are two clones.
     type Reader = SmolReader;
     type Writer = TcpStream;
-    type Udp = UdpSocket;
+    /// The std socket in smol's reactor, rather than `smol::net::UdpSocket`, which hides
+    /// it: the UDP port's segmentation offload makes its own system calls on it.
+    type Udp = Async<std::net::UdpSocket>;
 
     fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) -> Self::Task {
         smol::spawn(f)
@@ -139,8 +142,9 @@ impl Runtime for Smol {
     }
 
     async fn udp_connect(local: SocketAddr, remote: SocketAddr) -> io::Result<Self::Udp> {
-        let socket = UdpSocket::bind(local).await?;
-        socket.connect(remote).await?;
+        let socket = Async::<std::net::UdpSocket>::bind(local)?;
+        // A UDP connect only sets the default peer: it does not block.
+        socket.get_ref().connect(remote)?;
         Ok(socket)
     }
 
@@ -153,7 +157,7 @@ impl Runtime for Smol {
     }
 
     fn udp_from_std(socket: std::net::UdpSocket) -> io::Result<Self::Udp> {
-        UdpSocket::try_from(socket)
+        Async::new(socket)
     }
 
     async fn udp_send_to(socket: &Self::Udp, packet: &[u8], to: SocketAddr) -> io::Result<()> {
@@ -162,5 +166,19 @@ impl Runtime for Smol {
 
     async fn udp_recv_from(socket: &Self::Udp, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         socket.recv_from(buf).await
+    }
+
+    #[cfg(unix)]
+    async fn udp_io<T: Send>(
+        socket: &Self::Udp,
+        write: bool,
+        mut op: impl FnMut(std::os::fd::BorrowedFd<'_>) -> io::Result<T> + Send,
+    ) -> io::Result<T> {
+        use std::os::fd::AsFd;
+        if write {
+            socket.write_with(|s| op(s.as_fd())).await
+        } else {
+            socket.read_with(|s| op(s.as_fd())).await
+        }
     }
 }

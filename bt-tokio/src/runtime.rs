@@ -128,4 +128,19 @@ impl Runtime for Tokio {
     async fn udp_recv_from(socket: &Self::Udp, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         socket.recv_from(buf).await
     }
+
+    #[cfg(unix)]
+    async fn udp_io<T: Send>(
+        socket: &Self::Udp,
+        write: bool,
+        mut op: impl FnMut(std::os::fd::BorrowedFd<'_>) -> io::Result<T> + Send,
+    ) -> io::Result<T> {
+        use std::os::fd::AsFd;
+        let interest = if write {
+            tokio::io::Interest::WRITABLE
+        } else {
+            tokio::io::Interest::READABLE
+        };
+        socket.async_io(interest, || op(socket.as_fd())).await
+    }
 }
