@@ -266,11 +266,15 @@ async fn send_run<R: Runtime>(
         };
         match R::udp_io(socket, true, send).await {
             Ok(()) => return,
-            // The kernel, the device or the route cannot segment (old kernel, no checksum
-            // offload, an MTU below the segment): every datagram on its own from now on.
-            Err(e) => {
+            // The kernel, the device or the route cannot segment: every datagram on its
+            // own from now on, these first.
+            Err(e) if udp_offload::sys::offload_refused(&e) => {
                 tracing::debug!(%to, "UDP segmentation offload off: {e}");
                 offload.gso.store(false, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::trace!(%to, "UDP send: {e}");
+                return;
             }
         }
     }

@@ -83,6 +83,23 @@ pub mod sys {
         setsockopt(&socket, sockopt::UdpGroSegment, &true).is_ok()
     }
 
+    /// Whether a segmented send failed because segmenting cannot work here: the kernel does
+    /// not know `UDP_SEGMENT` (before 4.18), the device cannot checksum the segments (`EIO`),
+    /// or a segment exceeds the route's MTU. Other errors (no route, an ICMP error of an
+    /// earlier datagram) would have failed a plain send too.
+    pub fn offload_refused(e: &io::Error) -> bool {
+        use nix::errno::Errno;
+        let refusals = [
+            Errno::EIO,
+            Errno::EINVAL,
+            Errno::EMSGSIZE,
+            Errno::ENOPROTOOPT,
+            Errno::EOPNOTSUPP,
+        ];
+        e.raw_os_error()
+            .is_some_and(|code| refusals.iter().any(|r| *r as i32 == code))
+    }
+
     /// Sends `data` to `to` as datagrams of `segment` bytes (the last may be shorter), in one
     /// call.
     pub fn send_segments(
@@ -194,6 +211,18 @@ mod tests {
         assert_eq!(runs(&small, MAX_SEGMENTS).first(), Some(&(0..MAX_SEGMENTS)));
         // Empty datagrams go alone (a segment size of 0 means none).
         assert_eq!(runs(&batch(&[(1, 0), (1, 0)]), MAX_SEGMENTS), [0..1, 1..2]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_errors_of_segmenting_turn_offload_off() {
+        use nix::errno::Errno;
+        let e = |errno: Errno| std::io::Error::from_raw_os_error(errno as i32);
+        assert!(sys::offload_refused(&e(Errno::EIO)));
+        assert!(sys::offload_refused(&e(Errno::EINVAL)));
+        // An ICMP error of an earlier datagram, or no route: a plain send fails alike.
+        assert!(!sys::offload_refused(&e(Errno::ECONNREFUSED)));
+        assert!(!sys::offload_refused(&e(Errno::ENETUNREACH)));
     }
 
     /// Real sockets on loopback: one segmented send arrives as the datagrams it holds, to a
