@@ -63,7 +63,7 @@ pub use bt_proto::tracker::AnnounceError;
 pub use bt_proto::{Bitfield, ConnId, InfoHash, IoFailure, PeerId, PieceIndex};
 pub use dht::{DhtOptions, DhtStatus};
 pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
-pub use events::{EVENT_QUEUE, Events};
+pub use events::{EVENT_QUEUE, Events, Lagged};
 pub use handle::PeerSpec;
 pub use lsd::LsdInterface;
 pub use magnet::MagnetTorrent;
@@ -181,7 +181,7 @@ macro_rules! adapter_api {
         pub use $crate::{
             AnnounceError, Bitfield, CheckScope, CloseReason, Config, ConnEncryption, ConnId,
             DEFAULT_RESUME_SAVE_INTERVAL, DhtOptions, DhtStatus, EVENT_QUEUE, Encryption, Error,
-            Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash, IoFailure,
+            Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash, IoFailure, Lagged,
             LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN, MAX_RESUME_FILE,
             Magnet, MagnetOptions, Metainfo, MetainfoError, PeerId, PeerInfo, PeerSpec, PieceIndex,
             ProtocolViolation, READ_CHUNK, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp,
