@@ -736,10 +736,7 @@ impl<R: Runtime> Driver<R> {
             Event::HashcheckDone {
                 verified, total, ..
             } => {
-                let report = HashcheckReport {
-                    verified: *verified,
-                    total: *total,
-                };
+                let report = HashcheckReport::new(*verified, *total);
                 for w in ctx.hashchecks.drain(..) {
                     let _ = w.try_send(report);
                 }

@@ -76,6 +76,7 @@ pub use torrent::Torrent;
 
 /// What can go wrong with the API.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The .torrent file could not be read.
     #[error("cannot read torrent file {path}: {source}")]

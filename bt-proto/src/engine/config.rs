@@ -219,6 +219,7 @@ impl Transports {
 
 /// The transport carrying one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Transport {
     /// A TCP connection, carried by the adapter.
     Tcp,

@@ -9,6 +9,7 @@ use crate::{ConnId, PeerId};
 
 /// A whole torrent's view for [`crate::engine::Session::stats`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TorrentStats {
     /// The run state.
     pub state: TorrentState,
@@ -54,6 +55,7 @@ pub struct TorrentStats {
 
 /// One file's state for [`crate::engine::Session::files`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileInfo {
     /// Path components below the torrent's directory.
     pub path: Vec<String>,
@@ -69,6 +71,7 @@ pub struct FileInfo {
 
 /// One peer's state, as shown by [`crate::engine::Session::peers`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PeerInfo {
     /// The connection.
     pub conn: ConnId,
@@ -108,6 +111,7 @@ pub struct PeerInfo {
 
 /// How a connection's bytes look on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ConnEncryption {
     /// Plain BitTorrent.
     Plaintext,
@@ -119,6 +123,7 @@ pub enum ConnEncryption {
 
 /// One tracker's state, as shown by [`crate::engine::Session::trackers`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TrackerInfo {
     /// The tier (0 first).
     pub tier: usize,
@@ -137,6 +142,7 @@ pub struct TrackerInfo {
 /// What a session holds for its peers, from [`crate::engine::Session::memory_use`]: the
 /// figures its limits bound, for diagnostics and for tests of those limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct MemoryUse {
     /// Bytes of received blocks held: pieces being downloaded, and pieces handed over to be
     /// verified and stored (bounded by [`crate::engine::Config::max_inflight_bytes`], at

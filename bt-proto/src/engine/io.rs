@@ -20,6 +20,7 @@ pub struct TorrentId(pub u32);
 
 /// A torrent's run state; each variant says what the torrent does in it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[non_exhaustive]
 pub enum TorrentState {
     /// Connect, request, serve.
     #[default]
@@ -72,11 +73,20 @@ pub enum CheckScope {
 
 /// The result of a hashcheck, as the adapters' APIs report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HashcheckReport {
     /// Pieces of the torrent verified once the check was done.
     pub verified: u32,
     /// Pieces in the torrent.
     pub total: u32,
+}
+
+impl HashcheckReport {
+    /// The report of a check that found `verified` of `total` pieces good (the fields may
+    /// grow, so a report is built through this outside bt-proto).
+    pub fn new(verified: u32, total: u32) -> Self {
+        HashcheckReport { verified, total }
+    }
 }
 
 /// Something that happened, fed to [`crate::engine::Session::handle`].
@@ -278,6 +288,7 @@ pub struct ResumeSave {
 
 /// Why the engine closed a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The peer broke the protocol.
     Protocol(ProtocolViolation),
@@ -307,6 +318,7 @@ pub enum CloseReason {
 
 /// What the application is told, drained with [`crate::engine::Session::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A piece passed its hash check and is stored.
     HashPassed {
