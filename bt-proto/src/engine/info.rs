@@ -7,7 +7,8 @@ use super::io::{StorageError, TorrentState};
 use crate::tracker::AnnounceError;
 use crate::{ConnId, PeerId};
 
-/// A whole torrent's view for [`crate::engine::Session::stats`].
+/// A whole torrent's view: what an adapter's `Torrent::stats` returns (bt-tokio, bt-smol),
+/// from the engine's [`engine::Session::stats`](crate::engine::Session::stats).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TorrentStats {
@@ -53,7 +54,8 @@ pub struct TorrentStats {
     pub session_uploaded: u64,
 }
 
-/// One file's state for [`crate::engine::Session::files`].
+/// One file's state, as an adapter's `Torrent::files` and the engine's
+/// [`engine::Session::files`](crate::engine::Session::files) report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FileInfo {
@@ -69,7 +71,8 @@ pub struct FileInfo {
     pub padding: bool,
 }
 
-/// One peer's state, as shown by [`crate::engine::Session::peers`].
+/// One peer's state, as an adapter's `Torrent::peers` and the engine's
+/// [`engine::Session::peers`](crate::engine::Session::peers) report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PeerInfo {
@@ -121,7 +124,8 @@ pub enum ConnEncryption {
     Rc4,
 }
 
-/// One tracker's state, as shown by [`crate::engine::Session::trackers`].
+/// One tracker's state, as an adapter's `Torrent::trackers` and the engine's
+/// [`engine::Session::trackers`](crate::engine::Session::trackers) report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TrackerInfo {
@@ -139,7 +143,8 @@ pub struct TrackerInfo {
     pub next_announce: Option<Instant>,
 }
 
-/// What a session holds for its peers, from [`crate::engine::Session::memory_use`]: the
+/// What a session holds for its peers, from the engine's
+/// [`engine::Session::memory_use`](crate::engine::Session::memory_use): the
 /// figures its limits bound, for diagnostics and for tests of those limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

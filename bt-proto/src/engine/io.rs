@@ -33,8 +33,9 @@ pub enum TorrentState {
     /// [`TorrentStats::error`](super::TorrentStats::error) says which file and why. The torrent
     /// does what `Paused` does (connections kept, no requests made or served) until another
     /// state is set; `Started` tries the disk again. Verified pieces stay verified. Only the
-    /// engine enters it: asking for it ([`crate::engine::Session::set_state`],
-    /// [`AddTorrent::state`]) is taken as `Paused`.
+    /// engine enters it: asking for it (the engine's
+    /// [`engine::Session::set_state`](crate::engine::Session::set_state) or
+    /// [`AddTorrent::state`], an adapter's `Torrent::pause` and the like) is taken as `Paused`.
     Failed,
     /// Started, and waiting for a slot of the session's queue
     /// ([`super::Config::max_active_downloads`], [`super::Config::max_active_seeds`]): it
@@ -316,7 +317,9 @@ pub enum CloseReason {
     TransportDisabled,
 }
 
-/// What the application is told, drained with [`crate::engine::Session::poll_event`].
+/// What the application is told: the items of an adapter's event streams (`Torrent::events`,
+/// `Session::events`), drained from the engine with
+/// [`engine::Session::poll_event`](crate::engine::Session::poll_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
