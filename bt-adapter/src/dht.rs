@@ -110,6 +110,7 @@ impl DhtOptions {
 
 /// What the session's DHT node is at ([`crate::Session::dht_status`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DhtStatus {
     /// Its id.
     pub id: bt_proto::dht::NodeId,

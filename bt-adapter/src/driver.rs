@@ -99,6 +99,14 @@ impl TorrentCtx {
     }
 }
 
+/// A torrent's event streams end with it: removed, or its session shut down (the driver
+/// and its contexts dropped), though handles keep its fan-out alive.
+impl Drop for TorrentCtx {
+    fn drop(&mut self) {
+        self.events.close();
+    }
+}
+
 /// The driver's state; see the module docs.
 pub(crate) struct Driver<R: Runtime> {
     session: engine::Session,
@@ -728,10 +736,7 @@ impl<R: Runtime> Driver<R> {
             Event::HashcheckDone {
                 verified, total, ..
             } => {
-                let report = HashcheckReport {
-                    verified: *verified,
-                    total: *total,
-                };
+                let report = HashcheckReport::new(*verified, *total);
                 for w in ctx.hashchecks.drain(..) {
                     let _ = w.try_send(report);
                 }

@@ -64,7 +64,7 @@ pub use bt_proto::tracker::AnnounceError;
 pub use bt_proto::{Bitfield, ConnId, InfoHash, IoFailure, PeerId, PieceIndex};
 pub use dht::{DhtOptions, DhtStatus};
 pub use driver::{MAX_CONCURRENT_READS, SHUTDOWN_DEADLINE};
-pub use events::{EVENT_QUEUE, Events};
+pub use events::{EVENT_QUEUE, Events, Lagged};
 pub use handle::PeerSpec;
 pub use lsd::LsdInterface;
 pub use magnet::MagnetTorrent;
@@ -77,6 +77,7 @@ pub use torrent::Torrent;
 
 /// What can go wrong with the API.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The .torrent file could not be read.
     #[error("cannot read torrent file {path}: {source}")]
@@ -171,18 +172,18 @@ pub enum Error {
     Create(#[from] bt_proto::metainfo::create::CreateError),
 }
 
-/// The public API of an adapter crate for the runtime `$rt`: the shared types re-exported,
-/// `Session`, `SessionBuilder` and `Torrent` named for `$rt`, and `create::create_torrent`
-/// hashing on `$rt`'s blocking pool. Every adapter invokes it once, so every adapter has the
-/// same API.
+/// The public API of an adapter crate for the runtime `$rt`, whose crate is named `$krate`
+/// in examples: the shared types re-exported, `Session`, `SessionBuilder` and `Torrent`
+/// named for `$rt`, and `create::create_torrent` hashing on `$rt`'s blocking pool. Every
+/// adapter invokes it once, so every adapter has the same API.
 #[macro_export]
 macro_rules! adapter_api {
-    ($rt:ty) => {
+    ($rt:ty, $krate:literal) => {
         pub use $crate::proto;
         pub use $crate::{
             AnnounceError, Bitfield, CheckScope, CloseReason, Config, ConnEncryption, ConnId,
             DEFAULT_RESUME_SAVE_INTERVAL, DhtOptions, DhtStatus, EVENT_QUEUE, Encryption, Error,
-            Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash, IoFailure,
+            Event, Events, FileInfo, HashcheckReport, INPUT_QUEUE, InfoHash, IoFailure, Lagged,
             LayoutError, MAX_CONCURRENT_READS, MAX_METADATA_FILE, MAX_READ_RUN, MAX_RESUME_FILE,
             Magnet, MagnetOptions, Metainfo, MetainfoError, PeerId, PeerInfo, PeerSpec, PieceIndex,
             ProtocolViolation, READ_CHUNK, ResumeData, SHUTDOWN_DEADLINE, StorageError, StorageOp,
@@ -192,14 +193,70 @@ macro_rules! adapter_api {
 
         pub use $crate::{DEFAULT_STALLED_AFTER, RateLimits};
 
-        /// A BitTorrent session: one listening port serving any number of torrents.
+        /// A BitTorrent session: one listening port (TCP, and UDP for the DHT and uTP)
+        /// serving any number of torrents. Started with [`Session::builder`]; its methods
+        /// are listed below (it is `bt_adapter::Session` on this crate's runtime).
+        ///
+        /// A session shuts down gracefully with [`Session::shutdown`] (or, dropped, in the
+        /// background): `stopped` announced, files flushed, resume data saved. Every event
+        /// stream of its torrents ends then.
+        ///
+        /// ```no_run
+        #[doc = concat!("use ", $krate, "::{Session, TorrentOptions};")]
+        ///
+        #[doc = concat!("# async fn f() -> Result<(), ", $krate, "::Error> {")]
+        /// let session = Session::builder().port(6881).start().await?;
+        /// let torrent = session
+        ///     .add_torrent(TorrentOptions::from_path("debian.iso.torrent").base_dir("downloads"))
+        ///     .await?;
+        /// torrent.add_peer("192.0.2.7:6881").await?;
+        /// torrent.wait_complete().await?;
+        /// session.shutdown().await;
+        /// # Ok(()) }
+        /// ```
         pub type Session = $crate::Session<$rt>;
-        /// Configures and starts a [`Session`].
+
+        /// Configures and starts a [`Session`]: port, listening address, peer id, engine
+        /// [`Config`], rate limits, queue, DHT, local discovery, encryption, transports.
+        ///
+        /// ```no_run
+        #[doc = concat!("use ", $krate, "::{RateLimits, Session};")]
+        ///
+        #[doc = concat!("# async fn f() -> Result<(), ", $krate, "::Error> {")]
+        /// let session = Session::builder()
+        ///     .port(6881)
+        ///     .rate_limits(RateLimits { upload: 1 << 20, download: 0 }) // 1 MiB/s up
+        ///     .start()
+        ///     .await?;
+        /// # Ok(()) }
+        /// ```
         pub type SessionBuilder = $crate::SessionBuilder<$rt>;
-        /// A handle to one torrent of a [`Session`].
+
+        /// A handle to one torrent of a [`Session`], from [`Session::add_torrent`]; cheap
+        /// to clone. Its methods (listed below) read its state ([`Torrent::stats`],
+        /// [`Torrent::peers`], [`Torrent::files`], ...), command it ([`Torrent::start`],
+        /// [`Torrent::add_peer`], ...) and stream its [`Event`]s ([`Torrent::events`]).
+        /// Once the torrent is removed or the session has shut down they return
+        /// [`Error::NoSuchTorrent`] or [`Error::SessionClosed`].
+        ///
+        /// ```no_run
+        #[doc = concat!("# async fn f(torrent: ", $krate, "::Torrent) -> Result<(), ", $krate, "::Error> {")]
+        /// let s = torrent.stats().await?;
+        /// println!(
+        ///     "{}: {:.1} %, {} B/s down, {} peers, {:?} to go",
+        ///     torrent.name(),
+        ///     s.progress * 100.0,
+        ///     s.download_rate,
+        ///     s.peers,
+        ///     s.eta,
+        /// );
+        /// # Ok(()) }
+        /// ```
         pub type Torrent = $crate::Torrent<$rt>;
-        /// A handle to a torrent of a [`Session`] added by magnet link, whose metadata may
-        /// not be known yet.
+
+        /// A handle to a torrent of a [`Session`] added by magnet link
+        /// ([`Session::add_magnet`]), whose metadata may not be known yet:
+        /// [`MagnetTorrent::wait_metadata`] gives the [`Torrent`] once it is.
         pub type MagnetTorrent = $crate::MagnetTorrent<$rt>;
 
         /// Making a `.torrent` from a file or directory on disk, hashing on the runtime's

@@ -164,6 +164,9 @@ impl<R: Runtime> MagnetTorrent<R> {
     }
 
     /// This torrent's events from now on, [`crate::Event::MetadataReceived`] included.
+    /// The stream ends when the torrent is removed or the session shuts down (at once if
+    /// it already has); [`crate::TorrentOptions::subscribe`] gives the events from the
+    /// torrent's start.
     pub fn events(&self) -> Events {
         self.handle.events()
     }

@@ -2,6 +2,7 @@
 //! [`MagnetOptions`], from a magnet link. The two share every option; only the source and
 //! what adding returns differ ([`crate::Torrent`] or [`crate::MagnetTorrent`]).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use bt_proto::storage::resume_path;
 use bt_proto::{InfoHash, PieceIndex};
 
 use crate::Error;
+use crate::events::{Events, Fanout};
 use crate::messages::PieceCallback;
 use crate::runtime::Runtime;
 
@@ -64,6 +66,20 @@ pub struct TorrentOptions<S = TorrentSource> {
     pub(crate) rate_limits: RateLimits,
     pub(crate) on_hash_pass: Option<PieceCallback>,
     pub(crate) on_hash_fail: Option<PieceCallback>,
+    pub(crate) peers: Vec<SocketAddr>,
+    pub(crate) events: EarlyEvents,
+}
+
+/// The torrent's event fan-out when it was subscribed to before the torrent was added
+/// ([`TorrentOptions::subscribe`]). A clone of the options starts without it: one fan-out
+/// serves one torrent, and a clone may be added to another session.
+#[derive(Default)]
+pub(crate) struct EarlyEvents(Option<Arc<Fanout>>);
+
+impl Clone for EarlyEvents {
+    fn clone(&self) -> Self {
+        EarlyEvents(None)
+    }
 }
 
 /// How to add a torrent by magnet link ([`crate::Session::add_magnet`]): the options of a
@@ -135,7 +151,14 @@ impl<S> TorrentOptions<S> {
             rate_limits: RateLimits::NONE,
             on_hash_pass: None,
             on_hash_fail: None,
+            peers: Vec::new(),
+            events: EarlyEvents::default(),
         }
+    }
+
+    /// The fan-out the torrent's events go to: the one subscribed to early, if any.
+    pub(crate) fn fanout(&self) -> Arc<Fanout> {
+        self.events.0.clone().unwrap_or_default()
     }
 
     /// What the engine is told of these options when the torrent is added (the rest is the
@@ -232,6 +255,52 @@ impl<S> TorrentOptions<S> {
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.rate_limits = limits;
         self
+    }
+
+    /// Peers to connect to from the start, as if given to [`crate::Torrent::add_peer`] once
+    /// the torrent is added; more may be added later. Trackers, the DHT and peer exchange
+    /// find others.
+    ///
+    /// ```
+    /// # use bt_adapter::TorrentOptions;
+    /// let opts = TorrentOptions::from_path("a.torrent").peers(["192.0.2.7:6881".parse().unwrap()]);
+    /// ```
+    pub fn peers(mut self, peers: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.peers.extend(peers);
+        self
+    }
+
+    /// A stream of the torrent's events from its very start, before it is added: the
+    /// events of the check of files already on disk, which [`crate::Session::add_torrent`]
+    /// starts before it returns, come before [`crate::Torrent::events`] can be called. The
+    /// stream ends when the torrent is removed or its session shuts down, or at once if the
+    /// torrent is not added (these options dropped, or adding failed). Call it before
+    /// adding, on the options that are added: a clone of the options does not carry it.
+    ///
+    /// Its queue holds [`crate::EVENT_QUEUE`] events, as every subscriber's: one check
+    /// event comes per piece, so a subscriber that reads only after adding a torrent of more
+    /// pieces than that gets a [`crate::Lagged`] telling how many it missed.
+    ///
+    /// ```no_run
+    /// # async fn f(session: bt_adapter::Session<impl bt_adapter::Runtime>) -> Result<(), bt_adapter::Error> {
+    /// use bt_adapter::{Event, TorrentOptions};
+    ///
+    /// let mut opts = TorrentOptions::from_path("big.torrent").base_dir("downloads");
+    /// let mut events = opts.subscribe();
+    /// let torrent = session.add_torrent(opts).await?;
+    /// while let Some(item) = events.next().await {
+    ///     if let Ok(Event::HashcheckDone { verified, total, .. }) = item {
+    ///         println!("{verified} of {total} pieces already on disk");
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe(&mut self) -> Events {
+        self.events
+            .0
+            .get_or_insert_with(Default::default)
+            .subscribe()
     }
 
     /// Called with the piece index whenever a piece passes its hash check (downloaded or

@@ -404,7 +404,9 @@ impl<R: Runtime> Session<R> {
         self.command(Command::Run(job), rx).await
     }
 
-    /// Every event of every torrent of the session.
+    /// Every event of every torrent of the session from now on, until the session shuts
+    /// down: subscribed before a torrent is added, it sees that torrent's first events too
+    /// (as [`TorrentOptions::subscribe`] does for one torrent).
     pub fn events(&self) -> Events {
         self.events.subscribe()
     }
@@ -413,7 +415,8 @@ impl<R: Runtime> Session<R> {
     /// hold ([`Error::Layout`]), loads its resume data (trusting pieces whose files are
     /// unchanged, checking again those whose files changed), checks existing files when there
     /// is no resume data, and starts it in the state asked for (a torrent to be started starts
-    /// once that check is done).
+    /// once that check is done). The events of that check come before this returns: to see
+    /// them, subscribe first ([`TorrentOptions::subscribe`]).
     pub async fn add_torrent(&self, opts: TorrentOptions) -> Result<Torrent<R>, Error> {
         let meta = opts.source.load::<R>().await?;
         self.add_metainfo(meta, &opts).await
@@ -456,7 +459,7 @@ impl<R: Runtime> Session<R> {
         } else if exists {
             add.check = Some(engine::CheckScope::All);
         }
-        let tx = Arc::new(Fanout::default());
+        let tx = opts.fanout();
         let meta = Arc::new(meta);
         let (reply, rx) = reply();
         let cmd = AddCmd {
@@ -471,6 +474,9 @@ impl<R: Runtime> Session<R> {
         };
         let id = self.command(Command::Add(Box::new(cmd)), rx).await?;
         let handle = Handle::new(id, self.shared.clone(), tx, resume_file);
+        for &addr in &opts.peers {
+            handle.add_peer(addr).await?;
+        }
         Ok(Torrent::new(handle, meta))
     }
 
@@ -531,7 +537,7 @@ impl<R: Runtime> Session<R> {
             check: opts.verify_existing.then_some(engine::CheckScope::All),
             ..opts.engine_options()
         };
-        let tx = Arc::new(Fanout::default());
+        let tx = opts.fanout();
         let (reply, rx) = reply();
         let cmd = AddMagnetCmd {
             magnet: magnet.clone(),
@@ -548,7 +554,10 @@ impl<R: Runtime> Session<R> {
         };
         let id = self.command(Command::AddMagnet(Box::new(cmd)), rx).await?;
         let handle = Handle::new(id, self.shared.clone(), tx, resume_file);
-        // The engine dials the literal addresses itself.
+        for &addr in &opts.peers {
+            handle.add_peer(addr).await?;
+        }
+        // The engine dials the link's literal addresses itself.
         let hosts = magnet.peers.into_iter();
         add_link_peers(
             &handle,

@@ -264,6 +264,9 @@ impl<R: Runtime> Torrent<R> {
     }
 
     /// This torrent's events from now on.
+    /// The stream ends when the torrent is removed or the session shuts down (at once if
+    /// it already has); [`crate::TorrentOptions::subscribe`] gives the events from the
+    /// torrent's start.
     pub fn events(&self) -> Events {
         self.handle.events()
     }

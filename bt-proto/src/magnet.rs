@@ -42,6 +42,7 @@ pub const MAX_MAGNET_LEN: usize = 64 * 1024;
 
 /// Why a magnet link was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MagnetError {
     /// It does not start with `magnet:?`.
     #[error("not a magnet link (must start with \"magnet:?\")")]

@@ -88,6 +88,7 @@ impl std::fmt::Display for StorageOp {
 /// assert_eq!(e.to_string(), "storage error: cannot write dl/t/a.bin: No space left on device");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StorageError {
     /// A file operation failed: disk full, file too large, permission denied, ...
     #[error("storage error: cannot {op} {}: {error}", path.display())]
@@ -228,6 +229,7 @@ pub fn file_path(base: &Path, file: &FileEntry) -> PathBuf {
 
 /// Why a torrent's files cannot be laid out under a base directory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayoutError {
     /// A file would be written in [`RESUME_DIR`], where resume data is kept: a torrent named
     /// `.bt` could overwrite another torrent's resume file.

@@ -4,20 +4,17 @@
 //! everything; this crate gives it sockets, timers, files and DNS, and exposes the public API:
 //! a [`Session`] (one listening port, many torrents) and a [`Torrent`] handle per torrent.
 //!
-//! ```no_run
-//! use bt_tokio::{Session, TorrentOptions};
+//! A program that downloads a torrent from the peers given on its command line (and those its
+//! trackers, the DHT and peer exchange find), printing progress as pieces pass their checks
+//! (`examples/progress.rs`; the README shows the same):
 //!
-//! # async fn run() -> Result<(), bt_tokio::Error> {
-//! let session = Session::builder().port(6881).start().await?;
-//! let torrent = session
-//!     .add_torrent(TorrentOptions::from_path("debian.iso.torrent").base_dir("downloads"))
-//!     .await?;
-//! println!("{} ({} bytes), info-hash {}", torrent.name(), torrent.size(), torrent.infohash());
-//! torrent.wait_complete().await?;
-//! session.shutdown().await; // announces `stopped`, flushes files, saves resume data
-//! # Ok(())
-//! # }
-//! ```
+#![doc = concat!("```no_run\n", include_str!("../examples/progress.rs"), "```\n")]
+//!
+//! A torrent's [`Events`] end when it is removed or the session shuts down, so the printer
+//! task above ends with the session. [`TorrentOptions::subscribe`] sees the events of the
+//! check that [`Session::add_torrent`](bt_adapter::Session::add_torrent) starts before it
+//! returns; a reader that falls more than [`EVENT_QUEUE`] events behind gets
+//! [`Lagged`]`(n)`.
 //!
 //! ## How it is built
 //! Everything but the runtime is [`bt_adapter`]'s, written once for every runtime: the driver
@@ -32,4 +29,4 @@ mod runtime;
 pub use reader::FileReader;
 pub use runtime::Tokio;
 
-bt_adapter::adapter_api!(crate::Tokio);
+bt_adapter::adapter_api!(crate::Tokio, "bt_tokio");

@@ -282,6 +282,7 @@ pub(crate) fn passed_pieces<R: Runtime>(session: &Session<R>) -> Arc<Mutex<BTree
     let mut events = session.events();
     R::detach(R::spawn(async move {
         while let Some(e) = events.next().await {
+            let e = e.expect("the test reads every event");
             if let Event::HashPassed { piece, .. } = e {
                 o.lock().unwrap().insert(piece);
             }
@@ -456,7 +457,7 @@ pub async fn swarm_through<R: Runtime>(tracker: TestTracker) {
     st.wait_complete().await.unwrap();
     // The seed is known to the tracker before the leecher asks.
     loop {
-        match events.next().await.unwrap() {
+        match events.next().await.unwrap().unwrap() {
             Event::TrackerReply { url, .. } if url == tracker.url => break,
             Event::TrackerError { error, .. } => panic!("tracker error: {error}"),
             _ => {}
@@ -544,6 +545,7 @@ pub async fn crash_leecher<R: Runtime>(
     let mut events = session.events();
     R::detach(R::spawn(async move {
         while let Some(e) = events.next().await {
+            let e = e.expect("the test reads every event");
             if let Event::HashPassed { piece, .. } = e {
                 println!("{PASSED} {piece}");
             }

@@ -139,7 +139,7 @@ pub async fn first_announce_on<R: Runtime>(
         .await
         .unwrap();
     let outcome = loop {
-        match events.next().await.unwrap() {
+        match events.next().await.unwrap().unwrap() {
             Event::TrackerError { error, .. } => break Err(error),
             Event::TrackerReply { .. } => break Ok(()),
             _ => {}
@@ -295,7 +295,7 @@ pub async fn ipv6_loopback_transfer<R: Runtime>() {
     assert!(st.uploaded().await.unwrap() >= st.size());
     // The seed saw the leecher connect from ::1.
     let from = loop {
-        if let Event::PeerConnected { addr, .. } = seed_events.next().await.unwrap() {
+        if let Event::PeerConnected { addr, .. } = seed_events.next().await.unwrap().unwrap() {
             break addr;
         }
     };

@@ -65,6 +65,7 @@ pub async fn full_disk_leecher<R: Runtime>(torrent: PathBuf, base: PathBuf, peer
     let mut stream = session.events();
     R::detach(R::spawn(async move {
         while let Some(e) = stream.next().await {
+            let e = e.expect("the test reads every event");
             seen.lock().unwrap().push(e);
         }
     }));

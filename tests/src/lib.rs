@@ -39,6 +39,7 @@ pub fn loopback_limits(c: &mut bt_proto::engine::Config) {
 pub const LOOPBACK_PEERS_PER_HOST: usize = 256;
 
 pub mod adversary;
+pub mod api;
 pub mod bench;
 pub mod child;
 pub mod conformance;

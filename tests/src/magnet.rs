@@ -36,6 +36,7 @@ fn event_log<R: Runtime>(session: &Session<R>) -> Arc<Mutex<Vec<Event>>> {
     let mut events = session.events();
     R::detach(R::spawn(async move {
         while let Some(e) = events.next().await {
+            let e = e.expect("the test reads every event");
             writer.lock().unwrap().push(e);
         }
     }));
@@ -107,7 +108,7 @@ pub async fn through_tracker<R: Runtime>(tracker: TestTracker) {
     st.wait_complete().await.unwrap();
     // The seed is known to the tracker before the leecher asks.
     while !matches!(
-        seed_events.next().await.unwrap(),
+        seed_events.next().await.unwrap().unwrap(),
         Event::TrackerReply { .. }
     ) {}
 

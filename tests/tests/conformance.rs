@@ -4,6 +4,7 @@
 
 use bt_smol::Smol;
 use bt_tests::adversary as adv;
+use bt_tests::api;
 use bt_tests::conformance as c;
 use bt_tests::dht;
 use bt_tests::encryption as enc;
@@ -21,6 +22,29 @@ macro_rules! suite {
     ($module:ident, $rt:ty) => {
         mod $module {
             use super::*;
+
+            #[test]
+            fn event_streams_end_with_the_torrent_and_the_session() {
+                run_on::<$rt, _>("event streams end", api::event_streams_end::<$rt>());
+            }
+
+            #[test]
+            fn a_subscription_before_adding_sees_the_first_events() {
+                run_on::<$rt, _>("subscribe", api::subscribe_before_start::<$rt>());
+            }
+
+            #[test]
+            fn a_lagging_subscriber_is_told_what_it_missed() {
+                run_on::<$rt, _>(
+                    "lagged",
+                    api::a_lagging_subscriber_is_told_what_it_missed::<$rt>(),
+                );
+            }
+
+            #[test]
+            fn peers_given_with_the_options_are_dialled() {
+                run_on::<$rt, _>("initial peers", api::initial_peers::<$rt>());
+            }
 
             #[test]
             fn transfer() {

@@ -80,7 +80,8 @@ pub const DEFAULT_RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// slot for long.
 pub const DEFAULT_STALLED_AFTER: Duration = Duration::from_secs(120);
 
-/// Everything a [`crate::engine::Session`] can be tuned by.
+/// Everything the engine ([`engine::Session`](crate::engine::Session)) can be tuned by;
+/// an adapter's `SessionBuilder::config` hands it over.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Our peer id.
@@ -219,6 +220,7 @@ impl Transports {
 
 /// The transport carrying one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Transport {
     /// A TCP connection, carried by the adapter.
     Tcp,

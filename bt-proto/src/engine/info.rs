@@ -7,8 +7,10 @@ use super::io::{StorageError, TorrentState};
 use crate::tracker::AnnounceError;
 use crate::{ConnId, PeerId};
 
-/// A whole torrent's view for [`crate::engine::Session::stats`].
+/// A whole torrent's view: what an adapter's `Torrent::stats` returns (bt-tokio, bt-smol),
+/// from the engine's [`engine::Session::stats`](crate::engine::Session::stats).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TorrentStats {
     /// The run state.
     pub state: TorrentState,
@@ -52,8 +54,10 @@ pub struct TorrentStats {
     pub session_uploaded: u64,
 }
 
-/// One file's state for [`crate::engine::Session::files`].
+/// One file's state, as an adapter's `Torrent::files` and the engine's
+/// [`engine::Session::files`](crate::engine::Session::files) report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileInfo {
     /// Path components below the torrent's directory.
     pub path: Vec<String>,
@@ -67,8 +71,10 @@ pub struct FileInfo {
     pub padding: bool,
 }
 
-/// One peer's state, as shown by [`crate::engine::Session::peers`].
+/// One peer's state, as an adapter's `Torrent::peers` and the engine's
+/// [`engine::Session::peers`](crate::engine::Session::peers) report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PeerInfo {
     /// The connection.
     pub conn: ConnId,
@@ -108,6 +114,7 @@ pub struct PeerInfo {
 
 /// How a connection's bytes look on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ConnEncryption {
     /// Plain BitTorrent.
     Plaintext,
@@ -117,8 +124,10 @@ pub enum ConnEncryption {
     Rc4,
 }
 
-/// One tracker's state, as shown by [`crate::engine::Session::trackers`].
+/// One tracker's state, as an adapter's `Torrent::trackers` and the engine's
+/// [`engine::Session::trackers`](crate::engine::Session::trackers) report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TrackerInfo {
     /// The tier (0 first).
     pub tier: usize,
@@ -134,9 +143,11 @@ pub struct TrackerInfo {
     pub next_announce: Option<Instant>,
 }
 
-/// What a session holds for its peers, from [`crate::engine::Session::memory_use`]: the
+/// What a session holds for its peers, from the engine's
+/// [`engine::Session::memory_use`](crate::engine::Session::memory_use): the
 /// figures its limits bound, for diagnostics and for tests of those limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct MemoryUse {
     /// Bytes of received blocks held: pieces being downloaded, and pieces handed over to be
     /// verified and stored (bounded by [`crate::engine::Config::max_inflight_bytes`], at

@@ -20,6 +20,7 @@ pub struct TorrentId(pub u32);
 
 /// A torrent's run state; each variant says what the torrent does in it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[non_exhaustive]
 pub enum TorrentState {
     /// Connect, request, serve.
     #[default]
@@ -32,8 +33,9 @@ pub enum TorrentState {
     /// [`TorrentStats::error`](super::TorrentStats::error) says which file and why. The torrent
     /// does what `Paused` does (connections kept, no requests made or served) until another
     /// state is set; `Started` tries the disk again. Verified pieces stay verified. Only the
-    /// engine enters it: asking for it ([`crate::engine::Session::set_state`],
-    /// [`AddTorrent::state`]) is taken as `Paused`.
+    /// engine enters it: asking for it (the engine's
+    /// [`engine::Session::set_state`](crate::engine::Session::set_state) or
+    /// [`AddTorrent::state`], an adapter's `Torrent::pause` and the like) is taken as `Paused`.
     Failed,
     /// Started, and waiting for a slot of the session's queue
     /// ([`super::Config::max_active_downloads`], [`super::Config::max_active_seeds`]): it
@@ -72,11 +74,20 @@ pub enum CheckScope {
 
 /// The result of a hashcheck, as the adapters' APIs report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HashcheckReport {
     /// Pieces of the torrent verified once the check was done.
     pub verified: u32,
     /// Pieces in the torrent.
     pub total: u32,
+}
+
+impl HashcheckReport {
+    /// The report of a check that found `verified` of `total` pieces good (the fields may
+    /// grow, so a report is built through this outside bt-proto).
+    pub fn new(verified: u32, total: u32) -> Self {
+        HashcheckReport { verified, total }
+    }
 }
 
 /// Something that happened, fed to [`crate::engine::Session::handle`].
@@ -278,6 +289,7 @@ pub struct ResumeSave {
 
 /// Why the engine closed a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The peer broke the protocol.
     Protocol(ProtocolViolation),
@@ -305,8 +317,11 @@ pub enum CloseReason {
     TransportDisabled,
 }
 
-/// What the application is told, drained with [`crate::engine::Session::poll_event`].
+/// What the application is told: the items of an adapter's event streams (`Torrent::events`,
+/// `Session::events`), drained from the engine with
+/// [`engine::Session::poll_event`](crate::engine::Session::poll_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A piece passed its hash check and is stored.
     HashPassed {

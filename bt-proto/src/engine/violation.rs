@@ -11,6 +11,7 @@ use crate::wire::{DecodeError, HandshakeError};
 /// A peer's breach of the protocol. The engine closes the connection with
 /// [`super::CloseReason::Protocol`] carrying it; no other connection is affected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolViolation {
     /// Its handshake is not BitTorrent's.
     #[error(transparent)]

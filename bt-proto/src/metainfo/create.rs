@@ -90,6 +90,7 @@ pub fn auto_piece_length(content: u64) -> u32 {
 
 /// Why a torrent could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CreateError {
     /// A name or path component breaks the [`path`] policy.
     #[error("unsafe path {path}: {reason}")]

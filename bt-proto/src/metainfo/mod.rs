@@ -66,6 +66,7 @@ pub const MAX_FILES: usize = 1_000_000;
 
 /// Why a torrent was rejected. Fields are named as in the file, e.g. `info.files[3].length`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetainfoError {
     /// Larger than [`MAX_TORRENT_SIZE`].
     #[error("torrent is {size} bytes, more than the limit of {max}")]

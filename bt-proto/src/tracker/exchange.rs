@@ -29,6 +29,7 @@ use crate::IoFailure;
 
 /// Why an announce got no usable reply. `host` fields name the tracker as `host[:port]`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AnnounceError {
     /// The tracker URL cannot be used.
     #[error(transparent)]

@@ -664,6 +664,14 @@ fn tally(session: &Session, quiet: bool) -> tokio::task::JoinHandle<Tally> {
     tokio::spawn(async move {
         let mut tally = Tally::default();
         while let Some(e) = events.next().await {
+            let e = match e {
+                Ok(e) => e,
+                Err(lagged) => {
+                    // Counting goes on; the summary may be short by what was missed.
+                    tracing::warn!("{lagged}");
+                    continue;
+                }
+            };
             match e {
                 Event::HashFailed { piece, peers, .. } => {
                     tally.hash_failures += 1;

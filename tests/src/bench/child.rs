@@ -177,19 +177,21 @@ pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), St
                 torrent.add_peer(addr).await.map_err(err)?;
             }
             Ok(Ok(Line::Stop)) | Ok(Err(_)) => break,
-            Err(Some(Event::HashPassed { .. })) if !first_said => {
+            Err(Some(Ok(Event::HashPassed { .. }))) if !first_said => {
                 first_said = true;
                 say(&format!("first {}", started.elapsed().as_secs_f64()));
             }
-            Err(Some(Event::Complete { .. })) if !done_said => {
+            Err(Some(Ok(Event::Complete { .. }))) if !done_said => {
                 done_said = true;
                 let t = clock.map_or(0.0, |c| c.elapsed().as_secs_f64());
                 say(&format!("done {t}"));
             }
-            Err(Some(Event::HashFailed { piece, .. })) => {
+            Err(Some(Ok(Event::HashFailed { piece, .. }))) => {
                 return Err(format!("piece {piece} failed its hash check"));
             }
-            Err(Some(_)) => {}
+            // The first piece or the completion may be among what was missed.
+            Err(Some(Err(lagged))) => return Err(lagged.to_string()),
+            Err(Some(Ok(_))) => {}
             Err(None) => break,
         }
     }

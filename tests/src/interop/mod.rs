@@ -750,6 +750,7 @@ impl<R: Runtime> Ours<R> {
         let mut events = session.events();
         R::detach(R::spawn(async move {
             while let Some(e) = events.next().await {
+                let e = e.expect("the test reads every event");
                 match e {
                     Event::HashFailed { piece, .. } => s.lock().unwrap().hash_failures.push(piece),
                     Event::PeerBanned { addr, .. } => s.lock().unwrap().banned.push(addr),
