@@ -364,6 +364,23 @@ fn selective_acks_past_a_lost_packet_resend_it_before_the_time_out() {
     assert!(buf[..5 * MAX_PAYLOAD] == payload(5 * MAX_PAYLOAD, 6));
 }
 
+/// An ack to `a` of everything up to `ack_nr`, as a peer that sends nothing sends it.
+fn bare_ack(a: &Connection, ack_nr: u16) -> Packet<'static> {
+    Packet {
+        header: Header {
+            kind: PacketType::State,
+            connection_id: a.recv_id(),
+            timestamp_us: 0,
+            timestamp_diff_us: 0,
+            wnd_size: 1 << 20,
+            seq_nr: 5000,
+            ack_nr,
+        },
+        sack: None,
+        payload: &[],
+    }
+}
+
 #[test]
 fn three_duplicate_acks_resend_the_first_unacked_packet() {
     let (mut a, _b, t0) = connected_pair();
@@ -372,19 +389,7 @@ fn three_duplicate_acks_resend_the_first_unacked_packet() {
     let first = Packet::decode(&first).unwrap();
     assert!(a.poll_transmit(t0).is_some());
     // A peer without selective acks: three acks of what came before.
-    let dup = Packet {
-        header: Header {
-            kind: PacketType::State,
-            connection_id: a.recv_id(),
-            timestamp_us: 0,
-            timestamp_diff_us: 0,
-            wnd_size: 1 << 20,
-            seq_nr: 5000,
-            ack_nr: first.header.seq_nr.wrapping_sub(1),
-        },
-        sack: None,
-        payload: &[],
-    };
+    let dup = bare_ack(&a, first.header.seq_nr.wrapping_sub(1));
     for i in 0..DUP_ACK_LIMIT {
         assert!(a.poll_transmit(t0).is_none(), "resent after {i} duplicates");
         a.on_datagram(t0, &dup);
@@ -564,20 +569,7 @@ fn a_selective_ack_of_any_length_is_read() {
     let s = seq(a.poll_transmit(t0).unwrap());
     assert_eq!(seq(a.poll_transmit(t0).unwrap()), s.wrapping_add(1));
     // The first is lost, the second arrives: ack_nr = s - 1, bit 0 names s + 1.
-    let mut state = Packet {
-        header: Header {
-            kind: PacketType::State,
-            connection_id: a.recv_id(),
-            timestamp_us: 0,
-            timestamp_diff_us: 0,
-            wnd_size: 1 << 20,
-            seq_nr: 5000,
-            ack_nr: s.wrapping_sub(1),
-        },
-        sack: None,
-        payload: &[],
-    }
-    .encode();
+    let mut state = bare_ack(&a, s.wrapping_sub(1)).encode();
     state[1] = packet::EXT_SELECTIVE_ACK;
     state.extend_from_slice(&[0, 1, 0b1]);
     let state = Packet::decode(&state).expect("a one-byte selective ack decodes");
