@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bt_proto::engine::{AddTorrent, Config, Input, Output, Session};
 use bt_proto::metainfo::Metainfo;
-use bt_proto::metainfo::create::TorrentBuilder;
 use bt_proto::mse::{Cipher, Encryption, Initiator, Methods};
 use bt_proto::rng::Rng;
 use bt_proto::wire::{Decoder, Extension, Handshake, Progress, Reserved};
@@ -21,19 +20,11 @@ use bytes::Bytes;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
+mod common;
+
 fn meta() -> &'static Metainfo {
     static META: std::sync::OnceLock<Metainfo> = std::sync::OnceLock::new();
-    META.get_or_init(|| {
-        let content = vec![7u8; 40_000];
-        let plan = TorrentBuilder::single_file("m", content.len() as u64)
-            .piece_length(16 * 1024)
-            .plan()
-            .expect("valid layout");
-        let mut h = plan.hasher();
-        h.update(&content);
-        let bytes = plan.build(&h.finish().expect("all bytes")).expect("builds");
-        Metainfo::from_bytes(&bytes).expect("parses")
-    })
+    META.get_or_init(|| common::small_torrent("m"))
 }
 
 /// One connection as the fuzzed peer sees it.

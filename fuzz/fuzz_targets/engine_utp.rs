@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use bt_proto::engine::{AddTorrent, Config, Input, Output, Session};
 use bt_proto::metainfo::Metainfo;
-use bt_proto::metainfo::create::TorrentBuilder;
 use bt_proto::utp::{MAX_DATAGRAM, Packet, Socket, SocketConfig, StreamId};
 use bt_proto::wire::{Extension, Handshake, Reserved};
 use bt_proto::{Bitfield, PeerId};
@@ -19,22 +18,14 @@ use bytes::Bytes;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
+mod common;
+
 /// The session's incoming limit in this target: small, so that floods reach it.
 const MAX_INCOMING: usize = 4;
 
 fn meta() -> &'static Metainfo {
     static META: std::sync::OnceLock<Metainfo> = std::sync::OnceLock::new();
-    META.get_or_init(|| {
-        let content = vec![7u8; 40_000];
-        let plan = TorrentBuilder::single_file("u", content.len() as u64)
-            .piece_length(16 * 1024)
-            .plan()
-            .expect("valid layout");
-        let mut h = plan.hasher();
-        h.update(&content);
-        let bytes = plan.build(&h.finish().expect("all bytes")).expect("builds");
-        Metainfo::from_bytes(&bytes).expect("parses")
-    })
+    META.get_or_init(|| common::small_torrent("u"))
 }
 
 const ENGINE: SocketAddr = SocketAddr::new(
