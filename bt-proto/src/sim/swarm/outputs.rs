@@ -31,6 +31,7 @@ impl Swarm {
                 n.events.push((elapsed, e));
             }
             let Some(out) = n.session.poll_output() else {
+                self.note_timer(node);
                 return;
             };
             self.carry_out(node, now, out);
@@ -135,9 +136,10 @@ impl Swarm {
     /// loss, jitter and duplicates, in the queues the connections use).
     fn datagram(&mut self, from: SocketAddr, to: SocketAddr, data: Bytes, now: Instant) {
         let Some(i) = self
-            .nodes
-            .iter()
-            .position(|n| n.addr == to && n.alive && !n.raw)
+            .by_addr
+            .get(&to)
+            .copied()
+            .filter(|i| self.nodes.get(*i).is_some_and(|n| n.alive && !n.raw))
         else {
             return;
         };
