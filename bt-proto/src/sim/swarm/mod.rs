@@ -110,6 +110,8 @@ pub struct Swarm {
     clock: VirtualClock,
     net: Network,
     disk: MemDisk,
+    /// Content put on seeds, shared by the nodes' files that hold the same bytes.
+    library: files::Library,
     rng: Rng,
     nodes: Vec<Node>,
     /// Disk and tracker answers and socket pumps, earliest first.
@@ -148,6 +150,7 @@ impl Swarm {
             clock: VirtualClock::new(base),
             net,
             disk: MemDisk::new(),
+            library: files::Library::default(),
             rng,
             nodes: Vec::new(),
             delayed: BinaryHeap::new(),

@@ -15,7 +15,6 @@ use crate::IoFailure;
 use crate::engine::{Input, Output, TorrentId};
 use crate::lsd::LsdGroup;
 use crate::sim::net::Side;
-use crate::storage::verify_blocks;
 use crate::tracker::{AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
 
 impl Swarm {
@@ -69,9 +68,13 @@ impl Swarm {
                 let span = Some((block.offset, block.length));
                 let data = self
                     .read_piece(node, torrent, block.piece, span)
-                    .map(|mut bytes| {
+                    .map(|bytes| {
+                        if !corrupt {
+                            return bytes;
+                        }
                         // A hostile or broken seed: what it serves is not what it has.
-                        if corrupt && let Some(b) = bytes.first_mut() {
+                        let mut bytes = Vec::from(bytes);
+                        if let Some(b) = bytes.first_mut() {
                             *b ^= 0xff;
                         }
                         Bytes::from(bytes)
@@ -90,12 +93,7 @@ impl Swarm {
                 hash,
                 blocks,
             } => {
-                let result = if verify_blocks(&blocks, &hash) {
-                    self.store_piece(node, torrent, piece, &blocks)
-                        .map(|()| true)
-                } else {
-                    Ok(false)
-                };
+                let result = self.verify_and_store(node, torrent, piece, &hash, &blocks);
                 let input = Input::PieceStored {
                     torrent,
                     piece,
