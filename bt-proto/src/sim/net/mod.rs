@@ -39,7 +39,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::rng::Rng;
 
@@ -378,16 +378,27 @@ impl Network {
         bytes: impl Into<Bytes>,
         now: Instant,
     ) -> Result<(), NetError> {
+        self.send_bufs(conn, side, vec![bytes.into()], now)
+    }
+
+    /// [`Network::send`] of `bufs` one after the other, as one write: the segments are the
+    /// same, and each is a slice of a buffer unless it spans two.
+    pub fn send_bufs(
+        &mut self,
+        conn: SimConnId,
+        side: Side,
+        bufs: Vec<Bytes>,
+        now: Instant,
+    ) -> Result<(), NetError> {
         self.check_open(conn, side, now)?;
-        let bytes: Bytes = bytes.into();
         let (from, to) = self.direction(conn, side)?;
         let link = self.link(from, to);
-        let mss = link.mss.max(1);
-        let mut offset = 0;
-        while offset < bytes.len() {
-            let end = bytes.len().min(offset + mss);
-            let segment = bytes.slice(offset..end);
-            offset = end;
+        let segments = Segments {
+            rest: bufs.into_iter(),
+            front: Bytes::new(),
+            mss: link.mss.max(1),
+        };
+        for segment in segments {
             let sent = self.transmit(from, to, &link, segment.len(), now);
             self.note_flushed(conn, side, sent.departed);
             let (arrival, given_up) = self.retransmit_delay(sent.arrival, sent.lost, &link);
@@ -714,6 +725,41 @@ impl Network {
 
 fn index(id: SimConnId) -> usize {
     usize::try_from(id.0).unwrap_or(usize::MAX)
+}
+
+/// A byte stream given as buffers, cut into segments of at most the MSS: a segment within
+/// one buffer is a slice of it; one spanning buffers is copied together.
+struct Segments {
+    rest: std::vec::IntoIter<Bytes>,
+    front: Bytes,
+    mss: usize,
+}
+
+impl Iterator for Segments {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        while self.front.is_empty() {
+            self.front = self.rest.next()?;
+        }
+        if self.front.len() >= self.mss || self.rest.len() == 0 {
+            let n = self.front.len().min(self.mss);
+            return Some(self.front.split_to(n));
+        }
+        let mut segment = BytesMut::with_capacity(self.mss);
+        loop {
+            let n = self.front.len().min(self.mss - segment.len());
+            segment.extend_from_slice(&self.front.split_to(n));
+            if segment.len() == self.mss {
+                break;
+            }
+            match self.rest.next() {
+                Some(next) => self.front = next,
+                None => break,
+            }
+        }
+        Some(segment.freeze())
+    }
 }
 
 /// `t + d`, or `t` where the sum is past what `Instant` represents (centuries of virtual
