@@ -1,6 +1,8 @@
 //! One simulated file: its bytes in fixed chunks of shared buffers, so that a thousand hosts
 //! holding the same content hold one copy of it, and a block read is a slice, not a copy.
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 
 /// Bytes per chunk: the 16 KiB block of the peer protocol, so that a piece written from a
@@ -61,41 +63,39 @@ impl File {
     pub(super) fn write(&mut self, start: usize, data: &Bytes) {
         let end = start + data.len();
         self.grow(end);
-        let mut at = start;
-        while at < end {
-            let index = at / CHUNK;
-            let chunk_start = index * CHUNK;
+        for (index, range, from) in self.parts(start, end) {
             let Some(chunk) = self.chunks.get_mut(index) else {
                 return;
             };
-            let upto = end.min(chunk_start + chunk.len());
-            let part = data.slice(at - start..upto - start);
+            let part = data.slice(from..from + range.len());
             if part.len() == chunk.len() {
                 *chunk = part;
             } else {
                 let mut copy = BytesMut::from(&chunk[..]);
-                if let Some(dest) = copy.get_mut(at - chunk_start..upto - chunk_start) {
+                if let Some(dest) = copy.get_mut(range) {
                     dest.copy_from_slice(&part);
                 }
                 *chunk = copy.freeze();
             }
-            at = upto;
         }
     }
 
     /// Bytes `start..end` (clipped to the file): a slice of one chunk where they lie in one,
     /// else a copy.
     pub(super) fn read(&self, start: usize, end: usize) -> Bytes {
-        let end = end.min(self.len);
-        let start = start.min(end);
-        let index = start / CHUNK;
-        if let Some(chunk) = self.chunks.get(index)
-            && end <= index * CHUNK + chunk.len()
+        let parts = self.parts(start, end);
+        let slice = |(index, range, _): &(usize, Range<usize>, usize)| {
+            self.chunks.get(*index)?.get(range.clone())
+        };
+        if let [one] = parts.as_slice()
+            && let Some(chunk) = self.chunks.get(one.0)
         {
-            return chunk.slice(start - index * CHUNK..end - index * CHUNK);
+            return chunk.slice(one.1.clone());
         }
-        let mut out = BytesMut::with_capacity(end - start);
-        self.for_each_part(start, end, |part| out.extend_from_slice(part));
+        let mut out = BytesMut::new();
+        for part in &parts {
+            out.extend_from_slice(slice(part).unwrap_or_default());
+        }
         out.freeze()
     }
 
@@ -110,41 +110,29 @@ impl File {
 
     /// Changes bytes `start..end` (clipped to the file) in place, in order, with `f`.
     pub(super) fn modify(&mut self, start: usize, end: usize, mut f: impl FnMut(&mut u8)) {
-        let end = end.min(self.len);
-        let mut at = start.min(end);
-        while at < end {
-            let index = at / CHUNK;
-            let chunk_start = index * CHUNK;
+        for (index, range, _) in self.parts(start, end) {
             let Some(chunk) = self.chunks.get_mut(index) else {
                 return;
             };
-            let upto = end.min(chunk_start + chunk.len());
             let mut copy = BytesMut::from(&chunk[..]);
-            for byte in copy
-                .get_mut(at - chunk_start..upto - chunk_start)
+            copy.get_mut(range)
                 .unwrap_or_default()
-            {
-                f(byte);
-            }
+                .iter_mut()
+                .for_each(&mut f);
             *chunk = copy.freeze();
-            at = upto;
         }
     }
 
-    /// Calls `f` with the part of bytes `start..end` in each chunk, in order.
-    fn for_each_part(&self, start: usize, end: usize, mut f: impl FnMut(&[u8])) {
-        let mut at = start;
-        while at < end {
-            let index = at / CHUNK;
-            let chunk_start = index * CHUNK;
-            let Some(chunk) = self.chunks.get(index) else {
-                return;
-            };
-            let upto = end.min(chunk_start + chunk.len());
-            f(chunk
-                .get(at - chunk_start..upto - chunk_start)
-                .unwrap_or_default());
-            at = upto;
-        }
+    /// Bytes `start..end` (clipped to the file) chunk by chunk: each part's chunk index, its
+    /// range within the chunk, and its offset from `start`.
+    fn parts(&self, start: usize, end: usize) -> Vec<(usize, Range<usize>, usize)> {
+        let end = end.min(self.len);
+        (start / CHUNK..end.div_ceil(CHUNK))
+            .filter_map(|index| {
+                let chunk_start = index * CHUNK;
+                let (from, to) = (start.max(chunk_start), end.min(chunk_start + CHUNK));
+                (from < to).then(|| (index, from - chunk_start..to - chunk_start, from - start))
+            })
+            .collect()
     }
 }
