@@ -33,8 +33,7 @@
 //! [`LinkConfig::drop_within`]) resets the connection: bytes not delivered by then are lost
 //! and both sides get [`CloseKind::Reset`].
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -44,7 +43,9 @@ use bytes::{Bytes, BytesMut};
 use crate::rng::Rng;
 
 mod config;
+mod queue;
 pub use config::{HostConfig, LinkConfig, Listen};
+use queue::{EventQueue, Pending};
 
 /// Default maximum segment size: Ethernet's 1500-byte MTU less 40 bytes of IPv4 and TCP
 /// headers, the size real peers' bytes arrive in.
@@ -201,38 +202,6 @@ struct Transmission {
     lost: bool,
 }
 
-/// An event waiting for its time; ordered so the heap pops the earliest, then the first
-/// scheduled.
-#[derive(Debug)]
-struct Pending {
-    at: Instant,
-    seq: u64,
-    conn: SimConnId,
-    side: Side,
-    kind: NetEventKind,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Pending {}
-
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// The whole simulated network.
 ///
 /// ```
@@ -265,7 +234,7 @@ pub struct Network {
     /// When each link direction's queue is next free.
     link_free: HashMap<(SocketAddr, SocketAddr), Instant>,
     conns: Vec<Conn>,
-    queue: BinaryHeap<Pending>,
+    queue: EventQueue,
     seq: u64,
 }
 
@@ -280,7 +249,7 @@ impl Network {
             upload_free: HashMap::new(),
             link_free: HashMap::new(),
             conns: Vec::new(),
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             seq: 0,
         }
     }
