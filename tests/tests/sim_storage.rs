@@ -193,3 +193,20 @@ fn a_retry_is_not_failed_by_stores_made_before_it() {
     let failed = states.iter().filter(|s| **s == TorrentState::Failed);
     assert_eq!(failed.count(), 1, "{states:?}");
 }
+
+/// A leecher's verified pieces equal to the seed's content are stored as slices of the one
+/// copy the simulator keeps, so that a thousand-node swarm does not hold a thousand copies.
+#[test]
+fn downloaded_files_share_the_seeds_memory() {
+    let (mut swarm, meta, content, [(s, _), (l, lt)]) = pair(31, NodeOptions::default());
+    swarm.run_until(|sw| sw.is_complete(l, lt), LIMIT).unwrap();
+    assert_eq!(swarm.content(l, &meta), content);
+    let path = std::path::Path::new(bt_proto::sim::swarm::DATA_DIR).join("swarm/a.bin");
+    let (seed, leech) = (swarm.addr(s), swarm.addr(l));
+    for offset in [0, 16 * 1024, 200_000] {
+        let disk = swarm.disk_mut();
+        let a = disk.read_bytes(seed, &path, offset, 100).unwrap();
+        let b = disk.read_bytes(leech, &path, offset, 100).unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "offset {offset}");
+    }
+}

@@ -62,6 +62,12 @@ impl Session {
         self.torrents.contains_key(&id) || self.fetching.contains_key(&id)
     }
 
+    /// Whether torrent `id` has every wanted piece verified: [`TorrentStats::complete`]
+    /// without the rates and counters, cheap enough to ask after every input.
+    pub fn is_complete(&self, id: TorrentId) -> bool {
+        self.torrents.get(&id).is_some_and(|t| t.picker.is_done())
+    }
+
     /// Counters, rates and flags of a torrent at `now`.
     pub fn stats(&self, id: TorrentId, now: Instant) -> Option<TorrentStats> {
         let (before_up, before_down) = self.run_base.get(&id).copied().unwrap_or((0, 0));

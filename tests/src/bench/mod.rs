@@ -11,6 +11,7 @@ pub mod child;
 pub mod dht;
 mod loopback;
 mod rate_limit;
+pub mod sim;
 mod stream;
 pub mod utp_sim;
 
@@ -811,6 +812,31 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             "uTP yields",
         );
         out["utp_sim"] = v;
+    }
+    if want("sim") {
+        let v = sim::figures(sim::HUNDRED, sim::THOUSAND)?;
+        let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+        let (h, k) = (&v["sim"], &v["sim_1000"]);
+        row(
+            format!(
+                "sim 1+{} × {} MiB: payload per wall second (MB/s)",
+                sim::HUNDRED.leechers,
+                sim::HUNDRED.size / MIB
+            ),
+            format!("{:.0}", f(&h["mb_per_s"])),
+            "≥ 1000",
+        );
+        row(
+            format!(
+                "sim 1+{} × {} MiB: wall time (s)",
+                sim::THOUSAND.leechers,
+                sim::THOUSAND.size / MIB
+            ),
+            format!("{:.1}", f(&k["wall_secs"])),
+            "< 60",
+        );
+        out["sim"] = v["sim"].clone();
+        out["sim_1000"] = v["sim_1000"].clone();
     }
     if want("first") {
         let mut all = Vec::new();

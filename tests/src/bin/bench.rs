@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p bt-tests --bin bench -- [--quick] [--json OUT.json] [--dir WORK]
-//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim]
+//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim,sim]
 //!     [--runtime tokio,smol]
 //! ```
 //!

@@ -33,18 +33,19 @@
 //! [`LinkConfig::drop_within`]) resets the connection: bytes not delivered by then are lost
 //! and both sides get [`CloseKind::Reset`].
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::rng::Rng;
 
 mod config;
+mod queue;
 pub use config::{HostConfig, LinkConfig, Listen};
+use queue::{EventQueue, Pending};
 
 /// Default maximum segment size: Ethernet's 1500-byte MTU less 40 bytes of IPv4 and TCP
 /// headers, the size real peers' bytes arrive in.
@@ -201,38 +202,6 @@ struct Transmission {
     lost: bool,
 }
 
-/// An event waiting for its time; ordered so the heap pops the earliest, then the first
-/// scheduled.
-#[derive(Debug)]
-struct Pending {
-    at: Instant,
-    seq: u64,
-    conn: SimConnId,
-    side: Side,
-    kind: NetEventKind,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Pending {}
-
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// The whole simulated network.
 ///
 /// ```
@@ -265,7 +234,7 @@ pub struct Network {
     /// When each link direction's queue is next free.
     link_free: HashMap<(SocketAddr, SocketAddr), Instant>,
     conns: Vec<Conn>,
-    queue: BinaryHeap<Pending>,
+    queue: EventQueue,
     seq: u64,
 }
 
@@ -280,7 +249,7 @@ impl Network {
             upload_free: HashMap::new(),
             link_free: HashMap::new(),
             conns: Vec::new(),
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             seq: 0,
         }
     }
@@ -378,16 +347,27 @@ impl Network {
         bytes: impl Into<Bytes>,
         now: Instant,
     ) -> Result<(), NetError> {
+        self.send_bufs(conn, side, vec![bytes.into()], now)
+    }
+
+    /// [`Network::send`] of `bufs` one after the other, as one write: the segments are the
+    /// same, and each is a slice of a buffer unless it spans two.
+    pub fn send_bufs(
+        &mut self,
+        conn: SimConnId,
+        side: Side,
+        bufs: Vec<Bytes>,
+        now: Instant,
+    ) -> Result<(), NetError> {
         self.check_open(conn, side, now)?;
-        let bytes: Bytes = bytes.into();
         let (from, to) = self.direction(conn, side)?;
         let link = self.link(from, to);
-        let mss = link.mss.max(1);
-        let mut offset = 0;
-        while offset < bytes.len() {
-            let end = bytes.len().min(offset + mss);
-            let segment = bytes.slice(offset..end);
-            offset = end;
+        let segments = Segments {
+            rest: bufs.into_iter(),
+            front: Bytes::new(),
+            mss: link.mss.max(1),
+        };
+        for segment in segments {
             let sent = self.transmit(from, to, &link, segment.len(), now);
             self.note_flushed(conn, side, sent.departed);
             let (arrival, given_up) = self.retransmit_delay(sent.arrival, sent.lost, &link);
@@ -714,6 +694,41 @@ impl Network {
 
 fn index(id: SimConnId) -> usize {
     usize::try_from(id.0).unwrap_or(usize::MAX)
+}
+
+/// A byte stream given as buffers, cut into segments of at most the MSS: a segment within
+/// one buffer is a slice of it; one spanning buffers is copied together.
+struct Segments {
+    rest: std::vec::IntoIter<Bytes>,
+    front: Bytes,
+    mss: usize,
+}
+
+impl Iterator for Segments {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        while self.front.is_empty() {
+            self.front = self.rest.next()?;
+        }
+        if self.front.len() >= self.mss || self.rest.len() == 0 {
+            let n = self.front.len().min(self.mss);
+            return Some(self.front.split_to(n));
+        }
+        let mut segment = BytesMut::with_capacity(self.mss);
+        loop {
+            let n = self.front.len().min(self.mss - segment.len());
+            segment.extend_from_slice(&self.front.split_to(n));
+            if segment.len() == self.mss {
+                break;
+            }
+            match self.rest.next() {
+                Some(next) => self.front = next,
+                None => break,
+            }
+        }
+        Some(segment.freeze())
+    }
 }
 
 /// `t + d`, or `t` where the sum is past what `Instant` represents (centuries of virtual

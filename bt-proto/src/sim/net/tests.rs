@@ -528,3 +528,32 @@ proptest! {
         prop_assert_eq!(&events.last().unwrap().kind, &NetEventKind::Closed(CloseKind::Eof));
     }
 }
+
+proptest! {
+    // Buffers written at once are cut into the same segments, at the same times, as the one
+    // buffer they make together.
+    #[test]
+    fn buffers_are_segmented_as_their_concatenation(
+        lens in proptest::collection::vec(0usize..4000, 0..8),
+        mss in 1usize..3000,
+        rate in 1_000u64..1_000_000,
+    ) {
+        let t0 = Instant::now();
+        let link = LinkConfig::new(ms(5)).with_mss(mss).with_bandwidth(rate);
+        let bufs: Vec<Bytes> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| Bytes::from(vec![i as u8; len]))
+            .collect();
+        let deliveries = |whole: bool| {
+            let (mut net, conn, up) = pair(link, t0);
+            if whole {
+                net.send(conn, Side::Initiator, bufs.concat(), up).unwrap();
+            } else {
+                net.send_bufs(conn, Side::Initiator, bufs.clone(), up).unwrap();
+            }
+            drain(&mut net, up + Duration::from_secs(3600))
+        };
+        prop_assert_eq!(deliveries(false), deliveries(true));
+    }
+}

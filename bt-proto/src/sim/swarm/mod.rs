@@ -65,7 +65,7 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -89,7 +89,7 @@ mod send_queue;
 mod torrent;
 
 pub use raw::RawConn;
-use run::Delayed;
+use run::Due;
 pub use run::Stalled;
 pub use torrent::{MakeTorrentError, make_private_torrent, make_torrent};
 
@@ -137,6 +137,9 @@ struct Node {
     /// A raw node runs no session: the test drives its connections byte by byte.
     raw: bool,
     raw_inbox: BTreeMap<SimConnId, RawConn>,
+    /// The session's next deadline when it was last drained: the live entry of
+    /// [`Swarm::timers`] for this node.
+    timer: Option<Instant>,
 }
 
 /// Many sessions, one network, one disk, one tracker, virtual time.
@@ -144,10 +147,17 @@ pub struct Swarm {
     clock: VirtualClock,
     net: Network,
     disk: MemDisk,
+    /// Content put on seeds, shared by the nodes' files that hold the same bytes.
+    library: files::Library,
     rng: Rng,
     nodes: Vec<Node>,
-    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
-    delayed_items: BTreeMap<u64, Delayed>,
+    /// Disk and tracker answers and socket pumps, earliest first.
+    delayed: BinaryHeap<Reverse<Due>>,
+    /// Sessions' deadlines, earliest first: an entry whose node's [`Node::timer`] moved since
+    /// is stale and skipped, so that finding the next timer never scans every node.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Node index by address, so that a delivery finds its node without a scan.
+    by_addr: HashMap<SocketAddr, usize>,
     seq: u64,
     /// The tracker at [`TRACKER_URL`].
     tracker: TrackerRegistry,
@@ -177,10 +187,12 @@ impl Swarm {
             clock: VirtualClock::new(base),
             net,
             disk: MemDisk::new(),
+            library: files::Library::default(),
             rng,
             nodes: Vec::new(),
             delayed: BinaryHeap::new(),
-            delayed_items: BTreeMap::new(),
+            timers: BinaryHeap::new(),
+            by_addr: HashMap::new(),
             seq: 0,
             tracker: TrackerRegistry::default(),
             disk_latency: Duration::from_micros(200),
@@ -261,7 +273,11 @@ impl Swarm {
             alive: true,
             raw: false,
             raw_inbox: BTreeMap::new(),
+            timer: None,
         });
+        // The first node of an address is the one deliveries reach, as a scan would find.
+        self.by_addr.entry(addr).or_insert(id.0);
+        self.note_timer(id);
         id
     }
 
@@ -350,10 +366,7 @@ impl Swarm {
 
     /// Whether a node's torrent has every wanted piece.
     pub fn is_complete(&self, node: NodeId, torrent: TorrentId) -> bool {
-        let now = self.clock.now();
-        self.session(node)
-            .and_then(|s| s.stats(torrent, now))
-            .is_some_and(|st| st.complete)
+        self.session(node).is_some_and(|s| s.is_complete(torrent))
     }
 
     /// Takes a node off the network: its connections reset and it does nothing more.
@@ -381,7 +394,10 @@ impl Swarm {
         n.session = session;
         n.metas.clear();
         n.alive = true;
+        // The new session's deadline is noted afresh, even if it equals the old one's.
+        n.timer = None;
         self.reset_connections(node, now);
+        self.note_timer(node);
     }
 
     /// A fresh session for a node: a new peer id and RNG seed from the swarm's generator,

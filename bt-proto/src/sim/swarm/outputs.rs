@@ -15,7 +15,6 @@ use crate::IoFailure;
 use crate::engine::{Input, Output, TorrentId};
 use crate::lsd::LsdGroup;
 use crate::sim::net::Side;
-use crate::storage::verify_blocks;
 use crate::tracker::{AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Peer};
 
 impl Swarm {
@@ -31,6 +30,7 @@ impl Swarm {
                 n.events.push((elapsed, e));
             }
             let Some(out) = n.session.poll_output() else {
+                self.note_timer(node);
                 return;
             };
             self.carry_out(node, now, out);
@@ -68,9 +68,13 @@ impl Swarm {
                 let span = Some((block.offset, block.length));
                 let data = self
                     .read_piece(node, torrent, block.piece, span)
-                    .map(|mut bytes| {
+                    .map(|bytes| {
+                        if !corrupt {
+                            return bytes;
+                        }
                         // A hostile or broken seed: what it serves is not what it has.
-                        if corrupt && let Some(b) = bytes.first_mut() {
+                        let mut bytes = Vec::from(bytes);
+                        if let Some(b) = bytes.first_mut() {
                             *b ^= 0xff;
                         }
                         Bytes::from(bytes)
@@ -89,12 +93,7 @@ impl Swarm {
                 hash,
                 blocks,
             } => {
-                let result = if verify_blocks(&blocks, &hash) {
-                    self.store_piece(node, torrent, piece, &blocks)
-                        .map(|()| true)
-                } else {
-                    Ok(false)
-                };
+                let result = self.verify_and_store(node, torrent, piece, &hash, &blocks);
                 let input = Input::PieceStored {
                     torrent,
                     piece,
@@ -135,9 +134,10 @@ impl Swarm {
     /// loss, jitter and duplicates, in the queues the connections use).
     fn datagram(&mut self, from: SocketAddr, to: SocketAddr, data: Bytes, now: Instant) {
         let Some(i) = self
-            .nodes
-            .iter()
-            .position(|n| n.addr == to && n.alive && !n.raw)
+            .by_addr
+            .get(&to)
+            .copied()
+            .filter(|i| self.nodes.get(*i).is_some_and(|n| n.alive && !n.raw))
         else {
             return;
         };

@@ -1,7 +1,8 @@
 //! The run loop: virtual time jumps to the next thing due (a network event, a delayed disk
 //! or tracker answer, a session's timer) and everything due then is processed.
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::{NodeId, Swarm};
@@ -18,6 +19,34 @@ pub(super) enum Delayed {
     Pump(NodeId, ConnId),
 }
 
+/// Delayed work with its time, ordered by time and then by when it was scheduled.
+#[derive(Debug)]
+pub(super) struct Due {
+    at: Instant,
+    seq: u64,
+    item: Delayed,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
 /// The swarm ran out of things to do, or out of time, before the goal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("simulation stalled or ran out of time at {at:?} of virtual time")]
@@ -29,8 +58,39 @@ pub struct Stalled {
 impl Swarm {
     pub(super) fn schedule(&mut self, at: Instant, item: Delayed) {
         self.seq += 1;
-        self.delayed.push(Reverse((at, self.seq)));
-        self.delayed_items.insert(self.seq, item);
+        let seq = self.seq;
+        self.delayed.push(Reverse(Due { at, seq, item }));
+    }
+
+    /// Records `node`'s session deadline after it changed state, for [`Swarm::next_time`].
+    pub(super) fn note_timer(&mut self, node: NodeId) {
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
+        let t = n.session.poll_timeout();
+        if t != n.timer {
+            n.timer = t;
+            if let Some(t) = t {
+                self.timers.push(Reverse((t, node.0)));
+            }
+        }
+    }
+
+    /// The earliest live session deadline; stale entries met on the way are dropped.
+    fn next_timer(&mut self) -> Option<Instant> {
+        while let Some(Reverse((t, idx))) = self.timers.peek().copied() {
+            if self.timer_is_live(t, idx) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    fn timer_is_live(&self, t: Instant, idx: usize) -> bool {
+        self.nodes
+            .get(idx)
+            .is_some_and(|n| n.alive && !n.raw && n.timer == Some(t))
     }
 
     /// Runs until `done` holds (checked after every step) or `limit` of virtual time passes.
@@ -73,13 +133,9 @@ impl Swarm {
 
     fn next_time(&mut self) -> Option<Instant> {
         let net = self.net.next_event_time();
-        let delayed = self.delayed.peek().map(|Reverse((t, _))| *t);
-        let timers = self
-            .nodes
-            .iter()
-            .filter(|n| n.alive && !n.raw)
-            .filter_map(|n| n.session.poll_timeout());
-        net.into_iter().chain(delayed).chain(timers).min()
+        let delayed = self.delayed.peek().map(|Reverse(d)| d.at);
+        let timer = self.next_timer();
+        net.into_iter().chain(delayed).chain(timer).min()
     }
 
     /// Processes everything due at the current instant.
@@ -87,7 +143,7 @@ impl Swarm {
         self.steps += 1;
         let now = self.clock.now();
         while let Some(ev) = self.net.poll(now) {
-            let Some(idx) = self.nodes.iter().position(|n| n.addr == ev.host) else {
+            let Some(idx) = self.by_addr.get(&ev.host).copied() else {
                 continue;
             };
             let node = NodeId(idx);
@@ -129,12 +185,8 @@ impl Swarm {
             }
             self.drain(node);
         }
-        while let Some(Reverse((t, seq))) = self.delayed.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.delayed.pop();
-            match self.delayed_items.remove(&seq) {
+        while self.delayed.peek().is_some_and(|Reverse(d)| d.at <= now) {
+            match self.delayed.pop().map(|Reverse(d)| d.item) {
                 Some(Delayed::Input(node, input)) => {
                     if let Some(n) = self.nodes.get_mut(node.0)
                         && n.alive
@@ -147,22 +199,32 @@ impl Swarm {
                 None => {}
             }
         }
-        for idx in 0..self.nodes.len() {
-            let due = self
-                .nodes
-                .get(idx)
-                .and_then(|n| {
-                    (n.alive && !n.raw)
-                        .then(|| n.session.poll_timeout())
-                        .flatten()
-                })
-                .is_some_and(|t| t <= now);
-            if due {
-                if let Some(n) = self.nodes.get_mut(idx) {
-                    n.session.handle_timeout(now);
-                }
-                self.drain(NodeId(idx));
+        self.fire_timers(now);
+    }
+
+    /// Hands every session whose deadline has come its timeout, in node order. A node's
+    /// timeout changes no other node's session, so taking the due nodes first is the same
+    /// as asking each node in turn.
+    fn fire_timers(&mut self, now: Instant) {
+        let mut due = BTreeSet::new();
+        while let Some(Reverse((t, idx))) = self.timers.peek().copied() {
+            if t > now {
+                break;
             }
+            self.timers.pop();
+            if self.timer_is_live(t, idx)
+                && let Some(n) = self.nodes.get_mut(idx)
+            {
+                // Forgotten, so that the deadline after the timeout is noted even if equal.
+                n.timer = None;
+                due.insert(idx);
+            }
+        }
+        for idx in due {
+            if let Some(n) = self.nodes.get_mut(idx) {
+                n.session.handle_timeout(now);
+            }
+            self.drain(NodeId(idx));
         }
     }
 }

@@ -30,15 +30,17 @@ pub(super) struct SendQueue {
 }
 
 impl SendQueue {
-    /// Up to `max` bytes from the front, as one buffer.
-    fn take(&mut self, max: usize) -> Vec<u8> {
+    /// Up to `max` bytes from the front, as slices of the queued buffers.
+    fn take(&mut self, max: usize) -> Vec<Bytes> {
         let mut out = Vec::new();
-        while out.len() < max {
+        let mut taken = 0;
+        while taken < max {
             let Some(front) = self.bufs.front_mut() else {
                 break;
             };
-            let n = front.len().min(max - out.len());
-            out.extend_from_slice(&front.split_to(n));
+            let n = front.len().min(max - taken);
+            out.push(front.split_to(n));
+            taken += n;
             if front.is_empty() {
                 self.bufs.pop_front();
             }
@@ -93,7 +95,7 @@ impl Swarm {
                 return;
             }
             let chunk = q.take(SEND_BUFFER);
-            if self.net.send(sim, side, chunk, now).is_err() {
+            if self.net.send_bufs(sim, side, chunk, now).is_err() {
                 // The other end is gone; its close event is on the way.
                 q.bufs.clear();
                 return;
@@ -114,7 +116,7 @@ impl Swarm {
         };
         let rest = q.take(usize::MAX);
         if !rest.is_empty() {
-            let _ = self.net.send(sim, side, rest, now);
+            let _ = self.net.send_bufs(sim, side, rest, now);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The simulated disk: every host's files in memory, with faults on demand.
 //!
-//! Files are keyed by host and relative path, hold bytes, grow on write (a gap reads as
+//! Files are keyed by host and relative path, hold bytes (in chunks of shared buffers, so
+//! that hosts with the same content share it: [`MemDisk::write_bytes`]), grow on write (a gap reads as
 //! zeros, as in a sparse file) and answer reads past their end with short reads, as
 //! `pread` does. A test can make writes or reads fail with a typed error, once, a few times
 //! or until cleared, and can corrupt a file's bytes to exercise hash failure. Paths are
@@ -11,7 +12,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 
+use bytes::Bytes;
+
 use crate::rng::Rng;
+
+mod file;
+use file::File;
 
 /// Largest file the simulated disk holds. Simulated torrents are small; a larger write means a
 /// bug (or a hostile size that slipped through) and would exhaust memory.
@@ -115,7 +121,7 @@ struct Fault {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct MemDisk {
-    files: BTreeMap<(SocketAddr, PathBuf), Vec<u8>>,
+    files: BTreeMap<(SocketAddr, PathBuf), File>,
     faults: Vec<Fault>,
 }
 
@@ -132,6 +138,18 @@ impl MemDisk {
         path: &Path,
         offset: u64,
         data: &[u8],
+    ) -> Result<(), DiskError> {
+        self.write_bytes(host, path, offset, Bytes::copy_from_slice(data))
+    }
+
+    /// [`MemDisk::write`] of a shared buffer: the file keeps slices of `data` rather than a
+    /// copy where it covers whole chunks, so hosts writing the same buffer share its memory.
+    pub fn write_bytes(
+        &mut self,
+        host: SocketAddr,
+        path: &Path,
+        offset: u64,
+        data: Bytes,
     ) -> Result<(), DiskError> {
         check_path(host, path)?;
         let end = offset.saturating_add(data.len() as u64);
@@ -151,14 +169,9 @@ impl MemDisk {
             });
         }
         let start = usize::try_from(offset).map_err(|_| too_large())?;
-        let end = usize::try_from(end).map_err(|_| too_large())?;
+        usize::try_from(end).map_err(|_| too_large())?;
         let file = self.files.entry((host, path.to_path_buf())).or_default();
-        if file.len() < end {
-            file.resize(end, 0);
-        }
-        if let Some(dest) = file.get_mut(start..end) {
-            dest.copy_from_slice(data);
-        }
+        file.write(start, &data);
         Ok(())
     }
 
@@ -170,6 +183,18 @@ impl MemDisk {
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>, DiskError> {
+        self.read_bytes(host, path, offset, len).map(Vec::from)
+    }
+
+    /// [`MemDisk::read`] into a shared buffer: a read within one chunk (a block read of a
+    /// piece-aligned file) is a slice of the file's memory, not a copy.
+    pub fn read_bytes(
+        &mut self,
+        host: SocketAddr,
+        path: &Path,
+        offset: u64,
+        len: usize,
+    ) -> Result<Bytes, DiskError> {
         check_path(host, path)?;
         if !self.files.contains_key(&(host, path.to_path_buf())) {
             return Err(not_found(host, path));
@@ -181,12 +206,11 @@ impl MemDisk {
                 offset,
             });
         }
-        let file = self.contents(host, path).unwrap_or_default();
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(file.len());
-        let end = start.saturating_add(len).min(file.len());
-        Ok(file.get(start..end).unwrap_or_default().to_vec())
+        let Some(file) = self.files.get(&(host, path.to_path_buf())) else {
+            return Err(not_found(host, path));
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        Ok(file.read(start, start.saturating_add(len)))
     }
 
     /// Places a whole file (e.g. a seed's content), replacing any file at that path.
@@ -196,6 +220,16 @@ impl MemDisk {
         path: &Path,
         contents: Vec<u8>,
     ) -> Result<(), DiskError> {
+        self.insert_bytes(host, path, Bytes::from(contents))
+    }
+
+    /// [`MemDisk::insert`] of a shared buffer, which the file keeps rather than copies.
+    pub fn insert_bytes(
+        &mut self,
+        host: SocketAddr,
+        path: &Path,
+        contents: Bytes,
+    ) -> Result<(), DiskError> {
         check_path(host, path)?;
         if contents.len() as u64 > MAX_FILE_LEN {
             return Err(DiskError::TooLarge {
@@ -204,7 +238,8 @@ impl MemDisk {
                 end: contents.len() as u64,
             });
         }
-        self.files.insert((host, path.to_path_buf()), contents);
+        self.files
+            .insert((host, path.to_path_buf()), File::from_bytes(&contents));
         Ok(())
     }
 
@@ -213,16 +248,18 @@ impl MemDisk {
         self.files.remove(&(host, path.to_path_buf())).is_some()
     }
 
-    /// A file's bytes, if it exists.
-    pub fn contents(&self, host: SocketAddr, path: &Path) -> Option<&[u8]> {
+    /// A file's bytes, if it exists (copied out of its chunks).
+    pub fn contents(&self, host: SocketAddr, path: &Path) -> Option<Vec<u8>> {
         self.files
             .get(&(host, path.to_path_buf()))
-            .map(Vec::as_slice)
+            .map(File::to_vec)
     }
 
     /// A file's length, if it exists.
     pub fn len(&self, host: SocketAddr, path: &Path) -> Option<u64> {
-        self.contents(host, path).map(|c| c.len() as u64)
+        self.files
+            .get(&(host, path.to_path_buf()))
+            .map(|f| f.len() as u64)
     }
 
     /// The paths of a host's files, sorted.
@@ -275,12 +312,11 @@ impl MemDisk {
             .unwrap_or(usize::MAX)
             .min(file.len());
         let end = start.saturating_add(len).min(file.len());
-        let range = file.get_mut(start..end).unwrap_or_default();
-        for byte in range.iter_mut() {
+        file.modify(start, end, |byte| {
             // XOR with a non-zero mask always changes the byte.
             let mask = 1 + rng.below(255) as u8;
             *byte ^= mask;
-        }
+        });
         Ok(end - start)
     }
 
@@ -448,6 +484,26 @@ mod tests {
     }
 
     #[test]
+    fn hosts_writing_one_buffer_share_it_until_one_changes() {
+        let mut d = MemDisk::new();
+        let p = Path::new("f");
+        let shared = Bytes::from(vec![7u8; 3 * file::CHUNK]);
+        d.insert_bytes(host(1), p, shared.clone()).unwrap();
+        d.write_bytes(host(2), p, 0, shared.clone()).unwrap();
+        let block = |d: &mut MemDisk, h| d.read_bytes(h, p, file::CHUNK as u64, 100).unwrap();
+        // A read within a chunk is a slice of the buffer both hosts hold, not a copy.
+        let at = shared.as_ptr().wrapping_add(file::CHUNK);
+        assert_eq!(block(&mut d, host(1)).as_ptr(), at);
+        assert_eq!(block(&mut d, host(2)).as_ptr(), at);
+        let mut rng = Rng::seed_from_u64(1);
+        d.corrupt(host(2), p, file::CHUNK as u64, 1, &mut rng)
+            .unwrap();
+        assert_ne!(block(&mut d, host(2))[0], 7);
+        assert_eq!(d.contents(host(1), p).unwrap(), &shared[..]);
+        assert!(shared.iter().all(|&b| b == 7));
+    }
+
+    #[test]
     fn corruption_changes_every_byte_in_range_and_nothing_else() {
         let mut d = MemDisk::new();
         let p = Path::new("f");
@@ -467,18 +523,26 @@ mod tests {
 
     proptest! {
         #[test]
-        fn matches_a_simple_model(ops in proptest::collection::vec((0u64..300, proptest::collection::vec(any::<u8>(), 0..64), 0usize..80), 0..40)) {
+        // Offsets and lengths across chunk boundaries; writes alternate between copied
+        // bytes and shared buffers.
+        fn matches_a_simple_model(ops in proptest::collection::vec((0..3 * file::CHUNK as u64, 0..2 * file::CHUNK, any::<u8>(), 0..2 * file::CHUNK), 0..24)) {
             let mut d = MemDisk::new();
             let p = Path::new("m");
             let mut model: Vec<u8> = Vec::new();
-            for (offset, data, read_len) in ops {
-                d.write(host(1), p, offset, &data).unwrap();
+            for (i, (offset, len, first, read_len)) in ops.into_iter().enumerate() {
+                let data: Vec<u8> = (0..len).map(|j| first.wrapping_add(j as u8)).collect();
+                if i % 2 == 0 {
+                    d.write(host(1), p, offset, &data).unwrap();
+                } else {
+                    d.write_bytes(host(1), p, offset, Bytes::from(data.clone())).unwrap();
+                }
                 let (o, end) = (offset as usize, offset as usize + data.len());
                 if model.len() < end { model.resize(end, 0); }
                 model[o..end].copy_from_slice(&data);
                 let got = d.read(host(1), p, offset, read_len).unwrap();
                 let want_end = (o + read_len).min(model.len());
                 prop_assert_eq!(&got[..], &model[o.min(want_end)..want_end]);
+                prop_assert_eq!(d.len(host(1), p), Some(model.len() as u64));
             }
             prop_assert_eq!(d.contents(host(1), p).unwrap_or_default(), &model[..]);
         }
