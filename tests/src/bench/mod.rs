@@ -814,14 +814,19 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
         out["utp_sim"] = v;
     }
     if want("sim") {
-        let v = sim::figures(sim::HUNDRED, sim::THOUSAND)?;
+        let (hundred, thousand) = if s.loopback < Sizes::FULL.loopback {
+            sim::QUICK
+        } else {
+            (sim::HUNDRED, sim::THOUSAND)
+        };
+        let v = sim::figures(hundred, thousand)?;
         let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
         let (h, k) = (&v["sim"], &v["sim_1000"]);
         row(
             format!(
                 "sim 1+{} × {} MiB: payload per wall second (MB/s)",
-                sim::HUNDRED.leechers,
-                sim::HUNDRED.size / MIB
+                hundred.leechers,
+                hundred.size / MIB
             ),
             format!("{:.0}", f(&h["mb_per_s"])),
             "≥ 1000",
@@ -829,8 +834,8 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
         row(
             format!(
                 "sim 1+{} × {} MiB: wall time (s)",
-                sim::THOUSAND.leechers,
-                sim::THOUSAND.size / MIB
+                thousand.leechers,
+                thousand.size / MIB
             ),
             format!("{:.1}", f(&k["wall_secs"])),
             "< 60",
