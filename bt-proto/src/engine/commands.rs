@@ -108,6 +108,7 @@ impl Session {
             return;
         };
         self.timers.stop_torrent(id);
+        self.announce_slots.forget(id);
         self.dht_forget(id);
         self.encryption_of.remove(&id);
         self.forget_rate_limits(id);
