@@ -84,9 +84,13 @@ impl Announcer {
             }
             if !urls.is_empty() {
                 rng.shuffle(&mut urls);
+                // A session keeps one announcer per torrent, thousands of them: no room
+                // left over from growing (a tier of one URL would hold four).
+                urls.shrink_to_fit();
                 kept.push(urls);
             }
         }
+        kept.shrink_to_fit();
         let index = kept
             .iter()
             .enumerate()

@@ -31,7 +31,7 @@ impl Session {
         let mut torrent = self.build_torrent(id, meta, opts);
         // Nothing is requested or announced before the check found what is there.
         torrent.after_check = start_after_check.then_some(TorrentState::Started);
-        self.torrents.insert(id, torrent);
+        self.torrents.insert(id, Box::new(torrent));
         if !start_after_check {
             self.change_state(now, id, state);
         }

@@ -156,7 +156,8 @@ use crate::rng::Rng;
 pub struct Session {
     config: Config,
     rng: Rng,
-    torrents: BTreeMap<TorrentId, Torrent>,
+    /// Boxed: a torrent is over a kilobyte, and a map's nodes are often half empty.
+    torrents: BTreeMap<TorrentId, Box<Torrent>>,
     /// Torrents added by magnet link that are fetching their metadata; the same id is never
     /// in both maps.
     fetching: BTreeMap<TorrentId, Fetching>,
