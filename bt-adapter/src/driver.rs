@@ -71,8 +71,9 @@ struct TorrentCtx {
     hashchecks: Vec<Reply<HashcheckReport>>,
     /// `wait_complete` calls waiting for the torrent to complete, or to fail.
     completes: Vec<Reply<Result<(), Error>>>,
-    /// What a torrent added by magnet link needs until its storage is laid out.
-    magnet: Option<MagnetCtx>,
+    /// What a torrent added by magnet link needs until its storage is laid out; boxed, as
+    /// most torrents never have it and a session may hold thousands.
+    magnet: Option<Box<MagnetCtx>>,
     span: tracing::Span,
 }
 

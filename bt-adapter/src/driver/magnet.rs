@@ -91,14 +91,14 @@ impl<R: Runtime> Driver<R> {
             cmd.resume_path,
             span,
         );
-        ctx.magnet = Some(MagnetCtx {
+        ctx.magnet = Some(Box::new(MagnetCtx {
             base: cmd.base,
             ignores_case: cmd.ignores_case,
             metadata_path: cmd.metadata_path,
             slot: cmd.metadata,
             waits: Vec::new(),
             failure: None,
-        });
+        }));
         self.torrents.insert(id, ctx);
         let _ = cmd.reply.try_send(Ok(id));
     }

@@ -84,9 +84,13 @@ impl Announcer {
             }
             if !urls.is_empty() {
                 rng.shuffle(&mut urls);
+                // A session keeps one announcer per torrent, thousands of them: no room
+                // left over from growing (a tier of one URL would hold four).
+                urls.shrink_to_fit();
                 kept.push(urls);
             }
         }
+        kept.shrink_to_fit();
         let index = kept
             .iter()
             .enumerate()
@@ -151,6 +155,11 @@ impl Announcer {
         } else {
             self.next_at
         }
+    }
+
+    /// Whether an announce is due at `now` (and [`Announcer::due`] would give it).
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.next_at().is_some_and(|t| t <= now)
     }
 
     /// If an announce is due at `now`: the URL and event to send.
@@ -292,22 +301,39 @@ impl Session {
         })
     }
 
-    /// Sends the announce that is due, if one is, and sets the torrent's announce deadline.
+    /// Sends the announce that is due, if one is and a slot is free, and sets the torrent's
+    /// announce deadline. Without a free slot the torrent waits its turn with no deadline
+    /// set: a past one would wake the session again and again.
     pub(super) fn announce_due(&mut self, now: Instant, id: TorrentId) {
         let Some(t) = swarm_of(&mut self.torrents, &mut self.fetching, id) else {
             return;
         };
-        if t.state.in_swarm()
-            && let Some((url, event)) = t.announcer.due(now)
-            && let Some(request) = self.announce_request(id, event)
-        {
-            self.outputs.push_back(Output::Announce {
-                torrent: id,
-                url,
-                request,
+        if t.state.in_swarm() && t.announcer.is_due(now) {
+            if !self.announce_slots.take(id) {
+                self.timers.stop(Timer::Torrent(id, TorrentTimer::Announce));
+                return;
+            }
+            let sent = t.announcer.due(now).and_then(|(url, event)| {
+                let request = self.announce_request(id, event)?;
+                Some(Output::Announce {
+                    torrent: id,
+                    url,
+                    request,
+                })
             });
+            match sent {
+                Some(output) => self.outputs.push_back(output),
+                None => self.announce_slots.release(id),
+            }
         }
         self.schedule_announce(id);
+    }
+
+    /// Gives the free slots to the torrents waiting for one, first come first.
+    fn announce_waiting(&mut self, now: Instant) {
+        while let Some(id) = self.announce_slots.next_waiting() {
+            self.announce_due(now, id);
+        }
     }
 
     /// Sets (or clears) the torrent's announce deadline from its announcer.
@@ -363,6 +389,19 @@ impl Session {
     }
 
     pub(super) fn on_announced(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        url: &str,
+        result: Result<AnnounceResponse, AnnounceError>,
+    ) {
+        self.announce_slots.release(id);
+        self.on_announce_result(now, id, url, result);
+        self.announce_waiting(now);
+    }
+
+    /// What a tracker's answer (or its failure) changes for torrent `id`.
+    fn on_announce_result(
         &mut self,
         now: Instant,
         id: TorrentId,

@@ -31,7 +31,7 @@ impl Session {
         let mut torrent = self.build_torrent(id, meta, opts);
         // Nothing is requested or announced before the check found what is there.
         torrent.after_check = start_after_check.then_some(TorrentState::Started);
-        self.torrents.insert(id, torrent);
+        self.torrents.insert(id, Box::new(torrent));
         if !start_after_check {
             self.change_state(now, id, state);
         }
@@ -108,6 +108,7 @@ impl Session {
             return;
         };
         self.timers.stop_torrent(id);
+        self.announce_slots.forget(id);
         self.dht_forget(id);
         self.encryption_of.remove(&id);
         self.forget_rate_limits(id);

@@ -73,7 +73,7 @@ impl SwarmView<'_> {
 /// The swarm parts of torrent `id`, whichever map holds it. A free function over the two
 /// maps, so that the caller keeps the session's other fields to use alongside.
 pub(crate) fn swarm_of<'a>(
-    torrents: &'a mut BTreeMap<TorrentId, Torrent>,
+    torrents: &'a mut BTreeMap<TorrentId, Box<Torrent>>,
     fetching: &'a mut BTreeMap<TorrentId, Fetching>,
     id: TorrentId,
 ) -> Option<SwarmView<'a>> {

@@ -283,7 +283,7 @@ impl Session {
         t.announcer = f.announcer;
         let pieces = t.piece_count();
         let conns: Vec<ConnId> = t.conns.iter().copied().collect();
-        self.torrents.insert(id, t);
+        self.torrents.insert(id, Box::new(t));
         // Before any disk job of the torrent: its storage is made from this.
         self.outputs
             .push_back(Output::MetadataReceived { torrent: id });

@@ -53,6 +53,7 @@
 //! `early_pieces` until the piece count is known.
 
 mod announce;
+mod announce_slots;
 mod block_memory;
 mod commands;
 mod config;
@@ -108,6 +109,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use announce::{RETRY_BASE, RETRY_MAX, STARVED_REANNOUNCE};
+pub use announce_slots::MAX_ANNOUNCES_IN_FLIGHT;
 pub use block_memory::MIN_ZERO_COPY_READ;
 pub use config::*;
 pub use dht::{
@@ -154,7 +156,8 @@ use crate::rng::Rng;
 pub struct Session {
     config: Config,
     rng: Rng,
-    torrents: BTreeMap<TorrentId, Torrent>,
+    /// Boxed: a torrent is over a kilobyte, and a map's nodes are often half empty.
+    torrents: BTreeMap<TorrentId, Box<Torrent>>,
     /// Torrents added by magnet link that are fetching their metadata; the same id is never
     /// in both maps.
     fetching: BTreeMap<TorrentId, Fetching>,
@@ -192,6 +195,8 @@ pub struct Session {
     queue: queue::Queue,
     /// Streaming readers and their windows (see `streaming`).
     readers: streaming::Readers,
+    /// Announces in flight and the torrents waiting to send one (see `announce_slots`).
+    announce_slots: announce_slots::AnnounceSlots,
 }
 
 impl Session {
@@ -227,6 +232,7 @@ impl Session {
             limits,
             queue: queue::Queue::default(),
             readers: streaming::Readers::default(),
+            announce_slots: announce_slots::AnnounceSlots::default(),
         }
     }
 

@@ -651,3 +651,68 @@ fn a_starved_leecher_dials_a_backed_off_peer_the_tracker_still_lists() {
         );
     }
 }
+
+/// Torrents beyond the session's announce slots send their first announce as earlier ones
+/// finish, in the order they were added; until then no timer sends it.
+#[test]
+fn announces_beyond_the_slots_wait_for_one_to_finish() {
+    let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
+    let now = Instant::now();
+    let ids: Vec<TorrentId> = (0..MAX_ANNOUNCES_IN_FLIGHT as u64 + 2)
+        .map(|i| {
+            let meta = torrent(1000 + i, 16384, 7, &["http://tracker.example/announce"]);
+            s.add_torrent(now, meta, AddTorrent::default())
+        })
+        .collect();
+    let announced = |s: &mut Session| -> Vec<(TorrentId, String)> {
+        std::iter::from_fn(|| s.poll_output())
+            .filter_map(|o| match o {
+                Output::Announce { torrent, url, .. } => Some((torrent, url)),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = announced(&mut s);
+    assert_eq!(first.len(), MAX_ANNOUNCES_IN_FLIGHT);
+    s.handle_timeout(now);
+    assert!(announced(&mut s).is_empty(), "a waiting torrent announced");
+    let (torrent, url) = first[0].clone();
+    let result = Err(crate::tracker::AnnounceError::Timeout(Duration::from_secs(
+        30,
+    )));
+    s.handle(
+        now,
+        Input::Announced {
+            torrent,
+            url,
+            result,
+        },
+    );
+    let next: Vec<TorrentId> = announced(&mut s).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(next, vec![ids[MAX_ANNOUNCES_IN_FLIGHT]]);
+}
+
+/// A started torrent without peers runs no choke rounds (thousands of idle torrents would
+/// otherwise each wake every round interval); its first peer brings them back.
+#[test]
+fn choke_rounds_stop_without_peers_and_come_back_with_one() {
+    let (mut s, info_hash) = seed_session();
+    let id = s.torrent_by_info_hash(&info_hash).unwrap();
+    let round = Timer::Torrent(id, TorrentTimer::ChokeRound);
+    assert_eq!(
+        s.timers.deadline(round),
+        None,
+        "rounds with nobody to choke"
+    );
+    let now = Instant::now();
+    let mut peer = accept_remote(&mut s, now, 2, info_hash, 3, &Message::Interested);
+    let next = s.timers.deadline(round).expect("no round for the new peer");
+    s.handle_timeout(next.max(now));
+    peer.drain(&mut s);
+    let messages = peer.messages().unwrap();
+    assert!(messages.contains(&Message::Unchoke), "{messages:?}");
+    assert!(
+        s.timers.deadline(round).is_some(),
+        "rounds go on with a peer"
+    );
+}

@@ -36,7 +36,8 @@ impl OrderList {
 /// The order lists of every priority, and where each queued piece stands in its list.
 #[derive(Debug, Clone)]
 pub(super) struct Queue {
-    /// Index = priority - 1.
+    /// Index = priority - 1. Empty while no piece is queued: a seed's picker, thousands of
+    /// them in a session, keeps no lists.
     lists: Vec<OrderList>,
     /// Position of each queued piece in its order list.
     pos: Vec<u32>,
@@ -46,8 +47,15 @@ impl Queue {
     /// An empty queue for a torrent of `piece_count` pieces.
     pub(super) fn new(piece_count: u32) -> Self {
         Queue {
-            lists: vec![OrderList::default(); MAX_PRIORITY as usize],
+            lists: Vec::new(),
             pos: vec![0; piece_count as usize],
+        }
+    }
+
+    /// Makes the lists of every priority, if there are none yet.
+    fn make_lists(&mut self) {
+        if self.lists.is_empty() {
+            self.lists = vec![OrderList::default(); MAX_PRIORITY as usize];
         }
     }
 
@@ -59,6 +67,11 @@ impl Queue {
         availability: &[u32],
         rng: &mut Rng,
     ) {
+        if per_priority.iter().all(Vec::is_empty) {
+            self.lists = Vec::new();
+            return;
+        }
+        self.make_lists();
         for (list, mut pieces) in self.lists.iter_mut().zip(per_priority) {
             rng.shuffle(&mut pieces);
             let avail = availability;
@@ -186,6 +199,7 @@ impl Queue {
     pub(super) fn insert(&mut self, list: usize, p: PieceIndex, avail: u32) {
         let idx = p.as_usize();
         let avail = avail as usize;
+        self.make_lists();
         let Some(l) = self.lists.get_mut(list) else {
             return;
         };
@@ -271,5 +285,28 @@ impl Queue {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queue with nothing queued keeps no lists; a piece queued later is found as in any
+    /// other queue.
+    #[test]
+    fn an_empty_queue_keeps_no_lists_and_still_takes_pieces() {
+        let mut rng = Rng::seed_from_u64(1);
+        let mut q = Queue::new(4);
+        q.rebuild(vec![Vec::new(); MAX_PRIORITY as usize], &[0; 4], &mut rng);
+        assert!(q.lists.is_empty());
+        assert!(q.is_empty());
+        q.insert(0, PieceIndex(2), 1);
+        assert_eq!(q.len(), 1);
+        let has = Bitfield::full(4);
+        assert_eq!(q.first_held(&has, false, &mut rng), Some(PieceIndex(2)));
+        assert_eq!(q.check(|_| Some(0), |_| 1), Ok(()));
+        q.remove(0, PieceIndex(2), 1);
+        assert!(q.is_empty());
     }
 }

@@ -56,13 +56,16 @@ pub struct ChildArgs {
     pub transports: Transports,
 }
 
-enum Line {
+/// A line of the parent's on stdin.
+pub(super) enum Line {
     Peer(SocketAddr),
+    /// The scale part: add the torrents now.
+    Add,
     Stop,
 }
 
 /// Lines from stdin, read on a thread of their own (stdin has no async form in std).
-fn stdin_lines() -> async_channel::Receiver<Line> {
+pub(super) fn stdin_lines() -> async_channel::Receiver<Line> {
     let (tx, rx) = async_channel::unbounded();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -79,6 +82,7 @@ fn stdin_lines() -> async_channel::Receiver<Line> {
                     Err(_) => continue,
                 },
                 None if l == "stop" => Line::Stop,
+                None if l == "add" => Line::Add,
                 None => continue,
             };
             if tx.send_blocking(msg).is_err() {
@@ -90,7 +94,7 @@ fn stdin_lines() -> async_channel::Receiver<Line> {
     rx
 }
 
-fn say(line: &str) {
+pub(super) fn say(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -177,6 +181,7 @@ pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), St
                 torrent.add_peer(addr).await.map_err(err)?;
             }
             Ok(Ok(Line::Stop)) | Ok(Err(_)) => break,
+            Ok(Ok(Line::Add)) => {}
             Err(Some(Ok(Event::HashPassed { .. }))) if !first_said => {
                 first_said = true;
                 say(&format!("first {}", started.elapsed().as_secs_f64()));

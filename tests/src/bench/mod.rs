@@ -11,6 +11,7 @@ pub mod child;
 pub mod dht;
 mod loopback;
 mod rate_limit;
+pub mod scale;
 pub mod sim;
 mod stream;
 pub mod utp_sim;
@@ -59,6 +60,10 @@ pub struct Sizes {
     pub idle_conns: usize,
     /// Seconds each rate-limited transfer lasts at its limit (`rate_limit`).
     pub rate_limit_secs: u64,
+    /// Seeding torrents in one session (`scale`).
+    pub scale_torrents: usize,
+    /// Seconds that session idles while its CPU time is measured.
+    pub scale_idle_secs: u64,
 }
 
 impl Sizes {
@@ -70,6 +75,8 @@ impl Sizes {
         swarm_leechers: 8,
         idle_conns: 1000,
         rate_limit_secs: 10,
+        scale_torrents: 10_000,
+        scale_idle_secs: 30,
     };
     /// A quick look (a minute or so): small payloads, one run each.
     pub const QUICK: Sizes = Sizes {
@@ -79,6 +86,8 @@ impl Sizes {
         swarm_leechers: 8,
         idle_conns: 1000,
         rate_limit_secs: 3,
+        scale_torrents: 1000,
+        scale_idle_secs: 10,
     };
 }
 
@@ -118,23 +127,33 @@ pub fn rss_of(pid: u32) -> Result<u64, String> {
 impl Usage {
     /// This process's usage so far.
     pub fn of_self() -> Result<Usage, String> {
-        let stat = fs::read_to_string("/proc/self/stat").map_err(err)?;
+        Usage::of_proc("self")
+    }
+
+    /// The usage so far of process `pid` (a child of the bench, measured from outside).
+    pub fn of_pid(pid: u32) -> Result<Usage, String> {
+        Usage::of_proc(&pid.to_string())
+    }
+
+    /// The usage of `/proc/{proc}`.
+    fn of_proc(proc: &str) -> Result<Usage, String> {
+        let stat = fs::read_to_string(format!("/proc/{proc}/stat")).map_err(err)?;
         // Fields after the command name (which may hold spaces, hence the last ')').
         let rest = stat
             .rsplit_once(')')
             .map(|(_, r)| r)
-            .ok_or("bad /proc/self/stat")?;
+            .ok_or("bad /proc/*/stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
         let tick = |i: usize| -> Result<f64, String> {
             let v: f64 = fields
                 .get(i)
-                .ok_or("short /proc/self/stat")?
+                .ok_or("short /proc/*/stat")?
                 .parse()
                 .map_err(err)?;
             Ok(v / USER_HZ)
         };
-        let status = fs::read_to_string("/proc/self/status").map_err(err)?;
+        let status = fs::read_to_string(format!("/proc/{proc}/status")).map_err(err)?;
         Ok(Usage {
             user: tick(11)?,
             sys: tick(12)?,
@@ -154,7 +173,8 @@ impl Usage {
         })
     }
 
-    fn cpu(self) -> f64 {
+    /// User and system CPU seconds.
+    pub fn cpu(self) -> f64 {
         self.user + self.sys
     }
 }
@@ -565,7 +585,7 @@ pub struct Options {
     /// Where to write the JSON.
     pub json: PathBuf,
     /// Only the parts named (empty: all): loopback, rc4, utp, swarm, hashcheck, idle, first,
-    /// dht, rate_limit, stream, utp_sim.
+    /// dht, rate_limit, stream, utp_sim, scale.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -580,6 +600,7 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
     let mut out = json!({"sizes": {
         "loopback": s.loopback, "runs": s.runs, "swarm": s.swarm,
         "idle_conns": s.idle_conns, "rate_limit_secs": s.rate_limit_secs,
+        "scale_torrents": s.scale_torrents, "scale_idle_secs": s.scale_idle_secs,
     }});
     let mut rows: Vec<(String, String, String)> = Vec::new();
     let mut row = |name: String, value: String, target: &str| {
@@ -878,6 +899,22 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             all.push(json!({"runtime": rt.name(), "secs_median": t, "runs": runs}));
         }
         out["stream_first_byte"] = Value::Array(all);
+    }
+    if want("scale") {
+        let idle = Duration::from_secs(s.scale_idle_secs);
+        let mut all = Vec::new();
+        for &rt in &opts.runtimes {
+            let f = scale::run(exe, rt, work, s.scale_torrents, idle)?;
+            for (name, value, target) in f.rows {
+                row(name, value, target);
+            }
+            all.push(f.json);
+        }
+        // The first runtime's figures at the top, in the issue's shape; every runtime's in
+        // `runs`.
+        let mut first = all.first().cloned().unwrap_or(Value::Null);
+        first["runs"] = Value::Array(all);
+        out["scale"] = first;
     }
     out["table"] = Value::Array(
         rows.into_iter()

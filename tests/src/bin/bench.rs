@@ -2,12 +2,16 @@
 //!
 //! ```text
 //! cargo run --release -p bt-tests --bin bench -- [--quick] [--json OUT.json] [--dir WORK]
-//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim,sim]
+//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim,sim,scale]
 //!     [--runtime tokio,smol]
 //! ```
 //!
 //! `--only rate_limit` measures how closely a 20 MiB/s upload limit, and a download limit,
 //! hold on a loopback transfer (the part is in the default run too).
+//!
+//! `--only scale` measures one session of 10,000 seeding torrents whose tracker never
+//! answers (1,000 and 10 idle seconds with `--quick`): time to add them all, resident memory
+//! beyond the empty session, and CPU time while idle (see `bt_tests::bench::scale`).
 //!
 //! `--quick` runs small payloads once each (about a minute); the default is the issue's
 //! sizes (1 GiB loopback, three runs each on tokio and smol; several minutes). The work
@@ -25,11 +29,18 @@ use bt_tests::bench::{self, Options, Rt, Sizes, child};
 fn usage() -> String {
     "usage: bench [--quick] [--json OUT] [--dir WORK] [--only a,b] [--runtime tokio,smol]\n       \
      bench child seed|leech tokio|smol TORRENT DIR [--max-connections N] [--encryption-required]\n       \
-     [--transport tcp|utp|both]"
+     [--transport tcp|utp|both]\n       \
+     bench child scale tokio|smol TORRENTS_DIR DATA_DIR"
         .to_string()
 }
 
 fn child_main(args: &[String], started: Instant) -> Result<(), String> {
+    if let [role, rt, torrents, data] = args
+        && role == "scale"
+    {
+        let rt = Rt::parse(rt).ok_or_else(usage)?;
+        return bench::scale::run_child(rt, torrents.into(), data.into());
+    }
     let [role, rt, torrent, dir, rest @ ..] = args else {
         return Err(usage());
     };
