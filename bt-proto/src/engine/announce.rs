@@ -162,6 +162,12 @@ impl Announcer {
         self.next_at().is_some_and(|t| t <= now)
     }
 
+    /// The URL the next announce goes to.
+    pub fn due_url(&self) -> Option<&str> {
+        let (t, i) = self.cursor;
+        Some(self.tiers.get(t)?.get(i)?.url.as_str())
+    }
+
     /// If an announce is due at `now`: the URL and event to send.
     pub fn due(&mut self, now: Instant) -> Option<(String, Option<AnnounceEvent>)> {
         if self.in_flight || self.next_at.is_none_or(|t| t > now) {
@@ -309,7 +315,8 @@ impl Session {
             return;
         };
         if t.state.in_swarm() && t.announcer.is_due(now) {
-            if !self.announce_slots.take(id) {
+            let url = t.announcer.due_url().unwrap_or_default();
+            if !self.announce_slots.take(id, url) {
                 self.timers.stop(Timer::Torrent(id, TorrentTimer::Announce));
                 return;
             }

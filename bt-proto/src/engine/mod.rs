@@ -109,7 +109,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use announce::{RETRY_BASE, RETRY_MAX, STARVED_REANNOUNCE};
-pub use announce_slots::MAX_ANNOUNCES_IN_FLIGHT;
+pub use announce_slots::{MAX_ANNOUNCES_IN_FLIGHT, MAX_ANNOUNCES_PER_TRACKER};
 pub use block_memory::MIN_ZERO_COPY_READ;
 pub use config::*;
 pub use dht::{

@@ -652,13 +652,13 @@ fn a_starved_leecher_dials_a_backed_off_peer_the_tracker_still_lists() {
     }
 }
 
-/// Torrents beyond the session's announce slots send their first announce as earlier ones
+/// Torrents beyond their tracker's announce slots send their first announce as earlier ones
 /// finish, in the order they were added; until then no timer sends it.
 #[test]
 fn announces_beyond_the_slots_wait_for_one_to_finish() {
     let mut s = Session::new(Config::new(crate::PeerId([1; 20]), 6881, 1));
     let now = Instant::now();
-    let ids: Vec<TorrentId> = (0..MAX_ANNOUNCES_IN_FLIGHT as u64 + 2)
+    let ids: Vec<TorrentId> = (0..MAX_ANNOUNCES_PER_TRACKER as u64 + 2)
         .map(|i| {
             let meta = torrent(1000 + i, 16384, 7, &["http://tracker.example/announce"]);
             s.add_torrent(now, meta, AddTorrent::default())
@@ -673,7 +673,7 @@ fn announces_beyond_the_slots_wait_for_one_to_finish() {
             .collect()
     };
     let first = announced(&mut s);
-    assert_eq!(first.len(), MAX_ANNOUNCES_IN_FLIGHT);
+    assert_eq!(first.len(), MAX_ANNOUNCES_PER_TRACKER);
     s.handle_timeout(now);
     assert!(announced(&mut s).is_empty(), "a waiting torrent announced");
     let (torrent, url) = first[0].clone();
@@ -689,7 +689,7 @@ fn announces_beyond_the_slots_wait_for_one_to_finish() {
         },
     );
     let next: Vec<TorrentId> = announced(&mut s).into_iter().map(|(t, _)| t).collect();
-    assert_eq!(next, vec![ids[MAX_ANNOUNCES_IN_FLIGHT]]);
+    assert_eq!(next, vec![ids[MAX_ANNOUNCES_PER_TRACKER]]);
 }
 
 /// A started torrent without peers runs no choke rounds (thousands of idle torrents would
