@@ -691,28 +691,3 @@ fn announces_beyond_the_slots_wait_for_one_to_finish() {
     let next: Vec<TorrentId> = announced(&mut s).into_iter().map(|(t, _)| t).collect();
     assert_eq!(next, vec![ids[MAX_ANNOUNCES_PER_TRACKER]]);
 }
-
-/// A started torrent without peers runs no choke rounds (thousands of idle torrents would
-/// otherwise each wake every round interval); its first peer brings them back.
-#[test]
-fn choke_rounds_stop_without_peers_and_come_back_with_one() {
-    let (mut s, info_hash) = seed_session();
-    let id = s.torrent_by_info_hash(&info_hash).unwrap();
-    let round = Timer::Torrent(id, TorrentTimer::ChokeRound);
-    assert_eq!(
-        s.timers.deadline(round),
-        None,
-        "rounds with nobody to choke"
-    );
-    let now = Instant::now();
-    let mut peer = accept_remote(&mut s, now, 2, info_hash, 3, &Message::Interested);
-    let next = s.timers.deadline(round).expect("no round for the new peer");
-    s.handle_timeout(next.max(now));
-    peer.drain(&mut s);
-    let messages = peer.messages().unwrap();
-    assert!(messages.contains(&Message::Unchoke), "{messages:?}");
-    assert!(
-        s.timers.deadline(round).is_some(),
-        "rounds go on with a peer"
-    );
-}

@@ -178,37 +178,12 @@ impl Session {
         }
     }
 
-    /// A peer of torrent `id` finished its handshake: if the torrent's choke rounds had
-    /// stopped for want of peers, the next one is due when it would have been (at once, if
-    /// that time has passed).
-    pub(super) fn resume_choke_rounds(&mut self, now: Instant, id: TorrentId) {
-        let timer = Timer::Torrent(id, TorrentTimer::ChokeRound);
-        let Some(t) = self.torrents.get(&id) else {
-            return;
-        };
-        if t.state == TorrentState::Started && self.timers.deadline(timer).is_none() {
-            self.timers.set(timer, t.choker.next_round(now).max(now));
-        }
-    }
-
-    /// Runs the torrent's choke round and schedules the next one. A torrent with no active
-    /// peer has nobody to choke or unchoke: its rounds stop until a peer joins
-    /// ([`Session::resume_choke_rounds`]), so thousands of idle torrents cost nothing every
-    /// round interval.
+    /// Runs the torrent's choke round and schedules the next one.
     pub(super) fn choke_round(&mut self, now: Instant, id: TorrentId) {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
         if t.state != TorrentState::Started {
-            return;
-        }
-        if !t
-            .conns
-            .iter()
-            .any(|c| self.peers.get(*c).is_some_and(|p| p.is_active()))
-        {
-            self.timers
-                .stop(Timer::Torrent(id, TorrentTimer::ChokeRound));
             return;
         }
         let mode = if t.picker.is_done() {
