@@ -11,8 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use bt_adapter::TorrentOptions;
 use bt_adapter::create::{CreateOptions, create_torrent};
+use bt_adapter::{Session, TorrentOptions};
 use bt_proto::metainfo::Metainfo;
 use bt_tests::swarm::{
     assert_same_tree, loopback_session, standard_files, tokio_runtime, write_payload,
@@ -79,6 +79,17 @@ fn payload_and_torrent(dir: &Path) -> (String, Metainfo) {
     )
 }
 
+/// A loopback session seeding `torrent` from `dir`, its data checked complete.
+async fn seed_of(torrent: &str, dir: &Path) -> Session<Tokio> {
+    let s = loopback_session::<Tokio>().await;
+    let t = s
+        .add_torrent(TorrentOptions::from_path(torrent).base_dir(dir))
+        .await
+        .unwrap();
+    t.wait_complete().await.unwrap();
+    s
+}
+
 #[test]
 fn cat_writes_one_file_byte_exact_and_a_rerun_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,15 +97,7 @@ fn cat_writes_one_file_byte_exact_and_a_rerun_resumes() {
     let content = dir.path().join("payload");
     // The seed: a library session on a runtime whose workers run beside the processes.
     let rt = tokio_runtime();
-    let seed = rt.block_on(async {
-        let s = loopback_session::<Tokio>().await;
-        let t = s
-            .add_torrent(TorrentOptions::from_path(&torrent).base_dir(dir.path()))
-            .await
-            .unwrap();
-        t.wait_complete().await.unwrap();
-        s
-    });
+    let seed = rt.block_on(seed_of(&torrent, dir.path()));
     let peer = format!("127.0.0.1:{}", seed.port());
     let down = dir.path().join("down");
     let down_str = down.to_str().unwrap();
@@ -189,15 +192,7 @@ fn download_sequential_completes_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
     let (torrent, _) = payload_and_torrent(dir.path());
     let rt = tokio_runtime();
-    let seed = rt.block_on(async {
-        let s = loopback_session::<Tokio>().await;
-        let t = s
-            .add_torrent(TorrentOptions::from_path(&torrent).base_dir(dir.path()))
-            .await
-            .unwrap();
-        t.wait_complete().await.unwrap();
-        s
-    });
+    let seed = rt.block_on(seed_of(&torrent, dir.path()));
     let peer = format!("127.0.0.1:{}", seed.port());
     let down = dir.path().join("down");
     let out = bt(&[
