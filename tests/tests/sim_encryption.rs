@@ -44,16 +44,10 @@ fn run(seed_policy: fn(&mut Config), leech_policy: fn(&mut Config), run: Duratio
     let (meta, content) = make_torrent(&[("e.bin", 512 * KIB)], 16 * 1024, 3).unwrap();
     let mut swarm = Swarm::new(41);
     swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
-    let seed = swarm.add_node(NodeOptions {
-        tweak: Some(seed_policy),
-        ..Default::default()
-    });
+    let seed = swarm.add_node(NodeOptions::with_config(seed_policy));
     swarm.add_seed(seed, &meta, &content);
     swarm.run_for(Duration::from_secs(1));
-    let leecher = swarm.add_node(NodeOptions {
-        tweak: Some(leech_policy),
-        ..Default::default()
-    });
+    let leecher = swarm.add_node(NodeOptions::with_config(leech_policy));
     let t = swarm.add_torrent(leecher, &meta, AddTorrent::default());
     // How the connection looks while it carries blocks (two seeds part once done).
     let mut seen = Vec::new();
@@ -158,10 +152,7 @@ fn peer_exchange_flags_the_peers_that_speak_mse() {
     swarm.add_seed(seed, &meta, &content);
     let mut leechers = Vec::new();
     for policy in [enabled as fn(&mut Config), disabled] {
-        let l = swarm.add_node(NodeOptions {
-            tweak: Some(policy),
-            ..Default::default()
-        });
+        let l = swarm.add_node(NodeOptions::with_config(policy));
         swarm.add_torrent(l, &meta, AddTorrent::default());
         leechers.push(swarm.addr(l));
     }
@@ -205,10 +196,7 @@ fn a_torrent_may_require_encryption_in_a_session_that_disables_it() {
     let (open, open_content) = make_torrent(&[("open.bin", 256 * KIB)], 16 * 1024, 11).unwrap();
     let mut swarm = Swarm::new(43);
     swarm.set_default_link(LinkConfig::new(Duration::from_millis(10)));
-    let seed = swarm.add_node(NodeOptions {
-        tweak: Some(disabled),
-        ..Default::default()
-    });
+    let seed = swarm.add_node(NodeOptions::with_config(disabled));
     swarm.put_content(seed, &strict, &strict_content);
     swarm.add_torrent(
         seed,
@@ -222,14 +210,8 @@ fn a_torrent_may_require_encryption_in_a_session_that_disables_it() {
     swarm.add_seed(seed, &open, &open_content);
     swarm.run_for(Duration::from_secs(1));
     let (plain, rc4) = (
-        swarm.add_node(NodeOptions {
-            tweak: Some(disabled),
-            ..Default::default()
-        }),
-        swarm.add_node(NodeOptions {
-            tweak: Some(required),
-            ..Default::default()
-        }),
+        swarm.add_node(NodeOptions::with_config(disabled)),
+        swarm.add_node(NodeOptions::with_config(required)),
     );
     let plain_strict = swarm.add_torrent(plain, &strict, AddTorrent::default());
     let plain_open = swarm.add_torrent(plain, &open, AddTorrent::default());

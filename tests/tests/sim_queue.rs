@@ -35,10 +35,9 @@ fn setup(ts: &[(Metainfo, Vec<u8>)], seed_them: bool) -> (Swarm, NodeId, Vec<Tor
         }
     }
     s.run_for(Duration::from_secs(1));
-    let leecher = s.add_node(NodeOptions {
-        tweak: Some(|c: &mut Config| c.max_active_downloads = Some(2)),
-        ..Default::default()
-    });
+    let leecher = s.add_node(NodeOptions::with_config(|c: &mut Config| {
+        c.max_active_downloads = Some(2)
+    }));
     let ids = ts
         .iter()
         .map(|(meta, _)| s.add_torrent(leecher, meta, AddTorrent::default()))
@@ -142,10 +141,9 @@ fn stalled_downloads_hold_no_slot() {
 fn seeds_have_a_cap_of_their_own() {
     let ts = torrents(3);
     let mut s = Swarm::new(72);
-    let n = s.add_node(NodeOptions {
-        tweak: Some(|c: &mut Config| c.max_active_seeds = Some(1)),
-        ..Default::default()
-    });
+    let n = s.add_node(NodeOptions::with_config(|c: &mut Config| {
+        c.max_active_seeds = Some(1)
+    }));
     let ids: Vec<TorrentId> = ts.iter().map(|(m, c)| s.add_seed(n, m, c)).collect();
     s.run_for(Duration::from_secs(1));
     let states: Vec<TorrentState> = ids.iter().map(|t| state(&s, n, *t)).collect();

@@ -27,10 +27,7 @@ fn both(c: &mut Config) {
 }
 
 fn node(swarm: &mut Swarm, tweak: fn(&mut Config)) -> NodeId {
-    swarm.add_node(NodeOptions {
-        tweak: Some(tweak),
-        ..Default::default()
-    })
+    swarm.add_node(NodeOptions::with_config(tweak))
 }
 
 /// One seed and three leechers, every one uTP only, over links that lose 1 % of the

@@ -122,6 +122,17 @@ pub struct NodeOptions {
     pub tweak: Option<fn(&mut Config)>,
 }
 
+impl NodeOptions {
+    /// A normal node whose engine config `tweak` changes (encryption policy, transports,
+    /// queue caps...), the commonest kind of node a test wants.
+    pub fn with_config(tweak: fn(&mut Config)) -> Self {
+        NodeOptions {
+            tweak: Some(tweak),
+            ..Default::default()
+        }
+    }
+}
+
 struct Node {
     addr: SocketAddr,
     session: Session,
