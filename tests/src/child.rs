@@ -91,3 +91,27 @@ pub fn make_room() {
     )
     .unwrap();
 }
+
+/// Waits for `child` to end and returns its output; kills it (SIGKILL) and panics naming
+/// `what` if it runs longer than `within`, so a hung command fails its test instead of
+/// hanging the suite.
+pub fn output_within(
+    child: Child,
+    within: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{what} did not finish within {within:?}");
+        }
+    }
+}

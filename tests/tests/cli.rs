@@ -14,7 +14,7 @@ use std::time::Duration;
 use bt_adapter::create::CreateOptions;
 use bt_proto::bencode::Bencode;
 use bt_proto::metainfo::Metainfo;
-use bt_tests::child::on_full_disk;
+use bt_tests::child::{on_full_disk, output_within};
 use bt_tests::swarm::{assert_same_tree, standard_files, tokio_runtime, write_payload};
 use bt_tokio::Tokio;
 
@@ -85,20 +85,7 @@ fn bt(args: &[&str]) -> Run {
 
 /// Waits for the `bt ARGS` process `child` to end (within [`COMMAND_TIMEOUT`]).
 fn finish(child: Child, args: &[&str]) -> Run {
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(COMMAND_TIMEOUT) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("bt {args:?} did not finish");
-        }
-    };
+    let out = output_within(child, COMMAND_TIMEOUT, &format!("bt {args:?}"));
     let run = Run {
         status: out.status,
         stdout: String::from_utf8(out.stdout).unwrap(),

@@ -8,12 +8,12 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use bt_adapter::create::{CreateOptions, create_torrent};
 use bt_adapter::{Session, TorrentOptions};
 use bt_proto::metainfo::Metainfo;
+use bt_tests::child::output_within;
 use bt_tests::swarm::{
     assert_same_tree, loopback_session, standard_files, tokio_runtime, write_payload,
 };
@@ -38,20 +38,7 @@ fn bt(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(COMMAND_TIMEOUT) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("bt {args:?} did not finish");
-        }
-    }
+    output_within(child, COMMAND_TIMEOUT, &format!("bt {args:?}"))
 }
 
 fn stderr(out: &Output) -> String {
