@@ -37,10 +37,9 @@ pub(crate) fn tracker_of(url: &str) -> &str {
 /// Torrents with an announce in flight, and those waiting for a slot, first come first.
 #[derive(Debug, Default)]
 pub(crate) struct AnnounceSlots {
-    /// Torrents with an announce in flight, and to which tracker.
+    /// Torrents with an announce in flight, and to which tracker (at most
+    /// [`MAX_ANNOUNCES_IN_FLIGHT`], so counting one tracker's is cheap).
     in_flight: BTreeMap<TorrentId, String>,
-    /// Announces in flight per tracker (trackers with none are not kept).
-    per_tracker: BTreeMap<String, usize>,
     /// Waiting torrents per tracker, with the number of their turn.
     waiting: BTreeMap<String, VecDeque<(u64, TorrentId)>>,
     /// The torrents that still wait, with the number of their live entry in `waiting` and its
@@ -58,7 +57,6 @@ impl AnnounceSlots {
             self.queued.remove(&id);
             self.release(id);
             self.in_flight.insert(id, tracker.to_string());
-            *self.per_tracker.entry(tracker.to_string()).or_insert(0) += 1;
             return true;
         }
         let waits_here = self.queued.get(&id).is_some_and(|(_, t)| t == tracker);
@@ -74,20 +72,12 @@ impl AnnounceSlots {
 
     fn has_room(&self, tracker: &str) -> bool {
         self.in_flight.len() < MAX_ANNOUNCES_IN_FLIGHT
-            && self.per_tracker.get(tracker).copied().unwrap_or(0) < MAX_ANNOUNCES_PER_TRACKER
+            && self.in_flight.values().filter(|t| *t == tracker).count() < MAX_ANNOUNCES_PER_TRACKER
     }
 
     /// Torrent `id`'s announce finished (answered or failed): its slot is free.
     pub fn release(&mut self, id: TorrentId) {
-        let Some(tracker) = self.in_flight.remove(&id) else {
-            return;
-        };
-        if let Some(n) = self.per_tracker.get_mut(&tracker) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_tracker.remove(&tracker);
-            }
-        }
+        self.in_flight.remove(&id);
     }
 
     /// Torrent `id` is gone: its slot is free and it waits no more.
@@ -99,33 +89,25 @@ impl AnnounceSlots {
     /// The torrent whose turn it is among the trackers with a free slot: it leaves the queue
     /// and should take the slot now.
     pub fn next_waiting(&mut self) -> Option<TorrentId> {
-        loop {
-            let mut best: Option<(u64, String)> = None;
-            for (tracker, queue) in &mut self.waiting {
-                // Entries that no longer wait go first, so the front is a live one.
-                while let Some(&(turn, id)) = queue.front() {
-                    if self.queued.get(&id).is_some_and(|(t, _)| *t == turn) {
-                        break;
-                    }
-                    queue.pop_front();
+        // Entries that no longer wait go first, so each front is a live one.
+        for queue in self.waiting.values_mut() {
+            while let Some(&(turn, id)) = queue.front() {
+                if self.queued.get(&id).is_some_and(|(t, _)| *t == turn) {
+                    break;
                 }
-                let room = self.in_flight.len() < MAX_ANNOUNCES_IN_FLIGHT
-                    && self.per_tracker.get(tracker).copied().unwrap_or(0)
-                        < MAX_ANNOUNCES_PER_TRACKER;
-                if let (true, Some(&(turn, _))) = (room, queue.front())
-                    && best.as_ref().is_none_or(|(b, _)| turn < *b)
-                {
-                    best = Some((turn, tracker.clone()));
-                }
-            }
-            self.waiting.retain(|_, q| !q.is_empty());
-            let (_, tracker) = best?;
-            let (turn, id) = self.waiting.get_mut(&tracker)?.pop_front()?;
-            if self.queued.get(&id).is_some_and(|(t, _)| *t == turn) {
-                self.queued.remove(&id);
-                return Some(id);
+                queue.pop_front();
             }
         }
+        self.waiting.retain(|_, q| !q.is_empty());
+        let (_, tracker) = self
+            .waiting
+            .iter()
+            .filter(|(tracker, _)| self.has_room(tracker))
+            .filter_map(|(tracker, q)| q.front().map(|(turn, _)| (*turn, tracker.clone())))
+            .min()?;
+        let (_, id) = self.waiting.get_mut(&tracker)?.pop_front()?;
+        self.queued.remove(&id);
+        Some(id)
     }
 }
 
