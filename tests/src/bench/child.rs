@@ -194,6 +194,11 @@ pub async fn run<R: Runtime>(args: ChildArgs, started: Instant) -> Result<(), St
             Err(Some(Ok(Event::HashFailed { piece, .. }))) => {
                 return Err(format!("piece {piece} failed its hash check"));
             }
+            // A failed torrent chokes its peers and waits: say why now rather than leave the
+            // bench to time out on a stalled transfer.
+            Err(Some(Ok(Event::StorageFailed { error, .. }))) => {
+                return Err(format!("{:?}: storage failed: {error}", args.role));
+            }
             // The first piece or the completion may be among what was missed.
             Err(Some(Err(lagged))) => return Err(lagged.to_string()),
             Err(Some(Ok(_))) => {}

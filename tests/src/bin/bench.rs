@@ -15,8 +15,9 @@
 //!
 //! `--quick` runs small payloads once each (about a minute); the default is the issue's
 //! sizes (1 GiB loopback, three runs each on tokio and smol; several minutes). The work
-//! directory (default: `bench-work` under the system temp dir) holds payloads of a few GiB
-//! and is removed at the end.
+//! directory (default: `bench-work-PID` under the system temp dir, so that two benches run
+//! at once never rewrite or remove each other's payloads under a seeder) holds payloads of
+//! a few GiB and is removed at the end.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,7 +96,7 @@ fn child_main(args: &[String], started: Instant) -> Result<(), String> {
 fn suite_main(args: &[String]) -> Result<(), String> {
     let mut opts = Options {
         sizes: Sizes::FULL,
-        work: std::env::temp_dir().join("bench-work"),
+        work: std::env::temp_dir().join(format!("bench-work-{}", std::process::id())),
         json: PathBuf::from("bench.json"),
         only: Vec::new(),
         runtimes: vec![Rt::Tokio, Rt::Smol],
