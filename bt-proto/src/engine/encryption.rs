@@ -62,11 +62,16 @@ impl Crypto {
         if len == 0 {
             return bufs;
         }
-        let mut all = BytesMut::with_capacity(len);
+        // Block payloads are shared (the disk's buffers), so they are copied: into one
+        // buffer, the cipher writing each byte there as it goes.
+        let mut all = BytesMut::zeroed(len);
+        let mut at = 0;
         for b in &bufs {
-            all.extend_from_slice(b);
+            if let Some(dst) = all.get_mut(at..at + b.len()) {
+                send.apply_to(b, dst);
+            }
+            at += b.len();
         }
-        send.apply(&mut all);
         vec![all.freeze()]
     }
 
@@ -202,10 +207,19 @@ impl Session {
         let data = match &mut p.crypto {
             Crypto::Plain | Crypto::Obfuscated | Crypto::WillInitiate => return Ok(Some(data)),
             Crypto::Rc4 { receive, .. } => {
-                let mut m = data
-                    .try_into_mut()
-                    .unwrap_or_else(|b| BytesMut::from(&b[..]));
-                receive.apply(&mut m);
+                // In place where the bytes are ours alone; otherwise (an adapter's read
+                // buffer still shares them) copied and deciphered in one pass.
+                let m = match data.try_into_mut() {
+                    Ok(mut m) => {
+                        receive.apply(&mut m);
+                        m
+                    }
+                    Err(shared) => {
+                        let mut m = BytesMut::zeroed(shared.len());
+                        receive.apply_to(&shared, &mut m);
+                        m
+                    }
+                };
                 return Ok(Some(m.freeze()));
             }
             Crypto::Sniffing(first) => {

@@ -1,10 +1,10 @@
 //! RC4 as MSE uses it: keyed with `HASH('keyA' | 'keyB', S, SKEY)`, the first 1024 bytes
 //! of keystream thrown away (they leak the key).
 
-use rc4::{KeyInit, Rc4, StreamCipher};
 use sha1::{Digest, Sha1};
 
 use super::PUBLIC_KEY_LEN;
+use super::rc4::Rc4;
 use crate::InfoHash;
 
 /// Keystream bytes discarded after keying.
@@ -37,10 +37,10 @@ impl Cipher {
             .chain_update(skey.0)
             .finalize()
             .into();
-        let rc4 = match Rc4::new_from_slice(&key) {
-            Ok(rc4) => rc4,
+        let rc4 = match Rc4::new(&key) {
+            Some(rc4) => rc4,
             // RC4 takes keys of 1 to 256 bytes: a 20-byte one, always.
-            Err(_) => unreachable!("RC4 refused a 20-byte key"),
+            None => unreachable!("RC4 refused a 20-byte key"),
         };
         let mut c = Cipher(rc4);
         c.apply(&mut [0u8; DISCARD]);
@@ -49,7 +49,13 @@ impl Cipher {
 
     /// Encrypts or decrypts `data` in place (RC4 is its own inverse).
     pub fn apply(&mut self, data: &mut [u8]) {
-        self.0.apply_keystream(data);
+        self.0.apply(data);
+    }
+
+    /// Writes `src` encrypted (or decrypted) to `dst`, as many bytes as the shorter holds:
+    /// where the bytes must be copied anyway, the copy and the cipher in one pass.
+    pub fn apply_to(&mut self, src: &[u8], dst: &mut [u8]) {
+        self.0.apply_to(src, dst);
     }
 }
 

@@ -50,6 +50,7 @@
 mod cipher;
 mod dh;
 mod initiator;
+mod rc4;
 mod responder;
 mod sync;
 #[cfg(test)]
