@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod dht;
+mod libtorrent;
 mod loopback;
 mod rate_limit;
 pub mod scale;
@@ -161,7 +162,7 @@ impl Usage {
         })
     }
 
-    fn to_json(self) -> Value {
+    pub(super) fn to_json(self) -> Value {
         json!({"user": self.user, "sys": self.sys, "max_rss": self.max_rss})
     }
 
@@ -248,16 +249,7 @@ impl Proc {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("spawning {}: {e}", exe.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = read_lines(child.stdout.take().ok_or("no stdout")?);
         let mut p = Proc {
             stdin: child.stdin.take(),
             child,
@@ -271,17 +263,7 @@ impl Proc {
 
     /// The rest of the next line starting with `word`; other lines are skipped.
     fn expect(&mut self, word: &str) -> Result<String, String> {
-        let deadline = Instant::now() + CHILD_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .map_err(|_| format!("child {} never said `{word}`", self.child.id()))?;
-            if let Some(rest) = line.strip_prefix(word) {
-                return Ok(rest.trim().to_string());
-            }
-        }
+        expect_line(&self.lines, self.child.id(), word)
     }
 
     fn expect_secs(&mut self, word: &str) -> Result<f64, String> {
@@ -305,6 +287,39 @@ impl Proc {
         let _ = self.child.wait();
         let v: Value = serde_json::from_str(&usage).map_err(err)?;
         Usage::from_json(&v).ok_or_else(|| format!("bad usage line: {usage}"))
+    }
+}
+
+/// The lines `stdout` prints, read on a thread of their own.
+fn read_lines(stdout: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
+}
+
+/// The rest of the next line of process `pid` starting with `word`; other lines are
+/// skipped. An error after [`CHILD_TIMEOUT`], or when the process has ended.
+fn expect_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    pid: u32,
+    word: &str,
+) -> Result<String, String> {
+    let deadline = Instant::now() + CHILD_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .map_err(|_| format!("child {pid} never said `{word}`"))?;
+        if let Some(rest) = line.strip_prefix(word) {
+            return Ok(rest.trim().to_string());
+        }
     }
 }
 

@@ -15,6 +15,7 @@ reads:
   BANNED <ip:port>
   METADATA <name>                  the metadata of a magnet link arrived
   DONE <seconds>                   every piece verified, seconds since the torrent was added
+                                   (a seed: when it seeds, checked or in seed_mode)
   DHT_NODES <n>                    (--dht) nodes in the routing table, when it changes
   DHT_STATS nodes=.. torrents=.. peers=.. announce_in=.. get_peers_in=.. find_node_in=..
             invalid_announce=.. invalid_get_peers=.. invalid_find_node=.. dropped_in=..
@@ -281,6 +282,12 @@ def main():
         default="tcp",
         help="peer connections over TCP only, or over uTP only",
     )
+    p.add_argument(
+        "--checked",
+        action="store_true",
+        help="(seed) check every piece before seeding instead of seed_mode's check of each "
+        "piece as it is first requested, so that a transfer's CPU is the transfer's alone",
+    )
     p.add_argument("--timeout", type=float, default=300.0)
     try:
         args = p.parse_args()
@@ -331,7 +338,7 @@ def main():
             flags |= lt.torrent_flags.disable_dht
         if not args.pex:
             flags |= lt.torrent_flags.disable_pex
-        if args.role == "seed":
+        if args.role == "seed" and not args.checked:
             # Quirk: in seed_mode libtorrent skips the full check but hashes each piece the
             # first time a peer requests it, and leaves seed mode (recheck) on a mismatch: a
             # libtorrent seed never serves a corrupted piece, so the corrupted seed of the
