@@ -230,10 +230,11 @@ impl WrittenCount {
         WrittenCount(Arc::new(AtomicUsize::new(0)))
     }
 
-    /// Adds `n` bytes the socket took, telling the driver if it has taken the count since.
-    async fn add<R: Runtime>(&self, n: usize, conn: ConnId, inputs: &Sender<Msg<R>>) {
+    /// Adds `n` bytes the socket took, sending `tell()` to the driver if it has taken the
+    /// count since (so that one message waits at a time).
+    async fn add<M>(&self, n: usize, inputs: &Sender<M>, tell: impl FnOnce() -> M) {
         if n > 0 && self.0.fetch_add(n, Ordering::AcqRel) == 0 {
-            let _ = inputs.send(Msg::Written(conn)).await;
+            let _ = inputs.send(tell()).await;
         }
     }
 
@@ -400,7 +401,7 @@ async fn write_loop<R: Runtime>(
         queued,
         written,
     } = writer;
-    let report = |n: usize| written.add::<R>(n, conn, inputs);
+    let report = |n: usize| written.add(n, inputs, move || Msg::Written(conn));
     let mut batch: Vec<Bytes> = Vec::new();
     loop {
         let Ok(first) = rx.recv().await else {
@@ -591,6 +592,28 @@ mod tests {
         assert_eq!(first, 2, "the empty buffer is skipped");
         consume(&mut bufs, &mut first, 5);
         assert_eq!(first, 4);
+    }
+
+    #[test]
+    fn written_bytes_wait_for_the_driver_behind_one_message() {
+        let (tx, rx) = async_channel::unbounded();
+        let count = WrittenCount::new();
+        futures_lite::future::block_on(async {
+            count.add(100, &tx, || 1).await;
+            count.add(0, &tx, || 2).await;
+            count.add(50, &tx, || 3).await;
+        });
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert!(rx.try_recv().is_err(), "one message for both writes");
+        assert_eq!(count.take(), 150);
+        assert_eq!(count.take(), 0);
+        futures_lite::future::block_on(count.add(7, &tx, || 4));
+        assert_eq!(
+            rx.try_recv(),
+            Ok(4),
+            "the driver took the count: a new message"
+        );
+        assert_eq!(count.take(), 7);
     }
 
     #[test]
