@@ -4,8 +4,8 @@
 //!
 //! A [`Session`] is driven by four kinds of call, all taking the caller's `now`:
 //!
-//! - **Inputs**: [`Session::handle`] with an [`Input`] (a connection opened, closed or read;
-//!   a disk job or an announce finished) and [`Session::accept`] for an incoming connection.
+//! - **Inputs**: [`Session::handle`] with an [`Input`] (a connection opened, closed, read or
+//!   written; a disk job or an announce finished) and [`Session::accept`] for an incoming connection.
 //! - **Commands and queries**: methods such as [`Session::add_torrent`],
 //!   [`Session::set_state`], [`Session::hashcheck`], [`Session::stats`], [`Session::peers`].
 //! - **Time**: [`Session::poll_timeout`] says when the session next needs
