@@ -111,9 +111,9 @@ pub enum Input {
         conn: ConnId,
     },
     /// The transport took `bytes` more of what [`Output::Send`] gave for a TCP connection, in
-    /// order: the kernel socket accepted them (a real adapter), or the network carried them
-    /// (a simulator). Reports may be merged, and should come as bytes are taken, not once a
-    /// whole [`Output::Send`] is.
+    /// order: the kernel socket accepted them (a real adapter), or the network took them into
+    /// its queues (the simulator, whose sockets take 16 KiB at a time). Reports may be merged,
+    /// and should come as bytes are taken, not once a whole [`Output::Send`] is.
     ///
     /// The engine serves a peer's requests only while what it handed over and the transport
     /// has not taken stays under a watermark that follows the connection's rate (see
