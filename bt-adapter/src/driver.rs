@@ -337,6 +337,12 @@ impl<R: Runtime> Driver<R> {
                     self.session.handle(now, input);
                 }
             }
+            Msg::Written(conn) => {
+                let bytes = self.conns.get(&conn).map_or(0, ConnHandle::take_written);
+                if bytes > 0 {
+                    self.session.handle(now, Input::Written { conn, bytes });
+                }
+            }
             Msg::DiskDone => self.pending_disk = self.pending_disk.saturating_sub(1),
             Msg::StopSent => self.pending_stops = self.pending_stops.saturating_sub(1),
             Msg::Accepted(stream, addr) => {

@@ -43,6 +43,9 @@ pub(crate) fn reply<T>() -> (Reply<T>, Receiver<T>) {
 pub(crate) enum Msg<R: Runtime> {
     /// Something for the engine.
     Input(Input),
+    /// A connection's socket took bytes: the driver takes the count from its handle and
+    /// tells the engine ([`Input::Written`]).
+    Written(bt_proto::ConnId),
     /// Bytes a connection read, with its credit for one more queued read (released once the
     /// engine has handled them: see `net::MAX_QUEUED_READS`).
     Received(Input, async_lock::SemaphoreGuardArc),

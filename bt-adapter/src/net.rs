@@ -6,7 +6,10 @@
 //!   again, so a fast peer cannot outrun the engine.
 //! - Writing: the driver counts the bytes queued to each connection's writer. A peer that
 //!   does not drain what it asked for, past [`MAX_WRITE_QUEUE_BYTES`], is disconnected (and the
-//!   engine told it closed): a stalled peer must not hold the session's memory.
+//!   engine told it closed): a stalled peer must not hold the session's memory. The writer
+//!   reports what the socket took ([`Input::Written`]), so the engine hands a connection
+//!   only what its send watermark allows and keeps the rest of a peer's requests where a
+//!   CANCEL still reaches them.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -216,13 +219,44 @@ impl WriteQueue {
     }
 }
 
+/// What a connection's writer tells the driver of the bytes its socket took: a count, and one
+/// [`Msg::Written`] while the count waits for the driver, however many writes add to it, so
+/// that a fast connection does not send a message per write.
+#[derive(Debug, Clone)]
+pub(crate) struct WrittenCount(Arc<AtomicUsize>);
+
+impl WrittenCount {
+    fn new() -> Self {
+        WrittenCount(Arc::new(AtomicUsize::new(0)))
+    }
+
+    /// Adds `n` bytes the socket took, sending `tell()` to the driver if it has taken the
+    /// count since (so that one message waits at a time).
+    async fn add<M>(&self, n: usize, inputs: &Sender<M>, tell: impl FnOnce() -> M) {
+        if n > 0 && self.0.fetch_add(n, Ordering::AcqRel) == 0 {
+            let _ = inputs.send(tell()).await;
+        }
+    }
+
+    /// The bytes counted since the last call, for [`Input::Written`].
+    fn take(&self) -> usize {
+        self.0.swap(0, Ordering::AcqRel)
+    }
+}
+
 /// The driver's side of one connection.
 pub(crate) struct ConnHandle<R: Runtime> {
     queue: WriteQueue,
+    written: WrittenCount,
     task: R::Task,
 }
 
 impl<R: Runtime> ConnHandle<R> {
+    /// The bytes its socket took since the last call ([`Msg::Written`] says there are some).
+    pub(crate) fn take_written(&self) -> usize {
+        self.written.take()
+    }
+
     /// Queues buffers for writing; `false` if the peer has stalled past the limit (the caller
     /// then drops the connection).
     pub(crate) fn send(&self, bufs: Vec<Bytes>) -> bool {
@@ -258,20 +292,34 @@ pub(crate) fn spawn_conn<R: Runtime>(
 ) -> ConnHandle<R> {
     let (tx, rx) = async_channel::unbounded();
     let queued = Arc::new(AtomicUsize::new(0));
+    let written = WrittenCount::new();
     let span = tracing::debug_span!("peer", %conn, %addr);
-    let task = R::spawn(run_conn::<R>(conn, origin, inputs, rx, queued.clone()).instrument(span));
+    let writer = Writer {
+        rx,
+        queued: queued.clone(),
+        written: written.clone(),
+    };
+    let task = R::spawn(run_conn::<R>(conn, origin, inputs, writer).instrument(span));
     ConnHandle {
         queue: WriteQueue { tx, queued },
+        written,
         task,
     }
+}
+
+/// The writer's side of a connection's write queue.
+struct Writer {
+    rx: Receiver<WriterMsg>,
+    /// Bytes queued and not written, shared with the driver's [`WriteQueue`].
+    queued: Arc<AtomicUsize>,
+    written: WrittenCount,
 }
 
 async fn run_conn<R: Runtime>(
     conn: ConnId,
     origin: Origin<R::Stream>,
     inputs: Sender<Msg<R>>,
-    rx: Receiver<WriterMsg>,
-    queued: Arc<AtomicUsize>,
+    writer: Writer,
 ) {
     let stream = match origin {
         Origin::Accepted(s) => s,
@@ -301,7 +349,7 @@ async fn run_conn<R: Runtime>(
     let (rd, wr) = R::split(stream);
     let reading = read_loop::<R>(rd, conn, inputs.clone());
     let writing = async {
-        if let Err(e) = write_loop::<R>(wr, rx, queued).await {
+        if let Err(e) = write_loop::<R>(wr, writer, conn, &inputs).await {
             tracing::debug!("write failed: {e}");
             let _ = inputs.send(Msg::Input(Input::Closed { conn })).await;
         }
@@ -340,12 +388,20 @@ async fn read_loop<R: Runtime>(mut rd: R::Reader, conn: ConnId, inputs: Sender<M
     }
 }
 
-/// Writes queued buffers until told to close (`Ok`) or the socket fails (`Err`).
+/// Writes queued buffers until told to close (`Ok`) or the socket fails (`Err`), telling the
+/// driver what the socket took.
 async fn write_loop<R: Runtime>(
     mut wr: R::Writer,
-    rx: Receiver<WriterMsg>,
-    queued: Arc<AtomicUsize>,
+    writer: Writer,
+    conn: ConnId,
+    inputs: &Sender<Msg<R>>,
 ) -> io::Result<()> {
+    let Writer {
+        rx,
+        queued,
+        written,
+    } = writer;
+    let report = |n: usize| written.add(n, inputs, move || Msg::Written(conn));
     let mut batch: Vec<Bytes> = Vec::new();
     loop {
         let Ok(first) = rx.recv().await else {
@@ -365,7 +421,7 @@ async fn write_loop<R: Runtime>(
             }
         }
         let n: usize = batch.iter().map(Bytes::len).sum();
-        write_all_vectored::<R>(&mut wr, &mut batch).await?;
+        write_all_vectored::<R, _>(&mut wr, &mut batch, report).await?;
         queued.fetch_sub(n, Ordering::Relaxed);
         if close {
             R::shutdown(&mut wr).await?;
@@ -393,9 +449,11 @@ fn consume(bufs: &mut [Bytes], first: &mut usize, n: usize) {
 }
 
 /// Writes every buffer, in order, with as few syscalls as the socket allows; empties `bufs`.
-pub(crate) async fn write_all_vectored<R: Runtime>(
+/// `report` is told of each write's bytes as the socket takes them.
+async fn write_all_vectored<R: Runtime, F: Future<Output = ()>>(
     wr: &mut R::Writer,
     bufs: &mut Vec<Bytes>,
+    report: impl Fn(usize) -> F,
 ) -> io::Result<()> {
     let mut first = 0;
     consume(bufs, &mut first, 0);
@@ -413,6 +471,7 @@ pub(crate) async fn write_all_vectored<R: Runtime>(
             return Err(io::ErrorKind::WriteZero.into());
         }
         consume(bufs, &mut first, n);
+        report(n).await;
     }
     bufs.clear();
     Ok(())
@@ -533,6 +592,28 @@ mod tests {
         assert_eq!(first, 2, "the empty buffer is skipped");
         consume(&mut bufs, &mut first, 5);
         assert_eq!(first, 4);
+    }
+
+    #[test]
+    fn written_bytes_wait_for_the_driver_behind_one_message() {
+        let (tx, rx) = async_channel::unbounded();
+        let count = WrittenCount::new();
+        futures_lite::future::block_on(async {
+            count.add(100, &tx, || 1).await;
+            count.add(0, &tx, || 2).await;
+            count.add(50, &tx, || 3).await;
+        });
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert!(rx.try_recv().is_err(), "one message for both writes");
+        assert_eq!(count.take(), 150);
+        assert_eq!(count.take(), 0);
+        futures_lite::future::block_on(count.add(7, &tx, || 4));
+        assert_eq!(
+            rx.try_recv(),
+            Ok(4),
+            "the driver took the count: a new message"
+        );
+        assert_eq!(count.take(), 7);
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //!                                                                 // set_file_priority, remove_torrent
 //! let conn = s.accept(now, addr);                                 // an incoming TCP connection
 //! s.handle(now, Input::Received { conn, data });                  // anything that happened:
-//!     // Connected, Received, Closed, BlockRead, PieceStored, PieceChecked, Announced,
-//!     // MulticastReceived (local service discovery)
+//!     // Connected, Received, Written (what the socket took), Closed, BlockRead, PieceStored,
+//!     // PieceChecked, Announced, MulticastReceived (local service discovery), Datagram
 //! while let Some(o) = s.poll_output() { /* do it */ }             // Connect, Send, Close, ReadBlock,
 //!     // VerifyAndStore (the piece's bytes: hash once, write once), CheckPiece, Announce, CloseFiles,
 //!     // SendMulticast

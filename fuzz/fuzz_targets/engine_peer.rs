@@ -1,11 +1,11 @@
-//! The engine under hostile peers: a session with one small torrent is driven by a
-//! fuzz-chosen sequence of connections from several hosts, raw bytes, well-formed messages,
-//! closes, user commands, disk and tracker answers and timer advances. After every step: no
-//! panic; every byte the engine sends decodes as valid peer-wire messages; the bitfield holds
-//! only verified pieces; `left` is exactly the wanted, unverified bytes; no block is taken
-//! from a peer it was never asked of; the blocks and undecoded bytes held stay within the
-//! engine's limits; metadata pieces sent are the torrent's own bytes and peer exchange
-//! messages list at most 50 peers each way. Peers speak the extension protocol too:
+//! The engine under hostile peers: a session with one small torrent is driven by a fuzz-chosen
+//! sequence of connections from several hosts, raw bytes, well-formed messages, closes, writes
+//! the transport reports, user commands, disk and tracker answers and timer advances. After
+//! every step: no panic; every byte the engine sends decodes as valid peer-wire messages; the
+//! bitfield holds only verified pieces; `left` is exactly the wanted, unverified bytes; no
+//! block is taken from a peer it was never asked of; the blocks and undecoded bytes held stay
+//! within the engine's limits; metadata pieces sent are the torrent's own bytes and peer
+//! exchange messages list at most 50 peers each way. Peers speak the extension protocol too:
 //! handshakes naming `ut_metadata` and `ut_pex`, metadata requests, pieces (true, corrupt or
 //! malformed) and rejects, peer exchange messages. Half the runs add the torrent by magnet
 //! link: it must fetch the metadata (the torrent's own bytes, never other ones) from them.
@@ -552,8 +552,14 @@ fn run(u: &mut Unstructured) -> Result<()> {
             }
             6 => {
                 if let Some(c) = pick(u, &h.conns)? {
-                    h.conns.retain(|x| *x != c);
-                    h.s.handle(h.now, Input::Closed { conn: c });
+                    if u.arbitrary()? {
+                        h.conns.retain(|x| *x != c);
+                        h.s.handle(h.now, Input::Closed { conn: c });
+                    } else {
+                        // The transport took some bytes: any count, even more than was sent.
+                        let bytes = usize::from(u.arbitrary::<u16>()?) * 4;
+                        h.s.handle(h.now, Input::Written { conn: c, bytes });
+                    }
                 }
             }
             7 => {

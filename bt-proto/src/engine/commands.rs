@@ -206,6 +206,11 @@ impl Session {
                 for c in conns {
                     self.withdraw_requests(now, c, true);
                     self.set_choking(now, c, true);
+                    // Nothing is served while paused, not even what a BEP 6 peer was
+                    // promised before a choke.
+                    if let Some(p) = self.peers.get_mut(c) {
+                        p.drop_their_requests(now);
+                    }
                     self.update_interest(now, c);
                 }
                 // Paused torrents still make and accept connections.

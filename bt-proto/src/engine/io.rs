@@ -110,6 +110,29 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
+    /// The transport took `bytes` more of what [`Output::Send`] gave for a TCP connection, in
+    /// order: the kernel socket accepted them (a real adapter), or the network took them into
+    /// its queues (the simulator, whose sockets take 16 KiB at a time). Reports may be merged,
+    /// and should come as bytes are taken, not once a whole [`Output::Send`] is.
+    ///
+    /// The engine serves a peer's requests only while what it handed over and the transport
+    /// has not taken stays under a watermark that follows the connection's rate (see
+    /// [`SEND_AHEAD`](super::SEND_AHEAD) and [`MIN_SEND_WATERMARK`](super::MIN_SEND_WATERMARK)):
+    /// the other requests wait in the engine, where a CANCEL still removes them, instead of
+    /// in a write queue the engine cannot call back. That is what lets a streaming reader's
+    /// seek be served at once.
+    ///
+    /// Optional, and all or nothing per connection: until the first report for a connection
+    /// the engine holds nothing back for it (it cannot know when bytes leave), so an adapter
+    /// that never sends this works as before, with longer queues. Once an adapter reports for
+    /// a connection, it must report every byte it takes, or the engine stops serving that
+    /// peer when the unreported bytes reach the watermark.
+    Written {
+        /// The connection.
+        conn: ConnId,
+        /// How many bytes the transport took since the last report.
+        bytes: usize,
+    },
     /// A block asked for by [`Output::ReadBlock`] was read.
     BlockRead {
         /// The torrent.

@@ -107,11 +107,7 @@ impl Session {
                 self.set_peer_pieces(now, conn, id, b);
             }
             Message::Request(block) => self.on_request(now, conn, id, block)?,
-            Message::Cancel(block) => {
-                p.their_requests.retain(|x| *x != block);
-                // A read in flight is dropped when it returns.
-                p.reading.retain(|x| *x != block);
-            }
+            Message::Cancel(block) => self.on_cancel(now, conn, id, block),
             Message::RejectRequest(block) => self.on_rejected(now, conn, id, block)?,
             Message::AllowedFast(piece) => {
                 if piece.0 < p.pieces.len()

@@ -4,8 +4,8 @@
 //!
 //! A [`Session`] is driven by four kinds of call, all taking the caller's `now`:
 //!
-//! - **Inputs**: [`Session::handle`] with an [`Input`] (a connection opened, closed or read;
-//!   a disk job or an announce finished) and [`Session::accept`] for an incoming connection.
+//! - **Inputs**: [`Session::handle`] with an [`Input`] (a connection opened, closed, read or
+//!   written; a disk job or an announce finished) and [`Session::accept`] for an incoming connection.
 //! - **Commands and queries**: methods such as [`Session::add_torrent`],
 //!   [`Session::set_state`], [`Session::hashcheck`], [`Session::stats`], [`Session::peers`].
 //! - **Time**: [`Session::poll_timeout`] says when the session next needs
@@ -40,7 +40,8 @@
 //! admit, activate), `extension` (BEP 10, routing to `metadata`, BEP 9, and `pex`, BEP 11),
 //! `messages`, `download` (with `block_memory`: what
 //! a kept block may pin, and `exclusive`: failed pieces fetched again from one peer),
-//! `upload`, `hashcheck`, `failure` (storage errors), then `dialing`, `announce`,
+//! `upload` (with `send_window`: how much is handed to a connection's transport at once),
+//! `hashcheck`, `failure` (storage errors), then `dialing`, `announce`,
 //! `local_discovery` (BEP 14, over [`crate::lsd`]) and `resume_saves`; `commands` and
 //! `queries` are the user's side. `utp` carries uTP connections ([`crate::utp`]) over the
 //! session's UDP port inside the engine, so that they are [`crate::ConnId`]s like TCP ones
@@ -92,6 +93,9 @@ mod queue;
 mod rate_limits;
 mod reading;
 mod resume_saves;
+mod send_window;
+#[cfg(test)]
+mod send_window_tests;
 mod smart_ban;
 mod streaming;
 #[cfg(test)]
@@ -138,6 +142,7 @@ pub use pex::{
 };
 pub use rate_limits::{PIECE_HEADER_LEN, REQUEST_LEN};
 pub use reading::{ReadStatus, seek_target};
+pub use send_window::{MIN_SEND_WATERMARK, SEND_AHEAD};
 pub use streaming::{
     MAX_READERS, MIN_STREAM_DEPTH, MIN_WINDOW_PIECES, ReaderId, STREAM_REQUEST_AHEAD, STREAM_WINDOW,
 };
@@ -248,6 +253,7 @@ impl Session {
             Input::Connected { conn } => self.on_connected(now, conn),
             Input::Received { conn, data } => self.on_received(now, conn, data),
             Input::Closed { conn } => self.remove_peer(now, conn, None),
+            Input::Written { conn, bytes } => self.on_written(now, conn, bytes),
             Input::BlockRead {
                 torrent,
                 conn,

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::io::{Output, TorrentId};
 use super::peer::{Peer, Phase};
 use crate::ConnId;
@@ -192,6 +194,8 @@ impl Peers {
 fn push_send(p: &mut Peer, out: &mut VecDeque<Output>) {
     let bufs = p.take_output();
     if !bufs.is_empty() {
+        let n: usize = bufs.iter().map(Bytes::len).sum();
+        p.send_window.handed(n as u64);
         out.push_back(Output::Send { conn: p.conn, bufs });
     }
 }

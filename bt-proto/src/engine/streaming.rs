@@ -12,10 +12,13 @@
 //! A seek, where a reader's next piece is new to the windows, withdraws the requests in
 //! flight for anything but the readers' most urgent pieces (with CANCELs), so that the
 //! window is not queued behind pipelined requests; reading on moves the window a piece at
-//! a time without that. While a torrent has readers its pipelines are short
-//! ([`STREAM_REQUEST_AHEAD`]): what a peer was asked for is read and queued to send at
-//! once, and a CANCEL cannot recall it. A reader learns what it may read from [`Session::file_bytes_ready`]: bytes are
-//! ready only once their piece is verified.
+//! a time without that. A seed running this engine under an adapter that reports its writes
+//! keeps the requests beyond its send watermark where a CANCEL withdraws them (see
+//! [`super::Input::Written`]), so a seek waits only for the little it had handed to its
+//! socket. Other seeds may read and queue to send whatever they were asked at once, which
+//! no CANCEL recalls: while a torrent has readers its pipelines are short
+//! ([`STREAM_REQUEST_AHEAD`]). A reader learns what it may read from
+//! [`Session::file_bytes_ready`]: bytes are ready only once their piece is verified.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -35,11 +38,11 @@ pub const MIN_WINDOW_PIECES: u32 = 2;
 /// needs more than a handful; a caller opening readers in a loop gets `None` past this.
 pub const MAX_READERS: usize = 256;
 
-/// How far ahead a streaming torrent's requests run: 200 ms of each peer's rate. Whatever
-/// is asked of a peer is read and queued to send at once (a CANCEL cannot recall it), so a
-/// seek waits for what each peer was asked before it; the usual pipelines of two seconds
-/// would make that two seconds. 200 ms is several round trips of most links, enough to
-/// keep the peers busy.
+/// How far ahead a streaming torrent's requests run: 200 ms of each peer's rate. Many
+/// peers read and queue to send whatever they are asked at once (a CANCEL cannot recall
+/// it), so a seek waits for what each of those was asked before it; the usual pipelines of
+/// two seconds would make that two seconds. 200 ms is several round trips of most links,
+/// enough to keep the peers busy.
 pub const STREAM_REQUEST_AHEAD: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Requests in flight to a peer of a streaming torrent, whatever its rate: 4 blocks, enough

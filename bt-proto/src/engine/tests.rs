@@ -17,7 +17,7 @@ use crate::{Bitfield, ConnId, PieceIndex};
 
 /// A one-file torrent of `len` bytes, every one `byte`, in pieces of `piece_len`, announced
 /// to `trackers` (one tier).
-fn torrent(len: u64, piece_len: u32, byte: u8, trackers: &[&str]) -> Metainfo {
+pub(super) fn torrent(len: u64, piece_len: u32, byte: u8, trackers: &[&str]) -> Metainfo {
     let mut builder = TorrentBuilder::single_file("f", len).piece_length(piece_len);
     if !trackers.is_empty() {
         builder = builder.tracker_tier(trackers.iter().copied());

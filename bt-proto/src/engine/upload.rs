@@ -76,7 +76,13 @@ impl Session {
         };
         let limited = self.limits.covers(id, p.addr, Way::Up);
         let (mut started, mut held) = (false, false);
+        let mut serving = p.serving();
         while p.reading.len() < self.config.max_reads_in_flight && !p.their_requests.is_empty() {
+            if !p.send_window.has_room(now, serving) {
+                // Held under the send watermark: `Input::Written`, a finished read or a
+                // CANCEL brings it back here.
+                break;
+            }
             if limited {
                 // Outside its turn a peer queues behind those already waiting.
                 held = if turn {
@@ -95,6 +101,7 @@ impl Session {
                 self.limits.take(now, id, Way::Up, block.length);
             }
             p.reading.push(block);
+            serving += u64::from(block.length);
             started = true;
             self.outputs.push_back(Output::ReadBlock {
                 torrent: id,
@@ -106,6 +113,37 @@ impl Session {
             self.wait_for_tokens(now, id, conn, Way::Up);
         }
         started
+    }
+
+    /// The transport of `conn` took `bytes` (see [`super::Input::Written`]): its held
+    /// requests may be served.
+    pub(super) fn on_written(&mut self, now: Instant, conn: ConnId, bytes: usize) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        p.send_window.written(now, bytes as u64);
+        if let Some(id) = p.torrent
+            && !p.their_requests.is_empty()
+        {
+            self.pump_reads(now, id, conn);
+        }
+    }
+
+    /// The peer withdrew a request. One still queued or being read is dropped and, for a
+    /// BEP 6 peer, rejected: with the fast extension a CANCEL is answered by the block or a
+    /// reject, and the peer may wait for one. The room it took may serve the next request.
+    pub(super) fn on_cancel(&mut self, now: Instant, conn: ConnId, id: TorrentId, b: Block) {
+        let Some(p) = self.peers.get_mut(conn) else {
+            return;
+        };
+        let before = p.their_requests.len() + p.reading.len();
+        p.their_requests.retain(|x| *x != b);
+        // A read in flight is dropped when it returns.
+        p.reading.retain(|x| *x != b);
+        if p.their_requests.len() + p.reading.len() < before {
+            p.reject(b, now);
+            self.pump_reads(now, id, conn);
+        }
     }
 
     pub(super) fn on_block_read(
@@ -125,7 +163,8 @@ impl Session {
         };
         p.reading.swap_remove(i);
         match data {
-            Ok(data) if data.len() == block.length as usize && !p.choke.am_choking => {
+            // Still in `reading`: neither cancelled nor dropped by a choke or a pause.
+            Ok(data) if data.len() == block.length as usize => {
                 if let Ok(header) = encode_piece_header(block.piece, block.offset, data.len()) {
                     p.send_piece(header, data, now);
                     p.up.record(now, u64::from(block.length));
@@ -135,7 +174,7 @@ impl Session {
                     }
                 }
             }
-            Ok(data) if data.len() != block.length as usize => {
+            Ok(data) => {
                 p.reject(block, now);
                 let error = StorageError::ShortRead {
                     piece: block.piece,
@@ -145,7 +184,6 @@ impl Session {
                 };
                 self.storage_failed(now, id, error);
             }
-            Ok(_) => p.reject(block, now),
             Err(error) => {
                 p.reject(block, now);
                 self.storage_failed(now, id, error);

@@ -11,8 +11,10 @@
 //!
 //! The socket's send buffer is bounded ([`crate::utp::MAX_SEND_BUFFER`]), so a connection
 //! keeps the bytes the socket did not take yet, in order, and hands them over as acks make
-//! room. What it keeps is bounded as a TCP adapter's write queue is: by the requests the
-//! engine serves.
+//! room. What it keeps is bounded as a TCP adapter's write queue is: by the send watermark
+//! (`send_window`), as the bytes the socket takes count as a TCP adapter's
+//! [`Input::Written`](super::Input::Written) reports do. The socket's own buffer is the
+//! kernel's send buffer of a TCP connection: the watermark does not reach into it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -39,6 +41,13 @@ struct Stream {
     /// The engine closed it: a FIN follows the queue, and the connection is no longer
     /// the engine's (what arrives on it is dropped).
     closing: bool,
+}
+
+/// What became of an output: the adapter's to carry out, or a uTP connection's, whose socket
+/// took that many of its queued bytes.
+enum Intercepted {
+    Adapter(Output),
+    Taken(ConnId, usize),
 }
 
 /// The session's uTP socket and its connections.
@@ -117,19 +126,21 @@ impl SessionUtp {
     }
 
     /// Hands queued bytes to the socket while its buffer takes them; the FIN follows once
-    /// the queue of a closing connection is empty.
-    fn write_queue(&mut self, conn: ConnId) {
+    /// the queue of a closing connection is empty. How many bytes the socket took.
+    fn write_queue(&mut self, conn: ConnId) -> usize {
         let Some(s) = self.by_conn.get_mut(&conn) else {
-            return;
+            return 0;
         };
         let Some(socket) = self.socket.as_mut() else {
-            return;
+            return 0;
         };
+        let mut taken = 0;
         while let Some(front) = s.queue.front_mut() {
             let n = socket.write(s.id, front);
+            taken += n;
             if n < front.len() {
                 *front = front.slice(n..);
-                return;
+                return taken;
             }
             s.queue.pop_front();
         }
@@ -141,26 +152,29 @@ impl SessionUtp {
                 _ => socket.close(s.id),
             }
         }
+        taken
     }
 
     /// Takes what a uTP connection is told to do out of the adapter's outputs; gives back
     /// the outputs that are the adapter's.
-    fn intercept(&mut self, output: Output) -> Option<Output> {
+    fn intercept(&mut self, output: Output) -> Intercepted {
         let (Output::Send { conn, .. } | Output::Close { conn, .. }) = &output else {
-            return Some(output);
+            return Intercepted::Adapter(output);
         };
         let conn = *conn;
         let Some(s) = self.by_conn.get_mut(&conn) else {
             // Gone with its socket connection while this was queued: nobody to tell.
-            return (!self.retired.contains(&conn)).then_some(output);
+            return match self.retired.contains(&conn) {
+                true => Intercepted::Taken(conn, 0),
+                false => Intercepted::Adapter(output),
+            };
         };
         match output {
             Output::Send { bufs, .. } if !s.closing => s.queue.extend(bufs),
             Output::Close { .. } => s.closing = true,
             _ => {}
         }
-        self.write_queue(conn);
-        None
+        Intercepted::Taken(conn, self.write_queue(conn))
     }
 
     /// Moves the socket's packets to the outputs.
@@ -248,7 +262,10 @@ impl Session {
                     self.on_received(now, conn, data);
                 }
             }
-            Event::Writable => self.utp.write_queue(conn),
+            Event::Writable => {
+                let taken = self.utp.write_queue(conn);
+                self.on_written(now, conn, taken);
+            }
             Event::Eof => {
                 if let Some(data) = self.utp.read_all(id)
                     && !closing
@@ -290,8 +307,16 @@ impl Session {
                 self.utp.retired.clear();
                 return None;
             };
-            if let Some(o) = self.utp.intercept(output) {
-                return Some(o);
+            match self.utp.intercept(output) {
+                Intercepted::Adapter(o) => return Some(o),
+                // What the socket took is what a TCP adapter reports with `Input::Written`;
+                // the reads it lets start join the outputs.
+                Intercepted::Taken(conn, taken) if taken > 0 => {
+                    if let Some(now) = self.utp.now {
+                        self.on_written(now, conn, taken);
+                    }
+                }
+                Intercepted::Taken(..) => {}
             }
         }
     }

@@ -91,6 +91,7 @@ mod torrent;
 pub use raw::RawConn;
 use run::Due;
 pub use run::Stalled;
+pub use send_queue::SEND_BUFFER;
 pub use torrent::{MakeTorrentError, make_private_torrent, make_torrent};
 
 /// The URL of the simulated tracker.

@@ -195,7 +195,10 @@ impl Swarm {
                         self.drain(node);
                     }
                 }
-                Some(Delayed::Pump(node, conn)) => self.pump(node, conn, now),
+                Some(Delayed::Pump(node, conn)) => {
+                    self.pump(node, conn, now);
+                    self.drain(node);
+                }
                 None => {}
             }
         }

@@ -7,6 +7,10 @@
 //! what fits its send buffer. So a connection gets [`SEND_BUFFER`] more bytes only once what
 //! it was given before has left ([`Network::flushed_at`](crate::sim::net::Network::flushed_at)).
 //! A host without an upload cap or bandwidth limit flushes at once: nothing waits.
+//!
+//! What the network takes is reported to the session as [`Input::Written`], as a real
+//! adapter reports what the kernel socket took: the session's send watermark holds back the
+//! peer's other requests until then.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -16,10 +20,11 @@ use bytes::Bytes;
 use super::run::Delayed;
 use super::{NodeId, Swarm};
 use crate::ConnId;
+use crate::engine::Input;
 
 /// What a socket takes before a write would block: Linux's default send buffer (`wmem`
 /// default, 16 KiB), one block message.
-const SEND_BUFFER: usize = 16 * 1024;
+pub const SEND_BUFFER: usize = 16 * 1024;
 
 /// One connection's bytes not yet handed to the network.
 #[derive(Debug, Default)]
@@ -70,7 +75,8 @@ impl Swarm {
     }
 
     /// Hands the network `SEND_BUFFER` bytes of `conn` at a time while its earlier bytes have
-    /// left; otherwise comes back when they will have.
+    /// left; otherwise comes back when they will have. The session is told what was taken;
+    /// the caller drains its outputs.
     pub(super) fn pump(&mut self, node: NodeId, conn: ConnId, now: Instant) {
         loop {
             let Some(n) = self.nodes.get_mut(node.0) else {
@@ -95,11 +101,13 @@ impl Swarm {
                 return;
             }
             let chunk = q.take(SEND_BUFFER);
+            let bytes = chunk.iter().map(Bytes::len).sum();
             if self.net.send_bufs(sim, side, chunk, now).is_err() {
                 // The other end is gone; its close event is on the way.
                 q.bufs.clear();
                 return;
             }
+            n.session.handle(now, Input::Written { conn, bytes });
         }
     }
 
