@@ -69,7 +69,8 @@ pub(crate) enum Msg<R: Runtime> {
 
 /// Everything the driver needs to add a torrent.
 pub(crate) struct AddCmd {
-    pub(crate) meta: Metainfo,
+    /// The handle's own, shared: the session holds a torrent's metainfo once.
+    pub(crate) meta: Arc<Metainfo>,
     pub(crate) add: AddTorrent,
     pub(crate) storage: Arc<Storage>,
     pub(crate) resume_path: Option<PathBuf>,

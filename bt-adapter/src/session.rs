@@ -463,7 +463,7 @@ impl<R: Runtime> Session<R> {
         let meta = Arc::new(meta);
         let (reply, rx) = reply();
         let cmd = AddCmd {
-            meta: (*meta).clone(),
+            meta: meta.clone(),
             add,
             storage,
             resume_path: resume_file.clone(),

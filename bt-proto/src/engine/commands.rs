@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::announce::Announcer;
@@ -12,6 +13,7 @@ use super::fetching::swarm_of;
 use super::smart_ban::SmartBan;
 use super::torrent::Torrent;
 use super::{AddTorrent, CloseReason, Event, Output, Session, TorrentId, TorrentState};
+
 use crate::Bitfield;
 use crate::choker::{Choker, Mode as ChokeMode};
 use crate::metainfo::{MAX_FILES, Metainfo};
@@ -20,8 +22,16 @@ use crate::picker::Picker;
 impl Session {
     /// Adds a torrent. Its pieces are trusted only as far as `opts.have` says (from resume
     /// data checked with [`crate::resume::ResumeData::trusted_pieces`]); `opts.check` verifies
-    /// more before the torrent starts.
-    pub fn add_torrent(&mut self, now: Instant, meta: Metainfo, opts: AddTorrent) -> TorrentId {
+    /// more before the torrent starts. The engine holds `meta` as given: an adapter that
+    /// keeps the metainfo too passes an [`Arc`] clone, so a session of many torrents holds
+    /// each once.
+    pub fn add_torrent(
+        &mut self,
+        now: Instant,
+        meta: impl Into<Arc<Metainfo>>,
+        opts: AddTorrent,
+    ) -> TorrentId {
+        let meta = meta.into();
         let id = self.new_torrent_id();
         self.index_info_hash(meta.info_hash(), id);
         self.keep_torrent_options(now, id, &opts);
@@ -51,7 +61,7 @@ impl Session {
     pub(super) fn build_torrent(
         &mut self,
         id: TorrentId,
-        meta: Metainfo,
+        meta: Arc<Metainfo>,
         opts: AddTorrent,
     ) -> Torrent {
         let n = meta.piece_count();

@@ -267,7 +267,7 @@ impl Session {
             have: None,
             ..f.opts
         };
-        let mut t = self.build_torrent(id, meta, opts);
+        let mut t = self.build_torrent(id, std::sync::Arc::new(meta), opts);
         let state = f.state;
         // A check finds what is on disk before anything is requested.
         let checking = check.is_some() && state == TorrentState::Started;

@@ -17,7 +17,7 @@ impl Session {
 
     /// The metainfo of a torrent.
     pub fn metainfo(&self, id: TorrentId) -> Option<&Metainfo> {
-        self.torrents.get(&id).map(|t| &t.meta)
+        self.torrents.get(&id).map(|t| &*t.meta)
     }
 
     /// Ids of every torrent, those fetching their metadata included, in the order added.

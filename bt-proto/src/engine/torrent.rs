@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -24,7 +25,8 @@ pub(crate) struct PartialPiece {
 #[derive(Debug)]
 pub(crate) struct Torrent {
     pub id: TorrentId,
-    pub meta: Metainfo,
+    /// Shared with whoever added it (see [`super::Session::add_torrent`]).
+    pub meta: Arc<Metainfo>,
     pub state: TorrentState,
     pub picker: Picker,
     pub file_priorities: Vec<u8>,
