@@ -150,6 +150,9 @@ impl Session {
                     // only plaintext. Dial it again at once in plaintext if we may.
                     let redial = policy == Some(crate::mse::Encryption::Enabled);
                     t.candidates.refuses_mse(p.addr, now, redial);
+                } else if p.phase != super::peer::Phase::Connecting {
+                    // It took the connection and closed it before its handshake: full.
+                    t.candidates.busy(p.addr, now);
                 } else {
                     t.candidates.dial_failed(p.addr, now);
                 }

@@ -25,6 +25,17 @@ pub const MAX_PEERS_PER_REPLY: usize = 200;
 pub const MAX_CONNECT_FAILURES: u32 = 5;
 /// Wait before retrying an address after its first failure; doubled per failure.
 pub const RECONNECT_BASE: Duration = Duration::from_secs(10);
+/// Wait, at most, before redialling a peer that took our connection and closed it before
+/// its handshake (a peer at its connection limit does that; its slots free up as its
+/// peers complete or leave). The wait doubles from [`RECONNECT_BASE`] up to this: a full
+/// seed is tried again within a minute, as libtorrent's `min_reconnect_time` does, rather
+/// than backed off for many minutes and forgotten like an address nobody listens at, which
+/// left the simulator's seed idle for minutes while hundreds of leechers needed it.
+pub const BUSY_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Refusals before the handshake after which an address is forgotten: at [`BUSY_RETRY_MAX`]
+/// apart, about twenty minutes of a peer that never lets us in (it may not serve the
+/// torrent at all); a tracker or peer exchange that names it again brings it back.
+pub const MAX_BUSY_REFUSALS: u32 = 20;
 /// Wait before redialling an address after the first close of a working (handshaken)
 /// connection to it: a peer that restarted or lost a NAT mapping comes back at once, and a
 /// leecher whose only seed dropped it is not left idle; repeated closes back off (see
@@ -60,6 +71,8 @@ pub(crate) struct Candidate {
     pub connected: bool,
     /// It did not answer our MSE handshake: dialled in plaintext from now on.
     pub plaintext_only: bool,
+    /// Times in a row it took our connection and closed it before its handshake.
+    pub busy: u32,
     /// It is known to speak uTP: a peer exchange said so, or it reached us over uTP.
     pub speaks_utp: bool,
     /// It did not answer our uTP dial: dialled over TCP from now on.
@@ -88,6 +101,7 @@ impl Candidate {
         Candidate {
             next_attempt: now,
             failures: 0,
+            busy: 0,
             closes: 0,
             connected: false,
             plaintext_only: false,
@@ -235,6 +249,22 @@ impl Candidates {
         }
     }
 
+    /// `addr` took our connection and closed it before its handshake finished: a peer that
+    /// is there but full (see [`BUSY_RETRY_MAX`]); forgotten after [`MAX_BUSY_REFUSALS`].
+    pub fn busy(&mut self, addr: SocketAddr, now: Instant) {
+        let Some(c) = self.by_addr.get_mut(&addr) else {
+            return;
+        };
+        c.connected = false;
+        c.busy += 1;
+        // 2^6 times the base is past the cap; the shift stays in range.
+        let wait = RECONNECT_BASE.saturating_mul(1 << c.busy.min(6));
+        c.next_attempt = now + wait.min(BUSY_RETRY_MAX);
+        if c.busy >= MAX_BUSY_REFUSALS {
+            self.by_addr.remove(&addr);
+        }
+    }
+
     /// A handshaken connection to `addr` ended; `how` sets the next dial. `None` means the
     /// torrent stopped: that says nothing about the peer, and starting again redials all.
     pub fn closed(&mut self, addr: SocketAddr, now: Instant, how: Option<EndedConnection>) {
@@ -251,6 +281,7 @@ impl Candidates {
     pub fn handshook(&mut self, addr: SocketAddr) {
         if let Some(c) = self.by_addr.get_mut(&addr) {
             c.failures = 0;
+            c.busy = 0;
         }
     }
 
@@ -469,6 +500,39 @@ mod tests {
             c.dial_failed(addr(1), t0);
         }
         assert_eq!(c.iter().count(), 0);
+    }
+
+    #[test]
+    fn a_full_peer_is_retried_within_a_minute_and_kept_longer_than_a_dead_one() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        let mut rng = Rng::seed_from_u64(1);
+        c.learn(addr(1), t0, &mut rng);
+        for n in 1..MAX_BUSY_REFUSALS {
+            c.take_due(t0, 1, |_, _| true);
+            c.busy(addr(1), t0);
+            let wait = c.next_attempt().map(|at| at - t0);
+            let want = (RECONNECT_BASE * (1 << n.min(6))).min(BUSY_RETRY_MAX);
+            assert_eq!(wait, Some(want), "refusal {n}");
+        }
+        assert_eq!(
+            c.iter().count(),
+            1,
+            "still known past {MAX_CONNECT_FAILURES} refusals"
+        );
+        c.busy(addr(1), t0);
+        assert_eq!(c.iter().count(), 0, "forgotten after {MAX_BUSY_REFUSALS}");
+        // A handshake forgives the refusals before it.
+        c.learn(addr(2), t0, &mut rng);
+        c.busy(addr(2), t0);
+        c.busy(addr(2), t0);
+        c.handshook(addr(2));
+        c.busy(addr(2), t0);
+        let wait = c
+            .iter()
+            .find(|(a, _)| **a == addr(2))
+            .map(|(_, k)| k.next_attempt - t0);
+        assert_eq!(wait, Some(RECONNECT_BASE * 2));
     }
 
     #[test]
