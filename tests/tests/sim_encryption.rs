@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use bt_proto::engine::{
-    AddTorrent, BUSY_RETRY_MAX, CloseReason, Config, ConnEncryption, MAX_BUSY_REFUSALS,
-};
+use bt_proto::engine::{AddTorrent, CloseReason, Config, ConnEncryption, STUCK_REDIAL_EVERY};
 use bt_proto::extensions::UT_PEX_ID;
 use bt_proto::extensions::ut_pex::{PexFlags, PexMessage};
 use bt_proto::metainfo::Metainfo;
@@ -115,27 +113,29 @@ fn an_enabled_leecher_falls_back_to_plaintext_for_a_peer_without_mse() {
 /// leecher whose MSE handshake a plaintext-only seed drops never dials it again; a
 /// plaintext-only leecher that a required seed drops cannot know why, and treats it as a
 /// peer too full to take it (it took the connection, then closed it before its handshake):
-/// tried again at most once a minute after the first refusals, and forgotten after
-/// `MAX_BUSY_REFUSALS`, until the tracker names it again.
+/// tried again within a minute and, as the leecher has no other peer, called back with its
+/// other peers at most every `STUCK_REDIAL_EVERY`.
 #[test]
 fn required_against_disabled_fails_cleanly_and_is_not_retried_in_a_loop() {
     let span = Duration::from_secs(600);
-    // The first dial, the waits of 20 and 40 s before the cap, then one a minute.
-    let once_a_minute = 3 + (span.as_secs() / BUSY_RETRY_MAX.as_secs()) as usize;
+    // The first dial, the first call back (at the first choke round), the refusing peer's
+    // own retry 20 s after its first refusal, then one call back per STUCK_REDIAL_EVERY
+    // (sooner than the peer's own wait, which stays under a minute): about two a minute.
+    let stuck = 3 + (span.as_secs() / STUCK_REDIAL_EVERY.as_secs()) as usize;
     for (seed, leech, most) in [
         (disabled as fn(&mut Config), required as fn(&mut Config), 1),
-        (
-            required,
-            disabled,
-            once_a_minute.min(MAX_BUSY_REFUSALS as usize),
-        ),
+        (required, disabled, stuck),
     ] {
         let r = run(seed, leech, span);
         assert!(!r.complete);
         // Every attempt ends at the seed with a reason: a plaintext handshake refused, or
         // an MSE key that is no BitTorrent handshake.
         let at_seed = r.swarm.close_reasons(r.seed);
-        assert!((1..=most).contains(&at_seed.len()), "{at_seed:?}");
+        assert!(
+            (1..=most).contains(&at_seed.len()),
+            "{} closes, at most {most}: {at_seed:?}",
+            at_seed.len()
+        );
         assert!(
             at_seed.iter().all(|c| matches!(
                 c,

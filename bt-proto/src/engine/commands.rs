@@ -104,6 +104,7 @@ impl Session {
             error: None,
             no_pex: opts.no_pex,
             median_rate: 0,
+            stuck_redial: None,
         }
     }
 

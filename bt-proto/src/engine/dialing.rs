@@ -32,6 +32,10 @@ pub const RECONNECT_BASE: Duration = Duration::from_secs(10);
 /// than backed off for many minutes and forgotten like an address nobody listens at, which
 /// left the simulator's seed idle for minutes while hundreds of leechers needed it.
 pub const BUSY_RETRY_MAX: Duration = Duration::from_secs(60);
+/// How often, at most, a torrent that wants pieces none of its peers has calls back the
+/// peers that were too full to take it (at a choke round): twice as often as
+/// their own waits at most, so a peer that keeps refusing us is dialled twice a minute.
+pub const STUCK_REDIAL_EVERY: Duration = Duration::from_secs(30);
 /// Refusals before the handshake after which an address is forgotten: at [`BUSY_RETRY_MAX`]
 /// apart, about twenty minutes of a peer that never lets us in (it may not serve the
 /// torrent at all); a tracker or peer exchange that names it again brings it back.
@@ -188,6 +192,17 @@ impl Candidates {
     pub fn retry_all(&mut self, now: Instant) {
         for c in self.by_addr.values_mut() {
             c.next_attempt = c.next_attempt.min(now);
+        }
+    }
+
+    /// Makes due now every address that refused us before its handshake (full, see
+    /// [`Candidates::busy`]) and waits `horizon` or less; those that dropped us after it (a
+    /// choice, see [`RECONNECT_AFTER_CLOSE`]) or never answered wait on.
+    pub fn retry_busy_within(&mut self, now: Instant, horizon: Duration) {
+        for c in self.by_addr.values_mut() {
+            if c.busy > 0 && c.next_attempt <= now + horizon {
+                c.next_attempt = c.next_attempt.min(now);
+            }
         }
     }
 
@@ -391,6 +406,37 @@ impl Session {
         self.self_addrs.contains(&addr) || (addr.port() == self.config.listen_port && localhost)
     }
 
+    /// A torrent that wants pieces and has no peer with any of them calls back at once the
+    /// peers that were too full to take it ([`Candidates::retry_busy_within`]), rather than
+    /// sit with peers that have nothing for it: in the
+    /// simulator's swarm of 300 leechers, those missing the same last pieces waited on each
+    /// other while the peers that had completed (and the seed) had room again. Checked at
+    /// each choke round, acted on at most every [`STUCK_REDIAL_EVERY`].
+    pub(super) fn redial_if_stuck(&mut self, now: Instant, id: TorrentId) {
+        let Some(t) = self.torrents.get_mut(&id) else {
+            return;
+        };
+        if t.state != super::TorrentState::Started || t.picker.is_done() {
+            return;
+        }
+        if t.stuck_redial
+            .is_some_and(|at| now < at + STUCK_REDIAL_EVERY)
+        {
+            return;
+        }
+        let peers = &self.peers;
+        let useful = t
+            .conns
+            .iter()
+            .filter_map(|c| peers.get(*c))
+            .any(|p| p.choke.am_interested);
+        if !useful {
+            t.stuck_redial = Some(now);
+            t.candidates.retry_busy_within(now, BUSY_RETRY_MAX);
+            self.connect_more(now, id);
+        }
+    }
+
     /// Dials the addresses that are due, within the connection budget, and sets the
     /// torrent's next dial deadline.
     pub(super) fn connect_more(&mut self, now: Instant, id: TorrentId) {
@@ -533,6 +579,23 @@ mod tests {
             .find(|(a, _)| **a == addr(2))
             .map(|(_, k)| k.next_attempt - t0);
         assert_eq!(wait, Some(RECONNECT_BASE * 2));
+    }
+
+    #[test]
+    fn a_stuck_torrent_calls_back_the_full_peers_only() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        let mut rng = Rng::seed_from_u64(1);
+        for p in 1..=3 {
+            c.learn(addr(p), t0, &mut rng);
+        }
+        c.take_due(t0, 3, |_, _| true);
+        c.busy(addr(1), t0); // full: back within a minute
+        // Dropped us after the handshake: its wait is short too, but it chose to.
+        c.closed(addr(2), t0, Some(ended(Duration::from_secs(1))));
+        c.retry_busy_within(t0, BUSY_RETRY_MAX);
+        let (due, _) = c.take_due(t0, 3, |_, _| true);
+        assert_eq!(due, vec![addr(1)], "addr(3) is connected, addr(2) waits on");
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub(crate) struct Torrent {
     /// The median download rate of its active peers at the last choke round: peers at
     /// least this fast are asked for the urgent blocks of streaming readers.
     pub median_rate: u64,
+    /// When it last called its peers back for want of a useful one
+    /// (see [`super::Session::redial_if_stuck`]).
+    pub stuck_redial: Option<std::time::Instant>,
 }
 
 impl Torrent {

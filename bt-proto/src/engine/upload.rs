@@ -218,6 +218,7 @@ impl Session {
 
     /// Runs the torrent's choke round and schedules the next one.
     pub(super) fn choke_round(&mut self, now: Instant, id: TorrentId) {
+        self.redial_if_stuck(now, id);
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
