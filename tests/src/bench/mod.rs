@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod dht;
+pub mod efficiency;
 mod libtorrent;
 mod loopback;
 mod rate_limit;
@@ -600,7 +601,7 @@ pub struct Options {
     /// Where to write the JSON.
     pub json: PathBuf,
     /// Only the parts named (empty: all): loopback, rc4, utp, swarm, hashcheck, idle, first,
-    /// dht, rate_limit, stream, utp_sim, scale.
+    /// dht, rate_limit, stream, utp_sim, sim, scale, efficiency.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -878,6 +879,18 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
         );
         out["sim"] = v["sim"].clone();
         out["sim_1000"] = v["sim_1000"].clone();
+    }
+    if want("efficiency") {
+        let scenarios = if s.loopback < Sizes::FULL.loopback {
+            efficiency::quick_scenarios()
+        } else {
+            efficiency::scenarios()
+        };
+        let (rows, v) = efficiency::figures(&scenarios)?;
+        for (name, value, target) in rows {
+            row(name, value, &target);
+        }
+        out["efficiency"] = v;
     }
     if want("first") {
         let mut all = Vec::new();

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p bt-tests --bin bench -- [--quick] [--json OUT.json] [--dir WORK]
-//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim,sim,scale]
+//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim,sim,scale,efficiency]
 //!     [--runtime tokio,smol]
 //! ```
 //!
@@ -12,6 +12,11 @@
 //! `--only scale` measures one session of 10,000 seeding torrents whose tracker never
 //! answers (1,000 and 10 idle seconds with `--quick`): time to add them all, resident memory
 //! beyond the empty session, and CPU time while idle (see `bt_tests::bench::scale`).
+//!
+//! `--only efficiency` runs 1 seed and 10, 100 and 500 leechers on the simulator (and the
+//! 100 with 1 % loss, and with 20 % of leechers leaving on completion) and reports each
+//! swarm's last and mean completion against the fluid bound T_min (Kumar and Ross, 2006;
+//! see `bt_tests::bench::efficiency`).
 //!
 //! `--quick` runs small payloads once each (about a minute); the default is the issue's
 //! sizes (1 GiB loopback, three runs each on tokio and smol; several minutes). The work

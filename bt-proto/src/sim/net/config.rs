@@ -23,6 +23,12 @@ pub struct HostConfig {
     /// Upload capacity in bytes per second shared by all the host's connections; `None` is
     /// unlimited. A cap of 0 is taken as 1 byte/s.
     pub upload: Option<u64>,
+    /// Download capacity in bytes per second shared by all the host's connections; `None`
+    /// is unlimited. A cap of 0 is taken as 1 byte/s. Bytes pass this queue after the
+    /// sender's upload queue and the link's, before they travel the link's latency (as if the
+    /// receiver's access line were a queue every path to it shares); each segment takes the
+    /// first free span at or after the time it leaves the link's queue.
+    pub download: Option<u64>,
     /// How incoming connections are answered.
     pub listen: Listen,
 }

@@ -4,11 +4,14 @@
 //! direction between two hosts is a [`LinkConfig`]: one-way latency, an optional bandwidth
 //! cap, a loss rate and an optional random drop of the connections over it. Each host may
 //! also cap its upload ([`HostConfig::upload`]), shared by all its connections, which is
-//! what usually limits a BitTorrent swarm.
+//! what usually limits a BitTorrent swarm, and its download ([`HostConfig::download`]).
 //!
 //! ## The model, segment by segment
 //! A `send` is cut into segments of at most the link's MSS. A segment waits in the sending
-//! host's upload queue, then in the link's queue (each a FIFO that lets bytes out at its rate,
+//! host's upload queue, then in the link's queue, then in the receiving host's download queue
+//! if it has one (which takes each segment in the first free span at or after the time it
+//! leaves the link's queue, since its segments come from many senders; the other two are each
+//! a FIFO that lets bytes out at its rate,
 //! so throughput really is capped), then travels for the link's latency. TCP is reliable, so
 //! loss never loses bytes: a lost segment arrives one retransmission timeout later (twice the
 //! link's latency plus [`MIN_RTO`], doubling per further loss up to [`MAX_RTO`]; bandwidth used
@@ -42,8 +45,10 @@ use bytes::{Bytes, BytesMut};
 
 use crate::rng::Rng;
 
+mod calendar;
 mod config;
 mod queue;
+use calendar::Calendar;
 pub use config::{HostConfig, LinkConfig, Listen};
 use queue::{EventQueue, Pending};
 
@@ -231,6 +236,8 @@ pub struct Network {
     default_link: LinkConfig,
     /// When each host's upload queue is next free.
     upload_free: HashMap<SocketAddr, Instant>,
+    /// Each host's download queue, booked segment by segment.
+    download_busy: HashMap<SocketAddr, Calendar>,
     /// When each link direction's queue is next free.
     link_free: HashMap<(SocketAddr, SocketAddr), Instant>,
     conns: Vec<Conn>,
@@ -247,6 +254,7 @@ impl Network {
             links: HashMap::new(),
             default_link: LinkConfig::default(),
             upload_free: HashMap::new(),
+            download_busy: HashMap::new(),
             link_free: HashMap::new(),
             conns: Vec::new(),
             queue: EventQueue::default(),
@@ -562,7 +570,8 @@ impl Network {
             .collect()
     }
 
-    /// Passes `len` bytes through the sender's upload queue and the link's queue.
+    /// Passes `len` bytes through the sender's upload queue, the link's queue and the
+    /// receiver's download queue.
     fn transmit(
         &mut self,
         from: SocketAddr,
@@ -582,6 +591,10 @@ impl Network {
                 len,
                 rate,
             );
+        }
+        if let Some(rate) = self.hosts.get(&to).and_then(|h| h.download) {
+            let line = self.download_busy.entry(to).or_default();
+            t = line.book(now, t, duration_of(len, rate));
         }
         let lost = len > 0 && link.loss > 0.0 && self.chance(link.loss);
         Transmission {
@@ -740,12 +753,16 @@ fn after(t: Instant, d: Duration) -> Instant {
 /// Lets `len` bytes through a FIFO that is free from `*free` at `rate` bytes/s, starting no
 /// earlier than `ready`; returns when the last byte leaves.
 fn serialise(free: &mut Instant, ready: Instant, len: usize, rate: u64) -> Instant {
-    let rate = u128::from(rate.max(1));
-    let nanos = (len as u128 * 1_000_000_000).div_ceil(rate);
-    let took = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-    let done = after((*free).max(ready), took);
+    let done = after((*free).max(ready), duration_of(len, rate));
     *free = done;
     done
+}
+
+/// How long `len` bytes take at `rate` bytes/s (0 taken as 1), rounded up to the nanosecond.
+fn duration_of(len: usize, rate: u64) -> Duration {
+    let rate = u128::from(rate.max(1));
+    let nanos = (len as u128 * 1_000_000_000).div_ceil(rate);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

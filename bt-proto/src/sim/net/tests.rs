@@ -148,7 +148,7 @@ fn a_host_upload_cap_is_shared_by_its_connections() {
         addr(1),
         HostConfig {
             upload: Some(100_000),
-            listen: Listen::Accept,
+            ..Default::default()
         },
     );
     net.add_host(addr(2), HostConfig::default());
@@ -174,6 +174,48 @@ fn a_host_upload_cap_is_shared_by_its_connections() {
     // 200 kB through a 100 kB/s uplink: the second connection's data waits for the first.
     assert_eq!(done(c2) - now, Duration::from_secs(1) + ms(10));
     assert_eq!(done(c3) - now, Duration::from_secs(2) + ms(10));
+}
+
+#[test]
+fn a_host_download_cap_is_shared_by_its_connections() {
+    let t0 = Instant::now();
+    let mut net = Network::new(1);
+    net.add_host(addr(1), HostConfig::default());
+    net.add_host(addr(2), HostConfig::default());
+    net.add_host(
+        addr(3),
+        HostConfig {
+            download: Some(100_000),
+            ..Default::default()
+        },
+    );
+    net.set_default_link(LinkConfig::new(ms(10)));
+    let c1 = net.connect(addr(1), addr(3), t0);
+    let c2 = net.connect(addr(2), addr(3), t0);
+    drain(&mut net, t0 + ms(100));
+    let now = t0 + ms(100);
+    net.send(c1, Side::Initiator, vec![0; 100_000], now)
+        .unwrap();
+    net.send(c2, Side::Initiator, vec![0; 100_000], now)
+        .unwrap();
+    let events = drain(&mut net, now + Duration::from_secs(10));
+    let done = |c| {
+        events
+            .iter()
+            .filter(|e| e.conn == c)
+            .map(|e| e.at)
+            .max()
+            .unwrap()
+    };
+    // 200 kB into a 100 kB/s downlink from two unlimited senders: the second sender's data
+    // waits for the first's.
+    assert_eq!(done(c1) - now, Duration::from_secs(1) + ms(10));
+    assert_eq!(done(c2) - now, Duration::from_secs(2) + ms(10));
+    // The other direction is not capped: the receiver uploads at once.
+    net.send(c1, Side::Acceptor, vec![0; 100_000], now + ms(10_000))
+        .unwrap();
+    let back = drain(&mut net, now + Duration::from_secs(20));
+    assert_eq!(back.last().unwrap().at - now, ms(10_010));
 }
 
 #[test]
@@ -232,6 +274,7 @@ fn refusing_and_silent_hosts() {
         HostConfig {
             upload: None,
             listen: Listen::Refuse,
+            ..Default::default()
         },
     );
     net.add_host(
@@ -239,6 +282,7 @@ fn refusing_and_silent_hosts() {
         HostConfig {
             upload: None,
             listen: Listen::Silent,
+            ..Default::default()
         },
     );
     net.set_default_link(LinkConfig::new(ms(25)));
@@ -426,7 +470,7 @@ fn scripted_run(seed: u64) -> Vec<NetEvent> {
             addr(n),
             HostConfig {
                 upload: Some(200_000),
-                listen: Listen::Accept,
+                ..Default::default()
             },
         );
     }

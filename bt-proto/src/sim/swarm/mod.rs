@@ -115,6 +115,9 @@ pub struct NodeId(pub usize);
 pub struct NodeOptions {
     /// Upload cap in bytes per second (shared by all its connections).
     pub upload: Option<u64>,
+    /// Download cap in bytes per second (shared by all its connections); see
+    /// [`HostConfig::download`].
+    pub download: Option<u64>,
     /// Refuse incoming connections.
     pub refuse: bool,
     /// Flip a byte of every block this node serves (a hostile or broken seed).
@@ -266,6 +269,7 @@ impl Swarm {
             addr,
             HostConfig {
                 upload: options.upload,
+                download: options.download,
                 listen: if options.refuse {
                     Listen::Refuse
                 } else {
