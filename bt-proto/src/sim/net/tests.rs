@@ -15,6 +15,16 @@ fn drain(net: &mut Network, until: Instant) -> Vec<NetEvent> {
     std::iter::from_fn(|| net.poll(until)).collect()
 }
 
+/// When the last of `events` on connection `c` happened.
+fn last_delivery(events: &[NetEvent], c: SimConnId) -> Instant {
+    events
+        .iter()
+        .filter(|e| e.conn == c)
+        .map(|e| e.at)
+        .max()
+        .unwrap()
+}
+
 /// Two accepting hosts joined by `link` both ways; the connection established both ends.
 fn pair(link: LinkConfig, t0: Instant) -> (Network, SimConnId, Instant) {
     let mut net = Network::new(1);
@@ -163,14 +173,7 @@ fn a_host_upload_cap_is_shared_by_its_connections() {
     net.send(c3, Side::Initiator, vec![0; 100_000], now)
         .unwrap();
     let events = drain(&mut net, now + Duration::from_secs(10));
-    let done = |c| {
-        events
-            .iter()
-            .filter(|e| e.conn == c)
-            .map(|e| e.at)
-            .max()
-            .unwrap()
-    };
+    let done = |c| last_delivery(&events, c);
     // 200 kB through a 100 kB/s uplink: the second connection's data waits for the first.
     assert_eq!(done(c2) - now, Duration::from_secs(1) + ms(10));
     assert_eq!(done(c3) - now, Duration::from_secs(2) + ms(10));
@@ -199,14 +202,7 @@ fn a_host_download_cap_is_shared_by_its_connections() {
     net.send(c2, Side::Initiator, vec![0; 100_000], now)
         .unwrap();
     let events = drain(&mut net, now + Duration::from_secs(10));
-    let done = |c| {
-        events
-            .iter()
-            .filter(|e| e.conn == c)
-            .map(|e| e.at)
-            .max()
-            .unwrap()
-    };
+    let done = |c| last_delivery(&events, c);
     // 200 kB into a 100 kB/s downlink from two unlimited senders: the second sender's data
     // waits for the first's.
     assert_eq!(done(c1) - now, Duration::from_secs(1) + ms(10));
