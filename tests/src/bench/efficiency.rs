@@ -17,7 +17,6 @@
 
 use std::time::{Duration, Instant};
 
-use bt_proto::Bitfield;
 use bt_proto::engine::{AddTorrent, Event, TorrentId};
 use bt_proto::rng::Rng;
 use bt_proto::sim::net::LinkConfig;
@@ -163,17 +162,8 @@ fn build(s: &Scenario) -> Result<Built, String> {
         ..Default::default()
     };
     let seed = swarm.add_node(capped(SEED_UPLOAD));
-    swarm.put_content(seed, &meta, &content);
+    let seed_torrent = swarm.add_seed(seed, &meta, &content);
     drop(content);
-    let have = Some(Bitfield::full(meta.piece_count()));
-    let seed_torrent = swarm.add_torrent(
-        seed,
-        &meta,
-        AddTorrent {
-            have,
-            ..Default::default()
-        },
-    );
     // Every capacity and latency is drawn before any leecher starts, so that a scenario's
     // links do not depend on what the engines did meanwhile.
     let uploads: Vec<u64> = (0..s.leechers)
@@ -236,13 +226,11 @@ pub fn run(s: Scenario) -> Result<Outcome, String> {
                     if sw.elapsed() >= next_sample {
                         return true;
                     }
-                    let leaving = s.leavers
-                        && leechers
-                            .iter()
-                            .zip(gone_now)
-                            .skip(LEAVE_EVERY - 1)
-                            .step_by(LEAVE_EVERY)
-                            .any(|(&(n, t), &gone)| !gone && sw.is_complete(n, t));
+                    let leaving = leechers
+                        .iter()
+                        .zip(gone_now)
+                        .enumerate()
+                        .any(|(i, (&(n, t), &gone))| leaves(i) && !gone && sw.is_complete(n, t));
                     if leaving {
                         return true;
                     }

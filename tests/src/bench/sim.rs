@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use bt_proto::engine::AddTorrent;
 use bt_proto::rng::Rng;
+use bt_proto::sha1;
 use bt_proto::sim::net::LinkConfig;
 use bt_proto::sim::swarm::{NodeId, NodeOptions, Swarm, make_torrent};
-use bt_proto::{Bitfield, sha1};
 use serde_json::{Value, json};
 
 /// One-way latency of every link: 25 ms, a path between two hosts of one continent.
@@ -64,16 +64,7 @@ pub fn run(s: Scenario) -> Result<Outcome, String> {
     let mut swarm = Swarm::new(s.seed);
     swarm.set_default_link(LinkConfig::new(LATENCY));
     let seed = swarm.add_node(capped(MAX_UPLOAD));
-    swarm.put_content(seed, &meta, &content);
-    let have = Some(Bitfield::full(meta.piece_count()));
-    swarm.add_torrent(
-        seed,
-        &meta,
-        AddTorrent {
-            have,
-            ..Default::default()
-        },
-    );
+    swarm.add_seed(seed, &meta, &content);
     drop(content);
     let leechers: Vec<_> = (0..s.leechers)
         .map(|_| {
