@@ -19,12 +19,7 @@ use crate::interop::libtorrent::SCRIPT;
 
 /// Whether libtorrent's Python binding can be imported by [`SYSTEM_PYTHON`].
 pub(super) fn available() -> bool {
-    Command::new(SYSTEM_PYTHON)
-        .args(["-c", "import libtorrent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    crate::interop::python_module_present("libtorrent")
 }
 
 /// A running `lt_client.py`; killed when dropped.
