@@ -95,7 +95,7 @@ pub(super) fn variant(
     } else {
         let figures = figures(size, &lt_runs);
         let shown = format!("{:.0}", figures.rate);
-        rows.extend(figures.rows(label, "libtorrent", shown, ""));
+        rows.extend(figures.rows(label, "libtorrent", shown, [""; 4]));
         all.push(figures.json("libtorrent", size, &lt_runs, json!({})));
         Some(figures.rate)
     };
@@ -112,12 +112,45 @@ pub(super) fn variant(
             (None, Some(tcp)) => format!("{rate:.0} ({:.0}% of {tcp:.0})", 100.0 * rate / tcp),
             (None, None) => format!("{rate:.0}"),
         };
-        rows.extend(f.rows(label, n, shown, variant.target));
+        rows.extend(f.rows(label, n, shown, [variant.target, "", "", ""]));
         let compared = json!({
             "tcp_mb_s_median": tcp, "libtorrent_mb_s_median": lt_rate,
             "times_libtorrent": lt_rate.map(|lt| rate / lt),
         });
         all.push(f.json(n, size, m, compared));
+    }
+    Ok(Measured {
+        rows,
+        json: Value::Array(all),
+    })
+}
+
+/// The plain transfer, `runs` times on each runtime (the `loopback` part).
+pub(super) fn plain(
+    exe: &Path,
+    runtimes: &[Rt],
+    runs: usize,
+    p: &Payload,
+    work: &Path,
+) -> Result<Measured, String> {
+    let size = p_size(p)?;
+    let mut rows = Vec::new();
+    let mut all = Vec::new();
+    for &rt in runtimes {
+        let measured = (0..runs)
+            .map(|_| once(exe, rt, p, work, &[]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let f = figures(size, &measured);
+        let seeder_rss = measured.iter().map(|r| r.seeder.max_rss).max().unwrap_or(0);
+        let n = rt.name();
+        let shown = format!("{:.0}", f.rate);
+        rows.extend(f.rows("loopback", n, shown, ["≥ 1000", "≤ 1.1", "", "≤ 32"]));
+        rows.push((
+            format!("loopback {n}: seeder peak RSS (MiB)"),
+            format!("{:.1}", seeder_rss as f64 / MIB as f64),
+            "",
+        ));
+        all.push(f.json(n, size, &measured, json!({ "seeder_max_rss": seeder_rss })));
     }
     Ok(Measured {
         rows,
@@ -151,28 +184,25 @@ impl Figures {
         label: &str,
         who: &str,
         shown: String,
-        target: &'static str,
+        targets: [&'static str; 4],
     ) -> Vec<(String, String, &'static str)> {
+        let [rate, leecher_cpu, seeder_cpu, leecher_rss] = targets;
         vec![
-            (
-                format!("{label} {who}: leech (MB/s, median)"),
-                shown,
-                target,
-            ),
+            (format!("{label} {who}: leech (MB/s, median)"), shown, rate),
             (
                 format!("{label} {who}: leecher CPU (s/GiB)"),
                 format!("{:.2}", self.leecher_cpu),
-                "",
+                leecher_cpu,
             ),
             (
                 format!("{label} {who}: seeder CPU (s/GiB)"),
                 format!("{:.2}", self.seeder_cpu),
-                "",
+                seeder_cpu,
             ),
             (
                 format!("{label} {who}: leecher peak RSS (MiB)"),
                 format!("{:.1}", self.leecher_rss as f64 / MIB as f64),
-                "",
+                leecher_rss,
             ),
         ]
     }

@@ -668,56 +668,11 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
             out["create"] = json!({"bytes": size, "secs": create_secs});
         }
         if want("loopback") {
-            let mut all = Vec::new();
-            for &rt in &opts.runtimes {
-                let mut runs = Vec::new();
-                for _ in 0..s.runs {
-                    runs.push(loopback::once(exe, rt, &p, work, &[])?);
-                }
-                let size = p_size(&p)?;
-                let gib = size as f64 / GIB as f64;
-                let rate = median(runs.iter().map(|r| mb_per_s(size, r.secs)).collect());
-                let lcpu = median(runs.iter().map(|r| r.leecher.cpu() / gib).collect());
-                let scpu = median(runs.iter().map(|r| r.seeder.cpu() / gib).collect());
-                let lrss = runs.iter().map(|r| r.leecher.max_rss).max().unwrap_or(0);
-                let srss = runs.iter().map(|r| r.seeder.max_rss).max().unwrap_or(0);
-                let n = rt.name();
-                row(
-                    format!("loopback {n}: leech (MB/s, median)"),
-                    format!("{rate:.0}"),
-                    "≥ 1000",
-                );
-                row(
-                    format!("loopback {n}: leecher CPU (s/GiB)"),
-                    format!("{lcpu:.2}"),
-                    "≤ 1.1",
-                );
-                row(
-                    format!("loopback {n}: seeder CPU (s/GiB)"),
-                    format!("{scpu:.2}"),
-                    "",
-                );
-                row(
-                    format!("loopback {n}: leecher peak RSS (MiB)"),
-                    format!("{:.1}", lrss as f64 / MIB as f64),
-                    "≤ 32",
-                );
-                row(
-                    format!("loopback {n}: seeder peak RSS (MiB)"),
-                    format!("{:.1}", srss as f64 / MIB as f64),
-                    "",
-                );
-                all.push(json!({
-                    "runtime": n, "bytes": size, "mb_s_median": rate,
-                    "leecher_cpu_s_per_gib": lcpu, "seeder_cpu_s_per_gib": scpu,
-                    "leecher_max_rss": lrss, "seeder_max_rss": srss,
-                    "runs": runs.iter().map(|r| json!({
-                        "secs": r.secs, "leecher": r.leecher.to_json(),
-                        "seeder": r.seeder.to_json(),
-                    })).collect::<Vec<_>>(),
-                }));
+            let v = loopback::plain(exe, &opts.runtimes, s.runs, &p, work)?;
+            for (name, value, target) in v.rows {
+                row(name, value, target);
             }
-            out["loopback"] = Value::Array(all);
+            out["loopback"] = v.json;
         }
         // The same transfer with encryption required on both sides, RC4 on every byte; and
         // over uTP only.
