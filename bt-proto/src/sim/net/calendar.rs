@@ -37,15 +37,14 @@ impl Calendar {
         if let Some((_, &end)) = self.busy.range(..=ready).next_back() {
             start = start.max(end);
         }
-        loop {
+        let end = loop {
             let end = start.checked_add(took).unwrap_or(start);
             match self.busy.range(start..).next() {
                 Some((&next, &next_end)) if next < end => start = next_end,
-                _ => break,
+                _ => break end,
             }
-        }
-        let mut from = start;
-        let mut to = start.checked_add(took).unwrap_or(start);
+        };
+        let (mut from, mut to) = (start, end);
         // Merge with the span ending where this one starts and the one starting where it ends.
         if let Some((&s, &e)) = self.busy.range(..=from).next_back()
             && e >= from
@@ -57,7 +56,7 @@ impl Calendar {
             to = e;
         }
         self.busy.insert(from, to);
-        start.checked_add(took).unwrap_or(start)
+        end
     }
 }
 
