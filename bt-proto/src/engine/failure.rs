@@ -16,7 +16,7 @@ impl Session {
         };
         let enter = t.state.in_swarm() && t.error.is_none();
         if enter {
-            t.error = Some(error.clone());
+            t.error = Some(Box::new(error.clone()));
         }
         self.events
             .push_back(Event::StorageFailed { torrent: id, error });

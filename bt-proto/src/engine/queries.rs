@@ -134,7 +134,7 @@ impl Session {
             complete: t.picker.is_done(),
             seed: t.picker.have().is_full(),
             peers: self.active_peers(&t.conns),
-            error: t.error.clone(),
+            error: t.error.as_deref().cloned(),
             has_metadata: true,
             download_rate,
             upload_rate,
@@ -264,7 +264,7 @@ impl Session {
             for e in urls {
                 out.push(TrackerInfo {
                     tier,
-                    url: e.url.clone(),
+                    url: e.url.to_string(),
                     seeders: e.seeders,
                     leechers: e.leechers,
                     last_error: e.last_error.clone(),

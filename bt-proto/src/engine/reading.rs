@@ -40,7 +40,7 @@ impl Session {
         } else {
             match (t.state, &t.error) {
                 (TorrentState::Stopped, _) => ReadStatus::Stopped,
-                (TorrentState::Failed, Some(e)) => ReadStatus::Failed(e.clone()),
+                (TorrentState::Failed, Some(e)) => ReadStatus::Failed(StorageError::clone(e)),
                 _ => ReadStatus::Wait,
             }
         })

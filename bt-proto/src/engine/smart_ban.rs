@@ -33,10 +33,17 @@ struct Attempt {
     blocks: Vec<([u8; 20], SocketAddr)>,
 }
 
-/// The hash-failure record of one torrent.
+/// The hash-failure record of one torrent. Most torrents never see a failed piece or a
+/// ban, and a session holds thousands of torrents: the record is allocated with the first.
 #[derive(Debug, Clone)]
 pub(crate) struct SmartBan {
     ban_strikes: u32,
+    record: Option<Box<Record>>,
+}
+
+/// What [`SmartBan`] remembers once a piece has failed or a host was banned.
+#[derive(Debug, Clone, Default)]
+struct Record {
     failed: BTreeMap<PieceIndex, VecDeque<Attempt>>,
     /// The piece of every remembered attempt, oldest first.
     order: VecDeque<PieceIndex>,
@@ -50,22 +57,22 @@ impl SmartBan {
     pub fn new(ban_strikes: u32) -> Self {
         SmartBan {
             ban_strikes,
-            failed: BTreeMap::new(),
-            order: VecDeque::new(),
-            remembered_blocks: 0,
-            strikes: BTreeMap::new(),
-            banned: BTreeSet::new(),
+            record: None,
         }
+    }
+
+    fn record(&mut self) -> &mut Record {
+        self.record.get_or_insert_default()
     }
 
     /// Whether an address's host is banned.
     pub fn is_banned(&self, ip: IpAddr) -> bool {
-        self.banned.contains(&ip)
+        self.record.as_ref().is_some_and(|r| r.banned.contains(&ip))
     }
 
     /// Bans a host; false if it was banned already.
     pub fn ban(&mut self, ip: IpAddr) -> bool {
-        self.banned.insert(ip)
+        self.record().banned.insert(ip)
     }
 
     /// A piece failed its hash check; `blocks` are its blocks in order with their senders.
@@ -75,13 +82,36 @@ impl SmartBan {
         piece: PieceIndex,
         blocks: &[(Bytes, SocketAddr)],
     ) -> Option<SocketAddr> {
-        self.remember(piece, blocks);
+        let ban_strikes = self.ban_strikes;
+        let record = self.record();
+        record.remember(piece, blocks);
         let only = single_sender(blocks)?;
-        let strikes = self.strikes.entry(only.ip()).or_insert(0);
+        let strikes = record.strikes.entry(only.ip()).or_insert(0);
         *strikes += 1;
-        (*strikes >= self.ban_strikes).then_some(only)
+        (*strikes >= ban_strikes).then_some(only)
     }
 
+    /// A piece passed; `blocks` are the good blocks in order. Returns the senders of blocks,
+    /// in any remembered failed attempt, that differ from them.
+    pub fn piece_passed(
+        &mut self,
+        piece: PieceIndex,
+        blocks: &[(Bytes, SocketAddr)],
+    ) -> BTreeSet<SocketAddr> {
+        match self.record.as_mut() {
+            Some(r) => r.piece_passed(piece, blocks),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// Blocks of failed attempts remembered now.
+    #[cfg(test)]
+    fn remembered_blocks(&self) -> usize {
+        self.record.as_ref().map_or(0, |r| r.remembered_blocks)
+    }
+}
+
+impl Record {
     fn remember(&mut self, piece: PieceIndex, blocks: &[(Bytes, SocketAddr)]) {
         let attempt = Attempt {
             blocks: blocks
@@ -123,9 +153,7 @@ impl SmartBan {
         }
     }
 
-    /// A piece passed; `blocks` are the good blocks in order. Returns the senders of blocks,
-    /// in any remembered failed attempt, that differ from them.
-    pub fn piece_passed(
+    fn piece_passed(
         &mut self,
         piece: PieceIndex,
         blocks: &[(Bytes, SocketAddr)],
@@ -145,12 +173,6 @@ impl SmartBan {
         }
         self.order.retain(|p| *p != piece);
         culprits
-    }
-
-    /// Blocks of failed attempts remembered now.
-    #[cfg(test)]
-    fn remembered_blocks(&self) -> usize {
-        self.remembered_blocks
     }
 }
 
@@ -184,6 +206,17 @@ mod tests {
 
     fn block(byte: u8, from: SocketAddr) -> (Bytes, SocketAddr) {
         (Bytes::from(vec![byte; 16]), from)
+    }
+
+    #[test]
+    fn nothing_is_allocated_until_a_piece_fails_or_a_host_is_banned() {
+        let mut ban = SmartBan::new(3);
+        assert!(!ban.is_banned(addr(1).ip()));
+        let good = [block(1, addr(1))];
+        assert!(ban.piece_passed(PieceIndex(0), &good).is_empty());
+        assert!(ban.record.is_none());
+        ban.piece_failed(PieceIndex(0), &good);
+        assert!(ban.record.is_some());
     }
 
     #[test]
@@ -256,9 +289,10 @@ mod tests {
             ban.piece_failed(PieceIndex(p), &bad);
         }
         assert!(ban.remembered_blocks() <= MAX_REMEMBERED_BLOCKS);
+        let record = ban.record();
         assert_eq!(
-            ban.order.len(),
-            ban.failed.values().map(VecDeque::len).sum::<usize>()
+            record.order.len(),
+            record.failed.values().map(VecDeque::len).sum::<usize>()
         );
     }
 }
