@@ -6,9 +6,11 @@
 //! finishes (never when the torrent was complete at start: BEP 3 says a client that starts
 //! complete sends no `completed`, and trackers count `completed` as finished downloads),
 //! `stopped` when the torrent stops. Each URL is kept once, [`MAX_TRACKER_URLS`] at most, and
-//! found through an index, so a reply costs the same however many URLs the torrent lists.
+//! found through an index when there are more than [`INDEX_FROM`], so a reply costs the same
+//! however many URLs the torrent lists.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dialing::MAX_PEERS_PER_REPLY;
@@ -30,10 +32,19 @@ pub const RETRY_MAX: Duration = Duration::from_secs(30 * 60);
 /// with none would otherwise sit idle until then.
 pub const STARVED_REANNOUNCE: Duration = Duration::from_secs(5 * 60);
 
+/// URLs a torrent lists beyond which a reply finds its entry through an index rather than
+/// by looking at each: most torrents list one to a few trackers, and a session holds
+/// thousands of torrents, for each of which an index would be a hash table of about 200
+/// bytes; comparing up to this many URLs costs less than hashing one.
+pub const INDEX_FROM: usize = 8;
+
+/// Where each URL of a torrent sits: (tier, position).
+type UrlIndex = HashMap<Arc<str>, (usize, usize)>;
+
 /// One tracker URL and what it last said.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub url: String,
+    pub url: Arc<str>,
     pub seeders: Option<u32>,
     pub leechers: Option<u32>,
     pub last_error: Option<AnnounceError>,
@@ -44,8 +55,10 @@ pub(crate) struct Entry {
 pub(crate) struct Announcer {
     pub tiers: Vec<Vec<Entry>>,
     /// Where each URL sits in `tiers` (tier, position), so that a reply finds its entry
-    /// without scanning every tier: a round of failures stays linear in the URLs.
-    index: HashMap<String, (usize, usize)>,
+    /// without scanning every tier: a round of failures stays linear in the URLs. Only
+    /// for more than [`INDEX_FROM`] URLs, and boxed: the table's handle alone is as large
+    /// as six pointers, in each of thousands of torrents.
+    index: Option<Box<UrlIndex>>,
     /// The tier and index to use next.
     cursor: (usize, usize),
     next_at: Option<Instant>,
@@ -55,7 +68,7 @@ pub(crate) struct Announcer {
     failed_rounds: u32,
     pub tracker_id: Option<Vec<u8>>,
     /// URL that last answered, where `stopped` goes.
-    last_good: Option<String>,
+    last_good: Option<Arc<str>>,
     started_sent: bool,
     /// When the last reply came and how long the tracker wants between announces at least.
     last_reply: Option<(Instant, Duration)>,
@@ -75,7 +88,7 @@ impl Announcer {
                 }
                 if seen.insert(url) {
                     urls.push(Entry {
-                        url: url.clone(),
+                        url: Arc::from(url.as_str()),
                         seeders: None,
                         leechers: None,
                         last_error: None,
@@ -91,15 +104,18 @@ impl Announcer {
             }
         }
         kept.shrink_to_fit();
-        let index = kept
-            .iter()
-            .enumerate()
-            .flat_map(|(t, tier)| {
-                tier.iter()
+        let index = (seen.len() > INDEX_FROM).then(|| {
+            Box::new(
+                kept.iter()
                     .enumerate()
-                    .map(move |(i, e)| (e.url.clone(), (t, i)))
-            })
-            .collect();
+                    .flat_map(|(t, tier)| {
+                        tier.iter()
+                            .enumerate()
+                            .map(move |(i, e)| (e.url.clone(), (t, i)))
+                    })
+                    .collect(),
+            )
+        });
         Announcer {
             tiers: kept,
             index,
@@ -140,7 +156,7 @@ impl Announcer {
         self.in_flight = false;
         if self.started_sent {
             self.started_sent = false;
-            self.last_good.clone()
+            self.last_good.as_deref().map(str::to_string)
         } else {
             None
         }
@@ -165,7 +181,7 @@ impl Announcer {
     /// The URL the next announce goes to.
     pub fn due_url(&self) -> Option<&str> {
         let (t, i) = self.cursor;
-        Some(self.tiers.get(t)?.get(i)?.url.as_str())
+        Some(&self.tiers.get(t)?.get(i)?.url)
     }
 
     /// If an announce is due at `now`: the URL and event to send.
@@ -174,13 +190,19 @@ impl Announcer {
             return None;
         }
         let (t, i) = self.cursor;
-        let url = self.tiers.get(t)?.get(i)?.url.clone();
+        let url = self.tiers.get(t)?.get(i)?.url.to_string();
         self.in_flight = true;
         Some((url, self.pending))
     }
 
     fn find(&self, url: &str) -> Option<(usize, usize)> {
-        self.index.get(url).copied()
+        match &self.index {
+            Some(index) => index.get(url).copied(),
+            None => self.tiers.iter().enumerate().find_map(|(t, tier)| {
+                let i = tier.iter().position(|e| e.url.as_ref() == url)?;
+                Some((t, i))
+            }),
+        }
     }
 
     /// A tracker answered.
@@ -198,9 +220,11 @@ impl Announcer {
             // before it move; at most once per announce interval.
             if let Some(moved) = tier.get_mut(..=i) {
                 moved.rotate_right(1);
-                for (pos, e) in moved.iter().enumerate() {
-                    if let Some(at) = self.index.get_mut(&e.url) {
-                        *at = (t, pos);
+                if let Some(index) = self.index.as_mut() {
+                    for (pos, e) in moved.iter().enumerate() {
+                        if let Some(at) = index.get_mut(&e.url) {
+                            *at = (t, pos);
+                        }
                     }
                 }
             }
@@ -210,7 +234,10 @@ impl Announcer {
         self.pending = None;
         self.cursor = (0, 0);
         self.failed_rounds = 0;
-        self.last_good = Some(url.to_string());
+        self.last_good = self
+            .find(url)
+            .and_then(|(t, i)| Some(self.tiers.get(t)?.get(i)?.url.clone()))
+            .or_else(|| Some(Arc::from(url)));
         if reply.tracker_id.is_some() {
             self.tracker_id.clone_from(&reply.tracker_id);
         }
@@ -262,7 +289,9 @@ impl Announcer {
     pub fn next_announce_of(&self, url: &str) -> Option<Instant> {
         let (t, i) = self.cursor;
         let current = self.tiers.get(t).and_then(|tier| tier.get(i))?;
-        (current.url == url).then_some(self.next_at).flatten()
+        (current.url.as_ref() == url)
+            .then_some(self.next_at)
+            .flatten()
     }
 }
 
@@ -518,7 +547,7 @@ mod tests {
         a.failed(&url, &down(), t1);
         let (url, _) = a.due(t1).unwrap();
         a.succeeded(&url, &reply(1800), t1);
-        assert_eq!(a.tiers[0][0].url, url, "promoted to the front");
+        assert_eq!(&*a.tiers[0][0].url, url, "promoted to the front");
         assert_eq!(a.next_at(), Some(t1 + Duration::from_secs(1800)));
         // Completed goes out at once, with no event afterwards.
         a.completed(t1);
@@ -534,10 +563,13 @@ mod tests {
         assert_eq!(a.next_at(), None);
     }
 
-    /// Every URL's index entry names where it is.
+    /// Every URL is found where it is; past [`INDEX_FROM`] URLs through the index.
     fn assert_index_matches(a: &Announcer) {
         let urls: usize = a.tiers.iter().map(Vec::len).sum();
-        assert_eq!(a.index.len(), urls);
+        assert_eq!(
+            a.index.as_ref().map(|i| i.len()),
+            (urls > INDEX_FROM).then_some(urls)
+        );
         for (t, tier) in a.tiers.iter().enumerate() {
             for (i, e) in tier.iter().enumerate() {
                 assert_eq!(a.find(&e.url), Some((t, i)), "{}", e.url);
@@ -558,7 +590,7 @@ mod tests {
         ];
         tiers.extend((3..3 * MAX_TRACKER_URLS).map(|n| vec![url(n)]));
         let a = Announcer::new(&tiers, &mut rng);
-        let kept: Vec<&str> = a.tiers.iter().flatten().map(|e| e.url.as_str()).collect();
+        let kept: Vec<&str> = a.tiers.iter().flatten().map(|e| &*e.url).collect();
         assert_eq!(kept.len(), MAX_TRACKER_URLS);
         assert_eq!(kept.iter().collect::<HashSet<_>>().len(), kept.len());
         assert_eq!(
@@ -567,17 +599,23 @@ mod tests {
             "the tier of repeats is gone"
         );
         assert_eq!(
-            a.tiers[1].iter().map(|e| &e.url).collect::<Vec<_>>(),
-            [&url(2)]
+            a.tiers[1].iter().map(|e| &*e.url).collect::<Vec<_>>(),
+            [url(2)]
         );
-        assert_eq!(a.tiers.last().unwrap()[0].url, url(MAX_TRACKER_URLS - 1));
+        assert_eq!(&*a.tiers.last().unwrap()[0].url, url(MAX_TRACKER_URLS - 1));
         assert_index_matches(&a);
     }
 
     #[test]
     fn replies_find_their_url_after_promotions() {
+        // Looked for one by one, and through the index.
+        replies_find_their_url_after_promotions_among(6);
+        replies_find_their_url_after_promotions_among(2 * INDEX_FROM);
+    }
+
+    fn replies_find_their_url_after_promotions_among(urls: usize) {
         let mut rng = Rng::seed_from_u64(5);
-        let tier: Vec<String> = (0..6).map(|n| format!("http://t{n}/announce")).collect();
+        let tier: Vec<String> = (0..urls).map(|n| format!("http://t{n}/announce")).collect();
         let mut a = Announcer::new(&[tier, vec!["udp://u:1".into()]], &mut rng);
         let t0 = Instant::now();
         a.start(t0);
@@ -590,7 +628,7 @@ mod tests {
         }
         let (good, _) = a.due(t0).unwrap();
         a.succeeded(&good, &reply(60), t0);
-        assert_eq!(a.tiers[0][0].url, good);
+        assert_eq!(&*a.tiers[0][0].url, good);
         assert_index_matches(&a);
         // The failures stay with their URLs, the answer with its own.
         for url in &failed {

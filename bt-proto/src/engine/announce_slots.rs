@@ -14,7 +14,8 @@
 //! `stopped` announces take no slot: nobody waits for their answer, and a stop must not wait
 //! behind a queue.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use super::io::TorrentId;
 
@@ -39,12 +40,17 @@ pub(crate) fn tracker_of(url: &str) -> &str {
 pub(crate) struct AnnounceSlots {
     /// Torrents with an announce in flight, and to which tracker (at most
     /// [`MAX_ANNOUNCES_IN_FLIGHT`], so counting one tracker's is cheap).
-    in_flight: BTreeMap<TorrentId, String>,
+    in_flight: BTreeMap<TorrentId, Arc<str>>,
     /// Waiting torrents per tracker, with the number of their turn.
-    waiting: BTreeMap<String, VecDeque<(u64, TorrentId)>>,
+    waiting: BTreeMap<Arc<str>, VecDeque<(u64, TorrentId)>>,
     /// The torrents that still wait, with the number of their live entry in `waiting` and its
     /// tracker: an entry whose torrent took a slot, was removed or queued again is skipped.
-    queued: BTreeMap<TorrentId, (u64, String)>,
+    queued: BTreeMap<TorrentId, (u64, Arc<str>)>,
+    /// Each tracker's name once, shared by the entries above: thousands of torrents of one
+    /// tracker wait for it together, and a copy of its name each cost about 100 bytes (two
+    /// heap blocks) per torrent. Names nothing else holds are dropped in
+    /// [`AnnounceSlots::next_waiting`].
+    names: BTreeSet<Arc<str>>,
     next_turn: u64,
 }
 
@@ -56,23 +62,45 @@ impl AnnounceSlots {
         if self.has_room(tracker) {
             self.queued.remove(&id);
             self.release(id);
-            self.in_flight.insert(id, tracker.to_string());
+            let name = self.name(tracker);
+            self.in_flight.insert(id, name);
             return true;
         }
-        let waits_here = self.queued.get(&id).is_some_and(|(_, t)| t == tracker);
+        let waits_here = self
+            .queued
+            .get(&id)
+            .is_some_and(|(_, t)| t.as_ref() == tracker);
         if !waits_here {
             let turn = self.next_turn;
             self.next_turn += 1;
-            self.queued.insert(id, (turn, tracker.to_string()));
-            let queue = self.waiting.entry(tracker.to_string()).or_default();
+            let name = self.name(tracker);
+            self.queued.insert(id, (turn, name.clone()));
+            let queue = self.waiting.entry(name).or_default();
             queue.push_back((turn, id));
         }
         false
     }
 
+    /// The shared name of `tracker`.
+    fn name(&mut self, tracker: &str) -> Arc<str> {
+        match self.names.get(tracker) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = Arc::from(tracker);
+                self.names.insert(name.clone());
+                name
+            }
+        }
+    }
+
     fn has_room(&self, tracker: &str) -> bool {
         self.in_flight.len() < MAX_ANNOUNCES_IN_FLIGHT
-            && self.in_flight.values().filter(|t| *t == tracker).count() < MAX_ANNOUNCES_PER_TRACKER
+            && self
+                .in_flight
+                .values()
+                .filter(|t| t.as_ref() == tracker)
+                .count()
+                < MAX_ANNOUNCES_PER_TRACKER
     }
 
     /// Torrent `id`'s announce finished (answered or failed): its slot is free.
@@ -99,6 +127,7 @@ impl AnnounceSlots {
             }
         }
         self.waiting.retain(|_, q| !q.is_empty());
+        self.names.retain(|name| Arc::strong_count(name) > 1);
         let (_, tracker) = self
             .waiting
             .iter()
