@@ -78,7 +78,7 @@ fn trackers(root: &Value<'_>) -> Vec<Vec<String>> {
         .unwrap_or_default()
     {
         let room = MAX_TRACKER_URLS.saturating_sub(seen.len());
-        let urls: Vec<String> = tier
+        let mut urls: Vec<String> = tier
             .as_list()
             .unwrap_or_default()
             .iter()
@@ -86,6 +86,7 @@ fn trackers(root: &Value<'_>) -> Vec<Vec<String>> {
             .take(room)
             .collect();
         if !urls.is_empty() {
+            urls.shrink_to_fit();
             tiers.push(urls);
         }
         if seen.len() >= MAX_TRACKER_URLS {
@@ -97,6 +98,8 @@ fn trackers(root: &Value<'_>) -> Vec<Vec<String>> {
     {
         tiers.push(vec![url]);
     }
+    // Kept for the torrent's life, in each of thousands of torrents: no room for growth.
+    tiers.shrink_to_fit();
     tiers
 }
 
@@ -340,6 +343,8 @@ fn multi_files(list: &Value<'_>, name: &str) -> Result<Vec<FileEntry>, MetainfoE
         // Overflow is reported by the piece map with the whole layout; saturate until then.
         offset = offset.saturating_add(length);
     }
+    // Kept for the torrent's life, in each of thousands of torrents: no room for growth.
+    files.shrink_to_fit();
     Ok(files)
 }
 

@@ -175,6 +175,8 @@ impl PieceMap {
         if total == 0 {
             return Err(LayoutError::Empty);
         }
+        // Kept for the torrent's life, in each of thousands of torrents: no room for growth.
+        spans.shrink_to_fit();
         let count = total.div_ceil(u64::from(piece_length));
         let piece_count = u32::try_from(count).map_err(|_| LayoutError::TooManyPieces(count))?;
         Ok(PieceMap {
