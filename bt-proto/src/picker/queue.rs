@@ -39,8 +39,9 @@ pub(super) struct Queue {
     /// Index = priority - 1. Empty while no piece is queued: a seed's picker, thousands of
     /// them in a session, keeps no lists.
     lists: Vec<OrderList>,
-    /// Position of each queued piece in its order list.
+    /// Position of each queued piece in its order list; empty with the lists.
     pos: Vec<u32>,
+    piece_count: u32,
 }
 
 impl Queue {
@@ -48,7 +49,8 @@ impl Queue {
     pub(super) fn new(piece_count: u32) -> Self {
         Queue {
             lists: Vec::new(),
-            pos: vec![0; piece_count as usize],
+            pos: Vec::new(),
+            piece_count,
         }
     }
 
@@ -56,6 +58,7 @@ impl Queue {
     fn make_lists(&mut self) {
         if self.lists.is_empty() {
             self.lists = vec![OrderList::default(); MAX_PRIORITY as usize];
+            self.pos = vec![0; self.piece_count as usize];
         }
     }
 
@@ -69,6 +72,7 @@ impl Queue {
     ) {
         if per_priority.iter().all(Vec::is_empty) {
             self.lists = Vec::new();
+            self.pos = Vec::new();
             return;
         }
         self.make_lists();
@@ -300,6 +304,7 @@ mod tests {
         let mut q = Queue::new(4);
         q.rebuild(vec![Vec::new(); MAX_PRIORITY as usize], &[0; 4], &mut rng);
         assert!(q.lists.is_empty());
+        assert!(q.pos.is_empty(), "nor positions");
         assert!(q.is_empty());
         q.insert(0, PieceIndex(2), 1);
         assert_eq!(q.len(), 1);
