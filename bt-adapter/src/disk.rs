@@ -22,8 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::UNIX_EPOCH;
 
-use bt_proto::metainfo::Metainfo;
-use bt_proto::metainfo::piece_map::PieceMap;
+use bt_proto::metainfo::{FileEntry, Metainfo};
 use bt_proto::resume::FileStamp;
 use bt_proto::storage::{
     StorageError, StorageOp, fill_from_plan, read_plan, verify_blocks, write_plan,
@@ -45,14 +44,6 @@ const CHECK_CHUNK: usize = 256 * 1024;
 pub const MAX_OPEN_FILES: usize = 128;
 
 #[derive(Debug)]
-struct FileSpec {
-    /// Relative to the base directory.
-    rel: PathBuf,
-    length: u64,
-    padding: bool,
-}
-
-#[derive(Debug)]
 struct Open {
     file: Arc<File>,
     writable: bool,
@@ -67,7 +58,8 @@ struct Cache {
     clock: u64,
     /// The first failure to sync a file evicted with unsynced writes: the next flush reports
     /// it, so resume data never vouches for writes that may not be on the device.
-    evicted_unsynced: Option<StorageError>,
+    /// Boxed: rare, and a session holds a cache in each of thousands of torrents.
+    evicted_unsynced: Option<Box<StorageError>>,
     /// Which files were synced, in order: the tests check that evicted files are.
     #[cfg(test)]
     synced: Vec<usize>,
@@ -77,8 +69,9 @@ struct Cache {
 #[derive(Debug)]
 pub(crate) struct Storage {
     base: PathBuf,
-    files: Vec<FileSpec>,
-    map: PieceMap,
+    /// The torrent's files and piece map: the metainfo the engine and the handle hold too,
+    /// not a copy of its paths (a session may hold thousands of torrents).
+    meta: Arc<Metainfo>,
     cache: Mutex<Cache>,
     /// Files held open at once: [`MAX_OPEN_FILES`] (the tests make it small).
     max_open: usize,
@@ -93,20 +86,10 @@ pub(crate) struct Storage {
 
 impl Storage {
     /// The storage of `meta`'s files under `base`. Touches nothing on disk.
-    pub(crate) fn new(base: PathBuf, meta: &Metainfo) -> Self {
-        let files = meta
-            .files()
-            .iter()
-            .map(|f| FileSpec {
-                rel: f.path.to_path_buf(),
-                length: f.length,
-                padding: f.is_padding(),
-            })
-            .collect();
+    pub(crate) fn new(base: PathBuf, meta: impl Into<Arc<Metainfo>>) -> Self {
         Storage {
             base,
-            files,
-            map: meta.piece_map().clone(),
+            meta: meta.into(),
             cache: Mutex::new(Cache::default()),
             max_open: MAX_OPEN_FILES,
             empties_made: AtomicBool::new(false),
@@ -120,8 +103,9 @@ impl Storage {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn spec(&self, index: usize) -> io::Result<&FileSpec> {
-        self.files
+    fn spec(&self, index: usize) -> io::Result<&FileEntry> {
+        self.meta
+            .files()
             .get(index)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file in torrent"))
     }
@@ -140,14 +124,14 @@ impl Storage {
         }
         let spec = self.spec(index)?;
         let file = if write {
-            let f = beneath::open(&self.base, &spec.rel, Access::Write)?;
+            let f = beneath::open(&self.base, &spec.path.to_path_buf(), Access::Write)?;
             if f.metadata()?.len() < spec.length {
                 // Sparse: no blocks are allocated until written.
                 f.set_len(spec.length)?;
             }
             f
         } else {
-            beneath::open(&self.base, &spec.rel, Access::Read)?
+            beneath::open(&self.base, &spec.path.to_path_buf(), Access::Read)?
         };
         let mut evicted = None;
         if cache.open.len() >= self.max_open
@@ -176,7 +160,9 @@ impl Storage {
             && let Err(e) = self.sync(i, &o.file)
         {
             // No flush will see this file again; the next one reports the failure instead.
-            self.cache().evicted_unsynced.get_or_insert(e);
+            self.cache()
+                .evicted_unsynced
+                .get_or_insert_with(|| Box::new(e));
         }
         Ok(file)
     }
@@ -204,10 +190,10 @@ impl Storage {
 
     /// The error of `op` on file `file` failing with `e`.
     fn failed(&self, op: StorageOp, file: usize, e: impl Into<OpenError>) -> StorageError {
-        let path = self
-            .files
-            .get(file)
-            .map_or_else(|| self.base.clone(), |s| self.base.join(&s.rel));
+        let path = self.meta.files().get(file).map_or_else(
+            || self.base.clone(),
+            |s| self.base.join(s.path.to_path_buf()),
+        );
         match e.into() {
             OpenError::Outside => StorageError::OutsideBase { op, path },
             OpenError::Io(e) => StorageError::Io {
@@ -229,7 +215,7 @@ impl Storage {
         if !verify_blocks(blocks, hash) {
             return Ok(false);
         }
-        let plan = write_plan(&self.map, piece, blocks).map_err(StorageError::Plan)?;
+        let plan = write_plan(self.meta.piece_map(), piece, blocks).map_err(StorageError::Plan)?;
         if !self.empties_made.load(Ordering::Relaxed) {
             self.make_empty_files()?;
             self.empties_made.store(true, Ordering::Relaxed);
@@ -253,9 +239,9 @@ impl Storage {
 
     /// Creates the torrent's empty files (and their directories).
     fn make_empty_files(&self) -> Result<(), StorageError> {
-        for (i, spec) in self.files.iter().enumerate() {
-            if spec.length == 0 && !spec.padding {
-                beneath::open(&self.base, &spec.rel, Access::Write)
+        for (i, spec) in self.meta.files().iter().enumerate() {
+            if spec.length == 0 && !spec.is_padding() {
+                beneath::open(&self.base, &spec.path.to_path_buf(), Access::Write)
                     .map_err(|e| self.failed(StorageOp::Create, i, e))?;
             }
         }
@@ -270,8 +256,8 @@ impl Storage {
         len: u32,
         out: &mut Vec<u8>,
     ) -> Result<(), StorageError> {
-        let plan =
-            read_plan(&self.map, piece, offset, len).map_err(|e| StorageError::Plan(e.into()))?;
+        let plan = read_plan(self.meta.piece_map(), piece, offset, len)
+            .map_err(|e| StorageError::Plan(e.into()))?;
         let start = out.len();
         let complete = fill_from_plan(&plan, len as usize, out, |seg, buf| {
             let file = self
@@ -307,7 +293,7 @@ impl Storage {
     /// Whether the piece on disk hashes to `hash`; any read failure (missing or short file)
     /// is a mismatch.
     pub(crate) fn check(&self, piece: PieceIndex, hash: &PieceHash) -> bool {
-        let Some(len) = self.map.piece_len(piece) else {
+        let Some(len) = self.meta.piece_map().piece_len(piece) else {
             return false;
         };
         // Read and hash a chunk at a time: the chunk is hashed while still in the core's
@@ -342,7 +328,10 @@ impl Storage {
                     (*i, o.file.clone())
                 })
                 .collect();
-            (cache.evicted_unsynced.take().map_or(Ok(()), Err), files)
+            (
+                cache.evicted_unsynced.take().map_or(Ok(()), |e| Err(*e)),
+                files,
+            )
         };
         for (i, f) in files {
             if let Err(e) = self.sync(i, &f) {
@@ -365,10 +354,14 @@ impl Storage {
     /// Each file's stamp now (length and modification time), `None` where it is missing,
     /// unreadable, escapes the base directory, or is padding.
     pub(crate) fn stamps(&self) -> Vec<Option<FileStamp>> {
-        (0..self.files.len())
-            .map(|i| {
-                let spec = self.files.get(i).filter(|s| !s.padding)?;
-                let m = beneath::open(&self.base, &spec.rel, Access::Read)
+        self.meta
+            .files()
+            .iter()
+            .map(|spec| {
+                if spec.is_padding() {
+                    return None;
+                }
+                let m = beneath::open(&self.base, &spec.path.to_path_buf(), Access::Read)
                     .ok()?
                     .metadata()
                     .ok()?;
@@ -525,7 +518,7 @@ mod tests {
     fn store_then_read_and_check() {
         let dir = tempfile::tempdir().unwrap();
         let meta = torrent(&[("a", b"hello"), ("e/empty", b""), ("d/b", b"world!")], 4);
-        let s = Storage::new(dir.path().join("base"), &meta);
+        let s = Storage::new(dir.path().join("base"), meta.clone());
         assert!(!s.any_file_exists());
         let all = b"helloworld!";
         for p in 0..meta.piece_count() {
@@ -559,7 +552,7 @@ mod tests {
         let a: Vec<u8> = (0..100u8).collect();
         let b: Vec<u8> = (100..=255u8).collect();
         let meta = torrent(&[("a", &a), ("b", &b)], 32);
-        let s = Storage::new(dir.path().to_path_buf(), &meta);
+        let s = Storage::new(dir.path().to_path_buf(), meta.clone());
         let all: Vec<u8> = a.iter().chain(&b).copied().collect();
         for p in (0..meta.piece_count()).rev() {
             let piece = PieceIndex(p);
@@ -599,7 +592,7 @@ mod tests {
         let meta = torrent(&[("a", b"abcdefgh")], 4);
         fs::create_dir_all(dir.path().join("t")).unwrap();
         fs::write(dir.path().join("t/a"), b"abcd").unwrap();
-        let s = Storage::new(dir.path().to_path_buf(), &meta);
+        let s = Storage::new(dir.path().to_path_buf(), meta.clone());
         assert!(s.check(PieceIndex(0), &meta.piece_hash(PieceIndex(0)).unwrap()));
         assert!(!s.check(PieceIndex(1), &meta.piece_hash(PieceIndex(1)).unwrap()));
     }
@@ -619,7 +612,7 @@ mod tests {
         fs::create_dir_all(base.join("t")).unwrap();
         std::os::unix::fs::symlink(outside.path(), base.join("t/d")).unwrap();
         std::os::unix::fs::symlink(&secret, base.join("t/f")).unwrap();
-        let s = Storage::new(base.clone(), &meta);
+        let s = Storage::new(base.clone(), meta.clone());
         let outside_base = |e: &StorageError, file: &str, want: StorageOp| {
             assert!(
                 matches!(e, StorageError::OutsideBase { op, path }
@@ -671,7 +664,7 @@ mod tests {
                 }
             })
         };
-        let s = Storage::new(base, &meta);
+        let s = Storage::new(base, meta.clone());
         for _ in 0..20 {
             for p in 0..meta.piece_count() {
                 let piece = PieceIndex(p);
@@ -698,7 +691,7 @@ mod tests {
     fn files_evicted_with_unsynced_writes_are_synced_first() {
         let dir = tempfile::tempdir().unwrap();
         let meta = torrent(&[("a", b"x"), ("b", b"y"), ("c", b"z")], 1);
-        let mut s = Storage::new(dir.path().to_path_buf(), &meta);
+        let mut s = Storage::new(dir.path().to_path_buf(), meta.clone());
         s.max_open = 2;
         let store = |p: u32, data: &'static [u8]| {
             let hash = meta.piece_hash(PieceIndex(p)).unwrap();
@@ -735,7 +728,7 @@ mod tests {
         let base = dir.path().to_path_buf();
         fs::create_dir_all(base.join("t")).unwrap();
         fs::write(base.join("t/e"), b"in the way").unwrap();
-        let s = Storage::new(base.clone(), &meta);
+        let s = Storage::new(base.clone(), meta.clone());
         let hash = meta.piece_hash(PieceIndex(0)).unwrap();
         let piece = [Bytes::from_static(b"abcd")];
         let err = s.store(PieceIndex(0), &hash, &piece).unwrap_err();
@@ -757,7 +750,7 @@ mod tests {
             .collect();
         let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
         let meta = torrent(&files, 1);
-        let s = Storage::new(dir.path().to_path_buf(), &meta);
+        let s = Storage::new(dir.path().to_path_buf(), meta.clone());
         for p in 0..meta.piece_count() {
             let piece = PieceIndex(p);
             let hash = meta.piece_hash(piece).unwrap();

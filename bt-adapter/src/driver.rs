@@ -6,7 +6,7 @@
 //! blocks: disk work runs on the runtime's blocking pool, network work in tasks.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,7 @@ impl TorrentCtx {
         events: Arc<Fanout>,
         on_pass: Option<PieceCallback>,
         on_fail: Option<PieceCallback>,
-        resume_path: Option<PathBuf>,
+        resume_path: Option<Arc<Path>>,
         span: tracing::Span,
     ) -> Self {
         TorrentCtx {
@@ -112,7 +112,9 @@ impl Drop for TorrentCtx {
 pub(crate) struct Driver<R: Runtime> {
     session: engine::Session,
     conns: HashMap<ConnId, ConnHandle<R>>,
-    torrents: HashMap<TorrentId, TorrentCtx>,
+    /// Boxed: the table of a session with thousands of torrents then holds pointers, and
+    /// growing it moves and briefly doubles pointers rather than contexts of 150 bytes.
+    torrents: HashMap<TorrentId, Box<TorrentCtx>>,
     inputs: Sender<Msg<R>>,
     session_events: Arc<Fanout>,
     checks: Arc<DiskQueue<Msg<R>>>,
@@ -439,7 +441,7 @@ impl<R: Runtime> Driver<R> {
             cmd.resume_path,
             span,
         );
-        self.torrents.insert(id, ctx);
+        self.torrents.insert(id, Box::new(ctx));
         let _ = cmd.reply.try_send(Ok(id));
     }
 

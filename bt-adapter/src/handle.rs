@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +31,9 @@ pub(crate) struct Handle<R: Runtime> {
     pub(crate) id: TorrentId,
     pub(crate) shared: Arc<Shared>,
     pub(crate) events: Arc<Fanout>,
-    pub(crate) resume_path: Option<PathBuf>,
+    /// Shared with the driver's [`crate::resume::ResumeFile`]: one copy of the path per
+    /// torrent, however many handles and clones.
+    pub(crate) resume_path: Option<Arc<Path>>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -52,7 +54,7 @@ impl<R: Runtime> Handle<R> {
         id: TorrentId,
         shared: Arc<Shared>,
         events: Arc<Fanout>,
-        resume_path: Option<PathBuf>,
+        resume_path: Option<Arc<Path>>,
     ) -> Self {
         Handle {
             id,

@@ -5,7 +5,7 @@
 //! all speak these types, so none of them needs to import another to talk.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -73,7 +73,7 @@ pub(crate) struct AddCmd {
     pub(crate) meta: Arc<Metainfo>,
     pub(crate) add: AddTorrent,
     pub(crate) storage: Arc<Storage>,
-    pub(crate) resume_path: Option<PathBuf>,
+    pub(crate) resume_path: Option<Arc<Path>>,
     pub(crate) on_pass: Option<PieceCallback>,
     pub(crate) on_fail: Option<PieceCallback>,
     pub(crate) events: Arc<Fanout>,
@@ -90,7 +90,7 @@ pub(crate) struct AddMagnetCmd {
     /// Whether the file system of `base` ignores case (asked of it at add time, so that the
     /// layout check when the metadata arrives does no I/O on the driver).
     pub(crate) ignores_case: bool,
-    pub(crate) resume_path: Option<PathBuf>,
+    pub(crate) resume_path: Option<Arc<Path>>,
     /// Where to keep the metadata once it arrives.
     pub(crate) metadata_path: Option<PathBuf>,
     pub(crate) metadata: MetadataSlot,

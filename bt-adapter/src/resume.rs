@@ -11,7 +11,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bt_proto::InfoHash;
 use bt_proto::engine::MAX_METADATA_SIZE;
@@ -32,16 +32,16 @@ pub const MAX_RESUME_FILE: u64 = 64 * 1024 * 1024;
 /// and the file only ever moves forward, so an older snapshot never replaces a newer one.
 #[derive(Debug)]
 pub(crate) struct ResumeFile {
-    path: PathBuf,
+    path: Arc<Path>,
     /// The generation last written; the lock also keeps two writes from sharing the
     /// temporary file.
     written: Mutex<u64>,
 }
 
 impl ResumeFile {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: impl Into<Arc<Path>>) -> Self {
         ResumeFile {
-            path,
+            path: path.into(),
             written: Mutex::new(0),
         }
     }
@@ -312,7 +312,7 @@ mod tests {
         let meta = Metainfo::from_bytes(&plan.build(&hasher.finish().unwrap()).unwrap()).unwrap();
         fs::create_dir_all(dir.path().join("t")).unwrap();
         fs::write(dir.path().join("t/a"), content).unwrap();
-        let storage = Storage::new(dir.path().to_path_buf(), &meta);
+        let storage = Storage::new(dir.path().to_path_buf(), meta.clone());
         let unstamped = ResumeData {
             info_hash: meta.info_hash(),
             pieces: Bitfield::new(1),

@@ -4,6 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::marker::PhantomData;
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -429,8 +430,9 @@ impl<R: Runtime> Session<R> {
         opts: &TorrentOptions<S>,
     ) -> Result<Torrent<R>, Error> {
         let base = opts.base();
-        let storage = Arc::new(Storage::new(base.clone(), &meta));
-        let resume_file = opts.resume_file(&meta.info_hash());
+        let meta = Arc::new(meta);
+        let storage = Arc::new(Storage::new(base.clone(), meta.clone()));
+        let resume_file: Option<Arc<Path>> = opts.resume_file(&meta.info_hash()).map(Into::into);
         let (meta, storage, loaded, exists) = {
             let storage = storage.clone();
             let path = resume_file.clone();
@@ -460,7 +462,6 @@ impl<R: Runtime> Session<R> {
             add.check = Some(engine::CheckScope::All);
         }
         let tx = opts.fanout();
-        let meta = Arc::new(meta);
         let (reply, rx) = reply();
         let cmd = AddCmd {
             meta: meta.clone(),
@@ -505,7 +506,7 @@ impl<R: Runtime> Session<R> {
         let magnet = opts.source.clone();
         let info_hash = magnet.info_hash;
         let base = opts.base();
-        let resume_file = opts.resume_file(&info_hash);
+        let resume_file: Option<Arc<Path>> = opts.resume_file(&info_hash).map(Into::into);
         let metadata_path = resume_file.as_deref().map(metadata_path);
         let (saved, ignores_case) = {
             let (path, base) = (metadata_path.clone(), base.clone());

@@ -20,7 +20,7 @@ impl Storage {
         let spec = self
             .spec(index)
             .map_err(|e| self.failed(StorageOp::Read, index, e))?;
-        if spec.padding {
+        if spec.is_padding() {
             return Ok(Bytes::from(vec![0; len]));
         }
         let file = self

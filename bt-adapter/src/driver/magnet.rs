@@ -99,7 +99,7 @@ impl<R: Runtime> Driver<R> {
             waits: Vec::new(),
             failure: None,
         }));
-        self.torrents.insert(id, ctx);
+        self.torrents.insert(id, Box::new(ctx));
         let _ = cmd.reply.try_send(Ok(id));
     }
 
@@ -170,7 +170,7 @@ impl<R: Runtime> Driver<R> {
             return;
         }
         let meta = Arc::new(meta);
-        ctx.storage = Some(Arc::new(Storage::new(m.base.clone(), &meta)));
+        ctx.storage = Some(Arc::new(Storage::new(m.base.clone(), meta.clone())));
         let _ = m.slot.set(meta.clone());
         for w in m.waits.drain(..) {
             let _ = w.try_send(Ok(meta.clone()));
