@@ -12,6 +12,7 @@ pub mod dht;
 pub mod efficiency;
 mod libtorrent;
 mod loopback;
+pub mod peers;
 mod rate_limit;
 pub mod scale;
 pub mod sim;
@@ -75,7 +76,7 @@ impl Sizes {
         runs: 3,
         swarm: 512 * MIB,
         swarm_leechers: 8,
-        idle_conns: 1000,
+        idle_conns: 2000,
         rate_limit_secs: 10,
         scale_torrents: 10_000,
         scale_idle_secs: 30,
@@ -601,7 +602,7 @@ pub struct Options {
     /// Where to write the JSON.
     pub json: PathBuf,
     /// Only the parts named (empty: all): loopback, rc4, utp, swarm, hashcheck, idle, first,
-    /// dht, rate_limit, stream, utp_sim, sim, scale, efficiency.
+    /// dht, rate_limit, stream, utp_sim, sim, scale, efficiency, peers.
     pub only: Vec<String>,
     /// Runtimes to run the process benches on.
     pub runtimes: Vec<Rt>,
@@ -898,6 +899,25 @@ pub fn run(exe: &Path, opts: &Options) -> Result<Value, String> {
         let mut first = all.first().cloned().unwrap_or(Value::Null);
         first["runs"] = Value::Array(all);
         out["scale"] = first;
+    }
+    if want("peers") {
+        let (all, json) = peers::run(&[s.idle_conns / 10, s.idle_conns])?;
+        for m in &all {
+            row(
+                format!(
+                    "{} leechers on one engine: RSS per conn (KiB)",
+                    m.connections
+                ),
+                format!("{:.1}", m.rss_per_conn / 1024.0),
+                "",
+            );
+            row(
+                format!("{} leechers on one engine: choke round (ms)", m.connections),
+                format!("{:.3}", m.round_secs * 1e3),
+                "",
+            );
+        }
+        out["peers"] = json;
     }
     out["table"] = Value::Array(
         rows.into_iter()

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p bt-tests --bin bench -- [--quick] [--json OUT.json] [--dir WORK]
-//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim,sim,scale,efficiency]
+//!     [--only loopback,rc4,utp,swarm,hashcheck,idle,first,dht,rate_limit,stream,utp_sim,sim,scale,efficiency,peers]
 //!     [--runtime tokio,smol]
 //! ```
 //!
@@ -17,6 +17,11 @@
 //! 100 with 1 % loss, and with 20 % of leechers leaving on completion) and reports each
 //! swarm's last and mean completion against the fluid bound T_min (Kumar and Ross, 2006;
 //! see `bt_tests::bench::efficiency`).
+//!
+//! `--only peers` connects 200 and 2,000 interested leechers to one seeding engine, fed as
+//! the simulator feeds it, and reports the memory each connection adds and the wall time of
+//! one choke round (see `bt_tests::bench::peers`); `--only idle` holds the 2,000 as real
+//! idle connections on loopback.
 //!
 //! `--quick` runs small payloads once each (about a minute); the default is the issue's
 //! sizes (1 GiB loopback, three runs each on tokio and smol; several minutes). The work
