@@ -17,7 +17,7 @@ const SWARM: Scenario = Scenario {
 };
 
 /// SHA-1 of the event log of [`SWARM`].
-const RECORDED: &str = "185d150cd61f83b013d07da8cbec59c10f89470a";
+const RECORDED: &str = "444ca730c4647cdbcb843f133886444e5882d527";
 
 #[test]
 fn hundred_node_swarm_replays_the_recorded_event_log() {
