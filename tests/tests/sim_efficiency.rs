@@ -28,11 +28,12 @@ fn the_bound_is_the_largest_of_its_three_terms() {
     assert_eq!(efficiency::bound(MB, MB, &[], &[]), Duration::ZERO);
 }
 
-/// 1 seed and 10 leechers sharing 4 MiB in 256 KiB pieces, on the bench's links and
-/// capacities.
+/// 1 seed and 10 leechers sharing 16 MiB in 256 KiB pieces, on the bench's links and
+/// capacities. 16 MiB rather than 4: 64 pieces give rarest first something to choose from,
+/// where 16 (a 4.5 s bound) mostly measured the start-up (dials, the first choke round).
 const SMALL: Scenario = Scenario {
     leechers: 10,
-    size: 4 << 20,
+    size: 16 << 20,
     piece_length: 256 << 10,
     loss: 0.0,
     leavers: false,
@@ -54,9 +55,9 @@ fn a_small_swarm_stays_within_its_floor_of_the_bound() {
         last <= 1.0 && mean <= 1.0,
         "faster than the bound: {last} {mean}"
     );
-    // Measured: 0.647 (bound 4.50 s, last 6.95 s) and 0.706 (mean 6.37 s).
-    assert!(last >= 0.62, "last {last}");
-    assert!(mean >= 0.68, "mean {mean}");
+    // Measured: 0.771 (bound 18.00 s, last 23.35 s) and 0.872 (mean 20.64 s).
+    assert!(last >= 0.75, "last {last}");
+    assert!(mean >= 0.85, "mean {mean}");
     // Deterministic: a second run gives the same completions.
     assert_eq!(efficiency::run(SMALL).unwrap().completions, o.completions);
 }

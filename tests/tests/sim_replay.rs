@@ -17,7 +17,7 @@ const SWARM: Scenario = Scenario {
 };
 
 /// SHA-1 of the event log of [`SWARM`].
-const RECORDED: &str = "504466c9b2b07e4f5f24a8dffb7f9d444f751e87";
+const RECORDED: &str = "444ca730c4647cdbcb843f133886444e5882d527";
 
 #[test]
 fn hundred_node_swarm_replays_the_recorded_event_log() {

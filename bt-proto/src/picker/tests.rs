@@ -283,6 +283,36 @@ fn random_first_pieces_spread() {
     assert!(p.have().get(PieceIndex(0)));
 }
 
+#[test]
+fn a_seeds_bitfield_leaves_the_rarest_pieces_in_random_order() {
+    // Leechers that have their first pieces (so rarest first applies) meet one seed: its
+    // bitfield raises every piece in index order. Each leecher must still start on a piece
+    // of its own, or they all ask the seed for the same pieces at once.
+    let firsts: std::collections::HashSet<Vec<u32>> = (0..20)
+        .map(|s| {
+            let mut rng = Rng::seed_from_u64(s);
+            let have = bits(100, &[0, 1, 2, 3]);
+            let mut p = Picker::new(100 * u64::from(PL), PL, &have, &[], &mut rng);
+            p.peer_added(&Bitfield::full(100));
+            // A second peer with the upper half makes two groups; both must stay shuffled.
+            p.peer_added(&bits(100, &(50..100).collect::<Vec<_>>()));
+            p.check_invariants().unwrap();
+            let picked = p.pick(
+                &Bitfield::full(100),
+                6,
+                PickLimits::default(),
+                &mut rng,
+                |_| false,
+            );
+            let pieces = pieces_of(&picked);
+            // Rarest first: the pieces only the seed has (4..50) come first.
+            assert!(pieces.iter().all(|&q| (4..50).contains(&q)), "{pieces:?}");
+            pieces
+        })
+        .collect();
+    assert!(firsts.len() > 15, "{firsts:?}");
+}
+
 proptest! {
     #[test]
     fn invariants_hold_under_random_operations(
