@@ -233,7 +233,10 @@ pub struct Metainfo {
     info_bytes: Vec<u8>,
     name: String,
     single_file: bool,
-    pieces: Vec<u8>,
+    /// Where the `pieces` string lies in `info_bytes`: the hashes are kept once, not copied
+    /// beside the dictionary that holds them (20 bytes a piece, 200 KiB for a 10 GiB torrent
+    /// of 1 MiB pieces).
+    pieces: std::ops::Range<usize>,
     files: Vec<FileEntry>,
     map: PieceMap,
     private: bool,
@@ -321,7 +324,12 @@ impl Metainfo {
     /// The expected SHA-1 of `piece`, or `None` if it does not exist.
     pub fn piece_hash(&self, piece: PieceIndex) -> Option<PieceHash> {
         let start = piece.as_usize().checked_mul(20)?;
-        let bytes = self.pieces.get(start..start.checked_add(20)?)?;
+        let start = self.pieces.start.checked_add(start)?;
+        let end = start.checked_add(20)?;
+        if end > self.pieces.end {
+            return None;
+        }
+        let bytes = self.info_bytes.get(start..end)?;
         <[u8; 20]>::try_from(bytes).ok().map(PieceHash)
     }
 

@@ -286,12 +286,20 @@ fn parse_info(info: &Value<'_>) -> Result<Metainfo, MetainfoError> {
     path::check_unique(files.iter().filter(|f| !f.is_padding()).map(|f| &f.path))
         .map_err(MetainfoError::PathClash)?;
 
+    // `pieces` is a slice of the info dictionary's bytes (the parser borrows, never
+    // copies): its place there is where its address lies from the dictionary's.
+    let raw = info.raw();
+    let at = (pieces.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    let pieces_at = at..at.saturating_add(pieces.len());
+    if raw.get(pieces_at.clone()) != Some(pieces) {
+        return Err(missing("info.pieces"));
+    }
     Ok(Metainfo {
         info_hash,
-        info_bytes: info.raw().to_vec(),
+        info_bytes: raw.to_vec(),
         name,
         single_file,
-        pieces: pieces.to_vec(),
+        pieces: pieces_at,
         files,
         map,
         private,
