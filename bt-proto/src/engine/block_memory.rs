@@ -69,7 +69,7 @@ impl Session {
             let slot = self
                 .torrents
                 .get_mut(&id)
-                .and_then(|t| t.partial_pieces.get_mut(&piece))
+                .and_then(|t| t.in_flight.as_deref_mut()?.partial_pieces.get_mut(&piece))
                 .and_then(|p| p.blocks.get_mut(index))
                 .and_then(Option::as_mut);
             if let Some((data, _)) = slot {

@@ -1,7 +1,6 @@
 //! What the user asks of a session: add and remove torrents, change their state, add peers,
 //! choose files.
 
-use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,13 +86,10 @@ impl Session {
             state: TorrentState::Stopped,
             picker,
             file_priorities: opts.file_priorities,
-            partial_pieces: BTreeMap::new(),
-            verifying: BTreeMap::new(),
-            checking: BTreeSet::new(),
+            in_flight: None,
             conns: BTreeSet::new(),
             candidates: Candidates::default(),
             smart_ban: SmartBan::new(self.config.ban_strikes),
-            exclusive: BTreeMap::new(),
             uploaded: opts.uploaded,
             downloaded: opts.downloaded,
             announcer,
@@ -190,9 +186,11 @@ impl Session {
             // Stores still in flight were made before this retry: a failure among them would
             // fail it at once, whatever the disk is like now. Their results are not waited
             // for (they are ignored when they come) and their pieces are fetched again.
-            for piece in std::mem::take(&mut t.verifying).into_keys() {
-                t.picker.piece_failed(piece);
-                t.exclusive.remove(&piece);
+            if let Some(flight) = t.in_flight.as_deref_mut() {
+                for piece in std::mem::take(&mut flight.verifying).into_keys() {
+                    t.picker.piece_failed(piece);
+                    flight.exclusive.remove(&piece);
+                }
             }
         }
         let conns = self.torrent_conns(id);

@@ -97,7 +97,7 @@ impl Session {
                 .is_ok()
         });
         for piece in t.picker.take_abandoned() {
-            t.partial_pieces.remove(&piece);
+            t.in_flight_mut().partial_pieces.remove(&piece);
         }
         if p.requests.is_empty() && !picked.is_empty() {
             // The snub clock starts when requests go out after a quiet spell.
@@ -110,7 +110,7 @@ impl Session {
         let exclusive: Vec<PieceIndex> = picked
             .iter()
             .map(|b| b.piece)
-            .filter(|piece| t.exclusive.contains_key(piece))
+            .filter(|piece| t.in_flight().exclusive.contains_key(piece))
             .collect();
         let sent = !picked.is_empty();
         for b in picked {
@@ -138,7 +138,7 @@ impl Session {
                 if self
                     .torrents
                     .get(&id)
-                    .is_some_and(|t| !t.exclusive.is_empty()) =>
+                    .is_some_and(|t| !t.in_flight().exclusive.is_empty()) =>
             {
                 self.exclusive_blocked(id, conn)
             }
@@ -223,6 +223,7 @@ impl Session {
             if let Some(t) = self.torrents.get_mut(&id) {
                 t.picker.release(block);
                 gives_up = t
+                    .in_flight()
                     .exclusive
                     .get(&block.piece)
                     .is_some_and(|e| e.owner == Some(conn));
@@ -282,6 +283,7 @@ impl Session {
         self.queue.progressed(id, now);
         let blocks = t.blocks_in(piece);
         let partial = t
+            .in_flight_mut()
             .partial_pieces
             .entry(piece)
             .or_insert_with(|| PartialPiece {
@@ -317,9 +319,10 @@ impl Session {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        let (Some(partial), Some(hash)) =
-            (t.partial_pieces.remove(&piece), t.meta.piece_hash(piece))
-        else {
+        let (Some(partial), Some(hash)) = (
+            t.in_flight_mut().partial_pieces.remove(&piece),
+            t.meta.piece_hash(piece),
+        ) else {
             return;
         };
         let mut blocks = Vec::with_capacity(partial.blocks.len());
@@ -334,7 +337,7 @@ impl Session {
             senders.push((data.clone(), from));
             blocks.push(data);
         }
-        t.verifying.insert(piece, senders);
+        t.in_flight_mut().verifying.insert(piece, senders);
         self.outputs.push_back(Output::VerifyAndStore {
             torrent: id,
             piece,
@@ -353,14 +356,14 @@ impl Session {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        let Some(blocks) = t.verifying.remove(&piece) else {
+        let Some(blocks) = t.in_flight_mut().verifying.remove(&piece) else {
             return;
         };
         match result {
             Ok(true) => {
                 // With the good data in hand, whoever sent a differing block of an earlier
                 // failed attempt sent bad data.
-                t.exclusive.remove(&piece);
+                t.in_flight_mut().exclusive.remove(&piece);
                 let culprits = t.smart_ban.piece_passed(piece, &blocks);
                 t.picker.piece_passed(piece);
                 self.events
@@ -391,7 +394,7 @@ impl Session {
                 // Verified data could not be written: the piece is fetched again once the
                 // torrent is started again.
                 t.picker.piece_failed(piece);
-                t.exclusive.remove(&piece);
+                t.in_flight_mut().exclusive.remove(&piece);
                 self.storage_failed(now, id, error);
             }
         }

@@ -33,7 +33,7 @@ impl Session {
         senders: &[IpAddr],
     ) {
         if let Some(t) = self.torrents.get_mut(&id) {
-            let e = t.exclusive.entry(piece).or_default();
+            let e = t.in_flight_mut().exclusive.entry(piece).or_default();
             e.owner = None;
             if let [only] = senders {
                 e.tried.insert(*only);
@@ -55,7 +55,8 @@ impl Session {
                     && !tried.contains(&o.addr.ip())
             })
         };
-        t.exclusive
+        t.in_flight()
+            .exclusive
             .iter()
             .filter(|(piece, e)| match e.owner {
                 Some(owner) => owner != conn,
@@ -71,7 +72,7 @@ impl Session {
             return;
         };
         for piece in pieces {
-            if let Some(e) = t.exclusive.get_mut(piece) {
+            if let Some(e) = t.in_flight_mut().exclusive.get_mut(piece) {
                 e.owner = Some(conn);
             }
         }
@@ -84,13 +85,16 @@ impl Session {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        for (piece, e) in t.exclusive.iter_mut() {
-            if e.owner != Some(conn) || t.verifying.contains_key(piece) {
+        let Some(flight) = t.in_flight.as_deref_mut() else {
+            return;
+        };
+        for (piece, e) in flight.exclusive.iter_mut() {
+            if e.owner != Some(conn) || flight.verifying.contains_key(piece) {
                 continue;
             }
             e.owner = None;
             e.tried.insert(host);
-            t.partial_pieces.remove(piece);
+            flight.partial_pieces.remove(piece);
             t.picker.piece_failed(*piece);
         }
     }

@@ -18,7 +18,7 @@ impl Session {
             CheckScope::Pieces(list) => list.into_iter().filter(|p| p.0 < n).collect(),
         };
         for p in pieces {
-            if t.checking.insert(p)
+            if t.in_flight_mut().checking.insert(p)
                 && let Some(hash) = t.meta.piece_hash(p)
             {
                 self.outputs.push_back(Output::CheckPiece {
@@ -28,7 +28,7 @@ impl Session {
                 });
             }
         }
-        if t.checking.is_empty() {
+        if t.in_flight().checking.is_empty() {
             self.check_done(now, id);
         }
     }
@@ -43,17 +43,17 @@ impl Session {
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
-        if !t.checking.remove(&piece) {
+        if !t.in_flight_mut().checking.remove(&piece) {
             return;
         }
         let had = t.picker.have().get(piece);
         if ok && !had {
-            t.partial_pieces.remove(&piece);
+            t.in_flight_mut().partial_pieces.remove(&piece);
             t.picker.piece_passed(piece);
         } else if !ok && had {
             t.picker.piece_lost(piece);
         }
-        let done = t.checking.is_empty();
+        let done = t.in_flight().checking.is_empty();
         self.events.push_back(Event::PieceChecked {
             torrent: id,
             piece,

@@ -303,7 +303,8 @@ fn kept_blocks_do_not_pin_mostly_dead_reads() {
         data: Bytes::from(vec![CONTENT; b.length as usize]),
     };
     let pinned = |s: &Session, b: Block, read: &Bytes| {
-        let kept = s.torrents[&id].partial_pieces[&b.piece].blocks[(b.offset / BLOCK_LEN) as usize]
+        let kept = s.torrents[&id].in_flight().partial_pieces[&b.piece].blocks
+            [(b.offset / BLOCK_LEN) as usize]
             .as_ref()
             .unwrap()
             .0

@@ -237,10 +237,11 @@ impl Session {
             .values()
             .map(|t| {
                 let partial = t
+                    .in_flight()
                     .partial_pieces
                     .values()
                     .flat_map(|p| p.blocks.iter().flatten().map(|(b, _)| b));
-                let verifying = t.verifying.values().flatten().map(|(b, _)| b);
+                let verifying = t.in_flight().verifying.values().flatten().map(|(b, _)| b);
                 held(&mut partial.chain(verifying))
             })
             .sum();
@@ -305,9 +306,9 @@ impl Session {
             t.piece_count(),
             t.picker.in_endgame(),
             verifying,
-            t.verifying.keys().collect::<Vec<_>>(),
-            t.checking.len(),
-            t.partial_pieces.len(),
+            t.in_flight().verifying.keys().collect::<Vec<_>>(),
+            t.in_flight().checking.len(),
+            t.in_flight().partial_pieces.len(),
             self.timers.next().map(|n| n.saturating_duration_since(now)),
             self.timers.len(),
             t.choker.next_round(now).saturating_duration_since(now),
@@ -345,7 +346,7 @@ impl Session {
                 p.up.rate(now),
             );
         }
-        for (piece, e) in &t.exclusive {
+        for (piece, e) in &t.in_flight().exclusive {
             let _ = writeln!(
                 s,
                 "  failed piece {piece}: re-downloaded by {:?}, tried by {:?}",

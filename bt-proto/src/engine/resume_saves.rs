@@ -57,7 +57,7 @@ impl Session {
     /// A snapshot that covers every change so far; `None` while a hashcheck runs (see the
     /// module docs), the changes then left for the check's end to save.
     pub(super) fn take_resume_save(&mut self, id: TorrentId) -> Option<ResumeSave> {
-        if !self.torrents.get(&id)?.checking.is_empty() {
+        if !self.torrents.get(&id)?.in_flight().checking.is_empty() {
             return None;
         }
         let save = self.resume_snapshot(id)?;

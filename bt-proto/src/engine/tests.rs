@@ -526,7 +526,7 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
     let got: Vec<u32> = have.iter_ones().map(|p| p.0).collect();
     assert_eq!(got, vec![4, 5, 6, 7], "B's pieces were not all fetched");
     // A seed comes: the pieces given up are fetched whole, and memory stayed bounded.
-    assert!(s.torrents[&id].partial_pieces.len() <= LIMIT as usize);
+    assert!(s.torrents[&id].in_flight().partial_pieces.len() <= LIMIT as usize);
     let mut c = accept_remote(&mut s, now, 3, info_hash, PIECES, &Message::HaveAll);
     serve_all(&mut s, now, id, &mut c);
     assert!(
@@ -534,7 +534,7 @@ fn pieces_started_with_a_peer_that_left_do_not_block_the_others() {
         "{}",
         s.debug_state(id, now).unwrap()
     );
-    assert!(s.torrents[&id].partial_pieces.is_empty());
+    assert!(s.torrents[&id].in_flight().partial_pieces.is_empty());
 }
 
 /// A leecher whose every address failed asks the tracker again once the minimum interval
