@@ -208,6 +208,7 @@ impl Announcer {
     /// A tracker answered.
     pub fn succeeded(&mut self, url: &str, reply: &AnnounceResponse, now: Instant) {
         self.in_flight = false;
+        let mut answered = None;
         if let Some((t, i)) = self.find(url)
             && let Some(tier) = self.tiers.get_mut(t)
         {
@@ -215,6 +216,7 @@ impl Announcer {
                 e.seeders = reply.complete;
                 e.leechers = reply.incomplete;
                 e.last_error = None;
+                answered = Some(e.url.clone());
             }
             // BEP 12: the URL that answered goes to the front of its tier. Only the entries
             // before it move; at most once per announce interval.
@@ -234,10 +236,7 @@ impl Announcer {
         self.pending = None;
         self.cursor = (0, 0);
         self.failed_rounds = 0;
-        self.last_good = self
-            .find(url)
-            .and_then(|(t, i)| Some(self.tiers.get(t)?.get(i)?.url.clone()))
-            .or_else(|| Some(Arc::from(url)));
+        self.last_good = Some(answered.unwrap_or_else(|| Arc::from(url)));
         if reply.tracker_id.is_some() {
             self.tracker_id.clone_from(&reply.tracker_id);
         }
