@@ -257,6 +257,10 @@ fn draw_weighted(pool: &[&PeerSnapshot], now: Instant, rng: &mut Rng) -> Option<
         }
     };
     let total: u64 = pool.iter().map(|p| weight(p)).sum();
+    // Nobody to draw: the session's random stream is left as it was.
+    if total == 0 {
+        return None;
+    }
     let mut ticket = rng.below(total);
     for p in pool {
         let w = weight(p);

@@ -17,7 +17,7 @@ const SWARM: Scenario = Scenario {
 };
 
 /// SHA-1 of the event log of [`SWARM`].
-const RECORDED: &str = "444ca730c4647cdbcb843f133886444e5882d527";
+const RECORDED: &str = "4f28a8771e370b570adc185d071bde37e288052e";
 
 #[test]
 fn hundred_node_swarm_replays_the_recorded_event_log() {

@@ -192,6 +192,7 @@ impl Session {
             last_sent + self.config.keepalive_interval,
         );
         self.send_piece_summary(now, conn, id);
+        self.resume_choke_rounds(now, id);
         if dht {
             self.send_dht_port(now, conn);
         }

@@ -691,3 +691,42 @@ fn announces_beyond_the_slots_wait_for_one_to_finish() {
     let next: Vec<TorrentId> = announced(&mut s).into_iter().map(|(t, _)| t).collect();
     assert_eq!(next, vec![ids[MAX_ANNOUNCES_PER_TRACKER]]);
 }
+
+/// A seed without peers runs no choke rounds (a seedbox's thousands of idle torrents would
+/// otherwise each wake the session every round interval); its first peer brings them back,
+/// and they stop again when the last one leaves.
+#[test]
+fn a_seeds_choke_rounds_stop_without_peers_and_come_back_with_one() {
+    let (mut s, info_hash) = seed_session();
+    let id = s.torrent_by_info_hash(&info_hash).unwrap();
+    let round = Timer::Torrent(id, TorrentTimer::ChokeRound);
+    assert_eq!(
+        s.timers.deadline(round),
+        None,
+        "rounds with nobody to choke"
+    );
+    let now = Instant::now();
+    let mut peer = accept_remote(&mut s, now, 2, info_hash, 3, &Message::Interested);
+    let next = s.timers.deadline(round).expect("no round for the new peer");
+    s.handle_timeout(next.max(now));
+    peer.drain(&mut s);
+    assert!(peer.messages().unwrap().contains(&Message::Unchoke));
+    let next = s.timers.deadline(round).expect("rounds go on with a peer");
+    s.handle(next, Input::Closed { conn: peer.conn() });
+    s.handle_timeout(next);
+    assert_eq!(
+        s.timers.deadline(round),
+        None,
+        "rounds after the last peer left"
+    );
+}
+
+/// A leecher keeps its rounds without peers: they are what redials when it is stuck.
+#[test]
+fn a_leechers_choke_rounds_go_on_without_peers() {
+    let (mut s, id, _) = leech_session(4, 16 * 1024, |_| {});
+    let round = Timer::Torrent(id, TorrentTimer::ChokeRound);
+    let first = s.timers.deadline(round).expect("a leecher's first round");
+    s.handle_timeout(first);
+    assert!(s.timers.deadline(round).is_some_and(|t| t > first));
+}

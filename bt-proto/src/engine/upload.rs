@@ -216,13 +216,42 @@ impl Session {
         }
     }
 
+    /// A peer of torrent `id` finished its handshake: if the torrent's choke rounds had
+    /// stopped for want of peers, the next one is due when it would have been (at once, if
+    /// that time has passed).
+    pub(super) fn resume_choke_rounds(&mut self, now: Instant, id: TorrentId) {
+        let timer = Timer::Torrent(id, TorrentTimer::ChokeRound);
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        if t.state == TorrentState::Started && self.timers.deadline(timer).is_none() {
+            self.timers.set(timer, t.choker.next_round(now).max(now));
+        }
+    }
+
     /// Runs the torrent's choke round and schedules the next one.
+    ///
+    /// A seed with no peer past its handshake has nobody to choke or unchoke and nothing to
+    /// redial for: its rounds stop until a peer arrives ([`Session::resume_choke_rounds`]).
+    /// A seedbox's thousands of idle torrents would otherwise wake the session a thousand
+    /// times a second between them. A leecher keeps its rounds, which also redial when it is
+    /// stuck ([`Session::redial_if_stuck`]).
     pub(super) fn choke_round(&mut self, now: Instant, id: TorrentId) {
         self.redial_if_stuck(now, id);
         let Some(t) = self.torrents.get_mut(&id) else {
             return;
         };
         if t.state != TorrentState::Started {
+            return;
+        }
+        let peers = &self.peers;
+        let alone = !t
+            .conns
+            .iter()
+            .any(|c| peers.get(*c).is_some_and(|p| p.is_active()));
+        if alone && t.picker.is_done() {
+            self.timers
+                .stop(Timer::Torrent(id, TorrentTimer::ChokeRound));
             return;
         }
         let mode = if t.picker.is_done() {
