@@ -127,6 +127,7 @@ impl Session {
             .and_then(|id| swarm_of(&mut self.torrents, &mut self.fetching, id));
         if let Some(t) = swarm {
             t.conns.remove(&conn);
+            t.candidates.host_freed(p.addr.ip());
             if !p.is_incoming() {
                 if reason == Some(CloseReason::TorrentStopped) {
                     t.candidates.closed(p.addr, now, None);

@@ -5,7 +5,8 @@
 //! [`MAX_CONNECT_FAILURES`]); a closed connection is redialled soon if it worked and later
 //! each time it keeps closing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
@@ -74,6 +75,10 @@ pub(crate) struct Candidate {
     pub closes: u32,
     /// A connection of ours to it exists (dialling, handshaking or active).
     pub connected: bool,
+    /// Due, but its host has as many connections as one host may (often one it opened to
+    /// us): left out of the due addresses until one of them closes
+    /// ([`Candidates::host_freed`]), rather than looked at and refused at every dial.
+    pub parked: bool,
     /// It did not answer our MSE handshake: dialled in plaintext from now on.
     pub plaintext_only: bool,
     /// Times in a row it took our connection and closed it before its handshake.
@@ -82,6 +87,17 @@ pub(crate) struct Candidate {
     pub speaks_utp: bool,
     /// It did not answer our uTP dial: dialled over TCP from now on.
     pub refused_utp: bool,
+}
+
+/// What dialing makes of a due address, for [`Candidates::take_due`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Dial it.
+    Dial,
+    /// Not now (e.g. it speaks only plaintext and encryption is required).
+    Skip,
+    /// Its host has all the connections one host may: it is parked until one of them closes.
+    HostFull,
 }
 
 /// How an established connection to a known address ended, for [`Candidates::closed`].
@@ -109,6 +125,7 @@ impl Candidate {
             busy: 0,
             closes: 0,
             connected: false,
+            parked: false,
             plaintext_only: false,
             speaks_utp: false,
             refused_utp: false,
@@ -157,9 +174,9 @@ const PAST_EVERY_ADDRESS: SocketAddr =
     SocketAddr::new(IpAddr::V6(Ipv6Addr::from_bits(u128::MAX)), u16::MAX);
 
 impl Candidate {
-    /// Its entry in [`Candidates::waiting`], if it has no connection.
+    /// Its entry in [`Candidates::waiting`], if it has no connection and is not parked.
     fn waiting_key(&self, addr: SocketAddr) -> Option<(Instant, SocketAddr)> {
-        (!self.connected).then_some((self.next_attempt, addr))
+        (!self.connected && !self.parked).then_some((self.next_attempt, addr))
     }
 }
 
@@ -264,23 +281,59 @@ impl Candidates {
         self.reindex();
     }
 
-    /// Up to `budget` addresses due at `now` with no connection and `allowed`, marked
-    /// connected; and whether more such addresses are left for want of budget.
+    /// Up to `budget` addresses due at `now` with no connection and allowed by `verdict`,
+    /// marked connected; and whether more such addresses are left for want of budget.
+    /// Addresses found [`Verdict::HostFull`] are parked.
     pub fn take_due(
+        &mut self,
+        now: Instant,
+        budget: usize,
+        mut verdict: impl FnMut(SocketAddr, &Candidate) -> Verdict,
+    ) -> (Vec<SocketAddr>, bool) {
+        let mut full = Vec::new();
+        let mut allowed = |addr: SocketAddr, c: &Candidate| match verdict(addr, c) {
+            Verdict::Dial => true,
+            Verdict::Skip => false,
+            Verdict::HostFull => {
+                full.push(addr);
+                false
+            }
+        };
+        let taken = if budget == 0 {
+            // Nothing to take, only whether anything is left: the first allowed address in
+            // any order says so (refusals before it were made on the same counts), without
+            // sorting every due address. A full torrent asks this after every close.
+            let more = self
+                .waiting
+                .range(..=(now, PAST_EVERY_ADDRESS))
+                .any(|(_, a)| self.by_addr.get(a).is_some_and(|c| allowed(*a, c)));
+            (Vec::new(), more)
+        } else {
+            self.take_due_in_order(now, budget, allowed)
+        };
+        for addr in full {
+            self.update(addr, |c| c.parked = true);
+        }
+        taken
+    }
+
+    /// [`Candidates::take_due`] with a budget: the due addresses in address order.
+    fn take_due_in_order(
         &mut self,
         now: Instant,
         budget: usize,
         mut allowed: impl FnMut(SocketAddr, &Candidate) -> bool,
     ) -> (Vec<SocketAddr>, bool) {
-        // Looked at in address order, as the addresses themselves are kept.
-        let mut waiting: Vec<SocketAddr> = self
+        // Looked at in address order, as the addresses themselves are kept. A heap, not a
+        // sort: a torrent knows up to [`MAX_KNOWN_PEERS`] addresses, many of them due, and
+        // takes only the first few allowed.
+        let mut waiting: BinaryHeap<Reverse<SocketAddr>> = self
             .waiting
             .range(..=(now, PAST_EVERY_ADDRESS))
-            .map(|(_, a)| *a)
+            .map(|(_, a)| Reverse(*a))
             .collect();
-        waiting.sort_unstable();
         let mut due = Vec::new();
-        for addr in waiting {
+        while let Some(Reverse(addr)) = waiting.pop() {
             if due.len() > budget {
                 break;
             }
@@ -294,6 +347,20 @@ impl Candidates {
             self.update(*addr, |c| c.connected = true);
         }
         (due, more)
+    }
+
+    /// A connection to host `ip` closed: its parked addresses are due again.
+    pub fn host_freed(&mut self, ip: IpAddr) {
+        let from = SocketAddr::new(ip, 0);
+        let parked = self
+            .by_addr
+            .range_mut(from..)
+            .take_while(|(a, _)| a.ip() == ip)
+            .filter(|(_, c)| c.parked);
+        for (addr, c) in parked {
+            c.parked = false;
+            self.waiting.extend(c.waiting_key(*addr));
+        }
     }
 
     /// The earliest attempt after `now` of an address with no connection.
@@ -523,24 +590,28 @@ impl Session {
                     .saturating_sub(t.conns.len()),
             )
             .min(cfg.max_outgoing.saturating_sub(counts.outgoing));
-        // The connections per host, counted when a due address first needs them: this runs
-        // after every closed connection and on every dial timer, often with nothing due.
-        let mut per_host: Option<BTreeMap<IpAddr, usize>> = None;
+        // The connections to a due address's host, counted for that address alone: with
+        // addresses of full hosts parked, a call looks at a few addresses, fewer than the
+        // torrent has connections. Hosts looked at earlier in this call count as connected,
+        // as they are about to be.
         let (conns, peers) = (&*t.conns, &self.peers);
+        let mut looked_at: Vec<IpAddr> = Vec::new();
         let (due, more) = t.candidates.take_due(now, budget, |addr, c| {
             if required && c.plaintext_only {
-                return false;
+                return Verdict::Skip;
             }
-            let per_host = per_host.get_or_insert_with(|| {
-                let mut hosts = BTreeMap::new();
-                for p in conns.iter().filter_map(|c| peers.get(*c)) {
-                    *hosts.entry(p.addr.ip()).or_insert(0) += 1;
-                }
-                hosts
-            });
-            let n = per_host.entry(addr.ip()).or_insert(0);
-            *n += 1;
-            *n <= cfg.max_connections_per_host
+            let ip = addr.ip();
+            let connected = conns
+                .iter()
+                .filter(|c| peers.get(**c).is_some_and(|p| p.addr.ip() == ip))
+                .count();
+            let earlier = looked_at.iter().filter(|e| **e == ip).count();
+            looked_at.push(ip);
+            if connected + earlier < cfg.max_connections_per_host {
+                Verdict::Dial
+            } else {
+                Verdict::HostFull
+            }
         });
         // Due but over budget: look again soon, as a slot may free up elsewhere. An address
         // whose host has its connections waits for one of them to close instead.

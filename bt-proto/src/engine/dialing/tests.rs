@@ -2,18 +2,18 @@
 
 use super::*;
 
-/// What [`Candidates::take_due`] gave before its index: every address looked at in
-/// order.
+/// What [`Candidates::take_due`] gave before its index and parking: every address with no
+/// connection looked at in order.
 fn take_due_by_walking(
     c: &Candidates,
     now: Instant,
     budget: usize,
-    mut allowed: impl FnMut(SocketAddr) -> bool,
+    mut verdict: impl FnMut(SocketAddr) -> Verdict,
 ) -> (Vec<SocketAddr>, bool) {
     let mut due: Vec<SocketAddr> = c
         .by_addr
         .iter()
-        .filter(|(a, c)| !c.connected && c.next_attempt <= now && allowed(**a))
+        .filter(|(a, c)| !c.connected && c.next_attempt <= now && verdict(**a) == Verdict::Dial)
         .map(|(a, _)| *a)
         .take(budget + 1)
         .collect();
@@ -23,7 +23,8 @@ fn take_due_by_walking(
 }
 
 /// Whatever happens to the addresses, the index of those waiting is what walking them
-/// all would find, and dialing takes the same addresses as it did by walking.
+/// all would find, and dialing takes the same addresses as it did by walking (with no
+/// index, and looking again at addresses whose host was full until it frees up).
 #[test]
 fn the_waiting_index_follows_every_change() {
     let t0 = Instant::now();
@@ -36,6 +37,8 @@ fn the_waiting_index_follows_every_change() {
         ))
     };
     let how = ended(Duration::from_secs(3));
+    // Hosts with their one connection, as dialing counts them.
+    let mut full: BTreeSet<IpAddr> = BTreeSet::new();
     for step in 0..20_000usize {
         let now = t0 + Duration::from_millis(step as u64 * 250);
         let a = host(rng.index(500));
@@ -49,6 +52,13 @@ fn the_waiting_index_follows_every_change() {
             5 => c.retry_now(a, now),
             6 => c.refuses_mse(a, now, rng.index(2) == 0),
             7 => c.refuses_utp(a, now, rng.index(2) == 0),
+            9 if rng.index(2) == 0 => {
+                full.remove(&a.ip());
+                c.host_freed(a.ip());
+            }
+            9 => {
+                full.insert(a.ip());
+            }
             8 => match rng.index(20) {
                 0 => c.retry_all(now),
                 1 => c.retry_busy_within(now, Duration::from_secs(30)),
@@ -58,15 +68,33 @@ fn the_waiting_index_follows_every_change() {
             _ => {
                 let budget = rng.index(4);
                 let odd = rng.index(2) == 0;
-                let allowed = |x: SocketAddr| odd || x.port().is_multiple_of(2);
-                let want = take_due_by_walking(&c, now, budget, allowed);
-                assert_eq!(c.take_due(now, budget, |x, _| allowed(x)), want);
+                // As dialing does: one connection per host, counting the hosts looked at
+                // earlier in the same call.
+                let judge = |full: &BTreeSet<IpAddr>| {
+                    let full = full.clone();
+                    let mut seen = BTreeSet::new();
+                    move |x: SocketAddr| {
+                        if !(odd || x.port().is_multiple_of(2)) {
+                            return Verdict::Skip;
+                        }
+                        if full.contains(&x.ip()) || !seen.insert(x.ip()) {
+                            Verdict::HostFull
+                        } else {
+                            Verdict::Dial
+                        }
+                    }
+                };
+                let want = take_due_by_walking(&c, now, budget, judge(&full));
+                let mut verdict = judge(&full);
+                let got = c.take_due(now, budget, |x, _| verdict(x));
+                assert_eq!(got, want, "step {step}");
+                full.extend(got.0.iter().map(SocketAddr::ip));
             }
         }
         let walked: BTreeSet<(Instant, SocketAddr)> = c
             .by_addr
             .iter()
-            .filter(|(_, x)| !x.connected)
+            .filter(|(_, x)| !x.connected && !x.parked)
             .map(|(a, x)| (x.next_attempt, *a))
             .collect();
         assert_eq!(c.waiting, walked, "step {step}");
@@ -99,11 +127,14 @@ fn due_addresses_are_taken_once_within_the_budget() {
     }
     assert!(!c.learn(addr(1), t0, &mut rng), "known already");
     assert_eq!(
-        c.take_due(t0, 2, |_, _| true),
+        c.take_due(t0, 2, |_, _| Verdict::Dial),
         (vec![addr(1), addr(2)], true)
     );
-    assert_eq!(c.take_due(t0, 5, |_, _| true), (vec![addr(3)], false));
-    assert_eq!(c.take_due(t0, 5, |_, _| true), (vec![], false));
+    assert_eq!(
+        c.take_due(t0, 5, |_, _| Verdict::Dial),
+        (vec![addr(3)], false)
+    );
+    assert_eq!(c.take_due(t0, 5, |_, _| Verdict::Dial), (vec![], false));
     assert_eq!(c.next_attempt(), None, "all connected");
 }
 
@@ -113,7 +144,7 @@ fn failed_dials_back_off_and_are_forgotten() {
     let mut c = Candidates::default();
     let mut rng = Rng::seed_from_u64(1);
     c.learn(addr(1), t0, &mut rng);
-    c.take_due(t0, 1, |_, _| true);
+    c.take_due(t0, 1, |_, _| Verdict::Dial);
     c.dial_failed(addr(1), t0);
     assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_BASE * 2));
     for _ in 1..MAX_CONNECT_FAILURES {
@@ -129,7 +160,7 @@ fn a_full_peer_is_retried_within_a_minute_and_kept_longer_than_a_dead_one() {
     let mut rng = Rng::seed_from_u64(1);
     c.learn(addr(1), t0, &mut rng);
     for n in 1..MAX_BUSY_REFUSALS {
-        c.take_due(t0, 1, |_, _| true);
+        c.take_due(t0, 1, |_, _| Verdict::Dial);
         c.busy(addr(1), t0);
         let wait = c.next_attempt().map(|at| at - t0);
         let want = (RECONNECT_BASE * (1 << n.min(6))).min(BUSY_RETRY_MAX);
@@ -163,12 +194,12 @@ fn a_stuck_torrent_calls_back_the_full_peers_only() {
     for p in 1..=3 {
         c.learn(addr(p), t0, &mut rng);
     }
-    c.take_due(t0, 3, |_, _| true);
+    c.take_due(t0, 3, |_, _| Verdict::Dial);
     c.busy(addr(1), t0); // full: back within a minute
     // Dropped us after the handshake: its wait is short too, but it chose to.
     c.closed(addr(2), t0, Some(ended(Duration::from_secs(1))));
     c.retry_busy_within(t0, BUSY_RETRY_MAX);
-    let (due, _) = c.take_due(t0, 3, |_, _| true);
+    let (due, _) = c.take_due(t0, 3, |_, _| Verdict::Dial);
     assert_eq!(due, vec![addr(1)], "addr(3) is connected, addr(2) waits on");
 }
 
@@ -178,7 +209,7 @@ fn closes_double_the_wait_until_a_connection_proves_itself() {
     let mut c = Candidates::default();
     let mut rng = Rng::seed_from_u64(1);
     c.learn(addr(1), t0, &mut rng);
-    c.take_due(t0, 1, |_, _| true);
+    c.take_due(t0, 1, |_, _| Verdict::Dial);
     c.closed(addr(1), t0, Some(ended(Duration::ZERO)));
     assert_eq!(c.next_attempt(), Some(t0 + RECONNECT_AFTER_CLOSE));
     c.closed(addr(1), t0, Some(ended(Duration::ZERO)));
@@ -195,7 +226,7 @@ fn a_stop_says_nothing_about_the_peer() {
     let mut c = Candidates::default();
     let mut rng = Rng::seed_from_u64(1);
     c.learn(addr(1), t0, &mut rng);
-    c.take_due(t0, 1, |_, _| true);
+    c.take_due(t0, 1, |_, _| Verdict::Dial);
     c.closed(addr(1), t0, None);
     assert_eq!(c.next_attempt(), Some(t0), "due at once");
 }
@@ -209,7 +240,7 @@ fn the_list_is_bounded_and_banned_hosts_go() {
         assert!(c.learn(addr(p), t0, &mut rng));
     }
     // Full: a new address takes the place of one that failed most.
-    c.take_due(t0, 1, |_, _| true);
+    c.take_due(t0, 1, |_, _| Verdict::Dial);
     c.dial_failed(addr(0), t0);
     let newcomer = SocketAddr::from(([10, 0, 0, 2], 1));
     assert!(c.learn(newcomer, t0, &mut rng));
@@ -227,7 +258,7 @@ fn a_full_list_of_connected_addresses_takes_no_more() {
     for p in 0..MAX_KNOWN_PEERS as u16 {
         c.learn(addr(p), t0, &mut rng);
     }
-    c.take_due(t0, MAX_KNOWN_PEERS, |_, _| true);
+    c.take_due(t0, MAX_KNOWN_PEERS, |_, _| Verdict::Dial);
     assert!(!c.learn(SocketAddr::from(([10, 0, 0, 2], 1)), t0, &mut rng));
 }
 
