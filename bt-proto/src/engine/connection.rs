@@ -138,6 +138,7 @@ impl Session {
                         misbehaved: matches!(reason, Some(CloseReason::Protocol(_))),
                         useless: p.snubbed || reason == Some(CloseReason::Inactive),
                         torrent_done: t.is_done(),
+                        peer_seed: p.is_seed(),
                     };
                     t.candidates.closed(p.addr, now, Some(how));
                 } else if p.transport == Transport::Utp && p.phase == super::peer::Phase::Connecting

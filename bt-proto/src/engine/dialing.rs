@@ -76,9 +76,14 @@ pub(crate) struct Candidate {
     /// A connection of ours to it exists (dialling, handshaking or active).
     pub connected: bool,
     /// Due, but its host has as many connections as one host may (often one it opened to
-    /// us): left out of the due addresses until one of them closes
-    /// ([`Candidates::host_freed`]), rather than looked at and refused at every dial.
+    /// us), or it is a seed and we are one: left out of the due addresses until one of
+    /// those connections closes ([`Candidates::host_freed`]) or the torrent wants pieces
+    /// again ([`Candidates::retry_all`]), rather than looked at and refused at every dial.
     pub parked: bool,
+    /// It had every piece when our last connection to it closed. A torrent that has every
+    /// piece it wants does not dial it: two seeds have nothing to trade, and each such
+    /// connection is a handshake, two piece summaries and a close.
+    pub seed: bool,
     /// It did not answer our MSE handshake: dialled in plaintext from now on.
     pub plaintext_only: bool,
     /// Times in a row it took our connection and closed it before its handshake.
@@ -98,6 +103,8 @@ pub(crate) enum Verdict {
     Skip,
     /// Its host has all the connections one host may: it is parked until one of them closes.
     HostFull,
+    /// It is a seed and so are we: it is parked until we want pieces again.
+    Seed,
 }
 
 /// How an established connection to a known address ended, for [`Candidates::closed`].
@@ -115,6 +122,8 @@ pub(crate) struct EndedConnection {
     pub useless: bool,
     /// Whether the torrent has every wanted piece.
     pub torrent_done: bool,
+    /// Whether the peer had every piece.
+    pub peer_seed: bool,
 }
 
 impl Candidate {
@@ -126,6 +135,7 @@ impl Candidate {
             closes: 0,
             connected: false,
             parked: false,
+            seed: false,
             plaintext_only: false,
             speaks_utp: false,
             refused_utp: false,
@@ -135,6 +145,7 @@ impl Candidate {
     /// Records the close of a working connection to this address and schedules the next
     /// dial: soon after a connection that worked or a first close, then doubling per close.
     fn closed(&mut self, now: Instant, how: EndedConnection) {
+        self.seed = how.peer_seed;
         let worked = how.lasted >= CONNECTION_PROVEN_AFTER || how.delivered;
         if worked && !how.misbehaved && !how.useless {
             self.closes = 0;
@@ -261,10 +272,12 @@ impl Candidates {
         });
     }
 
-    /// Makes every address due now (the torrent starts, or wants pieces again).
+    /// Makes every address due now, the parked ones too (the torrent starts, or wants
+    /// pieces again).
     pub fn retry_all(&mut self, now: Instant) {
         for c in self.by_addr.values_mut() {
             c.next_attempt = c.next_attempt.min(now);
+            c.parked = false;
         }
         self.reindex();
     }
@@ -283,7 +296,7 @@ impl Candidates {
 
     /// Up to `budget` addresses due at `now` with no connection and allowed by `verdict`,
     /// marked connected; and whether more such addresses are left for want of budget.
-    /// Addresses found [`Verdict::HostFull`] are parked.
+    /// Addresses found [`Verdict::HostFull`] or [`Verdict::Seed`] are parked.
     pub fn take_due(
         &mut self,
         now: Instant,
@@ -294,7 +307,7 @@ impl Candidates {
         let mut allowed = |addr: SocketAddr, c: &Candidate| match verdict(addr, c) {
             Verdict::Dial => true,
             Verdict::Skip => false,
-            Verdict::HostFull => {
+            Verdict::HostFull | Verdict::Seed => {
                 full.push(addr);
                 false
             }
@@ -594,11 +607,15 @@ impl Session {
         // addresses of full hosts parked, a call looks at a few addresses, fewer than the
         // torrent has connections. Hosts looked at earlier in this call count as connected,
         // as they are about to be.
+        let done = t.is_done();
         let (conns, peers) = (&*t.conns, &self.peers);
         let mut looked_at: Vec<IpAddr> = Vec::new();
         let (due, more) = t.candidates.take_due(now, budget, |addr, c| {
             if required && c.plaintext_only {
                 return Verdict::Skip;
+            }
+            if done && c.seed {
+                return Verdict::Seed;
             }
             let ip = addr.ip();
             let connected = conns

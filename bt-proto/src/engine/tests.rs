@@ -730,3 +730,26 @@ fn a_leechers_choke_rounds_go_on_without_peers() {
     s.handle_timeout(first);
     assert!(s.timers.deadline(round).is_some_and(|t| t > first));
 }
+
+/// A seed that dialled another seed (both close the connection, having nothing to trade)
+/// does not dial it again: in the simulator's swarm of a thousand nodes, seeds meeting
+/// seeds made much of the connections closed right after their handshake.
+#[test]
+fn a_seed_does_not_redial_a_seed() {
+    let (mut s, info_hash) = seed_session();
+    let id = s.torrent_by_info_hash(&info_hash).unwrap();
+    let start = Instant::now();
+    let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    s.add_peer(start, id, addr);
+    let conn = connects(&mut s)[0];
+    s.handle(start, Input::Connected { conn });
+    let pieces = s.torrents.get(&id).unwrap().piece_count();
+    let peer = remote(conn, info_hash, pieces);
+    peer.hello(&mut s, start, &[Message::HaveAll]).unwrap();
+    assert!(s.peers.get(conn).is_none(), "two seeds stayed connected");
+    assert_eq!(
+        time_to_redial(&mut s, start),
+        None,
+        "a seed redialled a seed"
+    );
+}

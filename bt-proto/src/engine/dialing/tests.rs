@@ -114,6 +114,7 @@ fn ended(lasted: Duration) -> EndedConnection {
         misbehaved: false,
         useless: false,
         torrent_done: false,
+        peer_seed: false,
     }
 }
 
@@ -184,6 +185,37 @@ fn a_full_peer_is_retried_within_a_minute_and_kept_longer_than_a_dead_one() {
         .find(|(a, _)| **a == addr(2))
         .map(|(_, k)| k.next_attempt - t0);
     assert_eq!(wait, Some(RECONNECT_BASE * 2));
+}
+
+/// A seed leaves the seeds it met out of its dials, without looking at them each time,
+/// and calls them back when it wants pieces again.
+#[test]
+fn a_seed_parks_the_seeds_it_met_until_it_wants_pieces() {
+    let t0 = Instant::now();
+    let mut c = Candidates::default();
+    let mut rng = Rng::seed_from_u64(1);
+    c.learn(addr(1), t0, &mut rng);
+    c.learn(addr(2), t0, &mut rng);
+    c.take_due(t0, 2, |_, _| Verdict::Dial);
+    let seed = EndedConnection {
+        torrent_done: true,
+        peer_seed: true,
+        ..ended(Duration::from_secs(1))
+    };
+    c.closed(addr(1), t0, Some(seed));
+    c.closed(addr(2), t0, Some(ended(Duration::from_secs(1))));
+    let later = t0 + Duration::from_secs(3600);
+    let judge = |_: SocketAddr, c: &Candidate| if c.seed { Verdict::Seed } else { Verdict::Dial };
+    assert_eq!(c.take_due(later, 0, judge), (vec![], true));
+    assert_eq!(c.take_due(later, 2, judge), (vec![addr(2)], false));
+    let mut looked_at = Vec::new();
+    let (due, _) = c.take_due(later, 2, |a, _| {
+        looked_at.push(a);
+        Verdict::Dial
+    });
+    assert_eq!((due, looked_at), (vec![], vec![]), "the seed stays parked");
+    c.retry_all(later);
+    assert_eq!(c.take_due(later, 2, |_, _| Verdict::Dial).0, vec![addr(1)]);
 }
 
 #[test]
