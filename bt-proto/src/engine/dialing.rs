@@ -303,12 +303,12 @@ impl Candidates {
         budget: usize,
         mut verdict: impl FnMut(SocketAddr, &Candidate) -> Verdict,
     ) -> (Vec<SocketAddr>, bool) {
-        let mut full = Vec::new();
+        let mut to_park = Vec::new();
         let mut allowed = |addr: SocketAddr, c: &Candidate| match verdict(addr, c) {
             Verdict::Dial => true,
             Verdict::Skip => false,
             Verdict::HostFull | Verdict::Seed => {
-                full.push(addr);
+                to_park.push(addr);
                 false
             }
         };
@@ -324,7 +324,7 @@ impl Candidates {
         } else {
             self.take_due_in_order(now, budget, allowed)
         };
-        for addr in full {
+        for addr in to_park {
             self.update(addr, |c| c.parked = true);
         }
         taken
