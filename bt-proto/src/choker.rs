@@ -300,6 +300,21 @@ mod tests {
         }
     }
 
+    /// A round with nobody interested draws nothing: the session's random stream (which
+    /// also drives dialing and piece picking) is the same whether it ran or not.
+    #[test]
+    fn a_round_with_nobody_to_unchoke_draws_nothing() {
+        let t0 = Instant::now();
+        let mut idle = peer(1, 0, t0);
+        idle.interested = false;
+        let mut rng = Rng::seed_from_u64(9);
+        for peers in [vec![], vec![idle]] {
+            let d = Choker::new(Mode::Seeding, 4).run(t0, &peers, &mut rng);
+            assert_eq!(d.optimistic, None);
+        }
+        assert_eq!(rng, Rng::seed_from_u64(9));
+    }
+
     #[test]
     fn regular_slots_go_to_the_fastest_and_only_changes_are_reported() {
         let t0 = Instant::now();
