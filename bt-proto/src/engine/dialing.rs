@@ -605,11 +605,11 @@ impl Session {
             .min(cfg.max_outgoing.saturating_sub(counts.outgoing));
         // The connections to a due address's host, counted for that address alone: with
         // addresses of full hosts parked, a call looks at a few addresses, fewer than the
-        // torrent has connections. Hosts looked at earlier in this call count as connected,
-        // as they are about to be.
+        // torrent has connections. Hosts dialled earlier in this call count as connected, as
+        // they are about to be.
         let done = t.is_done();
         let (conns, peers) = (&*t.conns, &self.peers);
-        let mut looked_at: Vec<IpAddr> = Vec::new();
+        let mut dialled: Vec<IpAddr> = Vec::new();
         let (due, more) = t.candidates.take_due(now, budget, |addr, c| {
             if required && c.plaintext_only {
                 return Verdict::Skip;
@@ -622,9 +622,9 @@ impl Session {
                 .iter()
                 .filter(|c| peers.get(**c).is_some_and(|p| p.addr.ip() == ip))
                 .count();
-            let earlier = looked_at.iter().filter(|e| **e == ip).count();
-            looked_at.push(ip);
+            let earlier = dialled.iter().filter(|e| **e == ip).count();
             if connected + earlier < cfg.max_connections_per_host {
+                dialled.push(ip);
                 Verdict::Dial
             } else {
                 Verdict::HostFull
