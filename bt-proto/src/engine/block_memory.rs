@@ -7,6 +7,10 @@
 //! with keep-alives): then each kept block could hold many times its size. Such blocks are
 //! copied out, so memory held stays within a small factor of the blocks kept, whatever the
 //! peer sends; the copy costs nothing that matters at the rates where it happens.
+//!
+//! A block cut by the ends of reads is put together by the decoder in a buffer of its own
+//! size ([`crate::wire::Decoder::last_payload_owned`]); it pins nothing else and is kept as
+//! it is. Over uTP, or any link whose reads are a packet each, that is nearly every block.
 
 use bytes::Bytes;
 
@@ -41,8 +45,17 @@ impl ReadUse {
     }
 
     /// A block of this read is to be kept at `slot`: returns the bytes to keep (a copy if the
-    /// read is small).
-    pub fn keep(&mut self, data: Bytes, slot: (TorrentId, PieceIndex, usize)) -> Bytes {
+    /// read is small). A block the decoder put together from several reads in a buffer of
+    /// its own (`owned`) pins nothing else and is kept as it is.
+    pub fn keep(
+        &mut self,
+        data: Bytes,
+        owned: bool,
+        slot: (TorrentId, PieceIndex, usize),
+    ) -> Bytes {
+        if owned {
+            return data;
+        }
         if self.len < MIN_ZERO_COPY_READ {
             return Bytes::copy_from_slice(&data);
         }

@@ -261,6 +261,7 @@ impl Session {
         // Only a block we asked this peer for (or stopped asking it for, whose data may have
         // been on the wire) is taken. Anything else is forged or a slip: a peer with nothing
         // to offer must not fill our pieces, nor make us cancel an honest peer's request.
+        let owned = p.decoder.last_payload_owned();
         let requested = p.take_request(block);
         if !requested && !p.was_withdrawn(block) {
             return if p.slip() {
@@ -291,7 +292,7 @@ impl Session {
             });
         let index = (offset / BLOCK_LEN) as usize;
         if let Some(slot) = partial.blocks.get_mut(index) {
-            *slot = Some((self.read_use.keep(data, (id, piece, index)), addr));
+            *slot = Some((self.read_use.keep(data, owned, (id, piece, index)), addr));
         }
         if duplicates {
             self.cancel_elsewhere(now, id, conn, block);

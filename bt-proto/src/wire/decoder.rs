@@ -109,6 +109,9 @@ pub struct Decoder {
     pieces: Option<u32>,
     /// Stream offset of `buf[0]`.
     consumed: u64,
+    /// Whether the last payload split off was a message put together in a buffer of its
+    /// own (see [`Decoder::last_payload_owned`]).
+    owned: bool,
 }
 
 #[inline]
@@ -132,6 +135,7 @@ impl Decoder {
             pos: 0,
             pieces,
             consumed: 0,
+            owned: false,
         }
     }
 
@@ -229,8 +233,26 @@ impl Decoder {
                 self.consumed += start as u64;
                 self.pos = 0;
             }
-            self.buf
-                .extend_from_slice(rest.get(start..).unwrap_or_default());
+            let rest = rest.get(start..).unwrap_or_default();
+            if self.buf.is_empty() {
+                self.reserve_frame(rest);
+            }
+            self.buf.extend_from_slice(rest);
+        }
+    }
+
+    /// Makes room in `buf` for the rest of the message `pending` starts (whose length and
+    /// id are checked first), so a message put together from many reads is copied once and
+    /// fills a buffer of its own size. At most [`READ_CHUNK`] is reserved ahead of the bytes
+    /// that fill it, no more than [`Decoder::read_buf`] offers any peer; a longer message
+    /// grows as it comes.
+    fn reserve_frame(&mut self, pending: &[u8]) {
+        if let (Some(prefix), Some(&message_id)) = (pending.first_chunk::<4>(), pending.get(4)) {
+            let length = u32::from_be_bytes(*prefix);
+            if self.check_length(message_id, length).is_ok() {
+                let missing = (4 + length as usize).saturating_sub(self.buf.len());
+                self.buf.reserve(missing.min(READ_CHUNK));
+            }
         }
     }
 
@@ -242,6 +264,9 @@ impl Decoder {
         while !self.buf.is_empty() && !self.chunk.is_empty() {
             match self.front_frame() {
                 Frame::Needs(n) => {
+                    if self.buf.len().saturating_sub(self.pos) >= 5 {
+                        self.buf.reserve(n.min(READ_CHUNK));
+                    }
                     let n = n.min(self.chunk.len());
                     self.buf
                         .extend_from_slice(self.chunk.get(..n).unwrap_or_default());
@@ -507,13 +532,32 @@ impl Decoder {
             let begin = self.pos.saturating_add(start).min(end);
             let payload = self.chunk.slice(begin..end);
             self.pos = end;
+            self.owned = false;
             return payload;
         }
         self.release();
-        let mut whole = self.buf.split_to(frame.min(self.buf.len()));
+        // A message put together from several reads is usually all `buf` holds: the buffer
+        // is handed over whole, which shares nothing and, filled to its capacity, costs no
+        // allocation.
+        let mut whole = if self.buf.len() == frame {
+            self.owned = self.buf.capacity() == frame;
+            std::mem::take(&mut self.buf)
+        } else {
+            self.owned = false;
+            self.buf.split_to(frame.min(self.buf.len()))
+        };
         whole.advance(start.min(whole.len()));
         self.consumed += frame as u64;
         whole.freeze()
+    }
+
+    /// Whether the payload of the last message with one (PIECE, BITFIELD, EXTENDED,
+    /// unknown) fills a buffer of its own, allocated for it as it came in pieces: keeping it
+    /// holds no memory but its own message. Otherwise it is a slice of a received buffer
+    /// (fed with [`Decoder::feed_bytes`]) or of the decoder's buffer, and keeping it keeps
+    /// that whole buffer alive.
+    pub fn last_payload_owned(&self) -> bool {
+        self.owned
     }
 }
 
@@ -968,6 +1012,7 @@ mod tests {
             panic!("first block")
         };
         assert_eq!(data.as_ptr() as usize, first_at + PIECE_HEADER_LEN);
+        assert!(!d.last_payload_owned(), "a slice of the read");
         assert_eq!(d.next_message(), Ok(None));
         assert_eq!(d.bytes_needed(), 513);
         d.feed_bytes(second);
@@ -975,13 +1020,68 @@ mod tests {
             panic!("second block")
         };
         assert_eq!(&data[..], &[1u8; 1000][..], "the cut block is joined");
+        assert!(d.last_payload_owned(), "joined in a buffer of its own");
         let Ok(Some(Message::Piece { data, .. })) = d.next_message() else {
             panic!("third block")
         };
         // After the cut block, the second read is decoded in place again.
         assert_eq!(data.as_ptr() as usize, second_at + 513 + PIECE_HEADER_LEN);
+        assert!(!d.last_payload_owned());
         assert_eq!(&data[..], &[2u8; 1000][..]);
         assert_eq!(d.next_message(), Ok(None));
+    }
+
+    /// A block that comes in many small reads (a uTP packet or a TCP segment each) is
+    /// copied once, into a buffer the size of its message, wherever the reads cut it (the
+    /// header included). Keeping it then pins nothing else.
+    #[test]
+    fn a_block_cut_into_many_reads_fills_a_buffer_of_its_own() {
+        let block = Message::Piece {
+            piece: PieceIndex(1),
+            offset: 16384,
+            data: Bytes::from((0..16384u32).map(|i| i as u8).collect::<Vec<u8>>()),
+        };
+        let mut stream = Message::Have(PieceIndex(3)).to_vec().unwrap();
+        stream.extend(block.to_vec().unwrap());
+        stream.extend(Message::Unchoke.to_vec().unwrap());
+        for read in [1, 3, 7, 1000, 1460, 9000] {
+            for skew in [0, 1, 2, 4, 6] {
+                let mut d = Decoder::new(Some(8));
+                let mut got = Vec::new();
+                let mut from = 0;
+                for to in (skew..stream.len()).step_by(read).skip(1).chain([stream.len()]) {
+                    d.feed_bytes(Bytes::copy_from_slice(&stream[from..to]));
+                    from = to;
+                    while let Some(m) = d.next_message().unwrap() {
+                        if let Message::Piece { data, .. } = &m {
+                            assert!(d.last_payload_owned(), "read {read}, skew {skew}");
+                            assert_eq!(data.len(), 16384);
+                        }
+                        got.push(m);
+                    }
+                }
+                assert_eq!(got.len(), 3, "read {read}, skew {skew}");
+                assert_eq!(got[1], block, "read {read}, skew {skew}");
+            }
+        }
+    }
+
+    /// Bytes fed as slices share one buffer: a block split off it is not its own.
+    #[test]
+    fn a_block_from_fed_slices_is_not_its_own() {
+        let mut stream = Message::Piece {
+            piece: PieceIndex(0),
+            offset: 0,
+            data: Bytes::from(vec![9; 100]),
+        }
+        .to_vec()
+        .unwrap();
+        stream.extend(Message::Interested.to_vec().unwrap());
+        let mut d = Decoder::new(None);
+        d.feed(&stream);
+        assert!(matches!(d.next_message(), Ok(Some(Message::Piece { .. }))));
+        assert!(!d.last_payload_owned());
+        assert_eq!(d.next_message(), Ok(Some(Message::Interested)));
     }
 
     #[test]
