@@ -16,5 +16,6 @@ pub mod disk;
 pub mod net;
 pub mod remote;
 pub mod swarm;
+mod time_queue;
 pub mod tracker;
 pub mod utp;

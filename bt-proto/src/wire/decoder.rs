@@ -1049,7 +1049,11 @@ mod tests {
                 let mut d = Decoder::new(Some(8));
                 let mut got = Vec::new();
                 let mut from = 0;
-                for to in (skew..stream.len()).step_by(read).skip(1).chain([stream.len()]) {
+                for to in (skew..stream.len())
+                    .step_by(read)
+                    .skip(1)
+                    .chain([stream.len()])
+                {
                     d.feed_bytes(Bytes::copy_from_slice(&stream[from..to]));
                     from = to;
                     while let Some(m) = d.next_message().unwrap() {

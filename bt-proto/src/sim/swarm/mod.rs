@@ -72,6 +72,7 @@ use std::time::{Duration, Instant};
 use super::clock::VirtualClock;
 use super::disk::MemDisk;
 use super::net::{HostConfig, LinkConfig, Listen, Network, Side, SimConnId};
+use super::time_queue::TimeQueue;
 use super::tracker::TrackerRegistry;
 use crate::engine::{AddTorrent, Config, Event, Session, TorrentId};
 use crate::magnet::Magnet;
@@ -89,7 +90,6 @@ mod send_queue;
 mod torrent;
 
 pub use raw::RawConn;
-use run::Due;
 pub use run::Stalled;
 pub use send_queue::SEND_BUFFER;
 pub use torrent::{MakeTorrentError, make_private_torrent, make_torrent};
@@ -167,7 +167,7 @@ pub struct Swarm {
     rng: Rng,
     nodes: Vec<Node>,
     /// Disk and tracker answers and socket pumps, earliest first.
-    delayed: BinaryHeap<Reverse<Due>>,
+    delayed: TimeQueue<run::Delayed>,
     /// Sessions' deadlines, earliest first: an entry whose node's [`Node::timer`] moved since
     /// is stale and skipped, so that finding the next timer never scans every node.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -205,7 +205,7 @@ impl Swarm {
             library: files::Library::default(),
             rng,
             nodes: Vec::new(),
-            delayed: BinaryHeap::new(),
+            delayed: TimeQueue::default(),
             timers: BinaryHeap::new(),
             by_addr: HashMap::new(),
             seq: 0,

@@ -1,7 +1,7 @@
 //! The run loop: virtual time jumps to the next thing due (a network event, a delayed disk
 //! or tracker answer, a session's timer) and everything due then is processed.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -19,34 +19,6 @@ pub(super) enum Delayed {
     Pump(NodeId, ConnId),
 }
 
-/// Delayed work with its time, ordered by time and then by when it was scheduled.
-#[derive(Debug)]
-pub(super) struct Due {
-    at: Instant,
-    seq: u64,
-    item: Delayed,
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Due {}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 /// The swarm ran out of things to do, or out of time, before the goal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("simulation stalled or ran out of time at {at:?} of virtual time")]
@@ -59,7 +31,7 @@ impl Swarm {
     pub(super) fn schedule(&mut self, at: Instant, item: Delayed) {
         self.seq += 1;
         let seq = self.seq;
-        self.delayed.push(Reverse(Due { at, seq, item }));
+        self.delayed.push(at, seq, item);
     }
 
     /// Records `node`'s session deadline after it changed state, for [`Swarm::next_time`].
@@ -133,7 +105,7 @@ impl Swarm {
 
     fn next_time(&mut self) -> Option<Instant> {
         let net = self.net.next_event_time();
-        let delayed = self.delayed.peek().map(|Reverse(d)| d.at);
+        let delayed = self.delayed.peek_at();
         let timer = self.next_timer();
         net.into_iter().chain(delayed).chain(timer).min()
     }
@@ -185,8 +157,8 @@ impl Swarm {
             }
             self.drain(node);
         }
-        while self.delayed.peek().is_some_and(|Reverse(d)| d.at <= now) {
-            match self.delayed.pop().map(|Reverse(d)| d.item) {
+        while self.delayed.peek_at().is_some_and(|at| at <= now) {
+            match self.delayed.pop() {
                 Some(Delayed::Input(node, input)) => {
                     if let Some(n) = self.nodes.get_mut(node.0)
                         && n.alive
