@@ -182,6 +182,8 @@ pub enum NetError {
 struct Conn {
     /// Hosts of the initiator and the acceptor.
     ends: [SocketAddr; 2],
+    /// The same hosts' indices in [`Network::hosts`].
+    hosts: [usize; 2],
     /// When each end may send; `None` if it never will.
     established: [Option<Instant>; 2],
     /// The end's owner closed it.
@@ -195,6 +197,26 @@ struct Conn {
     last_delivery: [Option<Instant>; 2],
     /// When the last byte each end sent leaves its host's queues.
     flushed: [Option<Instant>; 2],
+}
+
+/// A host's configuration and its queues.
+#[derive(Debug, Default)]
+struct Host {
+    /// `None` for an address never added: it does not answer.
+    config: Option<HostConfig>,
+    /// When its upload queue is next free.
+    upload_free: Option<Instant>,
+    /// Its download queue, booked segment by segment.
+    download_busy: Calendar,
+}
+
+/// Where a send goes: the hosts it leaves and reaches, by address and by index.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    from: SocketAddr,
+    to: SocketAddr,
+    from_host: usize,
+    to_host: usize,
 }
 
 /// The fate of one segment's first transmission.
@@ -231,13 +253,12 @@ struct Transmission {
 #[derive(Debug)]
 pub struct Network {
     rng: Rng,
-    hosts: HashMap<SocketAddr, HostConfig>,
+    /// Every address met, configured or not; connections name theirs by index, so that a
+    /// segment's way through the queues takes no lookup by address.
+    hosts: Vec<Host>,
+    host_index: HashMap<SocketAddr, usize>,
     links: HashMap<(SocketAddr, SocketAddr), LinkConfig>,
     default_link: LinkConfig,
-    /// When each host's upload queue is next free.
-    upload_free: HashMap<SocketAddr, Instant>,
-    /// Each host's download queue, booked segment by segment.
-    download_busy: HashMap<SocketAddr, Calendar>,
     /// When each link direction's queue is next free.
     link_free: HashMap<(SocketAddr, SocketAddr), Instant>,
     conns: Vec<Conn>,
@@ -250,11 +271,10 @@ impl Network {
     pub fn new(seed: u64) -> Self {
         Network {
             rng: Rng::seed_from_u64(seed),
-            hosts: HashMap::new(),
+            hosts: Vec::new(),
+            host_index: HashMap::new(),
             links: HashMap::new(),
             default_link: LinkConfig::default(),
-            upload_free: HashMap::new(),
-            download_busy: HashMap::new(),
             link_free: HashMap::new(),
             conns: Vec::new(),
             queue: EventQueue::default(),
@@ -264,12 +284,16 @@ impl Network {
 
     /// Adds a host (or replaces its configuration). Addresses never added do not answer.
     pub fn add_host(&mut self, addr: SocketAddr, config: HostConfig) {
-        self.hosts.insert(addr, config);
+        let i = self.host(addr);
+        if let Some(h) = self.hosts.get_mut(i) {
+            h.config = Some(config);
+        }
     }
 
     /// A host's configuration, to change it mid-run (e.g. start refusing connections).
     pub fn host_mut(&mut self, addr: SocketAddr) -> Option<&mut HostConfig> {
-        self.hosts.get_mut(&addr)
+        let i = *self.host_index.get(&addr)?;
+        self.hosts.get_mut(i)?.config.as_mut()
     }
 
     /// The configuration of every direction without its own.
@@ -290,6 +314,9 @@ impl Network {
 
     /// The configuration of the direction `from` → `to`.
     pub fn link(&self, from: SocketAddr, to: SocketAddr) -> LinkConfig {
+        if self.links.is_empty() {
+            return self.default_link;
+        }
         self.links
             .get(&(from, to))
             .copied()
@@ -309,9 +336,15 @@ impl Network {
         let back = self.link(to, from);
         let rtt = out.latency.saturating_add(back.latency);
         let answered = after(now, rtt);
-        let listen = self.hosts.get(&to).map_or(Listen::Silent, |h| h.listen);
+        let hosts = [self.host(from), self.host(to)];
+        let listen = self
+            .hosts
+            .get(hosts[1])
+            .and_then(|h| h.config)
+            .map_or(Listen::Silent, |h| h.listen);
         let mut conn = Conn {
             ends: [from, to],
+            hosts,
             established: [None, None],
             closed: [false; 2],
             finished: [false; 2],
@@ -368,15 +401,15 @@ impl Network {
         now: Instant,
     ) -> Result<(), NetError> {
         self.check_open(conn, side, now)?;
-        let (from, to) = self.direction(conn, side)?;
-        let link = self.link(from, to);
+        let route = self.direction(conn, side)?;
+        let link = self.link(route.from, route.to);
         let segments = Segments {
             rest: bufs.into_iter(),
             front: Bytes::new(),
             mss: link.mss.max(1),
         };
         for segment in segments {
-            let sent = self.transmit(from, to, &link, segment.len(), now);
+            let sent = self.transmit(route, &link, segment.len(), now);
             self.note_flushed(conn, side, sent.departed);
             let (arrival, given_up) = self.retransmit_delay(sent.arrival, sent.lost, &link);
             if given_up {
@@ -415,9 +448,9 @@ impl Network {
         if c.reset_at.is_some_and(|r| r <= now) {
             return Ok(());
         }
-        let (from, to) = self.direction(conn, side)?;
-        let link = self.link(from, to);
-        let sent = self.transmit(from, to, &link, 0, now);
+        let route = self.direction(conn, side)?;
+        let link = self.link(route.from, route.to);
+        let sent = self.transmit(route, &link, 0, now);
         self.note_flushed(conn, side, sent.departed);
         let at = self.in_order(conn, side.other(), sent.arrival)?;
         self.schedule(at, conn, side.other(), NetEventKind::Closed(CloseKind::Eof));
@@ -510,11 +543,30 @@ impl Network {
     }
 
     /// The hosts a send from `side` leaves and reaches.
-    fn direction(&self, conn: SimConnId, side: Side) -> Result<(SocketAddr, SocketAddr), NetError> {
-        let [initiator, acceptor] = self.conn(conn)?.ends;
+    fn direction(&self, conn: SimConnId, side: Side) -> Result<Route, NetError> {
+        let c = self.conn(conn)?;
+        let ([initiator, acceptor], [i, a]) = (c.ends, c.hosts);
         Ok(match side {
-            Side::Initiator => (initiator, acceptor),
-            Side::Acceptor => (acceptor, initiator),
+            Side::Initiator => Route {
+                from: initiator,
+                to: acceptor,
+                from_host: i,
+                to_host: a,
+            },
+            Side::Acceptor => Route {
+                from: acceptor,
+                to: initiator,
+                from_host: a,
+                to_host: i,
+            },
+        })
+    }
+
+    /// The index of the host at `addr`, met now if not before.
+    fn host(&mut self, addr: SocketAddr) -> usize {
+        *self.host_index.entry(addr).or_insert_with(|| {
+            self.hosts.push(Host::default());
+            self.hosts.len() - 1
         })
     }
 
@@ -549,7 +601,13 @@ impl Network {
         now: Instant,
     ) -> Vec<Instant> {
         let link = self.link(from, to);
-        let t = self.transmit(from, to, &link, len.max(1), now);
+        let route = Route {
+            from,
+            to,
+            from_host: self.host(from),
+            to_host: self.host(to),
+        };
+        let t = self.transmit(route, &link, len.max(1), now);
         if t.lost {
             return Vec::new();
         }
@@ -572,29 +630,25 @@ impl Network {
 
     /// Passes `len` bytes through the sender's upload queue, the link's queue and the
     /// receiver's download queue.
-    fn transmit(
-        &mut self,
-        from: SocketAddr,
-        to: SocketAddr,
-        link: &LinkConfig,
-        len: usize,
-        now: Instant,
-    ) -> Transmission {
+    fn transmit(&mut self, r: Route, link: &LinkConfig, len: usize, now: Instant) -> Transmission {
         let mut t = now;
-        if let Some(rate) = self.hosts.get(&from).and_then(|h| h.upload) {
-            t = serialise(self.upload_free.entry(from).or_insert(now), t, len, rate);
+        if let Some(h) = self.hosts.get_mut(r.from_host)
+            && let Some(rate) = h.config.and_then(|c| c.upload)
+        {
+            t = serialise(h.upload_free.get_or_insert(now), t, len, rate);
         }
         if let Some(rate) = link.bandwidth {
             t = serialise(
-                self.link_free.entry((from, to)).or_insert(now),
+                self.link_free.entry((r.from, r.to)).or_insert(now),
                 t,
                 len,
                 rate,
             );
         }
-        if let Some(rate) = self.hosts.get(&to).and_then(|h| h.download) {
-            let line = self.download_busy.entry(to).or_default();
-            t = line.book(now, t, duration_of(len, rate));
+        if let Some(h) = self.hosts.get_mut(r.to_host)
+            && let Some(rate) = h.config.and_then(|c| c.download)
+        {
+            t = h.download_busy.book(now, t, duration_of(len, rate));
         }
         let lost = len > 0 && link.loss > 0.0 && self.chance(link.loss);
         Transmission {
