@@ -172,12 +172,16 @@ impl Peers {
 
     /// Turns the queued bytes of every peer changed since the last call into sends.
     pub fn flush_into(&mut self, out: &mut VecDeque<Output>) {
-        for conn in std::mem::take(&mut self.to_flush) {
+        // The list is emptied in place: it fills again after nearly every input, and a new
+        // one would be allocated each time.
+        let mut queued = std::mem::take(&mut self.to_flush);
+        for conn in queued.drain(..) {
             if let Some(p) = self.by_conn.get_mut(&conn) {
                 p.flush_queued = false;
                 push_send(p, out);
             }
         }
+        self.to_flush = queued;
     }
 
     /// Every connection, in id order.
