@@ -93,7 +93,8 @@ impl Side {
         }
     }
 
-    fn index(self) -> usize {
+    /// 0 for the initiator, 1 for the acceptor: where arrays by side keep each end.
+    pub(crate) fn index(self) -> usize {
         match self {
             Side::Initiator => 0,
             Side::Acceptor => 1,

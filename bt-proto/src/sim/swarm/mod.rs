@@ -137,15 +137,31 @@ impl NodeOptions {
     }
 }
 
+/// A session connection's end of its network connection.
+#[derive(Debug)]
+struct ConnEnd {
+    sim: SimConnId,
+    side: Side,
+    /// Bytes the socket has not taken yet.
+    queue: send_queue::SendQueue,
+}
+
+impl ConnEnd {
+    fn new(sim: SimConnId, side: Side) -> Self {
+        ConnEnd {
+            sim,
+            side,
+            queue: Default::default(),
+        }
+    }
+}
+
 struct Node {
     addr: SocketAddr,
     session: Session,
     options: NodeOptions,
-    /// Engine connection → network connection and our end of it.
-    conns: BTreeMap<ConnId, (SimConnId, Side)>,
-    by_sim: BTreeMap<(SimConnId, Side), ConnId>,
-    /// Bytes each connection's socket has not taken yet.
-    send_queues: BTreeMap<ConnId, send_queue::SendQueue>,
+    /// Engine connection → our end of its network connection.
+    conns: BTreeMap<ConnId, ConnEnd>,
     metas: BTreeMap<TorrentId, Metainfo>,
     events: Vec<(Duration, Event)>,
     alive: bool,
@@ -171,8 +187,11 @@ pub struct Swarm {
     /// Sessions' deadlines, earliest first: an entry whose node's [`Node::timer`] moved since
     /// is stale and skipped, so that finding the next timer never scans every node.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
-    /// Node index by address, so that a delivery finds its node without a scan.
+    /// Node index by address, so that a new connection finds its node without a scan.
     by_addr: HashMap<SocketAddr, usize>,
+    /// The node and session connection at each end of each network connection, by network
+    /// connection: a delivery finds both without a lookup by address or by connection.
+    ends: Vec<[Option<(usize, ConnId)>; 2]>,
     seq: u64,
     /// The tracker at [`TRACKER_URL`].
     tracker: TrackerRegistry,
@@ -208,6 +227,7 @@ impl Swarm {
             delayed: TimeQueue::default(),
             timers: BinaryHeap::new(),
             by_addr: HashMap::new(),
+            ends: Vec::new(),
             seq: 0,
             tracker: TrackerRegistry::default(),
             disk_latency: Duration::from_micros(200),
@@ -282,8 +302,6 @@ impl Swarm {
             session,
             options,
             conns: BTreeMap::new(),
-            by_sim: BTreeMap::new(),
-            send_queues: BTreeMap::new(),
             metas: BTreeMap::new(),
             events: Vec::new(),
             alive: true,
@@ -434,17 +452,44 @@ impl Swarm {
         let Some(n) = self.nodes.get_mut(node.0) else {
             return;
         };
-        let sims: Vec<SimConnId> = n.conns.values().map(|(s, _)| *s).collect();
+        let ends: Vec<(SimConnId, Side)> = n.conns.values().map(|e| (e.sim, e.side)).collect();
         n.conns.clear();
-        n.by_sim.clear();
-        n.send_queues.clear();
-        for s in sims {
-            let _ = self.net.drop_at(s, now);
+        for (sim, side) in ends {
+            self.set_end(sim, side, None);
+            let _ = self.net.drop_at(sim, now);
         }
+    }
+
+    /// The node and session connection at `side` of network connection `sim`.
+    fn end(&self, sim: SimConnId, side: Side) -> Option<(usize, ConnId)> {
+        let i = usize::try_from(sim.0).ok()?;
+        *self.ends.get(i)?.get(side.index())?
+    }
+
+    fn set_end(&mut self, sim: SimConnId, side: Side, end: Option<(usize, ConnId)>) {
+        set_end(&mut self.ends, sim, side, end);
     }
 
     /// Number of scheduling steps taken (for figures).
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+}
+
+/// Records which node and session connection are at `side` of network connection `sim`.
+fn set_end(
+    ends: &mut Vec<[Option<(usize, ConnId)>; 2]>,
+    sim: SimConnId,
+    side: Side,
+    end: Option<(usize, ConnId)>,
+) {
+    let Ok(i) = usize::try_from(sim.0) else {
+        return;
+    };
+    if ends.len() <= i {
+        ends.resize(i + 1, [None; 2]);
+    }
+    if let Some(slot) = ends.get_mut(i).and_then(|e| e.get_mut(side.index())) {
+        *slot = end;
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::run::Delayed;
-use super::{NodeId, Swarm, TRACKER_URL};
+use super::{ConnEnd, NodeId, Swarm, TRACKER_URL};
 use crate::IoFailure;
 use crate::engine::{Input, Output, TorrentId};
 use crate::lsd::LsdGroup;
@@ -46,17 +46,17 @@ impl Swarm {
         match out {
             Output::Connect { conn, addr: to } => {
                 let sim = self.net.connect(addr, to, now);
-                n.conns.insert(conn, (sim, Side::Initiator));
-                n.by_sim.insert((sim, Side::Initiator), conn);
+                n.conns.insert(conn, ConnEnd::new(sim, Side::Initiator));
+                self.set_end(sim, Side::Initiator, Some((node.0, conn)));
             }
             Output::Send { conn, bufs } => self.queue_send(node, conn, bufs, now),
             Output::Close { conn, .. } => {
                 self.flush_queue(node, conn, now);
                 if let Some(n) = self.nodes.get_mut(node.0)
-                    && let Some((sim, side)) = n.conns.remove(&conn)
+                    && let Some(end) = n.conns.remove(&conn)
                 {
-                    n.by_sim.remove(&(sim, side));
-                    let _ = self.net.close(sim, side, now);
+                    self.set_end(end.sim, end.side, None);
+                    let _ = self.net.close(end.sim, end.side, now);
                 }
             }
             Output::ReadBlock {

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use super::{NodeId, Swarm};
+use super::{ConnEnd, NodeId, Swarm, set_end};
 use crate::ConnId;
 use crate::engine::Input;
 use crate::sim::net::{NetEventKind, Side};
@@ -115,7 +115,13 @@ impl Swarm {
         self.steps += 1;
         let now = self.clock.now();
         while let Some(ev) = self.net.poll(now) {
-            let Some(idx) = self.by_addr.get(&ev.host).copied() else {
+            // A connection's end is known once its session has it; a new incoming one is
+            // found by its host's address.
+            let end = self.end(ev.conn, ev.side);
+            let Some(idx) = end
+                .map(|(i, _)| i)
+                .or_else(|| self.by_addr.get(&ev.host).copied())
+            else {
                 continue;
             };
             let node = NodeId(idx);
@@ -129,31 +135,25 @@ impl Swarm {
                 n.raw_inbox.entry(ev.conn).or_default().record(ev.kind);
                 continue;
             }
-            match ev.kind {
-                NetEventKind::Connected => match ev.side {
-                    Side::Initiator => {
-                        if let Some(c) = n.by_sim.get(&(ev.conn, ev.side)).copied() {
-                            n.session.handle(now, Input::Connected { conn: c });
-                        }
-                    }
-                    Side::Acceptor => {
-                        let c = n.session.accept(now, ev.peer);
-                        n.conns.insert(c, (ev.conn, ev.side));
-                        n.by_sim.insert((ev.conn, ev.side), c);
-                    }
-                },
-                NetEventKind::Refused | NetEventKind::Closed(_) => {
-                    if let Some(c) = n.by_sim.remove(&(ev.conn, ev.side)) {
-                        n.conns.remove(&c);
-                        n.send_queues.remove(&c);
-                        n.session.handle(now, Input::Closed { conn: c });
-                    }
+            let conn = end.map(|(_, c)| c);
+            match (ev.kind, conn) {
+                (NetEventKind::Connected, None) if ev.side == Side::Acceptor => {
+                    let c = n.session.accept(now, ev.peer);
+                    n.conns.insert(c, ConnEnd::new(ev.conn, ev.side));
+                    set_end(&mut self.ends, ev.conn, ev.side, Some((idx, c)));
                 }
-                NetEventKind::Data(data) => {
-                    if let Some(c) = n.by_sim.get(&(ev.conn, ev.side)).copied() {
-                        n.session.handle(now, Input::Received { conn: c, data });
-                    }
+                (NetEventKind::Connected, Some(c)) if ev.side == Side::Initiator => {
+                    n.session.handle(now, Input::Connected { conn: c });
                 }
+                (NetEventKind::Refused | NetEventKind::Closed(_), Some(c)) => {
+                    n.conns.remove(&c);
+                    set_end(&mut self.ends, ev.conn, ev.side, None);
+                    n.session.handle(now, Input::Closed { conn: c });
+                }
+                (NetEventKind::Data(data), Some(c)) => {
+                    n.session.handle(now, Input::Received { conn: c, data });
+                }
+                _ => {}
             }
             self.drain(node);
         }

@@ -66,9 +66,11 @@ impl Swarm {
         let Some(n) = self.nodes.get_mut(node.0) else {
             return;
         };
-        n.send_queues
-            .entry(conn)
-            .or_default()
+        // A connection already closed on our side takes nothing more.
+        let Some(end) = n.conns.get_mut(&conn) else {
+            return;
+        };
+        end.queue
             .bufs
             .extend(bufs.into_iter().filter(|b| !b.is_empty()));
         self.pump(node, conn, now);
@@ -82,11 +84,10 @@ impl Swarm {
             let Some(n) = self.nodes.get_mut(node.0) else {
                 return;
             };
-            let (Some((sim, side)), Some(q)) =
-                (n.conns.get(&conn).copied(), n.send_queues.get_mut(&conn))
-            else {
+            let Some(end) = n.conns.get_mut(&conn) else {
                 return;
             };
+            let (sim, side, q) = (end.sim, end.side, &mut end.queue);
             if q.pump_at.is_some_and(|t| t <= now) {
                 q.pump_at = None;
             }
@@ -117,11 +118,10 @@ impl Swarm {
         let Some(n) = self.nodes.get_mut(node.0) else {
             return;
         };
-        let (Some((sim, side)), Some(mut q)) =
-            (n.conns.get(&conn).copied(), n.send_queues.remove(&conn))
-        else {
+        let Some(end) = n.conns.get_mut(&conn) else {
             return;
         };
+        let (sim, side, mut q) = (end.sim, end.side, std::mem::take(&mut end.queue));
         let rest = q.take(usize::MAX);
         if !rest.is_empty() {
             let _ = self.net.send_bufs(sim, side, rest, now);
