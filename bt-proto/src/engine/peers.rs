@@ -56,7 +56,10 @@ impl ConnCounts {
 /// The connections of a session.
 #[derive(Debug, Default)]
 pub(crate) struct Peers {
-    by_conn: BTreeMap<ConnId, Peer>,
+    /// Boxed, so that the map's nodes hold keys and pointers only: a lookup (several per
+    /// received buffer) reads a few cache lines instead of striding over nodes of eleven
+    /// whole peers (11 KiB); it was 60 % of the engine's receive path in the simulator.
+    by_conn: BTreeMap<ConnId, Box<Peer>>,
     next_conn: u64,
     /// Connections that may have bytes queued since the last flush.
     to_flush: Vec<ConnId>,
@@ -74,7 +77,7 @@ impl Peers {
     pub fn add_incoming(&mut self, addr: SocketAddr, now: Instant, depth: usize) -> ConnId {
         let conn = self.next_id();
         self.by_conn
-            .insert(conn, Peer::incoming(conn, addr, now, depth));
+            .insert(conn, Box::new(Peer::incoming(conn, addr, now, depth)));
         self.counts.incoming += 1;
         self.counts.handshake_started(addr.ip());
         conn
@@ -90,7 +93,7 @@ impl Peers {
     ) -> ConnId {
         let conn = self.next_id();
         self.by_conn
-            .insert(conn, Peer::outgoing(conn, addr, torrent, now, depth));
+            .insert(conn, Box::new(Peer::outgoing(conn, addr, torrent, now, depth)));
         self.counts.outgoing += 1;
         self.counts.connecting += 1;
         conn
@@ -127,7 +130,7 @@ impl Peers {
     }
 
     pub fn get(&self, conn: ConnId) -> Option<&Peer> {
-        self.by_conn.get(&conn)
+        self.by_conn.get(&conn).map(Box::as_ref)
     }
 
     /// A peer to change; it is flushed at the next poll.
@@ -154,7 +157,7 @@ impl Peers {
 
     /// Forgets a connection; bytes it had queued are dropped.
     pub fn remove(&mut self, conn: ConnId) -> Option<Peer> {
-        let p = self.by_conn.remove(&conn)?;
+        let p = *self.by_conn.remove(&conn)?;
         let c = &mut self.counts;
         if p.is_incoming() {
             c.incoming = c.incoming.saturating_sub(1);
@@ -186,7 +189,7 @@ impl Peers {
 
     /// Every connection, in id order.
     pub fn iter(&self) -> impl Iterator<Item = &Peer> + Clone {
-        self.by_conn.values()
+        self.by_conn.values().map(Box::as_ref)
     }
 
     /// How many connections of each kind there are.
