@@ -496,3 +496,40 @@ impl Peer {
         self.slips > MAX_SLIPS
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flush of small messages hands over a buffer of its own: a HAVE waiting in a socket
+    /// queue pins nothing of the peer's buffer, which the next messages reuse.
+    #[test]
+    fn small_flushes_are_buffers_of_their_own() {
+        let now = Instant::now();
+        let addr = SocketAddr::from(([10, 0, 0, 1], 6881));
+        let mut p = Peer::incoming(ConnId(1), addr, now, 4);
+        p.send(&Message::Have(PieceIndex(3)), now);
+        p.send(&Message::Interested, now);
+        let bufs = p.take_output();
+        assert_eq!(bufs.len(), 1);
+        assert_eq!(
+            &bufs[0][..],
+            &[0, 0, 0, 5, 4, 0, 0, 0, 3, 0, 0, 0, 1, 2][..]
+        );
+        assert!(bufs[0].is_unique(), "the flush shares the peer's buffer");
+        // A PIECE header goes with the messages queued before it; the block follows as is.
+        p.send(&Message::Have(PieceIndex(4)), now);
+        let block = Bytes::from(vec![7u8; 100]);
+        let mut header = [0u8; 13];
+        header[..4].copy_from_slice(&109u32.to_be_bytes());
+        header[4] = 7;
+        p.send_piece(header, block.clone(), now);
+        let bufs = p.take_output();
+        assert_eq!(bufs.len(), 2);
+        assert_eq!(bufs[0].len(), 9 + 13);
+        assert_eq!(&bufs[0][9..], &header[..]);
+        assert!(bufs[0].is_unique());
+        assert_eq!(bufs[1].as_ptr(), block.as_ptr(), "the block was copied");
+        assert_eq!(p.take_output(), Vec::<Bytes>::new());
+    }
+}

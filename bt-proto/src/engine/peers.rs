@@ -92,8 +92,10 @@ impl Peers {
         depth: usize,
     ) -> ConnId {
         let conn = self.next_id();
-        self.by_conn
-            .insert(conn, Box::new(Peer::outgoing(conn, addr, torrent, now, depth)));
+        self.by_conn.insert(
+            conn,
+            Box::new(Peer::outgoing(conn, addr, torrent, now, depth)),
+        );
         self.counts.outgoing += 1;
         self.counts.connecting += 1;
         conn
