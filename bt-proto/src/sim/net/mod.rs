@@ -41,16 +41,18 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::rng::Rng;
 
 mod calendar;
 mod config;
 mod queue;
+mod segments;
 use calendar::Calendar;
 pub use config::{HostConfig, LinkConfig, Listen};
 use queue::{EventQueue, Pending};
+use segments::Segments;
 
 /// Default maximum segment size: Ethernet's 1500-byte MTU less 40 bytes of IPv4 and TCP
 /// headers, the size real peers' bytes arrive in.
@@ -404,11 +406,7 @@ impl Network {
         self.check_open(conn, side, now)?;
         let route = self.direction(conn, side)?;
         let link = self.link(route.from, route.to);
-        let segments = Segments {
-            rest: bufs.into_iter(),
-            front: Bytes::new(),
-            mss: link.mss.max(1),
-        };
+        let segments = Segments::new(bufs, link.mss);
         for segment in segments {
             let sent = self.transmit(route, &link, segment.len(), now);
             self.note_flushed(conn, side, sent.departed);
@@ -762,41 +760,6 @@ impl Network {
 
 fn index(id: SimConnId) -> usize {
     usize::try_from(id.0).unwrap_or(usize::MAX)
-}
-
-/// A byte stream given as buffers, cut into segments of at most the MSS: a segment within
-/// one buffer is a slice of it; one spanning buffers is copied together.
-struct Segments {
-    rest: std::vec::IntoIter<Bytes>,
-    front: Bytes,
-    mss: usize,
-}
-
-impl Iterator for Segments {
-    type Item = Bytes;
-
-    fn next(&mut self) -> Option<Bytes> {
-        while self.front.is_empty() {
-            self.front = self.rest.next()?;
-        }
-        if self.front.len() >= self.mss || self.rest.len() == 0 {
-            let n = self.front.len().min(self.mss);
-            return Some(self.front.split_to(n));
-        }
-        let mut segment = BytesMut::with_capacity(self.mss);
-        loop {
-            let n = self.front.len().min(self.mss - segment.len());
-            segment.extend_from_slice(&self.front.split_to(n));
-            if segment.len() == self.mss {
-                break;
-            }
-            match self.rest.next() {
-                Some(next) => self.front = next,
-                None => break,
-            }
-        }
-        Some(segment.freeze())
-    }
 }
 
 /// `t + d`, or `t` where the sum is past what `Instant` represents (centuries of virtual
