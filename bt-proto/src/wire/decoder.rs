@@ -204,7 +204,11 @@ impl Decoder {
 
     /// The state of the message at the front of the pending bytes (of `buf` if it has any).
     fn front_frame(&self) -> Frame {
-        let pending = self.pending();
+        self.frame_of(self.pending())
+    }
+
+    /// The state of the message `pending` starts.
+    fn frame_of(&self, pending: &[u8]) -> Frame {
         match (pending.first_chunk::<4>(), pending.get(4)) {
             (None, _) => Frame::Needs(4 - pending.len()),
             (Some(&[0, 0, 0, 0]), _) => Frame::Complete,
@@ -234,26 +238,23 @@ impl Decoder {
                 self.pos = 0;
             }
             let rest = rest.get(start..).unwrap_or_default();
-            if self.buf.is_empty() {
-                self.reserve_frame(rest);
+            if self.buf.is_empty()
+                && rest.len() >= 5
+                && let Frame::Needs(n) = self.frame_of(rest)
+            {
+                self.reserve_frame(rest.len() + n);
             }
             self.buf.extend_from_slice(rest);
         }
     }
 
-    /// Makes room in `buf` for the rest of the message `pending` starts (whose length and
-    /// id are checked first), so a message put together from many reads is copied once and
-    /// fills a buffer of its own size. At most [`READ_CHUNK`] is reserved ahead of the bytes
-    /// that fill it, no more than [`Decoder::read_buf`] offers any peer; a longer message
-    /// grows as it comes.
-    fn reserve_frame(&mut self, pending: &[u8]) {
-        if let (Some(prefix), Some(&message_id)) = (pending.first_chunk::<4>(), pending.get(4)) {
-            let length = u32::from_be_bytes(*prefix);
-            if self.check_length(message_id, length).is_ok() {
-                let missing = (4 + length as usize).saturating_sub(self.buf.len());
-                self.buf.reserve(missing.min(READ_CHUNK));
-            }
-        }
+    /// Makes room in `buf` for the `missing` bytes of the message it is receiving, once that
+    /// message's header (length and id, checked) is known, so a message put together from
+    /// many reads is copied once and fills a buffer of its own size. At most [`READ_CHUNK`]
+    /// is reserved ahead of the bytes that fill it, no more than [`Decoder::read_buf`] offers
+    /// any peer; a longer message grows as it comes.
+    fn reserve_frame(&mut self, missing: usize) {
+        self.buf.reserve(missing.min(READ_CHUNK));
     }
 
     /// Completes the unfinished message at the front of `buf` from `chunk`, copying only the
@@ -265,7 +266,7 @@ impl Decoder {
             match self.front_frame() {
                 Frame::Needs(n) => {
                     if self.buf.len().saturating_sub(self.pos) >= 5 {
-                        self.buf.reserve(n.min(READ_CHUNK));
+                        self.reserve_frame(n);
                     }
                     let n = n.min(self.chunk.len());
                     self.buf
