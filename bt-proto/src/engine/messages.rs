@@ -41,6 +41,36 @@ impl Session {
         self.release_sparse_read();
     }
 
+    /// The most bytes `conn` can receive next that the session would only buffer: fewer
+    /// than its decoder needs to finish the next message or its header. Handed over later,
+    /// each with its own arrival time, and before anything else could look at the peer, they
+    /// change nothing the session does; only a query in between sees an older
+    /// `last_received` and fewer undecoded bytes. The simulator holds such bytes back to
+    /// spare the session an input per segment.
+    ///
+    /// 0 unless the peer is active on a torrent with metadata (a handshake acts on partial
+    /// bytes, and the metadata changes what a bitfield may be) and its stream is plain
+    /// messages, in clear or in RC4 (which deciphers the same bytes the same in any cuts).
+    /// Besides this peer's own `Received`, `last_received` is read only by its timers and by
+    /// queries: the simulator (`sim::swarm`) hands held bytes over before a node's timers and
+    /// commands, and a new reader must be one of those or flush them too.
+    pub(crate) fn inert_bytes(&self, conn: ConnId) -> usize {
+        use super::encryption::Crypto;
+        let Some(p) = self.peers.get(conn).filter(|p| p.is_active()) else {
+            return 0;
+        };
+        let plain = matches!(
+            p.crypto,
+            Crypto::Plain | Crypto::Obfuscated | Crypto::Rc4 { .. }
+        );
+        match p.torrent {
+            Some(id) if plain && !self.fetching.contains_key(&id) => {
+                p.decoder.bytes_needed().saturating_sub(1)
+            }
+            _ => 0,
+        }
+    }
+
     fn on_message(
         &mut self,
         now: Instant,

@@ -83,6 +83,7 @@ use crate::tracker::AnnounceEvent;
 use crate::{ConnId, PeerId};
 
 mod files;
+mod held;
 mod outputs;
 mod raw;
 mod run;
@@ -168,6 +169,8 @@ struct Node {
     /// A raw node runs no session: the test drives its connections byte by byte.
     raw: bool,
     raw_inbox: BTreeMap<SimConnId, RawConn>,
+    /// Ends of this node's connections holding bytes back from its session ([`held`]).
+    holding: Vec<(SimConnId, Side)>,
     /// The session's next deadline when it was last drained: the live entry of
     /// [`Swarm::timers`] for this node.
     timer: Option<Instant>,
@@ -189,9 +192,8 @@ pub struct Swarm {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Node index by address, so that a new connection finds its node without a scan.
     by_addr: HashMap<SocketAddr, usize>,
-    /// The node and session connection at each end of each network connection, by network
-    /// connection: a delivery finds both without a lookup by address or by connection.
-    ends: Vec<[Option<(usize, ConnId)>; 2]>,
+    /// The node and session connection at each end of each network connection.
+    ends: held::Ends,
     seq: u64,
     /// The tracker at [`TRACKER_URL`].
     tracker: TrackerRegistry,
@@ -227,7 +229,7 @@ impl Swarm {
             delayed: TimeQueue::default(),
             timers: BinaryHeap::new(),
             by_addr: HashMap::new(),
-            ends: Vec::new(),
+            ends: held::Ends::default(),
             seq: 0,
             tracker: TrackerRegistry::default(),
             disk_latency: Duration::from_micros(200),
@@ -307,6 +309,7 @@ impl Swarm {
             alive: true,
             raw: false,
             raw_inbox: BTreeMap::new(),
+            holding: Vec::new(),
             timer: None,
         });
         // The first node of an address is the one deliveries reach, as a scan would find.
@@ -322,7 +325,10 @@ impl Swarm {
             .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |n| n.addr)
     }
 
-    /// A node's session, to read its state.
+    /// A node's session, to read its state. A run returns with every byte that arrived
+    /// handed to the sessions; read from a [`Swarm::run_until`] condition, between steps, a
+    /// peer's last-received time and undecoded bytes may lag by bytes that complete no
+    /// message yet, which the runner holds back until something could tell.
     pub fn session(&self, node: NodeId) -> Option<&Session> {
         self.nodes.get(node.0).map(|n| &n.session)
     }
@@ -335,6 +341,7 @@ impl Swarm {
         f: impl FnOnce(&mut Session, Instant) -> R,
     ) -> Option<R> {
         let now = self.clock.now();
+        self.release_node(node);
         let r = f(&mut self.nodes.get_mut(node.0)?.session, now);
         self.drain(node);
         Some(r)
@@ -362,6 +369,7 @@ impl Swarm {
     /// Adds a torrent to a node.
     pub fn add_torrent(&mut self, node: NodeId, meta: &Metainfo, opts: AddTorrent) -> TorrentId {
         let now = self.clock.now();
+        self.release_node(node);
         let Some(n) = self.nodes.get_mut(node.0) else {
             return TorrentId(u32::MAX);
         };
@@ -385,6 +393,7 @@ impl Swarm {
     /// Adds a torrent to a node by magnet link: it fetches the metadata from its peers.
     pub fn add_magnet(&mut self, node: NodeId, magnet: &Magnet, opts: AddTorrent) -> TorrentId {
         let now = self.clock.now();
+        self.release_node(node);
         let Some(n) = self.nodes.get_mut(node.0) else {
             return TorrentId(u32::MAX);
         };
@@ -406,6 +415,7 @@ impl Swarm {
     /// Takes a node off the network: its connections reset and it does nothing more.
     pub fn kill(&mut self, node: NodeId) {
         let now = self.clock.now();
+        self.release_node(node);
         let Some(n) = self.nodes.get_mut(node.0) else {
             return;
         };
@@ -420,6 +430,7 @@ impl Swarm {
     /// replaced by a fresh one (new peer id, no torrents), its disk stays.
     pub fn restart(&mut self, node: NodeId) {
         let now = self.clock.now();
+        self.release_node(node);
         let tweak = self.nodes.get(node.0).and_then(|n| n.options.tweak);
         let session = self.new_session(tweak);
         let Some(n) = self.nodes.get_mut(node.0) else {
@@ -455,41 +466,13 @@ impl Swarm {
         let ends: Vec<(SimConnId, Side)> = n.conns.values().map(|e| (e.sim, e.side)).collect();
         n.conns.clear();
         for (sim, side) in ends {
-            self.set_end(sim, side, None);
+            self.ends.set(sim, side, None);
             let _ = self.net.drop_at(sim, now);
         }
-    }
-
-    /// The node and session connection at `side` of network connection `sim`.
-    fn end(&self, sim: SimConnId, side: Side) -> Option<(usize, ConnId)> {
-        let i = usize::try_from(sim.0).ok()?;
-        *self.ends.get(i)?.get(side.index())?
-    }
-
-    fn set_end(&mut self, sim: SimConnId, side: Side, end: Option<(usize, ConnId)>) {
-        set_end(&mut self.ends, sim, side, end);
     }
 
     /// Number of scheduling steps taken (for figures).
     pub fn steps(&self) -> u64 {
         self.steps
-    }
-}
-
-/// Records which node and session connection are at `side` of network connection `sim`.
-fn set_end(
-    ends: &mut Vec<[Option<(usize, ConnId)>; 2]>,
-    sim: SimConnId,
-    side: Side,
-    end: Option<(usize, ConnId)>,
-) {
-    let Ok(i) = usize::try_from(sim.0) else {
-        return;
-    };
-    if ends.len() <= i {
-        ends.resize(i + 1, [None; 2]);
-    }
-    if let Some(slot) = ends.get_mut(i).and_then(|e| e.get_mut(side.index())) {
-        *slot = end;
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::held::End;
 use super::run::Delayed;
 use super::{ConnEnd, NodeId, Swarm, TRACKER_URL};
 use crate::IoFailure;
@@ -47,7 +48,8 @@ impl Swarm {
             Output::Connect { conn, addr: to } => {
                 let sim = self.net.connect(addr, to, now);
                 n.conns.insert(conn, ConnEnd::new(sim, Side::Initiator));
-                self.set_end(sim, Side::Initiator, Some((node.0, conn)));
+                self.ends
+                    .set(sim, Side::Initiator, Some(End::new(node.0, conn)));
             }
             Output::Send { conn, bufs } => self.queue_send(node, conn, bufs, now),
             Output::Close { conn, .. } => {
@@ -55,7 +57,7 @@ impl Swarm {
                 if let Some(n) = self.nodes.get_mut(node.0)
                     && let Some(end) = n.conns.remove(&conn)
                 {
-                    self.set_end(end.sim, end.side, None);
+                    self.ends.set(end.sim, end.side, None);
                     let _ = self.net.close(end.sim, end.side, now);
                 }
             }

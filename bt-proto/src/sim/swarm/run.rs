@@ -5,7 +5,8 @@ use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use super::{ConnEnd, NodeId, Swarm, set_end};
+use super::held::End;
+use super::{ConnEnd, NodeId, Swarm};
 use crate::ConnId;
 use crate::engine::Input;
 use crate::sim::net::{NetEventKind, Side};
@@ -76,6 +77,7 @@ impl Swarm {
         let deadline = start + limit;
         loop {
             if done(self) {
+                self.release_all();
                 return Ok(self.clock.now().saturating_duration_since(start));
             }
             let next = self.next_time();
@@ -85,6 +87,7 @@ impl Swarm {
                     self.step();
                 }
                 _ => {
+                    self.release_all();
                     return Err(Stalled {
                         at: self.clock.elapsed(),
                     });
@@ -100,6 +103,7 @@ impl Swarm {
             self.clock.advance_to(t);
             self.step();
         }
+        self.release_all();
         self.clock.advance_to(deadline);
     }
 
@@ -117,7 +121,7 @@ impl Swarm {
         while let Some(ev) = self.net.poll(now) {
             // A connection's end is known once its session has it; a new incoming one is
             // found by its host's address.
-            let end = self.end(ev.conn, ev.side);
+            let end = self.ends.get(ev.conn, ev.side).map(|e| (e.node, e.conn));
             let Some(idx) = end
                 .map(|(i, _)| i)
                 .or_else(|| self.by_addr.get(&ev.host).copied())
@@ -140,18 +144,23 @@ impl Swarm {
                 (NetEventKind::Connected, None) if ev.side == Side::Acceptor => {
                     let c = n.session.accept(now, ev.peer);
                     n.conns.insert(c, ConnEnd::new(ev.conn, ev.side));
-                    set_end(&mut self.ends, ev.conn, ev.side, Some((idx, c)));
+                    self.ends.set(ev.conn, ev.side, Some(End::new(idx, c)));
                 }
                 (NetEventKind::Connected, Some(c)) if ev.side == Side::Initiator => {
                     n.session.handle(now, Input::Connected { conn: c });
                 }
                 (NetEventKind::Refused | NetEventKind::Closed(_), Some(c)) => {
-                    n.conns.remove(&c);
-                    set_end(&mut self.ends, ev.conn, ev.side, None);
-                    n.session.handle(now, Input::Closed { conn: c });
+                    self.release_end(ev.conn, ev.side);
+                    if let Some(n) = self.nodes.get_mut(idx) {
+                        n.conns.remove(&c);
+                        n.session.handle(now, Input::Closed { conn: c });
+                    }
+                    self.ends.set(ev.conn, ev.side, None);
                 }
-                (NetEventKind::Data(data), Some(c)) => {
-                    n.session.handle(now, Input::Received { conn: c, data });
+                (NetEventKind::Data(data), Some(_)) => {
+                    // Drains the node itself, unless it held the bytes back.
+                    self.receive(ev.conn, ev.side, now, data);
+                    continue;
                 }
                 _ => {}
             }
@@ -196,6 +205,7 @@ impl Swarm {
             }
         }
         for idx in due {
+            self.release_node(NodeId(idx));
             if let Some(n) = self.nodes.get_mut(idx) {
                 n.session.handle_timeout(now);
             }

@@ -1,0 +1,230 @@
+//! Each network connection's two ends, and the received bytes held back from a session
+//! while they complete no message.
+//!
+//! A 16 KiB block arrives in a dozen segments, and a session handed each at once only
+//! buffers the first eleven. The runner keeps such segments at their end instead
+//! ([`crate::engine::Session::inert_bytes`] says how many bytes it may) and hands them over,
+//! each with its own arrival time, just before the segment that completes a message: the
+//! session then sees exactly the inputs it would have, and the node is not woken per segment.
+//!
+//! Only the peer's own inputs and its timers look at what partial bytes change (its decoder
+//! and last-received time), so held bytes are handed over before the connection's close,
+//! before the node's timers fire, before any command or kill of the node, and when a run
+//! returns. Deliveries on the node's other connections and its disk answers go ahead of them,
+//! as they cannot tell.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{NodeId, Swarm};
+use crate::ConnId;
+use crate::engine::Input;
+use crate::sim::net::{Side, SimConnId};
+
+/// The node and session connection at one end of a network connection.
+#[derive(Debug)]
+pub(super) struct End {
+    pub node: usize,
+    pub conn: ConnId,
+    /// Bytes the session would only buffer, as of its last input on this connection.
+    inert: usize,
+    /// Segments held back, in order, with their arrival times.
+    held: Vec<(Instant, Bytes)>,
+    held_len: usize,
+}
+
+impl End {
+    pub fn new(node: usize, conn: ConnId) -> Self {
+        End {
+            node,
+            conn,
+            inert: 0,
+            held: Vec::new(),
+            held_len: 0,
+        }
+    }
+}
+
+/// Both ends of every network connection, by its id: a delivery finds its node and session
+/// connection without a lookup by address or by connection.
+#[derive(Debug, Default)]
+pub(super) struct Ends(Vec<[Option<End>; 2]>);
+
+impl Ends {
+    pub fn get(&self, sim: SimConnId, side: Side) -> Option<&End> {
+        let i = usize::try_from(sim.0).ok()?;
+        self.0.get(i)?.get(side.index())?.as_ref()
+    }
+
+    fn get_mut(&mut self, sim: SimConnId, side: Side) -> Option<&mut End> {
+        let i = usize::try_from(sim.0).ok()?;
+        self.0.get_mut(i)?.get_mut(side.index())?.as_mut()
+    }
+
+    /// Records the end at `side` of `sim`; `None` forgets it, with any bytes it held (the
+    /// session closed the connection, so they would have been dropped with its decoder).
+    pub fn set(&mut self, sim: SimConnId, side: Side, end: Option<End>) {
+        let Ok(i) = usize::try_from(sim.0) else {
+            return;
+        };
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, Default::default);
+        }
+        if let Some(slot) = self.0.get_mut(i).and_then(|e| e.get_mut(side.index())) {
+            *slot = end;
+        }
+    }
+}
+
+impl Swarm {
+    /// Bytes `data` arrived at `side` of `sim`, whose end is known: held back if the session
+    /// would only buffer them, else handed over after what was held.
+    pub(super) fn receive(&mut self, sim: SimConnId, side: Side, now: Instant, data: Bytes) {
+        let Some(end) = self.ends.get_mut(sim, side) else {
+            return;
+        };
+        let idx = end.node;
+        if end.held_len + data.len() <= end.inert {
+            if end.held.is_empty()
+                && let Some(n) = self.nodes.get_mut(idx)
+            {
+                n.holding.push((sim, side));
+            }
+            end.held_len += data.len();
+            end.held.push((now, data));
+            return;
+        }
+        self.release_end(sim, side);
+        self.hand_over(sim, side, [(now, data)]);
+    }
+
+    /// Hands `parts` to the session at `side` of `sim`, each at its arrival time, notes how
+    /// many bytes it may be spared next, and carries out what it did. The drain after each
+    /// input matters even when there is nothing to carry out: the session sends to the
+    /// connections it touched in the order it touched them since the last drain.
+    fn hand_over(
+        &mut self,
+        sim: SimConnId,
+        side: Side,
+        parts: impl IntoIterator<Item = (Instant, Bytes)>,
+    ) {
+        let Some((idx, conn)) = self.ends.get(sim, side).map(|e| (e.node, e.conn)) else {
+            return;
+        };
+        let Some(n) = self.nodes.get_mut(idx) else {
+            return;
+        };
+        for (at, data) in parts {
+            n.session.handle(at, Input::Received { conn, data });
+        }
+        let inert = n.session.inert_bytes(conn);
+        if let Some(end) = self.ends.get_mut(sim, side) {
+            end.inert = inert;
+        }
+        self.drain(NodeId(idx));
+    }
+
+    /// Hands over what `side` of `sim` holds, before its close or its next message reaches
+    /// the session.
+    pub(super) fn release_end(&mut self, sim: SimConnId, side: Side) {
+        let Some(end) = self.ends.get_mut(sim, side) else {
+            return;
+        };
+        if end.held.is_empty() {
+            return;
+        }
+        let parts = std::mem::take(&mut end.held);
+        end.held_len = 0;
+        if let Some(n) = self.nodes.get_mut(end.node) {
+            n.holding.retain(|h| *h != (sim, side));
+        }
+        self.hand_over(sim, side, parts);
+    }
+
+    /// Hands over everything `node`'s connections hold, before its timers, a command or its
+    /// end.
+    pub(super) fn release_node(&mut self, node: NodeId) {
+        let Some(n) = self.nodes.get_mut(node.0) else {
+            return;
+        };
+        for (sim, side) in std::mem::take(&mut n.holding) {
+            self.release_end(sim, side);
+        }
+    }
+
+    /// Hands over everything held anywhere, so that the sessions are exactly as their
+    /// inputs left them when a run returns.
+    pub(super) fn release_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes.get(i).is_some_and(|n| !n.holding.is_empty()) {
+                self.release_node(NodeId(i));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::PeerId;
+    use crate::engine::CloseReason;
+    use crate::sim::net::SimConnId;
+    use crate::sim::remote::RemotePeer;
+    use crate::sim::swarm::{NodeId, Swarm, make_torrent};
+
+    /// A seed, and a raw peer connected to it whose handshake went through.
+    fn seed_and_peer() -> (Swarm, NodeId, NodeId, SimConnId) {
+        let (meta, content) = make_torrent(&[("a.bin", 64 << 10)], 16 << 10, 1).unwrap();
+        let mut swarm = Swarm::new(5);
+        let seed = swarm.add_node(Default::default());
+        swarm.add_seed(seed, &meta, &content);
+        let raw = swarm.add_raw_node();
+        let to = swarm.addr(seed);
+        let conn = swarm.raw_connect(raw, to);
+        swarm.run_for(Duration::from_millis(100));
+        let peer = RemotePeer::new(conn, meta.info_hash(), PeerId([2; 20]));
+        assert!(swarm.raw_send(conn, peer.hello_bytes(&[]).unwrap()));
+        swarm.run_for(Duration::from_millis(100));
+        (swarm, seed, raw, conn)
+    }
+
+    /// The 5-byte header of a block message: its 16 KiB follow.
+    fn block_header() -> Vec<u8> {
+        let mut header = (9 + (16u32 << 10)).to_be_bytes().to_vec();
+        header.push(7);
+        header
+    }
+
+    #[test]
+    fn a_run_returns_with_every_arrived_byte_in_the_session() {
+        let (mut swarm, seed, _, conn) = seed_and_peer();
+        let undecoded = |s: &Swarm| s.session(seed).unwrap().memory_use().undecoded_bytes;
+        assert_eq!(undecoded(&swarm), 0);
+        // The header goes to the session at once; the next bytes complete nothing, so they
+        // are held back until the run returns.
+        assert!(swarm.raw_send(conn, block_header()));
+        swarm.run_for(Duration::from_millis(100));
+        assert!(swarm.raw_send(conn, vec![0u8; 100]));
+        swarm.run_for(Duration::from_millis(100));
+        assert_eq!(undecoded(&swarm), 105);
+    }
+
+    #[test]
+    fn held_bytes_reach_the_session_before_its_timers() {
+        let (mut swarm, seed, raw, conn) = seed_and_peer();
+        // A peer trickling a block a byte a second, for longer than the inactivity timeout:
+        // each byte is activity, though none completes a message.
+        let addr = swarm.addr(raw);
+        swarm.net_mut().host_mut(addr).unwrap().upload = Some(1);
+        assert!(swarm.raw_send(conn, block_header()));
+        for _ in 0..400 {
+            assert!(swarm.raw_send(conn, vec![0u8]));
+        }
+        swarm.run_for(Duration::from_secs(400));
+        let closed: Vec<CloseReason> = swarm.close_reasons(seed);
+        assert_eq!(closed, vec![], "the trickling peer was dropped");
+        assert!(!swarm.raw_conn(raw, conn).unwrap().closed);
+    }
+}
