@@ -11,18 +11,53 @@ use crate::{Bitfield, ConnId, PieceIndex};
 
 impl Session {
     pub(super) fn on_received(&mut self, now: Instant, conn: ConnId, data: Bytes) {
+        self.on_received_parts(now, conn, [data]);
+    }
+
+    /// What `Input::Received` does for several reads of `conn` in order, the last at `now`:
+    /// the simulator's held segments with the one that completes a message. The held ones
+    /// complete no message ([`Session::inert_bytes`]), so their own arrival times could not
+    /// be seen, and decoding once after them all decodes what decoding after each would.
+    #[cfg(feature = "sim")]
+    pub(crate) fn receive_parts(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        parts: impl IntoIterator<Item = Bytes>,
+    ) {
+        self.utp.tick(now);
+        self.on_received_parts(now, conn, parts);
+    }
+
+    /// Feeds `parts` in order, then decodes. Decoding is the same whatever the cuts between
+    /// reads; feeding a read before the messages of the one ahead of it are decoded only
+    /// costs a copy of them, which held parts (completing none) never need.
+    fn on_received_parts(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        parts: impl IntoIterator<Item = Bytes>,
+    ) {
         if let Some(p) = self.peers.get_mut(conn) {
             p.last_received = now;
         }
-        let Some(data) = self.unseal(now, conn, data) else {
+        let mut last = None;
+        for data in parts {
+            // Nothing to feed yet (an incoming stream still telling plaintext from MSE), or
+            // the connection was closed.
+            let Some(data) = self.unseal(now, conn, data) else {
+                continue;
+            };
+            let Some(p) = self.peers.get_mut(conn) else {
+                return;
+            };
+            last = Some(data.len());
+            p.decoder.feed_bytes(data);
+        }
+        let (Some(last), Some(p)) = (last, self.peers.get_mut(conn)) else {
             return;
         };
-        let Some(p) = self.peers.get_mut(conn) else {
-            return;
-        };
-        self.read_use.start(data.len());
-        p.decoder.feed_bytes(data);
-        p.last_received = now;
+        self.read_use.start(last);
         if let Phase::Handshaking { .. } = p.phase {
             self.on_handshake_bytes(now, conn);
         }
@@ -42,9 +77,9 @@ impl Session {
     }
 
     /// The most bytes `conn` can receive next that the session would only buffer: fewer
-    /// than its decoder needs to finish the next message or its header. Handed over later,
-    /// each with its own arrival time, and before anything else could look at the peer, they
-    /// change nothing the session does; only a query in between sees an older
+    /// than its decoder needs to finish the next message or its header. Handed over later
+    /// (at the arrival time of the last of them), and before anything else could look at
+    /// the peer, they change nothing the session does; only a query in between sees an older
     /// `last_received` and fewer undecoded bytes. The simulator holds such bytes back to
     /// spare the session an input per segment.
     ///
@@ -54,6 +89,7 @@ impl Session {
     /// Besides this peer's own `Received`, `last_received` is read only by its timers and by
     /// queries: the simulator (`sim::swarm`) hands held bytes over before a node's timers and
     /// commands, and a new reader must be one of those or flush them too.
+    #[cfg(feature = "sim")]
     pub(crate) fn inert_bytes(&self, conn: ConnId) -> usize {
         use super::encryption::Crypto;
         let Some(p) = self.peers.get(conn).filter(|p| p.is_active()) else {

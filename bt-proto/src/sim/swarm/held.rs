@@ -3,9 +3,11 @@
 //!
 //! A 16 KiB block arrives in a dozen segments, and a session handed each at once only
 //! buffers the first eleven. The runner keeps such segments at their end instead
-//! ([`crate::engine::Session::inert_bytes`] says how many bytes it may) and hands them over,
-//! each with its own arrival time, just before the segment that completes a message: the
-//! session then sees exactly the inputs it would have, and the node is not woken per segment.
+//! ([`crate::engine::Session::inert_bytes`] says how many bytes it may) and hands them over
+//! with the segment that completes a message, in one input at that segment's time: the
+//! session then does exactly what it would have done with one input per segment (what the
+//! held ones changed, its decoder's buffer and the peer's last-received time, is seen by no
+//! one in between), and the node is not woken per segment.
 //!
 //! Only the peer's own inputs and its timers look at what partial bytes change (its decoder
 //! and last-received time), so held bytes are handed over before the connection's close,
@@ -19,7 +21,6 @@ use bytes::Bytes;
 
 use super::{NodeId, Swarm};
 use crate::ConnId;
-use crate::engine::Input;
 use crate::sim::net::{Side, SimConnId};
 
 /// The node and session connection at one end of a network connection.
@@ -29,9 +30,11 @@ pub(super) struct End {
     pub conn: ConnId,
     /// Bytes the session would only buffer, as of its last input on this connection.
     inert: usize,
-    /// Segments held back, in order, with their arrival times.
-    held: Vec<(Instant, Bytes)>,
+    /// Segments held back, in order.
+    held: Vec<Bytes>,
     held_len: usize,
+    /// When the last of them arrived.
+    held_at: Option<Instant>,
 }
 
 impl End {
@@ -42,6 +45,7 @@ impl End {
             inert: 0,
             held: Vec::new(),
             held_len: 0,
+            held_at: None,
         }
     }
 }
@@ -92,32 +96,35 @@ impl Swarm {
                 n.holding.push((sim, side));
             }
             end.held_len += data.len();
-            end.held.push((now, data));
+            end.held.push(data);
+            end.held_at = Some(now);
             return;
         }
-        self.release_end(sim, side);
-        self.hand_over(sim, side, [(now, data)]);
+        let mut parts = std::mem::take(&mut end.held);
+        end.held_len = 0;
+        end.held_at = None;
+        if !parts.is_empty()
+            && let Some(n) = self.nodes.get_mut(idx)
+        {
+            n.holding.retain(|h| *h != (sim, side));
+        }
+        parts.push(data);
+        self.hand_over(sim, side, now, parts);
     }
 
-    /// Hands `parts` to the session at `side` of `sim`, each at its arrival time, notes how
-    /// many bytes it may be spared next, and carries out what it did. The drain after each
-    /// input matters even when there is nothing to carry out: the session sends to the
-    /// connections it touched in the order it touched them since the last drain.
-    fn hand_over(
-        &mut self,
-        sim: SimConnId,
-        side: Side,
-        parts: impl IntoIterator<Item = (Instant, Bytes)>,
-    ) {
+    /// Hands `parts` to the session at `side` of `sim` as received at `at`, notes how many
+    /// bytes it may be spared next, and carries out what it did. Held parts go in the same
+    /// input as the one that completes a message, not in one of their own: the session
+    /// flushes the connections it touched in the order it touched them since it was last
+    /// drained, so an input of their own, drained later, would reorder the node's sends.
+    fn hand_over(&mut self, sim: SimConnId, side: Side, at: Instant, parts: Vec<Bytes>) {
         let Some((idx, conn)) = self.ends.get(sim, side).map(|e| (e.node, e.conn)) else {
             return;
         };
         let Some(n) = self.nodes.get_mut(idx) else {
             return;
         };
-        for (at, data) in parts {
-            n.session.handle(at, Input::Received { conn, data });
-        }
+        n.session.receive_parts(at, conn, parts);
         let inert = n.session.inert_bytes(conn);
         if let Some(end) = self.ends.get_mut(sim, side) {
             end.inert = inert;
@@ -136,10 +143,13 @@ impl Swarm {
         }
         let parts = std::mem::take(&mut end.held);
         end.held_len = 0;
+        let Some(at) = end.held_at.take() else {
+            return;
+        };
         if let Some(n) = self.nodes.get_mut(end.node) {
             n.holding.retain(|h| *h != (sim, side));
         }
-        self.hand_over(sim, side, parts);
+        self.hand_over(sim, side, at, parts);
     }
 
     /// Hands over everything `node`'s connections hold, before its timers, a command or its
