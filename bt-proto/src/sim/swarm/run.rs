@@ -122,6 +122,15 @@ impl Swarm {
             // A connection's end is known once its session has it; a new incoming one is
             // found by its host's address.
             let end = self.ends.get(ev.conn, ev.side).map(|e| (e.node, e.conn));
+            // Bytes for a known end go straight to it, without a look at the node (a node
+            // killed or restarted forgot its ends, and a raw node has none): most are held.
+            let ev = match ev.kind {
+                NetEventKind::Data(data) if end.is_some() => {
+                    self.receive(ev.conn, ev.side, now, data);
+                    continue;
+                }
+                _ => ev,
+            };
             let Some(idx) = end
                 .map(|(i, _)| i)
                 .or_else(|| self.by_addr.get(&ev.host).copied())
@@ -156,11 +165,6 @@ impl Swarm {
                         n.session.handle(now, Input::Closed { conn: c });
                     }
                     self.ends.set(ev.conn, ev.side, None);
-                }
-                (NetEventKind::Data(data), Some(_)) => {
-                    // Drains the node itself, unless it held the bytes back.
-                    self.receive(ev.conn, ev.side, now, data);
-                    continue;
                 }
                 _ => {}
             }
