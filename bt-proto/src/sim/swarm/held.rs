@@ -48,6 +48,13 @@ impl End {
             held_at: None,
         }
     }
+
+    /// What the end holds and when the last of it arrived, leaving it holding nothing.
+    fn take_held(&mut self) -> Option<(Instant, Vec<Bytes>)> {
+        let at = self.held_at.take()?;
+        self.held_len = 0;
+        Some((at, std::mem::take(&mut self.held)))
+    }
 }
 
 /// Both ends of every network connection, by its id: a delivery finds its node and session
@@ -100,16 +107,20 @@ impl Swarm {
             end.held_at = Some(now);
             return;
         }
-        let mut parts = std::mem::take(&mut end.held);
-        end.held_len = 0;
-        end.held_at = None;
-        if !parts.is_empty()
-            && let Some(n) = self.nodes.get_mut(idx)
-        {
-            n.holding.retain(|h| *h != (sim, side));
-        }
+        let mut parts = self.take_held(sim, side).map_or_else(Vec::new, |(_, p)| p);
         parts.push(data);
         self.hand_over(sim, side, now, parts);
+    }
+
+    /// What `side` of `sim` holds and when the last of it arrived; the end and its node
+    /// hold nothing more.
+    fn take_held(&mut self, sim: SimConnId, side: Side) -> Option<(Instant, Vec<Bytes>)> {
+        let end = self.ends.get_mut(sim, side)?;
+        let (node, held) = (end.node, end.take_held()?);
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.holding.retain(|h| *h != (sim, side));
+        }
+        Some(held)
     }
 
     /// Hands `parts` to the session at `side` of `sim` as received at `at`, notes how many
@@ -135,21 +146,9 @@ impl Swarm {
     /// Hands over what `side` of `sim` holds, before its close or its next message reaches
     /// the session.
     pub(super) fn release_end(&mut self, sim: SimConnId, side: Side) {
-        let Some(end) = self.ends.get_mut(sim, side) else {
-            return;
-        };
-        if end.held.is_empty() {
-            return;
+        if let Some((at, parts)) = self.take_held(sim, side) {
+            self.hand_over(sim, side, at, parts);
         }
-        let parts = std::mem::take(&mut end.held);
-        end.held_len = 0;
-        let Some(at) = end.held_at.take() else {
-            return;
-        };
-        if let Some(n) = self.nodes.get_mut(end.node) {
-            n.holding.retain(|h| *h != (sim, side));
-        }
-        self.hand_over(sim, side, at, parts);
     }
 
     /// Hands over everything `node`'s connections hold, before its timers, a command or its
