@@ -21,6 +21,9 @@
 //! whatever the connection, so connections sharing an upload interleave at the granularity
 //! of their sends; [`Network::flushed_at`] tells when a connection's bytes have all left, which
 //! the swarm runner waits for before it hands a connection more (socket-like backpressure).
+//! The bytes of a connection wait in its stream as the buffers they were written in; an
+//! event takes its segment's bytes with it, unless the receiver chooses to take them later
+//! (the swarm runner does, to get a block written as one buffer as that buffer).
 //!
 //! Connection setup: the initiator's [`NetEventKind::Connected`] comes one RTT after
 //! [`Network::connect`] (SYN, SYN-ACK), the acceptor's half an RTT later (the final ACK),
@@ -37,7 +40,6 @@
 //! and both sides get [`CloseKind::Reset`].
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -47,12 +49,15 @@ use crate::rng::Rng;
 
 mod calendar;
 mod config;
+mod events;
 mod queue;
-mod segments;
+mod stream;
 use calendar::Calendar;
 pub use config::{HostConfig, LinkConfig, Listen};
+pub(crate) use events::{Arrival, Arrived};
+pub use events::{CloseKind, NetError, NetEvent, NetEventKind, Side, SimConnId};
 use queue::{EventQueue, Pending};
-use segments::Segments;
+use stream::Stream;
 
 /// Default maximum segment size: Ethernet's 1500-byte MTU less 40 bytes of IPv4 and TCP
 /// headers, the size real peers' bytes arrive in.
@@ -66,120 +71,6 @@ pub const MAX_RTO: Duration = Duration::from_secs(120);
 
 /// Losses of one segment after which the connection is reset: Linux's `tcp_retries2`.
 pub const MAX_RETRANSMITS: u32 = 15;
-
-/// A connection's name in the simulator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SimConnId(pub u64);
-
-impl fmt::Display for SimConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "simconn#{}", self.0)
-    }
-}
-
-/// One end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Side {
-    /// The end that called [`Network::connect`].
-    Initiator,
-    /// The end that accepted.
-    Acceptor,
-}
-
-impl Side {
-    /// The other end.
-    pub fn other(self) -> Side {
-        match self {
-            Side::Initiator => Side::Acceptor,
-            Side::Acceptor => Side::Initiator,
-        }
-    }
-
-    /// 0 for the initiator, 1 for the acceptor: where arrays by side keep each end.
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Side::Initiator => 0,
-            Side::Acceptor => 1,
-        }
-    }
-}
-
-/// How a connection ended for the side receiving the event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseKind {
-    /// The other side closed after sending everything it had sent.
-    Eof,
-    /// The connection was dropped; undelivered bytes are gone.
-    Reset,
-}
-
-/// What happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetEventKind {
-    /// The connection is established for this side: it may send.
-    Connected,
-    /// The remote host refused the connection (only to the initiator).
-    Refused,
-    /// Bytes arrived, in order.
-    Data(Bytes),
-    /// The connection ended; nothing more comes for this side.
-    Closed(CloseKind),
-}
-
-/// One delivery to one end of a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetEvent {
-    /// When it happens.
-    pub at: Instant,
-    /// The connection.
-    pub conn: SimConnId,
-    /// Which end receives it.
-    pub side: Side,
-    /// The host of that end.
-    pub host: SocketAddr,
-    /// The host at the other end.
-    pub peer: SocketAddr,
-    /// What happened.
-    pub kind: NetEventKind,
-}
-
-/// A call the network cannot carry out.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NetError {
-    /// No such connection in this network.
-    #[error("{0} is not a connection of this network")]
-    UnknownConn(SimConnId),
-    /// That end cannot send yet (or ever: refused or unanswered connections).
-    #[error("{conn}: the {side:?} end is not established")]
-    NotEstablished {
-        /// The connection.
-        conn: SimConnId,
-        /// The end that tried.
-        side: Side,
-    },
-    /// That end closed the connection already.
-    #[error("{conn}: the {side:?} end was closed")]
-    Closed {
-        /// The connection.
-        conn: SimConnId,
-        /// The end that tried.
-        side: Side,
-    },
-    /// The other end closed and this end has seen the EOF.
-    #[error("{conn}: the peer of the {side:?} end closed the connection")]
-    PeerClosed {
-        /// The connection.
-        conn: SimConnId,
-        /// The end that tried.
-        side: Side,
-    },
-    /// The connection was reset.
-    #[error("{conn} was reset")]
-    Reset {
-        /// The connection.
-        conn: SimConnId,
-    },
-}
 
 #[derive(Debug)]
 struct Conn {
@@ -200,6 +91,8 @@ struct Conn {
     last_delivery: [Option<Instant>; 2],
     /// When the last byte each end sent leaves its host's queues.
     flushed: [Option<Instant>; 2],
+    /// The bytes written towards each end that it has not taken.
+    streams: [Stream; 2],
 }
 
 /// A host's configuration and its queues.
@@ -355,14 +248,15 @@ impl Network {
             reset_at: None,
             last_delivery: [None, None],
             flushed: [None, None],
+            streams: Default::default(),
         };
         match listen {
             Listen::Accept => {
                 let accepted = after(answered, out.latency);
                 conn.established = [Some(answered), Some(accepted)];
                 self.conns.push(conn);
-                self.schedule(answered, id, Side::Initiator, NetEventKind::Connected);
-                self.schedule(accepted, id, Side::Acceptor, NetEventKind::Connected);
+                self.schedule(answered, id, Side::Initiator, Arrived::Connected);
+                self.schedule(accepted, id, Side::Acceptor, Arrived::Connected);
                 let span = match (out.drop_within, back.drop_within) {
                     (Some(x), Some(y)) => Some(x.min(y)),
                     (x, y) => x.or(y),
@@ -375,7 +269,7 @@ impl Network {
             }
             Listen::Refuse => {
                 self.conns.push(conn);
-                self.schedule(answered, id, Side::Initiator, NetEventKind::Refused);
+                self.schedule(answered, id, Side::Initiator, Arrived::Refused);
             }
             Listen::Silent => self.conns.push(conn),
         }
@@ -404,22 +298,9 @@ impl Network {
         now: Instant,
     ) -> Result<(), NetError> {
         self.check_open(conn, side, now)?;
-        let route = self.direction(conn, side)?;
-        let link = self.link(route.from, route.to);
-        let segments = Segments::new(bufs, link.mss);
-        for segment in segments {
-            let sent = self.transmit(route, &link, segment.len(), now);
-            self.note_flushed(conn, side, sent.departed);
-            let (arrival, given_up) = self.retransmit_delay(sent.arrival, sent.lost, &link);
-            if given_up {
-                // The kernel gives up on this segment: the connection dies when it does.
-                self.reset(conn, arrival);
-                return Ok(());
-            }
-            let at = self.in_order(conn, side.other(), arrival)?;
-            self.schedule(at, conn, side.other(), NetEventKind::Data(segment));
-        }
-        Ok(())
+        let n = bufs.iter().map(Bytes::len).sum();
+        self.write(conn, side, bufs);
+        self.transmit(conn, side, n, now)
     }
 
     /// Closes `side` of `conn` at `now`: nothing more is delivered to it, and the other side
@@ -447,12 +328,14 @@ impl Network {
         if c.reset_at.is_some_and(|r| r <= now) {
             return Ok(());
         }
+        // Nothing more reaches this end: what was sent to it is gone with it.
+        self.drop_sent(conn, side);
         let route = self.direction(conn, side)?;
         let link = self.link(route.from, route.to);
-        let sent = self.transmit(route, &link, 0, now);
+        let sent = self.transmit_segment(route, &link, 0, now);
         self.note_flushed(conn, side, sent.departed);
         let at = self.in_order(conn, side.other(), sent.arrival)?;
-        self.schedule(at, conn, side.other(), NetEventKind::Closed(CloseKind::Eof));
+        self.schedule(at, conn, side.other(), Arrived::Closed(CloseKind::Eof));
         Ok(())
     }
 
@@ -486,6 +369,31 @@ impl Network {
     /// The next event due at or before `now`, earliest first (ties in the order they were
     /// caused); `None` when nothing more is due.
     pub fn poll(&mut self, now: Instant) -> Option<NetEvent> {
+        let (a, at) = self.next_arrival(now, true)?;
+        let kind = match a.what {
+            Arrived::Connected => NetEventKind::Connected,
+            Arrived::Refused => NetEventKind::Refused,
+            Arrived::Bytes(_) => NetEventKind::Data(at.1),
+            Arrived::Closed(k) => NetEventKind::Closed(k),
+        };
+        Some(NetEvent {
+            at: at.0,
+            conn: a.conn,
+            side: a.side,
+            host: a.host,
+            peer: a.peer,
+            kind,
+        })
+    }
+
+    /// [`Network::poll`] that leaves the bytes delivered in their stream, for
+    /// [`Network::take_received`] when the receiver wants them.
+    pub(crate) fn poll_arrival(&mut self, now: Instant) -> Option<Arrival> {
+        self.next_arrival(now, false).map(|(a, _)| a)
+    }
+
+    /// The next arrival due by `now`, with its time and (if `take`) its bytes.
+    fn next_arrival(&mut self, now: Instant, take: bool) -> Option<(Arrival, (Instant, Bytes))> {
         loop {
             if self.queue.peek()?.at > now {
                 return None;
@@ -495,21 +403,27 @@ impl Network {
                 continue;
             }
             let c = self.conns.get_mut(index(p.conn))?;
-            if matches!(p.kind, NetEventKind::Closed(_))
-                && let Some(f) = c.finished.get_mut(p.side.index())
-            {
-                *f = true;
-            }
             let host = *c.ends.get(p.side.index())?;
             let peer = *c.ends.get(p.side.other().index())?;
-            return Some(NetEvent {
-                at: p.at,
+            let bytes = match p.kind {
+                Arrived::Bytes(n) => self.deliver(p.conn, p.side, n, take),
+                Arrived::Closed(_) => {
+                    if let Some(f) = c.finished.get_mut(p.side.index()) {
+                        *f = true;
+                    }
+                    self.end_stream(p.conn, p.side);
+                    Bytes::new()
+                }
+                Arrived::Connected | Arrived::Refused => Bytes::new(),
+            };
+            let arrival = Arrival {
                 conn: p.conn,
                 side: p.side,
                 host,
                 peer,
-                kind: p.kind,
-            });
+                what: p.kind,
+            };
+            return Some((arrival, (p.at, bytes)));
         }
     }
 
@@ -606,7 +520,7 @@ impl Network {
             from_host: self.host(from),
             to_host: self.host(to),
         };
-        let t = self.transmit(route, &link, len.max(1), now);
+        let t = self.transmit_segment(route, &link, len.max(1), now);
         if t.lost {
             return Vec::new();
         }
@@ -629,7 +543,13 @@ impl Network {
 
     /// Passes `len` bytes through the sender's upload queue, the link's queue and the
     /// receiver's download queue.
-    fn transmit(&mut self, r: Route, link: &LinkConfig, len: usize, now: Instant) -> Transmission {
+    fn transmit_segment(
+        &mut self,
+        r: Route,
+        link: &LinkConfig,
+        len: usize,
+        now: Instant,
+    ) -> Transmission {
         let mut t = now;
         if let Some(h) = self.hosts.get_mut(r.from_host)
             && let Some(rate) = h.config.and_then(|c| c.upload)
@@ -716,11 +636,11 @@ impl Network {
         }
         c.reset_at = Some(at);
         for side in [Side::Initiator, Side::Acceptor] {
-            self.schedule(at, conn, side, NetEventKind::Closed(CloseKind::Reset));
+            self.schedule(at, conn, side, Arrived::Closed(CloseKind::Reset));
         }
     }
 
-    fn schedule(&mut self, at: Instant, conn: SimConnId, side: Side, kind: NetEventKind) {
+    fn schedule(&mut self, at: Instant, conn: SimConnId, side: Side, kind: Arrived) {
         self.seq += 1;
         self.queue.push(Pending {
             at,
@@ -742,11 +662,11 @@ impl Network {
             return false;
         }
         match p.kind {
-            NetEventKind::Closed(CloseKind::Reset) => c.reset_at == Some(p.at),
-            NetEventKind::Data(_) | NetEventKind::Closed(CloseKind::Eof) => {
+            Arrived::Closed(CloseKind::Reset) => c.reset_at == Some(p.at),
+            Arrived::Bytes(_) | Arrived::Closed(CloseKind::Eof) => {
                 c.reset_at.is_none_or(|r| p.at < r)
             }
-            NetEventKind::Connected | NetEventKind::Refused => true,
+            Arrived::Connected | Arrived::Refused => true,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{NetEventKind, Side, SimConnId};
+use super::{Arrived, Side, SimConnId};
 use crate::sim::time_queue::TimeQueue;
 
 /// An event waiting for its time.
@@ -12,7 +12,7 @@ pub(super) struct Pending {
     pub(super) seq: u64,
     pub(super) conn: SimConnId,
     pub(super) side: Side,
-    pub(super) kind: NetEventKind,
+    pub(super) kind: Arrived,
 }
 
 /// Pending events, popped by time and then by `seq`.

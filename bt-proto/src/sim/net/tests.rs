@@ -597,3 +597,69 @@ proptest! {
         prop_assert_eq!(deliveries(false), deliveries(true));
     }
 }
+
+/// Every arrival due up to `until`, its bytes left in the stream.
+fn arrivals(net: &mut Network, until: Instant) -> Vec<Arrived> {
+    std::iter::from_fn(|| net.poll_arrival(until))
+        .map(|a| a.what)
+        .collect()
+}
+
+#[test]
+fn bytes_left_in_the_stream_are_taken_as_the_buffers_written() {
+    let t0 = Instant::now();
+    let (mut net, conn, up) = pair(LinkConfig::new(ms(5)), t0);
+    let header = Bytes::from(vec![1u8; 13]);
+    let block = Bytes::from(vec![2u8; 16 << 10]);
+    let block_at = block.as_ptr();
+    net.write(conn, Side::Initiator, vec![header.clone(), block.clone()]);
+    assert_eq!(net.unsent(conn, Side::Initiator), 13 + (16 << 10));
+    net.transmit(conn, Side::Initiator, usize::MAX, up).unwrap();
+    assert_eq!(net.unsent(conn, Side::Initiator), 0);
+    let got = arrivals(&mut net, up + ms(6));
+    // Segments of the MSS, each a count of bytes.
+    assert_eq!(got.len(), (13usize + (16 << 10)).div_ceil(MSS));
+    assert_eq!(got.first(), Some(&Arrived::Bytes(MSS)));
+    // Only what was delivered can be taken; whole buffers only, when asked.
+    let mut out = Vec::new();
+    let left = net.take_received(conn, Side::Acceptor, 2 * MSS, true, &mut out);
+    assert_eq!((out.clone(), left), (vec![header], 2 * MSS - 13));
+    out.clear();
+    let all = 16 << 10;
+    assert_eq!(
+        net.take_received(conn, Side::Acceptor, all, false, &mut out),
+        0
+    );
+    assert_eq!(out, vec![block]);
+    assert_eq!(out[0].as_ptr(), block_at, "the buffer written, not a copy");
+    assert_eq!(
+        net.take_received(conn, Side::Acceptor, 1, false, &mut out),
+        1
+    );
+}
+
+#[test]
+fn an_end_that_closed_leaves_the_other_its_unsent_bytes_to_send() {
+    let t0 = Instant::now();
+    let link = LinkConfig::new(ms(5)).with_bandwidth(100_000);
+    let (mut net, conn, up) = pair(link, t0);
+    net.write(conn, Side::Acceptor, vec![Bytes::from(vec![3u8; 50_000])]);
+    net.transmit(conn, Side::Acceptor, 10_000, up).unwrap();
+    net.close(conn, Side::Initiator, up).unwrap();
+    // The acceptor has not heard of the close: what it wrote is still its to send, and
+    // sending it takes its time on the link, though none of it arrives.
+    assert_eq!(net.unsent(conn, Side::Acceptor), 40_000);
+    net.transmit(conn, Side::Acceptor, 40_000, up).unwrap();
+    assert_eq!(
+        net.flushed_at(conn, Side::Acceptor),
+        Some(up + Duration::from_millis(500))
+    );
+    let got = arrivals(&mut net, up + Duration::from_secs(10));
+    assert_eq!(got, vec![Arrived::Closed(CloseKind::Eof)]);
+    let mut out = Vec::new();
+    assert_eq!(
+        net.take_received(conn, Side::Initiator, 1, false, &mut out),
+        1
+    );
+    assert!(out.is_empty());
+}

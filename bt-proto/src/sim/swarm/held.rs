@@ -9,6 +9,12 @@
 //! held ones changed, its decoder's buffer and the peer's last-received time, is seen by no
 //! one in between), and the node is not woken per segment.
 //!
+//! Held bytes stay in the network's stream of the connection, which keeps them as the
+//! buffers the sender wrote: handed over, a block the peer wrote as a buffer of its own
+//! reaches the session as that buffer, not as a dozen segments to join. The first bytes of
+//! the next block, come in the segment that completes a message, are held back again when
+//! the session would only buffer them, so that its block too is handed over whole.
+//!
 //! Only the peer's own inputs and its timers look at what partial bytes change (its decoder
 //! and last-received time), so held bytes are handed over before the connection's close,
 //! before the node's timers fire, before any command or kill of the node, and when a run
@@ -16,8 +22,6 @@
 //! as they cannot tell.
 
 use std::time::Instant;
-
-use bytes::Bytes;
 
 use super::{NodeId, Swarm};
 use crate::ConnId;
@@ -30,8 +34,7 @@ pub(super) struct End {
     pub conn: ConnId,
     /// Bytes the session would only buffer, as of its last input on this connection.
     inert: usize,
-    /// Segments held back, in order.
-    held: Vec<Bytes>,
+    /// Bytes held back: delivered, and left in the network's stream until handed over.
     held_len: usize,
     /// When the last of them arrived.
     held_at: Option<Instant>,
@@ -43,17 +46,16 @@ impl End {
             node,
             conn,
             inert: 0,
-            held: Vec::new(),
             held_len: 0,
             held_at: None,
         }
     }
 
-    /// What the end holds and when the last of it arrived, leaving it holding nothing.
-    fn take_held(&mut self) -> Option<(Instant, Vec<Bytes>)> {
+    /// How many bytes the end holds and when the last of them arrived, leaving it holding
+    /// nothing.
+    fn take_held(&mut self) -> Option<(Instant, usize)> {
         let at = self.held_at.take()?;
-        self.held_len = 0;
-        Some((at, std::mem::take(&mut self.held)))
+        Some((at, std::mem::take(&mut self.held_len)))
     }
 }
 
@@ -89,32 +91,37 @@ impl Ends {
 }
 
 impl Swarm {
-    /// Bytes `data` arrived at `side` of `sim`, whose end is known: held back if the session
+    /// `len` bytes arrived at `side` of `sim`, whose end is known: held back if the session
     /// would only buffer them, else handed over after what was held.
-    pub(super) fn receive(&mut self, sim: SimConnId, side: Side, now: Instant, data: Bytes) {
+    pub(super) fn receive(&mut self, sim: SimConnId, side: Side, now: Instant, len: usize) {
         let Some(end) = self.ends.get_mut(sim, side) else {
             return;
         };
-        let idx = end.node;
-        if end.held_len + data.len() <= end.inert {
-            if end.held.is_empty()
-                && let Some(n) = self.nodes.get_mut(idx)
-            {
-                n.holding.push((sim, side));
-            }
-            end.held_len += data.len();
-            end.held.push(data);
-            end.held_at = Some(now);
+        if end.held_len + len <= end.inert {
+            self.hold(sim, side, now, len);
             return;
         }
-        let mut parts = self.take_held(sim, side).map_or_else(Vec::new, |(_, p)| p);
-        parts.push(data);
-        self.hand_over(sim, side, now, parts);
+        let held = self.take_held(sim, side).map_or(0, |(_, n)| n);
+        self.hand_over(sim, side, now, held + len, true);
     }
 
-    /// What `side` of `sim` holds and when the last of it arrived; the end and its node
-    /// hold nothing more.
-    fn take_held(&mut self, sim: SimConnId, side: Side) -> Option<(Instant, Vec<Bytes>)> {
+    /// Adds `len` bytes that arrived at `now` to what `side` of `sim` holds.
+    fn hold(&mut self, sim: SimConnId, side: Side, now: Instant, len: usize) {
+        let Some(end) = self.ends.get_mut(sim, side) else {
+            return;
+        };
+        if end.held_at.is_none()
+            && let Some(n) = self.nodes.get_mut(end.node)
+        {
+            n.holding.push((sim, side));
+        }
+        end.held_len += len;
+        end.held_at = Some(now);
+    }
+
+    /// How many bytes `side` of `sim` holds and when the last of them arrived; the end and
+    /// its node hold nothing more.
+    fn take_held(&mut self, sim: SimConnId, side: Side) -> Option<(Instant, usize)> {
         let end = self.ends.get_mut(sim, side)?;
         let (node, held) = (end.node, end.take_held()?);
         if let Some(n) = self.nodes.get_mut(node) {
@@ -123,22 +130,50 @@ impl Swarm {
         Some(held)
     }
 
-    /// Hands `parts` to the session at `side` of `sim` as received at `at`, notes how many
-    /// bytes it may be spared next, and carries out what it did. Held parts go in the same
-    /// input as the one that completes a message, not in one of their own: the session
-    /// flushes the connections it touched in the order it touched them since it was last
-    /// drained, so an input of their own, drained later, would reorder the node's sends.
-    fn hand_over(&mut self, sim: SimConnId, side: Side, at: Instant, parts: Vec<Bytes>) {
-        let Some((idx, conn)) = self.ends.get(sim, side).map(|e| (e.node, e.conn)) else {
+    /// Hands the next `len` bytes received at `side` of `sim` to its session, as received
+    /// at `at`, notes how many bytes it may be spared next, and carries out what it did.
+    /// Held bytes go in the same input as the ones that complete a message, not in one of
+    /// their own: the session flushes the connections it touched in the order it touched
+    /// them since it was last drained, so an input of their own, drained later, would
+    /// reorder the node's sends.
+    ///
+    /// With `split`, a buffer the bytes end inside (the start of the next block, come
+    /// with the end of the last) is handed over after the others and only if the session
+    /// would do more than buffer it; else it stays held, to be handed over whole with the
+    /// rest of its message. Two inputs at one instant with no drain between are one to the
+    /// session: the same messages in the same order, the same connections to flush.
+    fn hand_over(&mut self, sim: SimConnId, side: Side, at: Instant, len: usize, split: bool) {
+        let Some((idx, conn, inert)) = self.ends.get(sim, side).map(|e| (e.node, e.conn, e.inert))
+        else {
             return;
         };
+        let mut parts = Vec::new();
+        // Only a peer exchanging messages (inert > 0) is split: a handshake is not.
+        let mut rest = self
+            .net
+            .take_received(sim, side, len, split && inert > 0, &mut parts);
+        if parts.is_empty() && rest > 0 {
+            rest = self.net.take_received(sim, side, rest, false, &mut parts);
+        }
         let Some(n) = self.nodes.get_mut(idx) else {
             return;
         };
         n.session.receive_parts(at, conn, parts);
-        let inert = n.session.inert_bytes(conn);
+        let mut inert = n.session.inert_bytes(conn);
+        if rest > 0 && rest > inert {
+            let mut tail = Vec::new();
+            self.net.take_received(sim, side, rest, false, &mut tail);
+            if let Some(n) = self.nodes.get_mut(idx) {
+                n.session.receive_parts(at, conn, tail);
+                inert = n.session.inert_bytes(conn);
+            }
+            rest = 0;
+        }
         if let Some(end) = self.ends.get_mut(sim, side) {
             end.inert = inert;
+        }
+        if rest > 0 {
+            self.hold(sim, side, at, rest);
         }
         self.drain(NodeId(idx));
     }
@@ -146,8 +181,8 @@ impl Swarm {
     /// Hands over what `side` of `sim` holds, before its close or its next message reaches
     /// the session.
     pub(super) fn release_end(&mut self, sim: SimConnId, side: Side) {
-        if let Some((at, parts)) = self.take_held(sim, side) {
-            self.hand_over(sim, side, at, parts);
+        if let Some((at, len)) = self.take_held(sim, side) {
+            self.hand_over(sim, side, at, len, false);
         }
     }
 

@@ -9,7 +9,7 @@ use super::held::End;
 use super::{ConnEnd, NodeId, Swarm};
 use crate::ConnId;
 use crate::engine::Input;
-use crate::sim::net::{NetEventKind, Side};
+use crate::sim::net::{Arrival, Arrived, NetEventKind, Side};
 
 /// Work the runner finishes later.
 #[derive(Debug)]
@@ -118,57 +118,33 @@ impl Swarm {
     fn step(&mut self) {
         self.steps += 1;
         let now = self.clock.now();
-        while let Some(ev) = self.net.poll(now) {
+        while let Some(ev) = self.net.poll_arrival(now) {
             // A connection's end is known once its session has it; a new incoming one is
             // found by its host's address.
             let end = self.ends.get(ev.conn, ev.side).map(|e| (e.node, e.conn));
             // Bytes for a known end go straight to it, without a look at the node (a node
             // killed or restarted forgot its ends, and a raw node has none): most are held.
-            let ev = match ev.kind {
-                NetEventKind::Data(data) if end.is_some() => {
-                    self.receive(ev.conn, ev.side, now, data);
+            let kind = match ev.what {
+                Arrived::Bytes(len) if end.is_some() => {
+                    self.receive(ev.conn, ev.side, now, len);
                     continue;
                 }
-                _ => ev,
-            };
-            let Some(idx) = end
-                .map(|(i, _)| i)
-                .or_else(|| self.by_addr.get(&ev.host).copied())
-            else {
-                continue;
-            };
-            let node = NodeId(idx);
-            let Some(n) = self.nodes.get_mut(idx) else {
-                continue;
-            };
-            if !n.alive {
-                continue;
-            }
-            if n.raw {
-                n.raw_inbox.entry(ev.conn).or_default().record(ev.kind);
-                continue;
-            }
-            let conn = end.map(|(_, c)| c);
-            match (ev.kind, conn) {
-                (NetEventKind::Connected, None) if ev.side == Side::Acceptor => {
-                    let c = n.session.accept(now, ev.peer);
-                    n.conns.insert(c, ConnEnd::new(ev.conn, ev.side));
-                    self.ends.set(ev.conn, ev.side, Some(End::new(idx, c)));
+                Arrived::Bytes(len) => {
+                    let mut parts = Vec::new();
+                    self.net
+                        .take_received(ev.conn, ev.side, len, false, &mut parts);
+                    NetEventKind::Data(parts.concat().into())
                 }
-                (NetEventKind::Connected, Some(c)) if ev.side == Side::Initiator => {
-                    n.session.handle(now, Input::Connected { conn: c });
-                }
-                (NetEventKind::Refused | NetEventKind::Closed(_), Some(c)) => {
-                    self.release_end(ev.conn, ev.side);
-                    if let Some(n) = self.nodes.get_mut(idx) {
-                        n.conns.remove(&c);
-                        n.session.handle(now, Input::Closed { conn: c });
-                    }
-                    self.ends.set(ev.conn, ev.side, None);
-                }
-                _ => {}
+                Arrived::Connected => NetEventKind::Connected,
+                Arrived::Refused => NetEventKind::Refused,
+                Arrived::Closed(k) => NetEventKind::Closed(k),
+            };
+            let closed = matches!(kind, NetEventKind::Closed(_));
+            self.event(ev, end, kind, now);
+            if closed {
+                // Whatever the end held was handed over; nothing more comes to it.
+                self.net.forget_received(ev.conn, ev.side);
             }
-            self.drain(node);
         }
         while self.delayed.peek_at().is_some_and(|at| at <= now) {
             match self.delayed.pop() {
@@ -188,6 +164,54 @@ impl Swarm {
             }
         }
         self.fire_timers(now);
+    }
+
+    /// Carries out a network event other than bytes for a known end: a connection
+    /// accepted, established, refused or closed, or bytes for a raw node.
+    fn event(
+        &mut self,
+        ev: Arrival,
+        end: Option<(usize, ConnId)>,
+        kind: NetEventKind,
+        now: Instant,
+    ) {
+        let Some(idx) = end
+            .map(|(i, _)| i)
+            .or_else(|| self.by_addr.get(&ev.host).copied())
+        else {
+            return;
+        };
+        let Some(n) = self.nodes.get_mut(idx) else {
+            return;
+        };
+        if !n.alive {
+            return;
+        }
+        if n.raw {
+            n.raw_inbox.entry(ev.conn).or_default().record(kind);
+            return;
+        }
+        let conn = end.map(|(_, c)| c);
+        match (kind, conn) {
+            (NetEventKind::Connected, None) if ev.side == Side::Acceptor => {
+                let c = n.session.accept(now, ev.peer);
+                n.conns.insert(c, ConnEnd::new(ev.conn, ev.side));
+                self.ends.set(ev.conn, ev.side, Some(End::new(idx, c)));
+            }
+            (NetEventKind::Connected, Some(c)) if ev.side == Side::Initiator => {
+                n.session.handle(now, Input::Connected { conn: c });
+            }
+            (NetEventKind::Refused | NetEventKind::Closed(_), Some(c)) => {
+                self.release_end(ev.conn, ev.side);
+                if let Some(n) = self.nodes.get_mut(idx) {
+                    n.conns.remove(&c);
+                    n.session.handle(now, Input::Closed { conn: c });
+                }
+                self.ends.set(ev.conn, ev.side, None);
+            }
+            _ => {}
+        }
+        self.drain(NodeId(idx));
     }
 
     /// Hands every session whose deadline has come its timeout, in node order. A node's

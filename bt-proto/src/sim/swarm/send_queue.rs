@@ -12,7 +12,6 @@
 //! adapter reports what the kernel socket took: the session's send watermark holds back the
 //! peer's other requests until then.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -26,32 +25,13 @@ use crate::engine::Input;
 /// default, 16 KiB), one block message.
 pub const SEND_BUFFER: usize = 16 * 1024;
 
-/// One connection's bytes not yet handed to the network.
+/// One connection's pump. Its bytes not yet handed to the network wait in the network's
+/// stream as written ([`crate::sim::net::Network::write`]), so that the receiver takes
+/// them as the buffers the session wrote, however the pump cut them.
 #[derive(Debug, Default)]
 pub(super) struct SendQueue {
-    bufs: VecDeque<Bytes>,
     /// When a pump is scheduled, so one is not scheduled twice for the same instant.
     pump_at: Option<Instant>,
-}
-
-impl SendQueue {
-    /// Up to `max` bytes from the front, as slices of the queued buffers.
-    fn take(&mut self, max: usize) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        let mut taken = 0;
-        while taken < max {
-            let Some(front) = self.bufs.front_mut() else {
-                break;
-            };
-            let n = front.len().min(max - taken);
-            out.push(front.split_to(n));
-            taken += n;
-            if front.is_empty() {
-                self.bufs.pop_front();
-            }
-        }
-        out
-    }
 }
 
 impl Swarm {
@@ -67,12 +47,10 @@ impl Swarm {
             return;
         };
         // A connection already closed on our side takes nothing more.
-        let Some(end) = n.conns.get_mut(&conn) else {
+        let Some(end) = n.conns.get(&conn) else {
             return;
         };
-        end.queue
-            .bufs
-            .extend(bufs.into_iter().filter(|b| !b.is_empty()));
+        self.net.write(end.sim, end.side, bufs);
         self.pump(node, conn, now);
     }
 
@@ -91,7 +69,8 @@ impl Swarm {
             if q.pump_at.is_some_and(|t| t <= now) {
                 q.pump_at = None;
             }
-            if q.bufs.is_empty() {
+            let unsent = self.net.unsent(sim, side);
+            if unsent == 0 {
                 return;
             }
             if let Some(free) = self.net.flushed_at(sim, side).filter(|t| *t > now) {
@@ -101,11 +80,10 @@ impl Swarm {
                 }
                 return;
             }
-            let chunk = q.take(SEND_BUFFER);
-            let bytes = chunk.iter().map(Bytes::len).sum();
-            if self.net.send_bufs(sim, side, chunk, now).is_err() {
+            let bytes = unsent.min(SEND_BUFFER);
+            if self.net.transmit(sim, side, bytes, now).is_err() {
                 // The other end is gone; its close event is on the way.
-                q.bufs.clear();
+                self.net.discard_unsent(sim, side);
                 return;
             }
             n.session.handle(now, Input::Written { conn, bytes });
@@ -115,16 +93,13 @@ impl Swarm {
     /// Everything still queued for `conn`, handed to the network at once (a close flushes
     /// what was written before it, as the adapters' writers do).
     pub(super) fn flush_queue(&mut self, node: NodeId, conn: ConnId, now: Instant) {
-        let Some(n) = self.nodes.get_mut(node.0) else {
+        let Some(end) = self.nodes.get(node.0).and_then(|n| n.conns.get(&conn)) else {
             return;
         };
-        let Some(end) = n.conns.get_mut(&conn) else {
-            return;
-        };
-        let (sim, side, mut q) = (end.sim, end.side, std::mem::take(&mut end.queue));
-        let rest = q.take(usize::MAX);
-        if !rest.is_empty() {
-            let _ = self.net.send_bufs(sim, side, rest, now);
+        let (sim, side) = (end.sim, end.side);
+        let unsent = self.net.unsent(sim, side);
+        if unsent > 0 && self.net.transmit(sim, side, unsent, now).is_err() {
+            self.net.discard_unsent(sim, side);
         }
     }
 }
