@@ -238,8 +238,11 @@ impl Decoder {
                 self.pos = 0;
             }
             let rest = rest.get(start..).unwrap_or_default();
+            // A block's header alone reserves nothing: its block may come whole in the next
+            // buffer fed, and be taken from there.
             if self.buf.is_empty()
                 && rest.len() >= 5
+                && !is_piece_header(rest)
                 && let Frame::Needs(n) = self.frame_of(rest)
             {
                 self.reserve_frame(rest.len() + n);
@@ -264,6 +267,7 @@ impl Decoder {
     fn top_up(&mut self) {
         while !self.buf.is_empty() && !self.chunk.is_empty() {
             match self.front_frame() {
+                Frame::Needs(_) if self.block_in_chunk().is_some() => break,
                 Frame::Needs(n) => {
                     if self.buf.len().saturating_sub(self.pos) >= 5 {
                         self.reserve_frame(n);
@@ -373,7 +377,7 @@ impl Decoder {
         }
         let frame = 4 + length as usize;
         let Some(body) = pending.get(5..frame) else {
-            return Err(NeedMore);
+            return self.piece_from_chunk().ok_or(NeedMore).map(|m| Ok(Some(m)));
         };
         let message = match message_id {
             id::PIECE => {
@@ -438,6 +442,44 @@ impl Decoder {
             }
         };
         Ok(Ok(Some(message)))
+    }
+
+    /// The length of the block whose PIECE header is all `buf` has left, if the block lies
+    /// whole at the front of `chunk`: a block written as a buffer of its own and fed as
+    /// one, after its header.
+    fn block_in_chunk(&self) -> Option<usize> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let header = self.buf.get(self.pos..)?;
+        if !is_piece_header(header) {
+            return None;
+        }
+        let length = u32::from_be_bytes(*header.first_chunk::<4>()?) as usize;
+        let block = (4 + length).checked_sub(PIECE_HEADER_LEN)?;
+        (self.chunk.len() >= block && self.check_length(id::PIECE, length as u32).is_ok())
+            .then_some(block)
+    }
+
+    /// The PIECE message of [`Decoder::block_in_chunk`], its block a slice of `chunk` (not
+    /// copied).
+    fn piece_from_chunk(&mut self) -> Option<Message> {
+        let block = self.block_in_chunk()?;
+        let header = self.buf.get(self.pos + 5..)?;
+        let Ok((_, (piece, offset))) = (piece_index, be_u32).parse(header) else {
+            return None;
+        };
+        // The header is decoded: `buf` is done with, and `chunk` is read from its start.
+        self.pos = self.buf.len();
+        self.release();
+        let data = self.chunk.slice(..block);
+        self.pos = block;
+        self.owned = false;
+        Some(Message::Piece {
+            piece,
+            offset,
+            data,
+        })
     }
 
     /// The bytes not decoded yet, up to the end of the buffer being read (`buf`, else
@@ -560,6 +602,11 @@ impl Decoder {
     pub fn last_payload_owned(&self) -> bool {
         self.owned
     }
+}
+
+/// Whether `bytes` are exactly the header of a PIECE message (length, id, index, offset).
+fn is_piece_header(bytes: &[u8]) -> bool {
+    bytes.len() == PIECE_HEADER_LEN && bytes.get(4) == Some(&id::PIECE)
 }
 
 /// The pending bytes end inside a message.
@@ -989,6 +1036,57 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn a_block_fed_whole_after_its_header_is_not_copied() {
+        // The simulator hands a session what a peer wrote, cut where its writes were: a
+        // header among small messages, then the block as a buffer of its own.
+        let block = Bytes::from(vec![7u8; 1000]);
+        let piece = Message::Piece {
+            piece: PieceIndex(2),
+            offset: 16384,
+            data: block.clone(),
+        };
+        let wire = piece.to_vec().unwrap();
+        let (header, body) = wire.split_at(PIECE_HEADER_LEN);
+        let mut lead = Vec::new();
+        Message::Have(PieceIndex(1)).encode(&mut lead).unwrap();
+        lead.extend_from_slice(header);
+        let mut rest = body.to_vec();
+        Message::Unchoke.encode(&mut rest).unwrap();
+        let rest = Bytes::from(rest);
+        let at = rest.as_ptr() as usize;
+        for decode_between in [true, false] {
+            let mut d = Decoder::new(None);
+            d.feed_bytes(Bytes::from(lead.clone()));
+            if decode_between {
+                assert_eq!(d.next_message(), Ok(Some(Message::Have(PieceIndex(1)))));
+                assert_eq!(d.next_message(), Ok(None));
+                assert_eq!(d.bytes_needed(), 1000);
+            }
+            d.feed_bytes(rest.clone());
+            if !decode_between {
+                assert_eq!(d.next_message(), Ok(Some(Message::Have(PieceIndex(1)))));
+            }
+            let Ok(Some(Message::Piece { data, .. })) = d.next_message() else {
+                panic!("the block")
+            };
+            assert_eq!(data, block);
+            assert_eq!(data.as_ptr() as usize, at, "a slice of the buffer fed");
+            assert_eq!(d.next_message(), Ok(Some(Message::Unchoke)));
+            assert_eq!(d.next_message(), Ok(None));
+            assert_eq!(d.buffered(), 0);
+        }
+        // A header with the first byte of its block is a cut block, joined as before.
+        let mut d = Decoder::new(None);
+        d.feed_bytes(Bytes::copy_from_slice(&wire[..PIECE_HEADER_LEN + 1]));
+        d.feed_bytes(Bytes::copy_from_slice(&wire[PIECE_HEADER_LEN + 1..]));
+        let Ok(Some(Message::Piece { data, .. })) = d.next_message() else {
+            panic!("the cut block")
+        };
+        assert_eq!(data, block);
+        assert!(d.last_payload_owned());
     }
 
     #[test]
