@@ -34,12 +34,18 @@ pub(crate) struct ReadUse {
     kept_bytes: usize,
     /// Where each kept block is: its piece's partial buffer, by block index.
     kept: Vec<(TorrentId, PieceIndex, usize)>,
+    /// The read's buffers are the ones the sender wrote (the simulator's hand-over): a block
+    /// that is a slice of one is a slice of the sender's block buffer, itself a slice of the
+    /// one copy of the content the simulated swarm holds, so it pins nothing not held
+    /// anyway and is kept as it came.
+    as_written: bool,
 }
 
 impl ReadUse {
-    /// A new read of `len` bytes starts.
-    pub fn start(&mut self, len: usize) {
+    /// A new read of `len` bytes starts; `as_written` if its buffers are the sender's own.
+    pub fn start(&mut self, len: usize, as_written: bool) {
         self.len = len;
+        self.as_written = as_written;
         self.kept_bytes = 0;
         self.kept.clear();
     }
@@ -53,7 +59,7 @@ impl ReadUse {
         owned: bool,
         slot: (TorrentId, PieceIndex, usize),
     ) -> Bytes {
-        if owned {
+        if owned || self.as_written {
             return data;
         }
         if self.len < MIN_ZERO_COPY_READ {

@@ -11,13 +11,15 @@ use crate::{Bitfield, ConnId, PieceIndex};
 
 impl Session {
     pub(super) fn on_received(&mut self, now: Instant, conn: ConnId, data: Bytes) {
-        self.on_received_parts(now, conn, [data]);
+        self.on_received_parts(now, conn, [data], false);
     }
 
     /// What `Input::Received` does for several reads of `conn` in order, the last at `now`:
-    /// the simulator's held segments with the one that completes a message. The held ones
-    /// complete no message ([`Session::inert_bytes`]), so their own arrival times could not
-    /// be seen, and decoding once after them all decodes what decoding after each would.
+    /// the simulator's hand-over of held bytes with those that complete a message, as the
+    /// buffers the peer wrote them in. The held ones complete no message
+    /// ([`Session::inert_bytes`]), so their own arrival times could not be seen, and
+    /// decoding once after them all decodes what decoding after each would. A block that
+    /// came as a buffer of its own is kept as that buffer (a slice of the sender's).
     #[cfg(feature = "sim")]
     pub(crate) fn receive_parts(
         &mut self,
@@ -26,38 +28,57 @@ impl Session {
         parts: impl IntoIterator<Item = Bytes>,
     ) {
         self.utp.tick(now);
-        self.on_received_parts(now, conn, parts);
+        self.on_received_parts(now, conn, parts, true);
     }
 
-    /// Feeds `parts` in order, then decodes. Decoding is the same whatever the cuts between
-    /// reads; feeding a read before the messages of the one ahead of it are decoded only
-    /// costs a copy of them, which held parts (completing none) never need.
+    /// Feeds `parts` in order and decodes them. Decoding is the same whatever the cuts
+    /// between reads. A peer past its handshake has the messages of each part decoded
+    /// before the next is fed: fed behind them, the next would have the decoder copy them
+    /// aside (a whole block, where the simulator hands over the buffers a peer wrote).
     fn on_received_parts(
         &mut self,
         now: Instant,
         conn: ConnId,
         parts: impl IntoIterator<Item = Bytes>,
+        as_written: bool,
     ) {
         if let Some(p) = self.peers.get_mut(conn) {
             p.last_received = now;
         }
-        let mut last = None;
+        let mut fed = None;
         for data in parts {
             // Nothing to feed yet (an incoming stream still telling plaintext from MSE), or
             // the connection was closed.
             let Some(data) = self.unseal(now, conn, data) else {
                 continue;
             };
+            let Some(p) = self.peers.get(conn) else {
+                return;
+            };
+            if let Some(len) = fed
+                && p.is_active()
+                && p.decoder.buffered() > 0
+            {
+                self.decode_fed(now, conn, len, as_written);
+            }
             let Some(p) = self.peers.get_mut(conn) else {
                 return;
             };
-            last = Some(data.len());
+            fed = Some(data.len());
             p.decoder.feed_bytes(data);
         }
-        let (Some(last), Some(p)) = (last, self.peers.get_mut(conn)) else {
+        if let Some(len) = fed {
+            self.decode_fed(now, conn, len, as_written);
+        }
+    }
+
+    /// Handles what was fed to `conn`'s decoder, the last read `len` bytes long: the
+    /// handshake, then each message in turn.
+    fn decode_fed(&mut self, now: Instant, conn: ConnId, len: usize, as_written: bool) {
+        let Some(p) = self.peers.get_mut(conn) else {
             return;
         };
-        self.read_use.start(last);
+        self.read_use.start(len, as_written);
         if let Phase::Handshaking { .. } = p.phase {
             self.on_handshake_bytes(now, conn);
         }
