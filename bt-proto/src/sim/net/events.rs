@@ -84,6 +84,8 @@ pub(crate) enum Arrived {
 pub(crate) struct Arrival {
     pub conn: SimConnId,
     pub side: Side,
+    /// The event's sequence number: among events at one instant, their order.
+    pub seq: u64,
     pub host: SocketAddr,
     pub peer: SocketAddr,
     pub what: Arrived,

@@ -50,6 +50,7 @@ use crate::rng::Rng;
 mod calendar;
 mod config;
 mod events;
+mod flight;
 mod queue;
 mod stream;
 use calendar::Calendar;
@@ -104,6 +105,9 @@ struct Host {
     upload_free: Option<Instant>,
     /// Its download queue, booked segment by segment.
     download_busy: Calendar,
+    /// Streams towards it whose next segment arrives without an event (and some that no
+    /// longer have one, dropped when next looked at).
+    quiet: Vec<(SimConnId, Side)>,
 }
 
 /// Where a send goes: the hosts it leaves and reaches, by address and by index.
@@ -405,23 +409,34 @@ impl Network {
             let c = self.conns.get_mut(index(p.conn))?;
             let host = *c.ends.get(p.side.index())?;
             let peer = *c.ends.get(p.side.other().index())?;
-            let bytes = match p.kind {
-                Arrived::Bytes(n) => self.deliver(p.conn, p.side, n, take),
+            let (what, bytes) = match p.kind {
+                Arrived::Bytes(_) => {
+                    let flight = &mut c.streams.get_mut(p.side.index())?.flight;
+                    // A stale event: the stream's wake moved since.
+                    let Some((n, next)) = flight.arrive(p.seq) else {
+                        continue;
+                    };
+                    self.wake(p.conn, p.side, next);
+                    (Arrived::Bytes(n), self.deliver(p.conn, p.side, n, take))
+                }
                 Arrived::Closed(_) => {
                     if let Some(f) = c.finished.get_mut(p.side.index()) {
                         *f = true;
                     }
+                    // What arrived quietly before the close is the receiver's to take.
+                    self.settle(p.conn, p.side, p.at);
                     self.end_stream(p.conn, p.side);
-                    Bytes::new()
+                    (p.kind, Bytes::new())
                 }
-                Arrived::Connected | Arrived::Refused => Bytes::new(),
+                Arrived::Connected | Arrived::Refused => (p.kind, Bytes::new()),
             };
             let arrival = Arrival {
                 conn: p.conn,
                 side: p.side,
+                seq: p.seq,
                 host,
                 peer,
-                what: p.kind,
+                what,
             };
             return Some((arrival, (p.at, bytes)));
         }

@@ -2,16 +2,20 @@
 //! until the receiving end takes them.
 //!
 //! A segment event says only how many bytes arrived; its bytes stay with the stream's
-//! others. A receiver that takes bytes late (the swarm runner, holding segments that
+//! others. A receiver may let segments arrive without an event at all (`flight.rs`) and
+//! count them later. A receiver that takes bytes late (the swarm runner, holding segments that
 //! complete no message) then gets them as slices of the buffers the sender wrote, cut where
 //! the sender's writes were cut, not where segments were: a 16 KiB block written as one
 //! buffer comes out as one slice, however many segments carried it.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use super::flight::{Flight, Quiet, Segment};
+use super::queue::Pending;
 use super::{Arrived, NetError, Network, Side, SimConnId, index};
 
 /// What one end has yet to take of the bytes written towards it.
@@ -26,6 +30,8 @@ pub(super) struct Stream {
     delivered: usize,
     /// Of those, the bytes delivered or on their way.
     sent: usize,
+    /// The segments on their way, and which of them needs an event.
+    pub(super) flight: Flight,
 }
 
 impl Stream {
@@ -186,9 +192,138 @@ impl Network {
                 return Ok(());
             }
             let at = self.in_order(conn, side.other(), arrival)?;
-            self.schedule(at, conn, side.other(), Arrived::Bytes(len));
+            self.seq += 1;
+            let segment = Segment {
+                at,
+                seq: self.seq,
+                len,
+            };
+            if gone {
+                continue;
+            }
+            let Some(s) = self.stream_mut(conn, side.other()) else {
+                continue;
+            };
+            let wake = s.flight.push(segment);
+            if wake.is_some() || !s.flight.listed {
+                self.wake(conn, side.other(), wake);
+            }
         }
         Ok(())
+    }
+
+    /// Puts the event of `segment`, the new wake of the stream towards `side`, in the heap;
+    /// lists the stream on its host if its next segment comes without an event.
+    pub(super) fn wake(&mut self, conn: SimConnId, side: Side, segment: Option<Segment>) {
+        if let Some(c) = self.conns.get_mut(index(conn))
+            && let Some(s) = c.streams.get_mut(side.index())
+            && !s.flight.listed
+            && s.flight.has_quiet()
+            && let Some(h) = c
+                .hosts
+                .get(side.index())
+                .and_then(|h| self.hosts.get_mut(*h))
+        {
+            s.flight.listed = true;
+            h.quiet.push((conn, side));
+        }
+        if let Some(s) = segment {
+            self.queue.push(Pending {
+                at: s.at,
+                seq: s.seq,
+                conn,
+                side,
+                kind: Arrived::Bytes(s.len),
+            });
+        }
+    }
+
+    /// Lets `quiet` bytes arrive at `side` of `conn` without an event (counted from the
+    /// next to arrive): the receiver would do nothing with them but hold them.
+    pub(crate) fn set_quiet(&mut self, conn: SimConnId, side: Side, quiet: usize) {
+        let wake = self
+            .stream_mut(conn, side)
+            .and_then(|s| s.flight.set_quiet(quiet));
+        self.wake(conn, side, wake);
+    }
+
+    /// What arrived at `side` of `conn` without an event by `now`, now delivered (to be
+    /// taken with [`Network::take_received`]).
+    pub(crate) fn quiet_arrivals(
+        &mut self,
+        conn: SimConnId,
+        side: Side,
+        now: Instant,
+    ) -> Option<Quiet> {
+        self.settle(conn, side, now);
+        self.stream_mut(conn, side)?.flight.take_settled()
+    }
+
+    /// The streams towards `host` whose next segment arrives without an event: the ends
+    /// that may have received bytes no event told of.
+    pub(crate) fn quiet_streams(&mut self, host: SocketAddr) -> Vec<(SimConnId, Side)> {
+        let Some(h) = self.host_index.get(&host).copied() else {
+            return Vec::new();
+        };
+        let mut listed = self
+            .hosts
+            .get_mut(h)
+            .map(|h| std::mem::take(&mut h.quiet))
+            .unwrap_or_default();
+        listed.sort_unstable();
+        listed.dedup();
+        listed.retain(|&(conn, side)| {
+            let Some(s) = self.stream_mut(conn, side) else {
+                return false;
+            };
+            s.flight.listed = s.flight.has_quiet();
+            s.flight.listed
+        });
+        if let Some(h) = self.hosts.get_mut(h) {
+            h.quiet.clone_from(&listed);
+        }
+        listed
+    }
+
+    /// When the first byte that arrived at `side` of `conn` without an event (and is not
+    /// taken) came, if one has by `now`: its time and sequence number.
+    pub(crate) fn first_quiet_arrival(
+        &self,
+        conn: SimConnId,
+        side: Side,
+        now: Instant,
+    ) -> Option<(Instant, u64)> {
+        let c = self.conns.get(index(conn))?;
+        c.streams
+            .get(side.index())?
+            .flight
+            .first_quiet(now, c.reset_at)
+    }
+
+    /// When the last byte that arrived anywhere without an event by `now` came, if one
+    /// has: the time a receiver taking every event would have seen last.
+    pub(crate) fn last_quiet_arrival(&self, now: Instant) -> Option<Instant> {
+        self.conns
+            .iter()
+            .flat_map(|c| {
+                c.streams
+                    .iter()
+                    .map(|s| s.flight.last_quiet(now, c.reset_at))
+            })
+            .flatten()
+            .max()
+    }
+
+    /// Counts what arrived quietly at `side` by `now` as delivered.
+    pub(super) fn settle(&mut self, conn: SimConnId, side: Side, now: Instant) {
+        let Some(c) = self.conns.get_mut(index(conn)) else {
+            return;
+        };
+        let cut = c.reset_at;
+        if let Some(s) = c.streams.get_mut(side.index()) {
+            let bytes = s.flight.settle(now, cut);
+            s.delivered = (s.delivered + bytes).min(s.sent);
+        }
     }
 
     /// Takes the first `n` bytes delivered to `side` of `conn` and not yet taken, as slices
@@ -225,6 +360,7 @@ impl Network {
     pub(super) fn drop_sent(&mut self, conn: SimConnId, side: Side) {
         if let Some(s) = self.stream_mut(conn, side) {
             s.drop_sent(s.sent);
+            s.flight.clear();
         }
     }
 
@@ -242,6 +378,7 @@ impl Network {
     pub(super) fn end_stream(&mut self, conn: SimConnId, side: Side) {
         if let Some(s) = self.stream_mut(conn, side) {
             s.keep_first(s.delivered);
+            s.flight.clear();
         }
     }
 

@@ -15,6 +15,13 @@
 //! the next block, come in the segment that completes a message, are held back again when
 //! the session would only buffer them, so that its block too is handed over whole.
 //!
+//! The runner tells the network how many bytes its session would only buffer
+//! ([`crate::sim::net::Network::set_quiet`]); segments within them arrive without an event,
+//! and are counted when the segment past them comes or when the end is handed over early.
+//! A node's ends are handed over in the order they began holding, and a run that ends
+//! between such arrivals first moves the clock to the last of them, so the sessions see
+//! what they saw when every segment was an event.
+//!
 //! Only the peer's own inputs and its timers look at what partial bytes change (its decoder
 //! and last-received time), so held bytes are handed over before the connection's close,
 //! before the node's timers fire, before any command or kill of the node, and when a run
@@ -38,6 +45,9 @@ pub(super) struct End {
     held_len: usize,
     /// When the last of them arrived.
     held_at: Option<Instant>,
+    /// Time and sequence number of the event at which the end began holding them: among a
+    /// node's ends, the order in which they are handed over.
+    held_key: Option<(Instant, u64)>,
 }
 
 impl End {
@@ -48,12 +58,14 @@ impl End {
             inert: 0,
             held_len: 0,
             held_at: None,
+            held_key: None,
         }
     }
 
     /// How many bytes the end holds and when the last of them arrived, leaving it holding
     /// nothing.
     fn take_held(&mut self) -> Option<(Instant, usize)> {
+        self.held_key = None;
         let at = self.held_at.take()?;
         Some((at, std::mem::take(&mut self.held_len)))
     }
@@ -91,67 +103,79 @@ impl Ends {
 }
 
 impl Swarm {
-    /// `len` bytes arrived at `side` of `sim`, whose end is known: held back if the session
-    /// would only buffer them, else handed over after what was held.
-    pub(super) fn receive(&mut self, sim: SimConnId, side: Side, now: Instant, len: usize) {
+    /// `len` bytes arrived at `side` of `sim`, whose end is known, at the event `key`
+    /// (its time and sequence number): held back if the session would only buffer them,
+    /// else handed over after what was held.
+    pub(super) fn receive(&mut self, sim: SimConnId, side: Side, key: (Instant, u64), len: usize) {
         let Some(end) = self.ends.get_mut(sim, side) else {
             return;
         };
         if end.held_len + len <= end.inert {
-            self.hold(sim, side, now, len);
+            self.hold(sim, side, key, len);
             return;
         }
         let held = self.take_held(sim, side).map_or(0, |(_, n)| n);
-        self.hand_over(sim, side, now, held + len, true);
+        self.hand_over(sim, side, key.0, held + len, Some(key));
     }
 
-    /// Adds `len` bytes that arrived at `now` to what `side` of `sim` holds.
-    fn hold(&mut self, sim: SimConnId, side: Side, now: Instant, len: usize) {
+    /// Adds `len` bytes that arrived at the event `key` to what `side` of `sim` holds.
+    fn hold(&mut self, sim: SimConnId, side: Side, key: (Instant, u64), len: usize) {
         let Some(end) = self.ends.get_mut(sim, side) else {
             return;
         };
-        if end.held_at.is_none()
+        if end.held_key.is_none()
             && let Some(n) = self.nodes.get_mut(end.node)
         {
             n.holding.push((sim, side));
         }
+        end.held_key.get_or_insert(key);
         end.held_len += len;
-        end.held_at = Some(now);
+        end.held_at = Some(key.0);
     }
 
     /// How many bytes `side` of `sim` holds and when the last of them arrived; the end and
     /// its node hold nothing more.
     fn take_held(&mut self, sim: SimConnId, side: Side) -> Option<(Instant, usize)> {
         let end = self.ends.get_mut(sim, side)?;
-        let (node, held) = (end.node, end.take_held()?);
+        let node = end.node;
+        let held = end.take_held();
         if let Some(n) = self.nodes.get_mut(node) {
             n.holding.retain(|h| *h != (sim, side));
         }
-        Some(held)
+        held
     }
 
     /// Hands the next `len` bytes received at `side` of `sim` to its session, as received
-    /// at `at`, notes how many bytes it may be spared next, and carries out what it did.
-    /// Held bytes go in the same input as the ones that complete a message, not in one of
-    /// their own: the session flushes the connections it touched in the order it touched
-    /// them since it was last drained, so an input of their own, drained later, would
-    /// reorder the node's sends.
+    /// at `at`, notes how many bytes it may be spared next (the network lets them arrive
+    /// without an event), and carries out what it did. Held bytes go in the same input as
+    /// the ones that complete a message, not in one of their own: the session flushes the
+    /// connections it touched in the order it touched them since it was last drained, so an
+    /// input of their own, drained later, would reorder the node's sends.
     ///
-    /// With `split`, a buffer the bytes end inside (the start of the next block, come
-    /// with the end of the last) is handed over after the others and only if the session
-    /// would do more than buffer it; else it stays held, to be handed over whole with the
-    /// rest of its message. Two inputs at one instant with no drain between are one to the
-    /// session: the same messages in the same order, the same connections to flush.
-    fn hand_over(&mut self, sim: SimConnId, side: Side, at: Instant, len: usize, split: bool) {
+    /// With `split`, the key of the event that completed a message: a buffer the bytes end
+    /// inside (the start of the next block, come with the end of the last) is handed over
+    /// after the others and only if the session would do more than buffer it; else it stays
+    /// held, to be handed over whole with the rest of its message. Two inputs at one instant
+    /// with no drain between are one to the session: the same messages in the same order,
+    /// the same connections to flush.
+    fn hand_over(
+        &mut self,
+        sim: SimConnId,
+        side: Side,
+        at: Instant,
+        len: usize,
+        split: Option<(Instant, u64)>,
+    ) {
         let Some((idx, conn, inert)) = self.ends.get(sim, side).map(|e| (e.node, e.conn, e.inert))
         else {
             return;
         };
         let mut parts = Vec::new();
         // Only a peer exchanging messages (inert > 0) is split: a handshake is not.
+        let whole_only = split.is_some() && inert > 0;
         let mut rest = self
             .net
-            .take_received(sim, side, len, split && inert > 0, &mut parts);
+            .take_received(sim, side, len, whole_only, &mut parts);
         if parts.is_empty() && rest > 0 {
             rest = self.net.take_received(sim, side, rest, false, &mut parts);
         }
@@ -172,27 +196,56 @@ impl Swarm {
         if let Some(end) = self.ends.get_mut(sim, side) {
             end.inert = inert;
         }
-        if rest > 0 {
-            self.hold(sim, side, at, rest);
+        if let (true, Some(key)) = (rest > 0, split) {
+            self.hold(sim, side, key, rest);
         }
+        let held = self.ends.get(sim, side).map_or(0, |e| e.held_len);
+        self.net.set_quiet(sim, side, inert.saturating_sub(held));
         self.drain(NodeId(idx));
     }
 
-    /// Hands over what `side` of `sim` holds, before its close or its next message reaches
-    /// the session.
+    /// Hands over what `side` of `sim` holds and what arrived at it without an event,
+    /// before its close or its next message reaches the session.
     pub(super) fn release_end(&mut self, sim: SimConnId, side: Side) {
-        if let Some((at, len)) = self.take_held(sim, side) {
-            self.hand_over(sim, side, at, len, false);
+        let now = self.clock.now();
+        let quiet = self.net.quiet_arrivals(sim, side, now);
+        let mut held = self.take_held(sim, side);
+        if let Some(q) = quiet {
+            held = Some(match held {
+                Some((at, len)) => (at.max(q.last), len + q.bytes),
+                None => (q.last, q.bytes),
+            });
+        }
+        if let Some((at, len)) = held {
+            self.hand_over(sim, side, at, len, None);
         }
     }
 
     /// Hands over everything `node`'s connections hold, before its timers, a command or its
-    /// end.
+    /// end: end by end, in the order they began holding, as handing them over as they came
+    /// would.
     pub(super) fn release_node(&mut self, node: NodeId) {
-        let Some(n) = self.nodes.get_mut(node.0) else {
+        let now = self.clock.now();
+        let Some(n) = self.nodes.get(node.0) else {
             return;
         };
-        for (sim, side) in std::mem::take(&mut n.holding) {
+        let mut ends = self.net.quiet_streams(n.addr);
+        ends.extend(n.holding.iter().copied());
+        let mut holding: Vec<((Instant, u64), SimConnId, Side)> = ends
+            .into_iter()
+            .filter_map(|(sim, side)| {
+                let kept = self.ends.get(sim, side)?.held_key;
+                let quiet = self.net.first_quiet_arrival(sim, side, now);
+                let first = match (kept, quiet) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b)?,
+                };
+                Some((first, sim, side))
+            })
+            .collect();
+        holding.sort_unstable();
+        holding.dedup();
+        for (_, sim, side) in holding {
             self.release_end(sim, side);
         }
     }
@@ -201,9 +254,7 @@ impl Swarm {
     /// inputs left them when a run returns.
     pub(super) fn release_all(&mut self) {
         for i in 0..self.nodes.len() {
-            if self.nodes.get(i).is_some_and(|n| !n.holding.is_empty()) {
-                self.release_node(NodeId(i));
-            }
+            self.release_node(NodeId(i));
         }
     }
 }

@@ -169,8 +169,8 @@ struct Node {
     /// A raw node runs no session: the test drives its connections byte by byte.
     raw: bool,
     raw_inbox: BTreeMap<SimConnId, RawConn>,
-    /// Ends of this node's connections holding bytes back from its session ([`held`]), so
-    /// that handing them over before each timer looks at these only, not at every connection.
+    /// Ends of this node's connections holding bytes back from its session ([`held`]) that
+    /// an event told of; those that arrived without one the network lists.
     holding: Vec<(SimConnId, Side)>,
     /// The session's next deadline when it was last drained: the live entry of
     /// [`Swarm::timers`] for this node.
