@@ -17,9 +17,9 @@ impl Session {
     /// What `Input::Received` does for several reads of `conn` in order, the last at `now`:
     /// the simulator's hand-over of held bytes with those that complete a message, as the
     /// buffers the peer wrote them in. The held ones complete no message
-    /// ([`Session::inert_bytes`]), so their own arrival times could not be seen, and
-    /// decoding once after them all decodes what decoding after each would. A block that
-    /// came as a buffer of its own is kept as that buffer (a slice of the sender's).
+    /// ([`Session::inert_bytes`]), so their own arrival times could not be seen, and one
+    /// input for them all decodes what one input each would. A block that came as a buffer
+    /// of its own is kept as that buffer (a slice of the sender's).
     #[cfg(feature = "sim")]
     pub(crate) fn receive_parts(
         &mut self,

@@ -116,7 +116,7 @@ impl Flight {
     pub(super) fn settle(&mut self, now: Instant, cut: Option<Instant>) -> usize {
         let mut bytes = 0;
         while let Some(s) = self.segments.front().copied() {
-            if s.at > now || cut.is_some_and(|c| s.at >= c) || self.wake == Some(s.seq) {
+            if !self.arrived_quietly(&s, now, cut) {
                 break;
             }
             self.segments.pop_front();
@@ -145,8 +145,13 @@ impl Flight {
             return Some(s.first);
         }
         let s = self.segments.front()?;
-        let arrived = s.at <= now && cut.is_none_or(|c| s.at < c) && self.wake != Some(s.seq);
-        arrived.then_some((s.at, s.seq))
+        self.arrived_quietly(s, now, cut).then_some((s.at, s.seq))
+    }
+
+    /// Whether `s`, not the wake, arrived by `now` and before `cut` (a reset, after which
+    /// nothing arrives). Only segments before the wake are asked about.
+    fn arrived_quietly(&self, s: &Segment, now: Instant, cut: Option<Instant>) -> bool {
+        s.at <= now && cut.is_none_or(|c| s.at < c) && self.wake != Some(s.seq)
     }
 
     /// When the last quiet segment not yet settled arrived, if one has by `now` (and
@@ -154,7 +159,7 @@ impl Flight {
     pub(super) fn last_quiet(&self, now: Instant, cut: Option<Instant>) -> Option<Instant> {
         self.segments
             .iter()
-            .take_while(|s| s.at <= now && cut.is_none_or(|c| s.at < c) && self.wake != Some(s.seq))
+            .take_while(|s| self.arrived_quietly(s, now, cut))
             .last()
             .map(|s| s.at)
     }

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::flight::{Flight, Quiet, Segment};
 use super::queue::Pending;
@@ -80,14 +80,13 @@ impl Stream {
         self.take(n, false, &mut parts);
         match <[Bytes; 1]>::try_from(parts) {
             Ok([one]) => one,
-            Err(parts) => {
-                let mut joined = BytesMut::with_capacity(n);
-                for p in &parts {
-                    joined.extend_from_slice(p);
-                }
-                joined.freeze()
-            }
+            Err(parts) => Bytes::from(parts.concat()),
         }
+    }
+
+    /// `n` more bytes were delivered (never more than were sent).
+    fn deliver(&mut self, n: usize) {
+        self.delivered = (self.delivered + n).min(self.sent);
     }
 
     fn consume(&mut self, n: usize) {
@@ -322,7 +321,7 @@ impl Network {
         let cut = c.reset_at;
         if let Some(s) = c.streams.get_mut(side.index()) {
             let bytes = s.flight.settle(now, cut);
-            s.delivered = (s.delivered + bytes).min(s.sent);
+            s.deliver(bytes);
         }
     }
 
@@ -370,8 +369,20 @@ impl Network {
         let Some(s) = self.stream_mut(conn, side) else {
             return Bytes::new();
         };
-        s.delivered = (s.delivered + n).min(s.sent);
+        s.deliver(n);
         if take { s.take_joined(n) } else { Bytes::new() }
+    }
+
+    /// [`Network::take_received`] of `n` bytes as one buffer: a slice if they lie in one
+    /// written buffer, else a copy.
+    pub(crate) fn take_received_joined(&mut self, conn: SimConnId, side: Side, n: usize) -> Bytes {
+        match self.stream_mut(conn, side) {
+            Some(s) => {
+                let ready = n.min(s.delivered);
+                s.take_joined(ready)
+            }
+            None => Bytes::new(),
+        }
     }
 
     /// Forgets the bytes towards `side` that will never be delivered: its connection ended.

@@ -104,21 +104,15 @@ impl Ends {
 
 impl Swarm {
     /// `len` bytes arrived at `side` of `sim`, whose end is known, at the event `key`
-    /// (its time and sequence number): held back if the session would only buffer them,
-    /// else handed over after what was held.
+    /// (its time and sequence number): handed over after what was held. Bytes the session
+    /// would only buffer come with no event of their own ([`crate::sim::net::Network::set_quiet`]),
+    /// so an event always brings more than that.
     pub(super) fn receive(&mut self, sim: SimConnId, side: Side, key: (Instant, u64), len: usize) {
-        let Some(end) = self.ends.get_mut(sim, side) else {
-            return;
-        };
-        if end.held_len + len <= end.inert {
-            self.hold(sim, side, key, len);
-            return;
-        }
         let held = self.take_held(sim, side).map_or(0, |(_, n)| n);
         self.hand_over(sim, side, key.0, held + len, Some(key));
     }
 
-    /// Adds `len` bytes that arrived at the event `key` to what `side` of `sim` holds.
+    /// Holds back `len` bytes of what came with the event `key` at `side` of `sim`.
     fn hold(&mut self, sim: SimConnId, side: Side, key: (Instant, u64), len: usize) {
         let Some(end) = self.ends.get_mut(sim, side) else {
             return;
@@ -196,11 +190,11 @@ impl Swarm {
         if let Some(end) = self.ends.get_mut(sim, side) {
             end.inert = inert;
         }
+        // What was held was taken before the hand-over: only the tail is held now.
         if let (true, Some(key)) = (rest > 0, split) {
             self.hold(sim, side, key, rest);
         }
-        let held = self.ends.get(sim, side).map_or(0, |e| e.held_len);
-        self.net.set_quiet(sim, side, inert.saturating_sub(held));
+        self.net.set_quiet(sim, side, inert.saturating_sub(rest));
         self.drain(NodeId(idx));
     }
 

@@ -141,10 +141,7 @@ impl Swarm {
                     continue;
                 }
                 Arrived::Bytes(len) => {
-                    let mut parts = Vec::new();
-                    self.net
-                        .take_received(ev.conn, ev.side, len, false, &mut parts);
-                    NetEventKind::Data(parts.concat().into())
+                    NetEventKind::Data(self.net.take_received_joined(ev.conn, ev.side, len))
                 }
                 Arrived::Connected => NetEventKind::Connected,
                 Arrived::Refused => NetEventKind::Refused,
